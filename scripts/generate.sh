@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Regenerates gen/ from proto/ with protoc (Debian's protobuf-compiler) and the ts-proto plugin.
+# The output is committed; never edit it by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf gen
+mkdir -p gen
+protoc \
+  --plugin=protoc-gen-ts_proto=./node_modules/.bin/protoc-gen-ts_proto \
+  --ts_proto_out=gen \
+  --ts_proto_opt=outputServices=grpc-js,forceLong=bigint,oneof=unions-value,env=node,importSuffix=.js,esModuleInterop=true,useExactTypes=false \
+  -I proto \
+  $(find proto -name '*.proto' | sort)
+printf '# Generated code\n\nMade by `npm run generate` (scripts/generate.sh) from `proto/`. Do not edit by hand.\n' > gen/README.md
