@@ -1,0 +1,33 @@
+// Structured logs: one JSON object a line on stderr, so journald and log shippers can parse them.
+export type Level = "debug" | "info" | "warn" | "error";
+const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+export function createLogger(
+  base: Record<string, unknown> = {},
+  minLevel: Level = (process.env.MIP46_LOG_LEVEL as Level) ?? "info",
+  write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
+): Logger {
+  const min = RANK[minLevel] ?? RANK.info;
+  const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (RANK[level] < min) return;
+    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, (_k, v) =>
+      typeof v === "bigint" ? v.toString() : v instanceof Error ? { name: v.name, message: v.message } : v));
+  };
+  return {
+    debug: (m, f) => emit("debug", m, f),
+    info: (m, f) => emit("info", m, f),
+    warn: (m, f) => emit("warn", m, f),
+    error: (m, f) => emit("error", m, f),
+    child: (fields) => createLogger({ ...base, ...fields }, minLevel, write),
+  };
+}
+
+export const silentLogger: Logger = createLogger({}, "error", () => {});

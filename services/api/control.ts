@@ -1,0 +1,243 @@
+// The gRPC adapter of the ControlEngine service: check each field, call the engine, map the
+// result to the generated messages, and map errors to status codes here and nowhere else.
+import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError, Metadata, status } from "@grpc/grpc-js";
+import {
+  type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest, HostState,
+  LeasePurpose, NetworkFamily, type RegisterMigrationRequest, type RegisterMigrationResponse, type Rule as RuleMessage, TunnelKind,
+} from "../../gen/mip46/v1/control.js";
+import { AddressError, type IPAddress, parseAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6 } from "../../lib/net/address.js";
+import type { Logger } from "../../lib/log.js";
+import type { Rule, TunnelType } from "../../lib/rules/rules.js";
+import type { Engine, HeartbeatInput } from "../engine/engine.js";
+import {
+  ConfigError, FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError,
+} from "../errors.js";
+import type { EngineMetrics } from "../metrics/metrics.js";
+import type { HostRecord, HostStateName, LeasePurpose as LeasePurposeName } from "../store/store.js";
+
+export const SERVICE_NAME = "mip46.v1.ControlEngine";
+
+/** The longest identifier (host, VM) the API accepts. */
+const MAX_ID = 253;
+const MAX_ADDRESSES = 256;
+const MAX_VMS = 4096;
+
+function id(value: string, field: string): string {
+  if (value === "") throw new InvalidArgumentError(field, "is required");
+  if (value.length > MAX_ID || !/^[A-Za-z0-9][A-Za-z0-9._:@/-]*$/.test(value)) {
+    throw new InvalidArgumentError(field, `'${value.slice(0, 64)}' must be 1-${MAX_ID} characters of letters, digits and . _ : @ / -, starting with a letter or digit`);
+  }
+  return value;
+}
+
+function nonNegative(value: number, field: string): number {
+  if (!Number.isFinite(value) || value < 0) throw new InvalidArgumentError(field, `must be a finite number of zero or more, not ${value}`);
+  return value;
+}
+
+function bytes(value: bigint, field: string): number {
+  if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidArgumentError(field, "is out of range");
+  return Number(value);
+}
+
+function sameFamily(a: IPAddress, b: IPAddress, field: string, other: string): void {
+  if (a.family !== b.family) throw new InvalidArgumentError(field, `must be IPv${b.family} like ${other}`);
+}
+
+export function toStatus(e: unknown, log: Logger, method: string): Partial<ServiceError> {
+  const known: [new (...a: never[]) => Error, status][] = [
+    [InvalidArgumentError, status.INVALID_ARGUMENT],
+    [AddressError, status.INVALID_ARGUMENT],
+    [NotFoundError, status.NOT_FOUND],
+    [FailedPreconditionError, status.FAILED_PRECONDITION],
+    [ResourceExhaustedError, status.RESOURCE_EXHAUSTED],
+    [ConfigError, status.FAILED_PRECONDITION],
+  ];
+  for (const [cls, code] of known) if (e instanceof cls) return { code, details: e.message };
+  log.error("internal error", { method, err: e, stack: (e as Error)?.stack });
+  return { code: status.INTERNAL, details: "internal error; see the engine's log" };
+}
+
+const STATUS_NAME = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === "number").map(([k, v]) => [v, k])) as Record<number, string>;
+
+export function controlService(engine: Engine, metrics: EngineMetrics, log: Logger): ControlEngineServer {
+  function unary<Req, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res> | Res): handleUnaryCall<Req, Res> {
+    const labels = { grpc_type: "unary", grpc_service: SERVICE_NAME, grpc_method: method };
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      const end = metrics.handling.startTimer(labels);
+      const done = (code: number) => {
+        end();
+        metrics.handled.inc({ ...labels, grpc_code: STATUS_NAME[code] ?? String(code) });
+      };
+      Promise.resolve()
+        .then(() => fn(call.request, call))
+        .then(
+          (res) => { done(status.OK); callback(null, res); },
+          (e) => {
+            const err = toStatus(e, log, method);
+            done(err.code!);
+            callback({ ...err, metadata: new Metadata() }, null);
+          },
+        );
+    };
+  }
+
+  return {
+    allocateCareOf: unary<AllocateCareOfRequest, AllocateCareOfResponse>("AllocateCareOf", async (req) => {
+      const hostId = id(req.hostId, "host_id");
+      const vmId = id(req.vmId, "vm_id");
+      const home = parseAddress(req.homeAddress, "home_address");
+      const c = await engine.allocateCareOf(hostId, vmId, home);
+      return { careOfIpv4: c.careOfIPv4, careOfIpv6: c.careOfIPv6, lifetimeSeconds: c.lifetimeSeconds, pool: c.pool, expiresAtMs: BigInt(c.expiresAtMs) };
+    }),
+
+    releaseCareOf: unary("ReleaseCareOf", async (req) => {
+      if ((req.address === "") === (req.vmId === "")) throw new InvalidArgumentError("address", "give either address or vm_id, not both or neither");
+      const r = req.address !== ""
+        ? await engine.releaseCareOf({ address: parseIPv4(req.address, "address") })
+        : await engine.releaseCareOf({ vmId: id(req.vmId, "vm_id") });
+      return { address: r.address, cooldownUntilMs: BigInt(r.cooldownUntilMs) };
+    }),
+
+    requestPrefix: unary("RequestPrefix", (req) => {
+      id(req.hostId, "host_id");
+      const segment = parseCidr4(req.ipv4Segment, "ipv4_segment");
+      return { ipv6Prefix: engine.requestPrefix(segment) };
+    }),
+
+    registerMigration: unary<RegisterMigrationRequest, RegisterMigrationResponse>("RegisterMigration", async (req) => {
+      const vmId = id(req.vmId, "vm_id");
+      const home = parseAddress(req.homeAddress, "home_address");
+      const homeAgent = parseAddress(req.homeAgent, "home_agent");
+      sameFamily(homeAgent, home, "home_agent", "home_address");
+      const sourceHostId = id(req.sourceHostId, "source_host_id");
+      const destinationHostId = id(req.destinationHostId, "destination_host_id");
+      const careOfIPv4 = req.careOfIpv4 === "" ? undefined : parseIPv4(req.careOfIpv4, "care_of_ipv4");
+      const careOfIPv6 = req.careOfIpv6 === "" ? undefined : parseIPv6(req.careOfIpv6, "care_of_ipv6");
+      const r = await engine.registerMigration({ vmId, home, homeAgent, sourceHostId, destinationHostId, careOfIPv4, careOfIPv6 });
+      return { migrationId: r.migrationId, ruleRevision: r.ruleRevision, translatedIpv4: r.translatedIPv4, translatedIpv6: r.translatedIPv6, returnedHome: r.returnedHome };
+    }),
+
+    heartbeat: unary("Heartbeat", async (req: HeartbeatRequest) => {
+      const input = heartbeatInput(req);
+      const r = await engine.heartbeat(input);
+      return {
+        state: hostState(r.host.state),
+        networkFamily: family(r.host.family),
+        network: r.host.network,
+        advice: r.advice.map((a) => ({ vmId: a.vmId, sourceHostId: a.sourceHostId, destinationHostId: a.destinationHostId, crossProtocol: a.crossProtocol, reason: a.reason })),
+        heartbeatIntervalSeconds: Math.ceil(r.heartbeatIntervalSeconds),
+      };
+    }),
+
+    mapCorrespondent: unary("MapCorrespondent", async (req) => {
+      const lease = await engine.mapCorrespondent(parseIPv6(req.ipv6Address, "ipv6_address"));
+      return { ipv4Address: lease.address, lifetimeSeconds: engine.config.leases.correspondentLifetimeSeconds };
+    }),
+
+    listPools: unary("ListPools", async () => ({
+      pools: (await engine.store.poolUsage(Date.now())).map((p) => ({ name: p.pool, kind: p.kind, first: p.first, last: p.last, size: p.size, leased: p.leased, cooling: p.cooling, free: p.free })),
+    })),
+
+    listLeases: unary("ListLeases", async () => ({
+      leases: (await engine.store.listLeases()).map((l) => ({
+        address: l.address, pool: l.pool, holder: l.holder, purpose: leasePurpose(l.purpose), hostId: l.hostId, expiresAtMs: BigInt(l.expiresAtMs ?? 0),
+      })),
+    })),
+
+    listPrefixes: unary("ListPrefixes", () => ({
+      prefixes: engine.config.segments.map((s) => ({
+        ipv4Segment: `${s.network.network.text}/${s.network.length}`,
+        ipv6Prefix: s.prefix ? `${s.prefix.network.text}/${s.prefix.length}` : "",
+        careOfFirst: s.careOfPool?.ranges[0].first.text ?? "",
+        careOfLast: s.careOfPool?.ranges[s.careOfPool.ranges.length - 1].last.text ?? "",
+      })),
+      translationPrefix: engine.config.translationPrefix ? `${engine.config.translationPrefix.network.text}/${engine.config.translationPrefix.length}` : "",
+      ipv6Networks: engine.config.ipv6Networks.map((n) => `${n.network.network.text}/${n.network.length}`),
+    })),
+
+    listBindings: unary("ListBindings", async () => ({
+      bindings: (await engine.store.listBindings()).map((b) => ({
+        vmId: b.vmId, homeAddress: b.homeAddress, homeAgent: b.homeAgent, hostId: b.hostId, careOfIpv4: b.careOfIPv4, careOfIpv6: b.careOfIPv6,
+        translatedIpv4: b.translatedIPv4, translatedIpv6: b.translatedIPv6, migrationId: b.migrationId, updatedAtMs: BigInt(b.updatedAtMs),
+      })),
+    })),
+
+    listHosts: unary("ListHosts", async () => ({ hosts: (await engine.store.listHosts()).map(hostMessage) })),
+
+    listMigrations: unary("ListMigrations", async () => ({
+      migrations: (await engine.store.listMigrations(1000)).map((m) => ({ ...m, careOfIpv4: m.careOfIPv4, careOfIpv6: m.careOfIPv6, registeredAtMs: BigInt(m.registeredAtMs) })),
+    })),
+
+    getRuleTable: unary("GetRuleTable", async () => {
+      const t = await engine.store.ruleTable();
+      return { revision: t.revision, rules: t.rules.map(ruleMessage) };
+    }),
+  };
+}
+
+function heartbeatInput(req: HeartbeatRequest): HeartbeatInput {
+  const hostId = id(req.hostId, "host_id");
+  if (req.addresses.length > MAX_ADDRESSES) throw new InvalidArgumentError("addresses", `at most ${MAX_ADDRESSES}`);
+  const addresses = req.addresses.map((a, i) => {
+    const c = parseCidr(a, `addresses[${i}]`, false);
+    return `${c.address.text}/${c.length}`;
+  });
+  const r = req.resources;
+  const resources = {
+    cpuUsedCores: nonNegative(r?.cpuUsedCores ?? 0, "resources.cpu_used_cores"),
+    cpuTotalCores: nonNegative(r?.cpuTotalCores ?? 0, "resources.cpu_total_cores"),
+    memoryUsedBytes: bytes(r?.memoryUsedBytes ?? 0n, "resources.memory_used_bytes"),
+    memoryTotalBytes: bytes(r?.memoryTotalBytes ?? 0n, "resources.memory_total_bytes"),
+  };
+  if (req.vms.length > MAX_VMS) throw new InvalidArgumentError("vms", `at most ${MAX_VMS}`);
+  const vms = req.vms.map((v, i) => ({
+    vmId: id(v.vmId, `vms[${i}].vm_id`),
+    homeAddress: v.homeAddress === "" ? "" : parseAddress(v.homeAddress, `vms[${i}].home_address`).text,
+    cpuUsedCores: nonNegative(v.cpuUsedCores, `vms[${i}].cpu_used_cores`),
+    memoryUsedBytes: bytes(v.memoryUsedBytes, `vms[${i}].memory_used_bytes`),
+  }));
+  return { hostId, addresses, resources, vms };
+}
+
+function hostState(s: HostStateName): HostState {
+  return s === "hot" ? HostState.HOST_STATE_HOT : s === "down" ? HostState.HOST_STATE_DOWN : HostState.HOST_STATE_UP;
+}
+
+function family(f: 0 | 4 | 6): NetworkFamily {
+  return f === 4 ? NetworkFamily.NETWORK_FAMILY_IPV4 : f === 6 ? NetworkFamily.NETWORK_FAMILY_IPV6 : NetworkFamily.NETWORK_FAMILY_UNSPECIFIED;
+}
+
+function leasePurpose(p: LeasePurposeName): LeasePurpose {
+  return p === "care-of" ? LeasePurpose.LEASE_PURPOSE_CARE_OF : p === "translation" ? LeasePurpose.LEASE_PURPOSE_TRANSLATION : LeasePurpose.LEASE_PURPOSE_CORRESPONDENT;
+}
+
+function hostMessage(h: HostRecord) {
+  return {
+    hostId: h.hostId, state: hostState(h.state), networkFamily: family(h.family), network: h.network, addresses: h.addresses,
+    resources: { cpuUsedCores: h.resources.cpuUsedCores, cpuTotalCores: h.resources.cpuTotalCores, memoryUsedBytes: BigInt(h.resources.memoryUsedBytes), memoryTotalBytes: BigInt(h.resources.memoryTotalBytes) },
+    vmCount: h.vms.length, lastSeenMs: BigInt(h.lastSeenMs),
+  };
+}
+
+const TUNNEL_KIND: Record<TunnelType, TunnelKind> = {
+  "4in4": TunnelKind.TUNNEL_KIND_IPV4_IN_IPV4,
+  "6in6": TunnelKind.TUNNEL_KIND_IPV6_IN_IPV6,
+  "4in6": TunnelKind.TUNNEL_KIND_IPV4_IN_IPV6,
+  "6in4": TunnelKind.TUNNEL_KIND_IPV6_IN_IPV4,
+};
+
+export function ruleMessage(r: Rule): RuleMessage {
+  switch (r.kind) {
+    case "reencap-4in4-to-4in6":
+      return { key: r.key, kind: { $case: "reencap4in4To4in6", value: { poolIpv4: r.poolIPv4, careOfIpv6: r.careOfIPv6, vmId: r.vmId } } };
+    case "reencap-6in6-to-6in4":
+      return { key: r.key, kind: { $case: "reencap6in6To6in4", value: { careOfIpv6: r.careOfIPv6, careOfIpv4: r.careOfIPv4, vmId: r.vmId } } };
+    case "tunnel-peer":
+      return { key: r.key, kind: { $case: "tunnelPeer", value: { kind: TUNNEL_KIND[r.tunnel], peer: r.peer, innerSource: r.innerSource ?? "", vmId: r.vmId ?? "" } } };
+    case "address-mapping":
+      return { key: r.key, kind: { $case: "addressMapping", value: { ipv4: r.ipv4, ipv6: r.ipv6 } } };
+    case "translation-prefix":
+      return { key: r.key, kind: { $case: "translationPrefix", value: { prefix: r.prefix } } };
+  }
+}

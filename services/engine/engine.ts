@@ -1,0 +1,294 @@
+// The cloud control engine's domain operations: what the gRPC adapter calls once a request has
+// been checked. Each operation either completes durably or changes nothing.
+import { randomUUID } from "node:crypto";
+import type { Cidr4, IPAddress, IPv4, IPv6 } from "../../lib/net/address.js";
+import { cidrText, parseIPv4, prefixContains } from "../../lib/net/address.js";
+import type { Logger } from "../../lib/log.js";
+import { silentLogger } from "../../lib/log.js";
+import type { EngineConfig } from "../config/config.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { MigrationAdvisor } from "../migration/advisor.js";
+import { poolAddresses } from "../pool/pool.js";
+import { PrefixPlan } from "../prefix/plan.js";
+import type {
+  AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, ResourcesRecord, Store, VmRecord,
+} from "../store/store.js";
+import { bindingRules, CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../tunnel/compile.js";
+
+export interface CareOf {
+  careOfIPv4: string;
+  careOfIPv6: string;
+  lifetimeSeconds: number;
+  pool: string;
+  expiresAtMs: number;
+}
+
+export interface MigrationInput {
+  vmId: string;
+  home: IPAddress;
+  homeAgent: IPAddress;
+  sourceHostId: string;
+  destinationHostId: string;
+  careOfIPv4?: IPv4;
+  careOfIPv6?: IPv6;
+}
+
+export interface MigrationResult {
+  migrationId: string;
+  ruleRevision: bigint;
+  translatedIPv4: string;
+  translatedIPv6: string;
+  returnedHome: boolean;
+}
+
+export interface HeartbeatInput {
+  hostId: string;
+  addresses: string[];
+  resources: ResourcesRecord;
+  vms: VmRecord[];
+}
+
+export interface HeartbeatResult {
+  host: HostRecord;
+  advice: AdviceRecord[];
+  heartbeatIntervalSeconds: number;
+}
+
+/** What the engine reports to its metrics as things happen. */
+export interface EngineEvents {
+  adviceGiven(n: number): void;
+  leasesExpired(n: number): void;
+}
+
+const noEvents: EngineEvents = { adviceGiven() {}, leasesExpired() {} };
+
+export class Engine {
+  readonly plan: PrefixPlan;
+  private readonly advisor: MigrationAdvisor;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Composite operations (several store writes) run one at a time, in arrival order. */
+  private serial: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly config: EngineConfig,
+    readonly store: Store,
+    private readonly log: Logger = silentLogger,
+    private readonly events: EngineEvents = noEvents,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.plan = new PrefixPlan(config);
+    this.advisor = new MigrationAdvisor({
+      highWatermark: config.migration.highWatermark,
+      lowWatermark: config.migration.lowWatermark,
+      windowMs: config.migration.windowSeconds * 1000,
+      vmCooldownMs: config.migration.vmCooldownSeconds * 1000,
+    });
+  }
+
+  async start(): Promise<void> {
+    const pools = [this.config.pool, ...this.config.segments.flatMap((s) => (s.careOfPool ? [s.careOfPool] : []))];
+    await this.store.syncPools(pools.map(poolAddresses));
+    await this.store.replaceRules(CONFIG_OWNER, configRules(this.config));
+    const sweepMs = Math.min(1000, this.config.hosts.heartbeatIntervalSeconds * 1000);
+    this.timers.push(setInterval(() => void this.sweep().catch((e) => this.log.error("sweep failed", { err: e })), sweepMs));
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers.length = 0;
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(fn, fn);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  private get cooldownMs(): number {
+    return this.config.leases.cooldownSeconds * 1000;
+  }
+
+  // --- AllocateCareOf / ReleaseCareOf ----------------------------------------------------------
+
+  async allocateCareOf(hostId: string, vmId: string, home: IPAddress): Promise<CareOf> {
+    const host = await this.store.getHost(hostId);
+    if (!host) throw new FailedPreconditionError(`host ${hostId} is unknown: its agent must send a Heartbeat with its addresses first`);
+    const net = this.plan.networkOf(host.addresses);
+    if (!net) throw new FailedPreconditionError(`host ${hostId} is on no network the engine serves (addresses ${host.addresses.join(", ") || "none"})`);
+    const nowMs = this.now();
+    const lifetimeSeconds = this.config.leases.lifetimeSeconds;
+    const base = { holder: vmId, purpose: "care-of" as const, hostId, nowMs, expiresAtMs: nowMs + lifetimeSeconds * 1000, cooldownMs: this.cooldownMs };
+
+    if (home.family === 4 && net.family === 6) {
+      // Flow 3.1 b-c: an IPv4 VM in the IPv6 network gets a pool address, and an IPv6 care-of
+      // address of the host network's prefix + its home address.
+      const lease = await this.store.acquireLease({ ...base, pool: this.config.pool.name });
+      const v6 = this.plan.careOfInIPv6Network(net.network, home);
+      return { careOfIPv4: lease.address, careOfIPv6: v6.text, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
+    }
+    if (net.family === 4) {
+      const seg = net.segment;
+      if (home.family === 4 && prefixContains(seg.network.network.bytes, seg.network.length, home.bytes)) {
+        throw new FailedPreconditionError(`vm ${vmId} is on its home network ${cidrText(seg.network)}: it needs no care-of address`);
+      }
+      if (!seg.careOfPool) throw new FailedPreconditionError(`segment ${seg.name} has no careOfRange configured`);
+      if (home.family === 6 && !seg.prefix) throw new FailedPreconditionError(`segment ${seg.name} has no IPv6 prefix, so an IPv6 VM cannot have a care-of address there`);
+      // Flow 3.2 b-c: the segment's range stands in for its DHCP; the IPv6 care-of address is the
+      // segment's prefix + that address. An IPv4 VM on a foreign IPv4 segment gets a co-located
+      // care-of address the same way (RFC 5944 §1.2).
+      const lease = await this.store.acquireLease({ ...base, pool: seg.careOfPool.name });
+      const v6 = seg.prefix ? this.plan.careOfInSegment(seg.prefix, parseIPv4(lease.address, "care_of_ipv4")).text : "";
+      return { careOfIPv4: lease.address, careOfIPv6: v6, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
+    }
+    throw new FailedPreconditionError(
+      `vm ${vmId} is an IPv6 VM on IPv6 network ${net.name}: it forms its care-of address itself (RFC 6275 §11.5); the engine serves cross-protocol moves`);
+  }
+
+  async releaseCareOf(sel: { address: IPv4 } | { vmId: string }): Promise<CoolingRecord> {
+    const released = await this.store.releaseLease(
+      "address" in sel ? { address: sel.address.text } : { holder: sel.vmId, purpose: "care-of" }, this.now(), this.cooldownMs);
+    if (!released) throw new NotFoundError("address" in sel ? `no lease holds ${sel.address.text}` : `vm ${sel.vmId} holds no care-of lease`);
+    return released;
+  }
+
+  // --- RequestPrefix ---------------------------------------------------------------------------
+
+  requestPrefix(segment: Cidr4): string {
+    const seg = this.plan.segmentFor(cidrText(segment));
+    if (!seg) {
+      const known = this.plan.segments.map((s) => cidrText(s.network)).join(", ") || "none";
+      throw new NotFoundError(`ipv4_segment: ${cidrText(segment)} is not a segment attached to this engine (known: ${known})`);
+    }
+    if (!seg.prefix) throw new FailedPreconditionError(`ipv4_segment: ${cidrText(segment)} has no IPv6 prefix assigned`);
+    return `${seg.prefix.network.text}/${seg.prefix.length}`;
+  }
+
+  // --- RegisterMigration -----------------------------------------------------------------------
+
+  registerMigration(m: MigrationInput): Promise<MigrationResult> {
+    return this.exclusive(async () => {
+      const nowMs = this.now();
+      const migration: MigrationRecord = {
+        migrationId: randomUUID(), vmId: m.vmId, sourceHostId: m.sourceHostId, destinationHostId: m.destinationHostId,
+        careOfIPv4: m.careOfIPv4?.text ?? "", careOfIPv6: m.careOfIPv6?.text ?? "", registeredAtMs: nowMs,
+      };
+      if (!m.careOfIPv4 && !m.careOfIPv6) {
+        // The VM is home again: its rules go, and its addresses cool down.
+        const { revision, binding } = await this.store.deleteBinding(m.vmId, migration);
+        await this.store.releaseLease({ holder: m.vmId, purpose: "translation" }, nowMs, this.cooldownMs);
+        await this.store.releaseLease({ holder: m.vmId, purpose: "care-of" }, nowMs, this.cooldownMs);
+        this.advisor.noteMigration(m.vmId, nowMs);
+        this.log.info("vm returned home", { vmId: m.vmId, hadBinding: binding !== undefined, revision });
+        return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4: "", translatedIPv6: "", returnedHome: true };
+      }
+      if (!m.careOfIPv4) throw new InvalidArgumentError("care_of_ipv4", "is required unless both care-of addresses are empty (the VM came home)");
+      if (!m.careOfIPv6) throw new InvalidArgumentError("care_of_ipv6", "is required unless both care-of addresses are empty (the VM came home)");
+      const lease = await this.store.getLease(m.vmId, "care-of");
+      if (!lease || lease.address !== m.careOfIPv4.text) {
+        throw new FailedPreconditionError(`care_of_ipv4: ${m.careOfIPv4.text} is not leased to vm ${m.vmId}; call AllocateCareOf first`);
+      }
+
+      const existing = await this.store.getBinding(m.vmId);
+      if (existing && existing.homeAddress === m.home.text && existing.homeAgent === m.homeAgent.text && existing.hostId === m.destinationHostId
+        && existing.careOfIPv4 === m.careOfIPv4.text && existing.careOfIPv6 === m.careOfIPv6.text) {
+        // A repeat: same binding, same rules; nothing to write.
+        const { revision } = await this.store.ruleTable();
+        return { migrationId: existing.migrationId, ruleRevision: revision, translatedIPv4: existing.translatedIPv4, translatedIPv6: existing.translatedIPv6, returnedHome: false };
+      }
+
+      let translatedIPv4 = "";
+      let translatedIPv6 = "";
+      if (m.home.family === 6) {
+        // Paper 3.2, last paragraph: IPv4 correspondents reach the VM at a pool address.
+        const t = await this.store.acquireLease({
+          pool: this.config.pool.name, holder: m.vmId, purpose: "translation", hostId: m.destinationHostId, nowMs, expiresAtMs: null, cooldownMs: this.cooldownMs,
+        });
+        translatedIPv4 = t.address;
+      } else {
+        translatedIPv6 = this.plan.translated(m.home)?.text ?? "";
+      }
+      const binding: BindingRecord = {
+        vmId: m.vmId, homeAddress: m.home.text, homeAgent: m.homeAgent.text, hostId: m.destinationHostId,
+        careOfIPv4: m.careOfIPv4.text, careOfIPv6: m.careOfIPv6.text, translatedIPv4, translatedIPv6,
+        migrationId: migration.migrationId, updatedAtMs: nowMs,
+      };
+      const revision = await this.store.putBinding(binding, migration, bindingRules(binding));
+      this.advisor.noteMigration(m.vmId, nowMs);
+      this.log.info("migration registered", { vmId: m.vmId, migrationId: migration.migrationId, careOfIPv4: binding.careOfIPv4, careOfIPv6: binding.careOfIPv6, revision });
+      return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4, translatedIPv6, returnedHome: false };
+    });
+  }
+
+  // --- MapCorrespondent ------------------------------------------------------------------------
+
+  mapCorrespondent(ipv6: IPv6): Promise<LeaseRecord> {
+    return this.exclusive(async () => {
+      const nowMs = this.now();
+      const lease = await this.store.acquireLease({
+        pool: this.config.pool.name, holder: ipv6.text, purpose: "correspondent", hostId: "", nowMs,
+        expiresAtMs: nowMs + this.config.leases.correspondentLifetimeSeconds * 1000, cooldownMs: this.cooldownMs,
+      });
+      await this.store.replaceRules(correspondentOwner(ipv6.text), correspondentRules(ipv6.text, lease.address));
+      return lease;
+    });
+  }
+
+  // --- Heartbeat -------------------------------------------------------------------------------
+
+  heartbeat(h: HeartbeatInput): Promise<HeartbeatResult> {
+    return this.exclusive(async () => {
+      const nowMs = this.now();
+      const net = this.plan.networkOf(h.addresses);
+      const host: HostRecord = {
+        hostId: h.hostId, state: "up", family: net?.family ?? 0, network: net ? netText(net) : "",
+        addresses: h.addresses, resources: h.resources, vms: h.vms, lastSeenMs: nowMs,
+      };
+      host.state = this.advisor.observe(host, nowMs) ? "hot" : "up";
+      await this.store.putHost(host);
+      const advice = this.advisor.advise(host, await this.store.listHosts(), nowMs);
+      if (advice.length > 0) {
+        await this.store.recordAdvice(advice);
+        this.events.adviceGiven(advice.length);
+        this.log.info("migration advised", { ...advice[0] });
+      }
+      return { host, advice, heartbeatIntervalSeconds: this.config.hosts.heartbeatIntervalSeconds };
+    });
+  }
+
+  // --- housekeeping ----------------------------------------------------------------------------
+
+  /** Ends leases that were not renewed and marks silent hosts down. */
+  sweep(): Promise<void> {
+    return this.exclusive(async () => {
+      const nowMs = this.now();
+      const expired = await this.store.expireLeases(nowMs, this.cooldownMs);
+      if (expired.length > 0) this.events.leasesExpired(expired.length);
+      for (const lease of expired) {
+        this.log.info("lease expired", { ...lease });
+        if (lease.purpose === "care-of") {
+          // A binding cannot outlive the care-of address it points at: the address may go to another VM.
+          const b = await this.store.getBinding(lease.holder);
+          if (b && b.careOfIPv4 === lease.address) {
+            await this.store.deleteBinding(lease.holder);
+            await this.store.releaseLease({ holder: lease.holder, purpose: "translation" }, nowMs, this.cooldownMs);
+          }
+        } else if (lease.purpose === "correspondent") {
+          await this.store.replaceRules(correspondentOwner(lease.holder), []);
+        }
+      }
+      const deadline = nowMs - this.config.hosts.downAfterSeconds * 1000;
+      for (const host of await this.store.listHosts()) {
+        if (host.state !== "down" && host.lastSeenMs < deadline) {
+          this.advisor.forget(host.hostId);
+          await this.store.putHost({ ...host, state: "down" });
+          this.log.warn("host marked down", { hostId: host.hostId, lastSeenMs: host.lastSeenMs });
+        }
+      }
+    });
+  }
+}
+
+function netText(net: NonNullable<ReturnType<PrefixPlan["networkOf"]>>): string {
+  return net.family === 4 ? cidrText(net.segment.network) : cidrText(net.network.network);
+}
+

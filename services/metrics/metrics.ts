@@ -1,0 +1,110 @@
+// Prometheus metrics for the engine: the go-grpc-prometheus names for the RPCs, and
+// mip46_<subsystem>_<thing> series read from the store when scraped.
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { Store } from "../store/store.js";
+import type { EngineEvents } from "../engine/engine.js";
+
+export class EngineMetrics implements EngineEvents {
+  readonly registry = new Registry();
+  readonly handled: Counter<"grpc_type" | "grpc_service" | "grpc_method" | "grpc_code">;
+  readonly handling: Histogram<"grpc_type" | "grpc_service" | "grpc_method">;
+  private readonly advice: Counter;
+  private readonly expired: Counter;
+
+  constructor(store: Store, now: () => number = Date.now) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: "mip46_engine_" });
+    this.handled = new Counter({
+      name: "grpc_server_handled_total", help: "RPCs completed on the server, by status code.",
+      labelNames: ["grpc_type", "grpc_service", "grpc_method", "grpc_code"], registers,
+    });
+    this.handling = new Histogram({
+      name: "grpc_server_handling_seconds", help: "Time to handle an RPC on the server.",
+      labelNames: ["grpc_type", "grpc_service", "grpc_method"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers,
+    });
+    this.advice = new Counter({ name: "mip46_migration_advice_total", help: "Migration advice given to hosts.", registers });
+    this.expired = new Counter({ name: "mip46_pool_leases_expired_total", help: "Leases that ended because they were not renewed.", registers });
+    new Gauge({
+      name: "mip46_pool_addresses", help: "Addresses in each pool, by state (free, leased, cooling).",
+      labelNames: ["pool", "kind", "state"], registers,
+      async collect() {
+        this.reset();
+        for (const u of await store.poolUsage(now())) {
+          this.set({ pool: u.pool, kind: u.kind, state: "free" }, u.free);
+          this.set({ pool: u.pool, kind: u.kind, state: "leased" }, u.leased);
+          this.set({ pool: u.pool, kind: u.kind, state: "cooling" }, u.cooling);
+        }
+      },
+    });
+    new Gauge({
+      name: "mip46_pool_leases", help: "Leases held, by purpose.", labelNames: ["purpose"], registers,
+      async collect() {
+        this.reset();
+        const counts = new Map<string, number>([["care-of", 0], ["translation", 0], ["correspondent", 0]]);
+        for (const l of await store.listLeases()) counts.set(l.purpose, (counts.get(l.purpose) ?? 0) + 1);
+        for (const [purpose, n] of counts) this.set({ purpose }, n);
+      },
+    });
+    new Gauge({
+      name: "mip46_bindings", help: "VMs away from home with a binding.", registers,
+      async collect() {
+        this.set((await store.listBindings()).length);
+      },
+    });
+    new Gauge({
+      name: "mip46_hosts", help: "Hypervisor hosts, by state (up, hot, down).", labelNames: ["state"], registers,
+      async collect() {
+        this.reset();
+        const counts = new Map<string, number>([["up", 0], ["hot", 0], ["down", 0]]);
+        for (const h of await store.listHosts()) counts.set(h.state, (counts.get(h.state) ?? 0) + 1);
+        for (const [state, n] of counts) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: "mip46_rules_revision", help: "Revision of the data-plane rule table.", registers,
+      async collect() {
+        this.set(Number((await store.ruleTable()).revision));
+      },
+    });
+  }
+
+  adviceGiven(n: number): void {
+    this.advice.inc(n);
+  }
+
+  leasesExpired(n: number): void {
+    this.expired.inc(n);
+  }
+}
+
+/** Serves /metrics (and /healthz) on `listen` ("host:port"); resolves with the bound port. */
+export async function serveMetrics(registry: Registry, listen: string): Promise<{ server: Server; port: number }> {
+  const { host, port } = splitHostPort(listen);
+  const server = createServer((req, res) => {
+    if (req.url === "/metrics") {
+      registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+        (e: Error) => res.writeHead(500).end(e.message),
+      );
+    } else if (req.url === "/healthz") {
+      res.writeHead(200).end("ok\n");
+    } else {
+      res.writeHead(404).end("not found\n");
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  return { server, port: typeof addr === "object" && addr ? addr.port : port };
+}
+
+/** "host:port" or "[v6]:port". */
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(listen) ?? /^([^:]+):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`'${listen}' must be HOST:PORT or [IPv6]:PORT`);
+  return { host: m[1], port: Number(m[2]) };
+}

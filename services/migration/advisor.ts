@@ -1,0 +1,96 @@
+// Migration management (paper, "The parts" 1): finds hosts that stay hot for a window and advises
+// which VM to move where. Hysteresis keeps VMs from ping-ponging: a host turns hot above the high
+// watermark only after a whole window there, and cools only below the low watermark; a VM is only
+// sent to a host that stays below the low watermark with it; a moved VM rests for a cool-down.
+import type { AdviceRecord, HostRecord, ResourcesRecord, VmRecord } from "../store/store.js";
+
+export interface AdvisorSettings {
+  highWatermark: number;
+  lowWatermark: number;
+  windowMs: number;
+  vmCooldownMs: number;
+}
+
+/** The busier of CPU and memory, as a share of the host (0..1); 0 when the host reports no totals. */
+export function utilisation(r: ResourcesRecord, extraCpu = 0, extraMemory = 0): number {
+  const cpu = r.cpuTotalCores > 0 ? (r.cpuUsedCores + extraCpu) / r.cpuTotalCores : 0;
+  const mem = r.memoryTotalBytes > 0 ? (r.memoryUsedBytes + extraMemory) / r.memoryTotalBytes : 0;
+  return Math.max(cpu, mem);
+}
+
+export class MigrationAdvisor {
+  private readonly aboveSince = new Map<string, number>();
+  private readonly hot = new Set<string>();
+  private readonly vmRestUntil = new Map<string, number>();
+  private readonly hostAdvisedAt = new Map<string, number>();
+
+  constructor(private readonly s: AdvisorSettings) {}
+
+  /** Updates the host's hot state from its latest report; returns whether it is hot now. */
+  observe(host: HostRecord, nowMs: number): boolean {
+    const u = utilisation(host.resources);
+    if (u >= this.s.highWatermark) {
+      const since = this.aboveSince.get(host.hostId) ?? nowMs;
+      this.aboveSince.set(host.hostId, since);
+      if (nowMs - since >= this.s.windowMs) this.hot.add(host.hostId);
+    } else {
+      this.aboveSince.delete(host.hostId);
+      if (u < this.s.lowWatermark) this.hot.delete(host.hostId);
+    }
+    return this.hot.has(host.hostId);
+  }
+
+  isHot(hostId: string): boolean {
+    return this.hot.has(hostId);
+  }
+
+  forget(hostId: string): void {
+    this.aboveSince.delete(hostId);
+    this.hot.delete(hostId);
+  }
+
+  /** A VM that just moved rests before it may be advised again. */
+  noteMigration(vmId: string, nowMs: number): void {
+    this.vmRestUntil.set(vmId, nowMs + this.s.vmCooldownMs);
+  }
+
+  /** Advice for a hot host: at most one VM per window, to the host with the most headroom. */
+  advise(source: HostRecord, hosts: readonly HostRecord[], nowMs: number): AdviceRecord[] {
+    if (!this.hot.has(source.hostId)) return [];
+    const last = this.hostAdvisedAt.get(source.hostId);
+    if (last !== undefined && nowMs - last < this.s.windowMs) return [];
+    const movable = source.vms
+      .filter((vm) => (this.vmRestUntil.get(vm.vmId) ?? 0) <= nowMs)
+      .sort((a, b) => load(source, a) - load(source, b));
+    if (movable.length === 0) return [];
+    // The smallest VM whose departure cools the source below the high watermark, else the largest.
+    const vm = movable.find((v) => utilisation(source.resources, -v.cpuUsedCores, -v.memoryUsedBytes) < this.s.highWatermark)
+      ?? movable[movable.length - 1];
+    let best: { host: HostRecord; after: number } | undefined;
+    for (const h of hosts) {
+      if (h.hostId === source.hostId || h.state !== "up" || this.hot.has(h.hostId)) continue;
+      if (h.resources.cpuTotalCores <= 0 && h.resources.memoryTotalBytes <= 0) continue;
+      const after = utilisation(h.resources, vm.cpuUsedCores, vm.memoryUsedBytes);
+      if (after >= this.s.lowWatermark) continue;
+      const better = !best || after < best.after - 1e-9
+        || (Math.abs(after - best.after) <= 1e-9 && h.family === source.family && best.host.family !== source.family);
+      if (better) best = { host: h, after };
+    }
+    if (!best) return [];
+    this.hostAdvisedAt.set(source.hostId, nowMs);
+    this.noteMigration(vm.vmId, nowMs);
+    const u = utilisation(source.resources);
+    return [{
+      vmId: vm.vmId,
+      sourceHostId: source.hostId,
+      destinationHostId: best.host.hostId,
+      crossProtocol: best.host.family !== 0 && source.family !== 0 && best.host.family !== source.family,
+      reason: `host ${source.hostId} at ${(u * 100).toFixed(0)}% for ${(this.s.windowMs / 1000).toFixed(0)}s or more; ${best.host.hostId} would be at ${(best.after * 100).toFixed(0)}%`,
+      givenAtMs: nowMs,
+    }];
+  }
+}
+
+function load(host: HostRecord, vm: VmRecord): number {
+  return utilisation({ ...host.resources, cpuUsedCores: vm.cpuUsedCores, memoryUsedBytes: vm.memoryUsedBytes });
+}

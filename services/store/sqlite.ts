@@ -1,0 +1,381 @@
+// The embedded store on SQLite (better-sqlite3). Every change is a closure queued on one
+// serialised path; the queue is drained in one transaction per turn of the event loop (group
+// commit), so many concurrent calls share one fsync, and a call resolves only after COMMIT.
+// WAL mode with synchronous=FULL makes a committed transaction survive kill -9 and power loss.
+import Database from "better-sqlite3";
+import { ipv4FromValue, parseIPv4 } from "../../lib/net/address.js";
+import type { Rule } from "../../lib/rules/rules.js";
+import { ResourceExhaustedError } from "../errors.js";
+import type {
+  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationRecord,
+  PoolAddressSet, PoolUsage, RuleChange, Store,
+} from "./store.js";
+
+const LEASED = 1;
+
+/** How many rule changes the log keeps for workers that reconnect with an older revision. */
+const RULE_LOG_KEEP = 100_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS addresses (
+  value INTEGER PRIMARY KEY,
+  pool TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0,
+  holder TEXT,
+  purpose TEXT,
+  host_id TEXT,
+  expires_at INTEGER,
+  cooldown_until INTEGER
+);
+CREATE INDEX IF NOT EXISTS addresses_free ON addresses(pool, state, value);
+CREATE INDEX IF NOT EXISTS addresses_cooling ON addresses(pool, state, cooldown_until);
+CREATE INDEX IF NOT EXISTS addresses_holder ON addresses(holder, purpose, state);
+CREATE INDEX IF NOT EXISTS addresses_expiry ON addresses(state, expires_at);
+CREATE TABLE IF NOT EXISTS bindings (vm_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS migrations (migration_id TEXT PRIMARY KEY, vm_id TEXT NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS migrations_at ON migrations(at);
+CREATE TABLE IF NOT EXISTS rules (key TEXT PRIMARY KEY, owner TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS rules_owner ON rules(owner);
+CREATE TABLE IF NOT EXISTS rule_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, revision INTEGER NOT NULL, key TEXT NOT NULL, body TEXT);
+CREATE INDEX IF NOT EXISTS rule_log_revision ON rule_log(revision);
+CREATE TABLE IF NOT EXISTS hosts (host_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS advice (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+interface AddressRow {
+  value: number;
+  pool: string;
+  kind: "engine" | "segment";
+  state: number;
+  holder: string | null;
+  purpose: LeasePurpose | null;
+  host_id: string | null;
+  expires_at: number | null;
+  cooldown_until: number | null;
+}
+
+interface QueuedWrite {
+  run: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface SqliteStoreOptions {
+  /** false trades durability for speed (benchmark baseline only). */
+  durable?: boolean;
+}
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private queue: QueuedWrite[] = [];
+  private flushScheduled = false;
+  private readonly ruleListeners = new Set<(revision: bigint) => void>();
+  private revisionChanged = false;
+  private closed = false;
+  private readonly q;
+
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${options.durable === false ? "OFF" : "FULL"}`);
+    this.db.pragma("foreign_keys = ON");
+    this.db.exec(SCHEMA);
+    this.db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('rule_revision', '0')").run();
+    const db = this.db;
+    this.q = {
+      savepoint: db.prepare("SAVEPOINT op"),
+      release: db.prepare("RELEASE op"),
+      rollbackTo: db.prepare("ROLLBACK TO op"),
+      begin: db.prepare("BEGIN IMMEDIATE"),
+      commit: db.prepare("COMMIT"),
+      rollback: db.prepare("ROLLBACK"),
+      leaseByHolder: db.prepare<[string, string], AddressRow>("SELECT * FROM addresses WHERE holder = ? AND purpose = ? AND state = 1"),
+      coolingByHolder: db.prepare<[string, string, string, number], AddressRow>(
+        "SELECT * FROM addresses WHERE pool = ? AND state = 2 AND holder = ? AND purpose = ? AND cooldown_until IS NOT NULL ORDER BY cooldown_until DESC LIMIT 1"),
+      firstFree: db.prepare<[string], AddressRow>("SELECT * FROM addresses WHERE pool = ? AND state = 0 ORDER BY value LIMIT 1"),
+      firstCooled: db.prepare<[string, number], AddressRow>(
+        "SELECT * FROM addresses WHERE pool = ? AND state = 2 AND cooldown_until <= ? ORDER BY cooldown_until, value LIMIT 1"),
+      take: db.prepare("UPDATE addresses SET state = 1, holder = ?, purpose = ?, host_id = ?, expires_at = ?, cooldown_until = NULL WHERE value = ?"),
+      renew: db.prepare("UPDATE addresses SET host_id = ?, expires_at = ? WHERE value = ?"),
+      cool: db.prepare("UPDATE addresses SET state = 2, cooldown_until = ?, expires_at = NULL WHERE value = ?"),
+      byValue: db.prepare<[number], AddressRow>("SELECT * FROM addresses WHERE value = ?"),
+      expired: db.prepare<[number], AddressRow>("SELECT * FROM addresses WHERE state = 1 AND expires_at IS NOT NULL AND expires_at <= ?"),
+      leases: db.prepare<[], AddressRow>("SELECT * FROM addresses WHERE state = 1 ORDER BY pool, value"),
+      usage: db.prepare<[number], { pool: string; kind: "engine" | "segment"; first: number; last: number; size: number; leased: number; cooling: number }>(
+        `SELECT pool, kind, MIN(value) AS first, MAX(value) AS last, COUNT(*) AS size,
+                SUM(state = 1) AS leased, SUM(state = 2 AND cooldown_until > ?) AS cooling
+           FROM addresses GROUP BY pool, kind ORDER BY pool`),
+      revision: db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'rule_revision'"),
+      setRevision: db.prepare("UPDATE meta SET value = ? WHERE key = 'rule_revision'"),
+      rulesByOwner: db.prepare<[string], { key: string; body: string }>("SELECT key, body FROM rules WHERE owner = ?"),
+      putRule: db.prepare("INSERT INTO rules(key, owner, body) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, body = excluded.body"),
+      deleteRule: db.prepare("DELETE FROM rules WHERE key = ?"),
+      allRules: db.prepare<[], { body: string }>("SELECT body FROM rules ORDER BY key"),
+      logRule: db.prepare("INSERT INTO rule_log(revision, key, body) VALUES (?, ?, ?)"),
+      logSince: db.prepare<[number], { revision: number; key: string; body: string | null }>("SELECT revision, key, body FROM rule_log WHERE revision > ? ORDER BY seq"),
+      logOldest: db.prepare<[], { revision: number | null }>("SELECT MIN(revision) AS revision FROM rule_log"),
+      logPrune: db.prepare("DELETE FROM rule_log WHERE seq <= (SELECT MAX(seq) FROM rule_log) - ?"),
+      putBinding: db.prepare("INSERT INTO bindings(vm_id, body) VALUES (?, ?) ON CONFLICT(vm_id) DO UPDATE SET body = excluded.body"),
+      getBinding: db.prepare<[string], { body: string }>("SELECT body FROM bindings WHERE vm_id = ?"),
+      deleteBinding: db.prepare("DELETE FROM bindings WHERE vm_id = ?"),
+      bindings: db.prepare<[], { body: string }>("SELECT body FROM bindings ORDER BY vm_id"),
+      putMigration: db.prepare("INSERT OR REPLACE INTO migrations(migration_id, vm_id, at, body) VALUES (?, ?, ?, ?)"),
+      migrations: db.prepare<[number], { body: string }>("SELECT body FROM migrations ORDER BY at DESC LIMIT ?"),
+      putHost: db.prepare("INSERT INTO hosts(host_id, body) VALUES (?, ?) ON CONFLICT(host_id) DO UPDATE SET body = excluded.body"),
+      getHost: db.prepare<[string], { body: string }>("SELECT body FROM hosts WHERE host_id = ?"),
+      hosts: db.prepare<[], { body: string }>("SELECT body FROM hosts ORDER BY host_id"),
+      putAdvice: db.prepare("INSERT INTO advice(at, body) VALUES (?, ?)"),
+    };
+  }
+
+  // --- the serialised write path --------------------------------------------------------------
+
+  private write<T>(run: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error("store is closed"));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const outcomes: { ok: boolean; value: unknown }[] = [];
+    this.revisionChanged = false;
+    try {
+      this.q.begin.run();
+      for (const op of batch) {
+        this.q.savepoint.run();
+        try {
+          outcomes.push({ ok: true, value: op.run() });
+          this.q.release.run();
+        } catch (e) {
+          // Only this operation is undone; the others in the batch still commit.
+          this.q.rollbackTo.run();
+          this.q.release.run();
+          outcomes.push({ ok: false, value: e });
+        }
+      }
+      this.q.commit.run();
+    } catch (e) {
+      if (this.db.inTransaction) this.q.rollback.run();
+      for (const op of batch) op.reject(e);
+      return;
+    }
+    batch.forEach((op, i) => (outcomes[i].ok ? op.resolve(outcomes[i].value) : op.reject(outcomes[i].value)));
+    if (this.revisionChanged) {
+      const revision = this.currentRevision();
+      for (const l of this.ruleListeners) l(revision);
+    }
+  }
+
+  // --- pools and leases -----------------------------------------------------------------------
+
+  syncPools(pools: PoolAddressSet[]): Promise<void> {
+    return this.write(() => {
+      const upsert = this.db.prepare(
+        "INSERT INTO addresses(value, pool, kind) VALUES (?, ?, ?) ON CONFLICT(value) DO UPDATE SET pool = excluded.pool, kind = excluded.kind");
+      const wanted = new Set<number>();
+      for (const p of pools) {
+        for (const v of p.addresses) {
+          wanted.add(v);
+          upsert.run(v, p.pool, p.kind);
+        }
+      }
+      // Addresses that left the configuration go, unless a VM still holds them.
+      const stale = this.db.prepare<[], { value: number }>("SELECT value FROM addresses WHERE state != 1").all();
+      const del = this.db.prepare("DELETE FROM addresses WHERE value = ?");
+      for (const { value } of stale) if (!wanted.has(value)) del.run(value);
+    });
+  }
+
+  acquireLease(req: AcquireLease): Promise<LeaseRecord> {
+    return this.write(() => {
+      const held = this.q.leaseByHolder.get(req.holder, req.purpose);
+      if (held && held.pool === req.pool) {
+        this.q.renew.run(req.hostId, req.expiresAtMs, held.value);
+        return toLease({ ...held, host_id: req.hostId, expires_at: req.expiresAtMs });
+      }
+      if (held) this.q.cool.run(req.nowMs + req.cooldownMs, held.value); // moved to another network
+      // Prefer the address this holder had before, then one never used, then the longest cooled.
+      const row = this.q.coolingByHolder.get(req.pool, req.holder, req.purpose, 0)
+        ?? this.q.firstFree.get(req.pool)
+        ?? this.q.firstCooled.get(req.pool, req.nowMs);
+      if (!row) {
+        const u = this.q.usage.all(req.nowMs).find((p) => p.pool === req.pool);
+        throw new ResourceExhaustedError(
+          u ? `pool ${req.pool} has no free address (${u.leased} leased, ${u.cooling} cooling down, of ${u.size})` : `pool ${req.pool} has no addresses`);
+      }
+      this.q.take.run(req.holder, req.purpose, req.hostId, req.expiresAtMs, row.value);
+      return toLease({ ...row, state: LEASED, holder: req.holder, purpose: req.purpose, host_id: req.hostId, expires_at: req.expiresAtMs });
+    });
+  }
+
+  releaseLease(sel: { address: string } | { holder: string; purpose: LeasePurpose }, nowMs: number, cooldownMs: number): Promise<CoolingRecord | undefined> {
+    return this.write(() => {
+      const row = "address" in sel ? this.q.byValue.get(parseIPv4(sel.address, "address").value) : this.q.leaseByHolder.get(sel.holder, sel.purpose);
+      if (!row || row.state !== LEASED) return undefined;
+      const until = nowMs + cooldownMs;
+      this.q.cool.run(until, row.value);
+      return toCooling(row, until);
+    });
+  }
+
+  expireLeases(nowMs: number, cooldownMs: number): Promise<CoolingRecord[]> {
+    return this.write(() => {
+      const rows = this.q.expired.all(nowMs);
+      for (const r of rows) this.q.cool.run(r.expires_at! + cooldownMs, r.value);
+      return rows.map((r) => toCooling(r, r.expires_at! + cooldownMs));
+    });
+  }
+
+  async getLease(holder: string, purpose: LeasePurpose): Promise<LeaseRecord | undefined> {
+    const row = this.q.leaseByHolder.get(holder, purpose);
+    return row ? toLease(row) : undefined;
+  }
+
+  async listLeases(): Promise<LeaseRecord[]> {
+    return this.q.leases.all().map(toLease);
+  }
+
+  async poolUsage(nowMs: number): Promise<PoolUsage[]> {
+    return this.q.usage.all(nowMs).map((u) => ({
+      pool: u.pool, kind: u.kind, first: ipv4FromValue(u.first).text, last: ipv4FromValue(u.last).text,
+      size: u.size, leased: u.leased, cooling: u.cooling, free: u.size - u.leased - u.cooling,
+    }));
+  }
+
+  // --- rules and bindings ---------------------------------------------------------------------
+
+  private currentRevision(): bigint {
+    return BigInt(this.q.revision.get()!.value);
+  }
+
+  /** Inside a write: makes the owner's rules exactly `rules`; bumps the revision once if anything changed. */
+  private setRules(owner: string, rules: Rule[]): bigint {
+    const before = new Map(this.q.rulesByOwner.all(owner).map((r) => [r.key, r.body]));
+    const after = new Map(rules.map((r) => [r.key, JSON.stringify(r)]));
+    const changes: [string, string | null][] = [];
+    for (const [key, body] of after) if (before.get(key) !== body) changes.push([key, body]);
+    for (const key of before.keys()) if (!after.has(key)) changes.push([key, null]);
+    let revision = this.currentRevision();
+    if (changes.length === 0) return revision;
+    revision += 1n;
+    for (const [key, body] of changes) {
+      if (body === null) this.q.deleteRule.run(key);
+      else this.q.putRule.run(key, owner, body);
+      this.q.logRule.run(revision, key, body);
+    }
+    this.q.setRevision.run(revision.toString());
+    this.q.logPrune.run(RULE_LOG_KEEP);
+    this.revisionChanged = true;
+    return revision;
+  }
+
+  replaceRules(owner: string, rules: Rule[]): Promise<bigint> {
+    return this.write(() => this.setRules(owner, rules));
+  }
+
+  putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> {
+    return this.write(() => {
+      this.q.putMigration.run(migration.migrationId, migration.vmId, migration.registeredAtMs, JSON.stringify(migration));
+      this.q.putBinding.run(binding.vmId, JSON.stringify(binding));
+      return this.setRules(vmOwner(binding.vmId), rules);
+    });
+  }
+
+  deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }> {
+    return this.write(() => {
+      const row = this.q.getBinding.get(vmId);
+      if (migration) this.q.putMigration.run(migration.migrationId, migration.vmId, migration.registeredAtMs, JSON.stringify(migration));
+      this.q.deleteBinding.run(vmId);
+      const revision = this.setRules(vmOwner(vmId), []);
+      return { revision, binding: row ? (JSON.parse(row.body) as BindingRecord) : undefined };
+    });
+  }
+
+  async getBinding(vmId: string): Promise<BindingRecord | undefined> {
+    const row = this.q.getBinding.get(vmId);
+    return row ? (JSON.parse(row.body) as BindingRecord) : undefined;
+  }
+
+  async listBindings(): Promise<BindingRecord[]> {
+    return this.q.bindings.all().map((r) => JSON.parse(r.body) as BindingRecord);
+  }
+
+  async listMigrations(limit: number): Promise<MigrationRecord[]> {
+    return this.q.migrations.all(limit).map((r) => JSON.parse(r.body) as MigrationRecord);
+  }
+
+  async ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> {
+    // Both reads happen in one synchronous turn, so no write can fall between them.
+    return { revision: this.currentRevision(), rules: this.q.allRules.all().map((r) => JSON.parse(r.body) as Rule) };
+  }
+
+  async ruleChangesSince(revision: bigint): Promise<RuleChange[] | undefined> {
+    const current = this.currentRevision();
+    if (revision >= current) return [];
+    const oldest = this.q.logOldest.get()?.revision;
+    if (oldest === null || oldest === undefined || BigInt(oldest) > revision + 1n) return undefined;
+    return this.q.logSince.all(Number(revision)).map((r) => ({
+      revision: BigInt(r.revision), key: r.key, rule: r.body === null ? null : (JSON.parse(r.body) as Rule),
+    }));
+  }
+
+  onRulesChanged(listener: (revision: bigint) => void): () => void {
+    this.ruleListeners.add(listener);
+    return () => this.ruleListeners.delete(listener);
+  }
+
+  // --- hosts and advice -----------------------------------------------------------------------
+
+  putHost(host: HostRecord): Promise<void> {
+    return this.write(() => void this.q.putHost.run(host.hostId, JSON.stringify(host)));
+  }
+
+  async getHost(hostId: string): Promise<HostRecord | undefined> {
+    const row = this.q.getHost.get(hostId);
+    return row ? (JSON.parse(row.body) as HostRecord) : undefined;
+  }
+
+  async listHosts(): Promise<HostRecord[]> {
+    return this.q.hosts.all().map((r) => JSON.parse(r.body) as HostRecord);
+  }
+
+  recordAdvice(advice: AdviceRecord[]): Promise<void> {
+    return this.write(() => {
+      for (const a of advice) this.q.putAdvice.run(a.givenAtMs, JSON.stringify(a));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // Let queued writes finish before the database goes away.
+    while (this.queue.length > 0 || this.flushScheduled) await new Promise((r) => setImmediate(r));
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+export function vmOwner(vmId: string): string {
+  return `vm:${vmId}`;
+}
+
+function toLease(r: AddressRow): LeaseRecord {
+  return {
+    address: ipv4FromValue(r.value).text, pool: r.pool, holder: r.holder ?? "", purpose: r.purpose ?? "care-of",
+    hostId: r.host_id ?? "", expiresAtMs: r.expires_at,
+  };
+}
+
+function toCooling(r: AddressRow, until: number): CoolingRecord {
+  return { address: ipv4FromValue(r.value).text, pool: r.pool, holder: r.holder ?? "", purpose: r.purpose ?? "care-of", cooldownUntilMs: until };
+}

@@ -1,0 +1,158 @@
+// The engine's state behind one interface. SQLite is the embedded default (sqlite.ts); a replicated
+// store (etcd) implements the same contract. Every method that changes state resolves only once
+// the change is durable, and each is atomic: allocation never hands out one address twice.
+import type { Rule } from "../../lib/rules/rules.js";
+
+export type LeasePurpose = "care-of" | "translation" | "correspondent";
+
+export interface LeaseRecord {
+  address: string;
+  pool: string;
+  /** The VM id, or for a correspondent mapping the correspondent's IPv6 address. */
+  holder: string;
+  purpose: LeasePurpose;
+  hostId: string;
+  /** Unix ms; null for a lease held until it is released (translation addresses of a binding). */
+  expiresAtMs: number | null;
+}
+
+export interface CoolingRecord {
+  address: string;
+  pool: string;
+  holder: string;
+  purpose: LeasePurpose;
+  cooldownUntilMs: number;
+}
+
+export interface PoolAddressSet {
+  pool: string;
+  kind: "engine" | "segment";
+  /** Every address that may be leased, as 32-bit values. */
+  addresses: number[];
+}
+
+export interface PoolUsage {
+  pool: string;
+  kind: "engine" | "segment";
+  first: string;
+  last: string;
+  size: number;
+  leased: number;
+  cooling: number;
+  free: number;
+}
+
+export interface AcquireLease {
+  pool: string;
+  holder: string;
+  purpose: LeasePurpose;
+  hostId: string;
+  nowMs: number;
+  expiresAtMs: number | null;
+  /** How long an address this holder leaves behind in another pool cools down. */
+  cooldownMs: number;
+}
+
+export interface BindingRecord {
+  vmId: string;
+  homeAddress: string;
+  homeAgent: string;
+  hostId: string;
+  careOfIPv4: string;
+  careOfIPv6: string;
+  translatedIPv4: string;
+  translatedIPv6: string;
+  migrationId: string;
+  updatedAtMs: number;
+}
+
+export interface MigrationRecord {
+  migrationId: string;
+  vmId: string;
+  sourceHostId: string;
+  destinationHostId: string;
+  careOfIPv4: string;
+  careOfIPv6: string;
+  registeredAtMs: number;
+}
+
+export type HostStateName = "up" | "hot" | "down";
+
+export interface ResourcesRecord {
+  cpuUsedCores: number;
+  cpuTotalCores: number;
+  memoryUsedBytes: number;
+  memoryTotalBytes: number;
+}
+
+export interface VmRecord {
+  vmId: string;
+  homeAddress: string;
+  cpuUsedCores: number;
+  memoryUsedBytes: number;
+}
+
+export interface HostRecord {
+  hostId: string;
+  state: HostStateName;
+  family: 4 | 6 | 0;
+  network: string;
+  addresses: string[];
+  resources: ResourcesRecord;
+  vms: VmRecord[];
+  lastSeenMs: number;
+}
+
+export interface AdviceRecord {
+  vmId: string;
+  sourceHostId: string;
+  destinationHostId: string;
+  crossProtocol: boolean;
+  reason: string;
+  givenAtMs: number;
+}
+
+export interface RuleChange {
+  revision: bigint;
+  key: string;
+  /** The new rule, or null when the rule was removed. */
+  rule: Rule | null;
+}
+
+export interface Store {
+  /** Brings the leasable addresses in line with the configuration; leased ones are kept. */
+  syncPools(pools: PoolAddressSet[]): Promise<void>;
+
+  /** Renews the holder's lease in `pool`, or allocates one; ResourceExhaustedError when none is free. */
+  acquireLease(req: AcquireLease): Promise<LeaseRecord>;
+  /** Moves a lease to cooling; resolves undefined when there was no such lease. */
+  releaseLease(sel: { address: string } | { holder: string; purpose: LeasePurpose }, nowMs: number, cooldownMs: number): Promise<CoolingRecord | undefined>;
+  /** Moves every lease whose lifetime ended to cooling, and returns them. */
+  expireLeases(nowMs: number, cooldownMs: number): Promise<CoolingRecord[]>;
+  getLease(holder: string, purpose: LeasePurpose): Promise<LeaseRecord | undefined>;
+  listLeases(): Promise<LeaseRecord[]>;
+  poolUsage(nowMs: number): Promise<PoolUsage[]>;
+
+  /** Replaces the rules owned by `owner` (a VM, a correspondent, the configuration). */
+  replaceRules(owner: string, rules: Rule[]): Promise<bigint>;
+  /** Records a migration, replaces the VM's binding and its rules, in one atomic change. */
+  putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint>;
+  /** Removes a VM's binding and its rules (the VM came home, or its care-of lease ended). */
+  deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }>;
+  getBinding(vmId: string): Promise<BindingRecord | undefined>;
+  listBindings(): Promise<BindingRecord[]>;
+  listMigrations(limit: number): Promise<MigrationRecord[]>;
+
+  ruleTable(): Promise<{ revision: bigint; rules: Rule[] }>;
+  /** Changes after `revision`, oldest first; undefined when the log no longer reaches back that far. */
+  ruleChangesSince(revision: bigint): Promise<RuleChange[] | undefined>;
+  /** Called after each durable change of the rule table. */
+  onRulesChanged(listener: (revision: bigint) => void): () => void;
+
+  putHost(host: HostRecord): Promise<void>;
+  getHost(hostId: string): Promise<HostRecord | undefined>;
+  listHosts(): Promise<HostRecord[]>;
+  recordAdvice(advice: AdviceRecord[]): Promise<void>;
+
+  close(): Promise<void>;
+}
