@@ -140,8 +140,8 @@ export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
 
     const poolRaw = obj(raw.pool, "pool");
     const poolPrefix = str(poolRaw.prefix, "pool.prefix");
-    const pool = parsePool(poolRaw, "pool", str(poolRaw.name, "pool.name", "engine"), "engine", poolRaw.ranges ?? [poolPrefix]);
     const poolNet = parseCidr4(poolPrefix, "pool.prefix");
+    const pool = parsePool(poolRaw, "pool", str(poolRaw.name, "pool.name", "engine"), "engine", poolRaw.ranges ?? [poolPrefix]);
     for (const r of pool.ranges) {
       if (!prefixContains(poolNet.network.bytes, poolNet.length, r.first.bytes) || !prefixContains(poolNet.network.bytes, poolNet.length, r.last.bytes)) {
         throw new ConfigError(`pool.ranges: ${r.first.text}-${r.last.text} lies outside pool.prefix ${poolPrefix}`);

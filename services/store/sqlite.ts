@@ -92,7 +92,7 @@ export class SqliteStore implements Store {
       commit: db.prepare("COMMIT"),
       rollback: db.prepare("ROLLBACK"),
       leaseByHolder: db.prepare<[string, string], AddressRow>("SELECT * FROM addresses WHERE holder = ? AND purpose = ? AND state = 1"),
-      coolingByHolder: db.prepare<[string, string, string, number], AddressRow>(
+      coolingByHolder: db.prepare<[string, string, string], AddressRow>(
         "SELECT * FROM addresses WHERE pool = ? AND state = 2 AND holder = ? AND purpose = ? AND cooldown_until IS NOT NULL ORDER BY cooldown_until DESC LIMIT 1"),
       firstFree: db.prepare<[string], AddressRow>("SELECT * FROM addresses WHERE pool = ? AND state = 0 ORDER BY value LIMIT 1"),
       firstCooled: db.prepare<[string, number], AddressRow>(
@@ -206,7 +206,7 @@ export class SqliteStore implements Store {
       }
       if (held) this.q.cool.run(req.nowMs + req.cooldownMs, held.value); // moved to another network
       // Prefer the address this holder had before, then one never used, then the longest cooled.
-      const row = this.q.coolingByHolder.get(req.pool, req.holder, req.purpose, 0)
+      const row = this.q.coolingByHolder.get(req.pool, req.holder, req.purpose)
         ?? this.q.firstFree.get(req.pool)
         ?? this.q.firstCooled.get(req.pool, req.nowMs);
       if (!row) {

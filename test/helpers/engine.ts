@@ -1,0 +1,103 @@
+// Starts real engines for tests: in this process on port 0, or as a child process (for kill -9).
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { connectControl, type ControlClient } from "../../clients/control.js";
+import { parseConfig } from "../../services/config/config.js";
+import { runEngine, type RunningEngine } from "../../services/engine/run.js";
+import { silentLogger } from "../../lib/log.js";
+
+/** The lab plan of shared/paper.md, with settings tests may override. */
+export function labConfig(dir: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    listen: "127.0.0.1:0",
+    metricsListen: "127.0.0.1:0",
+    store: { kind: "sqlite", path: join(dir, "engine.db") },
+    pool: { name: "engine", prefix: "198.51.100.0/24", exclude: ["198.51.100.1"] },
+    segments: [{ name: "ipv4-lab", network: "192.0.2.0/24", prefix: "2001:db8:3::/96", careOfRange: "192.0.2.100-192.0.2.199" }],
+    ipv6Networks: [{ name: "ipv6-lab", network: "2001:db8:1::/64" }],
+    translation: { prefix: "2001:db8:64::/96", icmpErrorSource: "198.51.100.1" },
+    leases: { lifetimeSeconds: 600, cooldownSeconds: 60 },
+    hosts: { heartbeatIntervalSeconds: 1, downAfterSeconds: 3 },
+    migration: { highWatermark: 0.85, lowWatermark: 0.7, windowSeconds: 0, vmCooldownSeconds: 300 },
+    ...overrides,
+  };
+}
+
+export interface TestEngine {
+  dir: string;
+  running: RunningEngine;
+  client: ControlClient;
+  address: string;
+  stop(): Promise<void>;
+}
+
+export function tempDir(prefix = "mip46-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startTestEngine(overrides: Record<string, unknown> = {}, dir = tempDir()): Promise<TestEngine> {
+  const config = parseConfig(labConfig(dir, overrides));
+  const running = await runEngine(config, silentLogger);
+  const address = `127.0.0.1:${running.grpcPort}`;
+  const client = connectControl(address);
+  return {
+    dir, running, client, address,
+    async stop() {
+      client.close();
+      await running.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ChildEngine {
+  child: ChildProcess;
+  address: string;
+  metricsPort: number;
+  client: ControlClient;
+}
+
+/** Runs bin/mip46-engine.js as its own process and waits for its "engine started" log line. */
+export async function spawnEngine(dir: string, overrides: Record<string, unknown> = {}): Promise<ChildEngine> {
+  const configPath = join(dir, "engine.yaml");
+  writeFileSync(configPath, stringify(labConfig(dir, overrides)));
+  const child = spawn(process.execPath, ["bin/mip46-engine.js", "--config", configPath], { stdio: ["ignore", "ignore", "pipe"] });
+  const started = await new Promise<{ grpcPort: number; metricsPort: number }>((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error(`engine did not start: ${buf}`)), 30_000);
+    child.stderr!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      for (const line of buf.split("\n")) {
+        if (line.includes('"engine started"')) {
+          clearTimeout(timer);
+          resolve(JSON.parse(line));
+        }
+      }
+    });
+    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`engine exited with ${code}: ${buf}`)); });
+  });
+  const address = `127.0.0.1:${started.grpcPort}`;
+  return { child, address, metricsPort: started.metricsPort, client: connectControl(address) };
+}
+
+export function killHard(e: ChildEngine): Promise<void> {
+  e.client.close();
+  return new Promise((resolve) => {
+    if (e.child.exitCode !== null || e.child.signalCode !== null) return resolve();
+    e.child.once("exit", () => resolve());
+    e.child.kill("SIGKILL");
+  });
+}
+
+/** A heartbeat that puts a host on the IPv6 lab network (2001:db8:1::/64) or the IPv4 segment. */
+export function hostOn(family: 4 | 6, hostId: string, n = 10) {
+  return {
+    hostId,
+    addresses: family === 6 ? [`2001:db8:1::${n}/64`] : [`192.0.2.${n}/24`],
+    resources: { cpuUsedCores: 1, cpuTotalCores: 8, memoryUsedBytes: 1n << 30n, memoryTotalBytes: 16n << 30n },
+    vms: [],
+  };
+}
