@@ -1,5 +1,6 @@
 // Starts real engines for tests: in this process on port 0, or as a child process (for kill -9).
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { spawnUntilReady } from "../../lib/process/spawn.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,23 +65,10 @@ export interface ChildEngine {
 export async function spawnEngine(dir: string, overrides: Record<string, unknown> = {}): Promise<ChildEngine> {
   const configPath = join(dir, "engine.yaml");
   writeFileSync(configPath, stringify(labConfig(dir, overrides)));
-  const child = spawn(process.execPath, ["bin/mip46-engine.js", "--config", configPath], { stdio: ["ignore", "ignore", "pipe"] });
-  const started = await new Promise<{ grpcPort: number; metricsPort: number }>((resolve, reject) => {
-    let buf = "";
-    const timer = setTimeout(() => reject(new Error(`engine did not start: ${buf}`)), 30_000);
-    child.stderr!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      for (const line of buf.split("\n")) {
-        if (line.includes('"engine started"')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line));
-        }
-      }
-    });
-    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`engine exited with ${code}: ${buf}`)); });
-  });
-  const address = `127.0.0.1:${started.grpcPort}`;
-  return { child, address, metricsPort: started.metricsPort, client: connectControl(address) };
+  const { child, ready } = await spawnUntilReady<{ grpcPort: number; metricsPort: number }>(
+    process.execPath, ["bin/mip46-engine.js", "--config", configPath], "engine started");
+  const address = `127.0.0.1:${ready.grpcPort}`;
+  return { child, address, metricsPort: ready.metricsPort, client: connectControl(address) };
 }
 
 export function killHard(e: ChildEngine): Promise<void> {

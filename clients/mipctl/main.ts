@@ -1,0 +1,131 @@
+// mipctl: the operator's view of a mip46 engine.
+import { parseArgs } from "node:util";
+import type { ServiceError } from "@grpc/grpc-js";
+import { connectControl, type ControlClient } from "../control.js";
+import { HostState, LeasePurpose, NetworkFamily, TunnelKind } from "../../gen/mip46/v1/control.js";
+import { renderTable } from "./table.js";
+
+const HELP = `mipctl: operator CLI of the mip46 control engine
+
+Usage: mipctl [--engine HOST:PORT] [--json] COMMAND
+
+Commands:
+  pools                     IPv4 pools and segment care-of ranges, with use
+  leases                    leased addresses (care-of, translation, correspondent)
+  prefixes                  IPv4 segments and their IPv6 prefixes
+  bindings                  VMs away from home, with their care-of addresses
+  hosts                     hypervisor hosts, their network and state
+  migrations                registered migrations, newest first
+  rules                     the data-plane rule table and its revision
+  release ADDRESS           release a lease (it cools down before reuse)
+  release --vm VM_ID        release a VM's care-of lease
+
+Options:
+  --engine HOST:PORT        the engine's gRPC address (default $MIP46_ENGINE or [::1]:50046)
+  --json                    print JSON instead of a table
+  -h, --help                this text`;
+
+const enumName = (e: Record<string, unknown>, v: number, prefix: string) =>
+  String(Object.entries(e).find(([, x]) => x === v)?.[0] ?? v).replace(prefix, "").toLowerCase().replaceAll("_", "-");
+const time = (ms: bigint) => (ms === 0n ? "-" : new Date(Number(ms)).toISOString().replace(/\.\d+Z$/, "Z"));
+
+type Output = { json: unknown; table: string };
+
+async function run(client: ControlClient, command: string, rest: string[], vm: string | undefined): Promise<Output> {
+  switch (command) {
+    case "pools": {
+      const r = await client.listPools({});
+      return { json: r.pools, table: renderTable(["POOL", "KIND", "FIRST", "LAST", "SIZE", "LEASED", "COOLING", "FREE"],
+        r.pools.map((p) => [p.name, p.kind, p.first, p.last, String(p.size), String(p.leased), String(p.cooling), String(p.free)])) };
+    }
+    case "leases": {
+      const r = await client.listLeases({});
+      return { json: r.leases, table: renderTable(["ADDRESS", "POOL", "HOLDER", "PURPOSE", "HOST", "EXPIRES"],
+        r.leases.map((l) => [l.address, l.pool, l.holder, enumName(LeasePurpose, l.purpose, "LEASE_PURPOSE_"), l.hostId || "-", l.expiresAtMs === 0n ? "held" : time(l.expiresAtMs)])) };
+    }
+    case "prefixes": {
+      const r = await client.listPrefixes({});
+      const table = renderTable(["IPV4 SEGMENT", "IPV6 PREFIX", "CARE-OF RANGE"],
+        r.prefixes.map((p) => [p.ipv4Segment, p.ipv6Prefix || "-", p.careOfFirst ? `${p.careOfFirst}-${p.careOfLast}` : "-"]));
+      return { json: r, table: `${table}\ntranslation prefix: ${r.translationPrefix || "-"}\nIPv6 networks: ${r.ipv6Networks.join(", ") || "-"}\n` };
+    }
+    case "bindings": {
+      const r = await client.listBindings({});
+      return { json: r.bindings, table: renderTable(["VM", "HOME", "HOME AGENT", "HOST", "CARE-OF IPV4", "CARE-OF IPV6", "TRANSLATED", "UPDATED"],
+        r.bindings.map((b) => [b.vmId, b.homeAddress, b.homeAgent, b.hostId, b.careOfIpv4, b.careOfIpv6, b.translatedIpv4 || b.translatedIpv6 || "-", time(b.updatedAtMs)])) };
+    }
+    case "hosts": {
+      const r = await client.listHosts({});
+      return { json: r.hosts, table: renderTable(["HOST", "STATE", "FAMILY", "NETWORK", "CPU", "MEMORY", "VMS", "LAST SEEN"],
+        r.hosts.map((h) => [h.hostId, enumName(HostState, h.state, "HOST_STATE_"), enumName(NetworkFamily, h.networkFamily, "NETWORK_FAMILY_"), h.network || "-",
+          h.resources ? `${h.resources.cpuUsedCores.toFixed(1)}/${h.resources.cpuTotalCores}` : "-",
+          h.resources && h.resources.memoryTotalBytes > 0n ? `${(Number(h.resources.memoryUsedBytes * 100n / h.resources.memoryTotalBytes))}%` : "-",
+          String(h.vmCount), time(h.lastSeenMs)])) };
+    }
+    case "migrations": {
+      const r = await client.listMigrations({});
+      return { json: r.migrations, table: renderTable(["MIGRATION", "VM", "FROM", "TO", "CARE-OF IPV4", "CARE-OF IPV6", "AT"],
+        r.migrations.map((m) => [m.migrationId, m.vmId, m.sourceHostId, m.destinationHostId, m.careOfIpv4 || "(home)", m.careOfIpv6 || "-", time(m.registeredAtMs)])) };
+    }
+    case "rules": {
+      const r = await client.getRuleTable({});
+      const rows = r.rules.map((rule) => {
+        const k = rule.kind;
+        switch (k?.$case) {
+          case "reencap4in4To4in6": return [rule.key, "reencap 4in4->4in6", `${k.value.poolIpv4} -> ${k.value.careOfIpv6}`];
+          case "reencap6in6To6in4": return [rule.key, "reencap 6in6->6in4", `${k.value.careOfIpv6} -> ${k.value.careOfIpv4}`];
+          case "tunnelPeer": return [rule.key, `peer ${enumName(TunnelKind, k.value.kind, "TUNNEL_KIND_")}`, `${k.value.peer}${k.value.innerSource ? ` inner ${k.value.innerSource}` : ""}`];
+          case "addressMapping": return [rule.key, "address mapping", `${k.value.ipv4} <-> ${k.value.ipv6}`];
+          case "translationPrefix": return [rule.key, "translation prefix", k.value.prefix];
+          default: return [rule.key, "?", ""];
+        }
+      });
+      return { json: r, table: `revision ${r.revision}\n${renderTable(["KEY", "KIND", "RULE"], rows)}` };
+    }
+    case "release": {
+      if ((rest.length === 1) === (vm !== undefined)) throw new UsageError("release takes an ADDRESS or --vm VM_ID");
+      const r = await client.releaseCareOf({ address: rest[0] ?? "", vmId: vm ?? "" });
+      return { json: r, table: `released ${r.address}; it cools down until ${time(r.cooldownUntilMs)}\n` };
+    }
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+class UsageError extends Error {}
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: { engine: { type: "string" }, json: { type: "boolean" }, vm: { type: "string" }, help: { type: "boolean", short: "h" } },
+      allowPositionals: true, strict: true,
+    });
+  } catch (e) {
+    process.stderr.write(`mipctl: ${(e as Error).message}\n\n${HELP}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help || positionals.length === 0) {
+    (values.help ? process.stdout : process.stderr).write(HELP + "\n");
+    return values.help ? 0 : 2;
+  }
+  const client = connectControl(values.engine ?? process.env.MIP46_ENGINE ?? "[::1]:50046", 5000);
+  try {
+    const out = await run(client, positionals[0], positionals.slice(1), values.vm);
+    process.stdout.write(values.json ? JSON.stringify(out.json, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n" : out.table);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`mipctl: ${e.message}\n\n${HELP}\n`);
+      return 2;
+    }
+    const err = e as ServiceError;
+    process.stderr.write(`mipctl: ${err.details ?? err.message}\n`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}
+
+main().then((code) => process.exit(code));

@@ -1,0 +1,36 @@
+// mipctl as an operator runs it: a separate process against a real engine.
+import test from "ava";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { hostOn, startTestEngine } from "../helpers/engine.js";
+
+const run = promisify(execFile);
+const mipctl = (address: string, ...args: string[]) => run(process.execPath, ["bin/mipctl.js", "--engine", address, ...args], { encoding: "utf8" });
+
+test("mipctl lists leases, bindings and rules as tables and JSON, and releases a lease", async (t) => {
+  // The calls below take seconds (one process each): the host must not be marked down meanwhile.
+  const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
+  await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+
+  const leases = (await mipctl(e.address, "leases")).stdout;
+  t.regex(leases, /^ADDRESS\s+POOL\s+HOLDER\s+PURPOSE\s+HOST\s+EXPIRES$/m);
+  t.regex(leases, /^198\.51\.100\.2\s+engine\s+sv\s+care-of\s+h6\s+\d{4}-/m);
+  const json = JSON.parse((await mipctl(e.address, "--json", "bindings")).stdout);
+  t.like(json[0], { vmId: "sv", careOfIpv4: "198.51.100.2", careOfIpv6: "2001:db8:1::c000:201" });
+  t.regex((await mipctl(e.address, "rules")).stdout, /vm\/sv\/reencap\s+reencap 4in4->4in6\s+198\.51\.100\.2 -> 2001:db8:1::c000:201/);
+  t.regex((await mipctl(e.address, "hosts")).stdout, /^h6\s+up\s+ipv6\s+2001:db8:1::\/64/m);
+  t.regex((await mipctl(e.address, "prefixes")).stdout, /^192\.0\.2\.0\/24\s+2001:db8:3::\/96\s+192\.0\.2\.100-192\.0\.2\.199$/m);
+  t.regex((await mipctl(e.address, "pools")).stdout, /^engine\s+engine\s+198\.51\.100\.2\s+198\.51\.100\.254\s+253\s+1\s+0\s+252$/m);
+
+  t.regex((await mipctl(e.address, "release", "198.51.100.2")).stdout, /^released 198\.51\.100\.2; it cools down until /);
+  t.is((await e.client.listLeases({})).leases.length, 0);
+  const err = await t.throwsAsync(mipctl(e.address, "release", "198.51.100.2")) as Error & { code: number; stderr: string };
+  t.is(err.code, 1);
+  t.regex(err.stderr, /no lease holds 198\.51\.100\.2/);
+  const usage = await t.throwsAsync(mipctl(e.address, "frobnicate")) as Error & { code: number; stderr: string };
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /unknown command 'frobnicate'/);
+});
