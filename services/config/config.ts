@@ -40,7 +40,8 @@ export interface IPv6NetworkConfig {
 export interface EngineConfig {
   listen: string;
   metricsListen: string;
-  store: { kind: "sqlite"; path: string };
+  /** SQLite's synchronous setting: full survives power loss, normal survives a crashed process (kill -9). */
+  store: { kind: "sqlite"; path: string; sync: "full" | "normal" };
   pool: PoolConfig;
   segments: SegmentConfig[];
   ipv6Networks: IPv6NetworkConfig[];
@@ -205,7 +206,7 @@ export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
     const config: EngineConfig = {
       listen: str(raw.listen, "listen", "[::1]:50046"),
       metricsListen: str(raw.metricsListen, "metricsListen", "127.0.0.1:9046"),
-      store: { kind: "sqlite", path: str(storeRaw.path, "store.path", "mip46-engine.db") },
+      store: { kind: "sqlite", path: str(storeRaw.path, "store.path", "mip46-engine.db"), sync: storeSync(storeRaw.sync) },
       pool, segments, ipv6Networks, translationPrefix, icmpErrorSource,
       leases: {
         lifetimeSeconds: num(leases.lifetimeSeconds, "leases.lifetimeSeconds", 600, 1, 86400 * 365),
@@ -252,6 +253,12 @@ function checkOverlaps(pool: PoolConfig, poolNet: Cidr4, segments: SegmentConfig
   const names = [pool.name, ...segments.map((s) => s.name)];
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup !== undefined) throw new ConfigError(`segments: the name '${dup}' is used twice (pool and segment names must differ)`);
+}
+
+function storeSync(v: unknown): "full" | "normal" {
+  const s = str(v, "store.sync", "full");
+  if (s !== "full" && s !== "normal") throw new ConfigError(`store.sync: '${s}' must be full or normal`);
+  return s;
 }
 
 export function loadConfig(path: string): EngineConfig {

@@ -9,7 +9,7 @@ import type { EngineConfig } from "../config/config.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
 import { MigrationAdvisor } from "../migration/advisor.js";
 import { poolAddresses } from "../pool/pool.js";
-import { PrefixPlan } from "../prefix/plan.js";
+import { networkText, PrefixPlan } from "../prefix/plan.js";
 import type {
   AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";
@@ -113,7 +113,8 @@ export class Engine {
   async allocateCareOf(hostId: string, vmId: string, home: IPAddress): Promise<CareOf> {
     const host = await this.store.getHost(hostId);
     if (!host) throw new FailedPreconditionError(`host ${hostId} is unknown: its agent must send a Heartbeat with its addresses first`);
-    const net = this.plan.networkOf(host.addresses);
+    // The network was worked out from the host's addresses when it last beat.
+    const net = this.plan.networkByCidr(host.network);
     if (!net) throw new FailedPreconditionError(`host ${hostId} is on no network the engine serves (addresses ${host.addresses.join(", ") || "none"})`);
     const nowMs = this.now();
     const lifetimeSeconds = this.config.leases.lifetimeSeconds;
@@ -240,7 +241,7 @@ export class Engine {
       const nowMs = this.now();
       const net = this.plan.networkOf(h.addresses);
       const host: HostRecord = {
-        hostId: h.hostId, state: "up", family: net?.family ?? 0, network: net ? netText(net) : "",
+        hostId: h.hostId, state: "up", family: net?.family ?? 0, network: net ? networkText(net) : "",
         addresses: h.addresses, resources: h.resources, vms: h.vms, lastSeenMs: nowMs,
       };
       host.state = this.advisor.observe(host, nowMs) ? "hot" : "up";
@@ -287,8 +288,3 @@ export class Engine {
     });
   }
 }
-
-function netText(net: NonNullable<ReturnType<PrefixPlan["networkOf"]>>): string {
-  return net.family === 4 ? cidrText(net.segment.network) : cidrText(net.network.network);
-}
-

@@ -20,7 +20,7 @@ export interface RunningEngine {
 }
 
 export async function runEngine(config: EngineConfig, log: Logger = createLogger({ component: "engine" })): Promise<RunningEngine> {
-  const store = new SqliteStore(config.store.path);
+  const store = new SqliteStore(config.store.path, { sync: config.store.sync });
   const metrics = new EngineMetrics(store);
   const engine = new Engine(config, store, log, metrics);
   await engine.start();

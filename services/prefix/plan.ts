@@ -1,7 +1,7 @@
 // Prefix management (paper, "The parts" 1): the IPv6 prefix assigned to each IPv4 segment, the
 // IPv6 host networks, and the care-of addresses built from them.
 import {
-  type Cidr6, type IPv4, type IPv6, ipv6FromBytes, parseCidr, parseCidr4, prefixContains,
+  type Cidr6, type IPv4, type IPv6, cidrText, ipv6FromBytes, parseCidr, parseCidr4, prefixContains,
 } from "../../lib/net/address.js";
 import { embedIPv4 } from "../../lib/net/rfc6052.js";
 import type { EngineConfig, IPv6NetworkConfig, SegmentConfig } from "../config/config.js";
@@ -11,7 +11,17 @@ export type HostNetwork =
   | { family: 6; name: string; network: IPv6NetworkConfig };
 
 export class PrefixPlan {
-  constructor(private readonly config: EngineConfig) {}
+  private readonly byCidr = new Map<string, HostNetwork>();
+
+  constructor(private readonly config: EngineConfig) {
+    for (const segment of config.segments) this.byCidr.set(cidrText(segment.network), { family: 4, name: segment.name, segment });
+    for (const network of config.ipv6Networks) this.byCidr.set(cidrText(network.network), { family: 6, name: network.name, network });
+  }
+
+  /** The network a host record names (HostRecord.network, as networkText gives it). */
+  networkByCidr(text: string): HostNetwork | undefined {
+    return this.byCidr.get(text);
+  }
 
   get segments(): readonly SegmentConfig[] {
     return this.config.segments;
@@ -61,4 +71,8 @@ export class PrefixPlan {
     const p = this.config.translationPrefix;
     return p ? ipv6FromBytes(embedIPv4(p.network.bytes, p.length, address.bytes)) : undefined;
   }
+}
+
+export function networkText(net: HostNetwork): string {
+  return net.family === 4 ? cidrText(net.segment.network) : cidrText(net.network.network);
 }

@@ -63,8 +63,12 @@ interface QueuedWrite {
 }
 
 export interface SqliteStoreOptions {
-  /** false trades durability for speed (benchmark baseline only). */
-  durable?: boolean;
+  /**
+   * "full" (default): a commit survives power loss. "normal": in WAL mode a commit survives a
+   * crashed or killed process, but the last commits may be lost on power loss (SQLite docs,
+   * "PRAGMA synchronous").
+   */
+  sync?: "full" | "normal";
 }
 
 export class SqliteStore implements Store {
@@ -79,7 +83,7 @@ export class SqliteStore implements Store {
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
-    this.db.pragma(`synchronous = ${options.durable === false ? "OFF" : "FULL"}`);
+    this.db.pragma(`synchronous = ${options.sync === "normal" ? "NORMAL" : "FULL"}`);
     this.db.pragma("foreign_keys = ON");
     this.db.exec(SCHEMA);
     this.db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('rule_revision', '0')").run();
