@@ -1,0 +1,301 @@
+// IPv6 → IPv4, RFC 7915 §5: the header rules of §5.1 and §5.1.1, the ICMP rules of §5.2 and
+// §5.3, and the order of the steps. Read beside the RFC; each rule cites its section.
+import { pseudoHeaderSum6, pseudoHeaderSum6At, sum16, updateChecksumSum } from "../packet/checksum.js";
+import { buildIcmp4Message } from "../packet/icmp4.js";
+import { isIcmp6Error, verifyIcmp6Checksum } from "../packet/icmp6.js";
+import { IPPROTO, IPV4_HEADER_LENGTH, writeIPv4Header } from "../packet/ipv4.js";
+import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, isIPv6ExtensionHeader, parseIPv6, walkIPv6Extensions, type IPv6Chain } from "../packet/ipv6.js";
+import { allocPacket, copyPacket } from "./alloc.js";
+import { fragment4 } from "./fragment.js";
+import { icmp6Back, icmp6Untranslatable } from "./icmpErrors.js";
+import { drop, type DropReason, type TranslateResult } from "./result.js";
+import type { TranslatorState } from "./state.js";
+import { updateTransportChecksum } from "./transport.js";
+
+/** RFC 7915 §5.1: translated packets up to this size go with DF clear, bigger ones with DF set. */
+const DF_THRESHOLD = 1260;
+
+/** RFC 7915 §5.2 Figure 6: IPv6 header byte → IPv4 header byte for Parameter Problem pointers; -1 has no counterpart. */
+function pointer6to4(p: number): number {
+  if (p === 0 || p === 1) return p;
+  if (p === 4 || p === 5) return 2; // Payload Length → Total Length
+  if (p === 6) return 9; // Next Header → Protocol
+  if (p === 7) return 8; // Hop Limit → TTL
+  if (p >= 8 && p < 24) return 12;
+  if (p >= 24 && p < 40) return 16;
+  return -1; // Flow Label and anything past the fixed header
+}
+
+/** Translates one IPv6 packet (from its IP header on, no link header). Never throws on packet data. */
+export function translate6to4(t: TranslatorState, packet: Uint8Array): TranslateResult {
+  const cfg = t.cfg;
+  const ip = parseIPv6(packet, 0, packet.length, t.ip6);
+  if (ip === undefined) return drop("malformed");
+  const end = ip.payloadOffset + ip.payloadLength;
+  if (packet.length > end) packet = packet.subarray(0, end); // link padding is not part of the packet
+  const chain = walkIPv6Extensions(packet, 0, end, t.chain);
+  if (chain === undefined) return drop("malformed");
+
+  // §5 / §4.6: only a destination with an IPv4 form is translated. §5.1 "Destination Address", §6.
+  const dst4 = cfg.mapping.map6to4(packet, 24);
+  if (dst4 < 0) return drop("unmapped-destination");
+  // §5.1 "TTL": the translator is a router; it decrements the hop limit and checks it (RFC 8200 §3).
+  if (ip.hopLimit <= 1) return icmp6Back(t, packet, 3, 0, 0, "ttl-expired");
+  // §5.1: a routing header with Segments Left non-zero is answered with Parameter Problem pointing at the field.
+  if (chain.segmentsLeft !== 0) return icmp6Back(t, packet, 4, 0, routingHeaderOffsetStopgap(packet, end) + 3, "segments-left");
+
+  const isFragment = chain.fragmentHeaderOffset >= 0;
+  const initial = chain.fragmentOffset === 0;
+  // RFC 6145 erratum 3061 (on §5.1.1, kept by RFC 7915): extension headers after the fragment
+  // header shift the data of later fragments by a length this stateless translator cannot know.
+  if (isFragment && (chain.upperProtocolFieldOffset !== chain.fragmentHeaderOffset || isIPv6ExtensionHeader(chain.upperProtocol))) {
+    return drop("fragment-extension-headers");
+  }
+  const upperLength = end - chain.upperOffset;
+  const isIcmpError = chain.upperProtocol === IPPROTO.ICMPV6 && initial && upperLength > 0 && isIcmp6Error(packet[chain.upperOffset]);
+
+  // §5.1 "Source Address", §6. RFC 7915 §1.3 and RFC 6791 §4: an ICMPv6 error from an IPv6
+  // router with no IPv4 form gets the configured IPv4 source, so the error still reaches the IPv4 host.
+  let src4 = cfg.mapping.map6to4(packet, 8);
+  if (src4 < 0) {
+    if (!isIcmpError) return icmp6Untranslatable(t, packet, "unmapped-source");
+    src4 = cfg.icmpErrorSource4;
+  }
+
+  // §5.1 "Protocol": the upper layer after the skipped hop-by-hop, destination options and
+  // routing headers; ICMPv6 (58) becomes ICMP (1).
+  const protocol = chain.upperProtocol === IPPROTO.ICMPV6 ? IPPROTO.ICMP : chain.upperProtocol;
+  let icmp4: Uint8Array | undefined;
+  if (chain.upperProtocol === IPPROTO.ICMPV6) {
+    // §5.2 needs the whole message to take the pseudo-header out of its checksum (§5.4: say so if allowed).
+    if (isFragment) return initial ? icmp6Untranslatable(t, packet, "icmp-fragmented") : drop("icmp-fragmented");
+    const r = translateIcmp6to4(t, packet, chain.upperOffset, upperLength);
+    if (typeof r === "string") return drop(r);
+    icmp4 = r;
+  }
+
+  const payloadLength = icmp4 !== undefined ? icmp4.length : upperLength;
+  // §5.1 "Total Length": Payload Length minus the extension headers, plus the IPv4 header.
+  const total4 = IPV4_HEADER_LENGTH + payloadLength;
+  // §5.1 "Flags": DF clear up to 1260 bytes, set above; §5.1.1: always clear for a fragment, MF copied from M.
+  const dontFragment = !isFragment && total4 > DF_THRESHOLD;
+  // §5.1 "Identification": from the translator's generator; §5.1.1: the low 16 bits of the fragment identification.
+  const identification = isFragment ? chain.identification & 0xffff : t.nextIdentification();
+  const ttl = ip.hopLimit - 1;
+  const oldSum = sum16(packet, 8, 40);
+
+  if (total4 > cfg.ipv4Mtu) {
+    // An IPv4 router may not fragment with DF set, and the source is IPv6: Packet Too Big, with
+    // the IPv6 size that fits and never below 1280 (RFC 8200 §5, RFC 8201 §4).
+    if (dontFragment) return icmp6Back(t, packet, 2, 0, Math.max(IPV6_MIN_MTU, cfg.ipv4Mtu + 20), "packet-too-big");
+    // RFC 791 §2.3: without DF the translator, an IPv4 router, fragments to the next hop.
+    const upper = allocPacket(payloadLength);
+    const newSum = addressSum4(dst4, src4);
+    writeUpper(upper, 0, newSum);
+    return {
+      action: "forward",
+      packets: fragment4(upper, {
+        tos: ip.trafficClass, identification, ttl, protocol, src: src4, dst: dst4,
+        fragmentOffset: chain.fragmentOffset, moreFragments: chain.moreFragments,
+      }, cfg.ipv4Mtu),
+    };
+  }
+
+  const out = allocPacket(total4);
+  writeIPv4Header(out, 0, {
+    tos: ip.trafficClass, // §5.1 "Type of Service": copied from Traffic Class.
+    totalLength: total4,
+    identification,
+    dontFragment,
+    moreFragments: chain.moreFragments, // §5.1.1 "Flags"
+    fragmentOffset: chain.fragmentOffset, // §5.1.1 "Fragment Offset"
+    ttl, // §5.1 "TTL": Hop Limit, decremented.
+    protocol,
+    src: src4,
+    dst: dst4,
+    // §5.1 "Header Checksum": computed by the writer. "IPv4 options": none.
+  });
+  writeUpper(out, IPV4_HEADER_LENGTH, sum16(out, 12, 20));
+  return { action: "forward", packets: [out] };
+
+  function addressSum4(d: number, s: number): number {
+    return (s >>> 16) + (s & 0xffff) + (d >>> 16) + (d & 0xffff);
+  }
+
+  function writeUpper(buf: Uint8Array, at: number, newSum: number): void {
+    if (icmp4 !== undefined) {
+      buf.set(icmp4, at);
+      return;
+    }
+    buf.set(packet.subarray(chain!.upperOffset, chain!.upperOffset + upperLength), at);
+    // §5.5: TCP and UDP checksums follow the pseudo-header's new addresses (none in a non-initial fragment).
+    if (initial) updateTransportChecksum(buf, at, upperLength, chain!.upperProtocol, oldSum, newSum);
+  }
+}
+
+/**
+ * The offset of the routing header in the IPv6 packet, for the Parameter Problem pointer.
+ * TODO(packet): `walkIPv6Extensions` could report it; until then this short walk, on the error
+ * path only, finds it again.
+ */
+export function routingHeaderOffsetStopgap(packet: Uint8Array, end: number): number {
+  let nh = packet[6];
+  let off = IPV6_HEADER_LENGTH;
+  while (off + 8 <= end) {
+    if (nh === IPPROTO.ROUTING) return off;
+    if (nh === IPPROTO.HOPOPTS || nh === IPPROTO.DSTOPTS) {
+      nh = packet[off];
+      off += (packet[off + 1] + 1) << 3;
+    } else if (nh === IPPROTO.FRAGMENT) {
+      nh = packet[off];
+      off += 8;
+    } else if (nh === IPPROTO.AH) {
+      nh = packet[off];
+      off += (packet[off + 1] + 2) << 2;
+    } else {
+      break;
+    }
+  }
+  return 6; // not found: point at the Next Header field that led nowhere
+}
+
+/**
+ * §5.2 and §5.3: the ICMP message for the ICMPv6 message at packet[offset, offset+length) (whole,
+ * not fragmented), or the reason to drop it silently.
+ */
+function translateIcmp6to4(t: TranslatorState, packet: Uint8Array, offset: number, length: number): Uint8Array | DropReason {
+  if (length < 8) return "malformed";
+  const type = packet[offset];
+  const code = packet[offset + 1];
+  const cfg = t.cfg;
+  switch (type) {
+    case 128: // Echo Request → 8
+    case 129: { // Echo Reply → 0; §5.2: "Code 0".
+      const out = copyPacket(packet, offset, offset + length);
+      out[0] = type === 128 ? 8 : 0;
+      out[1] = 0;
+      // §5.2: ICMPv4 has no pseudo-header; take it out of the checksum (RFC 1624 update).
+      const c = updateChecksumSum((out[2] << 8) | out[3], ((type << 8) | code) + pseudoHeaderSum6At(packet, 0, IPPROTO.ICMPV6, length), out[0] << 8);
+      out[2] = c >> 8;
+      out[3] = c & 0xff;
+      return out;
+    }
+    case 1: { // Destination Unreachable → Type 3
+      // §5.2: no route, beyond scope and address unreachable → Host Unreachable (1);
+      // administratively prohibited → Host Administratively Prohibited (10); port → Port Unreachable (3).
+      const code4 = code === 0 || code === 2 || code === 3 ? 1 : code === 1 ? 10 : code === 4 ? 3 : -1;
+      if (code4 < 0) return "icmp-untranslatable";
+      return icmpError6to4(t, packet, offset, length, 3, code4, 0);
+    }
+    case 2: { // Packet Too Big → Fragmentation Needed (3/4)
+      const mtu6 = ((packet[offset + 4] << 24) | (packet[offset + 5] << 16) | (packet[offset + 6] << 8) | packet[offset + 7]) >>> 0;
+      // §5.2: minimum(advertised MTU − 20, MTU of the IPv4 next hop, MTU of the IPv6 next hop − 20),
+      // less 8 more when the packet in error carries a Fragment Header the IPv4 packet will not.
+      const quotedHasFragmentHeader = length >= 48 && packet[offset + 8 + 6] === IPPROTO.FRAGMENT;
+      const mtu4 = Math.min(mtu6 - 20 - (quotedHasFragmentHeader ? 8 : 0), cfg.ipv4Mtu, cfg.ipv6Mtu - 20);
+      if (mtu4 < 68) return "icmp-untranslatable"; // RFC 791: no IPv4 link is smaller
+      return icmpError6to4(t, packet, offset, length, 3, 4, mtu4 & 0xffff);
+    }
+    case 3: // §5.2 Time Exceeded → Type 11, code unchanged.
+      return icmpError6to4(t, packet, offset, length, 11, code, 0);
+    case 4: { // Parameter Problem
+      if (code === 1) return icmpError6to4(t, packet, offset, length, 3, 2, 0); // §5.2: unrecognized Next Header → Protocol Unreachable
+      if (code !== 0) return "icmp-untranslatable"; // §5.2: Code 2 (unrecognized option) and others: drop.
+      const p6 = ((packet[offset + 4] << 24) | (packet[offset + 5] << 16) | (packet[offset + 6] << 8) | packet[offset + 7]) >>> 0;
+      const p4 = p6 < 40 ? pointer6to4(p6) : -1; // Figure 6
+      if (p4 < 0) return "icmp-untranslatable";
+      return icmpError6to4(t, packet, offset, length, 12, 0, (p4 << 24) >>> 0);
+    }
+    default:
+      // §5.2: MLD, Neighbor Discovery and other single-hop messages, unknown informational and
+      // unknown error types are silently dropped.
+      return "icmp-untranslatable";
+  }
+}
+
+/**
+ * §5.3: an ICMP error whose body is the translated "packet in error". ICMPv6 Destination
+ * Unreachable and Time Exceeded may carry RFC 4884 extensions; their length attribute is
+ * converted (§5.2 "ICMP Error Payload").
+ */
+function icmpError6to4(t: TranslatorState, packet: Uint8Array, offset: number, length: number, type: number, code: number, rest: number): Uint8Array | DropReason {
+  // §5: the checksum is evaluated before translation; the ICMPv4 one is computed afresh and
+  // must not make a damaged error look whole (RFC 4443 §2.3).
+  if (!verifyIcmp6Checksum(packet, offset, length, pseudoHeaderSum6At(packet, 0, IPPROTO.ICMPV6, length))) return "icmp-checksum";
+  const body = offset + 8;
+  const bodyLength = length - 8;
+  const type6 = packet[offset];
+  // RFC 4884 §4.1: ICMPv6 length attribute in byte 4, in 64-bit words, for types 1 and 3 only.
+  const lengthAttribute = type6 === 1 || type6 === 3 ? packet[offset + 4] * 8 : 0;
+  const hasExtension = lengthAttribute > 0 && lengthAttribute < bodyLength;
+  const quotedLength = hasExtension ? lengthAttribute : bodyLength;
+  const inner = quoted6to4(t, packet, body, quotedLength);
+  if (inner === undefined) return "icmp-error-inner";
+  let payload = inner;
+  // RFC 4884 §4.1: Destination Unreachable (3), Time Exceeded (11) and Parameter Problem (12) carry a length in ICMPv4.
+  if (hasExtension && (type === 3 || type === 11 || type === 12)) {
+    // RFC 4884 §4.1: the original datagram is zero-padded to a 32-bit boundary and at least 128 bytes.
+    const padded = Math.max(128, (inner.length + 3) & ~3);
+    const extension = packet.subarray(body + quotedLength, body + bodyLength);
+    payload = new Uint8Array(padded + extension.length);
+    payload.set(inner, 0);
+    payload.set(extension, padded);
+    rest = (rest | ((padded >> 2) << 16)) >>> 0; // RFC 4884 §4.1: ICMPv4 length in byte 5, 32-bit words
+  }
+  return buildIcmp4Message(type, code, rest, payload);
+}
+
+/**
+ * §5.3: the translated form of the IPv6 packet quoted at buf[offset, offset+available), cut
+ * where the quote was cut. The hop limit is not decremented. Undefined when it cannot be
+ * translated: too short, unmapped addresses, or itself an ICMPv6 error.
+ */
+function quoted6to4(t: TranslatorState, buf: Uint8Array, offset: number, available: number): Uint8Array | undefined {
+  if (available < IPV6_HEADER_LENGTH || buf[offset] >> 4 !== 6) return undefined;
+  const declaredPayload = (buf[offset + 4] << 8) | buf[offset + 5];
+  const end = offset + Math.min(available, IPV6_HEADER_LENGTH + declaredPayload);
+  const chain: IPv6Chain | undefined = walkIPv6Extensions(buf, offset, end, t.innerChain);
+  if (chain === undefined) return undefined;
+  // §5.3: the inner addresses are translated like the outer ones.
+  const src4 = t.cfg.mapping.map6to4(buf, offset + 8);
+  const dst4 = t.cfg.mapping.map6to4(buf, offset + 24);
+  if (src4 < 0 || dst4 < 0) return undefined;
+  const isFragment = chain.fragmentHeaderOffset >= 0;
+  const declaredUpper = declaredPayload - (chain.upperOffset - offset - IPV6_HEADER_LENGTH);
+  const total4 = IPV4_HEADER_LENGTH + declaredUpper;
+  if (declaredUpper < 0 || total4 > 0xffff) return undefined;
+  const have = end - chain.upperOffset;
+  const protocol = chain.upperProtocol === IPPROTO.ICMPV6 ? IPPROTO.ICMP : chain.upperProtocol;
+  const out = allocPacket(IPV4_HEADER_LENGTH + have);
+  writeIPv4Header(out, 0, {
+    tos: ((buf[offset] & 0x0f) << 4) | (buf[offset + 1] >> 4),
+    totalLength: total4, // as the packet was, not as quoted
+    identification: isFragment ? chain.identification & 0xffff : 0,
+    dontFragment: !isFragment && total4 > DF_THRESHOLD,
+    moreFragments: chain.moreFragments,
+    fragmentOffset: chain.fragmentOffset,
+    ttl: buf[offset + 7], // §5.3: the inner hop limit is not decremented
+    protocol,
+    src: src4,
+    dst: dst4,
+  });
+  const at = IPV4_HEADER_LENGTH;
+  out.set(buf.subarray(chain.upperOffset, end), at);
+  if (chain.fragmentOffset !== 0) return out;
+  if (chain.upperProtocol === IPPROTO.ICMPV6) {
+    if (have < 4) return out;
+    const type = out[at];
+    if (isIcmp6Error(type)) return undefined; // §5.3: no error inside an error.
+    if (type !== 128 && type !== 129) return undefined; // only echo has an ICMPv4 counterpart to quote
+    const code = out[at + 1];
+    out[at] = type === 128 ? 8 : 0;
+    out[at + 1] = 0;
+    const c = updateChecksumSum((out[at + 2] << 8) | out[at + 3],
+      ((type << 8) | code) + pseudoHeaderSum6(buf, offset + 8, buf, offset + 24, IPPROTO.ICMPV6, declaredUpper), out[at] << 8);
+    out[at + 2] = c >> 8;
+    out[at + 3] = c & 0xff;
+  } else {
+    updateTransportChecksum(out, at, have, chain.upperProtocol, sum16(buf, offset + 8, offset + 40), sum16(out, 12, 20));
+  }
+  return out;
+}

@@ -1,0 +1,36 @@
+// Transport-layer header translation (RFC 7915 §4.5, §5.5). SIIT changes only the addresses of
+// the TCP/UDP pseudo-header (protocol and length stay), so the checksum is updated with
+// RFC 1624 instead of recomputed, and works on first fragments and truncated quotes alike.
+import { pseudoHeaderSum6, updateChecksumSum } from "../packet/checksum.js";
+import { IPPROTO } from "../packet/ipv4.js";
+import { setUdpChecksum } from "../packet/udp.js";
+
+/**
+ * Updates the TCP or UDP checksum of the segment at buf[offset, offset+available) after its
+ * pseudo-header addresses changed from a sum of `oldAddressSum` to `newAddressSum`. Bytes not
+ * present (a truncated quote) are left alone. Other protocols pass unchanged (§4.5, §5.5:
+ * "translators MUST forward all transport protocols").
+ */
+export function updateTransportChecksum(buf: Uint8Array, offset: number, available: number, protocol: number, oldAddressSum: number, newAddressSum: number): void {
+  if (protocol === IPPROTO.TCP) {
+    if (available < 18) return;
+    const c = updateChecksumSum((buf[offset + 16] << 8) | buf[offset + 17], oldAddressSum, newAddressSum);
+    buf[offset + 16] = c >> 8;
+    buf[offset + 17] = c & 0xff;
+  } else if (protocol === IPPROTO.UDP) {
+    if (available < 8) return;
+    const old = (buf[offset + 6] << 8) | buf[offset + 7];
+    // A zero UDP checksum means "none" (RFC 768): there is nothing to update.
+    if (old === 0) return;
+    let c = updateChecksumSum(old, oldAddressSum, newAddressSum);
+    // RFC 768: a computed zero is sent as all ones, zero meaning "no checksum".
+    if (c === 0) c = 0xffff;
+    buf[offset + 6] = c >> 8;
+    buf[offset + 7] = c & 0xff;
+  }
+}
+
+/** RFC 7915 §4.5 option 2: compute the checksum an IPv4 UDP datagram went without, for IPv6 (RFC 8200 §8.1). */
+export function computeUdpChecksum6(buf: Uint8Array, offset: number, length: number, src6: Uint8Array, dst6: Uint8Array): void {
+  setUdpChecksum(buf, offset, length, pseudoHeaderSum6(src6, 0, dst6, 0, IPPROTO.UDP, length));
+}
