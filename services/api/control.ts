@@ -3,11 +3,11 @@
 import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError, Metadata, status } from "@grpc/grpc-js";
 import {
   type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest, HostState,
-  LeasePurpose, NetworkFamily, type RegisterMigrationRequest, type RegisterMigrationResponse, type Rule as RuleMessage, TunnelKind,
+  LeasePurpose, NetworkFamily, type RegisterMigrationRequest, type RegisterMigrationResponse,
 } from "../../gen/mip46/v1/control.js";
 import { AddressError, type IPAddress, parseAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6 } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
-import type { Rule, TunnelType } from "../../lib/rules/rules.js";
+import { ruleToMessage } from "../../lib/rules/wire.js";
 import type { Engine, HeartbeatInput } from "../engine/engine.js";
 import {
   ConfigError, FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError,
@@ -171,7 +171,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
 
     getRuleTable: unary("GetRuleTable", async () => {
       const t = await engine.store.ruleTable();
-      return { revision: t.revision, rules: t.rules.map(ruleMessage) };
+      return { revision: t.revision, rules: t.rules.map(ruleToMessage) };
     }),
   };
 }
@@ -218,26 +218,4 @@ function hostMessage(h: HostRecord) {
     resources: { cpuUsedCores: h.resources.cpuUsedCores, cpuTotalCores: h.resources.cpuTotalCores, memoryUsedBytes: BigInt(h.resources.memoryUsedBytes), memoryTotalBytes: BigInt(h.resources.memoryTotalBytes) },
     vmCount: h.vms.length, lastSeenMs: BigInt(h.lastSeenMs),
   };
-}
-
-const TUNNEL_KIND: Record<TunnelType, TunnelKind> = {
-  "4in4": TunnelKind.TUNNEL_KIND_IPV4_IN_IPV4,
-  "6in6": TunnelKind.TUNNEL_KIND_IPV6_IN_IPV6,
-  "4in6": TunnelKind.TUNNEL_KIND_IPV4_IN_IPV6,
-  "6in4": TunnelKind.TUNNEL_KIND_IPV6_IN_IPV4,
-};
-
-export function ruleMessage(r: Rule): RuleMessage {
-  switch (r.kind) {
-    case "reencap-4in4-to-4in6":
-      return { key: r.key, kind: { $case: "reencap4in4To4in6", value: { poolIpv4: r.poolIPv4, careOfIpv6: r.careOfIPv6, vmId: r.vmId } } };
-    case "reencap-6in6-to-6in4":
-      return { key: r.key, kind: { $case: "reencap6in6To6in4", value: { careOfIpv6: r.careOfIPv6, careOfIpv4: r.careOfIPv4, vmId: r.vmId } } };
-    case "tunnel-peer":
-      return { key: r.key, kind: { $case: "tunnelPeer", value: { kind: TUNNEL_KIND[r.tunnel], peer: r.peer, innerSource: r.innerSource ?? "", vmId: r.vmId ?? "" } } };
-    case "address-mapping":
-      return { key: r.key, kind: { $case: "addressMapping", value: { ipv4: r.ipv4, ipv6: r.ipv6 } } };
-    case "translation-prefix":
-      return { key: r.key, kind: { $case: "translationPrefix", value: { prefix: r.prefix } } };
-  }
 }

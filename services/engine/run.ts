@@ -8,9 +8,11 @@ import { EngineMetrics, serveMetrics } from "../metrics/metrics.js";
 import { SqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
 import { Engine } from "./engine.js";
+import { RulePublisher } from "../tunnel/push.js";
 
 export interface RunningEngine {
   engine: Engine;
+  publisher: RulePublisher;
   store: Store;
   grpc: GrpcServer;
   grpcPort: number;
@@ -24,10 +26,12 @@ export async function runEngine(config: EngineConfig, log: Logger = createLogger
   const metrics = new EngineMetrics(store);
   const engine = new Engine(config, store, log, metrics);
   await engine.start();
+  const publisher = new RulePublisher(store, log);
+  metrics.watchWorkers(publisher);
   let grpc: GrpcServer;
   let http: { server: HttpServer; port: number };
   try {
-    grpc = await startGrpcServer(engine, metrics, log, config.listen);
+    grpc = await startGrpcServer(engine, publisher, metrics, log, config.listen);
     http = await serveMetrics(metrics.registry, config.metricsListen);
   } catch (e) {
     engine.stop();
@@ -36,7 +40,7 @@ export async function runEngine(config: EngineConfig, log: Logger = createLogger
   }
   log.info("engine started", { grpcPort: grpc.port, metricsPort: http.port, store: config.store.path });
   return {
-    engine, store, grpc, grpcPort: grpc.port, metricsPort: http.port, metrics,
+    engine, publisher, store, grpc, grpcPort: grpc.port, metricsPort: http.port, metrics,
     async stop() {
       await grpc.shutdown();
       engine.stop();

@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Store } from "../store/store.js";
 import type { EngineEvents } from "../engine/engine.js";
+import type { RulePublisher } from "../tunnel/push.js";
 
 export class EngineMetrics implements EngineEvents {
   readonly registry = new Registry();
@@ -66,6 +67,26 @@ export class EngineMetrics implements EngineEvents {
       name: "mip46_rules_revision", help: "Revision of the data-plane rule table.", registers,
       async collect() {
         this.set(Number((await store.ruleTable()).revision));
+      },
+    });
+  }
+
+  /** Per-worker lag of the rule push: how many revisions each connected worker is behind. */
+  watchWorkers(publisher: RulePublisher): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: "mip46_dataplane_worker_lag_revisions", help: "Rule-table revisions a connected data-plane worker has not acknowledged yet.",
+      labelNames: ["worker"], registers,
+      async collect() {
+        this.reset();
+        const current = await publisher.currentRevision();
+        for (const w of publisher.workers()) this.set({ worker: w.workerId }, Number(current - w.ackedRevision));
+      },
+    });
+    new Gauge({
+      name: "mip46_dataplane_workers_connected", help: "Data-plane workers connected to this engine.", registers,
+      collect() {
+        this.set(publisher.workers().length);
       },
     });
   }

@@ -1,0 +1,124 @@
+// The worker's side of the rule push: connects to an engine (trying each configured replica in
+// turn), says who it is and what it last applied, applies the snapshot and the deltas it is sent,
+// and acknowledges each revision. When the engine goes away it keeps its last table and
+// reconnects by itself, with capped exponential backoff.
+import { credentials, type ClientDuplexStream } from "@grpc/grpc-js";
+import { DataPlaneSyncClient, type EngineMessage, type WorkerMessage } from "../../gen/mip46/v1/dataplane.js";
+import type { Logger } from "../../lib/log.js";
+import { silentLogger } from "../../lib/log.js";
+import type { Rule, RuleTable } from "../../lib/rules/rules.js";
+import { ruleFromMessage } from "../../lib/rules/wire.js";
+
+export interface RuleSyncOptions {
+  workerId: string;
+  /** host:port of every engine replica, tried in turn. */
+  engines: string[];
+  log?: Logger;
+  /** A full table; replaces whatever the worker had. */
+  onSnapshot(table: RuleTable): void;
+  /** The changes of one revision, to apply together. */
+  onDelta(revision: bigint, updates: Rule[], removes: string[]): void;
+  /** Called on every connect and disconnect. */
+  onConnection?(connected: boolean, engine: string): void;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export class RuleSyncClient {
+  appliedRevision = 0n;
+  connected = false;
+  private stopped = true;
+  private next = 0;
+  private backoffMs: number;
+  private stream?: ClientDuplexStream<WorkerMessage, EngineMessage>;
+  private client?: DataPlaneSyncClient;
+  private retryTimer?: NodeJS.Timeout;
+  private readonly log: Logger;
+
+  constructor(private readonly o: RuleSyncOptions) {
+    if (o.engines.length === 0) throw new Error("at least one engine address is required");
+    this.log = o.log ?? silentLogger;
+    this.backoffMs = o.minBackoffMs ?? 100;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.stream?.cancel();
+    this.client?.close();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const engine = this.o.engines[this.next++ % this.o.engines.length];
+    this.client?.close();
+    const client = new DataPlaneSyncClient(engine, credentials.createInsecure(), {
+      "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000, "grpc.keepalive_permit_without_calls": 1,
+    });
+    this.client = client;
+    const stream = client.syncRules();
+    this.stream = stream;
+    let snapshot: Rule[] | undefined;
+    let snapshotRevision = 0n;
+    let closed = false;
+    const close = (why: string) => {
+      if (closed) return;
+      closed = true;
+      if (this.connected) this.o.onConnection?.(false, engine);
+      this.connected = false;
+      if (this.stopped) return;
+      this.log.warn("engine connection lost; keeping the last table", { engine, why, appliedRevision: this.appliedRevision, retryInMs: this.backoffMs });
+      this.retryTimer = setTimeout(() => this.connect(), this.backoffMs);
+      this.backoffMs = Math.min(this.backoffMs * 2, this.o.maxBackoffMs ?? 5_000);
+    };
+    stream.on("data", (m: EngineMessage) => {
+      const msg = m.message;
+      switch (msg?.$case) {
+        case "snapshotBegin":
+          snapshot = [];
+          snapshotRevision = msg.value.revision;
+          break;
+        case "snapshotRules":
+          for (const r of msg.value.rules) {
+            const rule = ruleFromMessage(r);
+            if (rule) snapshot?.push(rule);
+            else this.log.warn("rule not understood; skipped", { key: r.key });
+          }
+          break;
+        case "inSync":
+          if (!snapshot || msg.value.revision !== snapshotRevision) return stream.cancel();
+          this.o.onSnapshot({ revision: snapshotRevision, rules: snapshot });
+          snapshot = undefined;
+          this.applied(stream, snapshotRevision);
+          if (!this.connected) {
+            this.connected = true;
+            this.backoffMs = this.o.minBackoffMs ?? 100;
+            this.o.onConnection?.(true, engine);
+            this.log.info("in sync with engine", { engine, revision: snapshotRevision });
+          }
+          break;
+        case "delta": {
+          if (!this.connected) break; // deltas only count after the snapshot
+          const updates = msg.value.updates.map(ruleFromMessage).filter((r): r is Rule => r !== undefined);
+          this.o.onDelta(msg.value.revision, updates, msg.value.removes);
+          this.applied(stream, msg.value.revision);
+          break;
+        }
+      }
+    });
+    stream.on("error", (e: Error) => close(e.message));
+    stream.on("end", () => close("stream ended"));
+    stream.write({ message: { $case: "hello", value: { workerId: this.o.workerId, appliedRevision: this.appliedRevision } } });
+  }
+
+  private applied(stream: ClientDuplexStream<WorkerMessage, EngineMessage>, revision: bigint): void {
+    this.appliedRevision = revision;
+    stream.write({ message: { $case: "ack", value: { revision } } });
+  }
+}
