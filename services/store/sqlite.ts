@@ -185,19 +185,23 @@ export class SqliteStore implements Store {
 
   syncPools(pools: PoolAddressSet[]): Promise<void> {
     return this.write(() => {
-      const upsert = this.db.prepare(
-        "INSERT INTO addresses(value, pool, kind) VALUES (?, ?, ?) ON CONFLICT(value) DO UPDATE SET pool = excluded.pool, kind = excluded.kind");
+      // Only what differs is written: a restart with an unchanged plan touches no row.
+      const existing = new Map(this.db.prepare<[], { value: number; pool: string; kind: string; state: number }>(
+        "SELECT value, pool, kind, state FROM addresses").all().map((r) => [r.value, r]));
+      const insert = this.db.prepare("INSERT INTO addresses(value, pool, kind) VALUES (?, ?, ?)");
+      const move = this.db.prepare("UPDATE addresses SET pool = ?, kind = ? WHERE value = ?");
+      const del = this.db.prepare("DELETE FROM addresses WHERE value = ?");
       const wanted = new Set<number>();
       for (const p of pools) {
         for (const v of p.addresses) {
           wanted.add(v);
-          upsert.run(v, p.pool, p.kind);
+          const row = existing.get(v);
+          if (!row) insert.run(v, p.pool, p.kind);
+          else if (row.pool !== p.pool || row.kind !== p.kind) move.run(p.pool, p.kind, v);
         }
       }
       // Addresses that left the configuration go, unless a VM still holds them.
-      const stale = this.db.prepare<[], { value: number }>("SELECT value FROM addresses WHERE state != 1").all();
-      const del = this.db.prepare("DELETE FROM addresses WHERE value = ?");
-      for (const { value } of stale) if (!wanted.has(value)) del.run(value);
+      for (const [value, row] of existing) if (!wanted.has(value) && row.state !== LEASED) del.run(value);
     });
   }
 
