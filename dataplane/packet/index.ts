@@ -11,3 +11,4 @@ export * from "./arp.js";
 export * from "./nd.js";
 export * from "./mip4.js";
 export * from "./mip6.js";
+export * from "./fragment.js";

@@ -6,7 +6,7 @@ import { fragmentationNeededRest, isIcmp4Error, verifyIcmp4Checksum } from "../p
 import { IPPROTO, parseIPv4, type IPv4Header } from "../packet/ipv4.js";
 import { IPV6_FRAGMENT_HEADER_LENGTH, IPV6_HEADER_LENGTH, IPV6_MIN_MTU, writeFragmentHeader, writeIPv6Header } from "../packet/ipv6.js";
 import { allocPacket, copyPacket } from "./alloc.js";
-import { fragment6 } from "./fragment.js";
+import { fragmentIPv6Payload } from "../packet/fragment.js";
 import { icmp4Back, icmp4Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
@@ -74,13 +74,12 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array): Translate
   if (!ip.dontFragment && size6 > limit) {
     const upper = allocPacket(upperLength);
     writeUpper(upper, 0);
-    return {
-      action: "forward",
-      packets: fragment6(upper, {
-        trafficClass: ip.tos, hopLimit, src: t.src6, dst: t.dst6, nextHeader,
-        fragmentOffset: ip.fragmentOffset, moreFragments: ip.moreFragments, identification: ip.identification,
-      }, limit),
-    };
+    // §4.1: fragments so each IPv6 fragment fits lowest-ipv6-mtu; M and the identification come from the IPv4 packet.
+    const packets = fragmentIPv6Payload(upper, {
+      trafficClass: ip.tos, hopLimit, src: t.src6, dst: t.dst6, nextHeader,
+      fragmentOffset: ip.fragmentOffset, moreFragments: ip.moreFragments, identification: ip.identification,
+    }, limit);
+    return packets ? { action: "forward", packets } : drop("malformed");
   }
 
   const out = allocPacket(size6);

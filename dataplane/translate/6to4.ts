@@ -6,7 +6,7 @@ import { isIcmp6Error, verifyIcmp6Checksum } from "../packet/icmp6.js";
 import { IPPROTO, IPV4_HEADER_LENGTH, writeIPv4Header } from "../packet/ipv4.js";
 import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, isIPv6ExtensionHeader, parseIPv6, walkIPv6Extensions, type IPv6Chain } from "../packet/ipv6.js";
 import { allocPacket, copyPacket } from "./alloc.js";
-import { fragment4 } from "./fragment.js";
+import { fragmentIPv4Payload } from "../packet/fragment.js";
 import { icmp6Back, icmp6Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
@@ -94,7 +94,7 @@ export function translate6to4(t: TranslatorState, packet: Uint8Array): Translate
     writeUpper(upper, 0, newSum);
     return {
       action: "forward",
-      packets: fragment4(upper, {
+      packets: fragmentIPv4Payload(upper, {
         tos: ip.trafficClass, identification, ttl, protocol, src: src4, dst: dst4,
         fragmentOffset: chain.fragmentOffset, moreFragments: chain.moreFragments,
       }, cfg.ipv4Mtu),
