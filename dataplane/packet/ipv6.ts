@@ -112,6 +112,8 @@ export interface IPv6Chain {
   routingType2AddressOffset: number;
   /** Segments left of the last routing header seen (0 without one). */
   segmentsLeft: number;
+  /** Offset of the last routing header seen, or -1. */
+  routingHeaderOffset: number;
   /** Number of extension headers walked. */
   extensionCount: number;
 }
@@ -119,7 +121,7 @@ export interface IPv6Chain {
 export function newIPv6Chain(): IPv6Chain {
   return {
     upperProtocol: 0, upperOffset: 0, upperProtocolFieldOffset: 0, fragmentHeaderOffset: -1, fragmentOffset: 0, moreFragments: false,
-    identification: 0, homeAddressOffset: -1, routingType2AddressOffset: -1, segmentsLeft: 0, extensionCount: 0,
+    identification: 0, homeAddressOffset: -1, routingType2AddressOffset: -1, segmentsLeft: 0, routingHeaderOffset: -1, extensionCount: 0,
   };
 }
 
@@ -156,6 +158,7 @@ export function walkIPv6Extensions(buf: Uint8Array, ipOffset: number, end?: numb
   c.homeAddressOffset = -1;
   c.routingType2AddressOffset = -1;
   c.segmentsLeft = 0;
+  c.routingHeaderOffset = -1;
   let nh = buf[ipOffset + 6];
   let fieldOffset = ipOffset + 6;
   let off = ipOffset + IPV6_HEADER_LENGTH;
@@ -180,6 +183,7 @@ export function walkIPv6Extensions(buf: Uint8Array, ipOffset: number, end?: numb
     if (off + length > stop) return undefined;
     if (nh === IPPROTO.ROUTING) {
       c.segmentsLeft = buf[off + 3];
+      c.routingHeaderOffset = off;
       // RFC 6275 §6.4: type 2 carries exactly one address, Hdr Ext Len 2, Segments Left 1 (0 once processed).
       if (buf[off + 2] === 2) {
         if (buf[off + 1] !== 2) return undefined;

@@ -42,7 +42,7 @@ export function translate6to4(t: TranslatorState, packet: Uint8Array): Translate
   // §5.1 "TTL": the translator is a router; it decrements the hop limit and checks it (RFC 8200 §3).
   if (ip.hopLimit <= 1) return icmp6Back(t, packet, 3, 0, 0, "ttl-expired");
   // §5.1: a routing header with Segments Left non-zero is answered with Parameter Problem pointing at the field.
-  if (chain.segmentsLeft !== 0) return icmp6Back(t, packet, 4, 0, routingHeaderOffsetStopgap(packet, end) + 3, "segments-left");
+  if (chain.segmentsLeft !== 0) return icmp6Back(t, packet, 4, 0, (chain.routingHeaderOffset - ip.offset) + 3, "segments-left");
 
   const isFragment = chain.fragmentHeaderOffset >= 0;
   const initial = chain.fragmentOffset === 0;
@@ -131,32 +131,6 @@ export function translate6to4(t: TranslatorState, packet: Uint8Array): Translate
     // §5.5: TCP and UDP checksums follow the pseudo-header's new addresses (none in a non-initial fragment).
     if (initial) updateTransportChecksum(buf, at, upperLength, chain!.upperProtocol, oldSum, newSum);
   }
-}
-
-/**
- * The offset of the routing header in the IPv6 packet, for the Parameter Problem pointer.
- * TODO(packet): `walkIPv6Extensions` could report it; until then this short walk, on the error
- * path only, finds it again.
- */
-export function routingHeaderOffsetStopgap(packet: Uint8Array, end: number): number {
-  let nh = packet[6];
-  let off = IPV6_HEADER_LENGTH;
-  while (off + 8 <= end) {
-    if (nh === IPPROTO.ROUTING) return off;
-    if (nh === IPPROTO.HOPOPTS || nh === IPPROTO.DSTOPTS) {
-      nh = packet[off];
-      off += (packet[off + 1] + 1) << 3;
-    } else if (nh === IPPROTO.FRAGMENT) {
-      nh = packet[off];
-      off += 8;
-    } else if (nh === IPPROTO.AH) {
-      nh = packet[off];
-      off += (packet[off + 1] + 2) << 2;
-    } else {
-      break;
-    }
-  }
-  return 6; // not found: point at the Next Header field that led nowhere
 }
 
 /**
