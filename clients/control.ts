@@ -29,7 +29,7 @@ const METHODS = [
 ] as const satisfies readonly (keyof ControlClient)[];
 
 export function connectControl(address: string, defaultDeadlineMs = 10_000): ControlClient {
-  const raw = new pb.ControlEngineClient(address, credentials.createInsecure());
+  const raw = new pb.ControlEngineClient(address, credentials.createInsecure(), { "grpc.enable_channelz": 0 });
   const client: Record<string, unknown> = { raw, close: () => raw.close() };
   for (const name of METHODS) {
     const fn = (raw as unknown as Record<string, (...a: unknown[]) => unknown>)[name].bind(raw);

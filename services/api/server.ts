@@ -26,7 +26,7 @@ export interface GrpcServer {
 }
 
 export async function startGrpcServer(engine: Engine, publisher: RulePublisher, metrics: EngineMetrics, log: Logger, listen: string): Promise<GrpcServer> {
-  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024, "grpc.enable_channelz": 0 });
   server.addService(ControlEngineService, controlService(engine, metrics, log));
   server.addService(DataPlaneSyncService, dataPlaneSyncService(publisher, log));
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING", [SYNC_SERVICE_NAME]: "SERVING" });

@@ -1,0 +1,222 @@
+// Throughput of the data-plane worker, live, in network namespaces: sender ns → middle ns →
+// receiver ns over veth pairs. trafgen (netsniff-ng) in the sender offers small UDP packets as
+// fast as it can; the receiver's veth counts what arrives. Per action of the worker, and, on an
+// identical topology in the same run, TAYGA translating 6→4 and the kernel forwarding IPv4.
+// What is reported is the forwarding rate under overload (RFC 2285 §3.6.1): packets delivered per
+// second while more is offered than the middle can take.
+//
+//   node --import tsx bench/dataplane.ts [--seconds 3] [--only reencap-4in4-4in6,translate-6to4,...]
+//        [--profile DIR]   (the worker runs under node --cpu-prof; profiles land in DIR)
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { parseIPv4, parseIPv6 } from "../lib/net/address.js";
+import { buildEthernetFrame, ETHERTYPE } from "../dataplane/packet/ethernet.js";
+import { buildIPv4Packet } from "../dataplane/packet/ipv4.js";
+import { buildIPv6Packet } from "../dataplane/packet/ipv6.js";
+import { buildUdp4, buildUdp6 } from "../dataplane/packet/udp.js";
+import { NetnsLab, netnsAvailable } from "../test/helpers/netns.js";
+import { createTopology, metricValue, parseMac, startWorker, workerMetricsText, type Topology } from "../test/dataplane/live/topology.js";
+
+const { values: args } = parseArgs({
+  options: { seconds: { type: "string", default: "3" }, only: { type: "string" }, profile: { type: "string" }, warmup: { type: "string", default: "1" } },
+});
+const SECONDS = Number(args.seconds);
+const WARMUP = Number(args.warmup);
+const PAYLOAD = new Uint8Array(18).fill(0x6d); // 60-byte IPv4 frames, 80-byte IPv6 frames
+
+const v4 = (t: string) => parseIPv4(t, "bench").bytes;
+const v6 = (t: string) => parseIPv6(t, "bench").bytes;
+const udp4 = (src: string, dst: string) => buildUdp4({ src: v4(src), dst: v4(dst), srcPort: 40000, dstPort: 9 }, PAYLOAD);
+const udp6 = (src: string, dst: string) => buildUdp6({ src: v6(src), dst: v6(dst), srcPort: 40000, dstPort: 9 }, PAYLOAD);
+
+interface Scenario {
+  name: string;
+  what: string;
+  /** Builds the frame the sender offers, addressed to the middle's w0. */
+  frame(topo: Topology): Uint8Array;
+  /** Sets the middle up and returns the pid doing the work (undefined: kernel softirq). */
+  middle(topo: Topology): Promise<{ pid?: number; metricsPort?: number; stop?: () => Promise<void> }>;
+}
+
+function eth(topo: Topology, etherType: number, packet: Uint8Array): Uint8Array {
+  return buildEthernetFrame(parseMac(topo.macs.w0), parseMac(topo.macs.s0), etherType, packet);
+}
+
+function workerScenario(name: string, what: string, frame: Scenario["frame"], config: (topo: Topology) => Record<string, unknown>, rules: unknown[]): Scenario {
+  return {
+    name, what, frame,
+    async middle(topo) {
+      const cfg = { workerId: `bench-${name}`, ...config(topo) };
+      let argvPrefix: string[] | undefined;
+      if (args.profile) {
+        mkdirSync(args.profile, { recursive: true });
+        argvPrefix = ["--cpu-prof", `--cpu-prof-dir=${args.profile}`, `--cpu-prof-name=${name}.cpuprofile`];
+      }
+      const w = await startWorker(topo, cfg, { revision: 1, rules }, name, argvPrefix);
+      return { pid: w.child.pid, metricsPort: w.metricsPort, stop: () => NetnsLab.stop(w.child) };
+    },
+  };
+}
+
+const SCENARIOS: Scenario[] = [
+  workerScenario("decap-4in6", "IPv4-in-IPv6 from a privileged VM, decapsulated and forwarded (flow 3.1 m)",
+    (topo) => eth(topo, ETHERTYPE.IPV6, buildIPv6Packet({ src: v6("2001:db8:1::c000:201"), dst: v6("2001:db8:c::1"), nextHeader: 4, hopLimit: 64 },
+      udp4("192.0.2.1", "203.0.113.10"))),
+    (topo) => ({
+      interfaces: [{ name: "w0", addresses: ["2001:db8:c::1/64"] }, { name: "w1", addresses: ["203.0.113.1/24"] }],
+      neighbours: [{ interface: "w1", address: "203.0.113.10", mac: topo.macs.r0 }],
+    }),
+    [{ key: "p", kind: "tunnel-peer", tunnel: "4in6", peer: "2001:db8:1::c000:201", innerSource: "192.0.2.1" }]),
+  workerScenario("reencap-4in4-4in6", "IPv4-in-IPv4 from r1 for a pool address, out as IPv4-in-IPv6 (flow 3.1 j)",
+    (topo) => eth(topo, ETHERTYPE.IPV4, buildIPv4Packet({ src: v4("203.0.113.2"), dst: v4("198.51.100.2"), protocol: 4, ttl: 64 },
+      udp4("203.0.113.10", "192.0.2.1"))),
+    (topo) => ({
+      interfaces: [{ name: "w0", addresses: ["203.0.113.1/24"] }, { name: "w1", addresses: ["2001:db8:1::fe/64"] }],
+      served: ["198.51.100.0/24"],
+      neighbours: [{ interface: "w1", address: "2001:db8:1::c000:201", mac: topo.macs.r0 }],
+    }),
+    [{ key: "peer", kind: "tunnel-peer", tunnel: "4in4", peer: "203.0.113.2" },
+      { key: "re", kind: "reencap-4in4-to-4in6", poolIPv4: "198.51.100.2", careOfIPv6: "2001:db8:1::c000:201", vmId: "vm" }]),
+  workerScenario("translate-6to4", "IPv6 client to an IPv4 VM, SIIT 6→4 (RFC 7915 §5)",
+    (topo) => eth(topo, ETHERTYPE.IPV6, udp6("2001:db8:c::10", "2001:db8:64::c000:201")),
+    (topo) => ({
+      interfaces: [{ name: "w0", addresses: ["2001:db8:c::1/64"] }, { name: "w1", addresses: ["192.0.2.254/24"] }],
+      neighbours: [{ interface: "w1", address: "192.0.2.1", mac: topo.macs.r0 }],
+    }),
+    [{ key: "pfx", kind: "translation-prefix", prefix: "2001:db8:64::/96" },
+      { key: "eam", kind: "address-mapping", ipv4: "198.51.100.7", ipv6: "2001:db8:c::10" }]),
+  workerScenario("translate-4to6", "IPv4 client to an IPv6 VM, SIIT 4→6 (RFC 7915 §4)",
+    (topo) => eth(topo, ETHERTYPE.IPV4, udp4("203.0.113.10", "198.51.100.20")),
+    (topo) => ({
+      interfaces: [{ name: "w0", addresses: ["203.0.113.1/24"] }, { name: "w1", addresses: ["2001:db8:1::fe/64"] }],
+      served: ["198.51.100.0/24"],
+      neighbours: [{ interface: "w1", address: "2001:db8:1::2", mac: topo.macs.r0 }],
+    }),
+    [{ key: "pfx", kind: "translation-prefix", prefix: "2001:db8:64::/96" },
+      { key: "eam", kind: "address-mapping", ipv4: "198.51.100.20", ipv6: "2001:db8:1::2" }]),
+  {
+    name: "tayga-6to4", what: "baseline: TAYGA translating 6→4 (tun device, kernel forwarding around it)",
+    frame: (topo) => eth(topo, ETHERTYPE.IPV6, udp6("2001:db8:c::10", "2001:db8:64::c000:201")),
+    async middle(topo) {
+      const { lab, worker: ns } = topo;
+      await lab.sysctl(ns, "net.ipv4.ip_forward", "1");
+      await lab.sysctl(ns, "net.ipv6.conf.all.forwarding", "1");
+      await lab.sysctl(ns, "net.ipv6.conf.w0.disable_ipv6", "0");
+      await lab.exec(ns, ["ip", "addr", "add", "2001:db8:c::1/64", "dev", "w0", "nodad"]);
+      await lab.exec(ns, ["ip", "addr", "add", "192.0.2.254/24", "dev", "w1"]);
+      await lab.exec(ns, ["ip", "neigh", "replace", "192.0.2.1", "lladdr", topo.macs.r0, "dev", "w1", "nud", "permanent"]);
+      const conf = join(topo.dir, "tayga.conf");
+      mkdirSync(join(topo.dir, "tayga"), { recursive: true });
+      writeFileSync(conf, ["tun-device m46nat64", "ipv4-addr 198.51.100.1", "prefix 2001:db8:64::/96",
+        "map 198.51.100.7 2001:db8:c::10", `data-dir ${join(topo.dir, "tayga")}`, ""].join("\n"));
+      await lab.exec(ns, ["tayga", "-c", conf, "--mktun"]);
+      await lab.exec(ns, ["ip", "link", "set", "m46nat64", "up"]);
+      await lab.exec(ns, ["ip", "route", "add", "2001:db8:64::/96", "dev", "m46nat64"]);
+      await lab.exec(ns, ["ip", "route", "add", "198.51.100.0/24", "dev", "m46nat64"]);
+      const child = lab.spawn(ns, ["tayga", "-c", conf, "--nodetach"], "ignore");
+      await new Promise((r) => setTimeout(r, 500));
+      return { pid: child.pid, stop: () => NetnsLab.stop(child) };
+    },
+  },
+  {
+    name: "kernel-ipv4", what: "upper reference: the kernel forwarding IPv4 (ip_forward=1)",
+    frame: (topo) => eth(topo, ETHERTYPE.IPV4, udp4("203.0.113.10", "192.0.2.1")),
+    async middle(topo) {
+      const { lab, worker: ns } = topo;
+      await lab.sysctl(ns, "net.ipv4.ip_forward", "1");
+      await lab.exec(ns, ["ip", "addr", "add", "203.0.113.1/24", "dev", "w0"]);
+      await lab.exec(ns, ["ip", "addr", "add", "192.0.2.254/24", "dev", "w1"]);
+      await lab.exec(ns, ["ip", "neigh", "replace", "192.0.2.1", "lladdr", topo.macs.r0, "dev", "w1", "nud", "permanent"]);
+      return {};
+    },
+  },
+];
+
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(fields[11]) + Number(fields[12]); // utime + stime, fields 14 and 15 of proc(5)
+}
+const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+interface Result { name: string; what: string; pps: number; offeredPps: number; cpu?: number; extra: Record<string, number | undefined> }
+
+async function runScenario(s: Scenario): Promise<Result> {
+  const topo = await createTopology();
+  try {
+    // The receiver has no address for the destinations: its kernel counts the frame on r0 and
+    // drops it (forwarding off), without answering.
+    await topo.lab.sysctl(topo.receiver, "net.ipv6.conf.r0.disable_ipv6", "1");
+    const mid = await s.middle(topo);
+    const frame = s.frame(topo);
+    const cfg = join(topo.dir, "trafgen.cfg");
+    writeFileSync(cfg, `{ ${Array.from(frame, (b) => "0x" + b.toString(16).padStart(2, "0")).join(", ")} }\n`);
+    const total = WARMUP + SECONDS + 1;
+    // -P 1: one sender process; --no-sock-mem/--notouch-irq: leave the host's socket memory and IRQ settings alone.
+    const gen = topo.lab.spawn(topo.sender, ["timeout", "-s", "INT", String(total), "trafgen", "--dev", "s0", "--conf", cfg, "-P", "1", "--no-sock-mem", "--notouch-irq", "-n", "100000000"], "ignore");
+    await sleep(WARMUP * 1000);
+    const t1 = performance.now();
+    const [r1, s1] = await Promise.all([topo.lab.counters(topo.receiver, "r0"), topo.lab.counters(topo.sender, "s0")]);
+    const c1 = mid.pid ? cpuTicks(mid.pid) : 0;
+    await sleep(SECONDS * 1000);
+    const t2 = performance.now();
+    const [r2, s2] = await Promise.all([topo.lab.counters(topo.receiver, "r0"), topo.lab.counters(topo.sender, "s0")]);
+    const c2 = mid.pid ? cpuTicks(mid.pid) : 0;
+    const elapsed = (t2 - t1) / 1000;
+    await new Promise((r) => (gen.exitCode !== null ? r(null) : gen.once("exit", r)));
+    const extra: Record<string, number | undefined> = {};
+    if (mid.metricsPort !== undefined) {
+      const m = await workerMetricsText(topo, mid.metricsPort);
+      extra.captureDrops = metricValue(m, 'mip46_dataplane_capture_drops_total{interface="w0"}');
+      extra.batches = metricValue(m, 'mip46_dataplane_capture_batches_total{interface="w0"}');
+      extra.packetsIn = metricValue(m, 'mip46_dataplane_packets_total{interface="w0",direction="in"}');
+      extra.sendErrors = metricValue(m, 'mip46_dataplane_send_errors_total{interface="w1"}');
+      if (extra.batches) extra.meanBatch = Math.round((extra.packetsIn ?? 0) / extra.batches);
+    }
+    await mid.stop?.();
+    return {
+      name: s.name, what: s.what, pps: (r2.rxPackets - r1.rxPackets) / elapsed, offeredPps: (s2.txPackets - s1.txPackets) / elapsed,
+      cpu: mid.pid ? (c2 - c1) / TICKS_PER_SECOND / elapsed : undefined, extra,
+    };
+  } finally {
+    await topo.lab.destroy();
+  }
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function main() {
+  if (!netnsAvailable()) throw new Error("needs root (network namespaces)");
+  try {
+    execFileSync("sh", ["-c", "command -v trafgen"], { stdio: "ignore" });
+  } catch {
+    throw new Error("trafgen not found: apt-get install netsniff-ng");
+  }
+  const only = args.only?.split(",");
+  const results: Result[] = [];
+  for (const s of SCENARIOS) {
+    if (only && !only.includes(s.name)) continue;
+    process.stderr.write(`${s.name} ...\n`);
+    const r = await runScenario(s);
+    results.push(r);
+    process.stderr.write(`${s.name}: ${Math.round(r.pps)} pps delivered, ${Math.round(r.offeredPps)} offered, cpu ${r.cpu?.toFixed(2) ?? "softirq"} ${JSON.stringify(r.extra)}\n`);
+  }
+  const tayga = results.find((r) => r.name === "tayga-6to4")?.pps;
+  const kernel = results.find((r) => r.name === "kernel-ipv4")?.pps;
+  const kpps = (n: number) => `${(n / 1000).toFixed(0)}`;
+  const lines = [
+    `# dataplane throughput, ${SECONDS} s per case after ${WARMUP} s warm-up, 60/80-byte frames (18-byte UDP payload), ${new Date().toISOString()}`,
+    "| case | kpps delivered | kpps offered | CPU of the process (cores) | × TAYGA | × kernel | notes |",
+    "|---|---:|---:|---:|---:|---:|---|",
+    ...results.map((r) => `| ${r.name} | ${kpps(r.pps)} | ${kpps(r.offeredPps)} | ${r.cpu?.toFixed(2) ?? "softirq"} | ${tayga ? (r.pps / tayga).toFixed(2) : "-"} | ${kernel ? (r.pps / kernel).toFixed(2) : "-"} | ${Object.entries(r.extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(" ")} |`),
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
