@@ -5,8 +5,9 @@
 // What is reported is the forwarding rate under overload (RFC 2285 §3.6.1): packets delivered per
 // second while more is offered than the middle can take.
 //
-//   node --import tsx bench/dataplane.ts [--seconds 3] [--only reencap-4in4-4in6,translate-6to4,...]
-//        [--profile DIR]   (the worker runs under node --cpu-prof; profiles land in DIR)
+//   node --import tsx bench/dataplane.ts [--seconds 3] [--repeat 2] [--warmup 1] [--only reencap-4in4-4in6,translate-6to4,...]
+//        [--profile DIR]   (the worker runs under node --cpu-prof; profiles land in DIR/<case>/)
+//        (cases: decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, tayga-6to4, kernel-ipv4)
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,10 +21,11 @@ import { NetnsLab, netnsAvailable } from "../test/helpers/netns.js";
 import { createTopology, metricValue, parseMac, startWorker, workerMetricsText, type Topology } from "../test/dataplane/live/topology.js";
 
 const { values: args } = parseArgs({
-  options: { seconds: { type: "string", default: "3" }, only: { type: "string" }, profile: { type: "string" }, warmup: { type: "string", default: "1" } },
+  options: { seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, warmup: { type: "string", default: "1" } },
 });
 const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);
+const REPEAT = Math.max(1, Number(args.repeat));
 const PAYLOAD = new Uint8Array(18).fill(0x6d); // 60-byte IPv4 frames, 80-byte IPv6 frames
 
 const v4 = (t: string) => parseIPv4(t, "bench").bytes;
@@ -51,8 +53,9 @@ function workerScenario(name: string, what: string, frame: Scenario["frame"], co
       const cfg = { workerId: `bench-${name}`, ...config(topo) };
       let argvPrefix: string[] | undefined;
       if (args.profile) {
-        mkdirSync(args.profile, { recursive: true });
-        argvPrefix = ["--cpu-prof", `--cpu-prof-dir=${args.profile}`, `--cpu-prof-name=${name}.cpuprofile`];
+        // One directory per case: node writes a profile per thread (tsx's loader has its own).
+        mkdirSync(join(args.profile, name), { recursive: true });
+        argvPrefix = ["--cpu-prof", `--cpu-prof-dir=${join(args.profile, name)}`];
       }
       const w = await startWorker(topo, cfg, { revision: 1, rules }, name, argvPrefix);
       return { pid: w.child.pid, metricsPort: w.metricsPort, stop: () => NetnsLab.stop(w.child) };
@@ -180,7 +183,7 @@ async function runScenario(s: Scenario): Promise<Result> {
       cpu: mid.pid ? (c2 - c1) / TICKS_PER_SECOND / elapsed : undefined, extra,
     };
   } finally {
-    await topo.lab.destroy();
+    await topo.destroy();
   }
 }
 
@@ -199,19 +202,31 @@ async function main() {
   const results: Result[] = [];
   for (const s of SCENARIOS) {
     if (only && !only.includes(s.name)) continue;
-    process.stderr.write(`${s.name} ...\n`);
-    const r = await runScenario(s);
-    results.push(r);
-    process.stderr.write(`${s.name}: ${Math.round(r.pps)} pps delivered, ${Math.round(r.offeredPps)} offered, cpu ${r.cpu?.toFixed(2) ?? "softirq"} ${JSON.stringify(r.extra)}\n`);
+    // The machine is shared: each case runs REPEAT times on a fresh topology and the best run
+    // counts (the others lost CPU time to someone else).
+    let best: Result | undefined;
+    for (let i = 0; i < REPEAT; i++) {
+      const r = await runScenario(s);
+      process.stderr.write(`${s.name} #${i + 1}: ${Math.round(r.pps)} pps delivered, ${Math.round(r.offeredPps)} offered, cpu ${r.cpu?.toFixed(2) ?? "softirq"} ${JSON.stringify(r.extra)}\n`);
+      if (!best || r.pps > best.pps) best = r;
+    }
+    results.push(best!);
   }
-  const tayga = results.find((r) => r.name === "tayga-6to4")?.pps;
+  const tayga = results.find((r) => r.name === "tayga-6to4");
   const kernel = results.find((r) => r.name === "kernel-ipv4")?.pps;
   const kpps = (n: number) => `${(n / 1000).toFixed(0)}`;
+  // Delivered packets per CPU-second of the process doing the work: on a shared machine the
+  // process does not always get a whole core, and this is the figure that does not depend on it.
+  const perCore = (r: Result) => (r.cpu ? r.pps / r.cpu : undefined);
+  const taygaPerCore = tayga && perCore(tayga);
   const lines = [
-    `# dataplane throughput, ${SECONDS} s per case after ${WARMUP} s warm-up, 60/80-byte frames (18-byte UDP payload), ${new Date().toISOString()}`,
-    "| case | kpps delivered | kpps offered | CPU of the process (cores) | × TAYGA | × kernel | notes |",
-    "|---|---:|---:|---:|---:|---:|---|",
-    ...results.map((r) => `| ${r.name} | ${kpps(r.pps)} | ${kpps(r.offeredPps)} | ${r.cpu?.toFixed(2) ?? "softirq"} | ${tayga ? (r.pps / tayga).toFixed(2) : "-"} | ${kernel ? (r.pps / kernel).toFixed(2) : "-"} | ${Object.entries(r.extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(" ")} |`),
+    `# dataplane throughput, best of ${REPEAT} runs of ${SECONDS} s per case after ${WARMUP} s warm-up, 60/80-byte frames (18-byte UDP payload), ${new Date().toISOString()}`,
+    "| case | kpps delivered | kpps offered | CPU of the process (cores) | kpps per CPU-second | × TAYGA (pps) | × TAYGA (per CPU-second) | × kernel (pps) | notes |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ...results.map((r) => {
+      const pc = perCore(r);
+      return `| ${r.name} | ${kpps(r.pps)} | ${kpps(r.offeredPps)} | ${r.cpu?.toFixed(2) ?? "softirq"} | ${pc ? kpps(pc) : "-"} | ${tayga ? (r.pps / tayga.pps).toFixed(2) : "-"} | ${pc && taygaPerCore ? (pc / taygaPerCore).toFixed(2) : "-"} | ${kernel ? (r.pps / kernel).toFixed(2) : "-"} | ${Object.entries(r.extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(" ")} |`;
+    }),
   ];
   process.stdout.write(lines.join("\n") + "\n");
 }

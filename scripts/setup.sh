@@ -11,6 +11,8 @@ APT_PACKAGES=(
   python3-scapy       # independent packet builder in the tests (/usr/bin/python3)
   iproute2            # ip netns / veth for the network tests and the lab
   tayga               # the benchmark baseline for translation
+  netsniff-ng         # trafgen, the benchmark's packet generator
+  ethtool             # turns offloads off on test veths
   build-essential     # node-gyp builds (better-sqlite3, cap)
   python3             # node-gyp
 )
@@ -37,4 +39,5 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- 
   git --no-pager diff --stat -- gen >&2
   exit 1
 fi
+bash scripts/build.sh
 echo "setup: ready"

@@ -93,7 +93,7 @@ export class RuleSyncClient {
           break;
         case "inSync":
           if (!snapshot || msg.value.revision !== snapshotRevision) return stream.cancel();
-          this.o.onSnapshot({ revision: snapshotRevision, rules: snapshot });
+          if (!this.apply(stream, () => this.o.onSnapshot({ revision: snapshotRevision, rules: snapshot! }))) return;
           snapshot = undefined;
           this.applied(stream, snapshotRevision);
           if (!this.connected) {
@@ -106,7 +106,7 @@ export class RuleSyncClient {
         case "delta": {
           if (!this.connected) break; // deltas only count after the snapshot
           const updates = msg.value.updates.map(ruleFromMessage).filter((r): r is Rule => r !== undefined);
-          this.o.onDelta(msg.value.revision, updates, msg.value.removes);
+          if (!this.apply(stream, () => this.o.onDelta(msg.value.revision, updates, msg.value.removes))) return;
           this.applied(stream, msg.value.revision);
           break;
         }
@@ -115,6 +115,21 @@ export class RuleSyncClient {
     stream.on("error", (e: Error) => close(e.message));
     stream.on("end", () => close("stream ended"));
     stream.write({ message: { $case: "hello", value: { workerId: this.o.workerId, appliedRevision: this.appliedRevision } } });
+  }
+
+  /**
+   * Runs the worker's apply step. A table it refuses is not acknowledged: the stream is dropped,
+   * and the reconnect brings a fresh snapshot (the worker keeps forwarding with what it had).
+   */
+  private apply(stream: ClientDuplexStream<WorkerMessage, EngineMessage>, fn: () => void): boolean {
+    try {
+      fn();
+      return true;
+    } catch (e) {
+      this.log.error("rule table refused; resynchronising", { err: e });
+      stream.cancel();
+      return false;
+    }
   }
 
   private applied(stream: ClientDuplexStream<WorkerMessage, EngineMessage>, revision: bigint): void {

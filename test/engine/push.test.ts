@@ -133,3 +133,24 @@ test("when the engine dies the worker keeps its table, reconnects by itself and 
   await until(() => m.revision === last.revision);
   t.true(m.table.has("vm/vm-b/reencap"));
 });
+
+test("a table the worker refuses is not acknowledged; the worker resynchronises with a fresh snapshot", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  const m = mirror();
+  let refuse = true;
+  const sync = new RuleSyncClient({
+    workerId: "picky", engines: [e.address], maxBackoffMs: 200,
+    onSnapshot: (table) => {
+      if (refuse) { refuse = false; throw new Error("cannot apply"); }
+      m.onSnapshot(table);
+    },
+    onDelta: m.onDelta,
+  });
+  sync.start();
+  t.teardown(() => sync.stop());
+  await until(() => sync.connected);
+  t.deepEqual(m.events, ["snapshot@1"], "the refused snapshot was followed by another, which applied");
+  t.is(sync.appliedRevision, 1n);
+});

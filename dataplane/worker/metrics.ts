@@ -1,0 +1,108 @@
+// Prometheus metrics of the worker, read from the forwarder's plain counters and the ports'
+// statistics when /metrics is scraped, so the packet path only increments numbers.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { FramePortStats } from "../io/frames.js";
+
+/** What the metrics read; the worker fills it in. */
+export interface WorkerMetricsSource {
+  /** Per interface name: frames in and out (as the forwarder counted them) and the port's stats. */
+  interfaces(): { name: string; rxPackets: number; txPackets: number; rxBytes: number; txBytes: number; port: FramePortStats }[];
+  actions(): Record<string, number>;
+  drops(): Record<string, number>;
+  revision(): bigint;
+  rules(): number;
+  neighbours(): { family: string; state: string; count: number }[];
+  engineConnected(): boolean;
+  /** Called before the capture counters are read. */
+  refresh?(): Promise<void>;
+}
+
+export function workerMetrics(source: WorkerMetricsSource): Registry {
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry, prefix: "mip46_dataplane_" });
+  new Counter({
+    name: "mip46_dataplane_packets_total", help: "Frames received (direction=in) and sent (direction=out) on each interface.",
+    labelNames: ["interface", "direction"], registers,
+    collect() {
+      this.reset();
+      for (const i of source.interfaces()) {
+        this.inc({ interface: i.name, direction: "in" }, i.rxPackets);
+        this.inc({ interface: i.name, direction: "out" }, i.txPackets);
+      }
+    },
+  });
+  new Counter({
+    name: "mip46_dataplane_bytes_total", help: "Bytes received and sent on each interface.",
+    labelNames: ["interface", "direction"], registers,
+    collect() {
+      this.reset();
+      for (const i of source.interfaces()) {
+        this.inc({ interface: i.name, direction: "in" }, i.rxBytes);
+        this.inc({ interface: i.name, direction: "out" }, i.txBytes);
+      }
+    },
+  });
+  new Counter({
+    name: "mip46_dataplane_action_packets_total", help: "Packets sent, by what the worker did to them (decap, reencap-4in4-4in6, translate-6to4, ...).",
+    labelNames: ["action"], registers,
+    collect() {
+      this.reset();
+      for (const [action, n] of Object.entries(source.actions())) this.inc({ action }, n);
+    },
+  });
+  new Counter({
+    name: "mip46_dataplane_drops_total", help: "Packets dropped, by reason.",
+    labelNames: ["reason"], registers,
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(source.drops())) this.inc({ reason }, n);
+    },
+  });
+  new Counter({
+    name: "mip46_dataplane_capture_drops_total", help: "Frames the capture socket dropped because its buffer was full (libpcap ps_drop).",
+    labelNames: ["interface"], registers,
+    async collect() {
+      await source.refresh?.();
+      this.reset();
+      for (const i of source.interfaces()) this.inc({ interface: i.name }, i.port.captureDrops);
+    },
+  });
+  new Counter({
+    name: "mip46_dataplane_send_errors_total", help: "Frames the interface refused to send (ENOBUFS, link down).",
+    labelNames: ["interface"], registers,
+    collect() {
+      this.reset();
+      for (const i of source.interfaces()) this.inc({ interface: i.name }, i.port.sendErrors);
+    },
+  });
+  new Counter({
+    name: "mip46_dataplane_capture_batches_total", help: "Batches handed to the pipeline; packets in / batches is the mean batch size.",
+    labelNames: ["interface"], registers,
+    collect() {
+      this.reset();
+      for (const i of source.interfaces()) this.inc({ interface: i.name }, i.port.batches);
+    },
+  });
+  new Gauge({
+    name: "mip46_dataplane_rules_revision", help: "Revision of the rule table in use (-1 before the first).", registers,
+    collect() { this.set(Number(source.revision())); },
+  });
+  new Gauge({
+    name: "mip46_dataplane_rules", help: "Rules in the table in use.", registers,
+    collect() { this.set(source.rules()); },
+  });
+  new Gauge({
+    name: "mip46_dataplane_neighbours", help: "Neighbour cache entries, by address family and state.",
+    labelNames: ["family", "state"], registers,
+    collect() {
+      this.reset();
+      for (const n of source.neighbours()) this.set({ family: n.family, state: n.state }, n.count);
+    },
+  });
+  new Gauge({
+    name: "mip46_dataplane_engine_connected", help: "1 while the worker is in sync with an engine.", registers,
+    collect() { this.set(source.engineConnected() ? 1 : 0); },
+  });
+  return registry;
+}
