@@ -4,6 +4,7 @@ import { createLogger } from "../../lib/log.js";
 import { loadWorkerConfig, WorkerConfigError } from "./config.js";
 import { loadRuleTableFile, RuleTableFileError } from "./table.js";
 import { runWorker } from "./worker.js";
+import { runMain, stopSignal } from "../../lib/process/main.js";
 
 const HELP = `mip46-dataplane: the mip46 data-plane worker (tunnels, re-encapsulation, SIIT)
 
@@ -91,19 +92,9 @@ async function main(): Promise<number> {
     log.error("worker could not start", { error: (e as Error).message });
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info("stopping", { signal });
-      resolve();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  await stopSignal(log);
   await running.stop();
   return 0;
 }
 
-main().then((code) => process.exit(code), (e) => {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "dataplane failed", error: String(e?.stack ?? e) })}\n`);
-  process.exit(1);
-});
+runMain("dataplane", main);

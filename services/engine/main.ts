@@ -4,6 +4,7 @@ import { createLogger } from "../../lib/log.js";
 import { loadConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import { runEngine } from "./run.js";
+import { runMain, stopSignal } from "../../lib/process/main.js";
 
 const HELP = `mip46-engine: the mip46 cloud control engine (gRPC control plane and rule compiler)
 
@@ -55,19 +56,9 @@ async function main(): Promise<number> {
   if (args["metrics-listen"]) config.metricsListen = args["metrics-listen"];
   if (args.store) config.store.path = args.store;
   const running = await runEngine(config, log);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info("stopping", { signal });
-      resolve();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  await stopSignal(log);
   await running.stop();
   return 0;
 }
 
-main().then((code) => process.exit(code), (e) => {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "engine failed", error: String(e?.stack ?? e) })}\n`);
-  process.exit(1);
-});
+runMain("engine", main);
