@@ -7,7 +7,7 @@
 //
 //   node --import tsx bench/dataplane.ts [--seconds 3] [--repeat 2] [--warmup 1] [--only reencap-4in4-4in6,translate-6to4,...]
 //        [--profile DIR]   (the worker runs under node --cpu-prof; profiles land in DIR/<case>/)
-//        (cases: decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, tayga-6to4, kernel-ipv4)
+//        (cases: encap-4in6, decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, tayga-6to4, kernel-ipv4)
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -64,6 +64,14 @@ function workerScenario(name: string, what: string, frame: Scenario["frame"], co
 }
 
 const SCENARIOS: Scenario[] = [
+  workerScenario("encap-4in6", "IPv4 from a VM's home address, wrapped IPv4-in-IPv6 toward the engine by an encapsulate rule (flow 3.1 l)",
+    (topo) => eth(topo, ETHERTYPE.IPV4, udp4("192.0.2.1", "203.0.113.10")),
+    (topo) => ({
+      interfaces: [{ name: "w0", addresses: ["192.0.2.254/24"] }, { name: "w1", addresses: ["2001:db8:1::c000:201/64"] }],
+      neighbours: [{ interface: "w1", address: "2001:db8:1::fe", mac: topo.macs.r0 }],
+    }),
+    [{ key: "peer", kind: "tunnel-peer", tunnel: "4in6", peer: "2001:db8:1::fe" },
+      { key: "encap", kind: "encapsulate", tunnel: "4in6", remote: "2001:db8:1::fe", innerSource: "192.0.2.1", vmId: "vm" }]),
   workerScenario("decap-4in6", "IPv4-in-IPv6 from a privileged VM, decapsulated and forwarded (flow 3.1 m)",
     (topo) => eth(topo, ETHERTYPE.IPV6, buildIPv6Packet({ src: v6("2001:db8:1::c000:201"), dst: v6("2001:db8:c::1"), nextHeader: 4, hopLimit: 64 },
       udp4("192.0.2.1", "203.0.113.10"))),

@@ -77,6 +77,7 @@ async function run(client: ControlClient, command: string, rest: string[], vm: s
           case "tunnelPeer": return [rule.key, `peer ${enumName(TunnelKind, k.value.kind, "TUNNEL_KIND_")}`, `${k.value.peer}${k.value.innerSource ? ` inner ${k.value.innerSource}` : ""}`];
           case "addressMapping": return [rule.key, "address mapping", `${k.value.ipv4} <-> ${k.value.ipv6}`];
           case "translationPrefix": return [rule.key, "translation prefix", k.value.prefix];
+          case "encapsulate": return [rule.key, `encap ${enumName(TunnelKind, k.value.kind, "TUNNEL_KIND_")}`, `${k.value.innerSource || "any"} -> ${k.value.innerDestination || "any"} via ${k.value.local || "(default)"} -> ${k.value.remote}`];
           default: return [rule.key, "?", ""];
         }
       });

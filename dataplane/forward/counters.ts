@@ -2,9 +2,13 @@
 import { DROP_REASONS } from "../translate/result.js";
 import { TUNNEL_REASONS } from "../tunnel/result.js";
 
-/** Frames out, per stage of the pipeline (a decapsulated packet that is then routed counts in both). */
+/**
+ * Frames out, per stage of the pipeline (a decapsulated packet that is then routed counts in both).
+ * `encap-<kind>`: encapsulated by an `encapsulate` rule; `encap-6in4` also counts route
+ * optimisation (flow 3.2 m).
+ */
 export const FORWARD_ACTIONS = [
-  "decap", "reencap-4in4-4in6", "reencap-6in6-6in4", "encap-6in4", "translate-4to6", "translate-6to4", "route", "arp", "nd", "icmp",
+  "decap", "reencap-4in4-4in6", "reencap-6in6-6in4", "encap-4in4", "encap-6in6", "encap-4in6", "encap-6in4", "translate-4to6", "translate-6to4", "route", "arp", "nd", "icmp",
 ] as const;
 export type ForwardAction = (typeof FORWARD_ACTIONS)[number];
 

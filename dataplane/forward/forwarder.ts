@@ -1,8 +1,9 @@
 // The data-plane worker's pipeline: one Ethernet frame in, zero or more Ethernet frames out.
 // The worker is a dual-stack router (paper, "The parts" 1) whose kernel neither answers nor
 // forwards: this code answers ARP/NDP, decapsulates from known tunnel peers, re-encapsulates
-// (flows 3.1 j, 3.2 i), encapsulates for route optimisation (3.2 m), translates (RFC 7915) and
-// routes the rest (RFC 1812, RFC 4443). Pure: no I/O, no timers; see README.md for the contract.
+// (flows 3.1 j, 3.2 i), encapsulates for route optimisation (3.2 m) and by `encapsulate` rules
+// (the hypervisor host's side, 3.1 f/l, 3.2 d/k), translates (RFC 7915) and routes the rest
+// (RFC 1812, RFC 4443). Pure: no I/O, no timers; see README.md for the contract.
 import type { Rule } from "../../lib/rules/rules.js";
 import { ARP_LENGTH, ARP_OPERATION, parseArp, writeArp } from "../packet/arp.js";
 import { checksumOk as checksumOkBinding, pseudoHeaderSum6At as pseudoHeaderSum6AtBinding, updateChecksum16 as updateChecksum16Binding } from "../packet/checksum.js";
@@ -27,7 +28,7 @@ import { DEFAULT_TUNNEL_HOP_LIMIT, TunnelNode, type TunnelKind } from "../tunnel
 import { inPrefix6 as inPrefix6Binding, ipv4Bytes, ipv6Bytes, mask4 as mask4Binding, prefixBytes, word4 as word4Binding } from "./addresses.js";
 import { checked, ForwarderConfigError, macBytes, parseForwarderConfig, type ForwarderConfig } from "./config.js";
 import { newCounters, type ForwardAction, type ForwarderCounters, type InterfaceCounters } from "./counters.js";
-import { CompiledRules, type Reencap4, type Reencap6, type TunnelRoute } from "./rules.js";
+import { CompiledRules, type Encap, type Reencap4, type Reencap6, type TunnelRoute } from "./rules.js";
 
 
 // tsx compiles each imported binding into a getter call; module-level copies keep those calls off
@@ -70,6 +71,8 @@ interface Port {
 
 interface Route4 { network: number; mask: number; length: number; port: Port; gateway: Uint8Array | null }
 interface Route6 { prefix: Uint8Array; length: number; port: Port; gateway: Uint8Array | null }
+
+const ENCAP_ACTION: Record<TunnelKind, ForwardAction> = { "4in4": "encap-4in4", "6in6": "encap-6in6", "4in6": "encap-4in6", "6in4": "encap-6in4" };
 
 const ETH = 14;
 const MAX_IP = 65535;
@@ -366,6 +369,14 @@ export class Forwarder {
     }
     if (own) return this.local4(pkt);
     if (local) return this.drop("no-rule");
+    // An encapsulate rule replaces the routing table for what would be routed, except for packets
+    // that came out of a tunnel (one decapsulation and one encapsulation per packet at most; the
+    // reencap rules, which check the peer, are the only way from one tunnel into another) and
+    // packets from our own addresses (our tunnel output looping back to us).
+    if (!decapsulated && rules.encapCount4 > 0) {
+      const e = rules.encap4For(src, dst);
+      if (e !== undefined && !this.own.has(pkt, 12, 4)) return this.encap(pkt, e);
+    }
     this.route4(pkt);
   }
 
@@ -507,6 +518,11 @@ export class Forwarder {
     }
     if (own) return this.local6(pkt);
     if (local) return this.drop("no-rule");
+    // As for IPv4; link-local packets are never forwarded (RFC 4291 §2.5.6), so never tunnelled.
+    if (!decapsulated && rules.encapCount6 > 0 && !(pkt[24] === 0xfe && (pkt[25] & 0xc0) === 0x80) && !(pkt[8] === 0xfe && (pkt[9] & 0xc0) === 0x80)) {
+      const e = rules.encap6For(pkt);
+      if (e !== undefined && !this.own.has(pkt, 8, 6)) return this.encap(pkt, e);
+    }
     this.route6(pkt);
   }
 
@@ -596,17 +612,34 @@ export class Forwarder {
     this.tunnelOutcome(encapsulate(route.tunnel, this.node, pkt, this.outIp, { forwarding: true }), "encap-6in4", route);
   }
 
-  /** Where the tunnel of a rule leaves: resolved once per rule (routes and addresses are static). */
-  private tunnelRoute(entry: Reencap4 | Reencap6, kind: TunnelKind, remote: Uint8Array): TunnelRoute | null {
+  /**
+   * An `encapsulate` rule: the packet leaves in the rule's tunnel, routed by the outer destination;
+   * the outer packet is not looked at again, so no rule can wrap it twice. encapsulate() applies
+   * the RFC 2003 / 2473 / 4213 rules: TTL spent → Time Exceeded, too big with DF (or IPv6) →
+   * Fragmentation Needed / Packet Too Big with the tunnel MTU, ECN by RFC 6040, and the loop checks
+   * of RFC 6324 §3 (an inner destination or a `remote` that is one of our endpoints).
+   */
+  private encap(pkt: Uint8Array, e: Encap): void {
+    const route = this.tunnelRoute(e, e.tunnel, e.remote, e.local);
+    if (route === null) return this.drop("no-route");
+    this.tunnelOutcome(encapsulate(route.tunnel, this.node, pkt, this.outIp, { forwarding: true }), ENCAP_ACTION[e.tunnel], route);
+  }
+
+  /**
+   * Where the tunnel of a rule leaves: resolved once per rule (routes and addresses are static).
+   * The outer source is the rule's `local`, else the configured tunnel source, else the egress
+   * interface's first address of the outer family, else any interface's.
+   */
+  private tunnelRoute(entry: Reencap4 | Reencap6 | Encap, kind: TunnelKind, remote: Uint8Array, ruleLocal?: Uint8Array): TunnelRoute | null {
     if (entry.route !== undefined) return entry.route;
     let route: TunnelRoute | null = null;
     if (remote.length === 4) {
       const rt = this.lookup4(word4(remote));
-      const local = this.source4 ?? rt?.port.v4[0]?.bytes ?? this.portList.find((p) => p.v4.length > 0)?.v4[0].bytes;
+      const local = ruleLocal ?? this.source4 ?? rt?.port.v4[0]?.bytes ?? this.portList.find((p) => p.v4.length > 0)?.v4[0].bytes;
       if (rt !== undefined && local !== undefined) route = { tunnel: { kind, local, remote, mtu: rt.port.mtu, hopLimit: this.tunnelHopLimit }, ifIndex: rt.port.index, nextHop: rt.gateway ?? remote };
     } else {
       const rt = this.lookup6(remote, 0);
-      const local = this.source6 ?? rt?.port.v6[0]?.bytes ?? this.portList.find((p) => p.v6.length > 0)?.v6[0].bytes;
+      const local = ruleLocal ?? this.source6 ?? rt?.port.v6[0]?.bytes ?? this.portList.find((p) => p.v6.length > 0)?.v6[0].bytes;
       if (rt !== undefined && local !== undefined && rt.port.mtu >= 1280) route = { tunnel: { kind, local, remote, mtu: rt.port.mtu, hopLimit: this.tunnelHopLimit }, ifIndex: rt.port.index, nextHop: rt.gateway ?? remote };
     }
     entry.route = route;

@@ -1,6 +1,7 @@
 // The rule table (lib/rules/rules.ts) compiled into lookup structures the packet path reads with
 // one Map probe per question: "is this a pool address being re-encapsulated?", "is this outer
-// source a tunnel peer of this kind?", "is this an explicitly mapped IPv4 address?". A snapshot
+// source a tunnel peer of this kind?", "is this an explicitly mapped IPv4 address?", "does an
+// encapsulate rule hold this source?" (a probe by source address, then a short prefix list). A snapshot
 // builds a new `CompiledRules`; a delta changes only the entries of the rules it names (the
 // translator's AddressMapping is rebuilt when, and only when, mapping rules change).
 import { AddressError } from "../../lib/net/address.js";
@@ -10,7 +11,7 @@ import { AddressMapping, AddressMappingError, type ExplicitAddressMapping, type 
 import { TunnelPeerTable, type Prefix } from "../tunnel/peers.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import { Ipv6Map } from "./addressmap.js";
-import { addressOrPrefix, ipv4Bytes, ipv6Bytes, mask4, prefixBytes, word4 } from "./addresses.js";
+import { addressBytes, addressOrPrefix, inPrefix6, ipv4Bytes, ipv6Bytes, mask4, prefixBytes, word4 } from "./addresses.js";
 
 /** A rule the table refuses; the message starts with the rule's key and field. Nothing was changed. */
 export class RuleTableError extends Error {
@@ -44,12 +45,37 @@ export interface Reencap6 {
   route?: TunnelRoute | null;
 }
 
+/**
+ * An `encapsulate` rule (flows 3.1 f, l / 3.2 d, k): packets of the inner family from `source`
+ * to `destination` (prefixes; length 0 = any) leave in a tunnel to `remote`.
+ */
+export interface Encap {
+  key: string;
+  tunnel: TunnelType;
+  remote: Uint8Array;
+  /** Outer source from the rule; undefined: the worker's default. */
+  local: Uint8Array | undefined;
+  source: Uint8Array;
+  sourceLength: number;
+  destination: Uint8Array;
+  destinationLength: number;
+  /** IPv4 inner only: the selectors as words and masks, for the packet path. */
+  source4: number;
+  sourceMask4: number;
+  destination4: number;
+  destinationMask4: number;
+  /** Order of arrival: among equally specific rules the newest wins (make-before-break while the engine moves a VM). */
+  seq: number;
+  route?: TunnelRoute | null;
+}
+
 type Parsed =
   | { kind: "reencap-4in4-to-4in6"; rule: Rule; entry: Reencap4 }
   | { kind: "reencap-6in6-to-6in4"; rule: Rule; entry: Reencap6 }
   | { kind: "tunnel-peer"; rule: Rule; tunnel: TunnelType; peer: Uint8Array; innerSource: Prefix | null }
   | { kind: "address-mapping"; rule: Rule; eam: ExplicitAddressMapping }
-  | { kind: "translation-prefix"; rule: Rule; prefix: Rfc6052Prefix };
+  | { kind: "translation-prefix"; rule: Rule; prefix: Rfc6052Prefix }
+  | { kind: "encapsulate"; rule: Rule; entry: Encap };
 
 function hex(b: Uint8Array): string {
   let s = "";
@@ -118,9 +144,71 @@ function parseFields(rule: Rule, r: Record<string, unknown>, key: string): Parse
       if (!isRfc6052Length(p.length)) throw fieldError(key, "prefix", `length must be 32, 40, 48, 56, 64 or 96 (RFC 6052 §2.2), not ${p.length}`);
       return { kind: "translation-prefix", rule, prefix: { prefix: p.bytes, length: p.length } };
     }
+    case "encapsulate":
+      return { kind: "encapsulate", rule, entry: parseEncapsulate(r, key) };
     default:
       throw fieldError(key, "kind", `unknown rule kind ${JSON.stringify(r.kind)}`);
   }
+}
+
+/** Why an outer endpoint cannot be one, or undefined (RFC 1812 §5.3.7, RFC 4291 §2.5.2, §2.7). */
+function notUnicast(a: Uint8Array): string | undefined {
+  if (a.length === 4) {
+    if (a[0] >= 224) return "a multicast or reserved address";
+    if (a[0] === 0 || a[0] === 127) return "a \"this network\" or loopback address";
+    return undefined;
+  }
+  if (a[0] === 0xff) return "a multicast address";
+  let zero = true;
+  for (let i = 0; i < 15; i++) if (a[i] !== 0) zero = false;
+  if (zero && a[15] <= 1) return "the unspecified or loopback address";
+  return undefined;
+}
+
+function parseEncapsulate(r: Record<string, unknown>, key: string): Encap {
+  const tunnel = r.tunnel as TunnelType;
+  if (!TUNNEL_TYPES.includes(tunnel)) throw fieldError(key, "tunnel", `must be one of ${TUNNEL_TYPES.join(", ")}, not ${JSON.stringify(r.tunnel)}`);
+  const outer6 = tunnel === "6in6" || tunnel === "4in6";
+  const inner6 = tunnel === "6in6" || tunnel === "6in4";
+  const endpoint = (field: "remote" | "local"): Uint8Array => {
+    if (typeof r[field] !== "string") throw fieldError(key, field, `must be an IPv${outer6 ? 6 : 4} address (the outer ${field === "remote" ? "destination" : "source"}), not ${JSON.stringify(r[field])}`);
+    const a = addressBytes(r[field], field);
+    if ((a.length === 16) !== outer6) throw fieldError(key, field, `must be an IPv${outer6 ? 6 : 4} address for a ${tunnel} tunnel (its outer family)`);
+    const why = notUnicast(a);
+    if (why !== undefined) throw fieldError(key, field, `must be a unicast address, not ${why}`);
+    return a;
+  };
+  const remote = endpoint("remote");
+  const local = r.local === undefined ? undefined : endpoint("local");
+  const selector = (field: "innerSource" | "innerDestination"): { bytes: Uint8Array; length: number } => {
+    if (r[field] === undefined) return { bytes: new Uint8Array(inner6 ? 16 : 4), length: 0 };
+    const p = addressOrPrefix(r[field], field);
+    if ((p.bytes.length === 16) !== inner6) throw fieldError(key, field, `must be an IPv${inner6 ? 6 : 4} address or prefix for a ${tunnel} tunnel (its inner family)`);
+    return p;
+  };
+  const source = selector("innerSource");
+  const destination = selector("innerDestination");
+  if (r.vmId !== undefined && typeof r.vmId !== "string") throw fieldError(key, "vmId", "must be a string");
+  const v4 = !inner6;
+  return {
+    key, tunnel, remote, local,
+    source: source.bytes, sourceLength: source.length,
+    destination: destination.bytes, destinationLength: destination.length,
+    source4: v4 ? word4(source.bytes) : 0, sourceMask4: v4 ? mask4(source.length) : 0,
+    destination4: v4 ? word4(destination.bytes) : 0, destinationMask4: v4 ? mask4(destination.length) : 0,
+    seq: 0,
+  };
+}
+
+/** More specific first: longer source, then longer destination, then the newer rule. */
+function moreSpecific(a: Encap, b: Encap): number {
+  return b.sourceLength - a.sourceLength || b.destinationLength - a.destinationLength || b.seq - a.seq;
+}
+
+function withEntry(list: readonly Encap[] | undefined, e: Encap): Encap[] {
+  const next = list === undefined ? [e] : [...list, e];
+  next.sort(moreSpecific);
+  return next;
 }
 
 interface PeerGroup {
@@ -153,6 +241,18 @@ export class CompiledRules {
   mapping: AddressMapping = AddressMapping.build({});
   private readonly eams = new Map<string, ExplicitAddressMapping>();
   private readonly prefixes = new Map<string, Rfc6052Prefix>();
+  /**
+   * Encapsulate rules by inner family: host sources (/32, /128: one per VM, the bulk of a big
+   * table) by address, the rest (prefixes, "any") in one list; each list most specific first.
+   */
+  readonly encapHosts4 = new Map<number, Encap[]>();
+  readonly encapHosts6 = new Ipv6Map<Encap[]>();
+  encapNets4: Encap[] = [];
+  encapNets6: Encap[] = [];
+  /** Number of encapsulate rules per inner family: with none, the packet path skips the lookup. */
+  encapCount4 = 0;
+  encapCount6 = 0;
+  private encapSeq = 0;
 
   private constructor(revision: bigint) {
     this.revision = revision;
@@ -285,6 +385,20 @@ export class CompiledRules {
       }
       case "translation-prefix":
         break;
+      case "encapsulate": {
+        const e = p.entry;
+        e.seq = ++this.encapSeq;
+        if (e.source.length === 4) {
+          this.encapCount4++;
+          if (e.sourceLength === 32) this.encapHosts4.set(e.source4, withEntry(this.encapHosts4.get(e.source4), e));
+          else this.encapNets4 = withEntry(this.encapNets4, e);
+        } else {
+          this.encapCount6++;
+          if (e.sourceLength === 128) this.encapHosts6.set(e.source, withEntry(this.encapHosts6.get(e.source, 0), e));
+          else this.encapNets6 = withEntry(this.encapNets6, e);
+        }
+        break;
+      }
     }
   }
 
@@ -334,6 +448,29 @@ export class CompiledRules {
       }
       case "translation-prefix":
         break;
+      case "encapsulate": {
+        const e = p.entry;
+        if (e.source.length === 4) {
+          this.encapCount4--;
+          if (e.sourceLength === 32) {
+            const rest = (this.encapHosts4.get(e.source4) ?? []).filter((x) => x !== e);
+            if (rest.length === 0) this.encapHosts4.delete(e.source4);
+            else this.encapHosts4.set(e.source4, rest);
+          } else {
+            this.encapNets4 = this.encapNets4.filter((x) => x !== e);
+          }
+        } else {
+          this.encapCount6--;
+          if (e.sourceLength === 128) {
+            const rest = (this.encapHosts6.get(e.source, 0) ?? []).filter((x) => x !== e);
+            if (rest.length === 0) this.encapHosts6.delete(e.source);
+            else this.encapHosts6.set(e.source, rest);
+          } else {
+            this.encapNets6 = this.encapNets6.filter((x) => x !== e);
+          }
+        }
+        break;
+      }
     }
   }
 
@@ -365,6 +502,37 @@ export class CompiledRules {
     if (this.eamHosts4.has(a)) return true;
     for (const n of this.eamNets4) if (((a & n.mask) >>> 0) === n.network) return true;
     return false;
+  }
+
+  /**
+   * The encapsulate rule for an IPv4 packet from `src` to `dst` (uint32): the most specific one
+   * whose selectors hold, host sources before prefixes (moreSpecific).
+   */
+  encap4For(src: number, dst: number): Encap | undefined {
+    const hosts = this.encapHosts4.get(src);
+    if (hosts !== undefined) {
+      for (let i = 0; i < hosts.length; i++) if (((dst & hosts[i].destinationMask4) >>> 0) === hosts[i].destination4) return hosts[i];
+    }
+    const nets = this.encapNets4;
+    for (let i = 0; i < nets.length; i++) {
+      const e = nets[i];
+      if (((src & e.sourceMask4) >>> 0) === e.source4 && ((dst & e.destinationMask4) >>> 0) === e.destination4) return e;
+    }
+    return undefined;
+  }
+
+  /** The same for an IPv6 packet (source at pkt[8..24], destination at pkt[24..40]). */
+  encap6For(pkt: Uint8Array): Encap | undefined {
+    const hosts = this.encapHosts6.get(pkt, 8);
+    if (hosts !== undefined) {
+      for (let i = 0; i < hosts.length; i++) if (inPrefix6(hosts[i].destination, hosts[i].destinationLength, pkt, 24)) return hosts[i];
+    }
+    const nets = this.encapNets6;
+    for (let i = 0; i < nets.length; i++) {
+      const e = nets[i];
+      if (inPrefix6(e.source, e.sourceLength, pkt, 8) && inPrefix6(e.destination, e.destinationLength, pkt, 24)) return e;
+    }
+    return undefined;
   }
 
   rules(): Rule[] {

@@ -14,7 +14,28 @@ export type Rule =
   /** An explicit address mapping for the translator (RFC 7757). */
   | { key: string; kind: "address-mapping"; ipv4: string; ipv6: string }
   /** An RFC 6052 prefix for the translator. */
-  | { key: string; kind: "translation-prefix"; prefix: string };
+  | { key: string; kind: "translation-prefix"; prefix: string }
+  /**
+   * Flows 3.1 f, l and 3.2 d, k (the privileged VM on a hypervisor host): a plain packet whose
+   * source matches `innerSource` and destination matches `innerDestination` (absent: any) is sent
+   * through a `tunnel` to `remote` (the engine, a home agent). A policy route: it applies only to
+   * packets the worker would otherwise route, never to one that came out of a tunnel; the outer
+   * packet is routed by `remote` and never looked at again (dataplane/forward/README.md).
+   */
+  | {
+      key: string;
+      kind: "encapsulate";
+      tunnel: TunnelType;
+      /** Outer destination, of the tunnel's outer family. */
+      remote: string;
+      /** Outer source; default the worker's tunnel source, else the egress interface's first address of that family. */
+      local?: string;
+      /** Address or CIDR of the tunnel's inner family the packet's source must be in; absent: any. */
+      innerSource?: string;
+      /** Address or CIDR of the inner family the packet's destination must be in; absent: any. */
+      innerDestination?: string;
+      vmId?: string;
+    };
 
 export type RuleKind = Rule["kind"];
 

@@ -23,6 +23,11 @@ export function ruleToMessage(r: Rule): RuleMessage {
       return { key: r.key, kind: { $case: "addressMapping", value: { ipv4: r.ipv4, ipv6: r.ipv6 } } };
     case "translation-prefix":
       return { key: r.key, kind: { $case: "translationPrefix", value: { prefix: r.prefix } } };
+    case "encapsulate":
+      return {
+        key: r.key,
+        kind: { $case: "encapsulate", value: { kind: TUNNEL_KIND[r.tunnel], remote: r.remote, local: r.local ?? "", innerSource: r.innerSource ?? "", innerDestination: r.innerDestination ?? "", vmId: r.vmId ?? "" } },
+      };
   }
 }
 
@@ -46,14 +51,29 @@ export function ruleFromMessage(m: RuleMessage): Rule | undefined {
       return { key: m.key, kind: "address-mapping", ipv4: k.value.ipv4, ipv6: k.value.ipv6 };
     case "translationPrefix":
       return { key: m.key, kind: "translation-prefix", prefix: k.value.prefix };
+    case "encapsulate": {
+      const tunnel = TUNNEL_TYPE.get(k.value.kind);
+      if (!tunnel) return undefined;
+      // proto3 has no absent strings: empty means "not given", as in the domain's optional fields.
+      const r: Rule = { key: m.key, kind: "encapsulate", tunnel, remote: k.value.remote };
+      if (k.value.local) r.local = k.value.local;
+      if (k.value.innerSource) r.innerSource = k.value.innerSource;
+      if (k.value.innerDestination) r.innerDestination = k.value.innerDestination;
+      if (k.value.vmId) r.vmId = k.value.vmId;
+      return r;
+    }
     default:
       return undefined;
   }
 }
 
-/** Dependency order for adds: what others refer to first (peers and prefixes before re-encapsulation). */
+/**
+ * Dependency order for adds: what others refer to first (peers and prefixes before
+ * re-encapsulation). An `encapsulate` rule comes last with the re-encapsulations: the tunnel-peer
+ * rule that accepts the return traffic is in place before packets start leaving through it.
+ */
 const ORDER: Record<Rule["kind"], number> = {
-  "translation-prefix": 0, "address-mapping": 1, "tunnel-peer": 2, "reencap-4in4-to-4in6": 3, "reencap-6in6-to-6in4": 3,
+  "translation-prefix": 0, "address-mapping": 1, "tunnel-peer": 2, "reencap-4in4-to-4in6": 3, "reencap-6in6-to-6in4": 3, encapsulate: 3,
 };
 
 export function inDependencyOrder(rules: Rule[]): Rule[] {

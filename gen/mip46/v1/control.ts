@@ -461,6 +461,9 @@ export interface Rule {
     | //
     /** An RFC 6052 prefix the translator uses. */
     { $case: "translationPrefix"; value: TranslationPrefix }
+    | //
+    /** Flows 3.1 f, l / 3.2 d, k: plain packets from a VM wrapped into a tunnel toward the engine. */
+    { $case: "encapsulate"; value: Encapsulate }
     | undefined;
 }
 
@@ -482,6 +485,26 @@ export interface TunnelPeer {
   peer: string;
   /** The inner source address the peer may send (the VM's home address), empty for any. */
   innerSource: string;
+  vmId: string;
+}
+
+/**
+ * A policy route into a tunnel, for packets the worker would otherwise route: a packet whose
+ * source is in inner_source and destination in inner_destination (empty: any) leaves wrapped in
+ * a tunnel of `kind` from `local` to `remote`.
+ */
+export interface Encapsulate {
+  kind: TunnelKind;
+  /** Outer destination (the engine or a home agent), of the tunnel's outer family. */
+  remote: string;
+  /**
+   * Outer source; empty for the worker's default (its tunnel source, else the egress interface's
+   * first address of that family).
+   */
+  local: string;
+  /** Address or CIDR of the inner family; empty for any. */
+  innerSource: string;
+  innerDestination: string;
   vmId: string;
 }
 
@@ -4294,6 +4317,9 @@ export const Rule: MessageFns<Rule> = {
       case "translationPrefix":
         TranslationPrefix.encode(message.kind.value, writer.uint32(50).fork()).join();
         break;
+      case "encapsulate":
+        Encapsulate.encode(message.kind.value, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -4359,6 +4385,14 @@ export const Rule: MessageFns<Rule> = {
             message.kind = { $case: "translationPrefix", value: TranslationPrefix.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = { $case: "encapsulate", value: Encapsulate.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4394,6 +4428,8 @@ export const Rule: MessageFns<Rule> = {
         ? { $case: "translationPrefix", value: TranslationPrefix.fromJSON(object.translationPrefix) }
         : isSet(object.translation_prefix)
         ? { $case: "translationPrefix", value: TranslationPrefix.fromJSON(object.translation_prefix) }
+        : isSet(object.encapsulate)
+        ? { $case: "encapsulate", value: Encapsulate.fromJSON(object.encapsulate) }
         : undefined,
     };
   },
@@ -4413,6 +4449,8 @@ export const Rule: MessageFns<Rule> = {
       obj.addressMapping = AddressMapping.toJSON(message.kind.value);
     } else if (message.kind?.$case === "translationPrefix") {
       obj.translationPrefix = TranslationPrefix.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "encapsulate") {
+      obj.encapsulate = Encapsulate.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -4451,6 +4489,12 @@ export const Rule: MessageFns<Rule> = {
       case "translationPrefix": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "translationPrefix", value: TranslationPrefix.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "encapsulate": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "encapsulate", value: Encapsulate.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -4805,6 +4849,167 @@ export const TunnelPeer: MessageFns<TunnelPeer> = {
     message.kind = object.kind ?? 0;
     message.peer = object.peer ?? "";
     message.innerSource = object.innerSource ?? "";
+    message.vmId = object.vmId ?? "";
+    return message;
+  },
+};
+
+function createBaseEncapsulate(): Encapsulate {
+  return { kind: 0, remote: "", local: "", innerSource: "", innerDestination: "", vmId: "" };
+}
+
+export const Encapsulate: MessageFns<Encapsulate> = {
+  encode(message: Encapsulate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.remote !== "") {
+      writer.uint32(18).string(message.remote);
+    }
+    if (message.local !== "") {
+      writer.uint32(26).string(message.local);
+    }
+    if (message.innerSource !== "") {
+      writer.uint32(34).string(message.innerSource);
+    }
+    if (message.innerDestination !== "") {
+      writer.uint32(42).string(message.innerDestination);
+    }
+    if (message.vmId !== "") {
+      writer.uint32(50).string(message.vmId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Encapsulate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEncapsulate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.remote = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.local = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.innerSource = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.innerDestination = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Encapsulate {
+    return {
+      kind: isSet(object.kind) ? tunnelKindFromJSON(object.kind) : 0,
+      remote: isSet(object.remote) ? globalThis.String(object.remote) : "",
+      local: isSet(object.local) ? globalThis.String(object.local) : "",
+      innerSource: isSet(object.innerSource)
+        ? globalThis.String(object.innerSource)
+        : isSet(object.inner_source)
+        ? globalThis.String(object.inner_source)
+        : "",
+      innerDestination: isSet(object.innerDestination)
+        ? globalThis.String(object.innerDestination)
+        : isSet(object.inner_destination)
+        ? globalThis.String(object.inner_destination)
+        : "",
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+    };
+  },
+
+  toJSON(message: Encapsulate): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = tunnelKindToJSON(message.kind);
+    }
+    if (message.remote !== "") {
+      obj.remote = message.remote;
+    }
+    if (message.local !== "") {
+      obj.local = message.local;
+    }
+    if (message.innerSource !== "") {
+      obj.innerSource = message.innerSource;
+    }
+    if (message.innerDestination !== "") {
+      obj.innerDestination = message.innerDestination;
+    }
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Encapsulate>): Encapsulate {
+    return Encapsulate.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Encapsulate>): Encapsulate {
+    const message = createBaseEncapsulate();
+    message.kind = object.kind ?? 0;
+    message.remote = object.remote ?? "";
+    message.local = object.local ?? "";
+    message.innerSource = object.innerSource ?? "";
+    message.innerDestination = object.innerDestination ?? "";
     message.vmId = object.vmId ?? "";
     return message;
   },
