@@ -4,17 +4,9 @@
 // Identification and checksums that cover one), and tshark must decode every output cleanly.
 import test from "ava";
 import { decodeWithTshark } from "../../helpers/tshark.js";
-import { scapyBuild } from "../../helpers/scapy.js";
-import { EXAMPLE_TABLE, hex, maskFree, runFrames, SCAPY_PRELUDE } from "./harness.js";
+import { EXAMPLE_TABLE, exactOutputCases, SCAPY_PRELUDE, type ExactCase } from "./harness.js";
 
-interface Case {
-  title: string;
-  ingress: "v4" | "v6";
-  /** A scapy expression (or a name from the prelude) for the input frame. */
-  input: string;
-  /** Scapy expressions of the frames the worker must send, in order. */
-  expected: string[];
-}
+type Case = ExactCase;
 
 // Inputs used by several expectations (ICMP errors quote them).
 const PRELUDE = `${SCAPY_PRELUDE}
@@ -294,33 +286,7 @@ const CASES: Case[] = [
   },
 ];
 
-// One scapy process for every input and expectation.
-const exprs: string[] = [];
-for (const c of CASES) exprs.push(c.input, ...c.expected);
-let built: Uint8Array[] | undefined;
-function packets(): Uint8Array[] {
-  built ??= scapyBuild(exprs, PRELUDE);
-  return built;
-}
-
-const outputs: Uint8Array[] = [];
-let at = 0;
-for (const c of CASES) {
-  const index = at;
-  at += 1 + c.expected.length;
-  test.serial(c.title, (t) => {
-    const all = packets();
-    const input = all[index];
-    const expected = all.slice(index + 1, index + 1 + c.expected.length);
-    const { frames, summary } = runFrames([input], EXAMPLE_TABLE, c.ingress);
-    outputs.push(...frames);
-    t.is(frames.length, expected.length, `frames out; drops: ${JSON.stringify(Object.fromEntries(Object.entries(summary.counters.drops).filter(([, v]) => v > 0)))}`);
-    for (let i = 0; i < Math.min(frames.length, expected.length); i++) {
-      t.is(hex(maskFree(frames[i])), hex(maskFree(expected[i])), `frame ${i}`);
-    }
-    t.is(summary.counters.drops["internal-error"], 0);
-  });
-}
+const outputs = exactOutputCases(test, CASES, PRELUDE, () => EXAMPLE_TABLE);
 
 test.serial("tshark decodes every emitted frame without warnings", (t) => {
   t.true(outputs.length > 30);

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { OfflineTableError, parseOfflineTable } from "../../../dataplane/offline/index.js";
 import { decodeWithTshark } from "../../helpers/tshark.js";
 import { scapyBuild } from "../../helpers/scapy.js";
-import { EXAMPLE_TABLE, hex, maskFree, runFrames, SCAPY_PRELUDE } from "./harness.js";
+import { EXAMPLE_TABLE, exactOutputCases, hex, maskFree, runFrames, SCAPY_PRELUDE, type ExactCase } from "./harness.js";
 
 const HOST_TABLE = new URL("../../../dataplane/offline/example-host-table.json", import.meta.url).pathname;
 
@@ -60,12 +60,7 @@ B_HL1 = IPv6(src='2001:db8:1::50', dst='2001:db8:c::10', hlim=1)/UDP(sport=7000,
 PING_US = IP(src='192.0.2.1', dst=COA4)/ICMP(id=3, seq=4)/P
 `;
 
-interface Case {
-  title: string;
-  ingress: "vm" | "up";
-  input: string;
-  expected: string[];
-}
+type Case = ExactCase;
 
 const CASES: Case[] = [
   // ---- the paper's flows, outbound
@@ -154,29 +149,7 @@ const CASES: Case[] = [
   },
 ];
 
-const exprs: string[] = [];
-for (const c of CASES) exprs.push(c.input, ...c.expected);
-let built: Uint8Array[] | undefined;
-function packets(): Uint8Array[] {
-  built ??= scapyBuild(exprs, PRELUDE);
-  return built;
-}
-
-const outputs: Uint8Array[] = [];
-let at = 0;
-for (const c of CASES) {
-  const index = at;
-  at += 1 + c.expected.length;
-  test.serial(c.title, (t) => {
-    const all = packets();
-    const expected = all.slice(index + 1, index + 1 + c.expected.length);
-    const { frames, summary } = runFrames([all[index]], labHost(), c.ingress);
-    outputs.push(...frames);
-    t.is(frames.length, expected.length, `frames out; drops: ${JSON.stringify(Object.fromEntries(Object.entries(summary.counters.drops).filter(([, v]) => v > 0)))}`);
-    for (let i = 0; i < Math.min(frames.length, expected.length); i++) t.is(hex(maskFree(frames[i])), hex(maskFree(expected[i])), `frame ${i}`);
-    t.is(summary.counters.drops["internal-error"], 0);
-  });
-}
+const outputs = exactOutputCases(test, CASES, PRELUDE, labHost);
 
 test.serial("the example host table as shipped wraps flow 3.1 l and 3.2 k, and the engine's example table accepts both (decapsulated, routed)", (t) => {
   const [a, b, aAtEngine, bAtEngine] = scapyBuild([

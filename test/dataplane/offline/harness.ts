@@ -4,7 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runOffline, type OfflineSummary } from "../../../dataplane/offline/index.js";
+import type { TestFn } from "ava";
 import { readPcap, writePcap, LINKTYPE_ETHERNET, type LinkType } from "../../helpers/pcap.js";
+import { scapyBuild } from "../../helpers/scapy.js";
 
 export const EXAMPLE_TABLE = new URL("../../../dataplane/offline/example-table.json", import.meta.url).pathname;
 
@@ -91,4 +93,43 @@ function maskIp6(f: Uint8Array, off: number, end: number, depth = 0): void {
 
 export function hex(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");
+}
+
+/** One exact-output case: a scapy input frame, and the frames the worker must send for it. */
+export interface ExactCase {
+  /** Cites the RFC section the case checks. */
+  title: string;
+  /** The interface the frame arrives on. */
+  ingress: string;
+  /** A scapy expression (or a name from the prelude) for the input frame. */
+  input: string;
+  /** Scapy expressions of the frames the worker must send, in order. */
+  expected: string[];
+}
+
+/**
+ * Registers one serial ava test per case (all frames built by one scapy process), comparing the
+ * output byte for byte but for the free offsets; returns the list the emitted frames are collected
+ * in, for a closing tshark check.
+ */
+export function exactOutputCases(test: TestFn, cases: readonly ExactCase[], prelude: string, table: () => string | Record<string, unknown>): Uint8Array[] {
+  const exprs: string[] = [];
+  for (const c of cases) exprs.push(c.input, ...c.expected);
+  let built: Uint8Array[] | undefined;
+  const outputs: Uint8Array[] = [];
+  let at = 0;
+  for (const c of cases) {
+    const index = at;
+    at += 1 + c.expected.length;
+    test.serial(c.title, (t) => {
+      built ??= scapyBuild(exprs, prelude);
+      const expected = built.slice(index + 1, index + 1 + c.expected.length);
+      const { frames, summary } = runFrames([built[index]], table(), c.ingress);
+      outputs.push(...frames);
+      t.is(frames.length, expected.length, `frames out; drops: ${JSON.stringify(Object.fromEntries(Object.entries(summary.counters.drops).filter(([, v]) => v > 0)))}`);
+      for (let i = 0; i < Math.min(frames.length, expected.length); i++) t.is(hex(maskFree(frames[i])), hex(maskFree(expected[i])), `frame ${i}`);
+      t.is(summary.counters.drops["internal-error"], 0);
+    });
+  }
+  return outputs;
 }
