@@ -46,7 +46,11 @@ export const ICMP4_TIME_EXCEEDED = { TTL: 0, REASSEMBLY: 1 } as const;
 /** RFC 1812 §4.3.2.3: an ICMP error datagram, IP header included, stays within 576 bytes. */
 export const ICMP4_ERROR_MAX_LENGTH = 576;
 
-export interface Icmp4Message {
+/**
+ * An ICMP or ICMPv6 message: both start with type, code, checksum and 4 bytes whose meaning
+ * depends on the type (RFC 792; RFC 4443 §2.1).
+ */
+export interface IcmpMessage {
   offset: number;
   type: number;
   code: number;
@@ -58,18 +62,22 @@ export interface Icmp4Message {
   bodyLength: number;
 }
 
-export function newIcmp4Message(): Icmp4Message {
+export type Icmp4Message = IcmpMessage;
+
+export function newIcmpMessage(): IcmpMessage {
   return { offset: 0, type: 0, code: 0, checksum: 0, restOfHeader: 0, bodyOffset: 0, bodyLength: 0 };
 }
 
+export const newIcmp4Message = newIcmpMessage;
+
 /**
- * Parses the ICMP message at buf[offset, offset+length). Returns undefined if it is shorter than
- * its 8-byte header or runs past the buffer. The checksum is not checked here (it covers the
- * whole message): use `verifyIcmp4Checksum`.
+ * Parses the ICMP (or ICMPv6) message at buf[offset, offset+length). Returns undefined if it is
+ * shorter than its 8-byte header or runs past the buffer. The checksum is not checked here (it
+ * covers the whole message): use `verifyIcmp4Checksum` / `verifyIcmp6Checksum`.
  */
-export function parseIcmp4(buf: Uint8Array, offset: number, length = buf.length - offset, out?: Icmp4Message): Icmp4Message | undefined {
+export function parseIcmpMessage(buf: Uint8Array, offset: number, length = buf.length - offset, out?: IcmpMessage): IcmpMessage | undefined {
   if (length < ICMP4_HEADER_LENGTH || offset + length > buf.length) return undefined;
-  const m = out ?? newIcmp4Message();
+  const m = out ?? newIcmpMessage();
   m.offset = offset;
   m.type = buf[offset];
   m.code = buf[offset + 1];
@@ -79,6 +87,8 @@ export function parseIcmp4(buf: Uint8Array, offset: number, length = buf.length 
   m.bodyLength = length - ICMP4_HEADER_LENGTH;
   return m;
 }
+
+export const parseIcmp4 = parseIcmpMessage;
 
 /** RFC 792: the checksum covers the ICMP message only, no pseudo-header. */
 export function verifyIcmp4Checksum(buf: Uint8Array, offset: number, length: number): boolean {

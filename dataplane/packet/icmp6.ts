@@ -2,6 +2,7 @@
 import { checksumOk, finish, pseudoHeaderSum6, sum16 } from "./checksum.js";
 import { IPPROTO } from "./ipv4.js";
 import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, walkIPv6Extensions, writeIPv6Header } from "./ipv6.js";
+import { type IcmpMessage, newIcmpMessage, parseIcmpMessage } from "./icmp4.js";
 
 export const ICMP6_HEADER_LENGTH = 8;
 
@@ -35,37 +36,10 @@ export const ICMP6_TIME_EXCEEDED = { HOP_LIMIT: 0, REASSEMBLY: 1 } as const;
 /** Parameter Problem codes (RFC 4443 §3.4). */
 export const ICMP6_PARAM_PROBLEM = { HEADER_FIELD: 0, NEXT_HEADER: 1, OPTION: 2 } as const;
 
-export interface Icmp6Message {
-  offset: number;
-  type: number;
-  code: number;
-  checksum: number;
-  /** Bytes 4..7 as an unsigned 32-bit integer: MTU, pointer, identifier/sequence... */
-  restOfHeader: number;
-  bodyOffset: number;
-  bodyLength: number;
-}
-
-export function newIcmp6Message(): Icmp6Message {
-  return { offset: 0, type: 0, code: 0, checksum: 0, restOfHeader: 0, bodyOffset: 0, bodyLength: 0 };
-}
-
-/**
- * Parses the ICMPv6 message at buf[offset, offset+length). Returns undefined if shorter than 8
- * bytes or past the buffer. The checksum is checked separately (`verifyIcmp6Checksum`).
- */
-export function parseIcmp6(buf: Uint8Array, offset: number, length = buf.length - offset, out?: Icmp6Message): Icmp6Message | undefined {
-  if (length < ICMP6_HEADER_LENGTH || offset + length > buf.length) return undefined;
-  const m = out ?? newIcmp6Message();
-  m.offset = offset;
-  m.type = buf[offset];
-  m.code = buf[offset + 1];
-  m.checksum = (buf[offset + 2] << 8) | buf[offset + 3];
-  m.restOfHeader = ((buf[offset + 4] << 24) | (buf[offset + 5] << 16) | (buf[offset + 6] << 8) | buf[offset + 7]) >>> 0;
-  m.bodyOffset = offset + ICMP6_HEADER_LENGTH;
-  m.bodyLength = length - ICMP6_HEADER_LENGTH;
-  return m;
-}
+/** The ICMPv6 header is the ICMP one (RFC 4443 §2.1). */
+export type Icmp6Message = IcmpMessage;
+export const newIcmp6Message = newIcmpMessage;
+export const parseIcmp6 = parseIcmpMessage;
 
 /** RFC 4443 §2.1: types 0–127 are errors. */
 export function isIcmp6Error(type: number): boolean {

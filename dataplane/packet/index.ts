@@ -12,3 +12,4 @@ export * from "./nd.js";
 export * from "./mip4.js";
 export * from "./mip6.js";
 export * from "./fragment.js";
+export * from "./options.js";

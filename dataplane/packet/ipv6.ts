@@ -1,6 +1,7 @@
 // IPv6 header (RFC 8200 §3) and extension headers (RFC 8200 §4): hop-by-hop, routing (type 2 of
 // RFC 6275 §6.4), fragment, destination options (Home Address option, RFC 6275 §6.3).
 import { IPPROTO } from "./ipv4.js";
+import { type AlignedOption, layOutOptions, writeOptions } from "./options.js";
 
 export const IPV6_HEADER_LENGTH = 40;
 /** RFC 8200 §5: every link carries at least this; ICMPv6 errors stay within it (RFC 4443 §2.4(c)). */
@@ -231,49 +232,19 @@ export function findIPv6Option(buf: Uint8Array, headerOffset: number, type: numb
   return -1;
 }
 
-/** One option for a hop-by-hop or destination options header. */
-export interface IPv6Option {
-  type: number;
-  data: Uint8Array;
-  /** Alignment requirement xn+y of RFC 8200 §4.2 (x = alignMultiple, y = alignOffset); default 1n+0. */
-  alignMultiple?: number;
-  alignOffset?: number;
-}
-
-function writePadding(out: Uint8Array, at: number, n: number): void {
-  // RFC 8200 §4.2: Pad1 for a single byte, PadN otherwise.
-  if (n === 1) out[at] = IPV6_OPTION.PAD1;
-  else if (n >= 2) { out[at] = IPV6_OPTION.PADN; out[at + 1] = n - 2; out.fill(0, at + 2, at + n); }
-}
+/** One option for a hop-by-hop or destination options header (alignment per RFC 8200 §4.2). */
+export type IPv6Option = AlignedOption;
 
 /**
  * Builds a hop-by-hop (next header 0) or destination options (60) header holding `options`,
  * each placed at its alignment and the whole padded to a multiple of 8 octets (RFC 8200 §4.2).
  */
 export function buildOptionsHeader(nextHeader: number, options: readonly IPv6Option[]): Uint8Array {
-  // Lay out first to learn the size; options are small, so two passes cost nothing.
-  const places: number[] = [];
-  let p = 2;
-  for (const o of options) {
-    const x = o.alignMultiple ?? 1;
-    const y = o.alignOffset ?? 0;
-    while (p % x !== y % x) p++;
-    places.push(p);
-    p += 2 + o.data.length;
-  }
-  const length = (p + 7) & ~7;
-  const out = new Uint8Array(length);
+  const { places, end } = layOutOptions(2, options);
+  const out = new Uint8Array(end);
   out[0] = nextHeader;
-  out[1] = (length >> 3) - 1;
-  let q = 2;
-  options.forEach((o, i) => {
-    writePadding(out, q, places[i] - q);
-    out[places[i]] = o.type;
-    out[places[i] + 1] = o.data.length;
-    out.set(o.data, places[i] + 2);
-    q = places[i] + 2 + o.data.length;
-  });
-  writePadding(out, q, length - q);
+  out[1] = (end >> 3) - 1;
+  writeOptions(out, 2, options, places, end);
   return out;
 }
 

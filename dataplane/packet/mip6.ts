@@ -5,6 +5,7 @@ import { createHmac } from "node:crypto";
 import { checksumOk, finish, pseudoHeaderSum6, sum16 } from "./checksum.js";
 import { IPPROTO, readIPv4Address, writeIPv4Address, type IPv4AddressInput } from "./ipv4.js";
 import { IPV6_HEADER_LENGTH, buildHomeAddressDestinationOptions, buildRoutingType2, chainExtensions, writeIPv6Header } from "./ipv6.js";
+import { type AlignedOption, layOutOptions, writeOptions } from "./options.js";
 
 /** MH Type values (RFC 6275 §6.1.2–§6.1.9). */
 export const MH_TYPE = {
@@ -172,18 +173,7 @@ export function parseMobilityOptions(buf: Uint8Array, start: number, end: number
 }
 
 /** An option to build: data plus its alignment requirement xn+y (RFC 6275 §6.2). */
-export interface MobilityOptionInput {
-  type: number;
-  data: Uint8Array;
-  alignMultiple?: number;
-  alignOffset?: number;
-}
-
-function pad(out: Uint8Array, at: number, n: number): void {
-  // RFC 6275 §6.2.2/§6.2.3: Pad1 for one byte, PadN for more.
-  if (n === 1) out[at] = MOBILITY_OPTION.PAD1;
-  else if (n >= 2) { out[at] = MOBILITY_OPTION.PADN; out[at + 1] = n - 2; out.fill(0, at + 2, at + n); }
-}
+export type MobilityOptionInput = AlignedOption;
 
 /**
  * A Mobility Header of `mhType` whose fixed message data (after the 6-byte MH header) is
@@ -192,31 +182,15 @@ function pad(out: Uint8Array, at: number, n: number): void {
  * `buildMobilityPacket`.
  */
 export function buildMobilityHeader(mhType: number, fixed: Uint8Array, options: readonly MobilityOptionInput[] = []): Uint8Array {
-  const places: number[] = [];
-  let p = 6 + fixed.length;
-  for (const o of options) {
-    const x = o.alignMultiple ?? 1;
-    const y = o.alignOffset ?? 0;
-    while (p % x !== y % x) p++;
-    places.push(p);
-    p += 2 + o.data.length;
-  }
-  const length = (p + 7) & ~7;
-  if (length > 2048) throw new RangeError(`Mobility Header of ${length} bytes exceeds the 8-bit Header Len`);
-  const out = new Uint8Array(length);
+  const start = 6 + fixed.length;
+  const { places, end } = layOutOptions(start, options);
+  if (end > 2048) throw new RangeError(`Mobility Header of ${end} bytes exceeds the 8-bit Header Len`);
+  const out = new Uint8Array(end);
   out[0] = IPPROTO.NONE;
-  out[1] = (length >> 3) - 1;
+  out[1] = (end >> 3) - 1;
   out[2] = mhType;
   out.set(fixed, 6);
-  let q = 6 + fixed.length;
-  options.forEach((o, i) => {
-    pad(out, q, places[i] - q);
-    out[places[i]] = o.type;
-    out[places[i] + 1] = o.data.length;
-    out.set(o.data, places[i] + 2);
-    q = places[i] + 2 + o.data.length;
-  });
-  pad(out, q, length - q);
+  writeOptions(out, start, options, places, end);
   return out;
 }
 

@@ -166,7 +166,10 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     listHosts: unary("ListHosts", async () => ({ hosts: (await engine.store.listHosts()).map(hostMessage) })),
 
     listMigrations: unary("ListMigrations", async () => ({
-      migrations: (await engine.store.listMigrations(1000)).map((m) => ({ ...m, careOfIpv4: m.careOfIPv4, careOfIpv6: m.careOfIPv6, registeredAtMs: BigInt(m.registeredAtMs) })),
+      migrations: (await engine.store.listMigrations(1000)).map((m) => ({
+        migrationId: m.migrationId, vmId: m.vmId, sourceHostId: m.sourceHostId, destinationHostId: m.destinationHostId,
+        careOfIpv4: m.careOfIPv4, careOfIpv6: m.careOfIPv6, registeredAtMs: BigInt(m.registeredAtMs),
+      })),
     })),
 
     getRuleTable: unary("GetRuleTable", async () => {

@@ -3,7 +3,7 @@
 // its peer, both re-encapsulations and both translation directions go through; inputs are built
 // by scapy or sent from real sockets, and what arrives is read from a real socket or captured and
 // decoded by our codec and by tshark.
-import anyTest, { type TestFn } from "ava";
+import anyTest, { type ExecutionContext, type TestFn } from "ava";
 import { parseEthernet, ETHERTYPE } from "../../../dataplane/packet/ethernet.js";
 import { parseIPv4 } from "../../../dataplane/packet/ipv4.js";
 import { parseIPv6 } from "../../../dataplane/packet/ipv6.js";
@@ -75,15 +75,20 @@ for (const c of DECAP_CASES) {
   });
 }
 
-live("re-encapsulates IPv4-in-IPv4 for a pool address as IPv4-in-IPv6 to the care-of address (flow 3.1 j)", async (t) => {
-  const { topo } = t.context;
-  const text = marker("reencap4");
-  const [frame] = scapyBuild([`${ether(topo)}/IP(src='203.0.113.2', dst='198.51.100.2')/IP(src='203.0.113.10', dst='192.0.2.1', ttl=30)/UDP(sport=5555, dport=4002)/Raw(b'${text}')`]);
+/** Sends `frame` into the worker and returns the first frame the receiver captures carrying `text`. */
+async function sendAndCaptureOne(t: ExecutionContext<unknown>, topo: Topology, frame: Uint8Array, text: string): Promise<Uint8Array> {
   const capture = await captureFrames(topo, new TextEncoder().encode(text), 1, 10);
   await sendFrames(topo, [frame], 5, 0.2);
   const lines = await capture.done;
   t.true(lines.length >= 1, "a frame arrived");
-  const out = Uint8Array.from(Buffer.from(lines[0], "hex"));
+  return Uint8Array.from(Buffer.from(lines[0], "hex"));
+}
+
+live("re-encapsulates IPv4-in-IPv4 for a pool address as IPv4-in-IPv6 to the care-of address (flow 3.1 j)", async (t) => {
+  const { topo } = t.context;
+  const text = marker("reencap4");
+  const [frame] = scapyBuild([`${ether(topo)}/IP(src='203.0.113.2', dst='198.51.100.2')/IP(src='203.0.113.10', dst='192.0.2.1', ttl=30)/UDP(sport=5555, dport=4002)/Raw(b'${text}')`]);
+  const out = await sendAndCaptureOne(t, topo, frame, text);
   const e = parseEthernet(out)!;
   t.is(e.etherType, ETHERTYPE.IPV6);
   const outer = parseIPv6(out, e.payloadOffset)!;
@@ -102,11 +107,7 @@ live("re-encapsulates IPv6-in-IPv6 for an assigned prefix as IPv6-in-IPv4 to the
   const { topo } = t.context;
   const text = marker("reencap6");
   const [frame] = scapyBuild([`${ether(topo)}/IPv6(src='2001:db8:c::2', dst='2001:db8:3::c000:203')/IPv6(src='2001:db8:c::10', dst='2001:db8:1::2', hlim=30)/UDP(sport=5555, dport=4003)/Raw(b'${text}')`]);
-  const capture = await captureFrames(topo, new TextEncoder().encode(text), 1, 10);
-  await sendFrames(topo, [frame], 5, 0.2);
-  const lines = await capture.done;
-  t.true(lines.length >= 1, "a frame arrived");
-  const out = Uint8Array.from(Buffer.from(lines[0], "hex"));
+  const out = await sendAndCaptureOne(t, topo, frame, text);
   const e = parseEthernet(out)!;
   t.is(e.etherType, ETHERTYPE.IPV4);
   const outer = parseIPv4(out, e.payloadOffset)!;
