@@ -1,7 +1,8 @@
 // A promise-based client of the ControlEngine service over the generated grpc-js stubs; used by
 // mipctl, the agent and the tests.
-import { credentials, type ServiceError } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
 import * as pb from "../gen/mip46/v1/control.js";
+import { channelCredentials, type TlsFiles } from "../lib/tls/tls.js";
 
 type Call<Req, Res> = (req: Req, deadlineMs?: number) => Promise<Res>;
 
@@ -28,8 +29,13 @@ const METHODS = [
   "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable",
 ] as const satisfies readonly (keyof ControlClient)[];
 
-export function connectControl(address: string, defaultDeadlineMs = 10_000): ControlClient {
-  const raw = new pb.ControlEngineClient(address, credentials.createInsecure(), { "grpc.enable_channelz": 0 });
+/**
+ * `tls`: the CA, this client's certificate and key (PEM file paths) for an engine that runs
+ * mutual TLS; the certificate's identity (host:, operator:, ...) decides what it may call.
+ * Absent: plaintext.
+ */
+export function connectControl(address: string, defaultDeadlineMs = 10_000, tls?: TlsFiles): ControlClient {
+  const raw = new pb.ControlEngineClient(address, channelCredentials(tls), { "grpc.enable_channelz": 0 });
   const client: Record<string, unknown> = { raw, close: () => raw.close() };
   for (const name of METHODS) {
     const fn = (raw as unknown as Record<string, (...a: unknown[]) => unknown>)[name].bind(raw);

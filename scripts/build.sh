@@ -5,5 +5,8 @@
 # The other executables run their TypeScript through tsx directly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npx esbuild dataplane/worker/main.ts --bundle --platform=node --format=esm --target=node20 \
-  --packages=external --sourcemap --log-level=warning --outfile=dist/mip46-dataplane.mjs
+# The home agents and the privileged-VM agent carry the same hot path, so they are bundled too.
+for entry in dataplane/worker/main.ts:mip46-dataplane homeagent/main.ts:mip46-home-agent clients/agent/main.ts:mip46-agent; do
+  npx esbuild "${entry%%:*}" --bundle --platform=node --format=esm --target=node20 \
+    --packages=external --sourcemap --log-level=warning --outfile="dist/${entry##*:}.mjs"
+done

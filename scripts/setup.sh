@@ -15,6 +15,9 @@ APT_PACKAGES=(
   ethtool             # turns offloads off on test veths
   build-essential     # node-gyp builds (better-sqlite3, cap)
   python3             # node-gyp
+  etcd-server         # the replicated store (issue 5) and its tests
+  etcd-client         # etcdctl, for operators and the failure tests
+  prometheus          # promtool checks deploy/prometheus; the lab scrape test
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -7,7 +7,7 @@ import { renderTable } from "./table.js";
 
 const HELP = `mipctl: operator CLI of the mip46 control engine
 
-Usage: mipctl [--engine HOST:PORT] [--json] COMMAND
+Usage: mipctl [--engine HOST:PORT] [--ca FILE --cert FILE --key FILE] [--json] COMMAND
 
 Commands:
   pools                     IPv4 pools and segment care-of ranges, with use
@@ -22,6 +22,10 @@ Commands:
 
 Options:
   --engine HOST:PORT        the engine's gRPC address (default $MIP46_ENGINE or [::1]:50046)
+  --ca FILE                 mutual TLS: the deployment's CA (PEM); with --cert and --key
+  --cert FILE               this operator's certificate (spiffe://mip46/operator/NAME)
+  --key FILE                its private key
+                            (defaults: $MIP46_TLS_CA, $MIP46_TLS_CERT, $MIP46_TLS_KEY; none: plaintext)
   --json                    print JSON instead of a table
   -h, --help                this text`;
 
@@ -99,7 +103,10 @@ async function main(): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      options: { engine: { type: "string" }, json: { type: "boolean" }, vm: { type: "string" }, help: { type: "boolean", short: "h" } },
+      options: {
+        engine: { type: "string" }, ca: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, json: { type: "boolean" },
+        vm: { type: "string" }, help: { type: "boolean", short: "h" },
+      },
       allowPositionals: true, strict: true,
     });
   } catch (e) {
@@ -111,7 +118,20 @@ async function main(): Promise<number> {
     (values.help ? process.stdout : process.stderr).write(HELP + "\n");
     return values.help ? 0 : 2;
   }
-  const client = connectControl(values.engine ?? process.env.MIP46_ENGINE ?? "[::1]:50046", 5000);
+  const ca = values.ca ?? process.env.MIP46_TLS_CA;
+  const cert = values.cert ?? process.env.MIP46_TLS_CERT;
+  const key = values.key ?? process.env.MIP46_TLS_KEY;
+  if ((ca === undefined) !== (cert === undefined) || (ca === undefined) !== (key === undefined)) {
+    process.stderr.write("mipctl: --ca, --cert and --key go together\n");
+    return 2;
+  }
+  let client: ControlClient;
+  try {
+    client = connectControl(values.engine ?? process.env.MIP46_ENGINE ?? "[::1]:50046", 5000, ca ? { ca, cert: cert!, key: key! } : undefined);
+  } catch (e) {
+    process.stderr.write(`mipctl: ${(e as Error).message}\n`);
+    return 1;
+  }
   try {
     const out = await run(client, positionals[0], positionals.slice(1), values.vm);
     process.stdout.write(values.json ? JSON.stringify(out.json, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n" : out.table);

@@ -17,6 +17,11 @@ export interface InterfaceConfig {
   mtu?: number;
   /** Own addresses with their prefix length ("192.0.2.254/24"); each gives a connected route. */
   addresses?: string[];
+  /**
+   * Accept unicast frames to any MAC, not only ours: a host's port toward migrated VMs, whose
+   * neighbour caches may still hold the MAC of their home network's router.
+   */
+  promiscuous?: boolean;
 }
 
 export interface RouteConfig {
@@ -136,7 +141,7 @@ export function parseForwarderConfig(value: unknown, field = "worker"): Forwarde
   const interfaces = array(o.interfaces, `${field}.interfaces`).map((v, i) => {
     const f = `${field}.interfaces[${i}]`;
     const x = object(v, f);
-    onlyKeys(x, f, ["index", "name", "mac", "mtu", "addresses"]);
+    onlyKeys(x, f, ["index", "name", "mac", "mtu", "addresses", "promiscuous"]);
     const ifc: InterfaceConfig = { index: int(x.index, `${f}.index`, 0, 0x7fffffff), name: str(x.name, `${f}.name`), mac: str(x.mac, `${f}.mac`) };
     if (names.has(ifc.name)) throw new ForwarderConfigError(`${f}.name`, `'${ifc.name}' is used twice`);
     if (indexes.has(ifc.index)) throw new ForwarderConfigError(`${f}.index`, `${ifc.index} is used twice`);
@@ -144,6 +149,10 @@ export function parseForwarderConfig(value: unknown, field = "worker"): Forwarde
     indexes.add(ifc.index);
     macBytes(ifc.mac, `${f}.mac`);
     if (x.mtu !== undefined) ifc.mtu = int(x.mtu, `${f}.mtu`, 68, 65535);
+    if (x.promiscuous !== undefined) {
+      if (typeof x.promiscuous !== "boolean") throw new ForwarderConfigError(`${f}.promiscuous`, "must be true or false");
+      ifc.promiscuous = x.promiscuous;
+    }
     if (x.addresses !== undefined) {
       ifc.addresses = array(x.addresses, `${f}.addresses`).map((a, j) => {
         const af = `${f}.addresses[${j}]`;

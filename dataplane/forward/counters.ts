@@ -8,7 +8,7 @@ import { TUNNEL_REASONS } from "../tunnel/result.js";
  * optimisation (flow 3.2 m).
  */
 export const FORWARD_ACTIONS = [
-  "decap", "reencap-4in4-4in6", "reencap-6in6-6in4", "encap-4in4", "encap-6in6", "encap-4in6", "encap-6in4", "translate-4to6", "translate-6to4", "route", "arp", "nd", "icmp",
+  "decap", "reencap-4in4-4in6", "reencap-6in6-6in4", "encap-4in4", "encap-6in6", "encap-4in6", "encap-6in4", "translate-4to6", "translate-6to4", "route", "arp", "nd", "icmp", "deliver",
 ] as const;
 export type ForwardAction = (typeof FORWARD_ACTIONS)[number];
 

@@ -55,13 +55,26 @@ export type Emit = (egressIf: number, frame: Uint8Array) => void;
 export interface ForwarderOptions {
   /** Offline mode only: the MAC of any next hop that is not a configured neighbour, instead of ARP/NDP. */
   fallbackNeighbourMac?: Uint8Array;
+  /**
+   * Local delivery for a control plane that shares the worker (a home agent's registrations, the
+   * privileged-VM agent's replies). Called with every IP packet that the rules do not re-wrap,
+   * unwrap or translate, after decapsulation and before routing, encapsulation and the `local`
+   * drop; true means the packet was taken (counted as `deliver`). `packet` is only valid during
+   * the call. It may call inject() before it returns.
+   */
+  intercept?: Intercept;
 }
+
+/** See ForwarderOptions.intercept. */
+export type Intercept = (packet: Uint8Array, ingressIf: number, decapsulated: boolean) => boolean;
 
 interface Port {
   index: number;
   name: string;
   mac: Uint8Array;
   mtu: number;
+  /** Accepts unicast frames to any MAC (InterfaceConfig.promiscuous). */
+  promiscuous: boolean;
   v4: { value: number; bytes: Uint8Array; mask: number }[];
   v6: { bytes: Uint8Array; length: number }[];
   /** fe80::/64 + modified EUI-64 of the MAC (RFC 4291 §2.5.1, App. A); NS source when there is no other. */
@@ -108,6 +121,11 @@ export class Forwarder {
   private readonly routes4: Route4[] = [];
   private readonly routes6: Route6[] = [];
   private readonly own = new AddressSet();
+  /** Addresses answered by proxy ARP/NDP on every link, set at run time (a home agent's bindings, RFC 5944 §4.6, RFC 6275 §10.4.1). */
+  private readonly proxied = new AddressSet();
+  private readonly intercept?: Intercept;
+  /** Set while a packet handed to inject() is processed: it is ours, and not offered to intercept. */
+  private injecting = false;
   private readonly served4: { network: number; mask: number }[] = [];
   private readonly served6: { prefix: Uint8Array; length: number }[] = [];
   private readonly node: TunnelNode;
@@ -146,7 +164,7 @@ export class Forwarder {
     for (const [i, ic] of cfg.interfaces.entries()) {
       const mac = macBytes(ic.mac, `worker.interfaces[${i}].mac`);
       const counters: InterfaceCounters = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
-      const port: Port = { index: ic.index, name: ic.name, mac, mtu: ic.mtu ?? 1500, v4: [], v6: [], linkLocal: linkLocalFor(mac), counters };
+      const port: Port = { index: ic.index, name: ic.name, mac, mtu: ic.mtu ?? 1500, promiscuous: ic.promiscuous === true, v4: [], v6: [], linkLocal: linkLocalFor(mac), counters };
       for (const a of ic.addresses ?? []) {
         const p = prefixBytes(a, "address", false);
         if (p.bytes.length === 4) {
@@ -207,6 +225,81 @@ export class Forwarder {
     }
     this.translatorMapping = this.rules.mapping;
     this.translator = this.newTranslator(1);
+    this.intercept = options.intercept;
+  }
+
+  /**
+   * Sends an IP packet that a control plane in this process made (a registration reply, a
+   * binding update on a VM's behalf): it takes the same decisions as a received packet (rules,
+   * encapsulation, routing), except that it is never offered to `intercept`, an `encapsulate`
+   * rule applies even when its source is one of our addresses, no TTL / hop limit is spent (it is
+   * originated, not forwarded), and ND messages are not taken as received. Never throws.
+   */
+  inject(packet: Uint8Array, emit: Emit, now?: number): void {
+    if (now !== undefined) this.now = now;
+    // intercept may answer at once: the received frame being processed goes on afterwards.
+    const outerEmit = this.emitTo;
+    const outerInjecting = this.injecting;
+    this.emitTo = emit;
+    this.injecting = true;
+    try {
+      const port = this.portList[0];
+      if (packet.length > 0 && packet[0] >> 4 === 4) this.ipv4(port, packet, false);
+      else this.ipv6(port, packet, false);
+    } catch {
+      this.counters.drops["internal-error"]++;
+    } finally {
+      this.injecting = outerInjecting;
+      this.emitTo = outerEmit;
+    }
+  }
+
+  /**
+   * Adds or removes one of our own addresses at run time: the privileged-VM agent's care-of
+   * addresses, where tunnels to its VMs end. Like a configured address, but with no connected route.
+   */
+  setLocal(address: string, on: boolean): void {
+    const a = address.includes(":") ? ipv6Bytes(address, "address") : ipv4Bytes(address, "address");
+    if (on) this.own.add(a);
+    else this.own.delete(a);
+  }
+
+  /** Starts (true) or stops answering ARP/NDP for `address` on every link. */
+  setProxied(address: string, on: boolean): void {
+    const a = address.includes(":") ? ipv6Bytes(address, "address") : ipv4Bytes(address, "address");
+    if (on) this.proxied.add(a);
+    else this.proxied.delete(a);
+  }
+
+  /**
+   * Tells a link that `address` is now at `mac` (default: the interface's own MAC): a gratuitous
+   * ARP request for IPv4 (RFC 5944 §4.6, RFC 5227 §3 "ARP Announcement"), an unsolicited Neighbor
+   * Advertisement with the Override flag to all-nodes for IPv6 (RFC 4861 §7.2.6). The Ethernet
+   * source is always the interface's MAC, so switches do not learn `mac` on our port.
+   */
+  announce(ifName: string, address: string, emit: Emit, mac?: Uint8Array): void {
+    const port = this.portList.find((p) => p.name === ifName);
+    if (port === undefined) throw new ForwarderConfigError("interface", `no interface is named '${ifName}'`);
+    const hw = mac ?? port.mac;
+    if (!address.includes(":")) {
+      const a = ipv4Bytes(address, "address");
+      const out = new Uint8Array(ETH + ARP_LENGTH);
+      writeEthernetHeader(out, 0, BROADCAST_MAC, port.mac, ETHERTYPE.ARP);
+      writeArp(out, ETH, ARP_OPERATION.REQUEST, hw, a, new Uint8Array(6), a);
+      this.counters.actions.arp++;
+      port.counters.txPackets++;
+      port.counters.txBytes += out.length;
+      return emit(port.index, out);
+    }
+    const a = ipv6Bytes(address, "address");
+    const na = buildNeighborAdvertisement({ src: port.linkLocal, dst: ALL_NODES, target: a, router: false, solicited: false, override: true, targetLinkLayer: hw });
+    const out = new Uint8Array(ETH + na.length);
+    writeEthernetHeader(out, 0, ipv6MulticastMac(ALL_NODES), port.mac, ETHERTYPE.IPV6);
+    out.set(na, ETH);
+    this.counters.actions.nd++;
+    port.counters.txPackets++;
+    port.counters.txBytes += out.length;
+    emit(port.index, out);
   }
 
   private newTranslator(firstIdentification: number): Translator {
@@ -312,7 +405,7 @@ export class Forwarder {
     }
     const m = port.mac;
     // Unicast frames for other stations: the capture is promiscuous.
-    if ((frame[0] & 1) === 0 && !(frame[0] === m[0] && frame[1] === m[1] && frame[2] === m[2] && frame[3] === m[3] && frame[4] === m[4] && frame[5] === m[5])) return this.drop("not-for-us");
+    if ((frame[0] & 1) === 0 && !port.promiscuous && !(frame[0] === m[0] && frame[1] === m[1] && frame[2] === m[2] && frame[3] === m[3] && frame[4] === m[4] && frame[5] === m[5])) return this.drop("not-for-us");
     this.frame = frame;
     const type = (frame[12] << 8) | frame[13];
     const payload = frame.subarray(ETH);
@@ -367,6 +460,11 @@ export class Forwarder {
       if (UNTRANSLATABLE_4.has(proto)) return this.drop("untranslatable-protocol");
       return this.translated(this.translator.translate4to6(pkt), "translate-4to6");
     }
+    // After translation: mapped destinations are VMs behind the translator, not a local control plane.
+    if (this.intercept !== undefined && !this.injecting && this.intercept(pkt, port.index, decapsulated)) {
+      this.counters.actions.deliver++;
+      return;
+    }
     if (own) return this.local4(pkt);
     if (local) return this.drop("no-rule");
     // An encapsulate rule replaces the routing table for what would be routed, except for packets
@@ -375,8 +473,10 @@ export class Forwarder {
     // packets from our own addresses (our tunnel output looping back to us).
     if (!decapsulated && rules.encapCount4 > 0) {
       const e = rules.encap4For(src, dst);
-      if (e !== undefined && !this.own.has(pkt, 12, 4)) return this.encap(pkt, e);
+      if (e !== undefined && (this.injecting || !this.own.has(pkt, 12, 4))) return this.encap(pkt, e);
     }
+    // RFC 1812 §5.3.1: only a forwarded packet spends TTL; ours leaves as the control plane made it.
+    if (this.injecting) return this.originate(pkt, "route");
     this.route4(pkt);
   }
 
@@ -486,7 +586,8 @@ export class Forwarder {
     // RFC 4291 §2.7: a multicast source is invalid.
     if (pkt[8] === 0xff) return this.drop("malformed");
     const nh = pkt[6];
-    if (!decapsulated && nh === IPPROTO.ICMPV6 && total >= 48 && pkt[40] >= ICMP6_TYPE.ROUTER_SOLICITATION && pkt[40] <= ICMP6_TYPE.REDIRECT) return this.nd(port, pkt);
+    // An inject()ed packet has no ingress link to learn a neighbour on or answer to.
+    if (!decapsulated && !this.injecting && nh === IPPROTO.ICMPV6 && total >= 48 && pkt[40] >= ICMP6_TYPE.ROUTER_SOLICITATION && pkt[40] <= ICMP6_TYPE.REDIRECT) return this.nd(port, pkt);
     if (pkt[24] === 0xff || linkMulticast) return this.drop("not-for-us");
     if (!sound6(pkt, 0, this.chain)) return this.drop("malformed");
     const rules = this.rules;
@@ -501,7 +602,10 @@ export class Forwarder {
       return this.encap6in4(pkt, r6);
     }
     const own = this.own.has(pkt, 24, 6);
-    const mapped = rules.mapping.map6to4(pkt, 24) >= 0;
+    // Only the translation prefix stands for IPv4 destinations. An EAM (RFC 7757) here names an
+    // IPv6 node (a correspondent, an IPv6 VM) by an IPv4 pool address: IPv4 packets to that
+    // address are translated, IPv6 packets to the node itself are routed to it.
+    const mapped = rules.mapping.inTranslationPrefix(pkt, 24);
     const local = own || mapped || this.inServed6(pkt, 24);
     if (tp >= 0 && local) {
       const kind: TunnelKind = tp === IPPROTO.IPIP ? "4in6" : "6in6";
@@ -516,20 +620,25 @@ export class Forwarder {
       if (upperProtocol6(pkt, this.chain) === IPPROTO.ICMP) return this.drop("untranslatable-protocol");
       return this.translated(this.translator.translate6to4(pkt), "translate-6to4");
     }
+    if (this.intercept !== undefined && !this.injecting && this.intercept(pkt, port.index, decapsulated)) {
+      this.counters.actions.deliver++;
+      return;
+    }
     if (own) return this.local6(pkt);
     if (local) return this.drop("no-rule");
     // As for IPv4; link-local packets are never forwarded (RFC 4291 §2.5.6), so never tunnelled.
     if (!decapsulated && rules.encapCount6 > 0 && !(pkt[24] === 0xfe && (pkt[25] & 0xc0) === 0x80) && !(pkt[8] === 0xfe && (pkt[9] & 0xc0) === 0x80)) {
       const e = rules.encap6For(pkt);
-      if (e !== undefined && !this.own.has(pkt, 8, 6)) return this.encap(pkt, e);
+      if (e !== undefined && (this.injecting || !this.own.has(pkt, 8, 6))) return this.encap(pkt, e);
     }
+    if (this.injecting) return this.originate(pkt, "route");
     this.route6(pkt);
   }
 
   private inServed6(buf: Uint8Array, off: number): boolean {
     const s = this.served6;
     for (let i = 0; i < s.length; i++) if (inPrefix6(s[i].prefix, s[i].length, buf, off)) return true;
-    return this.rules.eamHosts6.has(buf, off);
+    return false;
   }
 
   private lookup6(buf: Uint8Array, off: number): Route6 | undefined {
@@ -622,7 +731,8 @@ export class Forwarder {
   private encap(pkt: Uint8Array, e: Encap): void {
     const route = this.tunnelRoute(e, e.tunnel, e.remote, e.local);
     if (route === null) return this.drop("no-route");
-    this.tunnelOutcome(encapsulate(route.tunnel, this.node, pkt, this.outIp, { forwarding: true }), ENCAP_ACTION[e.tunnel], route);
+    // RFC 2003 §3.1, RFC 2473 §3.1: the inner TTL / hop limit drops only when the tunnel forwards; not for inject()ed packets.
+    this.tunnelOutcome(encapsulate(route.tunnel, this.node, pkt, this.outIp, { forwarding: !this.injecting }), ENCAP_ACTION[e.tunnel], route);
   }
 
   /**
@@ -732,15 +842,15 @@ export class Forwarder {
 
   /** Whether we answer ARP/NDP for the address on `port`: our own, or a served one not behind `port`. */
   private answersFor4(port: Port, a: number, buf: Uint8Array, off: number): boolean {
-    if (this.own.has(buf, off, 4)) return true;
+    if (this.own.has(buf, off, 4) || this.proxied.has(buf, off, 4)) return true;
     if (!(this.inServed4(a) || this.rules.isMappedIPv4(a))) return false;
     // Proxy ARP only for addresses that are not on the asking link.
     return this.lookup4(a)?.port !== port;
   }
 
   private answersFor6(port: Port, buf: Uint8Array, off: number): boolean {
-    if (this.own.has(buf, off, 6)) return true;
-    if (!(this.inServed6(buf, off) || this.rules.reencap6For(buf, off) !== undefined || this.rules.mapping.map6to4(buf, off) >= 0)) return false;
+    if (this.own.has(buf, off, 6) || this.proxied.has(buf, off, 6)) return true;
+    if (!(this.inServed6(buf, off) || this.rules.reencap6For(buf, off) !== undefined || this.rules.mapping.inTranslationPrefix(buf, off))) return false;
     return this.lookup6(buf, off)?.port !== port;
   }
 
@@ -787,7 +897,9 @@ export class Forwarder {
       const own = this.own.has(pkt, m.targetOffset, 6);
       // §7.2.4: to the solicitor, or to all-nodes for a DAD probe; §7.2.8: a proxy leaves O clear.
       const dst = unspecified ? ALL_NODES : pkt.slice(8, 24);
-      const na = buildNeighborAdvertisement({ src: target, dst, target, router: true, solicited: !unspecified, override: own, targetLinkLayer: port.mac });
+      // RFC 4861 §7.2.5 / RFC 6275 §10.4.1: for a proxied home address we speak for a host, so R is clear (as in announce()).
+      const router = own || !this.proxied.has(pkt, m.targetOffset, 6);
+      const na = buildNeighborAdvertisement({ src: target, dst, target, router, solicited: !unspecified, override: own, targetLinkLayer: port.mac });
       const out = new Uint8Array(ETH + na.length);
       const dstMac = unspecified ? ipv6MulticastMac(ALL_NODES) : this.frame.subarray(6, 12);
       writeEthernetHeader(out, 0, dstMac, port.mac, ETHERTYPE.IPV6);

@@ -11,7 +11,7 @@ export const MIP4_TYPE = { REGISTRATION_REQUEST: 1, REGISTRATION_REPLY: 3 } as c
 /** Extension types (RFC 5944 §3.5.2–§3.5.4). */
 export const MIP4_EXTENSION = { MOBILE_HOME_AUTH: 32, MOBILE_FOREIGN_AUTH: 33, FOREIGN_HOME_AUTH: 34 } as const;
 
-/** Registration Reply codes (RFC 5944 §3.4). */
+/** Registration Reply codes (RFC 5944 §3.4; 137–139 are RFC 3024's, reverse tunnelling, in the IANA registry). */
 export const MIP4_REPLY_CODE = {
   ACCEPTED: 0,
   ACCEPTED_NO_SIMULTANEOUS_BINDINGS: 1,
@@ -25,6 +25,9 @@ export const MIP4_REPLY_CODE = {
   HA_POORLY_FORMED_REQUEST: 134,
   HA_TOO_MANY_SIMULTANEOUS_BINDINGS: 135,
   HA_UNKNOWN_HOME_AGENT_ADDRESS: 136,
+  HA_REVERSE_TUNNEL_UNAVAILABLE: 137,
+  HA_REVERSE_TUNNEL_MANDATORY: 138,
+  HA_ENCAPSULATION_UNAVAILABLE: 139,
 } as const;
 
 /** Request flag bits of RFC 5944 §3.3 (T from RFC 3024). */
@@ -211,37 +214,56 @@ export function buildRegistrationReply(f: Mip4ReplyFields, extensions: readonly 
 }
 
 /**
- * RFC 5944 §3.5.1: the default authenticator is HMAC-MD5 over the registration message, all
- * extensions before this one, and this extension's type, length and SPI.
+ * Authenticator algorithms of a mobility security association. RFC 5944 §3.5.1 makes HMAC-MD5
+ * (RFC 2104) the default and lets the association name another; HMAC-SHA-256 is the one we add,
+ * with its full 32-byte output (the extension's length field allows up to 251 bytes).
  */
-function authenticator(key: Uint8Array, protectedBytes: Uint8Array): Uint8Array {
-  return new Uint8Array(createHmac("md5", key).update(protectedBytes).digest());
+export type Mip4AuthAlgorithm = "hmac-md5" | "hmac-sha256";
+
+/** Authenticator bytes each algorithm puts in the extension after the SPI. */
+export const MIP4_AUTHENTICATOR_LENGTH: Readonly<Record<Mip4AuthAlgorithm, number>> = { "hmac-md5": 16, "hmac-sha256": 32 };
+
+const HASH: Readonly<Record<Mip4AuthAlgorithm, string>> = { "hmac-md5": "md5", "hmac-sha256": "sha256" };
+
+/**
+ * RFC 5944 §3.5.1: the authenticator covers the registration message, all extensions before this
+ * one, and this extension's type, length and SPI.
+ */
+function authenticator(algorithm: Mip4AuthAlgorithm, key: Uint8Array, protectedBytes: Uint8Array): Uint8Array {
+  const hash = HASH[algorithm];
+  if (hash === undefined) throw new RangeError(`unknown MIPv4 authentication algorithm '${String(algorithm)}'`);
+  return new Uint8Array(createHmac(hash, key).update(protectedBytes).digest());
 }
 
 /**
  * Appends a Mobile-Home Authentication Extension (type 32, RFC 5944 §3.5.2) with the given SPI,
- * its authenticator computed with HMAC-MD5 under `key`. It must be the last extension the mobile
- * node and home agent see (§3.6.1.3), so call this after adding every other extension.
+ * its authenticator computed with `algorithm` (HMAC-MD5 by default) under `key`. It must be the
+ * last extension the mobile node and home agent see (§3.6.1.3), so call this after adding every
+ * other extension.
  */
-export function appendMobileHomeAuth(message: Uint8Array, spi: number, key: Uint8Array): Uint8Array {
-  const out = new Uint8Array(message.length + 2 + 4 + 16);
+export function appendMobileHomeAuth(message: Uint8Array, spi: number, key: Uint8Array, algorithm: Mip4AuthAlgorithm = "hmac-md5"): Uint8Array {
+  const length = 4 + MIP4_AUTHENTICATOR_LENGTH[algorithm];
+  const out = new Uint8Array(message.length + 2 + length);
   out.set(message, 0);
   const at = message.length;
   out[at] = MIP4_EXTENSION.MOBILE_HOME_AUTH;
-  out[at + 1] = 4 + 16;
+  out[at + 1] = length;
   writeIPv4Address(out, at + 2, spi >>> 0);
-  out.set(authenticator(key, out.subarray(0, at + 6)), at + 6);
+  out.set(authenticator(algorithm, key, out.subarray(0, at + 6)), at + 6);
   return out;
 }
 
 /**
- * Checks the Mobile-Home Authentication Extension of a parsed message: true if present, its
- * SPI is `spi`, and its HMAC-MD5 authenticator matches under `key`.
+ * Checks the (first) Mobile-Home Authentication Extension of a parsed message: true if present,
+ * its SPI is `spi`, its authenticator has the length `algorithm` gives, and it matches under `key`.
  */
-export function verifyMobileHomeAuth(message: Uint8Array, parsed: Mip4RegistrationRequest | Mip4RegistrationReply, spi: number, key: Uint8Array): boolean {
+export function verifyMobileHomeAuth(
+  message: Uint8Array, parsed: Mip4RegistrationRequest | Mip4RegistrationReply, spi: number, key: Uint8Array, algorithm: Mip4AuthAlgorithm = "hmac-md5",
+): boolean {
   const ext = parsed.extensions.find((e) => e.type === MIP4_EXTENSION.MOBILE_HOME_AUTH);
-  if (ext === undefined || ext.data.length < 4 + 16) return false;
+  const length = MIP4_AUTHENTICATOR_LENGTH[algorithm];
+  if (ext === undefined || ext.data.length !== 4 + length) return false;
   if (readIPv4Address(ext.data, 0) !== spi >>> 0) return false;
-  const expected = authenticator(key, message.subarray(0, ext.offset + 6));
-  return ext.data.length === 20 && timingSafeEqual(expected, ext.data.subarray(4, 20));
+  const expected = authenticator(algorithm, key, message.subarray(0, ext.offset + 6));
+  return timingSafeEqual(expected, ext.data.subarray(4, 4 + length));
 }

@@ -38,7 +38,7 @@ export const MOBILITY_OPTION = {
   IPV4_CARE_OF_ADDRESS: 32,
 } as const;
 
-/** Binding Acknowledgement status (RFC 6275 §6.1.8). */
+/** Binding Acknowledgement status (IANA "Status Codes": RFC 6275 §6.1.8, RFC 4285, RFC 5555). */
 export const BA_STATUS = {
   ACCEPTED: 0,
   ACCEPTED_PREFIX_DISCOVERY_NECESSARY: 1,
@@ -54,6 +54,14 @@ export const BA_STATUS = {
   EXPIRED_CARE_OF_NONCE_INDEX: 137,
   EXPIRED_NONCES: 138,
   REGISTRATION_TYPE_CHANGE_DISALLOWED: 139,
+  /** RFC 4285 §6: the replay protection timestamp is out of the window or not newer than the last. */
+  MIPV6_ID_MISMATCH: 144,
+  /** RFC 4285 §6: the replay protection option is required and was missing. */
+  MIPV6_MESG_ID_REQD: 145,
+  /** RFC 4285 §5: the mobility message authentication option is missing or wrong. */
+  MIPV6_AUTH_FAIL: 146,
+  /** RFC 5555 §4.3.1 (IANA "Invalid Care-of Address"). */
+  INVALID_CARE_OF_ADDRESS: 174,
 } as const;
 
 /** Binding Error status (RFC 6275 §6.1.9). */
@@ -70,6 +78,7 @@ export const IPV4_ACK_STATUS = {
   INCORRECT_IPV4_HOME_ADDRESS: 130,
   INVALID_IPV4_ADDRESS: 131,
   DYNAMIC_IPV4_HOME_ADDRESS_ASSIGNMENT_NOT_AVAILABLE: 132,
+  PREFIX_ALLOCATION_UNAUTHORIZED: 133,
 } as const;
 
 /** Bytes from the start of the MH to its options, per type (RFC 6275 §6.1.2–§6.1.9). */
@@ -278,14 +287,15 @@ export function authOption(subtype: number, spi: number, authenticationData: Uin
 }
 
 /**
- * Mobility Message Identification option (RFC 4285 §6): a 64-bit timestamp. Placed at 8n+6 so
- * the timestamp falls on an 8-byte boundary.
+ * Mobility Message Replay Protection option (RFC 4285 §6, IANA MESG-ID-OPTION-TYPE): a 64-bit
+ * timestamp in NTP format. RFC 4285 §6 states the alignment 8n+2 (scapy lays it out the same way),
+ * even though that leaves the timestamp off an 8-byte boundary.
  */
 export function messageIdOption(timestamp: bigint): MobilityOptionInput {
   const data = new Uint8Array(8);
   writeIPv4Address(data, 0, Number((timestamp >> 32n) & 0xffffffffn));
   writeIPv4Address(data, 4, Number(timestamp & 0xffffffffn));
-  return { type: MOBILITY_OPTION.MESG_ID, data, alignMultiple: 8, alignOffset: 6 };
+  return { type: MOBILITY_OPTION.MESG_ID, data, alignMultiple: 8, alignOffset: 2 };
 }
 
 /** IPv4 Care-of Address option (RFC 5555 §3.1.3), 4n: reserved 16 bits then the address. */

@@ -2,17 +2,20 @@
 // turn), says who it is and what it last applied, applies the snapshot and the deltas it is sent,
 // and acknowledges each revision. When the engine goes away it keeps its last table and
 // reconnects by itself, with capped exponential backoff.
-import { credentials, type ClientDuplexStream } from "@grpc/grpc-js";
+import type { ChannelCredentials, ClientDuplexStream } from "@grpc/grpc-js";
 import { DataPlaneSyncClient, type EngineMessage, type WorkerMessage } from "../../gen/mip46/v1/dataplane.js";
 import type { Logger } from "../../lib/log.js";
 import { silentLogger } from "../../lib/log.js";
 import type { Rule, RuleTable } from "../../lib/rules/rules.js";
 import { ruleFromMessage } from "../../lib/rules/wire.js";
+import { channelCredentials, type TlsFiles } from "../../lib/tls/tls.js";
 
 export interface RuleSyncOptions {
   workerId: string;
   /** host:port of every engine replica, tried in turn. */
   engines: string[];
+  /** Mutual TLS to the engines (PEM file paths); the certificate must say worker:<workerId>. Absent: plaintext. */
+  tls?: TlsFiles;
   log?: Logger;
   /** A full table; replaces whatever the worker had. */
   onSnapshot(table: RuleTable): void;
@@ -34,10 +37,14 @@ export class RuleSyncClient {
   private client?: DataPlaneSyncClient;
   private retryTimer?: NodeJS.Timeout;
   private readonly log: Logger;
+  private readonly credentials: ChannelCredentials;
 
   constructor(private readonly o: RuleSyncOptions) {
     if (o.engines.length === 0) throw new Error("at least one engine address is required");
     this.log = o.log ?? silentLogger;
+    // Read once, here, so a missing or unreadable file stops the worker at start rather than
+    // showing up as an engine that never answers. New certificates take a restart.
+    this.credentials = channelCredentials(o.tls);
     this.backoffMs = o.minBackoffMs ?? 100;
   }
 
@@ -58,7 +65,7 @@ export class RuleSyncClient {
     if (this.stopped) return;
     const engine = this.o.engines[this.next++ % this.o.engines.length];
     this.client?.close();
-    const client = new DataPlaneSyncClient(engine, credentials.createInsecure(), {
+    const client = new DataPlaneSyncClient(engine, this.credentials, {
       "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000, "grpc.keepalive_permit_without_calls": 1,
     });
     this.client = client;

@@ -206,6 +206,17 @@ export class AddressMapping {
    * The IPv4 form (unsigned 32-bit) of the IPv6 address at buf[offset..+16], or -1 when neither an
    * explicit mapping nor an RFC 6052 prefix covers it.
    */
+  /** Whether the IPv6 address lies in one of the translation prefixes (RFC 6052), EAMs aside. */
+  inTranslationPrefix(buf: Uint8Array, offset: number): boolean {
+    for (let i = 0; i < this.prefixes.length; i++) {
+      const p = this.prefixes[i];
+      let match = true;
+      for (let b = 0; b < p.length >> 3; b++) if (p.prefix[b] !== buf[offset + b]) { match = false; break; }
+      if (match) return true;
+    }
+    return false;
+  }
+
   map6to4(buf: Uint8Array, offset: number): number {
     // RFC 7757 §3.3: explicit mappings first.
     for (let i = 0; i < this.eam6.length; i++) {

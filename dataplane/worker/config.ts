@@ -2,6 +2,7 @@
 // interfaces, routes, served prefixes and translator settings. See deploy/examples/dataplane.yaml.
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
+import { parseTlsConfig, type TlsFiles } from "../../lib/tls/tls.js";
 
 export class WorkerConfigError extends Error {
   override name = "WorkerConfigError";
@@ -19,6 +20,8 @@ export interface WorkerConfig {
   workerId: string;
   /** host:port (or unix:PATH) of each engine replica, its gRPC listen address; empty: static table only. */
   engines: string[];
+  /** Mutual TLS to the engines: the CA, and this worker's certificate (saying worker:<workerId>) and key. */
+  tls?: TlsFiles;
   metricsListen: string;
   /** A rule table (JSON, the offline-mode format) applied at start, before any engine answers. */
   table?: string;
@@ -31,7 +34,7 @@ export interface WorkerConfig {
 }
 
 const FORWARDER_KEYS = ["routes", "served", "translator", "tunnels", "neighbours", "neighbourTimers"];
-const TOP_KEYS = new Set(["workerId", "engines", "metricsListen", "table", "capture", "tickMs", "interfaces", ...FORWARDER_KEYS]);
+const TOP_KEYS = new Set(["workerId", "engines", "tls", "metricsListen", "table", "capture", "tickMs", "interfaces", ...FORWARDER_KEYS]);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -67,7 +70,7 @@ export function parseWorkerConfig(value: unknown): WorkerConfig {
   const forwarder: Record<string, unknown> = {};
   for (const k of FORWARDER_KEYS) if (value[k] !== undefined) forwarder[k] = value[k];
   return {
-    workerId, engines: engines as string[], metricsListen, table: value.table as string | undefined,
+    workerId, engines: engines as string[], tls: parseTlsConfig(value.tls, "tls", (m) => new WorkerConfigError(m)), metricsListen, table: value.table as string | undefined,
     capture: {
       bufferBytes: positiveInt(capture.bufferBytes, "capture.bufferBytes", 64 << 20),
       maxBatch: positiveInt(capture.maxBatch, "capture.maxBatch", 1024),

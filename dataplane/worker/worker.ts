@@ -2,10 +2,11 @@
 // client and the metrics endpoint. Used by the executable (main.ts) and by tests.
 import { existsSync } from "node:fs";
 import type { Server } from "node:http";
+import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/log.js";
 import type { RuleTable } from "../../lib/rules/rules.js";
 import { serveMetrics } from "../../services/metrics/metrics.js";
-import { Forwarder, parseForwarderConfig } from "../forward/index.js";
+import { Forwarder, parseForwarderConfig, type Emit, type Intercept } from "../forward/index.js";
 import { CapIo, interfaceMac } from "../io/cap.js";
 import type { FrameIo, FramePort } from "../io/frames.js";
 import { RuleSyncClient } from "../sync/client.js";
@@ -15,6 +16,10 @@ import { workerMetrics } from "./metrics.js";
 
 export interface RunningWorker {
   forwarder: Forwarder;
+  /** Sends a frame the forwarder produced (for Forwarder.inject / announce called from outside a capture callback). */
+  emit: Emit;
+  /** The worker's Prometheus registry: a control plane sharing the worker adds its metrics here. */
+  registry: Registry;
   metricsPort: number;
   ports: FramePort[];
   stop(): Promise<void>;
@@ -26,6 +31,8 @@ export interface WorkerOptions {
   table?: RuleTable;
   /** Skip the host check (tests of the wiring without namespaces). */
   skipHostCheck?: boolean;
+  /** A control plane sharing the worker: see ForwarderOptions.intercept (home agents, the privileged-VM agent). */
+  intercept?: Intercept;
 }
 
 export async function runWorker(config: WorkerConfig, log: Logger, options: WorkerOptions = {}): Promise<RunningWorker> {
@@ -44,7 +51,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     interfaces: config.interfaces.map((i, index) => ({
       ...i, index, mac: i.mac ?? formatMac(interfaceMac(i.name)),
     })),
-  }), Date.now());
+  }), Date.now(), { intercept: options.intercept });
   if (options.table) {
     forwarder.replaceRules(options.table);
     log.info("rule table applied", { source: "file", revision: options.table.revision, rules: options.table.rules.length });
@@ -111,7 +118,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     workerId: config.workerId, metricsPort: http.port, interfaces: names, engines: config.engines, backend: io.backend,
   });
   return {
-    forwarder, metricsPort: http.port, ports,
+    forwarder, emit, registry, metricsPort: http.port, ports,
     async stop() {
       clearInterval(ticker);
       sync?.stop();

@@ -2,12 +2,14 @@
 // (overlapping prefixes, a range outside its segment, a prefix length RFC 6052 does not allow)
 // stops the engine with a message naming the key.
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { parse as parseYaml } from "yaml";
 import {
   AddressError, type Cidr4, ipv4FromValue, type Cidr6, type IPv4, cidrText, parseCidr4, parseCidr6, parseIPv4, prefixContains, prefixesOverlap,
 } from "../../lib/net/address.js";
 import { isRfc6052Length, RFC6052_LENGTHS } from "../../lib/net/rfc6052.js";
 import { ConfigError } from "../errors.js";
+import { parseTlsConfig, type TlsFiles } from "../../lib/tls/tls.js";
 
 /** A contiguous IPv4 range leases are served from. */
 export interface AddressRange {
@@ -40,8 +42,12 @@ export interface IPv6NetworkConfig {
 export interface EngineConfig {
   listen: string;
   metricsListen: string;
+  /** Mutual TLS on gRPC (PEM file paths); absent: plaintext, every caller trusted (the lab default). */
+  tls?: TlsFiles;
   /** SQLite's synchronous setting: full survives power loss, normal survives a crashed process (kill -9). */
-  store: { kind: "sqlite"; path: string; sync: "full" | "normal" };
+  store: StoreConfig;
+  /** This replica's name in the leader election and the logs; replicas of one cluster need distinct names. */
+  replica: string;
   pool: PoolConfig;
   segments: SegmentConfig[];
   ipv6Networks: IPv6NetworkConfig[];
@@ -137,7 +143,7 @@ export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
     const raw = obj(rawDoc, source);
     const storeRaw = obj(raw.store, "store");
     const kind = str(storeRaw.kind, "store.kind", "sqlite");
-    if (kind !== "sqlite") throw new ConfigError(`store.kind: '${kind}' is not supported (sqlite)`);
+    if (kind !== "sqlite" && kind !== "etcd") throw new ConfigError(`store.kind: '${kind}' is not supported (sqlite or etcd)`);
 
     const poolRaw = obj(raw.pool, "pool");
     const poolPrefix = str(poolRaw.prefix, "pool.prefix");
@@ -206,7 +212,12 @@ export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
     const config: EngineConfig = {
       listen: str(raw.listen, "listen", "[::1]:50046"),
       metricsListen: str(raw.metricsListen, "metricsListen", "127.0.0.1:9046"),
-      store: { kind: "sqlite", path: str(storeRaw.path, "store.path", "mip46-engine.db"), sync: storeSync(storeRaw.sync) },
+      tls: parseTlsConfig(raw.tls, "tls", (m) => new ConfigError(m)),
+      store: {
+        kind, path: str(storeRaw.path, "store.path", "mip46-engine.db"), sync: storeSync(storeRaw.sync),
+        etcd: kind === "etcd" ? etcdConfig(obj(storeRaw.etcd, "store.etcd")) : undefined,
+      },
+      replica: str(raw.replica, "replica", `${hostname()}-${process.pid}`),
       pool, segments, ipv6Networks, translationPrefix, icmpErrorSource,
       leases: {
         lifetimeSeconds: num(leases.lifetimeSeconds, "leases.lifetimeSeconds", 600, 1, 86400 * 365),
@@ -253,6 +264,39 @@ function checkOverlaps(pool: PoolConfig, poolNet: Cidr4, segments: SegmentConfig
   const names = [pool.name, ...segments.map((s) => s.name)];
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup !== undefined) throw new ConfigError(`segments: the name '${dup}' is used twice (pool and segment names must differ)`);
+}
+
+/** The etcd cluster the replicas share (store.kind: etcd). */
+export interface EtcdStoreConfig {
+  /** host:port (or http://host:port) of every etcd member. */
+  endpoints: string[];
+  /** Key prefix of this engine cluster; replicas with the same prefix share their state. */
+  prefix: string;
+  dialTimeoutMs: number;
+  /** TTL of the leader key's etcd lease: a dead leader is replaced within about this time. */
+  leaderTtlSeconds: number;
+}
+
+export interface StoreConfig {
+  kind: "sqlite" | "etcd";
+  /** SQLite only. */
+  path: string;
+  /** SQLite's synchronous setting: full survives power loss, normal survives a crashed process (kill -9). */
+  sync: "full" | "normal";
+  etcd?: EtcdStoreConfig;
+}
+
+function etcdConfig(raw: Raw): EtcdStoreConfig {
+  const endpoints = list(raw.endpoints, "store.etcd.endpoints").map((e, i) => str(e, `store.etcd.endpoints[${i}]`));
+  if (endpoints.length === 0) throw new ConfigError("store.etcd.endpoints: needs at least one etcd member");
+  const prefix = str(raw.prefix, "store.etcd.prefix", "/mip46");
+  if (!prefix.startsWith("/")) throw new ConfigError(`store.etcd.prefix: '${prefix}' must start with /`);
+  return {
+    endpoints, prefix,
+    dialTimeoutMs: num(raw.dialTimeoutMs, "store.etcd.dialTimeoutMs", 5000, 100, 600_000),
+    // etcd refuses TTLs under 1 s, and raises small ones to 1.5 x its election timeout.
+    leaderTtlSeconds: num(raw.leaderTtlSeconds, "store.etcd.leaderTtlSeconds", 2, 1, 600),
+  };
 }
 
 function storeSync(v: unknown): "full" | "normal" {

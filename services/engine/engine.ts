@@ -10,10 +10,12 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "..
 import { MigrationAdvisor } from "../migration/advisor.js";
 import { poolAddresses } from "../pool/pool.js";
 import { networkText, PrefixPlan } from "../prefix/plan.js";
+import { LeadershipLostError } from "../store/guard.js";
 import type {
   AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";
 import { bindingRules, CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../tunnel/compile.js";
+import { soleLeader, type Leadership } from "./leader.js";
 
 export interface CareOf {
   careOfIPv4: string;
@@ -75,6 +77,8 @@ export class Engine {
     private readonly log: Logger = silentLogger,
     private readonly events: EngineEvents = noEvents,
     private readonly now: () => number = Date.now,
+    /** Who runs the singleton duties; with replicas on etcd, only the elected leader. */
+    private readonly leadership: Leadership = soleLeader(store),
   ) {
     this.plan = new PrefixPlan(config);
     this.advisor = new MigrationAdvisor({
@@ -88,9 +92,17 @@ export class Engine {
   async start(): Promise<void> {
     const pools = [this.config.pool, ...this.config.segments.flatMap((s) => (s.careOfPool ? [s.careOfPool] : []))];
     await this.store.syncPools(pools.map(poolAddresses));
-    await this.store.replaceRules(CONFIG_OWNER, configRules(this.config));
+    // The configuration's rules are compiled by the leader, so replicas with different
+    // configurations (during a rolling change) do not take turns rewriting them.
+    this.leadership.onElected(() => void this.compileConfigRules().catch((e) => this.log.error("configuration rules not written", { err: e })));
+    await this.compileConfigRules();
     const sweepMs = Math.min(1000, this.config.hosts.heartbeatIntervalSeconds * 1000);
     this.timers.push(setInterval(() => void this.sweep().catch((e) => this.log.error("sweep failed", { err: e })), sweepMs));
+  }
+
+  private async compileConfigRules(): Promise<void> {
+    const store = this.leadership.leaderStore();
+    if (store) await store.replaceRules(CONFIG_OWNER, configRules(this.config));
   }
 
   stop(): void {
@@ -199,12 +211,21 @@ export class Engine {
 
       let translatedIPv4 = "";
       let translatedIPv6 = "";
+      let mappedElsewhere = false;
       if (m.home.family === 6) {
-        // Paper 3.2, last paragraph: IPv4 correspondents reach the VM at a pool address.
-        const t = await this.store.acquireLease({
-          pool: this.config.pool.name, holder: m.vmId, purpose: "translation", hostId: m.destinationHostId, nowMs, expiresAtMs: null, cooldownMs: this.cooldownMs,
-        });
-        translatedIPv4 = t.address;
+        // An IPv6 VM that IPv4 clients already reach at a pool address (MapCorrespondent while it
+        // was home) keeps that address, or their open sessions would break with the migration.
+        const mapped = await this.store.getLease(m.home.text, "correspondent");
+        if (mapped) {
+          translatedIPv4 = mapped.address;
+          mappedElsewhere = true;
+        } else {
+          // Paper 3.2, last paragraph: IPv4 correspondents reach the VM at a pool address.
+          const t = await this.store.acquireLease({
+            pool: this.config.pool.name, holder: m.vmId, purpose: "translation", hostId: m.destinationHostId, nowMs, expiresAtMs: null, cooldownMs: this.cooldownMs,
+          });
+          translatedIPv4 = t.address;
+        }
       } else {
         translatedIPv6 = this.plan.translated(m.home)?.text ?? "";
       }
@@ -213,7 +234,7 @@ export class Engine {
         careOfIPv4: m.careOfIPv4.text, careOfIPv6: m.careOfIPv6.text, translatedIPv4, translatedIPv6,
         migrationId: migration.migrationId, updatedAtMs: nowMs,
       };
-      const revision = await this.store.putBinding(binding, migration, bindingRules(binding));
+      const revision = await this.store.putBinding(binding, migration, bindingRules(binding, { mappingOwnedElsewhere: mappedElsewhere }));
       this.advisor.noteMigration(m.vmId, nowMs);
       this.log.info("migration registered", { vmId: m.vmId, migrationId: migration.migrationId, careOfIPv4: binding.careOfIPv4, careOfIPv6: binding.careOfIPv6, revision });
       return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4, translatedIPv6, returnedHome: false };
@@ -246,11 +267,19 @@ export class Engine {
       };
       host.state = this.advisor.observe(host, nowMs) ? "hot" : "up";
       await this.store.putHost(host);
-      const advice = this.advisor.advise(host, await this.store.listHosts(), nowMs);
+      // Migration advice is a leader duty: one advisor decides, so two replicas never send the
+      // same VM two ways. A replica that does not lead answers without advice.
+      const leader = this.leadership.leaderStore();
+      let advice = leader ? this.advisor.advise(host, await this.store.listHosts(), nowMs) : [];
       if (advice.length > 0) {
-        await this.store.recordAdvice(advice);
-        this.events.adviceGiven(advice.length);
-        this.log.info("migration advised", { ...advice[0] });
+        try {
+          await leader!.recordAdvice(advice);
+          this.events.adviceGiven(advice.length);
+          this.log.info("migration advised", { ...advice[0] });
+        } catch (e) {
+          if (!(e instanceof LeadershipLostError)) throw e;
+          advice = [];
+        }
       }
       return { host, advice, heartbeatIntervalSeconds: this.config.hosts.heartbeatIntervalSeconds };
     });
@@ -258,30 +287,35 @@ export class Engine {
 
   // --- housekeeping ----------------------------------------------------------------------------
 
-  /** Ends leases that were not renewed and marks silent hosts down. */
+  /**
+   * Ends leases that were not renewed and marks silent hosts down: leader duties, written through
+   * the leader's guarded store, so a deposed leader's sweep fails instead of writing.
+   */
   sweep(): Promise<void> {
+    const store = this.leadership.leaderStore();
+    if (!store) return Promise.resolve();
     return this.exclusive(async () => {
       const nowMs = this.now();
-      const expired = await this.store.expireLeases(nowMs, this.cooldownMs);
+      const expired = await store.expireLeases(nowMs, this.cooldownMs);
       if (expired.length > 0) this.events.leasesExpired(expired.length);
       for (const lease of expired) {
         this.log.info("lease expired", { ...lease });
         if (lease.purpose === "care-of") {
           // A binding cannot outlive the care-of address it points at: the address may go to another VM.
-          const b = await this.store.getBinding(lease.holder);
+          const b = await store.getBinding(lease.holder);
           if (b && b.careOfIPv4 === lease.address) {
-            await this.store.deleteBinding(lease.holder);
-            await this.store.releaseLease({ holder: lease.holder, purpose: "translation" }, nowMs, this.cooldownMs);
+            await store.deleteBinding(lease.holder);
+            await store.releaseLease({ holder: lease.holder, purpose: "translation" }, nowMs, this.cooldownMs);
           }
         } else if (lease.purpose === "correspondent") {
-          await this.store.replaceRules(correspondentOwner(lease.holder), []);
+          await store.replaceRules(correspondentOwner(lease.holder), []);
         }
       }
       const deadline = nowMs - this.config.hosts.downAfterSeconds * 1000;
-      for (const host of await this.store.listHosts()) {
+      for (const host of await store.listHosts()) {
         if (host.state !== "down" && host.lastSeenMs < deadline) {
           this.advisor.forget(host.hostId);
-          await this.store.putHost({ ...host, state: "down" });
+          await store.putHost({ ...host, state: "down" });
           this.log.warn("host marked down", { hostId: host.hostId, lastSeenMs: host.lastSeenMs });
         }
       }

@@ -5,9 +5,11 @@ import { createLogger, type Logger } from "../../lib/log.js";
 import { startGrpcServer, type GrpcServer } from "../api/server.js";
 import type { EngineConfig } from "../config/config.js";
 import { EngineMetrics, serveMetrics } from "../metrics/metrics.js";
+import { EtcdStore } from "../store/etcd.js";
 import { SqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
 import { Engine } from "./engine.js";
+import { EtcdLeaderElection, soleLeader, type Leadership } from "./leader.js";
 import { RulePublisher } from "../tunnel/push.js";
 
 export interface RunningEngine {
@@ -18,14 +20,35 @@ export interface RunningEngine {
   grpcPort: number;
   metricsPort: number;
   metrics: EngineMetrics;
+  /** The leader election of a replica on etcd; absent with the embedded store. */
+  election?: EtcdLeaderElection;
   stop(): Promise<void>;
 }
 
 export async function runEngine(config: EngineConfig, log: Logger = createLogger({ component: "engine" })): Promise<RunningEngine> {
-  const store = new SqliteStore(config.store.path, { sync: config.store.sync });
+  let store: Store;
+  let election: EtcdLeaderElection | undefined;
+  let leadership: Leadership;
+  if (config.store.kind === "etcd") {
+    const etcd = config.store.etcd!;
+    const etcdStore = await EtcdStore.open({ endpoints: etcd.endpoints, prefix: etcd.prefix, dialTimeoutMs: etcd.dialTimeoutMs });
+    store = etcdStore;
+    leadership = election = new EtcdLeaderElection(etcdStore, config.replica, etcd.leaderTtlSeconds, log);
+  } else {
+    store = new SqliteStore(config.store.path, { sync: config.store.sync });
+    leadership = soleLeader(store);
+  }
   const metrics = new EngineMetrics(store);
-  const engine = new Engine(config, store, log, metrics);
-  await engine.start();
+  const engine = new Engine(config, store, log, metrics, Date.now, leadership);
+  try {
+    await engine.start();
+    await election?.start();
+  } catch (e) {
+    engine.stop();
+    await election?.stop();
+    await store.close();
+    throw e;
+  }
   const publisher = new RulePublisher(store, log);
   metrics.watchWorkers(publisher);
   let grpc: GrpcServer;
@@ -35,15 +58,19 @@ export async function runEngine(config: EngineConfig, log: Logger = createLogger
     http = await serveMetrics(metrics.registry, config.metricsListen);
   } catch (e) {
     engine.stop();
+    await election?.stop();
     await store.close();
     throw e;
   }
-  log.info("engine started", { grpcPort: grpc.port, metricsPort: http.port, store: config.store.path });
+  const where = config.store.kind === "etcd" ? { store: "etcd", endpoints: config.store.etcd!.endpoints, prefix: config.store.etcd!.prefix, replica: config.replica } : { store: config.store.path };
+  log.info("engine started", { grpcPort: grpc.port, metricsPort: http.port, ...where });
   return {
-    engine, publisher, store, grpc, grpcPort: grpc.port, metricsPort: http.port, metrics,
+    engine, publisher, store, grpc, grpcPort: grpc.port, metricsPort: http.port, metrics, election,
     async stop() {
       await grpc.shutdown();
       engine.stop();
+      // Resigning deletes the leader key, so another replica takes over without waiting for the TTL.
+      await election?.stop();
       await new Promise<void>((r) => http.server.close(() => r()));
       await store.close();
       log.info("engine stopped");

@@ -17,7 +17,7 @@ export function configRules(config: EngineConfig): Rule[] {
 }
 
 /** The rules of one VM that is away from home, by the direction it moved. */
-export function bindingRules(b: BindingRecord): Rule[] {
+export function bindingRules(b: BindingRecord, options: { mappingOwnedElsewhere?: boolean } = {}): Rule[] {
   const k = (what: string) => `vm/${b.vmId}/${what}`;
   if (!b.homeAddress.includes(":")) {
     // Flow 3.1: an IPv4 VM in the IPv6 network.
@@ -40,7 +40,8 @@ export function bindingRules(b: BindingRecord): Rule[] {
     { key: k("peer-vm-care-of"), kind: "tunnel-peer", tunnel: "6in4", peer: b.careOfIPv4, innerSource: b.careOfIPv6, vmId: b.vmId },
   ];
   // Paper 3.2, last paragraph: IPv4 correspondents reach the VM at a pool address.
-  if (b.translatedIPv4) rules.push({ key: k("mapping"), kind: "address-mapping", ipv4: b.translatedIPv4, ipv6: b.homeAddress });
+  // When the address came from MapCorrespondent, that lease's rule already maps it.
+  if (b.translatedIPv4 && !options.mappingOwnedElsewhere) rules.push({ key: k("mapping"), kind: "address-mapping", ipv4: b.translatedIPv4, ipv6: b.homeAddress });
   return rules;
 }
 

@@ -1,9 +1,10 @@
 import test from "ava";
+import { createHmac } from "node:crypto";
 import { pseudoHeaderSum6 } from "../../../dataplane/packet/checksum.js";
 import { IPPROTO } from "../../../dataplane/packet/ipv4.js";
 import { walkIPv6Extensions } from "../../../dataplane/packet/ipv6.js";
 import {
-  MIP4_EXTENSION, MIP4_PORT, MIP4_REPLY_CODE, appendMobileHomeAuth, buildRegistrationReply, buildRegistrationRequest, parseMip4, verifyMobileHomeAuth,
+  MIP4_EXTENSION, MIP4_PORT, MIP4_REPLY_CODE, MIP4_REQUEST_LENGTH, appendMobileHomeAuth, buildRegistrationReply, buildRegistrationRequest, parseMip4, verifyMobileHomeAuth,
   type Mip4RegistrationReply, type Mip4RegistrationRequest,
 } from "../../../dataplane/packet/mip4.js";
 import {
@@ -67,6 +68,24 @@ test("MIPv4 Registration Reply round trip", (t) => {
   t.is(p.identification, 42n);
   t.deepEqual(p.extensions.map((e) => e.type), [130, 32]);
   t.true(verifyMobileHomeAuth(msg, p, 7, KEY));
+});
+
+test("MIPv4 Mobile-Home Authentication with HMAC-SHA-256: 32-byte authenticator, and the algorithms do not mix", (t) => {
+  const msg = appendMobileHomeAuth(request(), 0x2000, KEY, "hmac-sha256");
+  t.is(msg.length, MIP4_REQUEST_LENGTH + 2 + 4 + 32);
+  const p = parseMip4(msg) as Mip4RegistrationRequest;
+  t.is(p.extensions[0].data.length, 36);
+  t.is(msg[MIP4_REQUEST_LENGTH + 1], 36, "length covers the SPI and the authenticator");
+  // The authenticator, computed here with node:crypto over the message, type, length and SPI (RFC 5944 §3.5.1).
+  const expected = createHmac("sha256", KEY).update(msg.subarray(0, MIP4_REQUEST_LENGTH + 6)).digest();
+  t.is(hex(msg.subarray(MIP4_REQUEST_LENGTH + 6)), expected.toString("hex"));
+  t.true(verifyMobileHomeAuth(msg, p, 0x2000, KEY, "hmac-sha256"));
+  t.false(verifyMobileHomeAuth(msg, p, 0x2000, KEY), "checked as HMAC-MD5 it fails");
+  const md5 = appendMobileHomeAuth(request(), 0x2000, KEY);
+  t.false(verifyMobileHomeAuth(md5, parseMip4(md5)!, 0x2000, KEY, "hmac-sha256"), "an MD5 authenticator checked as SHA-256 fails");
+  t.is(hex(md5.subarray(MIP4_REQUEST_LENGTH + 6)), createHmac("md5", KEY).update(md5.subarray(0, MIP4_REQUEST_LENGTH + 6)).digest("hex"));
+  const tampered = msg.slice(); tampered[20] ^= 1;
+  t.false(verifyMobileHomeAuth(tampered, parseMip4(tampered)!, 0x2000, KEY, "hmac-sha256"), "identification changed after signing");
 });
 
 test("MIPv4 malformed inputs parse to undefined", (t) => {
@@ -203,6 +222,17 @@ test("our Binding Update and Binding Acknowledgement are byte-identical to scapy
   t.is(hex(ours), hex(bu));
   const oursBa = buildMobilityPacket({ src: HA6, dst: COA6, routingHomeAddress: MN6 }, buildBindingAcknowledgement({ status: 0, sequence: 9, lifetime: 75 }));
   t.is(hex(oursBa), hex(ba));
+});
+
+test("the RFC 4285 options sit where scapy puts them: replay protection at 8n+2, authentication at 4n+1", (t) => {
+  const [bu] = scapyBuild([
+    `IPv6(src="2001:db8:cccc::10", dst="2001:db8:aaaa::1")/IPv6ExtHdrDestOpt(options=[HAO(hoa="2001:db8:aaaa::10")])/MIP6MH_BU(seq=3, flags="AH", mhtime=10, options=[MIP6OptReplayProtection(timestamp=0x0102030405060708), MIP6OptMsgAuth(subtype=1, mspi=0x4242, authdata=b"B"*12)])`,
+  ]);
+  const ours = buildMobilityPacket({ src: COA6, dst: HA6, homeAddress: MN6 }, buildBindingUpdate(
+    { sequence: 3, acknowledge: true, homeRegistration: true, lifetime: 10 },
+    [messageIdOption(0x0102030405060708n), authOption(AUTH_SUBTYPE.MN_HA, 0x4242, Uint8Array.from(Buffer.from("B".repeat(12))))],
+  ));
+  t.is(hex(ours), hex(bu));
 });
 
 test("scapy-built mobility messages with RFC 4285 options parse to the right fields", (t) => {

@@ -1,0 +1,454 @@
+// The privileged VM of the paper ("The parts" 2), one per hypervisor host. It
+//  (a) tells which protocol the host's network speaks (from its uplink's addresses; Heartbeat
+//      confirms it with the engine);
+//  (b) builds the care-of addresses of a VM that arrived from the other protocol (AllocateCareOf,
+//      RequestPrefix: flows 3.1 b–d, 3.2 b–c);
+//  (c) does the VM's tunnelling on the data-plane worker it runs, and registers the VM with its
+//      home agent on the VM's behalf, through the engine in the tunnel (3.1 e–g, 3.2 d–f): guests
+//      run no Mobile IP stack; then RegisterMigration gives the engine the VM's rules;
+//  (d) reports the host's and its VMs' resource use (Heartbeat) and carries out migration advice
+//      through the hypervisor's hook.
+// When a VM comes home, it deregisters it and announces the VM's home address on the home link.
+import { Counter, Histogram } from "prom-client";
+import type { ControlClient } from "../control.js";
+import type { Logger } from "../../lib/log.js";
+import { parseCidr, parseIPv4 } from "../../lib/net/address.js";
+import type { Rule } from "../../lib/rules/rules.js";
+import type { Emit, Forwarder } from "../../dataplane/forward/index.js";
+import { IPPROTO } from "../../dataplane/packet/ipv4.js";
+import { newIPv6Chain, walkIPv6Extensions } from "../../dataplane/packet/ipv6.js";
+import { buildUdp4 } from "../../dataplane/packet/udp.js";
+import { parseMac } from "../../dataplane/packet/ethernet.js";
+import { LocalRules } from "../../dataplane/worker/local.js";
+import { buildAuthenticatedRequest, checkReply } from "../../homeagent/mip4/client.js";
+import { buildBindingUpdatePacket, checkAcknowledgement } from "../../homeagent/mip6/client.js";
+import type { HomeAgentKey } from "../../homeagent/config.js";
+import type { AgentConfig, VmInventoryEntry } from "./config.js";
+import type { MigrationHook, PortEvent, PortWatcher } from "./hypervisor.js";
+import type { ResourceSampler } from "./resources.js";
+
+const MIP4_PORT = 434;
+
+export interface AgentWorker {
+  forwarder: Forwarder;
+  emit: Emit;
+}
+
+export interface AgentDeps {
+  config: AgentConfig;
+  control: ControlClient;
+  worker: AgentWorker;
+  ports: PortWatcher;
+  hook?: MigrationHook;
+  sampler?: ResourceSampler;
+  log: Logger;
+  now?: () => number;
+}
+
+/** The handover of one arrival, in ms since the port was seen (the timeline the lab prints). */
+export interface HandoverTimeline {
+  vmId: string;
+  direction: "4to6" | "6to4" | "home";
+  seenAtMs: number;
+  allocatedMs?: number;
+  hostRulesMs?: number;
+  engineRulesMs?: number;
+  registeredMs?: number;
+  careOfIPv4?: string;
+  careOfIPv6?: string;
+  translatedIPv4?: string;
+  registrationAttempts?: number;
+  ok: boolean;
+  error?: string;
+}
+
+interface Visit {
+  vm: VmInventoryEntry;
+  careOfIPv4: string;
+  careOfIPv6: string;
+  sequence: number;
+  refresh?: NodeJS.Timeout;
+  gone: boolean;
+}
+
+interface Waiter {
+  match(pkt: Uint8Array): boolean;
+  resolve(pkt: Uint8Array): void;
+}
+
+export class PrivilegedVmAgent {
+  readonly family: 4 | 6;
+  readonly timelines: HandoverTimeline[] = [];
+  private readonly cfg: AgentConfig;
+  private readonly rules: LocalRules;
+  private readonly visits = new Map<string, Visit>();
+  private readonly byPort: Map<string, VmInventoryEntry>;
+  private readonly keys: Map<string, HomeAgentKey>;
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly waiters = new Set<Waiter>();
+  private readonly advising = new Set<string>();
+  private readonly chain6 = newIPv6Chain();
+  private heartbeatTimer?: NodeJS.Timeout;
+  private segmentPrefix?: string;
+  private stopped = false;
+  private readonly listeners = new Set<(t: HandoverTimeline) => void>();
+  readonly metrics = {
+    handover: new Histogram({ name: "mip46_agent_handover_seconds", help: "Time from a VM's port appearing to each step of its handover being done.", labelNames: ["direction", "step"] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [] }),
+    registrations: new Counter({ name: "mip46_agent_registrations_total", help: "Registrations with home agents sent on VMs' behalf, by result.", labelNames: ["protocol", "result"] as const, registers: [] }),
+  };
+
+  constructor(private readonly deps: AgentDeps) {
+    this.cfg = deps.config;
+    const uplink = this.cfg.worker.interfaces.find((i) => i.name === this.cfg.network.uplink);
+    const first = uplink?.addresses?.[0];
+    if (first === undefined) throw new Error(`network.uplink: interface '${this.cfg.network.uplink}' has no address, so the host's protocol is unknown`);
+    this.family = first.includes(":") ? 6 : 4;
+    this.byPort = new Map(this.cfg.vms.map((v) => [v.port, v]));
+    this.keys = new Map(this.cfg.keys.map((k) => [k.homeAddress, k]));
+    this.rules = new LocalRules(deps.worker.forwarder);
+  }
+
+  private get now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  onHandover(listener: (t: HandoverTimeline) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Heartbeat, the segment's prefix, the engine's tunnel, then the ports already present. */
+  async start(): Promise<void> {
+    const { config: cfg, log } = { config: this.cfg, log: this.deps.log };
+    // The engine's end of the host's tunnels (3.1 k, 3.2 j): it unwraps only from the engine.
+    this.rules.apply([this.family === 6
+      ? { key: "engine/4in6", kind: "tunnel-peer", tunnel: "4in6", peer: cfg.network.engineIPv6 }
+      : { key: "engine/6in4", kind: "tunnel-peer", tunnel: "6in4", peer: cfg.network.engineIPv4 }]);
+    await this.heartbeat();
+    if (this.family === 4) {
+      // Flow 3.2 c: the IPv6 prefix the engine assigned to this IPv4 segment.
+      const uplink = cfg.worker.interfaces.find((i) => i.name === cfg.network.uplink)!;
+      const c = parseCidr(uplink.addresses![0], "uplink", false);
+      const segment = `${c.network.text}/${c.length}`;
+      this.segmentPrefix = (await this.deps.control.requestPrefix({ hostId: cfg.hostId, ipv4Segment: segment })).ipv6Prefix;
+      log.info("segment prefix", { segment, prefix: this.segmentPrefix });
+    }
+    this.heartbeatTimer = setInterval(() => {
+      this.heartbeat().catch((e) => log.warn("heartbeat failed", { error: (e as Error).message }));
+    }, cfg.heartbeatIntervalMs);
+    for (const p of this.deps.ports.current()) {
+      if (p.bridge === "visitor") this.portEvent({ kind: "attached", port: p.port, bridge: "visitor", seenAtMs: this.now });
+    }
+    this.deps.ports.start((e) => this.portEvent(e));
+    log.info("agent started", { hostId: cfg.hostId, family: this.family, vms: cfg.vms.map((v) => v.id) });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.heartbeatTimer);
+    this.deps.ports.stop();
+    for (const v of this.visits.values()) clearTimeout(v.refresh);
+    await Promise.allSettled([...this.chains.values()]);
+  }
+
+  /** The worker's intercept: registration replies and binding acknowledgements for our VMs. */
+  intercept(pkt: Uint8Array): boolean {
+    if (this.waiters.size === 0) return false;
+    for (const w of this.waiters) {
+      if (w.match(pkt)) {
+        this.waiters.delete(w);
+        w.resolve(pkt.slice());
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private portEvent(e: PortEvent): void {
+    const vm = this.byPort.get(e.port);
+    if (vm === undefined) {
+      this.deps.log.debug("port of an unknown VM", { port: e.port, bridge: e.bridge });
+      return;
+    }
+    // One VM's events are handled in order; different VMs in parallel.
+    const prev = this.chains.get(vm.id) ?? Promise.resolve();
+    const next = prev.then(() => this.handle(vm, e)).catch((err) => this.deps.log.error("handover failed", { vmId: vm.id, error: (err as Error).message }));
+    this.chains.set(vm.id, next);
+  }
+
+  private async handle(vm: VmInventoryEntry, e: PortEvent): Promise<void> {
+    if (this.stopped) return;
+    if (e.kind === "detached") {
+      if (e.bridge === "visitor") this.departed(vm);
+      return;
+    }
+    if (e.bridge === "visitor") {
+      if (vm.family === this.family) {
+        this.deps.log.warn("a VM of this network's own protocol is on the visitor bridge; not handled", { vmId: vm.id });
+        return;
+      }
+      return this.arrived(vm, e.seenAtMs);
+    }
+    if (vm.homeHost === this.cfg.hostId && vm.family === this.family) return this.cameHome(vm, e.seenAtMs);
+  }
+
+  // ---------------------------------------------------------------- arrival (3.1 b–g, 3.2 b–f)
+
+  private async arrived(vm: VmInventoryEntry, seenAtMs: number): Promise<void> {
+    const { control, log } = this.deps;
+    const t: HandoverTimeline = { vmId: vm.id, direction: vm.family === 4 ? "4to6" : "6to4", seenAtMs, ok: false };
+    const since = () => this.now - seenAtMs;
+    try {
+      // b–d: the care-of addresses. 3.1: a pool IPv4 address, and the host's IPv6 prefix with the
+      // home address in the low 32 bits; 3.2: an IPv4 address of this segment, and the segment's
+      // prefix with it (RFC 6052).
+      const lease = await control.allocateCareOf({ hostId: this.cfg.hostId, vmId: vm.id, homeAddress: vm.homeAddress });
+      t.allocatedMs = since();
+      t.careOfIPv4 = lease.careOfIpv4;
+      t.careOfIPv6 = lease.careOfIpv6;
+      if (this.segmentPrefix !== undefined) {
+        const expected = parseCidr(this.segmentPrefix, "prefix");
+        if (!lease.careOfIpv6.startsWith(expected.network.text.replace(/::$/, ":"))) log.warn("care-of address outside the segment's prefix", { careOfIPv6: lease.careOfIpv6, prefix: this.segmentPrefix });
+      }
+      const visit: Visit = { vm, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6, sequence: this.visits.get(vm.id)?.sequence ?? randomSequence(), gone: false };
+      this.installHostSide(visit);
+      t.hostRulesMs = since();
+      // The engine's rules first, so that it unwraps the registration and re-wraps the reply.
+      const reg = await control.registerMigration({
+        vmId: vm.id, homeAddress: vm.homeAddress, homeAgent: vm.homeAgent, sourceHostId: vm.homeHost, destinationHostId: this.cfg.hostId,
+        careOfIpv4: lease.careOfIpv4, careOfIpv6: lease.careOfIpv6,
+      });
+      t.engineRulesMs = since();
+      if (reg.translatedIpv4) t.translatedIPv4 = reg.translatedIpv4;
+      t.registrationAttempts = await this.register(visit, this.cfg.registration.lifetimeS);
+      t.registeredMs = since();
+      t.ok = true;
+      this.scheduleRefresh(visit);
+    } catch (e) {
+      t.error = (e as Error).message;
+      throw e;
+    } finally {
+      this.record(t);
+    }
+  }
+
+  private installHostSide(v: Visit): void {
+    const { forwarder } = this.deps.worker;
+    const { engineIPv4, engineIPv6 } = this.cfg.network;
+    const k = (what: string) => `vm/${v.vm.id}/${what}`;
+    const rules: Rule[] = [];
+    if (v.vm.family === 4) {
+      // 3.1 f, l: what the VM sends goes IPv4-in-IPv6 from its IPv6 care-of address to the engine;
+      // k: the engine's tunnel ends at that address.
+      forwarder.setLocal(v.careOfIPv6, true);
+      rules.push({ key: k("out"), kind: "encapsulate", tunnel: "4in6", remote: engineIPv6, local: v.careOfIPv6, innerSource: `${v.vm.homeAddress}/32` });
+    } else {
+      // 3.2 d, k: IPv6-in-IPv4 from the IPv4 care-of address; the binding updates come from the
+      // IPv6 care-of address (RFC 6275 §11.7.1), the data from the home address (reverse tunnelling).
+      forwarder.setLocal(v.careOfIPv4, true);
+      rules.push({ key: k("out"), kind: "encapsulate", tunnel: "6in4", remote: engineIPv4, local: v.careOfIPv4, innerSource: `${v.vm.homeAddress}/128` });
+      rules.push({ key: k("out-care-of"), kind: "encapsulate", tunnel: "6in4", remote: engineIPv4, local: v.careOfIPv4, innerSource: `${v.careOfIPv6}/128` });
+    }
+    const old = this.visits.get(v.vm.id);
+    if (old && old !== v) this.removeHostSide(old, rules.map((r) => r.key));
+    this.rules.apply(rules);
+    this.visits.set(v.vm.id, v);
+  }
+
+  private removeHostSide(v: Visit, keep: string[] = []): void {
+    const { forwarder } = this.deps.worker;
+    clearTimeout(v.refresh);
+    v.gone = true;
+    const keys = [`vm/${v.vm.id}/out`, `vm/${v.vm.id}/out-care-of`].filter((k) => !keep.includes(k));
+    this.rules.apply([], keys);
+    forwarder.setLocal(v.vm.family === 4 ? v.careOfIPv6 : v.careOfIPv4, false);
+  }
+
+  private departed(vm: VmInventoryEntry): void {
+    const v = this.visits.get(vm.id);
+    if (v === undefined) return;
+    this.removeHostSide(v);
+    this.visits.delete(vm.id);
+    this.deps.log.info("vm left", { vmId: vm.id });
+  }
+
+  // ---------------------------------------------------------------- registration
+
+  /** Registers (lifetime > 0) or deregisters through the tunnel; resolves with the attempts it took. */
+  private async register(v: Visit, lifetimeS: number): Promise<number> {
+    const key = this.keys.get(v.vm.homeAddress)!;
+    const { forwarder, emit } = this.deps.worker;
+    const { firstRetransmitMs, maxAttempts } = this.cfg.registration;
+    const protocol = v.vm.family === 4 ? "mip4" : "mip6";
+    let wait = firstRetransmitMs;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      if (v.gone || this.stopped) throw new Error("the VM left before its registration was acknowledged");
+      const now = this.now;
+      let packet: Uint8Array;
+      let check: (pkt: Uint8Array) => { ok: boolean; reason?: string; code?: number; status?: number };
+      let match: (pkt: Uint8Array) => boolean;
+      if (v.vm.family === 4) {
+        // 3.1 e: home address → r1, care-of address the pool address; the host's rule wraps it (f).
+        const sa = { spi: key.spi, algorithm: key.algorithm, key: key.key };
+        const rrq = buildAuthenticatedRequest({ homeAddress: v.vm.homeAddress, homeAgent: v.vm.homeAgent, careOfAddress: v.careOfIPv4, lifetimeS, sa, nowMs: now });
+        const identification = readIdentification(rrq);
+        packet = buildUdp4({ src: ipv4Bytes(v.vm.homeAddress), dst: ipv4Bytes(v.vm.homeAgent), srcPort: MIP4_PORT, dstPort: MIP4_PORT }, rrq);
+        const home = packet.subarray(12, 16).slice();
+        match = (pkt) => pkt[0] >> 4 === 4 && pkt[9] === IPPROTO.UDP && equalAt(pkt, 16, home) && udpSourcePort4(pkt) === MIP4_PORT;
+        check = (pkt) => {
+          const ihl = (pkt[0] & 0x0f) << 2;
+          return checkReply(pkt.subarray(ihl + 8), sa, identification);
+        };
+      } else {
+        // 3.2 d: from the IPv6 care-of address with the home address option; wrapped by the host (d).
+        v.sequence = (v.sequence + 1) & 0xffff;
+        const sa = { spi: key.spi, key: key.key };
+        packet = buildBindingUpdatePacket({
+          homeAddress: v.vm.homeAddress, careOfAddress: v.careOfIPv6, homeAgent: v.vm.homeAgent, sequence: v.sequence, lifetimeS, sa, nowMs: now,
+          ...(v.careOfIPv4 ? { careOfIPv4: v.careOfIPv4 } : {}),
+        });
+        const dst = packet.subarray(8, 24).slice();
+        match = (pkt) => pkt[0] >> 4 === 6 && equalAt(pkt, 24, dst) && walkIPv6Extensions(pkt, 0, pkt.length, this.chain6)?.upperProtocol === IPPROTO.MOBILITY;
+        check = (pkt) => checkAcknowledgement(pkt, sa);
+      }
+      const reply = this.expect(match, wait);
+      forwarder.inject(packet, emit, now);
+      const got = await reply;
+      if (got !== undefined) {
+        const r = check(got);
+        this.metrics.registrations.inc({ protocol, result: r.ok ? "accepted" : (r.reason ?? "refused") });
+        if (!r.ok) throw new Error(`home agent ${v.vm.homeAgent} refused the registration of ${v.vm.id}: ${r.reason ?? JSON.stringify(r)}`);
+        return attempt;
+      }
+      this.metrics.registrations.inc({ protocol, result: "timeout" });
+      wait = Math.min(wait * 2, 2000);
+    }
+    throw new Error(`no answer from home agent ${v.vm.homeAgent} after ${maxAttempts} attempts`);
+  }
+
+  private expect(match: (pkt: Uint8Array) => boolean, timeoutMs: number): Promise<Uint8Array | undefined> {
+    return new Promise((resolve) => {
+      const w: Waiter = {
+        match,
+        resolve: (pkt) => {
+          clearTimeout(timer);
+          resolve(pkt);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(w);
+        resolve(undefined);
+      }, timeoutMs);
+      this.waiters.add(w);
+    });
+  }
+
+  private scheduleRefresh(v: Visit): void {
+    clearTimeout(v.refresh);
+    // Re-register at two thirds of the lifetime (RFC 5944 §3.6 leaves the timing to the MN).
+    v.refresh = setTimeout(() => {
+      this.register(v, this.cfg.registration.lifetimeS)
+        .then(() => this.scheduleRefresh(v))
+        .catch((e) => this.deps.log.warn("re-registration failed", { vmId: v.vm.id, error: (e as Error).message }));
+    }, (this.cfg.registration.lifetimeS * 1000 * 2) / 3);
+  }
+
+  // ---------------------------------------------------------------- coming home
+
+  private async cameHome(vm: VmInventoryEntry, seenAtMs: number): Promise<void> {
+    const { control, log, worker } = this.deps;
+    const t: HandoverTimeline = { vmId: vm.id, direction: "home", seenAtMs, ok: false };
+    try {
+      // RFC 5944 §4.6 / RFC 6275 §11.5.4: the home address is the VM's again on the home link.
+      worker.forwarder.announce(this.cfg.network.uplink, vm.homeAddress, worker.emit, parseMac(vm.mac));
+      // Deregistration straight to the home agent on the home link (lifetime 0, care-of = home).
+      // Its reply goes to the VM itself, which has no Mobile IP stack: it is sent, not awaited.
+      const key = this.keys.get(vm.homeAddress)!;
+      const now = this.now;
+      if (vm.family === 4) {
+        const rrq = buildAuthenticatedRequest({ homeAddress: vm.homeAddress, homeAgent: vm.homeAgent, careOfAddress: vm.homeAddress, lifetimeS: 0, sa: { spi: key.spi, algorithm: key.algorithm, key: key.key }, nowMs: now });
+        worker.forwarder.inject(buildUdp4({ src: ipv4Bytes(vm.homeAddress), dst: ipv4Bytes(vm.homeAgent), srcPort: MIP4_PORT, dstPort: MIP4_PORT }, rrq), worker.emit, now);
+      } else {
+        const sequence = ((this.visits.get(vm.id)?.sequence ?? randomSequence()) + 1) & 0xffff;
+        worker.forwarder.inject(buildBindingUpdatePacket({ homeAddress: vm.homeAddress, careOfAddress: vm.homeAddress, homeAgent: vm.homeAgent, sequence, lifetimeS: 0, sa: { spi: key.spi, key: key.key }, nowMs: now }), worker.emit, now);
+      }
+      this.metrics.registrations.inc({ protocol: vm.family === 4 ? "mip4" : "mip6", result: "deregistration-sent" });
+      t.registeredMs = this.now - seenAtMs;
+      const reg = await control.registerMigration({ vmId: vm.id, homeAddress: vm.homeAddress, homeAgent: vm.homeAgent, sourceHostId: "", destinationHostId: this.cfg.hostId, careOfIpv4: "", careOfIpv6: "" });
+      t.engineRulesMs = this.now - seenAtMs;
+      // Announce again once the home agent has stopped proxying.
+      setTimeout(() => worker.forwarder.announce(this.cfg.network.uplink, vm.homeAddress, worker.emit, parseMac(vm.mac)), 50);
+      t.ok = true;
+      log.info("vm came home", { vmId: vm.id, hadBinding: reg.returnedHome });
+    } catch (e) {
+      t.error = (e as Error).message;
+      throw e;
+    } finally {
+      this.record(t);
+    }
+  }
+
+  // ---------------------------------------------------------------- heartbeat and advice
+
+  private async heartbeat(): Promise<void> {
+    const cfg = this.cfg;
+    const present = new Map(this.deps.ports.current().map((p) => [p.port, p.bridge]));
+    const here = cfg.vms.filter((v) => present.has(v.port));
+    const sampler = this.deps.sampler;
+    const resources = sampler?.host() ?? { cpuUsedCores: 0, cpuTotalCores: 0, memoryUsedBytes: 0, memoryTotalBytes: 0 };
+    const usage = sampler?.vms(new Map(here.filter((v) => v.namespace).map((v) => [v.id, v.namespace!]))) ?? new Map();
+    const uplink = cfg.worker.interfaces.find((i) => i.name === cfg.network.uplink)!;
+    const res = await this.deps.control.heartbeat({
+      hostId: cfg.hostId,
+      addresses: uplink.addresses ?? [],
+      resources: { cpuUsedCores: resources.cpuUsedCores, cpuTotalCores: resources.cpuTotalCores, memoryUsedBytes: BigInt(Math.round(resources.memoryUsedBytes)), memoryTotalBytes: BigInt(Math.round(resources.memoryTotalBytes)) },
+      vms: here.map((v) => ({ vmId: v.id, homeAddress: v.homeAddress, cpuUsedCores: usage.get(v.id)?.cpuUsedCores ?? 0, memoryUsedBytes: BigInt(Math.round(usage.get(v.id)?.memoryUsedBytes ?? 0)) })),
+    });
+    for (const a of res.advice) {
+      if (a.sourceHostId !== cfg.hostId || this.advising.has(a.vmId)) continue;
+      if (this.deps.hook === undefined) {
+        this.deps.log.info("migration advice (no hook configured)", { ...a });
+        continue;
+      }
+      this.advising.add(a.vmId);
+      this.deps.log.info("migration advice: migrating", { ...a });
+      this.deps.hook.migrate(a.vmId, a.destinationHostId)
+        .catch((e) => this.deps.log.warn("migration hook failed", { vmId: a.vmId, error: (e as Error).message }))
+        .finally(() => this.advising.delete(a.vmId));
+    }
+  }
+
+  private record(t: HandoverTimeline): void {
+    this.timelines.push(t);
+    if (this.timelines.length > 1000) this.timelines.shift();
+    for (const [step, ms] of [["allocated", t.allocatedMs], ["host-rules", t.hostRulesMs], ["engine-rules", t.engineRulesMs], ["registered", t.registeredMs]] as const) {
+      if (ms !== undefined && t.ok) this.metrics.handover.observe({ direction: t.direction, step }, ms / 1000);
+    }
+    this.deps.log.info("handover", { ...t });
+    for (const l of this.listeners) l(t);
+  }
+}
+
+function randomSequence(): number {
+  return Math.floor(Math.random() * 0x10000);
+}
+
+function equalAt(buf: Uint8Array, off: number, want: Uint8Array): boolean {
+  if (buf.length < off + want.length) return false;
+  for (let i = 0; i < want.length; i++) if (buf[off + i] !== want[i]) return false;
+  return true;
+}
+
+function udpSourcePort4(pkt: Uint8Array): number {
+  const ihl = (pkt[0] & 0x0f) << 2;
+  return pkt.length >= ihl + 8 ? (pkt[ihl] << 8) | pkt[ihl + 1] : -1;
+}
+
+/** The 64-bit identification of a registration request (RFC 5944 §3.3, octets 16–23). */
+function readIdentification(rrq: Uint8Array): bigint {
+  return new DataView(rrq.buffer, rrq.byteOffset, rrq.byteLength).getBigUint64(16);
+}
+
+function ipv4Bytes(text: string): Uint8Array {
+  return parseIPv4(text, "address").bytes;
+}

@@ -1,0 +1,85 @@
+// The hypervisor side of the agent: which VM ports sit on which bridge (a VM arriving or leaving
+// is a port joining or leaving a bridge, as libvirt and Open vSwitch report it), and the hook
+// that carries out a migration. Behind small interfaces, so the agent's logic runs the same in
+// tests.
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+
+export type Bridge = "home" | "visitor";
+
+export interface PortEvent {
+  kind: "attached" | "detached";
+  port: string;
+  bridge: Bridge;
+  /** Date.now() when the change was seen. */
+  seenAtMs: number;
+}
+
+export interface PortWatcher {
+  /** The ports on each bridge now. */
+  current(): { port: string; bridge: Bridge }[];
+  start(listener: (e: PortEvent) => void): void;
+  stop(): void;
+}
+
+/** Polls /sys/class/net/<bridge>/brif (one readdir per bridge and period: cheap, and no netlink binding needed). */
+export class SysfsPortWatcher implements PortWatcher {
+  private timer?: NodeJS.Timeout;
+  private last = new Map<string, Bridge>();
+
+  constructor(private readonly bridges: { home: string; visitor: string }, private readonly pollMs: number, private readonly ignore: ReadonlySet<string>) {}
+
+  private scan(): Map<string, Bridge> {
+    const now = new Map<string, Bridge>();
+    for (const bridge of ["home", "visitor"] as const) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(`/sys/class/net/${this.bridges[bridge]}/brif`);
+      } catch {
+        names = [];
+      }
+      for (const n of names) if (!this.ignore.has(n)) now.set(n, bridge);
+    }
+    return now;
+  }
+
+  current(): { port: string; bridge: Bridge }[] {
+    return [...this.scan()].map(([port, bridge]) => ({ port, bridge }));
+  }
+
+  start(listener: (e: PortEvent) => void): void {
+    this.last = this.scan();
+    this.timer = setInterval(() => {
+      const now = this.scan();
+      const t = Date.now();
+      for (const [port, bridge] of this.last) if (now.get(port) !== bridge) listener({ kind: "detached", port, bridge, seenAtMs: t });
+      for (const [port, bridge] of now) if (this.last.get(port) !== bridge) listener({ kind: "attached", port, bridge, seenAtMs: t });
+      this.last = now;
+    }, this.pollMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+export interface MigrationHook {
+  /** Moves `vmId` to `hostId`; resolves when the hypervisor is done (or rejects with why not). */
+  migrate(vmId: string, hostId: string): Promise<void>;
+}
+
+/** Runs the configured command with {vm} and {host} replaced (in the lab: the lab's migrate command). */
+export class CommandMigrationHook implements MigrationHook {
+  constructor(private readonly argv: string[]) {}
+
+  migrate(vmId: string, hostId: string): Promise<void> {
+    const argv = this.argv.map((a) => a.replaceAll("{vm}", vmId).replaceAll("{host}", hostId));
+    return new Promise((resolve, reject) => {
+      const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
+      let err = "";
+      child.stderr.on("data", (d) => (err += String(d)));
+      child.on("error", reject);
+      child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${argv.join(" ")} exited with ${code}: ${err.trim().slice(-500)}`))));
+    });
+  }
+}

@@ -1,0 +1,48 @@
+// Wires an agent together: its data-plane worker (with the agent on the packet path for
+// registration replies), the engine client, the hypervisor's bridges and hook, the sampler.
+import type { Logger } from "../../lib/log.js";
+import { connectControl } from "../control.js";
+import { runWorker, type RunningWorker, type WorkerOptions } from "../../dataplane/worker/worker.js";
+import { PrivilegedVmAgent } from "./agent.js";
+import type { AgentConfig } from "./config.js";
+import { CommandMigrationHook, SysfsPortWatcher } from "./hypervisor.js";
+import { ResourceSampler } from "./resources.js";
+
+export interface RunningAgent {
+  agent: PrivilegedVmAgent;
+  worker: RunningWorker;
+  stop(): Promise<void>;
+}
+
+export async function runAgent(config: AgentConfig, log: Logger, options: Pick<WorkerOptions, "io" | "skipHostCheck"> = {}): Promise<RunningAgent> {
+  let agent: PrivilegedVmAgent | undefined;
+  const worker = await runWorker(config.worker, log, { ...options, intercept: (pkt) => agent?.intercept(pkt) ?? false });
+  // The first replica; clients/failover.ts takes over the list when replicas run.
+  const control = connectControl(config.engines[0], 5000);
+  const ignore = new Set([config.network.uplink, config.network.visitor, "up", "pv0br", "pv1br"]);
+  try {
+    agent = new PrivilegedVmAgent({
+      config, control, worker, log,
+      ports: new SysfsPortWatcher({ home: config.hypervisor.homeBridge, visitor: config.hypervisor.visitorBridge }, config.hypervisor.pollMs, ignore),
+      hook: config.hypervisor.migrateCommand ? new CommandMigrationHook(config.hypervisor.migrateCommand) : undefined,
+      sampler: new ResourceSampler(),
+    });
+    worker.registry.registerMetric(agent.metrics.handover);
+    worker.registry.registerMetric(agent.metrics.registrations);
+    await agent.start();
+  } catch (e) {
+    await agent?.stop();
+    control.close();
+    await worker.stop();
+    throw e;
+  }
+  const a = agent;
+  return {
+    agent: a, worker,
+    async stop() {
+      await a.stop();
+      control.close();
+      await worker.stop();
+    },
+  };
+}

@@ -1,0 +1,70 @@
+// mip46-lab: the paper's topology in network namespaces with every mip46 process running.
+import { parseArgs } from "node:util";
+import { destroyLab, exec, migrate, vmHost } from "./netns.js";
+import { labDir, labRpc, startLab } from "./lab.js";
+import { DEFAULT_PREFIX, type HostRole, type LabNamespace } from "./topology.js";
+import { rmSync } from "node:fs";
+
+const HELP = `mip46-lab: the paper's lab (shared/paper.md) in network namespaces
+
+Usage: mip46-lab [--prefix P] up            create the namespaces, start the engine, its worker,
+                                            r1, r2 and the agents of h4 and h6 (logs in /run/mip46-lab/P)
+       mip46-lab [--prefix P] down          stop everything and remove the namespaces
+       mip46-lab [--prefix P] migrate VM HOST
+                                            live-migrate VM (vm4, vm6) to HOST (h4, h6): its port
+                                            moves, its processes and sockets stay; the agents take over
+       mip46-lab [--prefix P] where VM      the host a VM is on
+       mip46-lab [--prefix P] rpc METHOD [JSON]
+                                            an engine RPC from the management network
+       mip46-lab [--prefix P] exec NS -- CMD...
+                                            run a command in a lab namespace (eng, r1, r2, h4, h6,
+                                            c4, c6, mgmt, vm-vm4, vm-vm6)`;
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({ options: { prefix: { type: "string" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  const prefix = values.prefix ?? DEFAULT_PREFIX;
+  const [cmd, ...rest] = positionals;
+  if (values.help || !cmd) {
+    process.stdout.write(HELP + "\n");
+    return values.help ? 0 : 2;
+  }
+  switch (cmd) {
+    case "up": {
+      const lab = await startLab({ prefix, say: (s) => process.stdout.write(s + "\n") });
+      process.stdout.write(`lab '${prefix}' is up; configurations and logs in ${lab.dir}\n`);
+      return 0;
+    }
+    case "down":
+      await destroyLab(prefix);
+      rmSync(labDir(prefix), { recursive: true, force: true });
+      return 0;
+    case "migrate": {
+      const [vm, host] = rest;
+      if (!vm || (host !== "h4" && host !== "h6")) throw new Error("usage: migrate VM h4|h6");
+      const m = await migrate(prefix, vm, host as HostRole);
+      process.stdout.write(JSON.stringify(m) + "\n");
+      return 0;
+    }
+    case "where":
+      process.stdout.write((await vmHost(prefix, rest[0])) + "\n");
+      return 0;
+    case "rpc":
+      process.stdout.write(JSON.stringify(await labRpc(prefix, rest[0], JSON.parse(rest[1] ?? "{}"))) + "\n");
+      return 0;
+    case "exec": {
+      const [ns, ...argv] = rest;
+      const { stdout, stderr } = await exec(prefix, ns as LabNamespace, argv, { timeoutMs: 600_000 });
+      process.stdout.write(stdout);
+      process.stderr.write(stderr);
+      return 0;
+    }
+    default:
+      process.stderr.write(`unknown command '${cmd}'\n\n${HELP}\n`);
+      return 2;
+  }
+}
+
+main().then((code) => (process.exitCode = code), (e) => {
+  process.stderr.write(`mip46-lab: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+});

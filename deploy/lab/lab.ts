@@ -1,0 +1,111 @@
+// The lab with every mip46 process running for real (issue 4, part 5): the namespaces of
+// netns.ts, the configurations of configs.ts, then the engine with its embedded store, the
+// engine's data-plane worker, the home agents r1 and r2, and the agents of h4 and h6, each in its
+// namespace. Processes run detached with their logs in the lab's folder, so `mip46-lab up` can
+// return and `mip46-lab down` (or destroyLab) ends them with their namespaces.
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeLabConfigs, type LabConfigFiles } from "./configs.js";
+import { createLab, destroyLab, exec, labNamespaces } from "./netns.js";
+import { DEFAULT_PREFIX, LAB_PLAN, namespaceName, type LabNamespace } from "./topology.js";
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+export function labDir(prefix: string): string {
+  return `/run/mip46-lab/${prefix}`;
+}
+
+export interface LabProcess {
+  name: string;
+  namespace: LabNamespace;
+  pid: number;
+  log: string;
+}
+
+export interface RunningLab {
+  prefix: string;
+  dir: string;
+  files: LabConfigFiles;
+  processes: LabProcess[];
+  /** Ends every process and removes the namespaces and the lab's folder. */
+  stop(): Promise<void>;
+}
+
+/** Starts `argv` in a lab namespace, detached, logging to `log`; resolves once it logs `readyMsg`. */
+export async function startLabProcess(prefix: string, ns: LabNamespace, name: string, argv: string[], readyMsg: string, log: string, timeoutMs = 30_000): Promise<LabProcess> {
+  const fd = openSync(log, "a");
+  const child = spawn("ip", ["netns", "exec", namespaceName(prefix, ns), ...argv], { stdio: ["ignore", fd, fd], detached: true, cwd: REPO });
+  closeSync(fd);
+  child.unref();
+  let exited: string | undefined;
+  child.once("exit", (code, signal) => (exited = String(code ?? signal)));
+  const deadline = Date.now() + timeoutMs;
+  const needle = `"msg":"${readyMsg}"`;
+  for (;;) {
+    const text = existsSync(log) ? readFileSync(log, "utf8") : "";
+    if (text.includes(needle)) break;
+    if (exited !== undefined) throw new Error(`${name} exited (${exited}) before it was ready; its log (${log}):\n${text.slice(-3000)}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`${name} did not log "${readyMsg}" within ${timeoutMs} ms; its log (${log}):\n${text.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { name, namespace: ns, pid: child.pid!, log };
+}
+
+/** Brings the whole lab up. On any failure everything made so far is removed again. */
+export async function startLab(options: { prefix?: string; say?: (line: string) => void } = {}): Promise<RunningLab> {
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  const say = options.say ?? (() => {});
+  const dir = labDir(prefix);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const processes: LabProcess[] = [];
+  const stop = async () => {
+    await destroyLab(prefix);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    say(`creating namespaces (prefix ${prefix})`);
+    await createLab({ prefix });
+    const node = process.execPath;
+    const lab = [node, join(REPO, "bin/mip46-lab.js")];
+    const files = writeLabConfigs(dir, prefix, [...lab, "migrate", "--prefix", prefix, "{vm}", "{host}"]);
+    const bin = (name: string) => join(REPO, "bin", name);
+    const start = async (ns: LabNamespace, name: string, argv: string[], ready: string) => {
+      const p = await startLabProcess(prefix, ns, name, argv, ready, join(dir, `${name}.log`));
+      processes.push(p);
+      say(`  ${name.padEnd(16)} up in ${ns} (pid ${p.pid})`);
+    };
+    say("starting mip46 processes");
+    await start("eng", "engine", [node, bin("mip46-engine.js"), "--config", files.engine], "engine started");
+    await Promise.all([
+      start("eng", "engine-dataplane", [node, bin("mip46-dataplane.js"), "--config", files.engineWorker], "dataplane started"),
+      start("r1", "home-agent-r1", [node, bin("mip46-home-agent.js"), "--config", files.r1], "home agent started"),
+      start("r2", "home-agent-r2", [node, bin("mip46-home-agent.js"), "--config", files.r2], "home agent started"),
+      start("h4", "agent-h4", [node, bin("mip46-agent.js"), "--config", files.h4], "agent started"),
+      start("h6", "agent-h6", [node, bin("mip46-agent.js"), "--config", files.h6], "agent started"),
+    ]);
+    writeFileSync(join(dir, "processes.json"), JSON.stringify(processes, null, 2));
+    return { prefix, dir, files, processes, stop };
+  } catch (e) {
+    await stop().catch(() => {});
+    throw e;
+  }
+}
+
+/** Runs an engine RPC from the management network (the engine listens there only); returns its JSON answer. */
+export async function labRpc<T = Record<string, unknown>>(prefix: string, method: string, request: Record<string, unknown> = {}): Promise<T> {
+  const { stdout } = await exec(prefix, "mgmt", [process.execPath, "--import", "tsx", join(REPO, "deploy/lab/rpc.ts"), method, JSON.stringify(request)], { timeoutMs: 30_000 });
+  return JSON.parse(stdout) as T;
+}
+
+/** Whether a lab with this prefix has namespaces now. */
+export async function labExists(prefix: string = DEFAULT_PREFIX): Promise<boolean> {
+  return (await labNamespaces(prefix)).length > 0;
+}
+
+export { LAB_PLAN };

@@ -1,0 +1,55 @@
+// deploy/systemd/: every unit passes `systemd-analyze verify`, restarts on failure, runs as a
+// dynamic user, and only the processes on the packet path get CAP_NET_RAW and CAP_NET_ADMIN.
+import test from "ava";
+import { execFile } from "node:child_process";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const DIR = "deploy/systemd";
+const units = readdirSync(DIR).filter((f) => f.endsWith(".service"));
+
+function directives(unit: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of readFileSync(join(DIR, unit), "utf8").split("\n")) {
+    const m = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (m) out.set(m[1], [...(out.get(m[1]) ?? []), m[2]]);
+  }
+  return out;
+}
+
+test("a unit for every process", (t) => {
+  t.deepEqual(units.sort(), ["mip46-agent.service", "mip46-dataplane.service", "mip46-engine.service", "mip46-etcd.service", "mip46-home-agent@.service"]);
+});
+
+test("systemd-analyze verify accepts every unit (the template as r1 and r2)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "mip46-units-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const u of units) copyFileSync(join(DIR, u), join(dir, u));
+  const names = units.flatMap((u) => (u.endsWith("@.service") ? ["r1", "r2"].map((i) => u.replace("@", `@${i}`)) : [u]));
+  for (const name of names) {
+    const { stdout, stderr } = await run("systemd-analyze", ["verify", "--man=no", join(dir, name)], { encoding: "utf8" });
+    t.is(stdout + stderr, "", name);
+  }
+});
+
+test("hardening: dynamic users, restart on failure, capabilities only on the packet path", (t) => {
+  const packetPath = new Set(["mip46-dataplane.service", "mip46-home-agent@.service", "mip46-agent.service"]);
+  for (const u of units) {
+    const d = directives(u);
+    t.deepEqual(d.get("Restart"), ["on-failure"], u);
+    t.deepEqual(d.get("DynamicUser"), ["yes"], u);
+    t.deepEqual(d.get("NoNewPrivileges"), ["yes"], u);
+    t.deepEqual(d.get("ProtectSystem"), ["strict"], u);
+    const caps = d.get("CapabilityBoundingSet");
+    if (packetPath.has(u)) {
+      t.deepEqual(caps, ["CAP_NET_RAW CAP_NET_ADMIN"], u);
+      t.deepEqual(d.get("AmbientCapabilities"), ["CAP_NET_RAW CAP_NET_ADMIN"], u);
+    } else {
+      t.deepEqual(caps, [""], u);
+      t.true((d.get("AmbientCapabilities") ?? []).every((c) => c === ""), u);
+    }
+  }
+});
