@@ -1,6 +1,9 @@
 // Structured logs: one JSON object a line on stderr, so journald and log shippers can parse them.
 export type Level = "debug" | "info" | "warn" | "error";
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** Fields never written as they are, wherever they sit in what is logged: keys (home-agent and
+ * TLS), secrets, tokens, passwords. Byte arrays are redacted too: keys are held as bytes. */
+const SECRET_FIELD = /^(key|keys|secret|token|password|passphrase|privateKey)$/i;
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -18,8 +21,9 @@ export function createLogger(
   const min = RANK[minLevel] ?? RANK.info;
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[level] < min) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, (_k, v) =>
-      typeof v === "bigint" ? v.toString() : v instanceof Error ? { name: v.name, message: v.message } : v));
+    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, (k, v) =>
+      SECRET_FIELD.test(k) || v instanceof Uint8Array ? "[redacted]"
+        : typeof v === "bigint" ? v.toString() : v instanceof Error ? { name: v.name, message: v.message } : v));
   };
   return {
     debug: (m, f) => emit("debug", m, f),

@@ -12,7 +12,7 @@
 import { Counter, Histogram } from "prom-client";
 import type { ControlClient } from "../control.js";
 import type { Logger } from "../../lib/log.js";
-import { parseCidr, parseIPv4 } from "../../lib/net/address.js";
+import { ipv6FromBytes, parseCidr, parseIPv4, parseIPv6 } from "../../lib/net/address.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import type { Emit, Forwarder } from "../../dataplane/forward/index.js";
 import { IPPROTO } from "../../dataplane/packet/ipv4.js";
@@ -69,6 +69,10 @@ interface Visit {
   sequence: number;
   refresh?: NodeJS.Timeout;
   gone: boolean;
+  /** IPv6 VMs: the home address's bytes, to spot correspondents in what arrives for it. */
+  home6?: Uint8Array;
+  /** Correspondents sent a binding update (route optimisation, flow 3.2 k), by address. */
+  correspondents: Map<string, { sequence: number; refresh?: NodeJS.Timeout }>;
 }
 
 interface Waiter {
@@ -88,6 +92,8 @@ export class PrivilegedVmAgent {
   private readonly waiters = new Set<Waiter>();
   private readonly advising = new Set<string>();
   private readonly chain6 = newIPv6Chain();
+  /** Visiting IPv6 VMs, whose correspondents get binding updates. */
+  private optimising: Visit[] = [];
   private heartbeatTimer?: NodeJS.Timeout;
   private segmentPrefix?: string;
   private stopped = false;
@@ -151,17 +157,63 @@ export class PrivilegedVmAgent {
     await Promise.allSettled([...this.chains.values()]);
   }
 
-  /** The worker's intercept: registration replies and binding acknowledgements for our VMs. */
-  intercept(pkt: Uint8Array): boolean {
-    if (this.waiters.size === 0) return false;
-    for (const w of this.waiters) {
-      if (w.match(pkt)) {
-        this.waiters.delete(w);
-        w.resolve(pkt.slice());
-        return true;
+  /**
+   * The worker's intercept: registration replies and binding acknowledgements for our VMs; and,
+   * for a visiting IPv6 VM, a look at who sends to it through the tunnel, to start route
+   * optimisation with each new correspondent (flow 3.2 k: "dv sees that the packet came through
+   * its HA"; everything for a visiting VM arrives through the tunnel, so a correspondent without
+   * a binding is one whose packets went the long way).
+   */
+  intercept(pkt: Uint8Array, decapsulated: boolean): boolean {
+    if (this.waiters.size > 0) {
+      for (const w of this.waiters) {
+        if (w.match(pkt)) {
+          this.waiters.delete(w);
+          w.resolve(pkt.slice());
+          return true;
+        }
       }
     }
+    if (decapsulated && this.optimising.length > 0 && pkt[0] >> 4 === 6) this.noteCorrespondent(pkt);
     return false;
+  }
+
+  private noteCorrespondent(pkt: Uint8Array): void {
+    for (const v of this.optimising) {
+      if (!equalAt(pkt, 24, v.home6!)) continue;
+      // Link-local and multicast sources are not correspondents.
+      if (pkt[8] === 0xff || (pkt[8] === 0xfe && (pkt[9] & 0xc0) === 0x80)) return;
+      const cn = ipv6FromBytes(pkt.subarray(8, 24)).text;
+      if (v.correspondents.has(cn)) return;
+      const entry = { sequence: randomSequence() };
+      v.correspondents.set(cn, entry);
+      setImmediate(() => this.optimise(v, cn, entry));
+      return;
+    }
+  }
+
+  /** Flow 3.2 k: a binding update to the correspondent (taken by the engine, its first hop: dataplane/forward/correspondent.ts). */
+  private optimise(v: Visit, cn: string, entry: { sequence: number; refresh?: NodeJS.Timeout }): void {
+    if (v.gone || this.stopped) return;
+    const { forwarder, emit } = this.deps.worker;
+    entry.sequence = (entry.sequence + 1) & 0xffff;
+    const lifetimeS = this.cfg.registration.lifetimeS;
+    // RFC 6275 §11.7.2 would run return routability first; the engine, which assigned the care-of
+    // addresses, checks the binding against its own instead (correspondent.ts).
+    const bu = buildBindingUpdatePacket({ homeAddress: v.vm.homeAddress, careOfAddress: v.careOfIPv6, homeAgent: cn, sequence: entry.sequence, lifetimeS, nowMs: this.now, homeRegistration: false, acknowledge: true });
+    const careOf = bu.subarray(8, 24).slice();
+    const from = bu.subarray(24, 40).slice();
+    const reply = this.expect((pkt) => pkt[0] >> 4 === 6 && equalAt(pkt, 24, careOf) && equalAt(pkt, 8, from) && walkIPv6Extensions(pkt, 0, pkt.length, this.chain6)?.upperProtocol === IPPROTO.MOBILITY, 1000);
+    forwarder.inject(bu, emit, this.now);
+    void reply.then((pkt) => {
+      const r = pkt === undefined ? undefined : checkAcknowledgement(pkt);
+      const result = r === undefined ? "timeout" : r.ok ? "accepted" : (r.reason ?? `status-${r.status}`);
+      this.metrics.registrations.inc({ protocol: "mip6-correspondent", result });
+      this.deps.log.info("route optimisation", { vmId: v.vm.id, correspondent: cn, careOfIPv6: v.careOfIPv6, result });
+      if (v.gone || this.stopped) return;
+      // Refresh at two thirds of the lifetime; after a failure, try again in a while.
+      entry.refresh = setTimeout(() => this.optimise(v, cn, entry), r?.ok ? (lifetimeS * 1000 * 2) / 3 : 5000);
+    });
   }
 
   private portEvent(e: PortEvent): void {
@@ -210,7 +262,10 @@ export class PrivilegedVmAgent {
         const expected = parseCidr(this.segmentPrefix, "prefix");
         if (!lease.careOfIpv6.startsWith(expected.network.text.replace(/::$/, ":"))) log.warn("care-of address outside the segment's prefix", { careOfIPv6: lease.careOfIpv6, prefix: this.segmentPrefix });
       }
-      const visit: Visit = { vm, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6, sequence: this.visits.get(vm.id)?.sequence ?? randomSequence(), gone: false };
+      const visit: Visit = {
+        vm, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6, sequence: this.visits.get(vm.id)?.sequence ?? randomSequence(), gone: false,
+        correspondents: new Map(), ...(vm.family === 6 ? { home6: parseIPv6(vm.homeAddress, "homeAddress").bytes } : {}),
+      };
       this.installHostSide(visit);
       t.hostRulesMs = since();
       // The engine's rules first, so that it unwraps the registration and re-wraps the reply.
@@ -224,6 +279,7 @@ export class PrivilegedVmAgent {
       t.registeredMs = since();
       t.ok = true;
       this.scheduleRefresh(visit);
+      if (visit.home6 !== undefined && !visit.gone) this.optimising = [...this.optimising.filter((o) => o.vm.id !== vm.id), visit];
     } catch (e) {
       t.error = (e as Error).message;
       throw e;
@@ -259,6 +315,8 @@ export class PrivilegedVmAgent {
     const { forwarder } = this.deps.worker;
     clearTimeout(v.refresh);
     v.gone = true;
+    for (const c of v.correspondents.values()) clearTimeout(c.refresh);
+    this.optimising = this.optimising.filter((o) => o !== v);
     const keys = [`vm/${v.vm.id}/out`, `vm/${v.vm.id}/out-care-of`].filter((k) => !keep.includes(k));
     this.rules.apply([], keys);
     forwarder.setLocal(v.vm.family === 4 ? v.careOfIPv6 : v.careOfIPv4, false);
@@ -308,7 +366,8 @@ export class PrivilegedVmAgent {
           ...(v.careOfIPv4 ? { careOfIPv4: v.careOfIPv4 } : {}),
         });
         const dst = packet.subarray(8, 24).slice();
-        match = (pkt) => pkt[0] >> 4 === 6 && equalAt(pkt, 24, dst) && walkIPv6Extensions(pkt, 0, pkt.length, this.chain6)?.upperProtocol === IPPROTO.MOBILITY;
+        const from = packet.subarray(24, 40).slice();
+        match = (pkt) => pkt[0] >> 4 === 6 && equalAt(pkt, 24, dst) && equalAt(pkt, 8, from) && walkIPv6Extensions(pkt, 0, pkt.length, this.chain6)?.upperProtocol === IPPROTO.MOBILITY;
         check = (pkt) => checkAcknowledgement(pkt, sa);
       }
       const reply = this.expect(match, wait);

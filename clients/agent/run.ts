@@ -16,9 +16,9 @@ export interface RunningAgent {
 
 export async function runAgent(config: AgentConfig, log: Logger, options: Pick<WorkerOptions, "io" | "skipHostCheck"> = {}): Promise<RunningAgent> {
   let agent: PrivilegedVmAgent | undefined;
-  const worker = await runWorker(config.worker, log, { ...options, intercept: (pkt) => agent?.intercept(pkt) ?? false });
+  const worker = await runWorker(config.worker, log, { ...options, intercept: (pkt, _ingress, decapsulated) => agent?.intercept(pkt, decapsulated) ?? false });
   // The first replica; clients/failover.ts takes over the list when replicas run.
-  const control = connectControl(config.engines[0], 5000);
+  const control = connectControl(config.engines[0], 5000, config.worker.tls);
   const ignore = new Set([config.network.uplink, config.network.visitor, "up", "pv0br", "pv1br"]);
   try {
     agent = new PrivilegedVmAgent({

@@ -74,6 +74,11 @@ export interface ForwarderConfig {
   tunnels?: TunnelSettings;
   neighbours?: StaticNeighbour[];
   neighbourTimers?: Partial<NeighbourTimers>;
+  /**
+   * Keep the binding cache of the correspondents behind us (route optimisation, flow 3.2 k–m):
+   * the engine's worker sets it; see correspondent.ts.
+   */
+  correspondentRouter?: boolean;
 }
 
 /** A worker configuration that cannot be used; the message starts with the field's path. */
@@ -135,7 +140,7 @@ export function macBytes(v: unknown, field: string): Uint8Array {
  */
 export function parseForwarderConfig(value: unknown, field = "worker"): ForwarderConfig {
   const o = object(value, field);
-  onlyKeys(o, field, ["interfaces", "routes", "served", "translator", "tunnels", "neighbours", "neighbourTimers"]);
+  onlyKeys(o, field, ["interfaces", "routes", "served", "translator", "tunnels", "neighbours", "neighbourTimers", "correspondentRouter"]);
   const names = new Set<string>();
   const indexes = new Set<number>();
   const interfaces = array(o.interfaces, `${field}.interfaces`).map((v, i) => {
@@ -247,6 +252,10 @@ export function parseForwarderConfig(value: unknown, field = "worker"): Forwarde
       macBytes(n.mac, `${f}.mac`);
       return n;
     });
+  }
+  if (o.correspondentRouter !== undefined) {
+    if (typeof o.correspondentRouter !== "boolean") throw new ForwarderConfigError(`${field}.correspondentRouter`, "must be true or false");
+    cfg.correspondentRouter = o.correspondentRouter;
   }
   if (o.neighbourTimers !== undefined) {
     const f = `${field}.neighbourTimers`;

@@ -8,7 +8,7 @@ import { TUNNEL_REASONS } from "../tunnel/result.js";
  * optimisation (flow 3.2 m).
  */
 export const FORWARD_ACTIONS = [
-  "decap", "reencap-4in4-4in6", "reencap-6in6-6in4", "encap-4in4", "encap-6in6", "encap-4in6", "encap-6in4", "translate-4to6", "translate-6to4", "route", "arp", "nd", "icmp", "deliver",
+  "decap", "reencap-4in4-4in6", "reencap-6in6-6in4", "encap-4in4", "encap-6in6", "encap-4in6", "encap-6in4", "translate-4to6", "translate-6to4", "route", "arp", "nd", "icmp", "deliver", "correspondent-binding",
 ] as const;
 export type ForwardAction = (typeof FORWARD_ACTIONS)[number];
 
@@ -36,6 +36,8 @@ export const OWN_DROP_REASONS = [
   "untranslatable-protocol",
   /** Bigger than the egress MTU after translation or for a packet we originate. */
   "egress-too-big",
+  /** A binding update to a correspondent that the rule table does not back (correspondent router, see correspondent.ts). */
+  "correspondent-refused",
   /** A bug: an exception inside the pipeline, caught so one frame cannot stop the worker. */
   "internal-error",
 ] as const;

@@ -28,6 +28,7 @@ import { DEFAULT_TUNNEL_HOP_LIMIT, TunnelNode, type TunnelKind } from "../tunnel
 import { inPrefix6 as inPrefix6Binding, ipv4Bytes, ipv6Bytes, mask4 as mask4Binding, prefixBytes, word4 as word4Binding } from "./addresses.js";
 import { checked, ForwarderConfigError, macBytes, parseForwarderConfig, type ForwarderConfig } from "./config.js";
 import { newCounters, type ForwardAction, type ForwarderCounters, type InterfaceCounters } from "./counters.js";
+import { CorrespondentBindings, type CareOfLookup } from "./correspondent.js";
 import { CompiledRules, type Encap, type Reencap4, type Reencap6, type TunnelRoute } from "./rules.js";
 
 
@@ -124,6 +125,12 @@ export class Forwarder {
   /** Addresses answered by proxy ARP/NDP on every link, set at run time (a home agent's bindings, RFC 5944 §4.6, RFC 6275 §10.4.1). */
   private readonly proxied = new AddressSet();
   private readonly intercept?: Intercept;
+  /** The correspondents' binding cache (route optimisation), when configured. */
+  private readonly correspondents?: CorrespondentBindings;
+  private readonly careOf: CareOfLookup = {
+    careOfIPv4For: (careOfIPv6) => this.rules.reencap6For(careOfIPv6, 0)?.careOfIPv4,
+    peer6in4: (careOfIPv4) => this.rules.peers["6in4"].lookup(careOfIPv4, 0, 4),
+  };
   /** Set while a packet handed to inject() is processed: it is ours, and not offered to intercept. */
   private injecting = false;
   private readonly served4: { network: number; mask: number }[] = [];
@@ -226,6 +233,7 @@ export class Forwarder {
     this.translatorMapping = this.rules.mapping;
     this.translator = this.newTranslator(1);
     this.intercept = options.intercept;
+    if (cfg.correspondentRouter) this.correspondents = new CorrespondentBindings();
   }
 
   /**
@@ -384,6 +392,7 @@ export class Forwarder {
     this.emitTo = emit;
     try {
       this.neighbours.tick(now, this.send);
+      this.correspondents?.expire(now);
     } finally {
       this.emitTo = NO_EMIT;
     }
@@ -616,6 +625,10 @@ export class Forwarder {
       // RFC 2473 §3 / RFC 4213 §3.6: only from configured peers.
       if (!mapped) return this.drop("unknown-peer");
     }
+    // Flow 3.2 k–l: a VM's binding update to a correspondent behind us, out of its tunnel.
+    if (decapsulated && this.correspondents !== undefined && (pkt[6] === IPPROTO.DSTOPTS || pkt[6] === IPPROTO.MOBILITY) && this.correspondents.isCorrespondentUpdate(pkt)) {
+      return this.correspondentUpdate(pkt);
+    }
     if (mapped) {
       if (upperProtocol6(pkt, this.chain) === IPPROTO.ICMP) return this.drop("untranslatable-protocol");
       return this.translated(this.translator.translate6to4(pkt), "translate-6to4");
@@ -632,6 +645,11 @@ export class Forwarder {
       if (e !== undefined && (this.injecting || !this.own.has(pkt, 8, 6))) return this.encap(pkt, e);
     }
     if (this.injecting) return this.originate(pkt, "route");
+    // Flow 3.2 m: a correspondent with a binding for this home address reaches the VM directly.
+    if (!decapsulated && this.correspondents !== undefined && this.correspondents.size > 0) {
+      const s = this.shortcut6(pkt);
+      if (s !== undefined) return this.encap6in4(pkt, s);
+    }
     this.route6(pkt);
   }
 
@@ -715,10 +733,27 @@ export class Forwarder {
     this.tunnelOutcome(reencapsulate(this.rules.peers["6in6"], this.node, pkt, route.tunnel, this.outIp), "reencap-6in6-6in4", route);
   }
 
-  private encap6in4(pkt: Uint8Array, r: Reencap6): void {
+  private encap6in4(pkt: Uint8Array, r: Reencap6, forwarding = true): void {
     const route = this.tunnelRoute(r, "6in4", r.careOfIPv4);
     if (route === null) return this.drop("no-route");
-    this.tunnelOutcome(encapsulate(route.tunnel, this.node, pkt, this.outIp, { forwarding: true }), "encap-6in4", route);
+    this.tunnelOutcome(encapsulate(route.tunnel, this.node, pkt, this.outIp, { forwarding }), "encap-6in4", route);
+  }
+
+  /** A binding update from a migrated VM to a correspondent behind us (flow 3.2 k–m; correspondent.ts). */
+  private correspondentUpdate(pkt: Uint8Array): void {
+    const u = this.correspondents!.update(pkt, this.careOf, this.now);
+    if (u.result === "bound" || u.result === "unbound") this.counters.actions["correspondent-binding"]++;
+    else this.drop(u.result === "malformed" ? "malformed" : "correspondent-refused");
+    if (u.acknowledgement === undefined) return;
+    // The acknowledgement goes back through the VM's tunnel, like anything for its care-of address.
+    const r6 = this.rules.reencap6For(u.acknowledgement, 24);
+    if (r6 !== undefined) this.encap6in4(u.acknowledgement, r6, false);
+  }
+
+  /** The tunnel that replaces the route when a correspondent holds a binding for the destination (flow 3.2 m). */
+  private shortcut6(pkt: Uint8Array): Reencap6 | undefined {
+    const b = this.correspondents!.shortcut(pkt, this.careOf, this.now);
+    return b === undefined ? undefined : this.rules.reencap6For(b.careOfIPv6, 0);
   }
 
   /**
@@ -788,7 +823,15 @@ export class Forwarder {
   private translated(r: TranslateResult, action: ForwardAction): void {
     switch (r.action) {
       case "forward":
-        for (const p of r.packets) this.originate(p, action);
+        for (const p of r.packets) {
+          // Paper 3.2, last paragraph: an IPv4 correspondent's binding (pool address ↔ IPv4
+          // care-of address) sends its translated packets straight into the VM's tunnel.
+          const s = p[0] >> 4 === 6 && this.correspondents !== undefined && this.correspondents.size > 0 ? this.shortcut6(p) : undefined;
+          if (s !== undefined) {
+            this.counters.actions[action]++;
+            this.encap6in4(p, s, false);
+          } else this.originate(p, action);
+        }
         return;
       case "icmp":
         this.drop(r.reason);

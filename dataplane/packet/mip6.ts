@@ -392,3 +392,12 @@ export function computeMnHaAuthenticator(key: Uint8Array, careOfAddress: Uint8Ar
   const h = createHmac("sha1", key).update(careOfAddress.subarray(0, 16)).update(homeAddress.subarray(0, 16)).update(covered);
   return new Uint8Array(h.digest()).slice(0, 12);
 }
+
+/**
+ * RFC 6275 §9.5.1: sequence numbers are compared modulo 2^16; `a` is newer than `b` when it lies
+ * in the half of the circle after `b`.
+ */
+export function isNewerSequence(a: number, b: number): boolean {
+  const d = (a - b) & 0xffff;
+  return d !== 0 && d < 0x8000;
+}

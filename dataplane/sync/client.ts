@@ -95,7 +95,7 @@ export class RuleSyncClient {
           for (const r of msg.value.rules) {
             const rule = ruleFromMessage(r);
             if (rule) snapshot?.push(rule);
-            else this.log.warn("rule not understood; skipped", { key: r.key });
+            else this.log.warn("rule not understood; skipped", { rule: r.key });
           }
           break;
         case "inSync":

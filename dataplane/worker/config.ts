@@ -33,7 +33,7 @@ export interface WorkerConfig {
   forwarder: Record<string, unknown>;
 }
 
-const FORWARDER_KEYS = ["routes", "served", "translator", "tunnels", "neighbours", "neighbourTimers"];
+const FORWARDER_KEYS = ["routes", "served", "translator", "tunnels", "neighbours", "neighbourTimers", "correspondentRouter"];
 const TOP_KEYS = new Set(["workerId", "engines", "tls", "metricsListen", "table", "capture", "tickMs", "interfaces", ...FORWARDER_KEYS]);
 
 function isObject(v: unknown): v is Record<string, unknown> {

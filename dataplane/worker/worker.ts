@@ -79,6 +79,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     sync = new RuleSyncClient({
       workerId: config.workerId,
       engines: config.engines,
+      tls: config.tls,
       log,
       onSnapshot(table) {
         forwarder.replaceRules(table);

@@ -88,6 +88,8 @@ export function writeLabConfigs(dir: string, prefix: string, migrateCommand: str
     served: [P.engine.pool4, P.engine.segmentPrefix6, P.engine.translationPrefix6],
     translator: { icmpErrorSource4: ENGINE_TUNNEL.ipv4 },
     tunnels: { source4: ENGINE_TUNNEL.ipv4, source6: ENGINE_TUNNEL.ipv6 },
+    // Route optimisation: the engine keeps the correspondents' binding cache (flow 3.2 k–m).
+    correspondentRouter: true,
   });
 
   const r1i = P.homeAgents.r1.interface;

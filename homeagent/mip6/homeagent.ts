@@ -3,6 +3,7 @@
 // against replay with the timestamp option (RFC 4285 §5, §6), with the DSMIPv6 IPv4 care-of
 // address (RFC 5555). Pure: bytes and times in, a Binding Acknowledgement and binding-cache
 // events out. Sockets, timers, proxy ND and the tunnels belong to the caller.
+import { isNewerSequence } from "../../dataplane/packet/mip6.js";
 import { ipv4FromValue, ipv6FromBytes, parseCidr6, parseIPv6, prefixContains, type Cidr6, type IPv6 } from "../../lib/net/address.js";
 import { pseudoHeaderSum6 } from "../../dataplane/packet/checksum.js";
 import { IPPROTO } from "../../dataplane/packet/ipv4.js";
@@ -77,14 +78,6 @@ const DEFAULT_REPLAY_TOLERANCE_S = 7;
 /** BU and BA lifetimes are in units of 4 seconds (RFC 6275 §6.1.7, §6.1.8). */
 const LIFETIME_UNIT_S = 4;
 
-/**
- * RFC 6275 §9.5.1: sequence numbers are compared modulo 2^16; `a` is newer than `b` when it lies
- * in the half of the circle after `b`.
- */
-export function isNewerSequence(a: number, b: number): boolean {
-  const d = (a - b) & 0xffff;
-  return d !== 0 && d < 0x8000;
-}
 
 interface ReceivedBindingUpdate {
   packet: Uint8Array;
@@ -320,3 +313,5 @@ export class Mip6HomeAgent {
     return buildMobilityPacket({ src: this.address.bytes, dst: r.source.bytes, ...(r.viaHomeAddressOption ? { routingHomeAddress: r.homeAddress.bytes } : {}) }, mh);
   }
 }
+
+export { isNewerSequence };

@@ -7,8 +7,10 @@ import test from "ava";
 import type { ServiceError } from "@grpc/grpc-js";
 import { rmSync } from "node:fs";
 import { connectControlAny, type FailoverClient } from "../../clients/failover.js";
+import { RuleSyncClient } from "../../dataplane/sync/client.js";
+import type { Rule } from "../../lib/rules/rules.js";
 import { EtcdStore } from "../../services/store/etcd.js";
-import { hostOn, killHard, spawnEngine, tempDir, type ChildEngine } from "../helpers/engine.js";
+import { hostOn, killHard, spawnEngine, startTestEngine, tempDir, type ChildEngine } from "../helpers/engine.js";
 import { startEtcdCluster, type EtcdCluster } from "../helpers/etcd.js";
 
 const PREFIX = "/mip46-replicas-test";
@@ -25,7 +27,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-test("replicas on etcd: kill -9 a replica, then the leader, then an etcd member; restart everything", async (t) => {
+test.serial("replicas on etcd: kill -9 a replica, then the leader, then an etcd member; restart everything", async (t) => {
   t.timeout(240_000);
   const cluster: EtcdCluster = await startEtcdCluster(3);
   const dirs: string[] = [];
@@ -158,4 +160,101 @@ test("replicas on etcd: kill -9 a replica, then the leader, then an etcd member;
   const [vm, address] = [...acked][0];
   t.is((await after.allocateCareOf({ hostId: "h6-0", vmId: vm, homeAddress: "192.0.2.1" })).careOfIpv4, address, "a VM asking again keeps its address");
   t.is((await after.listHosts({})).hosts.length, 12);
+});
+
+test.serial("every replica pushes the shared rule table: a worker on one replica sees what another compiled, and fails over", async (t) => {
+  const cluster = await startEtcdCluster(3);
+  t.teardown(() => cluster.stop());
+  const store = { kind: "etcd", etcd: { endpoints: cluster.endpoints, prefix: "/mip46-push-test", leaderTtlSeconds: 1 } };
+  const a = await startTestEngine({ store, replica: "a" });
+  t.teardown(() => a.stop());
+  const b = await startTestEngine({ store, replica: "b" });
+  let bStopped = false;
+  t.teardown(async () => { if (!bStopped) await b.stop(); });
+  const table = new Map<string, Rule>();
+  let revision = 0n;
+  const sync = new RuleSyncClient({
+    workerId: "w1", engines: [b.address, a.address],
+    onSnapshot: (s) => { table.clear(); for (const r of s.rules) table.set(r.key, r); revision = s.revision; },
+    onDelta: (rev, updates, removes) => { for (const k of removes) table.delete(k); for (const r of updates) table.set(r.key, r); revision = rev; },
+  });
+  sync.start();
+  t.teardown(() => sync.stop());
+  const matches = async () => {
+    const ta = await a.client.getRuleTable({});
+    return revision === ta.revision && [...table.keys()].sort().join() === ta.rules.map((r) => r.key).sort().join();
+  };
+  await until("the worker in sync", () => sync.connected);
+  await a.client.heartbeat(hostOn(6, "h6"));
+  for (const vm of ["vm-a", "vm-b"]) {
+    const c = await a.client.allocateCareOf({ hostId: "h6", vmId: vm, homeAddress: vm === "vm-a" ? "192.0.2.1" : "192.0.2.2" });
+    await a.client.registerMigration({ vmId: vm, homeAddress: vm === "vm-a" ? "192.0.2.1" : "192.0.2.2", homeAgent: "192.0.2.254", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  }
+  await until("the worker on b has a's rules", matches, 10_000);
+  t.true([...table.keys()].some((k) => k.startsWith("vm/vm-b/")));
+  // b goes away: the worker moves to a and stays in step.
+  bStopped = true;
+  await b.stop();
+  await a.client.registerMigration({ vmId: "vm-a", homeAddress: "192.0.2.1", homeAgent: "192.0.2.254", sourceHostId: "h6", destinationHostId: "h4", careOfIpv4: "", careOfIpv6: "" });
+  await until("the worker on a after failover", matches, 15_000);
+  t.false([...table.keys()].some((k) => k.startsWith("vm/vm-a/")), "vm-a came home: its rules are gone");
+});
+
+test("the failover client repeats only repeatable calls on the next replica, and stays there", async (t) => {
+  const { status } = await import("@grpc/grpc-js");
+  const calls: string[] = [];
+  const down = new Set(["e1"]);
+  const fake = (address: string) => new Proxy({}, {
+    get: (_, name: string) => name === "close" ? () => undefined : async () => {
+      calls.push(`${address}.${name}`);
+      if (down.has(address)) throw Object.assign(new Error("connection refused"), { code: status.UNAVAILABLE });
+      return { address };
+    },
+  }) as unknown as ReturnType<typeof connectControlAny>;
+  const moves: string[] = [];
+  const client = connectControlAny(["e1", "e2", "e3"], { connect: fake, onFailover: (from, to) => moves.push(`${from}->${to}`) });
+  t.deepEqual(await client.allocateCareOf({ hostId: "h", vmId: "v", homeAddress: "192.0.2.1" }), { address: "e2" });
+  t.is(client.current(), "e2");
+  down.add("e2");
+  const err = await t.throwsAsync(client.releaseCareOf({ address: "", vmId: "v" }));
+  t.is((err as unknown as { code: number }).code, status.UNAVAILABLE, "a release is not repeated: its repeat could answer NOT_FOUND for a release that happened");
+  t.is(client.current(), "e3", "but the next call goes to the next replica");
+  t.deepEqual(await client.listLeases({}), { address: "e3" });
+  t.deepEqual(calls, ["e1.allocateCareOf", "e2.allocateCareOf", "e2.releaseCareOf", "e3.listLeases"]);
+  t.deepEqual(moves, ["e1->e2", "e2->e3"]);
+  client.close();
+});
+
+test.serial("the singleton duties move with the leader: after kill -9 of the leader, the new one expires leases and marks hosts down", async (t) => {
+  const cluster = await startEtcdCluster(3);
+  const dirs: string[] = [];
+  const engines: ChildEngine[] = [];
+  t.teardown(async () => {
+    await Promise.all(engines.map(killHard));
+    await cluster.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  for (const replica of ["d0", "d1"]) {
+    const dir = tempDir("mip46-replica-");
+    dirs.push(dir);
+    engines.push(await spawnEngine(dir, {
+      replica, store: { kind: "etcd", etcd: { endpoints: cluster.endpoints, prefix: "/mip46-duties-test", leaderTtlSeconds: 1 } },
+      leases: { lifetimeSeconds: 4, cooldownSeconds: 0 }, hosts: { heartbeatIntervalSeconds: 1, downAfterSeconds: 4 },
+    }));
+  }
+  const etcd = await EtcdStore.open({ endpoints: cluster.endpoints, prefix: "/mip46-duties-test" });
+  t.teardown(() => etcd.close());
+  await until("a leader", async () => ((await etcd.client.get(etcd.k("leader")).string()) ?? "") !== "");
+  const leaderName = (await etcd.client.get(etcd.k("leader")).string())!;
+  const leader = engines[leaderName === "d0" ? 0 : 1];
+  const follower = engines[leaderName === "d0" ? 1 : 0];
+  await follower.client.heartbeat(hostOn(6, "h6"));
+  await follower.client.allocateCareOf({ hostId: "h6", vmId: "vm-a", homeAddress: "192.0.2.1" });
+  const killedAt = Date.now();
+  await killHard(leader);
+  await until("the lease expired by the new leader", async () => (await follower.client.listLeases({})).leases.length === 0, 20_000);
+  await until("the silent host marked down", async () => (await etcd.getHost("h6"))?.state === "down", 20_000);
+  t.log(`lease expired and host marked down ${Date.now() - killedAt} ms after kill -9 of leader ${leaderName}`);
+  t.is((await etcd.client.get(etcd.k("leader")).string()), leaderName === "d0" ? "d1" : "d0");
+  t.is((await etcd.getHost("h6"))?.state, "down");
 });

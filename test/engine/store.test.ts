@@ -249,3 +249,15 @@ test("etcd: a view guarded by a leader key cannot write once the key is gone", a
   t.is((await store.getHost("h6"))?.state, "up", "the deposed leader's write did not land");
   t.is((await store.ruleTable()).revision, 0n);
 });
+
+test("config: store.kind etcd needs endpoints; the prefix is absolute; other kinds are refused", async (t) => {
+  const { parseConfig } = await import("../../services/config/config.js");
+  const { labConfig } = await import("../helpers/engine.js");
+  const { ConfigError } = await import("../../services/errors.js");
+  const c = parseConfig(labConfig("/tmp", { replica: "r1", store: { kind: "etcd", etcd: { endpoints: ["127.0.0.1:2379"] } } }));
+  t.deepEqual(c.store.etcd, { endpoints: ["127.0.0.1:2379"], prefix: "/mip46", dialTimeoutMs: 5000, leaderTtlSeconds: 2 });
+  t.is(c.replica, "r1");
+  t.throws(() => parseConfig(labConfig("/tmp", { store: { kind: "etcd", etcd: {} } })), { instanceOf: ConfigError, message: /^store\.etcd\.endpoints:/ });
+  t.throws(() => parseConfig(labConfig("/tmp", { store: { kind: "etcd", etcd: { endpoints: ["a:1"], prefix: "mip46" } } })), { message: /^store\.etcd\.prefix:/ });
+  t.throws(() => parseConfig(labConfig("/tmp", { store: { kind: "redis" } })), { message: /^store\.kind: 'redis'/ });
+});

@@ -1,0 +1,159 @@
+// Route optimisation at the engine (paper, flow 3.2 k–m): the engine is the correspondents'
+// first hop ("CNs reach the clouds through it"), and it keeps their binding cache for them, as a
+// correspondent router (RFC 4889 §2.5 names the idea). Correspondents need no Mobile IPv6 of
+// their own, which matters in practice: Linux without CONFIG_IPV6_MIP6, like every lab client,
+// answers a Binding Update with an ICMPv6 Parameter Problem.
+//
+// A binding update from a migrated VM to a correspondent (k), unwrapped from the VM's tunnel (l),
+// is taken here and recorded (m): from then on, what the correspondent sends to the home address
+// goes IPv6-in-IPv4 straight to the VM's IPv4 care-of address instead of through the home agent.
+// For an IPv4 correspondent (its IPv6 form is its address behind the translation prefix), this is
+// the paper's rewrite of the binding into one between the pool address the VM has and its IPv4
+// care-of address: the translated packets take the same shortcut.
+//
+// Authorisation. RFC 6275 §5.2 has a correspondent check a binding update with return
+// routability. Here the correspondent router is the engine itself, which assigned the care-of
+// addresses: it accepts a binding only when its own rule table already binds the home address and
+// the care-of address to the same IPv4 care-of address (the VM's tunnel from that address is
+// allowed both sources), so nobody can bind a home address the engine did not register.
+import type { TunnelPeer } from "../tunnel/peers.js";
+import { innerSourceAllowed } from "../tunnel/peers.js";
+import { newIPv6Chain, walkIPv6Extensions } from "../packet/ipv6.js";
+import { IPPROTO } from "../packet/ipv4.js";
+import { BA_STATUS, buildBindingAcknowledgement, buildMobilityPacket, isNewerSequence, MH_TYPE, parseMobilityHeader } from "../packet/mip6.js";
+
+/** Longest binding we keep, whatever the update asks (RFC 6275 §9.5.1 lets the node shorten it). */
+const MAX_LIFETIME_MS = 600_000;
+
+interface Binding {
+  careOfIPv6: Uint8Array;
+  careOfIPv4: Uint8Array;
+  sequence: number;
+  expiresAtMs: number;
+}
+
+export interface CorrespondentUpdate {
+  /** What happened: a binding added/refreshed/removed, or why the update was refused. */
+  result: "bound" | "unbound" | "refused" | "stale-sequence" | "malformed";
+  /** A Binding Acknowledgement to send back (to the care-of address, RFC 6275 §9.5.4), when asked for or refused. */
+  acknowledgement?: Uint8Array;
+}
+
+/** What the rule table says about a VM's IPv6 care-of address. */
+export interface CareOfLookup {
+  /** The IPv4 care-of address paired with this IPv6 care-of address (reencap-6in6-to-6in4), or undefined. */
+  careOfIPv4For(careOfIPv6: Uint8Array): Uint8Array | undefined;
+  /** The 6in4 tunnel peer at that IPv4 care-of address. */
+  peer6in4(careOfIPv4: Uint8Array): TunnelPeer | undefined;
+}
+
+function key(correspondent: Uint8Array, coff: number, home: Uint8Array, hoff: number): string {
+  let s = "";
+  for (let i = 0; i < 16; i++) s += String.fromCharCode(correspondent[coff + i]);
+  for (let i = 0; i < 16; i++) s += String.fromCharCode(home[hoff + i]);
+  return s;
+}
+
+export class CorrespondentBindings {
+  private readonly bindings = new Map<string, Binding>();
+  /** Home addresses with at least one binding: lets the packet path skip the lookup cheaply. */
+  private readonly homes = new Map<string, number>();
+  private readonly chain = newIPv6Chain();
+
+  get size(): number {
+    return this.bindings.size;
+  }
+
+  /**
+   * A decapsulated IPv6 packet carrying a Mobility Header: a Binding Update from a VM to a
+   * correspondent is processed here (true returned); anything else is left alone (false).
+   */
+  isCorrespondentUpdate(pkt: Uint8Array): boolean {
+    const c = walkIPv6Extensions(pkt, 0, pkt.length, this.chain);
+    // A home registration (H flag, RFC 6275 §6.1.7) goes on to the home agent.
+    return c !== undefined && c.upperProtocol === IPPROTO.MOBILITY && c.upperOffset + 12 <= pkt.length && pkt[c.upperOffset + 2] === MH_TYPE.BINDING_UPDATE && (pkt[c.upperOffset + 8] & 0x40) === 0;
+  }
+
+  update(pkt: Uint8Array, rules: CareOfLookup, nowMs: number): CorrespondentUpdate {
+    const c = walkIPv6Extensions(pkt, 0, pkt.length, this.chain);
+    // RFC 6275 §9.5.1: an update to a correspondent comes from the care-of address and names the home address in a Home Address option.
+    if (c === undefined || c.homeAddressOffset < 0) return { result: "malformed" };
+    const home = pkt.slice(c.homeAddressOffset, c.homeAddressOffset + 16);
+    const mh = parseMobilityHeader(pkt, c.upperOffset, pkt.length - c.upperOffset);
+    if (mh === undefined || mh.mhType !== MH_TYPE.BINDING_UPDATE || mh.homeRegistration) return { result: "malformed" };
+    const careOf = pkt.slice(8, 24);
+    const correspondent = pkt.slice(24, 40);
+    const ack = (status: number, lifetime: number) => buildMobilityPacket(
+      { src: correspondent, dst: careOf, routingHomeAddress: home },
+      buildBindingAcknowledgement({ status, sequence: mh.sequence, lifetime }),
+    );
+    // Authorisation (see the top of this file).
+    const careOfIPv4 = rules.careOfIPv4For(careOf);
+    const peer = careOfIPv4 === undefined ? undefined : rules.peer6in4(careOfIPv4);
+    if (careOfIPv4 === undefined || peer === undefined || !innerSourceAllowed(peer, home, 0, 6) || !innerSourceAllowed(peer, careOf, 0, 6)) {
+      return { result: "refused", acknowledgement: ack(BA_STATUS.ADMINISTRATIVELY_PROHIBITED, 0) };
+    }
+    const k = key(correspondent, 0, home, 0);
+    const old = this.bindings.get(k);
+    // RFC 6275 §9.5.1: an update not newer than the cached one gets status 135.
+    if (old !== undefined && old.expiresAtMs > nowMs && !isNewerSequence(mh.sequence, old.sequence)) {
+      return { result: "stale-sequence", acknowledgement: buildMobilityPacket({ src: correspondent, dst: careOf, routingHomeAddress: home }, buildBindingAcknowledgement({ status: BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW, sequence: old.sequence, lifetime: 0 })) };
+    }
+    let sameAddress = true;
+    for (let i = 0; i < 16; i++) if (careOf[i] !== home[i]) sameAddress = false;
+    if (mh.lifetime === 0 || sameAddress) {
+      // §9.5.1: lifetime zero or care-of = home address deletes the entry.
+      if (old !== undefined) this.remove(k, home);
+      return { result: "unbound", acknowledgement: mh.acknowledge ? ack(BA_STATUS.ACCEPTED, 0) : undefined };
+    }
+    const lifetimeMs = Math.min(mh.lifetime * 4000, MAX_LIFETIME_MS);
+    if (old === undefined) {
+      const h = homeKey(home, 0);
+      this.homes.set(h, (this.homes.get(h) ?? 0) + 1);
+    }
+    this.bindings.set(k, { careOfIPv6: careOf, careOfIPv4, sequence: mh.sequence, expiresAtMs: nowMs + lifetimeMs });
+    return { result: "bound", acknowledgement: mh.acknowledge ? ack(BA_STATUS.ACCEPTED, Math.floor(lifetimeMs / 4000)) : undefined };
+  }
+
+  /**
+   * The IPv4 care-of address to send an IPv6 packet to directly, when its source (a
+   * correspondent) holds a binding for its destination (a home address) that is still alive and
+   * still matches the rule table; undefined otherwise (route it as usual).
+   */
+  shortcut(pkt: Uint8Array, rules: CareOfLookup, nowMs: number): { careOfIPv6: Uint8Array; careOfIPv4: Uint8Array } | undefined {
+    if (!this.homes.has(homeKey(pkt, 24))) return undefined;
+    const k = key(pkt, 8, pkt, 24);
+    const b = this.bindings.get(k);
+    if (b === undefined) return undefined;
+    const now4 = rules.careOfIPv4For(b.careOfIPv6);
+    let current = now4 !== undefined && b.expiresAtMs > nowMs;
+    for (let i = 0; current && i < 4; i++) if (now4![i] !== b.careOfIPv4[i]) current = false;
+    if (!current) {
+      // The VM moved on or came home (its rules are gone), or the binding ran out.
+      this.remove(k, pkt.subarray(24, 40));
+      return undefined;
+    }
+    return b;
+  }
+
+  /** Drops bindings whose lifetime ended. */
+  expire(nowMs: number): void {
+    for (const [k, b] of this.bindings) {
+      if (b.expiresAtMs <= nowMs) this.remove(k, Uint8Array.from(k.slice(16), (ch) => ch.charCodeAt(0)));
+    }
+  }
+
+  private remove(k: string, home: Uint8Array): void {
+    if (!this.bindings.delete(k)) return;
+    const h = homeKey(home, 0);
+    const n = (this.homes.get(h) ?? 1) - 1;
+    if (n <= 0) this.homes.delete(h);
+    else this.homes.set(h, n);
+  }
+}
+
+function homeKey(buf: Uint8Array, off: number): string {
+  let s = "";
+  for (let i = 0; i < 16; i++) s += String.fromCharCode(buf[off + i]);
+  return s;
+}

@@ -1,0 +1,262 @@
+// Helpers for tests against the whole lab (deploy/lab): one running lab per test file with a
+// prefix of its own, the session apps of deploy/lab/apps, metrics read through the management
+// namespace, the processes' JSON logs, and waits that end with an error naming what never came.
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { TestFn } from "ava";
+import { REPO, labRpc, startLab, type RunningLab } from "../../deploy/lab/lab.js";
+import { LAB_ENDPOINTS } from "../../deploy/lab/configs.js";
+import { destroyLab, exec, spawnIn } from "../../deploy/lab/netns.js";
+import type { LabNamespace } from "../../deploy/lab/topology.js";
+import { netnsAvailable } from "./netns.js";
+
+export { labRpc, LAB_ENDPOINTS };
+
+/** Why the lab cannot run here, or undefined when it can (root, network namespaces, iproute2). */
+export function labUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root";
+  if (!netnsAvailable()) return "needs network namespaces and iproute2";
+  if (!existsSync(join(REPO, "dist/mip46-dataplane.mjs"))) return "the workers are not built: run bash scripts/build.sh";
+  return undefined;
+}
+
+/** A prefix no other lab uses: "m46t" and 4 hex digits. */
+export function uniqueLabPrefix(): string {
+  return `m46t${randomBytes(2).toString("hex")}`;
+}
+
+export interface LabHandle {
+  readonly prefix: string;
+  /** The running lab; throws before `test.before` has started it. */
+  readonly lab: RunningLab;
+  /** Processes started through the handle, ended in `test.after.always` before the lab. */
+  track(child: ChildProcess): void;
+}
+
+/**
+ * Starts one lab for the test file in `test.before` and always stops it in `test.after.always`,
+ * pass or fail. Call at the top of the file, only when `labUnavailable()` is undefined.
+ */
+export function useLab(test: TestFn<any>): LabHandle {
+  const prefix = uniqueLabPrefix();
+  let running: RunningLab | undefined;
+  const children = new Set<ChildProcess>();
+  test.before(async () => {
+    running = await startLab({ prefix });
+  });
+  test.after.always(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    if (running) await running.stop();
+    else await destroyLab(prefix).catch(() => undefined);
+  });
+  return {
+    prefix,
+    get lab() {
+      if (running === undefined) throw new Error(`lab ${prefix} is not running`);
+      return running;
+    },
+    track(child) {
+      children.add(child);
+      child.once("exit", () => children.delete(child));
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------ waiting
+
+export class WaitTimeout extends Error {
+  override name = "WaitTimeout";
+}
+
+/** Calls `probe` every `intervalMs` until it returns something other than undefined/false. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() > deadline) throw new WaitTimeout(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
+    await sleep(intervalMs);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------------------------ logs
+
+export type LogRecord = Record<string, unknown> & { msg?: string; level?: string };
+
+/** A lab process's log (`<lab dir>/<name>.log`), read from `from` (a byte offset) on. */
+export function logPath(lab: RunningLab, name: string): string {
+  return join(lab.dir, `${name}.log`);
+}
+
+export function logSize(path: string): number {
+  return existsSync(path) ? readFileSync(path).length : 0;
+}
+
+/** The JSON records of a log after byte `from`; lines that are not JSON are skipped. */
+export function readLog(path: string, from = 0): LogRecord[] {
+  if (!existsSync(path)) return [];
+  const text = readFileSync(path).subarray(from).toString("utf8");
+  const out: LogRecord[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      out.push(JSON.parse(line) as LogRecord);
+    } catch { /* a line being written */ }
+  }
+  return out;
+}
+
+/** Waits for the first record after `from` that `match` accepts. */
+export function waitForLog(path: string, what: string, match: (r: LogRecord) => boolean, from = 0, timeoutMs = 10_000): Promise<LogRecord> {
+  return waitFor(`${what} in ${path}`, () => readLog(path, from).find(match), timeoutMs);
+}
+
+/** The agent's "handover" record for `vmId` after `from` (ok or not: the caller checks `ok`). */
+export function waitForHandover(lab: RunningLab, host: "h4" | "h6", vmId: string, from: number, timeoutMs = 10_000): Promise<LogRecord> {
+  return waitForLog(logPath(lab, `agent-${host}`), `the handover of ${vmId}`, (r) => r.msg === "handover" && r.vmId === vmId, from, timeoutMs);
+}
+
+// ------------------------------------------------------------------------------------ metrics
+
+/** Prometheus text exposition: one sample per `name{labels}` exactly as printed. */
+export type Samples = Map<string, number>;
+
+/** Scrapes `endpoint` (a LAB_ENDPOINTS value) from the management namespace. */
+export async function readMetrics(prefix: string, endpoint: string): Promise<Samples> {
+  const { stdout } = await exec(prefix, "mgmt", ["curl", "-sS", "--fail", "--max-time", "5", `http://${endpoint}/metrics`], { timeoutMs: 10_000 });
+  const samples: Samples = new Map();
+  for (const line of stdout.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const at = line.lastIndexOf(" ");
+    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return samples;
+}
+
+/** One sample, e.g. metric(s, "mip46_home_agent_bindings", { protocol: "mip4" }); 0 when absent. */
+export function metric(samples: Samples, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels);
+  for (const [key, value] of samples) {
+    const brace = key.indexOf("{");
+    if ((brace < 0 ? key : key.slice(0, brace)) !== name) continue;
+    const got = new Map([...key.slice(brace + 1).matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    if (want.every(([k, v]) => got.get(k) === v)) return value;
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------ sessions
+
+const SESSION_APP = join(REPO, "deploy/lab/apps/session.mjs");
+
+/** A process whose stdout is JSON lines, with every line kept. */
+class JsonLines {
+  readonly lines: Record<string, unknown>[] = [];
+  readonly stderr: string[] = [];
+  private readonly exited: Promise<number | null>;
+
+  constructor(readonly child: ChildProcess, readonly label: string) {
+    createInterface({ input: child.stdout! }).on("line", (l) => {
+      try {
+        this.lines.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        this.stderr.push(l);
+      }
+    });
+    createInterface({ input: child.stderr! }).on("line", (l) => this.stderr.push(l));
+    this.exited = new Promise((r) => child.once("exit", (code) => r(code)));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  waitForLine(what: string, match: (l: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> {
+    return waitFor(`${this.label}: ${what}`, () => {
+      const l = this.lines.find(match);
+      if (l) return l;
+      if (!this.running) throw new Error(`${this.label} exited (${this.child.exitCode ?? this.child.signalCode}); stderr: ${this.stderr.join(" | ").slice(-500)}`);
+      return undefined;
+    }, timeoutMs, 20);
+  }
+
+  async end(): Promise<number | null> {
+    if (this.running) this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 3_000);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+/** The echo service of session.mjs in a VM. */
+export class SessionServer extends JsonLines {
+  static async start(handle: LabHandle, ns: LabNamespace, port: number): Promise<SessionServer> {
+    const child = spawnIn(handle.prefix, ns, [process.execPath, SESSION_APP, "server", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+    handle.track(child);
+    const s = new SessionServer(child, `server in ${ns}:${port}`);
+    await s.waitForLine("its listening line", (l) => l.listening === port, 10_000);
+    return s;
+  }
+}
+
+/** What session.mjs prints every second (and once more as the summary). */
+export interface SessionStatus {
+  connected: boolean;
+  sent: number;
+  echoed: number;
+  outstanding: number;
+  mismatches: number;
+  maxGapMs: number;
+  local: string;
+  remote: string;
+  error: string;
+  summary?: boolean;
+}
+
+/** The checking client of session.mjs in a client namespace. */
+export class SessionClient extends JsonLines {
+  /** The local and remote address:port of the connection when it opened. */
+  local = "";
+  remote = "";
+
+  static async start(handle: LabHandle, ns: LabNamespace, host: string, port: number, intervalMs = 20): Promise<SessionClient> {
+    const child = spawnIn(handle.prefix, ns, [process.execPath, SESSION_APP, "client", host, String(port), String(intervalMs)], { stdio: ["ignore", "pipe", "pipe"] });
+    handle.track(child);
+    const c = new SessionClient(child, `client in ${ns} to ${host}:${port}`);
+    const l = await c.waitForLine("its connected line", (x) => x.connected === true && x.sent === undefined, 10_000);
+    c.local = String(l.local);
+    c.remote = String(l.remote);
+    return c;
+  }
+
+  /** The newest status line, or undefined before the first. */
+  latest(): SessionStatus | undefined {
+    for (let i = this.lines.length - 1; i >= 0; i--) if (typeof this.lines[i].sent === "number") return this.lines[i] as unknown as SessionStatus;
+    return undefined;
+  }
+
+  /** Waits for a status line printed after this call, so its counts are from now or later. */
+  async fresh(timeoutMs = 3_000): Promise<SessionStatus> {
+    const n = this.lines.length;
+    const l = await this.waitForLine("a status line", (x) => this.lines.indexOf(x) >= n && typeof x.sent === "number", timeoutMs);
+    return l as unknown as SessionStatus;
+  }
+
+  /** Ends the client (SIGTERM) and returns its summary line and exit code. */
+  async stop(): Promise<{ summary?: SessionStatus; code: number | null }> {
+    const code = await this.end();
+    const summary = this.lines.find((l) => l.summary === true) as SessionStatus | undefined;
+    return { summary, code };
+  }
+}
