@@ -16,7 +16,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { labRpc, REPO, startLab, type RunningLab } from "../deploy/lab/lab.js";
+import { labDir, labRpc, REPO, startLab, type RunningLab } from "../deploy/lab/lab.js";
 import { destroyLab, migrate, vmHost, type Migration } from "../deploy/lab/netns.js";
 import { namespaceName, type HostRole, type LabNamespace } from "../deploy/lab/topology.js";
 
@@ -110,6 +110,10 @@ interface Measurement {
   blackoutToMs: number | null;
   /** The longest such interval before the migration: what the shared machine adds on its own. */
   baselineMaxGapMs: number;
+  /** Whether replies came in the 100 ms before the move; if not, the blackout began earlier (a broken previous handover). */
+  reachableBefore: boolean;
+  /** From the move's start to the first reply after it. */
+  firstReplyAfterMoveMs: number | null;
   /** The machine's 1-minute load average when the migration began (it is shared). */
   load1: number;
   lost: number;
@@ -145,7 +149,7 @@ async function nextJson(lines: AsyncIterator<string>, what: string): Promise<Rec
 
 /** The agent's handover line for the arrival this migration caused. */
 async function agentLine(host: HostRole, vm: string, direction: string, startedAt: number): Promise<AgentHandover | null> {
-  const log = join("/run/mip46-lab", PREFIX, `agent-${host}.log`);
+  const log = join(labDir(PREFIX), `agent-${host}.log`);
   const deadline = Date.now() + 5_000;
   for (;;) {
     const lines = existsSync(log) ? readFileSync(log, "utf8").split("\n") : [];
@@ -193,6 +197,8 @@ async function measure(round: number, c: Case, leg: "away" | "home"): Promise<Me
     if (edges[i] <= move.startedAt) baseline = Math.max(baseline, ms);
     else if (blackout === null || ms > blackout.ms) blackout = { ms, from: edges[i - 1], to: edges[i] };
   }
+  const after = times.find((t) => t > move.startedAt);
+  const reachableBefore = times.some((t) => t <= move.startedAt && t > move.startedAt - 100);
   // Nothing came back after the move: the blackout lasts at least to the end of the probe.
   const recovered = times.length > 0 && times.at(-1)! > move.upAt && end - times.at(-1)! < 50;
   const b: Record<string, number | undefined> = { portMoveMs: move.upAt - move.startedAt };
@@ -216,7 +222,8 @@ async function measure(round: number, c: Case, leg: "away" | "home"): Promise<Me
   return {
     round, vm: c.vm, flow: c.flow, leg, direction, from, to, startedAt: move.startedAt, upAt: move.upAt,
     blackoutMs: blackout && round3(blackout.ms), blackoutFromMs: blackout && round3(blackout.from - move.startedAt), blackoutToMs: blackout && round3(blackout.to - move.startedAt),
-    baselineMaxGapMs: round3(baseline), load1,
+    baselineMaxGapMs: round3(baseline), load1, reachableBefore,
+    firstReplyAfterMoveMs: after === undefined ? null : round3(after - move.startedAt),
     lost: result.lost, sent: result.sent, duplicates: result.duplicates, reordered: result.reordered, recovered,
     breakdown: b, agent, probe: result,
   };
@@ -248,10 +255,13 @@ function report(all: Measurement[]): void {
     groups.set(key, [...(groups.get(key) ?? []), m]);
   }
   for (const [key, ms] of groups) {
-    say(`\n${key}: ${ms.length} migrations, ${ms.filter((m) => m.agent?.ok).length} handovers ok, ${ms.filter((m) => m.recovered).length} recovered`);
+    const unreachable = ms.filter((m) => !m.reachableBefore).length;
+    say(`\n${key}: ${ms.length} migrations, ${ms.filter((m) => m.agent?.ok).length} handovers ok, ${ms.filter((m) => m.recovered).length} recovered` +
+      (unreachable ? `; ${unreachable} unreachable before the move (left out of blackout and loss)` : ""));
     const rows: [string, (m: Measurement) => number | undefined][] = [
-      ["blackout ms", (m) => m.blackoutMs ?? undefined],
-      ["packets lost", (m) => m.lost],
+      ["blackout ms", (m) => (m.reachableBefore ? m.blackoutMs ?? undefined : undefined)],
+      ["packets lost", (m) => (m.reachableBefore ? m.lost : undefined)],
+      ["delivery back at ms (after started)", (m) => (m.recovered ? m.blackoutToMs ?? undefined : undefined)],
       ["baseline gap ms (before the move)", (m) => m.baselineMaxGapMs],
       ["probe RTT p50 ms", (m) => m.probe.rttMs.p50 ?? undefined],
       ["machine load (1 min)", (m) => m.load1],
@@ -276,7 +286,7 @@ function report(all: Measurement[]): void {
       const v = ms.map(get).filter((x): x is number => x !== undefined);
       say(`  ${name.padEnd(36)} ${fmt(pct(v, 0.5)).padStart(8)} ${fmt(pct(v, 0.9)).padStart(8)} ${fmt(pct(v, 1)).padStart(8)}  ${String(v.length).padStart(2)}`);
     }
-    const median = pct(ms.map((m) => m.blackoutMs).filter((x): x is number => x !== null), 0.5);
+    const median = pct(ms.filter((m) => m.reachableBefore).map((m) => m.blackoutMs).filter((x): x is number => x !== null), 0.5);
     if (median !== undefined) {
       say(`  median blackout ${median.toFixed(1)} ms: ${REFERENCES.map((r) => `${(median / r.ms).toFixed(3)}× ${r.name} (${r.ms} ms)`).join("; ")}; aim < ${TARGET_MS} ms: ${median < TARGET_MS ? "met" : "NOT met"}`);
     }
@@ -293,7 +303,7 @@ async function teardown(): Promise<void> {
   stopping = true;
   for (const c of children) c.kill("SIGKILL");
   // The lab's folder goes with the lab: keep its logs for a look at what happened.
-  const dir = join("/run/mip46-lab", PREFIX);
+  const dir = labDir(PREFIX);
   if (existsSync(dir)) {
     mkdirSync(args.logs!, { recursive: true });
     for (const f of readdirSync(dir).filter((f) => f.endsWith(".log"))) copyFileSync(join(dir, f), join(args.logs!, f));
@@ -337,7 +347,7 @@ try {
         const b = m.breakdown;
         say(`round ${String(round).padStart(2)} ${c.vm} ${leg.padEnd(4)} ${m.from}→${m.to}: blackout ${fmt(m.blackoutMs ?? undefined)} ms, lost ${m.lost}/${m.sent}` +
           ` | move ${fmt(b.portMoveMs)} detect ${fmt(b.detectionMs)} alloc ${fmt(b.allocationMs, 0)} host ${fmt(b.hostRulesMs, 0)} push ${fmt(b.rulePushMs, 0)} reg ${fmt(b.registrationMs, 0)}` +
-          `${m.agent?.ok ? "" : ` | agent: ${m.agent?.error ?? "no handover logged"}`}${m.recovered ? "" : " | NOT RECOVERED"}`);
+          `${m.agent?.ok ? "" : ` | agent: ${m.agent?.error ?? "no handover logged"}`}${m.reachableBefore ? "" : " | unreachable before"}${m.recovered ? "" : " | NOT RECOVERED"}`);
       }
       if ((await vmHost(PREFIX, c.vm)) !== c.home) throw new Error(`${c.vm} is not home after round ${round}`);
     }

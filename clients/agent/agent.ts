@@ -67,6 +67,8 @@ interface Visit {
   careOfIPv4: string;
   careOfIPv6: string;
   sequence: number;
+  /** The care-of lease's lifetime (AllocateCareOf); the lease is renewed with the registration. */
+  leaseLifetimeS: number;
   refresh?: NodeJS.Timeout;
   gone: boolean;
   /** IPv6 VMs: the home address's bytes, to spot correspondents in what arrives for it. */
@@ -264,6 +266,7 @@ export class PrivilegedVmAgent {
       }
       const visit: Visit = {
         vm, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6, sequence: this.visits.get(vm.id)?.sequence ?? randomSequence(), gone: false,
+        leaseLifetimeS: lease.lifetimeSeconds,
         correspondents: new Map(), ...(vm.family === 6 ? { home6: parseIPv6(vm.homeAddress, "homeAddress").bytes } : {}),
       };
       this.installHostSide(visit);
@@ -352,7 +355,13 @@ export class PrivilegedVmAgent {
         const identification = readIdentification(rrq);
         packet = buildUdp4({ src: ipv4Bytes(v.vm.homeAddress), dst: ipv4Bytes(v.vm.homeAgent), srcPort: MIP4_PORT, dstPort: MIP4_PORT }, rrq);
         const home = packet.subarray(12, 16).slice();
-        match = (pkt) => pkt[0] >> 4 === 4 && pkt[9] === IPPROTO.UDP && equalAt(pkt, 16, home) && udpSourcePort4(pkt) === MIP4_PORT;
+        // RFC 5944 §5.7: the reply carries the request's low 32 identification bits, so a late
+        // reply to an earlier attempt is not taken for this one's.
+        const low = rrq.subarray(20, 24).slice();
+        match = (pkt) => {
+          if (pkt[0] >> 4 !== 4 || pkt[9] !== IPPROTO.UDP || !equalAt(pkt, 16, home) || udpSourcePort4(pkt) !== MIP4_PORT) return false;
+          return equalAt(pkt, ((pkt[0] & 0x0f) << 2) + 8 + 16, low);
+        };
         check = (pkt) => {
           const ihl = (pkt[0] & 0x0f) << 2;
           return checkReply(pkt.subarray(ihl + 8), sa, identification);
@@ -402,14 +411,34 @@ export class PrivilegedVmAgent {
     });
   }
 
-  private scheduleRefresh(v: Visit): void {
+  /**
+   * Renews the care-of lease with the engine and the registration with the home agent at two
+   * thirds of the shorter lifetime (RFC 5944 §3.6 leaves the timing to the mobile node); a
+   * failure is retried a few seconds later.
+   */
+  private scheduleRefresh(v: Visit, delayMs = (Math.min(v.leaseLifetimeS || Infinity, this.cfg.registration.lifetimeS) * 1000 * 2) / 3): void {
     clearTimeout(v.refresh);
-    // Re-register at two thirds of the lifetime (RFC 5944 §3.6 leaves the timing to the MN).
+    if (v.gone || this.stopped) return;
     v.refresh = setTimeout(() => {
-      this.register(v, this.cfg.registration.lifetimeS)
+      this.renew(v)
         .then(() => this.scheduleRefresh(v))
-        .catch((e) => this.deps.log.warn("re-registration failed", { vmId: v.vm.id, error: (e as Error).message }));
-    }, (this.cfg.registration.lifetimeS * 1000 * 2) / 3);
+        .catch((e) => {
+          this.deps.log.warn("renewal failed; trying again", { vmId: v.vm.id, error: (e as Error).message });
+          if (!v.gone && !this.stopped) this.scheduleRefresh(v, 5000);
+        });
+    }, delayMs);
+  }
+
+  private async renew(v: Visit): Promise<void> {
+    if (v.gone || this.stopped) return;
+    const lease = await this.deps.control.allocateCareOf({ hostId: this.cfg.hostId, vmId: v.vm.id, homeAddress: v.vm.homeAddress });
+    v.leaseLifetimeS = lease.lifetimeSeconds;
+    if (lease.careOfIpv4 !== v.careOfIPv4 || lease.careOfIpv6 !== v.careOfIPv6) {
+      // The lease had lapsed and the engine handed out new addresses: start over with them.
+      this.deps.log.warn("care-of addresses changed on renewal", { vmId: v.vm.id, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6 });
+      return this.arrived(v.vm, this.now);
+    }
+    await this.register(v, this.cfg.registration.lifetimeS);
   }
 
   // ---------------------------------------------------------------- coming home

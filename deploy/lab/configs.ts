@@ -131,7 +131,7 @@ export function writeLabConfigs(dir: string, prefix: string, migrateCommand: str
       heartbeatIntervalMs: 1000,
       hypervisor: { homeBridge: h.homeBridge, visitorBridge: h.visitorBridge, pollMs: 5, migrateCommand },
       network: { uplink: h.pv0.name, visitor: h.pv1.name, engineIPv4: ENGINE_TUNNEL.ipv4, engineIPv6: ENGINE_TUNNEL.ipv6 },
-      registration: { lifetimeS: 600, firstRetransmitMs: 40, maxAttempts: 8 },
+      registration: { lifetimeS: 600, firstRetransmitMs: 80, maxAttempts: 8 },
       vms,
       keysFile: agentKeys,
       workerId: role,

@@ -6,9 +6,10 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { writeLabConfigs, type LabConfigFiles } from "./configs.js";
-import { createLab, destroyLab, exec, labNamespaces } from "./netns.js";
+import { createLab, destroyLab, exec, labNamespaces, spawnIn } from "./netns.js";
 import { DEFAULT_PREFIX, LAB_PLAN, namespaceName, type LabNamespace } from "./topology.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -103,9 +104,65 @@ export async function labRpc<T = Record<string, unknown>>(prefix: string, method
   return JSON.parse(stdout) as T;
 }
 
+export interface LabRpc {
+  call<T = Record<string, unknown>>(method: string, request?: Record<string, unknown>): Promise<T>;
+  close(): void;
+}
+
+/** One long-lived RPC helper in the management network (rpc.ts --serve): calls cost a round trip, not a process. */
+export function openLabRpc(prefix: string): LabRpc {
+  const child = spawnIn(prefix, "mgmt", [process.execPath, "--import", "tsx", join(REPO, "deploy/lab/rpc.ts"), "--serve"], { stdio: ["pipe", "pipe", "inherit"] });
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let next = 1;
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    const msg = JSON.parse(line) as { id: number; response?: unknown; error?: string };
+    const p = pending.get(msg.id);
+    if (p === undefined) return;
+    pending.delete(msg.id);
+    if (msg.error !== undefined) p.reject(new Error(msg.error));
+    else p.resolve(msg.response);
+  });
+  child.once("exit", (code) => {
+    for (const p of pending.values()) p.reject(new Error(`the lab's RPC helper exited (${code})`));
+    pending.clear();
+  });
+  return {
+    call<T>(method: string, request: Record<string, unknown> = {}): Promise<T> {
+      const id = next++;
+      return new Promise<T>((resolve, reject) => {
+        pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        child.stdin!.write(JSON.stringify({ id, method, request }) + "\n");
+      });
+    },
+    close() {
+      child.stdin!.end();
+    },
+  };
+}
+
 /** Whether a lab with this prefix has namespaces now. */
 export async function labExists(prefix: string = DEFAULT_PREFIX): Promise<boolean> {
   return (await labNamespaces(prefix)).length > 0;
 }
 
 export { LAB_PLAN };
+
+/** Reads a Prometheus endpoint on the management network: sample name with labels → value. */
+export async function labMetrics(prefix: string, endpoint: string): Promise<Map<string, number>> {
+  const script = `const r = await fetch(${JSON.stringify(`http://${endpoint}/metrics`)}); process.stdout.write(await r.text());`;
+  const { stdout } = await exec(prefix, "mgmt", [process.execPath, "--input-type=module", "-e", script], { timeoutMs: 10_000 });
+  const out = new Map<string, number>();
+  for (const line of stdout.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/** The agent's "handover" log lines (clients/agent/agent.ts), newest last. */
+export function handoverLines(dir: string, host: "h4" | "h6"): Record<string, unknown>[] {
+  const path = join(dir, `agent-${host}.log`);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8").split("\n").filter((l) => l.includes(`"msg":"handover"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+}

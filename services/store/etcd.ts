@@ -3,7 +3,9 @@
 // call resolves only after etcd answered the transaction, i.e. after a quorum committed it.
 //
 // Keys under `<prefix>/`:
-//   addresses/<a.b.c.d>        one key per leasable address (never a bitmap): its pool, state, holder
+//   addresses/<a.b.c.d>        one key per leasable address (never a bitmap): its pool, state, holder;
+//                              keyed by address alone, as pools never overlap and ReleaseCareOf
+//                              names only the address
 //   holders/<purpose>/<holder> the address a holder leases; claimed in the same transaction
 //   rules/revision             the rule table's revision counter; every rule change compares it
 //   rules/key/<rule key>       {owner, rule}

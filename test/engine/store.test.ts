@@ -156,6 +156,8 @@ for (const kind of kinds) {
     t.is(failed.length, 20);
     t.true(failed.every((e) => e instanceof ResourceExhaustedError), failed.map((e) => e.message).join("; "));
     t.deepEqual((await store.listLeases()).map((l) => l.address).sort(), [...ok].sort());
+    const holder = (await store.listLeases())[0];
+    t.is((await other.acquireLease({ ...base, holder: holder.holder, nowMs: 2000 })).address, holder.address, "a full pool still renews a holder's lease");
   });
 
   test(name("syncPools keeps leased addresses that left the configuration, drops the rest"), async (t) => {

@@ -34,6 +34,55 @@ export interface LabHandle {
   readonly lab: RunningLab;
   /** Processes started through the handle, ended in `test.after.always` before the lab. */
   track(child: ChildProcess): void;
+  /** Runs `fn` in `test.after.always`, after the tracked processes end and before the lab stops. */
+  onStop(fn: () => Promise<void> | void): void;
+  /**
+   * An engine RPC, as labRpc, through one client process kept in the management namespace:
+   * labRpc starts node and tsx for every call, which costs seconds on a loaded machine.
+   */
+  rpc<T = Record<string, unknown>>(method: string, request?: Record<string, unknown>): Promise<T>;
+}
+
+// Reads { id, method, request } lines on stdin and answers { id, result } or { id, error }.
+const RPC_CLIENT = `
+import { createInterface } from "node:readline";
+const { connectControl } = await import(process.argv[1]);
+const client = connectControl(process.argv[2], 10000);
+const out = (o) => process.stdout.write(JSON.stringify(o, (_k, v) => (typeof v === "bigint" ? v.toString() : v)) + "\\n");
+for await (const line of createInterface({ input: process.stdin })) {
+  const { id, method, request } = JSON.parse(line);
+  client[method](request).then((result) => out({ id, result }), (e) => out({ id, error: e.message }));
+}
+client.close();
+`;
+
+class RpcSession {
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private next = 1;
+
+  constructor(private readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on("line", (l) => {
+      const m = JSON.parse(l) as { id: number; result?: unknown; error?: string };
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (m.error !== undefined) p?.reject(new Error(m.error));
+      else p?.resolve(m.result);
+    });
+    let err = "";
+    child.stderr!.on("data", (d) => (err += String(d)));
+    child.once("exit", (code) => {
+      for (const p of this.pending.values()) p.reject(new Error(`the RPC client exited (${code}): ${err.slice(-1000)}`));
+      this.pending.clear();
+    });
+  }
+
+  call<T>(method: string, request: Record<string, unknown>): Promise<T> {
+    const id = this.next++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.stdin!.write(JSON.stringify({ id, method, request }) + "\n");
+    });
+  }
 }
 
 /**
@@ -44,11 +93,14 @@ export function useLab(test: TestFn<any>): LabHandle {
   const prefix = uniqueLabPrefix();
   let running: RunningLab | undefined;
   const children = new Set<ChildProcess>();
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let rpc: RpcSession | undefined;
   test.before(async () => {
     running = await startLab({ prefix });
   });
   test.after.always(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(() => undefined);
     if (running) await running.stop();
     else await destroyLab(prefix).catch(() => undefined);
   });
@@ -57,6 +109,17 @@ export function useLab(test: TestFn<any>): LabHandle {
     get lab() {
       if (running === undefined) throw new Error(`lab ${prefix} is not running`);
       return running;
+    },
+    rpc<T>(method: string, request: Record<string, unknown> = {}) {
+      if (rpc === undefined) {
+        const child = spawnIn(prefix, "mgmt", [process.execPath, "--import", "tsx", "--input-type=module", "-e", RPC_CLIENT, join(REPO, "clients/control.ts"), LAB_ENDPOINTS.engineGrpc], { stdio: ["pipe", "pipe", "pipe"], cwd: REPO });
+        children.add(child);
+        rpc = new RpcSession(child);
+      }
+      return rpc.call<T>(method, request);
+    },
+    onStop(fn) {
+      cleanups.push(fn);
     },
     track(child) {
       children.add(child);
@@ -181,9 +244,10 @@ class JsonLines {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  waitForLine(what: string, match: (l: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> {
+  /** The first line from index `from` on that `match` accepts. */
+  waitForLine(what: string, match: (l: Record<string, unknown>) => boolean, timeoutMs: number, from = 0): Promise<Record<string, unknown>> {
     return waitFor(`${this.label}: ${what}`, () => {
-      const l = this.lines.find(match);
+      const l = this.lines.slice(from).find(match);
       if (l) return l;
       if (!this.running) throw new Error(`${this.label} exited (${this.child.exitCode ?? this.child.signalCode}); stderr: ${this.stderr.join(" | ").slice(-500)}`);
       return undefined;
@@ -248,8 +312,7 @@ export class SessionClient extends JsonLines {
 
   /** Waits for a status line printed after this call, so its counts are from now or later. */
   async fresh(timeoutMs = 3_000): Promise<SessionStatus> {
-    const n = this.lines.length;
-    const l = await this.waitForLine("a status line", (x) => this.lines.indexOf(x) >= n && typeof x.sent === "number", timeoutMs);
+    const l = await this.waitForLine("a status line", (x) => typeof x.sent === "number", timeoutMs, this.lines.length);
     return l as unknown as SessionStatus;
   }
 
@@ -258,5 +321,48 @@ export class SessionClient extends JsonLines {
     const code = await this.end();
     const summary = this.lines.find((l) => l.summary === true) as SessionStatus | undefined;
     return { summary, code };
+  }
+}
+
+// ------------------------------------------------------------------------------------ checks
+
+/**
+ * Checks that do not stop the test: ava 6 ends a test at its first failed assertion, but a lab
+ * run is long and one broken step should not hide the state of the others. Each failure is
+ * logged as it happens; `done()` fails the test with all of them.
+ */
+export class SoftChecks {
+  readonly failures: string[] = [];
+
+  constructor(private readonly t: { log(...values: unknown[]): void; deepEqual(a: unknown, b: unknown, message?: string): void }) {}
+
+  true(ok: boolean, message: string): boolean {
+    if (!ok) {
+      this.failures.push(message);
+      this.t.log(`FAILED: ${message}`);
+    }
+    return ok;
+  }
+
+  is(actual: unknown, wanted: unknown, message: string): boolean {
+    return this.true(Object.is(actual, wanted), `${message}: got ${JSON.stringify(actual)}, wanted ${JSON.stringify(wanted)}`);
+  }
+
+  deepEqual(actual: unknown, wanted: unknown, message: string): boolean {
+    return this.true(JSON.stringify(actual) === JSON.stringify(wanted), `${message}: got ${JSON.stringify(actual)}, wanted ${JSON.stringify(wanted)}`);
+  }
+
+  /** Runs a wait; a timeout becomes a failure instead of an exception. */
+  async wait(promise: Promise<unknown>): Promise<boolean> {
+    try {
+      await promise;
+      return true;
+    } catch (e) {
+      return this.true(false, (e as Error).message);
+    }
+  }
+
+  done(): void {
+    this.t.deepEqual(this.failures, [], `${this.failures.length} check(s) failed`);
   }
 }
