@@ -297,10 +297,13 @@ function report(all: Measurement[]): void {
 }
 
 let lab: RunningLab | undefined;
-let stopping = false;
-async function teardown(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
+let stopping: Promise<void> | undefined;
+/** Once, whoever asks first (the signal handler or the end of the run); every caller waits for it. */
+function teardown(): Promise<void> {
+  stopping ??= doTeardown();
+  return stopping;
+}
+async function doTeardown(): Promise<void> {
   for (const c of children) c.kill("SIGKILL");
   // The lab's folder goes with the lab: keep its logs for a look at what happened.
   const dir = labDir(PREFIX);

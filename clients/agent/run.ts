@@ -2,6 +2,7 @@
 // registration replies), the engine client, the hypervisor's bridges and hook, the sampler.
 import type { Logger } from "../../lib/log.js";
 import { connectControl } from "../control.js";
+import { connectControlAny } from "../failover.js";
 import { runWorker, type RunningWorker, type WorkerOptions } from "../../dataplane/worker/worker.js";
 import { PrivilegedVmAgent } from "./agent.js";
 import type { AgentConfig } from "./config.js";
@@ -17,8 +18,12 @@ export interface RunningAgent {
 export async function runAgent(config: AgentConfig, log: Logger, options: Pick<WorkerOptions, "io" | "skipHostCheck"> = {}): Promise<RunningAgent> {
   let agent: PrivilegedVmAgent | undefined;
   const worker = await runWorker(config.worker, log, { ...options, intercept: (pkt, _ingress, decapsulated) => agent?.intercept(pkt, decapsulated) ?? false });
-  // The first replica; clients/failover.ts takes over the list when replicas run.
-  const control = connectControl(config.engines[0], 5000, config.worker.tls);
+  // Every replica: a call that finds one down moves on to the next (clients/failover.ts).
+  const control = connectControlAny(config.engines, {
+    deadlineMs: 10_000, attemptMs: 3000,
+    connect: (address) => connectControl(address, 3000, config.worker.tls),
+    onFailover: (from, to, err) => log.warn("engine replica failed; using the next", { from, to, error: err.message }),
+  });
   const ignore = new Set([config.network.uplink, config.network.visitor, "up", "pv0br", "pv1br"]);
   try {
     agent = new PrivilegedVmAgent({

@@ -20,7 +20,8 @@ import type { TunnelPeer } from "../tunnel/peers.js";
 import { innerSourceAllowed } from "../tunnel/peers.js";
 import { newIPv6Chain, walkIPv6Extensions } from "../packet/ipv6.js";
 import { IPPROTO } from "../packet/ipv4.js";
-import { BA_STATUS, buildBindingAcknowledgement, buildMobilityPacket, isNewerSequence, MH_TYPE, parseMobilityHeader } from "../packet/mip6.js";
+import { pseudoHeaderSum6 } from "../packet/checksum.js";
+import { BA_STATUS, buildBindingAcknowledgement, buildMobilityPacket, isNewerSequence, MH_TYPE, parseMobilityHeader, verifyMhChecksum } from "../packet/mip6.js";
 
 /** Longest binding we keep, whatever the update asks (RFC 6275 §9.5.1 lets the node shorten it). */
 const MAX_LIFETIME_MS = 600_000;
@@ -83,6 +84,9 @@ export class CorrespondentBindings {
     if (mh === undefined || mh.mhType !== MH_TYPE.BINDING_UPDATE || mh.homeRegistration) return { result: "malformed" };
     const careOf = pkt.slice(8, 24);
     const correspondent = pkt.slice(24, 40);
+    // RFC 6275 §9.2: a wrong checksum (pseudo-header source: the home address, §6.1.1) or a
+    // Payload Proto other than 59 is discarded without an answer.
+    if (mh.payloadProto !== IPPROTO.NONE || !verifyMhChecksum(pkt, mh.offset, mh.length, pseudoHeaderSum6(home, 0, correspondent, 0, IPPROTO.MOBILITY, mh.length))) return { result: "malformed" };
     const ack = (status: number, lifetime: number) => buildMobilityPacket(
       { src: correspondent, dst: careOf, routingHomeAddress: home },
       buildBindingAcknowledgement({ status, sequence: mh.sequence, lifetime }),

@@ -1,5 +1,7 @@
 // The gRPC adapter of the ControlEngine service: check each field, call the engine, map the
 // result to the generated messages, and map errors to status codes here and nowhere else.
+import { ConflictError } from "../store/etcd.js";
+import { LeadershipLostError } from "../store/guard.js";
 import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError, Metadata, status } from "@grpc/grpc-js";
 import {
   type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest, HostState,
@@ -52,6 +54,10 @@ export function toStatus(e: unknown, log: Logger, method: string): Partial<Servi
     [FailedPreconditionError, status.FAILED_PRECONDITION],
     [ResourceExhaustedError, status.RESOURCE_EXHAUSTED],
     [ConfigError, status.FAILED_PRECONDITION],
+    // Replicas on etcd: a write that kept losing its compare-and-swap, or a replica that stopped
+    // being the leader mid-write; the caller may try again (on another replica).
+    [ConflictError, status.ABORTED],
+    [LeadershipLostError, status.UNAVAILABLE],
   ];
   for (const [cls, code] of known) if (e instanceof cls) return { code, details: e.message };
   log.error("internal error", { method, err: e, stack: (e as Error)?.stack });

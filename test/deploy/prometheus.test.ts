@@ -2,7 +2,10 @@
 // configuration, the alert rules, and the rules' unit tests (alerts.test.yml).
 import test from "ava";
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
+import { parse } from "yaml";
+import { LAB_ENDPOINTS } from "../../deploy/lab/configs.js";
 
 const run = promisify(execFile);
 const dir = "deploy/prometheus";
@@ -19,21 +22,19 @@ test("promtool check rules: the alert rules", async (t) => {
   t.regex(stdout, /SUCCESS: \d+ rules found/);
 });
 
-test("promtool test rules: engine replicas down, a worker behind on rules, a pool nearly exhausted", async (t) => {
+test("promtool test rules: the scenarios of alerts.test.yml", async (t) => {
   const { stdout } = await promtool("test", "rules", "alerts.test.yml");
   t.regex(stdout, /SUCCESS/);
   t.notRegex(stdout, /FAILED/);
 });
 
-test("the scrape configuration has a job for each mip46 process on the lab's ports", async (t) => {
-  const { parse } = await import("yaml");
-  const { readFileSync } = await import("node:fs");
+test("the scrape configuration scrapes exactly the lab's six metrics endpoints (LAB_ENDPOINTS), one job per kind of process", async (t) => {
   const cfg = parse(readFileSync(`${dir}/prometheus.yml`, "utf8")) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
   const targets = Object.fromEntries(cfg.scrape_configs.map((j) => [j.job_name, j.static_configs.flatMap((s) => s.targets)]));
   t.deepEqual(targets, {
-    "mip46-engine": ["[2001:db8:ff::1]:9046"],
-    "mip46-dataplane": ["[2001:db8:ff::1]:9047"],
-    "mip46-home-agent": ["[2001:db8:ff::2]:9048", "[2001:db8:ff::3]:9049"],
-    "mip46-agent": ["[2001:db8:ff::4]:9050", "[2001:db8:ff::5]:9051"],
+    "mip46-engine": [LAB_ENDPOINTS.engineMetrics],
+    "mip46-dataplane": [LAB_ENDPOINTS.engineWorkerMetrics],
+    "mip46-home-agent": [LAB_ENDPOINTS.r1Metrics, LAB_ENDPOINTS.r2Metrics],
+    "mip46-agent": [LAB_ENDPOINTS.h4Metrics, LAB_ENDPOINTS.h6Metrics],
   });
 });

@@ -3,11 +3,11 @@
 // namespace, the processes' JSON logs, and waits that end with an error naming what never came.
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { TestFn } from "ava";
-import { REPO, labRpc, startLab, type RunningLab } from "../../deploy/lab/lab.js";
+import { REPO, labRpc, openLabRpc, startLab, type LabRpc, type RunningLab } from "../../deploy/lab/lab.js";
 import { LAB_ENDPOINTS } from "../../deploy/lab/configs.js";
 import { destroyLab, exec, spawnIn } from "../../deploy/lab/netns.js";
 import type { LabNamespace } from "../../deploy/lab/topology.js";
@@ -37,52 +37,10 @@ export interface LabHandle {
   /** Runs `fn` in `test.after.always`, after the tracked processes end and before the lab stops. */
   onStop(fn: () => Promise<void> | void): void;
   /**
-   * An engine RPC, as labRpc, through one client process kept in the management namespace:
-   * labRpc starts node and tsx for every call, which costs seconds on a loaded machine.
+   * An engine RPC, as labRpc, through one helper kept open in the management namespace
+   * (openLabRpc): labRpc starts node and tsx for every call, seconds on a loaded machine.
    */
   rpc<T = Record<string, unknown>>(method: string, request?: Record<string, unknown>): Promise<T>;
-}
-
-// Reads { id, method, request } lines on stdin and answers { id, result } or { id, error }.
-const RPC_CLIENT = `
-import { createInterface } from "node:readline";
-const { connectControl } = await import(process.argv[1]);
-const client = connectControl(process.argv[2], 10000);
-const out = (o) => process.stdout.write(JSON.stringify(o, (_k, v) => (typeof v === "bigint" ? v.toString() : v)) + "\\n");
-for await (const line of createInterface({ input: process.stdin })) {
-  const { id, method, request } = JSON.parse(line);
-  client[method](request).then((result) => out({ id, result }), (e) => out({ id, error: e.message }));
-}
-client.close();
-`;
-
-class RpcSession {
-  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  private next = 1;
-
-  constructor(private readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on("line", (l) => {
-      const m = JSON.parse(l) as { id: number; result?: unknown; error?: string };
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
-      if (m.error !== undefined) p?.reject(new Error(m.error));
-      else p?.resolve(m.result);
-    });
-    let err = "";
-    child.stderr!.on("data", (d) => (err += String(d)));
-    child.once("exit", (code) => {
-      for (const p of this.pending.values()) p.reject(new Error(`the RPC client exited (${code}): ${err.slice(-1000)}`));
-      this.pending.clear();
-    });
-  }
-
-  call<T>(method: string, request: Record<string, unknown>): Promise<T> {
-    const id = this.next++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.child.stdin!.write(JSON.stringify({ id, method, request }) + "\n");
-    });
-  }
 }
 
 /**
@@ -94,13 +52,20 @@ export function useLab(test: TestFn<any>): LabHandle {
   let running: RunningLab | undefined;
   const children = new Set<ChildProcess>();
   const cleanups: (() => Promise<void> | void)[] = [];
-  let rpc: RpcSession | undefined;
+  let rpc: LabRpc | undefined;
   test.before(async () => {
     running = await startLab({ prefix });
   });
   test.after.always(async () => {
+    rpc?.close();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(() => undefined);
+    // MIP46_LAB_LOGS=<dir> keeps the processes' logs, which go with the lab otherwise.
+    const keep = process.env.MIP46_LAB_LOGS;
+    if (running && keep) {
+      mkdirSync(keep, { recursive: true });
+      for (const f of readdirSync(running.dir)) if (f.endsWith(".log")) copyFileSync(join(running.dir, f), join(keep, `${prefix}-${f}`));
+    }
     if (running) await running.stop();
     else await destroyLab(prefix).catch(() => undefined);
   });
@@ -111,11 +76,7 @@ export function useLab(test: TestFn<any>): LabHandle {
       return running;
     },
     rpc<T>(method: string, request: Record<string, unknown> = {}) {
-      if (rpc === undefined) {
-        const child = spawnIn(prefix, "mgmt", [process.execPath, "--import", "tsx", "--input-type=module", "-e", RPC_CLIENT, join(REPO, "clients/control.ts"), LAB_ENDPOINTS.engineGrpc], { stdio: ["pipe", "pipe", "pipe"], cwd: REPO });
-        children.add(child);
-        rpc = new RpcSession(child);
-      }
+      rpc ??= openLabRpc(prefix);
       return rpc.call<T>(method, request);
     },
     onStop(fn) {
