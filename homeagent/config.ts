@@ -71,7 +71,8 @@ export function parseKeys(value: unknown, field: string, protocol: HomeAgentProt
     if (protocol !== "any" && (parsed.family === 6) !== (protocol === "mip6")) throw new HomeAgentConfigError(`${f}.homeAddress: must be an IPv${protocol === "mip6" ? 6 : 4} address`);
     if (seen.has(parsed.text)) throw new HomeAgentConfigError(`${f}.homeAddress: ${parsed.text} has two keys`);
     seen.add(parsed.text);
-    // RFC 5944 §3.5.1: SPIs 0–255 are reserved.
+    // RFC 5944 §3.5.1: SPIs 0–255 are reserved. No default: both ends must name the same one.
+    if (v.spi === undefined) throw new HomeAgentConfigError(`${f}.spi: required, an integer in 256..${0xffffffff}`);
     const spi = integer(v.spi, `${f}.spi`, -1, 256, 0xffffffff);
     const algorithm = (v.algorithm ?? (parsed.family === 6 ? "hmac-sha256" : "hmac-md5")) as AuthAlgorithm;
     if (algorithm !== "hmac-md5" && algorithm !== "hmac-sha256") throw new HomeAgentConfigError(`${f}.algorithm: must be hmac-md5 or hmac-sha256`);

@@ -6,7 +6,7 @@
 // for the home address to the care-of address (IPv4-in-IPv4, IPv6-in-IPv6).
 import { Counter, Gauge } from "prom-client";
 import type { Logger } from "../lib/log.js";
-import { ipv4FromBytes, parseIPv4 } from "../lib/net/address.js";
+import { ipv4FromBytes, parseIPv4, parseIPv6 } from "../lib/net/address.js";
 import type { Rule } from "../lib/rules/rules.js";
 import { IPPROTO } from "../dataplane/packet/ipv4.js";
 import { buildUdp4 } from "../dataplane/packet/udp.js";
@@ -45,7 +45,8 @@ export async function runHomeAgent(config: HomeAgentFileConfig, log: Logger, opt
       securityAssociations: new Map([...byHome].map(([a, k]) => [a, { spi: k.spi, key: k.key }])),
     })
     : undefined;
-  const haBytes = protocol === "mip4" ? Uint8Array.from(ha.address.split(".").map(Number)) : undefined;
+  const haBytes = protocol === "mip4" ? parseIPv4(ha.address, "homeAgent.address").bytes : undefined;
+  const ha6 = protocol === "mip6" ? parseIPv6(ha.address, "homeAgent.address").bytes : undefined;
   const chain = newIPv6Chain();
 
   let worker: RunningWorker | undefined;
@@ -85,15 +86,16 @@ export async function runHomeAgent(config: HomeAgentFileConfig, log: Logger, opt
 
   const intercept = (pkt: Uint8Array): boolean => {
     if (mip4 !== undefined) {
-      // IPv4, UDP to our address, port 434 (RFC 5944 §3.3), first fragment only with the header.
-      if (pkt[0] >> 4 !== 4 || pkt[9] !== IPPROTO.UDP || haBytes === undefined) return false;
+      // IPv4, UDP to our address, port 434 (RFC 5944 §3.3); a fragment is not taken (registrations are small).
+      if (pkt[0] >> 4 !== 4 || pkt[9] !== IPPROTO.UDP || haBytes === undefined || (((pkt[6] << 8) | pkt[7]) & 0x3fff) !== 0) return false;
       for (let i = 0; i < 4; i++) if (pkt[16 + i] !== haBytes[i]) return false;
       const ihl = (pkt[0] & 0x0f) << 2;
       if (pkt.length < ihl + 8 || ((pkt[ihl + 2] << 8) | pkt[ihl + 3]) !== MIP4_PORT) return false;
       pending.push(pkt.slice());
       return true;
     }
-    if (pkt[0] >> 4 !== 6) return false;
+    if (pkt[0] >> 4 !== 6 || ha6 === undefined) return false;
+    for (let i = 0; i < 16; i++) if (pkt[24 + i] !== ha6[i]) return false;
     const c = walkIPv6Extensions(pkt, 0, pkt.length, chain);
     if (c === undefined || c.upperProtocol !== IPPROTO.MOBILITY) return false;
     pending.push(pkt.slice());

@@ -21,9 +21,12 @@ export function createLogger(
   const min = RANK[minLevel] ?? RANK.info;
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[level] < min) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, (k, v) =>
-      SECRET_FIELD.test(k) || v instanceof Uint8Array ? "[redacted]"
-        : typeof v === "bigint" ? v.toString() : v instanceof Error ? { name: v.name, message: v.message } : v));
+    // A regular function: `this[k]` is the value before toJSON (a Buffer turns into an object first).
+    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, function (this: Record<string, unknown>, k: string, v: unknown) {
+      const original = this[k];
+      if (SECRET_FIELD.test(k) || original instanceof Uint8Array) return "[redacted]";
+      return typeof v === "bigint" ? v.toString() : v instanceof Error ? { name: v.name, message: v.message } : v;
+    }));
   };
   return {
     debug: (m, f) => emit("debug", m, f),

@@ -18,6 +18,7 @@ import type { Emit, Forwarder } from "../../dataplane/forward/index.js";
 import { IPPROTO } from "../../dataplane/packet/ipv4.js";
 import { newIPv6Chain, walkIPv6Extensions } from "../../dataplane/packet/ipv6.js";
 import { buildUdp4 } from "../../dataplane/packet/udp.js";
+import { BA_STATUS, isNewerSequence } from "../../dataplane/packet/mip6.js";
 import { parseMac } from "../../dataplane/packet/ethernet.js";
 import { LocalRules } from "../../dataplane/worker/local.js";
 import { buildAuthenticatedRequest, checkReply } from "../../homeagent/mip4/client.js";
@@ -66,7 +67,8 @@ interface Visit {
   vm: VmInventoryEntry;
   careOfIPv4: string;
   careOfIPv6: string;
-  sequence: number;
+  /** The last binding-update sequence number used for the VM (IPv6 VMs); undefined before the first. */
+  sequence: number | undefined;
   /** The care-of lease's lifetime (AllocateCareOf); the lease is renewed with the registration. */
   leaseLifetimeS: number;
   refresh?: NodeJS.Timeout;
@@ -96,6 +98,8 @@ export class PrivilegedVmAgent {
   private readonly chain6 = newIPv6Chain();
   /** Visiting IPv6 VMs, whose correspondents get binding updates. */
   private optimising: Visit[] = [];
+  /** The last binding-update sequence number used per VM (RFC 6275 §11.7.1: kept across moves). */
+  private readonly lastSequence = new Map<string, number>();
   private heartbeatTimer?: NodeJS.Timeout;
   private segmentPrefix?: string;
   private stopped = false;
@@ -187,7 +191,7 @@ export class PrivilegedVmAgent {
       if (pkt[8] === 0xff || (pkt[8] === 0xfe && (pkt[9] & 0xc0) === 0x80)) return;
       const cn = ipv6FromBytes(pkt.subarray(8, 24)).text;
       if (v.correspondents.has(cn)) return;
-      const entry = { sequence: randomSequence() };
+      const entry = { sequence: nextSequence(undefined) };
       v.correspondents.set(cn, entry);
       setImmediate(() => this.optimise(v, cn, entry));
       return;
@@ -198,7 +202,7 @@ export class PrivilegedVmAgent {
   private optimise(v: Visit, cn: string, entry: { sequence: number; refresh?: NodeJS.Timeout }): void {
     if (v.gone || this.stopped) return;
     const { forwarder, emit } = this.deps.worker;
-    entry.sequence = (entry.sequence + 1) & 0xffff;
+    entry.sequence = nextSequence(entry.sequence);
     const lifetimeS = this.cfg.registration.lifetimeS;
     // RFC 6275 §11.7.2 would run return routability first; the engine, which assigned the care-of
     // addresses, checks the binding against its own instead (correspondent.ts).
@@ -209,6 +213,12 @@ export class PrivilegedVmAgent {
     forwarder.inject(bu, emit, this.now);
     void reply.then((pkt) => {
       const r = pkt === undefined ? undefined : checkAcknowledgement(pkt);
+      // RFC 6275 §11.7.3 (as for a home agent): status 135 carries the last sequence number
+      // accepted; continue from there.
+      if (r !== undefined && r.status === BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW && !v.gone && !this.stopped) {
+        entry.sequence = r.sequence;
+        return this.optimise(v, cn, entry);
+      }
       const result = r === undefined ? "timeout" : r.ok ? "accepted" : (r.reason ?? `status-${r.status}`);
       this.metrics.registrations.inc({ protocol: "mip6-correspondent", result });
       this.deps.log.info("route optimisation", { vmId: v.vm.id, correspondent: cn, careOfIPv6: v.careOfIPv6, result });
@@ -265,7 +275,7 @@ export class PrivilegedVmAgent {
         if (!lease.careOfIpv6.startsWith(expected.network.text.replace(/::$/, ":"))) log.warn("care-of address outside the segment's prefix", { careOfIPv6: lease.careOfIpv6, prefix: this.segmentPrefix });
       }
       const visit: Visit = {
-        vm, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6, sequence: this.visits.get(vm.id)?.sequence ?? randomSequence(), gone: false,
+        vm, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6, sequence: this.visits.get(vm.id)?.sequence ?? this.lastSequence.get(vm.id), gone: false,
         leaseLifetimeS: lease.lifetimeSeconds,
         correspondents: new Map(), ...(vm.family === 6 ? { home6: parseIPv6(vm.homeAddress, "homeAddress").bytes } : {}),
       };
@@ -346,7 +356,7 @@ export class PrivilegedVmAgent {
       if (v.gone || this.stopped) throw new Error("the VM left before its registration was acknowledged");
       const now = this.now;
       let packet: Uint8Array;
-      let check: (pkt: Uint8Array) => { ok: boolean; reason?: string; code?: number; status?: number };
+      let check: (pkt: Uint8Array) => { ok: boolean; reason?: string; code?: number; status?: number; sequence?: number };
       let match: (pkt: Uint8Array) => boolean;
       if (v.vm.family === 4) {
         // 3.1 e: home address → r1, care-of address the pool address; the host's rule wraps it (f).
@@ -368,7 +378,8 @@ export class PrivilegedVmAgent {
         };
       } else {
         // 3.2 d: from the IPv6 care-of address with the home address option; wrapped by the host (d).
-        v.sequence = (v.sequence + 1) & 0xffff;
+        v.sequence = nextSequence(v.sequence);
+        this.lastSequence.set(v.vm.id, v.sequence);
         const sa = { spi: key.spi, key: key.key };
         packet = buildBindingUpdatePacket({
           homeAddress: v.vm.homeAddress, careOfAddress: v.careOfIPv6, homeAgent: v.vm.homeAgent, sequence: v.sequence, lifetimeS, sa, nowMs: now,
@@ -384,6 +395,14 @@ export class PrivilegedVmAgent {
       const got = await reply;
       if (got !== undefined) {
         const r = check(got);
+        if (!r.ok && r.status === BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW && r.sequence !== undefined) {
+          // RFC 6275 §11.7.3: the home agent's last accepted sequence number comes back with
+          // status 135 (another host's agent registered this VM with a later one); go on from it.
+          this.metrics.registrations.inc({ protocol, result: "sequence-resync" });
+          v.sequence = r.sequence;
+          this.lastSequence.set(v.vm.id, r.sequence);
+          continue;
+        }
         this.metrics.registrations.inc({ protocol, result: r.ok ? "accepted" : (r.reason ?? "refused") });
         if (!r.ok) throw new Error(`home agent ${v.vm.homeAgent} refused the registration of ${v.vm.id}: ${r.reason ?? JSON.stringify(r)}`);
         return attempt;
@@ -457,7 +476,8 @@ export class PrivilegedVmAgent {
         const rrq = buildAuthenticatedRequest({ homeAddress: vm.homeAddress, homeAgent: vm.homeAgent, careOfAddress: vm.homeAddress, lifetimeS: 0, sa: { spi: key.spi, algorithm: key.algorithm, key: key.key }, nowMs: now });
         worker.forwarder.inject(buildUdp4({ src: ipv4Bytes(vm.homeAddress), dst: ipv4Bytes(vm.homeAgent), srcPort: MIP4_PORT, dstPort: MIP4_PORT }, rrq), worker.emit, now);
       } else {
-        const sequence = ((this.visits.get(vm.id)?.sequence ?? randomSequence()) + 1) & 0xffff;
+        const sequence = nextSequence(this.lastSequence.get(vm.id));
+        this.lastSequence.set(vm.id, sequence);
         worker.forwarder.inject(buildBindingUpdatePacket({ homeAddress: vm.homeAddress, careOfAddress: vm.homeAddress, homeAgent: vm.homeAgent, sequence, lifetimeS: 0, sa: { spi: key.spi, key: key.key }, nowMs: now }), worker.emit, now);
       }
       this.metrics.registrations.inc({ protocol: vm.family === 4 ? "mip4" : "mip6", result: "deregistration-sent" });
@@ -517,8 +537,17 @@ export class PrivilegedVmAgent {
   }
 }
 
-function randomSequence(): number {
-  return Math.floor(Math.random() * 0x10000);
+/**
+ * The next binding-update sequence number. The VM's "mobile node" is spread over the agents of
+ * every host it visits, so the number follows the clock (one step per 64 ms, a wrap every 70
+ * minutes, newer for 35 minutes by RFC 6275 §9.5.1's modulo comparison, far longer than a
+ * refresh) and is never below the last one this agent used; a home agent that still knows a
+ * later one says so with status 135, and the caller continues from there.
+ */
+function nextSequence(last: number | undefined): number {
+  const clock = Math.floor(Date.now() / 64) & 0xffff;
+  if (last === undefined) return clock;
+  return isNewerSequence(clock, last) ? clock : (last + 1) & 0xffff;
 }
 
 function equalAt(buf: Uint8Array, off: number, want: Uint8Array): boolean {

@@ -116,7 +116,10 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       const home = parseAddress(req.homeAddress, "home_address");
       const homeAgent = parseAddress(req.homeAgent, "home_agent");
       sameFamily(homeAgent, home, "home_agent", "home_address");
-      const sourceHostId = id(req.sourceHostId, "source_host_id");
+      // A VM coming home may leave the source out: its agent (on the home host) does not know
+      // where it was, and the engine takes it from the binding.
+      const home_ = req.careOfIpv4 === "" && req.careOfIpv6 === "";
+      const sourceHostId = home_ && req.sourceHostId === "" ? "" : id(req.sourceHostId, "source_host_id");
       const destinationHostId = id(req.destinationHostId, "destination_host_id");
       const careOfIPv4 = req.careOfIpv4 === "" ? undefined : parseIPv4(req.careOfIpv4, "care_of_ipv4");
       const careOfIPv6 = req.careOfIpv6 === "" ? undefined : parseIPv6(req.careOfIpv6, "care_of_ipv6");

@@ -187,6 +187,7 @@ export class Engine {
       };
       if (!m.careOfIPv4 && !m.careOfIPv6) {
         // The VM is home again: its rules go, and its addresses cool down.
+        if (migration.sourceHostId === "") migration.sourceHostId = (await this.store.getBinding(m.vmId))?.hostId ?? "";
         const { revision, binding } = await this.store.deleteBinding(m.vmId, migration);
         await this.store.releaseLease({ holder: m.vmId, purpose: "translation" }, nowMs, this.cooldownMs);
         await this.store.releaseLease({ holder: m.vmId, purpose: "care-of" }, nowMs, this.cooldownMs);

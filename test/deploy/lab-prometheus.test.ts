@@ -104,6 +104,10 @@ live("Prometheus finds the lab's six targets, in the jobs of prometheus.yml, all
   for (const job of Object.keys(byJob)) byJob[job].sort();
   t.deepEqual(byJob, Object.fromEntries(Object.entries(EXPECTED).map(([job, eps]) => [job, [...eps].sort()])));
   t.true(last.every((x) => x.health === "up" && x.lastError === ""));
+  // The target labels of prometheus.yml (replica, worker, home_agent, host) clash with none of the
+  // processes' own: a clash would rename the process's label to exported_<name>.
+  const labels = await api<string[]>("/labels");
+  t.deepEqual(labels.filter((l) => l.startsWith("exported_")), []);
   // Through the query API too: `up` is 1 for each of the six.
   const up = await query("up");
   t.is(up.length, 6);

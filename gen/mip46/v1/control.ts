@@ -254,6 +254,10 @@ export interface RegisterMigrationRequest {
   homeAddress: string;
   /** r1 (Mobile IPv4) or r2 (Mobile IPv6): same family as home_address. */
   homeAgent: string;
+  /**
+   * May be empty when the VM came home (both care-of addresses empty): the engine takes it from
+   * the binding.
+   */
   sourceHostId: string;
   destinationHostId: string;
   /** Both empty: the VM is home again, and its rules are removed. */
