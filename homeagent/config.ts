@@ -1,6 +1,7 @@
 // A home agent's configuration file (YAML): the data-plane worker's keys (workerId, interfaces,
 // routes, metricsListen, capture, tickMs: see deploy/examples/dataplane.yaml) plus a `homeAgent`
 // section. Keys come from a separate file, readable by the home agent only, and are never logged.
+import { fieldReaders, isObject } from "../lib/config/fields.js";
 import { readFileSync, statSync } from "node:fs";
 import { parse } from "yaml";
 import { parseAddress, parseCidr } from "../lib/net/address.js";
@@ -9,6 +10,8 @@ import { parseWorkerConfig, WorkerConfigError, type WorkerConfig } from "../data
 export class HomeAgentConfigError extends Error {
   override name = "HomeAgentConfigError";
 }
+
+const { text, integer } = fieldReaders((m) => new HomeAgentConfigError(m));
 
 export type HomeAgentProtocol = "mip4" | "mip6";
 export type AuthAlgorithm = "hmac-md5" | "hmac-sha256";
@@ -39,20 +42,8 @@ export interface HomeAgentFileConfig {
   worker: WorkerConfig;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
-function text(v: unknown, field: string): string {
-  if (typeof v !== "string" || v === "") throw new HomeAgentConfigError(`${field}: required, a non-empty string`);
-  return v;
-}
 
-function integer(v: unknown, field: string, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) throw new HomeAgentConfigError(`${field}: must be an integer in ${min}..${max}, not ${JSON.stringify(v)}`);
-  return v;
-}
 
 /** Keys: a YAML list of { homeAddress, spi, algorithm?, key: hex }. The key's value never appears in an error. */
 export function parseKeys(value: unknown, field: string, protocol: HomeAgentProtocol | "any"): HomeAgentKey[] {

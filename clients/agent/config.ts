@@ -2,6 +2,7 @@
 // the hypervisor's bridges and inventory of VMs, and the data-plane worker it runs (the worker's
 // keys: workerId, interfaces, routes, metricsListen, capture, tickMs). MN–HA keys come from a
 // separate file (mode 0600), in the home agents' format, and are never logged.
+import { fieldReaders, isObject } from "../../lib/config/fields.js";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { parseAddress } from "../../lib/net/address.js";
@@ -11,6 +12,8 @@ import { loadKeysFile, parseKeys, type HomeAgentKey } from "../../homeagent/conf
 export class AgentConfigError extends Error {
   override name = "AgentConfigError";
 }
+
+const { text, integer } = fieldReaders((m) => new AgentConfigError(m));
 
 export interface VmInventoryEntry {
   id: string;
@@ -56,20 +59,8 @@ export interface AgentConfig {
   worker: WorkerConfig;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
-function text(v: unknown, field: string): string {
-  if (typeof v !== "string" || v === "") throw new AgentConfigError(`${field}: required, a non-empty string`);
-  return v;
-}
 
-function integer(v: unknown, field: string, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) throw new AgentConfigError(`${field}: must be an integer in ${min}..${max}, not ${JSON.stringify(v)}`);
-  return v;
-}
 
 function address(v: unknown, field: string, family?: 4 | 6): { text: string; family: 4 | 6 } {
   try {

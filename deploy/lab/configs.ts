@@ -92,26 +92,24 @@ export function writeLabConfigs(dir: string, prefix: string, migrateCommand: str
     correspondentRouter: true,
   });
 
-  const r1i = P.homeAgents.r1.interface;
-  const r1 = write(dir, "home-agent-r1.yaml", {
-    homeAgent: { protocol: "mip4", address: r1i.addresses[0].split("/")[0], homeNetwork: P.networks.net4.prefix, interface: r1i.name, maxLifetimeS: 600, keysFile: r1Keys },
-    workerId: "r1",
-    metricsListen: LAB_ENDPOINTS.r1Metrics,
-    capture: { bufferBytes: 8 << 20 },
-    tickMs: 100,
-    interfaces: [worker(r1i)],
-    routes: [{ prefix: "0.0.0.0/0", interface: r1i.name, via: e.e4.addresses[0].split("/")[0] }],
-  });
-  const r2i = P.homeAgents.r2.interface;
-  const r2 = write(dir, "home-agent-r2.yaml", {
-    homeAgent: { protocol: "mip6", address: r2i.addresses[0].split("/")[0], homeNetwork: P.networks.net6.prefix, interface: r2i.name, maxLifetimeS: 600, keysFile: r2Keys },
-    workerId: "r2",
-    metricsListen: LAB_ENDPOINTS.r2Metrics,
-    capture: { bufferBytes: 8 << 20 },
-    tickMs: 100,
-    interfaces: [worker(r2i)],
-    routes: [{ prefix: "::/0", interface: r2i.name, via: e.e6.addresses[0].split("/")[0] }],
-  });
+  const homeAgent = (role: "r1" | "r2", keysFile: string, metrics: string) => {
+    const i = P.homeAgents[role].interface;
+    const v4 = role === "r1";
+    return write(dir, `home-agent-${role}.yaml`, {
+      homeAgent: {
+        protocol: v4 ? "mip4" : "mip6", address: i.addresses[0].split("/")[0], homeNetwork: (v4 ? P.networks.net4 : P.networks.net6).prefix,
+        interface: i.name, maxLifetimeS: 600, keysFile,
+      },
+      workerId: role,
+      metricsListen: metrics,
+      capture: { bufferBytes: 8 << 20 },
+      tickMs: 100,
+      interfaces: [worker(i)],
+      routes: [{ prefix: v4 ? "0.0.0.0/0" : "::/0", interface: i.name, via: (v4 ? e.e4 : e.e6).addresses[0].split("/")[0] }],
+    });
+  };
+  const r1 = homeAgent("r1", r1Keys, LAB_ENDPOINTS.r1Metrics);
+  const r2 = homeAgent("r2", r2Keys, LAB_ENDPOINTS.r2Metrics);
 
   const vms = Object.values(P.vms).map((vm) => ({
     id: vm.name, port: vmPort(vm.name), homeAddress: vm.homeAddress.split("/")[0],

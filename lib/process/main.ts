@@ -1,6 +1,7 @@
 // What every mip46 daemon does around its work: wait for SIGTERM/SIGINT, and turn the outcome
 // of main() into an exit code with a JSON log line for an unexpected failure.
-import type { Logger } from "../log.js";
+import { parseArgs } from "node:util";
+import { createLogger, type Logger } from "../log.js";
 
 /** Resolves with the signal's name when SIGTERM or SIGINT arrives (logged as "stopping"). */
 export function stopSignal(log: Logger): Promise<string> {
@@ -20,4 +21,62 @@ export function runMain(name: string, main: () => Promise<number>): void {
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: `${name} failed`, error: String(e?.stack ?? e) })}\n`);
     process.exit(1);
   });
+}
+
+export interface ConfiguredDaemon<C> {
+  /** The log's component and the name in messages ("agent", "home-agent"). */
+  component: string;
+  help: string;
+  /** Reads the configuration file; throws an error `isConfigError` recognises when it is refused. */
+  load(path: string): C;
+  isConfigError(e: unknown): boolean;
+  /** Applies `--metrics-listen`. */
+  setMetricsListen(config: C, listen: string): void;
+  /** Starts the daemon; resolves once it is ready. */
+  start(config: C, log: Logger): Promise<{ stop(): Promise<void> }>;
+}
+
+/**
+ * The main() of a daemon that takes `--config FILE [--metrics-listen H:P]`: parses the flags,
+ * loads the configuration (a refusal is logged as "configuration refused", exit 1), starts it,
+ * and stops it on SIGTERM/SIGINT. Exit 2 for a usage error.
+ */
+export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process.argv.slice(2)): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({ args: argv, options: { config: { type: "string" }, "metrics-listen": { type: "string" }, help: { type: "boolean", short: "h" } }, strict: true }).values;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n\n${d.help}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(d.help + "\n");
+    return 0;
+  }
+  if (!args.config) {
+    process.stderr.write(`--config is required\n\n${d.help}\n`);
+    return 2;
+  }
+  const log = createLogger({ component: d.component });
+  let config: C;
+  try {
+    config = d.load(args.config);
+  } catch (e) {
+    if (d.isConfigError(e)) {
+      log.error("configuration refused", { error: (e as Error).message });
+      return 1;
+    }
+    throw e;
+  }
+  if (args["metrics-listen"]) d.setMetricsListen(config, args["metrics-listen"]);
+  let running;
+  try {
+    running = await d.start(config, log);
+  } catch (e) {
+    log.error(`${d.component} could not start`, { error: (e as Error).message });
+    return 1;
+  }
+  await stopSignal(log);
+  await running.stop();
+  return 0;
 }

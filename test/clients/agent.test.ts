@@ -7,9 +7,10 @@
 import test, { type ExecutionContext } from "ava";
 import { createHmac } from "node:crypto";
 import { PrivilegedVmAgent, type HandoverTimeline } from "../../clients/agent/agent.js";
-import { parseAgentConfig } from "../../clients/agent/config.js";
-import type { PortEvent, PortWatcher } from "../../clients/agent/hypervisor.js";
+import { parseAgentConfig, type AgentConfig } from "../../clients/agent/config.js";
+import type { Bridge, MigrationHook, PortEvent, PortWatcher } from "../../clients/agent/hypervisor.js";
 import type { ControlClient } from "../../clients/control.js";
+import type { AllocateCareOfRequest, HeartbeatRequest } from "../../gen/mip46/v1/control.js";
 import { Forwarder, type ForwarderConfig } from "../../dataplane/forward/index.js";
 import { ipv4Bytes, ipv6Bytes } from "../../dataplane/forward/addresses.js";
 import { buildEthernetFrame, ETHERTYPE, formatMac, parseMac } from "../../dataplane/packet/ethernet.js";
@@ -33,28 +34,68 @@ const PV0_MAC = "02:00:00:00:0a:00";
 const PV1_MAC = "02:00:00:00:0a:01";
 const GATEWAY_MAC = "02:00:00:00:0a:fe";
 const VM_MAC = "02:00:00:00:aa:01";
+const R1_MAC = "02:00:00:00:0b:01";
+// The IPv6 VM, its home agent r2, and the IPv4 host's side of its handover (flow 3.2).
+const KEY6 = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const WRONG_KEY6 = "f0e1d2c3b4a5968778695a4b3c2d1e0f";
+const HOME6 = "2001:db8:1::2";
+const HOME_AGENT6 = "2001:db8:1::1";
+const R2_MAC = "02:00:00:00:0b:02";
+const VM6_MAC = "02:00:00:00:aa:06";
+const ENGINE4 = "198.51.100.1";
+const H4_CARE_OF4 = "192.0.2.100";
+const H4_CARE_OF6 = "2001:db8:3::c000:264";
+const CORRESPONDENT6 = "2001:db8:c::10";
 /** 2026-01-01, the injected clock: the RRQ's Identification and the home agent's replay window use it. */
 const T0 = Date.UTC(2026, 0, 1);
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
-function agentConfig() {
+/** The IPv6 host h6 (2001:db8:1::/64 is also the home network of the IPv6 VM v6, whose home agent is r2). */
+function agentConfig(registration: { lifetimeS?: number; firstRetransmitMs?: number; maxAttempts?: number } = {}) {
   return parseAgentConfig({
     hostId: "h6",
     engines: ["[2001:db8:2::1]:50046"],
     heartbeatIntervalMs: 600_000,
     hypervisor: { homeBridge: "br-home", visitorBridge: "br-visit" },
     network: { uplink: "pv0", visitor: "pv1", engineIPv4: "203.0.113.254", engineIPv6: ENGINE6 },
-    registration: { lifetimeS: 300, firstRetransmitMs: 10_000, maxAttempts: 1 },
-    vms: [{ id: "v4", port: "tap-v4", homeAddress: HOME, homeAgent: HOME_AGENT, homeHost: "h4", mac: VM_MAC }],
-    keys: [{ homeAddress: HOME, spi: 256, algorithm: "hmac-sha256", key: KEY }],
+    registration: { lifetimeS: 300, firstRetransmitMs: 10_000, maxAttempts: 1, ...registration },
+    vms: [
+      { id: "v4", port: "tap-v4", homeAddress: HOME, homeAgent: HOME_AGENT, homeHost: "h4", mac: VM_MAC },
+      { id: "v6", port: "tap-v6", homeAddress: HOME6, homeAgent: HOME_AGENT6, homeHost: "h6", mac: VM6_MAC },
+    ],
+    keys: [{ homeAddress: HOME, spi: 256, algorithm: "hmac-sha256", key: KEY }, { homeAddress: HOME6, spi: 257, key: KEY6 }],
     workerId: "pv-h6",
     interfaces: [
       { name: "pv0", mac: PV0_MAC, addresses: ["2001:db8:1::6/64"] },
       { name: "pv1", mac: PV1_MAC, addresses: ["192.0.2.254/24"], promiscuous: true },
     ],
     routes: [{ prefix: "::/0", interface: "pv0", via: "2001:db8:1::fe" }],
-    neighbours: [{ interface: "pv0", address: "2001:db8:1::fe", mac: GATEWAY_MAC }],
+    neighbours: [{ interface: "pv0", address: "2001:db8:1::fe", mac: GATEWAY_MAC }, { interface: "pv0", address: HOME_AGENT6, mac: R2_MAC }],
+  });
+}
+
+/** The IPv4 host h4 (192.0.2.0/24 is also the home network of the IPv4 VM v4, whose home agent is r1). */
+function agentConfig4(registration: { lifetimeS?: number; firstRetransmitMs?: number; maxAttempts?: number } = {}) {
+  return parseAgentConfig({
+    hostId: "h4",
+    engines: ["198.51.100.1:50046"],
+    heartbeatIntervalMs: 600_000,
+    hypervisor: { homeBridge: "br-home", visitorBridge: "br-visit" },
+    network: { uplink: "pv0", visitor: "pv1", engineIPv4: ENGINE4, engineIPv6: ENGINE6 },
+    registration: { lifetimeS: 300, firstRetransmitMs: 10_000, maxAttempts: 2, ...registration },
+    vms: [
+      { id: "v6", port: "tap-v6", homeAddress: HOME6, homeAgent: HOME_AGENT6, homeHost: "h6", mac: VM6_MAC },
+      { id: "v4", port: "tap-v4", homeAddress: HOME, homeAgent: HOME_AGENT, homeHost: "h4", mac: VM_MAC },
+    ],
+    keys: [{ homeAddress: HOME, spi: 256, algorithm: "hmac-sha256", key: KEY }, { homeAddress: HOME6, spi: 257, key: KEY6 }],
+    workerId: "pv-h4",
+    interfaces: [
+      { name: "pv0", mac: PV0_MAC, addresses: ["192.0.2.4/24"] },
+      { name: "pv1", mac: PV1_MAC, addresses: ["2001:db8:1::fe/64"], promiscuous: true },
+    ],
+    routes: [{ prefix: "0.0.0.0/0", interface: "pv0", via: "192.0.2.254" }],
+    neighbours: [{ interface: "pv0", address: "192.0.2.254", mac: GATEWAY_MAC }, { interface: "pv0", address: HOME_AGENT, mac: R1_MAC }],
   });
 }
 
@@ -73,10 +114,29 @@ interface Harness {
   fire(e: Omit<PortEvent, "seenAtMs">): void;
   clock: { now: number };
   handovers: HandoverTimeline[];
+  /** What the fake PortWatcher's current() returns; change it to move ports. */
+  present: { port: string; bridge: Bridge }[];
 }
 
-async function harness(t: ExecutionContext): Promise<Harness> {
-  const config = agentConfig();
+type Fake<K extends "heartbeat" | "allocateCareOf" | "registerMigration" | "requestPrefix"> = (req: Parameters<ControlClient[K]>[0]) => Awaited<ReturnType<ControlClient[K]>>;
+
+interface HarnessOptions {
+  /** Default: the IPv6 host h6 (agentConfig()). */
+  config?: AgentConfig;
+  heartbeat?: Fake<"heartbeat">;
+  allocateCareOf?: Fake<"allocateCareOf">;
+  hook?: MigrationHook;
+  present?: { port: string; bridge: Bridge }[];
+}
+
+/** The engine's answers for the IPv4 host h4 (flow 3.2 b–c). */
+const H4_ANSWERS: Pick<HarnessOptions, "allocateCareOf" | "heartbeat"> = {
+  allocateCareOf: () => ({ careOfIpv4: H4_CARE_OF4, careOfIpv6: H4_CARE_OF6, lifetimeSeconds: 300, pool: "192.0.2.96/28", expiresAtMs: 0n }),
+  heartbeat: () => ({ state: 1, networkFamily: 1, network: "192.0.2.0/24", advice: [], heartbeatIntervalSeconds: 1 }),
+};
+
+async function harness(t: ExecutionContext, options: HarnessOptions = {}): Promise<Harness> {
+  const config = options.config ?? agentConfig();
   const clock = { now: T0 };
   const calls: Call[] = [];
   const frames: Harness["frames"] = [];
@@ -87,13 +147,13 @@ async function harness(t: ExecutionContext): Promise<Harness> {
   } as ForwarderConfig, T0, { intercept: (pkt, _ingress, decapsulated) => agent?.intercept(pkt, decapsulated) ?? false });
   const record = (method: string, request: object) => calls.push({ method, request: { ...request }, rulesAtCall: forwarder.currentRules().map((r) => r.key) });
   const control = {
-    async heartbeat(req: object) {
+    async heartbeat(req: HeartbeatRequest) {
       record("heartbeat", req);
-      return { state: 1, networkFamily: 2, network: "2001:db8:1::/64", advice: [], heartbeatIntervalSeconds: 1 };
+      return options.heartbeat?.(req) ?? { state: 1, networkFamily: 2, network: "2001:db8:1::/64", advice: [], heartbeatIntervalSeconds: 1 };
     },
-    async allocateCareOf(req: object) {
+    async allocateCareOf(req: AllocateCareOfRequest) {
       record("allocateCareOf", req);
-      return { careOfIpv4: CARE_OF4, careOfIpv6: CARE_OF6, lifetimeSeconds: 300, pool: "198.51.100.0/24", expiresAtMs: 0n };
+      return options.allocateCareOf?.(req) ?? { careOfIpv4: CARE_OF4, careOfIpv6: CARE_OF6, lifetimeSeconds: 300, pool: "198.51.100.0/24", expiresAtMs: 0n };
     },
     async registerMigration(req: object) {
       record("registerMigration", req);
@@ -105,8 +165,9 @@ async function harness(t: ExecutionContext): Promise<Harness> {
     },
   } as unknown as ControlClient;
   let listener: ((e: PortEvent) => void) | undefined;
+  const present = options.present ?? [];
   const ports: PortWatcher = {
-    current: () => [],
+    current: () => [...present],
     start: (l) => {
       listener = l;
     },
@@ -115,7 +176,7 @@ async function harness(t: ExecutionContext): Promise<Harness> {
     },
   };
   agent = new PrivilegedVmAgent({
-    config, control, ports, log: silentLogger, now: () => clock.now,
+    config, control, ports, log: silentLogger, now: () => clock.now, ...(options.hook ? { hook: options.hook } : {}),
     worker: { forwarder, emit: (ifIndex, frame) => frames.push({ ifIndex, frame: frame.slice() }) },
   });
   const handovers: HandoverTimeline[] = [];
@@ -124,7 +185,7 @@ async function harness(t: ExecutionContext): Promise<Harness> {
   t.teardown(() => a.stop());
   await agent.start();
   return {
-    agent, forwarder, calls, frames, clock, handovers,
+    agent, forwarder, calls, frames, clock, handovers, present,
     fire: (e) => listener!({ ...e, seenAtMs: clock.now }),
   };
 }
