@@ -82,6 +82,7 @@ interface Visit {
 interface Waiter {
   match(pkt: Uint8Array): boolean;
   resolve(pkt: Uint8Array): void;
+  cancel(): void;
 }
 
 export class PrivilegedVmAgent {
@@ -159,7 +160,12 @@ export class PrivilegedVmAgent {
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
     this.deps.ports.stop();
-    for (const v of this.visits.values()) clearTimeout(v.refresh);
+    for (const v of this.visits.values()) {
+      clearTimeout(v.refresh);
+      for (const c of v.correspondents.values()) clearTimeout(c.refresh);
+    }
+    // Pending waits for replies end now (as timeouts), so the handovers in progress finish.
+    for (const w of [...this.waiters]) w.cancel();
     await Promise.allSettled([...this.chains.values()]);
   }
 
@@ -191,7 +197,7 @@ export class PrivilegedVmAgent {
       if (pkt[8] === 0xff || (pkt[8] === 0xfe && (pkt[9] & 0xc0) === 0x80)) return;
       const cn = ipv6FromBytes(pkt.subarray(8, 24)).text;
       if (v.correspondents.has(cn)) return;
-      const entry = { sequence: nextSequence(undefined) };
+      const entry = { sequence: nextSequence(undefined, this.now) };
       v.correspondents.set(cn, entry);
       setImmediate(() => this.optimise(v, cn, entry));
       return;
@@ -202,7 +208,7 @@ export class PrivilegedVmAgent {
   private optimise(v: Visit, cn: string, entry: { sequence: number; refresh?: NodeJS.Timeout }): void {
     if (v.gone || this.stopped) return;
     const { forwarder, emit } = this.deps.worker;
-    entry.sequence = nextSequence(entry.sequence);
+    entry.sequence = nextSequence(entry.sequence, this.now);
     const lifetimeS = this.cfg.registration.lifetimeS;
     // RFC 6275 §11.7.2 would run return routability first; the engine, which assigned the care-of
     // addresses, checks the binding against its own instead (correspondent.ts).
@@ -352,6 +358,7 @@ export class PrivilegedVmAgent {
     const { firstRetransmitMs, maxAttempts } = this.cfg.registration;
     const protocol = v.vm.family === 4 ? "mip4" : "mip6";
     let wait = firstRetransmitMs;
+    let resyncs = 0;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (v.gone || this.stopped) throw new Error("the VM left before its registration was acknowledged");
       const now = this.now;
@@ -378,7 +385,7 @@ export class PrivilegedVmAgent {
         };
       } else {
         // 3.2 d: from the IPv6 care-of address with the home address option; wrapped by the host (d).
-        v.sequence = nextSequence(v.sequence);
+        v.sequence = nextSequence(v.sequence, this.now);
         this.lastSequence.set(v.vm.id, v.sequence);
         const sa = { spi: key.spi, key: key.key };
         packet = buildBindingUpdatePacket({
@@ -395,12 +402,16 @@ export class PrivilegedVmAgent {
       const got = await reply;
       if (got !== undefined) {
         const r = check(got);
-        if (!r.ok && r.status === BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW && r.sequence !== undefined) {
+        // Only an acknowledgement that passed authentication may move the sequence number.
+        if (!r.ok && r.status === BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW && r.sequence !== undefined && r.reason !== "bad-auth" && resyncs < 3) {
           // RFC 6275 §11.7.3: the home agent's last accepted sequence number comes back with
           // status 135 (another host's agent registered this VM with a later one); go on from it.
           this.metrics.registrations.inc({ protocol, result: "sequence-resync" });
           v.sequence = r.sequence;
           this.lastSequence.set(v.vm.id, r.sequence);
+          // The home agent answered: the resend is not a retransmission.
+          resyncs++;
+          attempt--;
           continue;
         }
         this.metrics.registrations.inc({ protocol, result: r.ok ? "accepted" : (r.reason ?? "refused") });
@@ -420,6 +431,11 @@ export class PrivilegedVmAgent {
         resolve: (pkt) => {
           clearTimeout(timer);
           resolve(pkt);
+        },
+        cancel: () => {
+          clearTimeout(timer);
+          this.waiters.delete(w);
+          resolve(undefined);
         },
       };
       const timer = setTimeout(() => {
@@ -476,7 +492,7 @@ export class PrivilegedVmAgent {
         const rrq = buildAuthenticatedRequest({ homeAddress: vm.homeAddress, homeAgent: vm.homeAgent, careOfAddress: vm.homeAddress, lifetimeS: 0, sa: { spi: key.spi, algorithm: key.algorithm, key: key.key }, nowMs: now });
         worker.forwarder.inject(buildUdp4({ src: ipv4Bytes(vm.homeAddress), dst: ipv4Bytes(vm.homeAgent), srcPort: MIP4_PORT, dstPort: MIP4_PORT }, rrq), worker.emit, now);
       } else {
-        const sequence = nextSequence(this.lastSequence.get(vm.id));
+        const sequence = nextSequence(this.lastSequence.get(vm.id), this.now);
         this.lastSequence.set(vm.id, sequence);
         worker.forwarder.inject(buildBindingUpdatePacket({ homeAddress: vm.homeAddress, careOfAddress: vm.homeAddress, homeAgent: vm.homeAgent, sequence, lifetimeS: 0, sa: { spi: key.spi, key: key.key }, nowMs: now }), worker.emit, now);
       }
@@ -544,8 +560,8 @@ export class PrivilegedVmAgent {
  * refresh) and is never below the last one this agent used; a home agent that still knows a
  * later one says so with status 135, and the caller continues from there.
  */
-function nextSequence(last: number | undefined): number {
-  const clock = Math.floor(Date.now() / 64) & 0xffff;
+function nextSequence(last: number | undefined, nowMs: number): number {
+  const clock = Math.floor(nowMs / 64) & 0xffff;
   if (last === undefined) return clock;
   return isNewerSequence(clock, last) ? clock : (last + 1) & 0xffff;
 }
