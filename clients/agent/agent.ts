@@ -75,6 +75,8 @@ interface Visit {
   gone: boolean;
   /** IPv6 VMs: the home address's bytes, to spot correspondents in what arrives for it. */
   home6?: Uint8Array;
+  /** The source of the last packet looked at for route optimisation (a cheap check per packet). */
+  lastCorrespondent: Uint8Array;
   /** Correspondents sent a binding update (route optimisation, flow 3.2 k), by address. */
   correspondents: Map<string, { sequence: number; refresh?: NodeJS.Timeout }>;
 }
@@ -193,6 +195,9 @@ export class PrivilegedVmAgent {
   private noteCorrespondent(pkt: Uint8Array): void {
     for (const v of this.optimising) {
       if (!equalAt(pkt, 24, v.home6!)) continue;
+      // The packet path's fast case: the same correspondent as the packet before.
+      if (equalAt(pkt, 8, v.lastCorrespondent)) return;
+      v.lastCorrespondent.set(pkt.subarray(8, 24));
       // Link-local and multicast sources are not correspondents.
       if (pkt[8] === 0xff || (pkt[8] === 0xfe && (pkt[9] & 0xc0) === 0x80)) return;
       const cn = ipv6FromBytes(pkt.subarray(8, 24)).text;
@@ -283,7 +288,7 @@ export class PrivilegedVmAgent {
       const visit: Visit = {
         vm, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6, sequence: this.visits.get(vm.id)?.sequence ?? this.lastSequence.get(vm.id), gone: false,
         leaseLifetimeS: lease.lifetimeSeconds,
-        correspondents: new Map(), ...(vm.family === 6 ? { home6: parseIPv6(vm.homeAddress, "homeAddress").bytes } : {}),
+        correspondents: new Map(), lastCorrespondent: new Uint8Array(16), ...(vm.family === 6 ? { home6: parseIPv6(vm.homeAddress, "homeAddress").bytes } : {}),
       };
       this.installHostSide(visit);
       t.hostRulesMs = since();
