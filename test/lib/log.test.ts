@@ -42,7 +42,8 @@ test("Uint8Array values are redacted whatever their field's name", (t) => {
   log.info("bytes", { material: Uint8Array.from([0xde, 0xad, 0xbe, 0xef]), nested: { blob: new Uint8Array(4).fill(0x41) } });
   t.is(lines[0].material, "[redacted]");
   t.deepEqual(lines[0].nested, { blob: "[redacted]" });
-  t.false(raw[0].includes("222"), "no byte values");
+  // The time stamp is left out: its milliseconds may read 222.
+  t.false(JSON.stringify({ ...lines[0], time: "" }).includes("222"), "no byte values");
 });
 
 test("fields of a child logger are redacted too; bigint and Error are written readably", (t) => {
