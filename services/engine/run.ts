@@ -39,6 +39,7 @@ export async function runEngine(config: EngineConfig, log: Logger = createLogger
     leadership = soleLeader(store);
   }
   const metrics = new EngineMetrics(store);
+  metrics.watchLeadership(() => election?.status().leader ?? true);
   const engine = new Engine(config, store, log, metrics, Date.now, leadership);
   try {
     await engine.start();

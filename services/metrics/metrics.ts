@@ -72,6 +72,17 @@ export class EngineMetrics implements EngineEvents {
   }
 
   /** Per-worker lag of the rule push: how many revisions each connected worker is behind. */
+  /** `mip46_engine_leader`: 1 on the replica that runs the singleton duties (always, with the embedded store). */
+  watchLeadership(isLeader: () => boolean): void {
+    new Gauge({
+      name: "mip46_engine_leader", help: "1 when this replica is the leader (lease expiry, host-down marking, advice, configuration rules), else 0.",
+      registers: [this.registry],
+      collect() {
+        this.set(isLeader() ? 1 : 0);
+      },
+    });
+  }
+
   watchWorkers(publisher: RulePublisher): void {
     const registers = [this.registry];
     new Gauge({
