@@ -17,7 +17,7 @@
 // the care-of address to the same IPv4 care-of address (the VM's tunnel from that address is
 // allowed both sources), so nobody can bind a home address the engine did not register.
 import type { TunnelPeer } from "../tunnel/peers.js";
-import { innerSourceAllowed } from "../tunnel/peers.js";
+import { AddressMap, innerSourceAllowed } from "../tunnel/peers.js";
 import { newIPv6Chain, walkIPv6Extensions } from "../packet/ipv6.js";
 import { IPPROTO } from "../packet/ipv4.js";
 import { pseudoHeaderSum6 } from "../packet/checksum.js";
@@ -27,6 +27,8 @@ import { BA_STATUS, buildBindingAcknowledgement, buildMobilityPacket, isNewerSeq
 const MAX_LIFETIME_MS = 600_000;
 
 interface Binding {
+  home: Uint8Array;
+  correspondent: Uint8Array;
   careOfIPv6: Uint8Array;
   careOfIPv4: Uint8Array;
   sequence: number;
@@ -48,21 +50,14 @@ export interface CareOfLookup {
   peer6in4(careOfIPv4: Uint8Array): TunnelPeer | undefined;
 }
 
-function key(correspondent: Uint8Array, coff: number, home: Uint8Array, hoff: number): string {
-  let s = "";
-  for (let i = 0; i < 16; i++) s += String.fromCharCode(correspondent[coff + i]);
-  for (let i = 0; i < 16; i++) s += String.fromCharCode(home[hoff + i]);
-  return s;
-}
-
 export class CorrespondentBindings {
-  private readonly bindings = new Map<string, Binding>();
-  /** Home addresses with at least one binding: lets the packet path skip the lookup cheaply. */
-  private readonly homes = new Map<string, number>();
+  /** Home address → correspondent → binding: the packet path probes by bytes, nothing is built. */
+  private readonly byHome = new AddressMap<AddressMap<Binding>>();
+  private readonly all = new Set<Binding>();
   private readonly chain = newIPv6Chain();
 
   get size(): number {
-    return this.bindings.size;
+    return this.all.size;
   }
 
   /**
@@ -97,8 +92,7 @@ export class CorrespondentBindings {
     if (careOfIPv4 === undefined || peer === undefined || !innerSourceAllowed(peer, home, 0, 6) || !innerSourceAllowed(peer, careOf, 0, 6)) {
       return { result: "refused", acknowledgement: ack(BA_STATUS.ADMINISTRATIVELY_PROHIBITED, 0) };
     }
-    const k = key(correspondent, 0, home, 0);
-    const old = this.bindings.get(k);
+    const old = this.byHome.get(home, 0, 6)?.get(correspondent, 0, 6);
     // RFC 6275 §9.5.1: an update not newer than the cached one gets status 135.
     if (old !== undefined && old.expiresAtMs > nowMs && !isNewerSequence(mh.sequence, old.sequence)) {
       return { result: "stale-sequence", acknowledgement: buildMobilityPacket({ src: correspondent, dst: careOf, routingHomeAddress: home }, buildBindingAcknowledgement({ status: BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW, sequence: old.sequence, lifetime: 0 })) };
@@ -107,15 +101,12 @@ export class CorrespondentBindings {
     for (let i = 0; i < 16; i++) if (careOf[i] !== home[i]) sameAddress = false;
     if (mh.lifetime === 0 || sameAddress) {
       // §9.5.1: lifetime zero or care-of = home address deletes the entry.
-      if (old !== undefined) this.remove(k, home);
+      if (old !== undefined) this.remove(old);
       return { result: "unbound", acknowledgement: mh.acknowledge ? ack(BA_STATUS.ACCEPTED, 0) : undefined };
     }
     const lifetimeMs = Math.min(mh.lifetime * 4000, MAX_LIFETIME_MS);
-    if (old === undefined) {
-      const h = homeKey(home, 0);
-      this.homes.set(h, (this.homes.get(h) ?? 0) + 1);
-    }
-    this.bindings.set(k, { careOfIPv6: careOf, careOfIPv4, sequence: mh.sequence, expiresAtMs: nowMs + lifetimeMs });
+    if (old !== undefined) this.remove(old);
+    this.put({ home, correspondent, careOfIPv6: careOf, careOfIPv4, sequence: mh.sequence, expiresAtMs: nowMs + lifetimeMs });
     return { result: "bound", acknowledgement: mh.acknowledge ? ack(BA_STATUS.ACCEPTED, Math.floor(lifetimeMs / 4000)) : undefined };
   }
 
@@ -125,16 +116,14 @@ export class CorrespondentBindings {
    * still matches the rule table; undefined otherwise (route it as usual).
    */
   shortcut(pkt: Uint8Array, rules: CareOfLookup, nowMs: number): { careOfIPv6: Uint8Array; careOfIPv4: Uint8Array } | undefined {
-    if (!this.homes.has(homeKey(pkt, 24))) return undefined;
-    const k = key(pkt, 8, pkt, 24);
-    const b = this.bindings.get(k);
+    const b = this.byHome.get(pkt, 24, 6)?.get(pkt, 8, 6);
     if (b === undefined) return undefined;
     const now4 = rules.careOfIPv4For(b.careOfIPv6);
     let current = now4 !== undefined && b.expiresAtMs > nowMs;
     for (let i = 0; current && i < 4; i++) if (now4![i] !== b.careOfIPv4[i]) current = false;
     if (!current) {
       // The VM moved on or came home (its rules are gone), or the binding ran out.
-      this.remove(k, pkt.subarray(24, 40));
+      this.remove(b);
       return undefined;
     }
     return b;
@@ -142,22 +131,23 @@ export class CorrespondentBindings {
 
   /** Drops bindings whose lifetime ended. */
   expire(nowMs: number): void {
-    for (const [k, b] of this.bindings) {
-      if (b.expiresAtMs <= nowMs) this.remove(k, Uint8Array.from(k.slice(16), (ch) => ch.charCodeAt(0)));
+    for (const b of this.all) if (b.expiresAtMs <= nowMs) this.remove(b);
+  }
+
+  private put(b: Binding): void {
+    let byCorrespondent = this.byHome.get(b.home, 0, 6);
+    if (byCorrespondent === undefined) {
+      byCorrespondent = new AddressMap<Binding>();
+      this.byHome.set(b.home, byCorrespondent);
     }
+    byCorrespondent.set(b.correspondent, b);
+    this.all.add(b);
   }
 
-  private remove(k: string, home: Uint8Array): void {
-    if (!this.bindings.delete(k)) return;
-    const h = homeKey(home, 0);
-    const n = (this.homes.get(h) ?? 1) - 1;
-    if (n <= 0) this.homes.delete(h);
-    else this.homes.set(h, n);
+  private remove(b: Binding): void {
+    if (!this.all.delete(b)) return;
+    const byCorrespondent = this.byHome.get(b.home, 0, 6);
+    byCorrespondent?.delete(b.correspondent);
+    if (byCorrespondent !== undefined && byCorrespondent.size === 0) this.byHome.delete(b.home);
   }
-}
-
-function homeKey(buf: Uint8Array, off: number): string {
-  let s = "";
-  for (let i = 0; i < 16; i++) s += String.fromCharCode(buf[off + i]);
-  return s;
 }

@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from "
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { TestFn } from "ava";
-import { REPO, labRpc, openLabRpc, startLab, type LabRpc, type RunningLab } from "../../deploy/lab/lab.js";
+import { REPO, labMetrics, labRpc, openLabRpc, startLab, type LabRpc, type RunningLab } from "../../deploy/lab/lab.js";
 import { LAB_ENDPOINTS } from "../../deploy/lab/configs.js";
 import { destroyLab, exec, spawnIn } from "../../deploy/lab/netns.js";
 import type { LabNamespace } from "../../deploy/lab/topology.js";
@@ -155,16 +155,9 @@ export function waitForHandover(lab: RunningLab, host: "h4" | "h6", vmId: string
 /** Prometheus text exposition: one sample per `name{labels}` exactly as printed. */
 export type Samples = Map<string, number>;
 
-/** Scrapes `endpoint` (a LAB_ENDPOINTS value) from the management namespace. */
-export async function readMetrics(prefix: string, endpoint: string): Promise<Samples> {
-  const { stdout } = await exec(prefix, "mgmt", ["curl", "-sS", "--fail", "--max-time", "5", `http://${endpoint}/metrics`], { timeoutMs: 10_000 });
-  const samples: Samples = new Map();
-  for (const line of stdout.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const at = line.lastIndexOf(" ");
-    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return samples;
+/** Scrapes `endpoint` (a LAB_ENDPOINTS value) from the management namespace (deploy/lab's labMetrics). */
+export function readMetrics(prefix: string, endpoint: string): Promise<Samples> {
+  return labMetrics(prefix, endpoint);
 }
 
 /** One sample, e.g. metric(s, "mip46_home_agent_bindings", { protocol: "mip4" }); 0 when absent. */
@@ -325,5 +318,29 @@ export class SoftChecks {
 
   done(): void {
     this.t.deepEqual(this.failures, [], `${this.failures.length} check(s) failed`);
+  }
+}
+
+// ------------------------------------------------------------------------------------ session checks
+
+/** A session seen at `earlier` and `now`: still the same connection, every echo right, still echoing. */
+export function checkSession(t: SoftChecks, label: string, client: SessionClient, earlier: SessionStatus, now: SessionStatus): void {
+  t.true(now.connected, `${label}: still connected (${JSON.stringify(now)})`);
+  t.is(now.local, client.local, `${label}: the same connection (local end)`);
+  t.is(now.remote, client.remote, `${label}: the same connection (remote end)`);
+  t.is(now.mismatches, 0, `${label}: every echo came back whole and in order`);
+  t.true(now.echoed > earlier.echoed, `${label}: echoes keep coming (${earlier.echoed} then ${now.echoed})`);
+}
+
+/** Stops the clients; each must print its summary: one connection from start to end, no wrong echo, exit 0. */
+export async function endSessions(t: SoftChecks, clients: readonly { label: string; client: SessionClient }[]): Promise<void> {
+  for (const x of clients) {
+    const { summary, code } = await x.client.stop();
+    t.true(summary !== undefined, `${x.label}: printed its summary`);
+    if (summary) {
+      t.true(summary.connected && summary.mismatches === 0, `${x.label}: summary ${JSON.stringify(summary)}`);
+      t.is(`${summary.local} ${summary.remote}`, `${x.client.local} ${x.client.remote}`, `${x.label}: one connection from start to end`);
+    }
+    t.is(code, 0, `${x.label}: exits 0`);
   }
 }

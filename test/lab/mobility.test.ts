@@ -12,8 +12,8 @@ import { LAB_PLAN } from "../../deploy/lab/topology.js";
 import { ipv6FromBytes, parseCidr6, parseIPv4 } from "../../lib/net/address.js";
 import { embedIPv4 } from "../../lib/net/rfc6052.js";
 import {
-  LAB_ENDPOINTS, SoftChecks, SessionClient, SessionServer, labUnavailable, logPath, logSize, metric, readMetrics, sleep, useLab, waitFor,
-  waitForHandover, type LabHandle, type SessionStatus,
+  LAB_ENDPOINTS, SoftChecks, SessionClient, SessionServer, checkSession, endSessions, labUnavailable, logPath, logSize, metric, readMetrics, sleep, useLab, waitFor,
+  waitForHandover, type LabHandle,
 } from "../helpers/lab.js";
 
 const test = anyTest as TestFn<unknown>;
@@ -40,13 +40,6 @@ const VM6 = LAB_PLAN.vms.vm6.homeAddress.split("/")[0];
 const C6 = LAB_PLAN.clients.c6.address.split("/")[0];
 
 /** A session's state after the handover, against one taken earlier in the same session. */
-function checkSession(t: SoftChecks, label: string, client: SessionClient, earlier: SessionStatus, now: SessionStatus): void {
-  t.true(now.connected, `${label}: still connected (${JSON.stringify(now)})`);
-  t.is(now.local, client.local, `${label}: the same connection (local end)`);
-  t.is(now.remote, client.remote, `${label}: the same connection (remote end)`);
-  t.is(now.mismatches, 0, `${label}: every echo came back whole and in order`);
-  t.true(now.echoed > earlier.echoed, `${label}: echoes keep coming (${earlier.echoed} then ${now.echoed})`);
-}
 
 async function encapCount(c: VmCase): Promise<number> {
   return metric(await readMetrics(handle!.prefix, c.homeAgent.metrics), "mip46_dataplane_action_packets_total", { action: c.homeAgent.encap });
@@ -109,15 +102,7 @@ async function runCase(test: ExecutionContext, c: VmCase): Promise<void> {
   t.is(encapHomeEnd, encapHomeStart, `home again, nothing passes the home agent's tunnel (${c.homeAgent.encap}: ${encapHomeStart} then ${encapHomeEnd})`);
   for (const [i, x] of clients.entries()) checkSession(t, `${x.label}, home again`, x.client, homeStart[i], homeEnd[i]);
 
-  for (const x of clients) {
-    const { summary, code } = await x.client.stop();
-    t.true(summary !== undefined, `${x.label}: printed its summary`);
-    if (summary) {
-      t.true(summary.connected && summary.mismatches === 0, `${x.label}: summary ${JSON.stringify(summary)}`);
-      t.is(`${summary.local} ${summary.remote}`, `${x.client.local} ${x.client.remote}`, `${x.label}: one connection from start to end`);
-    }
-    t.is(code, 0, `${x.label}: exits 0`);
-  }
+  await endSessions(t, clients);
   await server.end();
   step("done");
   t.done();

@@ -11,8 +11,8 @@ import { LAB_PLAN } from "../../deploy/lab/topology.js";
 import { ipv6FromBytes, parseCidr6, parseIPv4 } from "../../lib/net/address.js";
 import { embedIPv4 } from "../../lib/net/rfc6052.js";
 import {
-  LAB_ENDPOINTS, SoftChecks, SessionClient, SessionServer, labUnavailable, logPath, logSize, metric, readMetrics, sleep, useLab,
-  waitForHandover, waitForLog, type LabHandle, type SessionStatus,
+  LAB_ENDPOINTS, SoftChecks, SessionClient, SessionServer, checkSession, endSessions, labUnavailable, logPath, logSize, metric, readMetrics, sleep, useLab,
+  waitForHandover, waitForLog, type LabHandle,
 } from "../helpers/lab.js";
 
 const test = anyTest as TestFn<unknown>;
@@ -52,12 +52,6 @@ async function counts(prefix: string): Promise<Counts> {
 }
 
 /** A session's state at the end of a window, against its start. */
-function checkSession(t: SoftChecks, label: string, client: SessionClient, earlier: SessionStatus, now: SessionStatus): void {
-  t.true(now.connected, `${label}: still connected (${JSON.stringify(now)})`);
-  t.is(`${now.local} ${now.remote}`, `${client.local} ${client.remote}`, `${label}: the same connection`);
-  t.is(now.mismatches, 0, `${label}: every echo came back whole and in order`);
-  t.true(now.echoed > earlier.echoed, `${label}: echoes keep coming (${earlier.echoed} then ${now.echoed})`);
-}
 
 live("3.2 k–m: after the binding updates, vm6's correspondents reach it without passing the home agent", async (test) => {
   const t = new SoftChecks(test);
@@ -133,15 +127,7 @@ live("3.2 k–m: after the binding updates, vm6's correspondents reach it withou
   t.is(homeEnd.haEncap6in6, homeStart.haEncap6in6, "home again, nothing passes r2's tunnel (encap-6in6)");
   for (const [i, x] of clients.entries()) checkSession(t, `${x.label}, home again`, x.client, homeEchoStart[i], homeEchoEnd[i]);
 
-  for (const x of clients) {
-    const { summary, code } = await x.client.stop();
-    t.true(summary !== undefined, `${x.label}: printed its summary`);
-    if (summary) {
-      t.true(summary.connected && summary.mismatches === 0, `${x.label}: summary ${JSON.stringify(summary)}`);
-      t.is(`${summary.local} ${summary.remote}`, `${x.client.local} ${x.client.remote}`, `${x.label}: one connection from start to end`);
-    }
-    t.is(code, 0, `${x.label}: exits 0`);
-  }
+  await endSessions(t, clients);
   await server.end();
   step("done");
   t.done();
