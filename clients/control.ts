@@ -11,6 +11,8 @@ export interface ControlClient {
   releaseCareOf: Call<pb.ReleaseCareOfRequest, pb.ReleaseCareOfResponse>;
   requestPrefix: Call<pb.RequestPrefixRequest, pb.RequestPrefixResponse>;
   registerMigration: Call<pb.RegisterMigrationRequest, pb.RegisterMigrationResponse>;
+  prepareMigration: Call<pb.PrepareMigrationRequest, pb.PrepareMigrationResponse>;
+  abortMigration: Call<pb.AbortMigrationRequest, pb.AbortMigrationResponse>;
   heartbeat: Call<pb.HeartbeatRequest, pb.HeartbeatResponse>;
   mapCorrespondent: Call<pb.MapCorrespondentRequest, pb.MapCorrespondentResponse>;
   listPools: Call<pb.ListPoolsRequest, pb.ListPoolsResponse>;
@@ -25,7 +27,7 @@ export interface ControlClient {
 }
 
 const METHODS = [
-  "allocateCareOf", "releaseCareOf", "requestPrefix", "registerMigration", "heartbeat", "mapCorrespondent",
+  "allocateCareOf", "releaseCareOf", "requestPrefix", "registerMigration", "prepareMigration", "abortMigration", "heartbeat", "mapCorrespondent",
   "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable",
 ] as const satisfies readonly (keyof ControlClient)[];
 

@@ -46,6 +46,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   [`${CONTROL}Heartbeat`]: { roles: ["host"], check: ownHost<control.HeartbeatRequest>((r) => [["host_id", r.hostId]]) },
   // The agent of the host the VM arrived on registers the move; the source may be any host.
   [`${CONTROL}RegisterMigration`]: { roles: ["host"], check: ownHost<control.RegisterMigrationRequest>((r) => [["destination_host_id", r.destinationHostId]]) },
+  [`${CONTROL}PrepareMigration`]: { roles: ["host"], check: ownHost<control.PrepareMigrationRequest>((r) => [["destination_host_id", r.destinationHostId]]) },
+  [`${CONTROL}AbortMigration`]: { roles: ["host"], check: ownHost<control.AbortMigrationRequest>((r) => [["host_id", r.hostId]]) },
   [`${CONTROL}MapCorrespondent`]: { roles: ["host", "operator"] },
   [`${CONTROL}ReleaseCareOf`]: {
     roles: ["host", "operator"],

@@ -5,12 +5,12 @@ import { LeadershipLostError } from "../store/guard.js";
 import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError, Metadata, status } from "@grpc/grpc-js";
 import {
   type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest, HostState,
-  LeasePurpose, NetworkFamily, type RegisterMigrationRequest, type RegisterMigrationResponse,
+  LeasePurpose, NetworkFamily, type PrepareMigrationRequest, type RegisterMigrationRequest, type RegisterMigrationResponse,
 } from "../../gen/mip46/v1/control.js";
 import { AddressError, type IPAddress, parseAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6 } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
 import { ruleToMessage } from "../../lib/rules/wire.js";
-import type { Engine, HeartbeatInput } from "../engine/engine.js";
+import type { Engine, HeartbeatInput, MigrationInput } from "../engine/engine.js";
 import {
   ConfigError, FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError,
 } from "../errors.js";
@@ -112,19 +112,18 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     }),
 
     registerMigration: unary<RegisterMigrationRequest, RegisterMigrationResponse>("RegisterMigration", async (req) => {
-      const vmId = id(req.vmId, "vm_id");
-      const home = parseAddress(req.homeAddress, "home_address");
-      const homeAgent = parseAddress(req.homeAgent, "home_agent");
-      sameFamily(homeAgent, home, "home_agent", "home_address");
-      // A VM coming home may leave the source out: its agent (on the home host) does not know
-      // where it was, and the engine takes it from the binding.
-      const home_ = req.careOfIpv4 === "" && req.careOfIpv6 === "";
-      const sourceHostId = home_ && req.sourceHostId === "" ? "" : id(req.sourceHostId, "source_host_id");
-      const destinationHostId = id(req.destinationHostId, "destination_host_id");
-      const careOfIPv4 = req.careOfIpv4 === "" ? undefined : parseIPv4(req.careOfIpv4, "care_of_ipv4");
-      const careOfIPv6 = req.careOfIpv6 === "" ? undefined : parseIPv6(req.careOfIpv6, "care_of_ipv6");
-      const r = await engine.registerMigration({ vmId, home, homeAgent, sourceHostId, destinationHostId, careOfIPv4, careOfIPv6 });
+      const r = await engine.registerMigration(migrationInput(req, "register"));
       return { migrationId: r.migrationId, ruleRevision: r.ruleRevision, translatedIpv4: r.translatedIPv4, translatedIpv6: r.translatedIPv6, returnedHome: r.returnedHome };
+    }),
+
+    prepareMigration: unary("PrepareMigration", async (req: PrepareMigrationRequest) => {
+      const r = await engine.prepareMigration(migrationInput(req, "prepare"));
+      return { ruleRevision: r.ruleRevision, translatedIpv4: r.translatedIPv4, translatedIpv6: r.translatedIPv6, prepared: r.prepared, active: r.active };
+    }),
+
+    abortMigration: unary("AbortMigration", async (req) => {
+      const r = await engine.abortMigration(id(req.vmId, "vm_id"), id(req.hostId, "host_id"));
+      return { ruleRevision: r.ruleRevision, releasedAddresses: r.released };
     }),
 
     heartbeat: unary("Heartbeat", async (req: HeartbeatRequest) => {
@@ -230,4 +229,21 @@ function hostMessage(h: HostRecord) {
     resources: { cpuUsedCores: h.resources.cpuUsedCores, cpuTotalCores: h.resources.cpuTotalCores, memoryUsedBytes: BigInt(h.resources.memoryUsedBytes), memoryTotalBytes: BigInt(h.resources.memoryTotalBytes) },
     vmCount: h.vms.length, lastSeenMs: BigInt(h.lastSeenMs),
   };
+}
+
+/** The fields of RegisterMigration and PrepareMigration, checked. Only a registration may say "came home". */
+function migrationInput(req: RegisterMigrationRequest | PrepareMigrationRequest, kind: "register" | "prepare"): MigrationInput {
+  const vmId = id(req.vmId, "vm_id");
+  const home = parseAddress(req.homeAddress, "home_address");
+  const homeAgent = parseAddress(req.homeAgent, "home_agent");
+  sameFamily(homeAgent, home, "home_agent", "home_address");
+  // A VM coming home may leave the source out: its agent (on the home host) does not know
+  // where it was, and the engine takes it from the binding.
+  const home_ = req.careOfIpv4 === "" && req.careOfIpv6 === "";
+  if (home_ && kind === "prepare") throw new InvalidArgumentError("care_of_ipv4", "is required: a move home needs no preparation (RegisterMigration with empty care-of addresses registers it)");
+  const sourceHostId = home_ && req.sourceHostId === "" ? "" : id(req.sourceHostId, "source_host_id");
+  const destinationHostId = id(req.destinationHostId, "destination_host_id");
+  const careOfIPv4 = req.careOfIpv4 === "" ? undefined : parseIPv4(req.careOfIpv4, "care_of_ipv4");
+  const careOfIPv6 = req.careOfIpv6 === "" ? undefined : parseIPv6(req.careOfIpv6, "care_of_ipv6");
+  return { vmId, home, homeAgent, sourceHostId, destinationHostId, careOfIPv4, careOfIPv6 };
 }

@@ -11,6 +11,7 @@ import { MigrationAdvisor } from "../migration/advisor.js";
 import { poolAddresses } from "../pool/pool.js";
 import { networkText, PrefixPlan } from "../prefix/plan.js";
 import { LeadershipLostError } from "../store/guard.js";
+import { vmOwner } from "../store/sqlite.js";
 import type {
   AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";
@@ -195,50 +196,115 @@ export class Engine {
         this.log.info("vm returned home", { vmId: m.vmId, hadBinding: binding !== undefined, revision });
         return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4: "", translatedIPv6: "", returnedHome: true };
       }
-      if (!m.careOfIPv4) throw new InvalidArgumentError("care_of_ipv4", "is required unless both care-of addresses are empty (the VM came home)");
-      if (!m.careOfIPv6) throw new InvalidArgumentError("care_of_ipv6", "is required unless both care-of addresses are empty (the VM came home)");
-      const lease = await this.store.getLease(m.vmId, "care-of");
-      if (!lease || lease.address !== m.careOfIPv4.text) {
-        throw new FailedPreconditionError(`care_of_ipv4: ${m.careOfIPv4.text} is not leased to vm ${m.vmId}; call AllocateCareOf first`);
-      }
-
+      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m);
       const existing = await this.store.getBinding(m.vmId);
-      if (existing && existing.homeAddress === m.home.text && existing.homeAgent === m.homeAgent.text && existing.hostId === m.destinationHostId
-        && existing.careOfIPv4 === m.careOfIPv4.text && existing.careOfIPv6 === m.careOfIPv6.text) {
+      if (existing && sameBinding(existing, m, careOfIPv4, careOfIPv6)) {
         // A repeat: same binding, same rules; nothing to write.
         const { revision } = await this.store.ruleTable();
         return { migrationId: existing.migrationId, ruleRevision: revision, translatedIPv4: existing.translatedIPv4, translatedIPv6: existing.translatedIPv6, returnedHome: false };
       }
-
-      let translatedIPv4 = "";
-      let translatedIPv6 = "";
-      let mappedElsewhere = false;
-      if (m.home.family === 6) {
-        // An IPv6 VM that IPv4 clients already reach at a pool address (MapCorrespondent while it
-        // was home) keeps that address, or their open sessions would break with the migration.
-        const mapped = await this.store.getLease(m.home.text, "correspondent");
-        if (mapped) {
-          translatedIPv4 = mapped.address;
-          mappedElsewhere = true;
-        } else {
-          // Paper 3.2, last paragraph: IPv4 correspondents reach the VM at a pool address.
-          const t = await this.store.acquireLease({
-            pool: this.config.pool.name, holder: m.vmId, purpose: "translation", hostId: m.destinationHostId, nowMs, expiresAtMs: null, cooldownMs: this.cooldownMs,
-          });
-          translatedIPv4 = t.address;
-        }
-      } else {
-        translatedIPv6 = this.plan.translated(m.home)?.text ?? "";
-      }
-      const binding: BindingRecord = {
-        vmId: m.vmId, homeAddress: m.home.text, homeAgent: m.homeAgent.text, hostId: m.destinationHostId,
-        careOfIPv4: m.careOfIPv4.text, careOfIPv6: m.careOfIPv6.text, translatedIPv4, translatedIPv6,
-        migrationId: migration.migrationId, updatedAtMs: nowMs,
-      };
+      const { binding, mappedElsewhere } = await this.newBinding(m, careOfIPv4, careOfIPv6, migration.migrationId, nowMs);
+      const { translatedIPv4, translatedIPv6 } = binding;
       const revision = await this.store.putBinding(binding, migration, bindingRules(binding, { mappingOwnedElsewhere: mappedElsewhere }));
       this.advisor.noteMigration(m.vmId, nowMs);
       this.log.info("migration registered", { vmId: m.vmId, migrationId: migration.migrationId, careOfIPv4: binding.careOfIPv4, careOfIPv6: binding.careOfIPv6, revision });
       return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4, translatedIPv6, returnedHome: false };
+    });
+  }
+
+  /** The care-of addresses of a registration must be the VM's lease (RegisterMigration, PrepareMigration). */
+  private async checkCareOf(m: MigrationInput): Promise<{ careOfIPv4: IPv4; careOfIPv6: IPv6 }> {
+    if (!m.careOfIPv4) throw new InvalidArgumentError("care_of_ipv4", "is required unless both care-of addresses are empty (the VM came home)");
+    if (!m.careOfIPv6) throw new InvalidArgumentError("care_of_ipv6", "is required unless both care-of addresses are empty (the VM came home)");
+    const lease = await this.store.getLease(m.vmId, "care-of");
+    if (!lease || lease.address !== m.careOfIPv4.text) {
+      throw new FailedPreconditionError(`care_of_ipv4: ${m.careOfIPv4.text} is not leased to vm ${m.vmId}; call AllocateCareOf first`);
+    }
+    return { careOfIPv4: m.careOfIPv4, careOfIPv6: m.careOfIPv6 };
+  }
+
+  /** The binding a registration makes, with the translation address it needs (taken, or renewed: the same one again). */
+  private async newBinding(m: MigrationInput, careOfIPv4: IPv4, careOfIPv6: IPv6, migrationId: string, nowMs: number): Promise<{ binding: BindingRecord; mappedElsewhere: boolean }> {
+    let translatedIPv4 = "";
+    let translatedIPv6 = "";
+    let mappedElsewhere = false;
+    if (m.home.family === 6) {
+      // An IPv6 VM that IPv4 clients already reach at a pool address (MapCorrespondent while it
+      // was home) keeps that address, or their open sessions would break with the migration.
+      const mapped = await this.store.getLease(m.home.text, "correspondent");
+      if (mapped) {
+        translatedIPv4 = mapped.address;
+        mappedElsewhere = true;
+      } else {
+        // Paper 3.2, last paragraph: IPv4 correspondents reach the VM at a pool address.
+        const t = await this.store.acquireLease({
+          pool: this.config.pool.name, holder: m.vmId, purpose: "translation", hostId: m.destinationHostId, nowMs, expiresAtMs: null, cooldownMs: this.cooldownMs,
+        });
+        translatedIPv4 = t.address;
+      }
+    } else {
+      translatedIPv6 = this.plan.translated(m.home)?.text ?? "";
+    }
+    const binding: BindingRecord = {
+      vmId: m.vmId, homeAddress: m.home.text, homeAgent: m.homeAgent.text, hostId: m.destinationHostId,
+      careOfIPv4: careOfIPv4.text, careOfIPv6: careOfIPv6.text, translatedIPv4, translatedIPv6,
+      migrationId, updatedAtMs: nowMs,
+    };
+    return { binding, mappedElsewhere };
+  }
+
+  // --- PrepareMigration / AbortMigration (live migration: before the VM runs at its destination) --
+
+  /**
+   * Writes the rules the VM will need at its destination under the VM's own keys, with no
+   * binding yet: the rules only receive (re-wrap what the home agent tunnels to the new care-of
+   * address, unwrap what comes from it), so nothing of the VM's traffic moves until its home
+   * agent takes the registration. RegisterMigration at activation then compiles the same rules
+   * and changes none of them (the store writes only differences), so no rule push lies on the
+   * handover's path. A VM whose rules still serve a binding at another host is left alone.
+   */
+  prepareMigration(m: MigrationInput): Promise<{ ruleRevision: bigint; translatedIPv4: string; translatedIPv6: string; prepared: boolean; active: boolean }> {
+    return this.exclusive(async () => {
+      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m);
+      const existing = await this.store.getBinding(m.vmId);
+      if (existing) {
+        const { revision } = await this.store.ruleTable();
+        const active = sameBinding(existing, m, careOfIPv4, careOfIPv6);
+        return { ruleRevision: revision, translatedIPv4: existing.translatedIPv4, translatedIPv6: existing.translatedIPv6, prepared: active, active };
+      }
+      const { binding, mappedElsewhere } = await this.newBinding(m, careOfIPv4, careOfIPv6, "", this.now());
+      const revision = await this.store.replaceRules(vmOwner(m.vmId), bindingRules(binding, { mappingOwnedElsewhere: mappedElsewhere }));
+      this.log.info("migration prepared", { vmId: m.vmId, destinationHostId: m.destinationHostId, careOfIPv4: binding.careOfIPv4, careOfIPv6: binding.careOfIPv6, revision });
+      return { ruleRevision: revision, translatedIPv4: binding.translatedIPv4, translatedIPv6: binding.translatedIPv6, prepared: true, active: false };
+    });
+  }
+
+  /**
+   * A prepared migration that will not arrive: its rules and the leases taken for it go. A VM
+   * bound at this host has arrived (nothing to abort); a VM bound at another host keeps its
+   * binding, rules and leases (the care-of lease serves that binding).
+   */
+  abortMigration(vmId: string, hostId: string): Promise<{ ruleRevision: bigint; released: string[] }> {
+    return this.exclusive(async () => {
+      const nowMs = this.now();
+      const binding = await this.store.getBinding(vmId);
+      if (binding?.hostId === hostId) {
+        throw new FailedPreconditionError(`vm_id: vm ${vmId} is bound at host ${hostId} (migration ${binding.migrationId}): it arrived, so there is nothing to abort; register its next move instead`);
+      }
+      const released: string[] = [];
+      let revision = (await this.store.ruleTable()).revision;
+      if (!binding) {
+        revision = await this.store.replaceRules(vmOwner(vmId), []);
+        const careOf = await this.store.getLease(vmId, "care-of");
+        if (careOf && careOf.hostId === hostId) {
+          const r = await this.store.releaseLease({ holder: vmId, purpose: "care-of" }, nowMs, this.cooldownMs);
+          if (r) released.push(r.address);
+        }
+        const t = await this.store.releaseLease({ holder: vmId, purpose: "translation" }, nowMs, this.cooldownMs);
+        if (t) released.push(t.address);
+      }
+      this.log.info("migration aborted", { vmId, hostId, released, revision });
+      return { ruleRevision: revision, released };
     });
   }
 
@@ -307,6 +373,10 @@ export class Engine {
           if (b && b.careOfIPv4 === lease.address) {
             await store.deleteBinding(lease.holder);
             await store.releaseLease({ holder: lease.holder, purpose: "translation" }, nowMs, this.cooldownMs);
+          } else if (!b) {
+            // Nor do the rules of a migration prepared with it that never arrived.
+            await store.replaceRules(vmOwner(lease.holder), []);
+            await store.releaseLease({ holder: lease.holder, purpose: "translation" }, nowMs, this.cooldownMs);
           }
         } else if (lease.purpose === "correspondent") {
           await store.replaceRules(correspondentOwner(lease.holder), []);
@@ -322,4 +392,9 @@ export class Engine {
       }
     });
   }
+}
+
+function sameBinding(b: BindingRecord, m: MigrationInput, careOfIPv4: IPv4, careOfIPv6: IPv6): boolean {
+  return b.homeAddress === m.home.text && b.homeAgent === m.homeAgent.text && b.hostId === m.destinationHostId
+    && b.careOfIPv4 === careOfIPv4.text && b.careOfIPv6 === careOfIPv6.text;
 }

@@ -283,6 +283,47 @@ export interface RegisterMigrationResponse {
   returnedHome: boolean;
 }
 
+/**
+ * The same fields as RegisterMigrationRequest: what the move will register once the VM runs at
+ * its destination.
+ */
+export interface PrepareMigrationRequest {
+  vmId: string;
+  homeAddress: string;
+  homeAgent: string;
+  sourceHostId: string;
+  destinationHostId: string;
+  careOfIpv4: string;
+  careOfIpv6: string;
+}
+
+export interface PrepareMigrationResponse {
+  /** The rule-table revision that holds the prepared rules. */
+  ruleRevision: bigint;
+  /** As in RegisterMigrationResponse. */
+  translatedIpv4: string;
+  translatedIpv6: string;
+  /**
+   * False when the VM's rules still serve its binding at another host (a move between two
+   * visited hosts): nothing could be prepared without diverting, and RegisterMigration does it all.
+   */
+  prepared: boolean;
+  /** True when the VM's binding already is this one (the agent restarted after activation). */
+  active: boolean;
+}
+
+export interface AbortMigrationRequest {
+  vmId: string;
+  /** The host the migration was prepared on (the caller's own host). */
+  hostId: string;
+}
+
+export interface AbortMigrationResponse {
+  ruleRevision: bigint;
+  /** The leases given back (they cool down as after a release). */
+  releasedAddresses: string[];
+}
+
 export interface Resources {
   /** CPU in use, in cores (e.g. 1.5 of 4). */
   cpuUsedCores: number;
@@ -1500,6 +1541,548 @@ export const RegisterMigrationResponse: MessageFns<RegisterMigrationResponse> = 
     message.translatedIpv4 = object.translatedIpv4 ?? "";
     message.translatedIpv6 = object.translatedIpv6 ?? "";
     message.returnedHome = object.returnedHome ?? false;
+    return message;
+  },
+};
+
+function createBasePrepareMigrationRequest(): PrepareMigrationRequest {
+  return {
+    vmId: "",
+    homeAddress: "",
+    homeAgent: "",
+    sourceHostId: "",
+    destinationHostId: "",
+    careOfIpv4: "",
+    careOfIpv6: "",
+  };
+}
+
+export const PrepareMigrationRequest: MessageFns<PrepareMigrationRequest> = {
+  encode(message: PrepareMigrationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vmId !== "") {
+      writer.uint32(10).string(message.vmId);
+    }
+    if (message.homeAddress !== "") {
+      writer.uint32(18).string(message.homeAddress);
+    }
+    if (message.homeAgent !== "") {
+      writer.uint32(26).string(message.homeAgent);
+    }
+    if (message.sourceHostId !== "") {
+      writer.uint32(34).string(message.sourceHostId);
+    }
+    if (message.destinationHostId !== "") {
+      writer.uint32(42).string(message.destinationHostId);
+    }
+    if (message.careOfIpv4 !== "") {
+      writer.uint32(50).string(message.careOfIpv4);
+    }
+    if (message.careOfIpv6 !== "") {
+      writer.uint32(58).string(message.careOfIpv6);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrepareMigrationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrepareMigrationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.homeAddress = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.homeAgent = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sourceHostId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.destinationHostId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.careOfIpv4 = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.careOfIpv6 = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrepareMigrationRequest {
+    return {
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+      homeAddress: isSet(object.homeAddress)
+        ? globalThis.String(object.homeAddress)
+        : isSet(object.home_address)
+        ? globalThis.String(object.home_address)
+        : "",
+      homeAgent: isSet(object.homeAgent)
+        ? globalThis.String(object.homeAgent)
+        : isSet(object.home_agent)
+        ? globalThis.String(object.home_agent)
+        : "",
+      sourceHostId: isSet(object.sourceHostId)
+        ? globalThis.String(object.sourceHostId)
+        : isSet(object.source_host_id)
+        ? globalThis.String(object.source_host_id)
+        : "",
+      destinationHostId: isSet(object.destinationHostId)
+        ? globalThis.String(object.destinationHostId)
+        : isSet(object.destination_host_id)
+        ? globalThis.String(object.destination_host_id)
+        : "",
+      careOfIpv4: isSet(object.careOfIpv4)
+        ? globalThis.String(object.careOfIpv4)
+        : isSet(object.care_of_ipv4)
+        ? globalThis.String(object.care_of_ipv4)
+        : "",
+      careOfIpv6: isSet(object.careOfIpv6)
+        ? globalThis.String(object.careOfIpv6)
+        : isSet(object.care_of_ipv6)
+        ? globalThis.String(object.care_of_ipv6)
+        : "",
+    };
+  },
+
+  toJSON(message: PrepareMigrationRequest): unknown {
+    const obj: any = {};
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
+    if (message.homeAddress !== "") {
+      obj.homeAddress = message.homeAddress;
+    }
+    if (message.homeAgent !== "") {
+      obj.homeAgent = message.homeAgent;
+    }
+    if (message.sourceHostId !== "") {
+      obj.sourceHostId = message.sourceHostId;
+    }
+    if (message.destinationHostId !== "") {
+      obj.destinationHostId = message.destinationHostId;
+    }
+    if (message.careOfIpv4 !== "") {
+      obj.careOfIpv4 = message.careOfIpv4;
+    }
+    if (message.careOfIpv6 !== "") {
+      obj.careOfIpv6 = message.careOfIpv6;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PrepareMigrationRequest>): PrepareMigrationRequest {
+    return PrepareMigrationRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PrepareMigrationRequest>): PrepareMigrationRequest {
+    const message = createBasePrepareMigrationRequest();
+    message.vmId = object.vmId ?? "";
+    message.homeAddress = object.homeAddress ?? "";
+    message.homeAgent = object.homeAgent ?? "";
+    message.sourceHostId = object.sourceHostId ?? "";
+    message.destinationHostId = object.destinationHostId ?? "";
+    message.careOfIpv4 = object.careOfIpv4 ?? "";
+    message.careOfIpv6 = object.careOfIpv6 ?? "";
+    return message;
+  },
+};
+
+function createBasePrepareMigrationResponse(): PrepareMigrationResponse {
+  return { ruleRevision: 0n, translatedIpv4: "", translatedIpv6: "", prepared: false, active: false };
+}
+
+export const PrepareMigrationResponse: MessageFns<PrepareMigrationResponse> = {
+  encode(message: PrepareMigrationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ruleRevision !== 0n) {
+      if (BigInt.asUintN(64, message.ruleRevision) !== message.ruleRevision) {
+        throw new globalThis.Error("value provided for field message.ruleRevision of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.ruleRevision);
+    }
+    if (message.translatedIpv4 !== "") {
+      writer.uint32(18).string(message.translatedIpv4);
+    }
+    if (message.translatedIpv6 !== "") {
+      writer.uint32(26).string(message.translatedIpv6);
+    }
+    if (message.prepared !== false) {
+      writer.uint32(32).bool(message.prepared);
+    }
+    if (message.active !== false) {
+      writer.uint32(40).bool(message.active);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrepareMigrationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrepareMigrationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ruleRevision = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.translatedIpv4 = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.translatedIpv6 = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.prepared = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.active = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrepareMigrationResponse {
+    return {
+      ruleRevision: isSet(object.ruleRevision)
+        ? BigInt(object.ruleRevision)
+        : isSet(object.rule_revision)
+        ? BigInt(object.rule_revision)
+        : 0n,
+      translatedIpv4: isSet(object.translatedIpv4)
+        ? globalThis.String(object.translatedIpv4)
+        : isSet(object.translated_ipv4)
+        ? globalThis.String(object.translated_ipv4)
+        : "",
+      translatedIpv6: isSet(object.translatedIpv6)
+        ? globalThis.String(object.translatedIpv6)
+        : isSet(object.translated_ipv6)
+        ? globalThis.String(object.translated_ipv6)
+        : "",
+      prepared: isSet(object.prepared) ? globalThis.Boolean(object.prepared) : false,
+      active: isSet(object.active) ? globalThis.Boolean(object.active) : false,
+    };
+  },
+
+  toJSON(message: PrepareMigrationResponse): unknown {
+    const obj: any = {};
+    if (message.ruleRevision !== 0n) {
+      obj.ruleRevision = message.ruleRevision.toString();
+    }
+    if (message.translatedIpv4 !== "") {
+      obj.translatedIpv4 = message.translatedIpv4;
+    }
+    if (message.translatedIpv6 !== "") {
+      obj.translatedIpv6 = message.translatedIpv6;
+    }
+    if (message.prepared !== false) {
+      obj.prepared = message.prepared;
+    }
+    if (message.active !== false) {
+      obj.active = message.active;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PrepareMigrationResponse>): PrepareMigrationResponse {
+    return PrepareMigrationResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PrepareMigrationResponse>): PrepareMigrationResponse {
+    const message = createBasePrepareMigrationResponse();
+    message.ruleRevision = (object.ruleRevision !== undefined && object.ruleRevision !== null)
+      ? BigInt(object.ruleRevision)
+      : 0n;
+    message.translatedIpv4 = object.translatedIpv4 ?? "";
+    message.translatedIpv6 = object.translatedIpv6 ?? "";
+    message.prepared = object.prepared ?? false;
+    message.active = object.active ?? false;
+    return message;
+  },
+};
+
+function createBaseAbortMigrationRequest(): AbortMigrationRequest {
+  return { vmId: "", hostId: "" };
+}
+
+export const AbortMigrationRequest: MessageFns<AbortMigrationRequest> = {
+  encode(message: AbortMigrationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vmId !== "") {
+      writer.uint32(10).string(message.vmId);
+    }
+    if (message.hostId !== "") {
+      writer.uint32(18).string(message.hostId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AbortMigrationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAbortMigrationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AbortMigrationRequest {
+    return {
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+    };
+  },
+
+  toJSON(message: AbortMigrationRequest): unknown {
+    const obj: any = {};
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AbortMigrationRequest>): AbortMigrationRequest {
+    return AbortMigrationRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AbortMigrationRequest>): AbortMigrationRequest {
+    const message = createBaseAbortMigrationRequest();
+    message.vmId = object.vmId ?? "";
+    message.hostId = object.hostId ?? "";
+    return message;
+  },
+};
+
+function createBaseAbortMigrationResponse(): AbortMigrationResponse {
+  return { ruleRevision: 0n, releasedAddresses: [] };
+}
+
+export const AbortMigrationResponse: MessageFns<AbortMigrationResponse> = {
+  encode(message: AbortMigrationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ruleRevision !== 0n) {
+      if (BigInt.asUintN(64, message.ruleRevision) !== message.ruleRevision) {
+        throw new globalThis.Error("value provided for field message.ruleRevision of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.ruleRevision);
+    }
+    for (const v of message.releasedAddresses) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AbortMigrationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAbortMigrationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ruleRevision = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.releasedAddresses.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AbortMigrationResponse {
+    return {
+      ruleRevision: isSet(object.ruleRevision)
+        ? BigInt(object.ruleRevision)
+        : isSet(object.rule_revision)
+        ? BigInt(object.rule_revision)
+        : 0n,
+      releasedAddresses: globalThis.Array.isArray(object?.releasedAddresses)
+        ? object.releasedAddresses.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.released_addresses)
+        ? object.released_addresses.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AbortMigrationResponse): unknown {
+    const obj: any = {};
+    if (message.ruleRevision !== 0n) {
+      obj.ruleRevision = message.ruleRevision.toString();
+    }
+    if (message.releasedAddresses?.length) {
+      obj.releasedAddresses = message.releasedAddresses;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AbortMigrationResponse>): AbortMigrationResponse {
+    return AbortMigrationResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AbortMigrationResponse>): AbortMigrationResponse {
+    const message = createBaseAbortMigrationResponse();
+    message.ruleRevision = (object.ruleRevision !== undefined && object.ruleRevision !== null)
+      ? BigInt(object.ruleRevision)
+      : 0n;
+    message.releasedAddresses = object.releasedAddresses?.map((e) => e) || [];
     return message;
   },
 };
@@ -5362,6 +5945,37 @@ export const ControlEngineService = {
       Buffer.from(RegisterMigrationResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RegisterMigrationResponse => RegisterMigrationResponse.decode(value),
   },
+  /**
+   * Live migration, before the VM runs at its destination (the hypervisor's pre-copy): compiles
+   * the rules that will receive the VM there without diverting any of its traffic, so that
+   * RegisterMigration at activation changes no rule. Idempotent.
+   */
+  prepareMigration: {
+    path: "/mip46.v1.ControlEngine/PrepareMigration" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PrepareMigrationRequest): Buffer =>
+      Buffer.from(PrepareMigrationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PrepareMigrationRequest => PrepareMigrationRequest.decode(value),
+    responseSerialize: (value: PrepareMigrationResponse): Buffer =>
+      Buffer.from(PrepareMigrationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PrepareMigrationResponse => PrepareMigrationResponse.decode(value),
+  },
+  /**
+   * A live migration that never arrived (cancelled, failed): the prepared rules and the care-of
+   * and translation leases taken for it go. The VM stays where it was. Idempotent.
+   */
+  abortMigration: {
+    path: "/mip46.v1.ControlEngine/AbortMigration" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AbortMigrationRequest): Buffer =>
+      Buffer.from(AbortMigrationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AbortMigrationRequest => AbortMigrationRequest.decode(value),
+    responseSerialize: (value: AbortMigrationResponse): Buffer =>
+      Buffer.from(AbortMigrationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AbortMigrationResponse => AbortMigrationResponse.decode(value),
+  },
   /** Migration management: host and VM resources in, migration advice out. */
   heartbeat: {
     path: "/mip46.v1.ControlEngine/Heartbeat" as const,
@@ -5470,6 +6084,17 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
   requestPrefix: handleUnaryCall<RequestPrefixRequest, RequestPrefixResponse>;
   /** Records that a VM moved (or came home); the engine derives its data-plane rules from it. */
   registerMigration: handleUnaryCall<RegisterMigrationRequest, RegisterMigrationResponse>;
+  /**
+   * Live migration, before the VM runs at its destination (the hypervisor's pre-copy): compiles
+   * the rules that will receive the VM there without diverting any of its traffic, so that
+   * RegisterMigration at activation changes no rule. Idempotent.
+   */
+  prepareMigration: handleUnaryCall<PrepareMigrationRequest, PrepareMigrationResponse>;
+  /**
+   * A live migration that never arrived (cancelled, failed): the prepared rules and the care-of
+   * and translation leases taken for it go. The VM stays where it was. Idempotent.
+   */
+  abortMigration: handleUnaryCall<AbortMigrationRequest, AbortMigrationResponse>;
   /** Migration management: host and VM resources in, migration advice out. */
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
   /**
@@ -5554,6 +6179,45 @@ export interface ControlEngineClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RegisterMigrationResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Live migration, before the VM runs at its destination (the hypervisor's pre-copy): compiles
+   * the rules that will receive the VM there without diverting any of its traffic, so that
+   * RegisterMigration at activation changes no rule. Idempotent.
+   */
+  prepareMigration(
+    request: PrepareMigrationRequest,
+    callback: (error: ServiceError | null, response: PrepareMigrationResponse) => void,
+  ): ClientUnaryCall;
+  prepareMigration(
+    request: PrepareMigrationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PrepareMigrationResponse) => void,
+  ): ClientUnaryCall;
+  prepareMigration(
+    request: PrepareMigrationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PrepareMigrationResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A live migration that never arrived (cancelled, failed): the prepared rules and the care-of
+   * and translation leases taken for it go. The VM stays where it was. Idempotent.
+   */
+  abortMigration(
+    request: AbortMigrationRequest,
+    callback: (error: ServiceError | null, response: AbortMigrationResponse) => void,
+  ): ClientUnaryCall;
+  abortMigration(
+    request: AbortMigrationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AbortMigrationResponse) => void,
+  ): ClientUnaryCall;
+  abortMigration(
+    request: AbortMigrationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AbortMigrationResponse) => void,
   ): ClientUnaryCall;
   /** Migration management: host and VM resources in, migration advice out. */
   heartbeat(
