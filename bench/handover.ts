@@ -17,8 +17,9 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { labDir, labRpc, REPO, startLab, type RunningLab } from "../deploy/lab/lab.js";
-import { destroyLab, migrate, vmHost, type Migration } from "../deploy/lab/netns.js";
-import { namespaceName, type HostRole, type LabNamespace } from "../deploy/lab/topology.js";
+import { destroyLab } from "../deploy/lab/netns.js";
+import { migrate, vmHost, type Migration } from "../deploy/lab/qemu.js";
+import { GUEST_SERVICES, namespaceName, type HostRole, type LabNamespace } from "../deploy/lab/topology.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -40,7 +41,7 @@ const AFTER_MS = Number(args["after-ms"]);
 const SETTLE_MS = Number(args["settle-ms"]);
 // Digits only after "m46hb": a lab prefix must not contain "vm".
 const PREFIX = args.prefix ?? `m46hb${process.pid % 1000}`;
-const PORT = 7000;
+const PORT = GUEST_SERVICES.udpEcho;
 const PROBE = join(REPO, "deploy/lab/apps/probe.mjs");
 const REFERENCES = [
   { name: "Mobile-IP VM migration prototypes", ms: 3000 },
@@ -330,10 +331,7 @@ try {
   const c6 = await labRpc(PREFIX, "mapCorrespondent", { ipv6Address: "2001:db8:c::10" });
   const h6 = await labRpc(PREFIX, "mapCorrespondent", { ipv6Address: "2001:db8:1::2" });
   say(`  correspondents: c6 2001:db8:c::10 → ${String(c6.ipv4Address)}, vm6 2001:db8:1::2 → ${String(h6.ipv4Address)}`);
-  for (const [vm, family] of [["vm4", "4"], ["vm6", "6"]] as const) {
-    const echo = startIn(`vm-${vm}` as LabNamespace, [process.execPath, PROBE, "echo", String(PORT), family]);
-    say(`  echo in ${vm}: ${JSON.stringify(await nextJson(echo.lines, `echo in ${vm}`))}`);
-  }
+  // The guests run the UDP echo themselves (deploy/lab/guest/udp-echo.c) on GUEST_SERVICES.udpEcho.
   // One probe each before measuring: neighbour caches and the engine's flows settle.
   for (const c of CASES) {
     const p = startIn(c.client, [process.execPath, PROBE, "send", c.target, String(PORT), String(RATE), "500"]);
