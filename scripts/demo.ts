@@ -99,9 +99,9 @@ try {
   say(`   before: IPv4 session ${c4.latest().echoed} lines echoed; IPv6 session ${c6.latest().echoed}`);
 
   const k0 = await counters();
-  say("\n-- migrate vm4 from h4 (IPv4 network) to h6 (IPv6 network): its port moves, its processes and sockets stay");
+  say("\n-- migrate vm4 from h4 (IPv4 network) to h6 (IPv6 network): a QEMU live migration of the guest");
   const m = await migrate(PREFIX, "vm4", "h6");
-  say(`   port moved in ${(m.upAt - m.startedAt).toFixed(1)} ms; agents take over`);
+  say(`   live migration done in ${(m.upAt - m.startedAt).toFixed(1)} ms (QEMU: total ${m.qemu.totalTimeMs} ms, downtime ${m.qemu.downtimeMs} ms); agents take over`);
   let handover: Record<string, unknown> | undefined;
   for (let i = 0; i < 200 && handover === undefined; i++) {
     handover = handoverLines(lab.dir, "h6").find((h) => h.vmId === "vm4" && (h.seenAtMs as number) >= Math.floor(m.startedAt) - 1);
@@ -128,11 +128,12 @@ try {
   say(`   vm4's answers: h6 wraps them IPv4-in-IPv6 to the engine (${k1.h6Encap - k0.h6Encap}), the engine unwraps them (${k1.engDecap - k0.engDecap}) and sends them on;`);
   say(`   for the IPv6 client, translated 4->6 on the way out (${k1.eng46 - k0.eng46}) and 6->4 on the way in (${k1.eng64 - k0.eng64})`);
 
-  say("\n-- handover timeline (ms from the start of the port move)");
+  say("\n-- handover timeline (ms from the start of the migration)");
   const seen = handover.seenAtMs as number;
   const base = m.startedAt;
   const rows: [string, number | undefined][] = [
-    ["port moved to h6 (hypervisor)", m.upAt - base],
+    ["destination QEMU up on h6, its tap on brv", m.destinationUpAt - base],
+    ["guest runs on h6 (migration completed)", m.upAt - base],
     ["detected by h6's agent (port on the visitor bridge)", seen - base],
     ["care-of addresses allocated (AllocateCareOf)", seen - base + (handover.allocatedMs as number)],
     ["host tunnel rules installed on h6's worker", seen - base + (handover.hostRulesMs as number)],
@@ -154,7 +155,7 @@ try {
   const k2 = await counters();
   await sleep(1000);
   const k3 = await counters();
-  say(`   port moved back in ${(back.upAt - back.startedAt).toFixed(1)} ms; engine binding gone; r1 bindings ${k3.r1Bindings}; r1 tunnelled ${k3.r1Encap - k2.r1Encap} packets in the last second`);
+  say(`   migrated back in ${(back.upAt - back.startedAt).toFixed(1)} ms (QEMU downtime ${back.qemu.downtimeMs} ms); engine binding gone; r1 bindings ${k3.r1Bindings}; r1 tunnelled ${k3.r1Encap - k2.r1Encap} packets in the last second`);
 
   const end4 = await stopApp(c4);
   const end6 = await stopApp(c6);
