@@ -202,7 +202,8 @@ async function measure(round: number, c: Case, leg: "away" | "home"): Promise<Me
   const reachableBefore = times.some((t) => t <= move.startedAt && t > move.startedAt - 100);
   // Nothing came back after the move: the blackout lasts at least to the end of the probe.
   const recovered = times.length > 0 && times.at(-1)! > move.upAt && end - times.at(-1)! < 50;
-  const b: Record<string, number | undefined> = { portMoveMs: move.upAt - move.startedAt };
+  // portMoveMs: from the start of the QEMU live migration to the guest running at the destination.
+  const b: Record<string, number | undefined> = { portMoveMs: move.upAt - move.startedAt, qemuTotalMs: move.qemu.totalTimeMs, qemuDowntimeMs: move.qemu.downtimeMs };
   if (agent) {
     b.detectionMs = agent.seenAtMs - move.startedAt;
     b.seenAfterUpMs = agent.seenAtMs - move.upAt;
@@ -267,7 +268,8 @@ function report(all: Measurement[]): void {
       ["probe RTT p50 ms", (m) => m.probe.rttMs.p50 ?? undefined],
       ["machine load (1 min)", (m) => m.load1],
       ["detection ms (seen − started)", (m) => m.breakdown.detectionMs],
-      ["  of which port move ms (lab)", (m) => m.breakdown.portMoveMs],
+      ["  of which QEMU live migration ms (lab)", (m) => m.breakdown.portMoveMs],
+      ["  QEMU downtime ms (query-migrate)", (m) => m.breakdown.qemuDowntimeMs],
       ["  of which seen after up ms", (m) => m.breakdown.seenAfterUpMs],
       ...(ms[0].leg === "away"
         ? ([
