@@ -17,8 +17,9 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { labDir, labRpc, REPO, startLab, type RunningLab } from "../deploy/lab/lab.js";
-import { destroyLab, migrate, vmHost, type Migration } from "../deploy/lab/netns.js";
-import { namespaceName, type HostRole, type LabNamespace } from "../deploy/lab/topology.js";
+import { destroyLab } from "../deploy/lab/netns.js";
+import { migrate, vmHost, type Migration } from "../deploy/lab/qemu.js";
+import { GUEST_SERVICES, namespaceName, type HostRole, type LabNamespace } from "../deploy/lab/topology.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -40,7 +41,7 @@ const AFTER_MS = Number(args["after-ms"]);
 const SETTLE_MS = Number(args["settle-ms"]);
 // Digits only after "m46hb": a lab prefix must not contain "vm".
 const PREFIX = args.prefix ?? `m46hb${process.pid % 1000}`;
-const PORT = 7000;
+const PORT = GUEST_SERVICES.udpEcho;
 const PROBE = join(REPO, "deploy/lab/apps/probe.mjs");
 const REFERENCES = [
   { name: "Mobile-IP VM migration prototypes", ms: 3000 },
@@ -201,7 +202,8 @@ async function measure(round: number, c: Case, leg: "away" | "home"): Promise<Me
   const reachableBefore = times.some((t) => t <= move.startedAt && t > move.startedAt - 100);
   // Nothing came back after the move: the blackout lasts at least to the end of the probe.
   const recovered = times.length > 0 && times.at(-1)! > move.upAt && end - times.at(-1)! < 50;
-  const b: Record<string, number | undefined> = { portMoveMs: move.upAt - move.startedAt };
+  // portMoveMs: from the start of the QEMU live migration to the guest running at the destination.
+  const b: Record<string, number | undefined> = { portMoveMs: move.upAt - move.startedAt, qemuTotalMs: move.qemu.totalTimeMs, qemuDowntimeMs: move.qemu.downtimeMs };
   if (agent) {
     b.detectionMs = agent.seenAtMs - move.startedAt;
     b.seenAfterUpMs = agent.seenAtMs - move.upAt;
@@ -266,7 +268,8 @@ function report(all: Measurement[]): void {
       ["probe RTT p50 ms", (m) => m.probe.rttMs.p50 ?? undefined],
       ["machine load (1 min)", (m) => m.load1],
       ["detection ms (seen − started)", (m) => m.breakdown.detectionMs],
-      ["  of which port move ms (lab)", (m) => m.breakdown.portMoveMs],
+      ["  of which QEMU live migration ms (lab)", (m) => m.breakdown.portMoveMs],
+      ["  QEMU downtime ms (query-migrate)", (m) => m.breakdown.qemuDowntimeMs],
       ["  of which seen after up ms", (m) => m.breakdown.seenAfterUpMs],
       ...(ms[0].leg === "away"
         ? ([
@@ -330,10 +333,7 @@ try {
   const c6 = await labRpc(PREFIX, "mapCorrespondent", { ipv6Address: "2001:db8:c::10" });
   const h6 = await labRpc(PREFIX, "mapCorrespondent", { ipv6Address: "2001:db8:1::2" });
   say(`  correspondents: c6 2001:db8:c::10 → ${String(c6.ipv4Address)}, vm6 2001:db8:1::2 → ${String(h6.ipv4Address)}`);
-  for (const [vm, family] of [["vm4", "4"], ["vm6", "6"]] as const) {
-    const echo = startIn(`vm-${vm}` as LabNamespace, [process.execPath, PROBE, "echo", String(PORT), family]);
-    say(`  echo in ${vm}: ${JSON.stringify(await nextJson(echo.lines, `echo in ${vm}`))}`);
-  }
+  // The guests run the UDP echo themselves (deploy/lab/guest/udp-echo.c) on GUEST_SERVICES.udpEcho.
   // One probe each before measuring: neighbour caches and the engine's flows settle.
   for (const c of CASES) {
     const p = startIn(c.client, [process.execPath, PROBE, "send", c.target, String(PORT), String(RATE), "500"]);

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { LAB_ENDPOINTS } from "../deploy/lab/configs.js";
 import { handoverLines, labMetrics, openLabRpc, REPO, startLab, type LabRpc, type RunningLab } from "../deploy/lab/lab.js";
-import { destroyLab, migrate, spawnIn } from "../deploy/lab/netns.js";
+import { destroyLab, spawnIn } from "../deploy/lab/netns.js";
+import { migrate } from "../deploy/lab/qemu.js";
 
 const PREFIX = "m46demo";
 const say = (s = "") => process.stdout.write(`${s}\n`);
@@ -84,9 +85,7 @@ try {
   say(`   the engine gives the IPv6 client 2001:db8:c::10 the pool address ${mapped.ipv4Address} (RFC 7757 EAM)`);
 
   say("\n-- a service in vm4 (home 192.0.2.1, on host h4 in the IPv4 network 192.0.2.0/24)");
-  const server = app("vm-vm4", ["server", "7000"]);
-  await server.waitFor((s) => s.listening === 7000, 10_000);
-  say("   TCP echo service listening on 192.0.2.1:7000");
+  say("   the guest's own TCP echo (busybox nc) listens on 192.0.2.1:7000");
 
   say("\n-- TCP sessions: from the IPv4 client 203.0.113.10, and from the IPv6 client 2001:db8:c::10");
   say("   through the translator at 2001:db8:64::c000:201 (RFC 6052); a line every 20 ms, each echo checked");
@@ -100,9 +99,9 @@ try {
   say(`   before: IPv4 session ${c4.latest().echoed} lines echoed; IPv6 session ${c6.latest().echoed}`);
 
   const k0 = await counters();
-  say("\n-- migrate vm4 from h4 (IPv4 network) to h6 (IPv6 network): its port moves, its processes and sockets stay");
+  say("\n-- migrate vm4 from h4 (IPv4 network) to h6 (IPv6 network): a QEMU live migration of the guest");
   const m = await migrate(PREFIX, "vm4", "h6");
-  say(`   port moved in ${(m.upAt - m.startedAt).toFixed(1)} ms; agents take over`);
+  say(`   live migration done in ${(m.upAt - m.startedAt).toFixed(1)} ms (QEMU: total ${m.qemu.totalTimeMs} ms, downtime ${m.qemu.downtimeMs} ms); agents take over`);
   let handover: Record<string, unknown> | undefined;
   for (let i = 0; i < 200 && handover === undefined; i++) {
     handover = handoverLines(lab.dir, "h6").find((h) => h.vmId === "vm4" && (h.seenAtMs as number) >= Math.floor(m.startedAt) - 1);
@@ -129,11 +128,12 @@ try {
   say(`   vm4's answers: h6 wraps them IPv4-in-IPv6 to the engine (${k1.h6Encap - k0.h6Encap}), the engine unwraps them (${k1.engDecap - k0.engDecap}) and sends them on;`);
   say(`   for the IPv6 client, translated 4->6 on the way out (${k1.eng46 - k0.eng46}) and 6->4 on the way in (${k1.eng64 - k0.eng64})`);
 
-  say("\n-- handover timeline (ms from the start of the port move)");
+  say("\n-- handover timeline (ms from the start of the migration)");
   const seen = handover.seenAtMs as number;
   const base = m.startedAt;
   const rows: [string, number | undefined][] = [
-    ["port moved to h6 (hypervisor)", m.upAt - base],
+    ["destination QEMU up on h6, its tap on brv", m.destinationUpAt - base],
+    ["guest runs on h6 (migration completed)", m.upAt - base],
     ["detected by h6's agent (port on the visitor bridge)", seen - base],
     ["care-of addresses allocated (AllocateCareOf)", seen - base + (handover.allocatedMs as number)],
     ["host tunnel rules installed on h6's worker", seen - base + (handover.hostRulesMs as number)],
@@ -155,11 +155,11 @@ try {
   const k2 = await counters();
   await sleep(1000);
   const k3 = await counters();
-  say(`   port moved back in ${(back.upAt - back.startedAt).toFixed(1)} ms; engine binding gone; r1 bindings ${k3.r1Bindings}; r1 tunnelled ${k3.r1Encap - k2.r1Encap} packets in the last second`);
+  say(`   migrated back in ${(back.upAt - back.startedAt).toFixed(1)} ms (QEMU downtime ${back.qemu.downtimeMs} ms); engine binding gone; r1 bindings ${k3.r1Bindings}; r1 tunnelled ${k3.r1Encap - k2.r1Encap} packets in the last second`);
 
   const end4 = await stopApp(c4);
   const end6 = await stopApp(c6);
-  server.child.kill("SIGTERM");
+
   say("\n-- result");
   for (const [name, b, e] of [["IPv4", before4, end4], ["IPv6", before6, end6]] as const) {
     const good = e.connected === true && e.mismatches === 0 && e.local === b.local && (e.echoed ?? 0) > (after4.echoed ?? 0) / 2;

@@ -18,6 +18,9 @@ APT_PACKAGES=(
   etcd-server         # the replicated store (issue 5) and its tests
   etcd-client         # etcdctl, for operators and the failure tests
   prometheus          # promtool checks deploy/prometheus; the lab scrape test
+  qemu-system-x86     # the lab's VMs are QEMU guests (deploy/lab/qemu.ts)
+  busybox-static      # the guests' initramfs (deploy/lab/guest/build.sh)
+  iputils-ping        # ping, called by the lab tests
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -43,4 +46,6 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- 
   exit 1
 fi
 bash scripts/build.sh
+# The lab's guest image: Debian's kernel and a busybox initramfs (skipped when up to date).
+bash deploy/lab/guest/build.sh || { echo "setup: the lab's guest image could not be built" >&2; exit 1; }
 echo "setup: ready"

@@ -1,6 +1,7 @@
 // mip46-lab: the paper's topology in network namespaces with every mip46 process running.
 import { parseArgs } from "node:util";
-import { destroyLab, exec, migrate, vmHost } from "./netns.js";
+import { destroyLab, exec } from "./netns.js";
+import { migrate, vmHost } from "./qemu.js";
 import { labDir, labRpc, startLab } from "./lab.js";
 import { DEFAULT_PREFIX, type HostRole, type LabNamespace } from "./topology.js";
 import { rmSync } from "node:fs";
@@ -10,18 +11,21 @@ const HELP = `mip46-lab: the paper's lab (shared/paper.md) in network namespaces
 Usage: mip46-lab [--prefix P] up            create the namespaces, start the engine, its worker,
                                             r1, r2 and the agents of h4 and h6 (logs in /run/mip46-lab/P)
        mip46-lab [--prefix P] down          stop everything and remove the namespaces
-       mip46-lab [--prefix P] migrate VM HOST
-                                            live-migrate VM (vm4, vm6) to HOST (h4, h6): its port
-                                            moves, its processes and sockets stay; the agents take over
+       mip46-lab [--prefix P] migrate [--cancel-after MS | --fail-after MS] VM HOST
+                                            QEMU live migration of guest VM (vm4, vm6) to HOST (h4,
+                                            h6); prints QEMU's total time, downtime and set-up time.
+                                            --cancel-after: migrate_cancel after MS; --fail-after:
+                                            kill -9 the destination QEMU after MS (both throttled to
+                                            2 MiB/s); the guest then runs on at its source
        mip46-lab [--prefix P] where VM      the host a VM is on
        mip46-lab [--prefix P] rpc METHOD [JSON]
                                             an engine RPC from the management network
        mip46-lab [--prefix P] exec NS -- CMD...
                                             run a command in a lab namespace (eng, r1, r2, h4, h6,
-                                            c4, c6, mgmt, vm-vm4, vm-vm6)`;
+                                            c4, c6, mgmt); the VMs are QEMU guests`;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({ options: { prefix: { type: "string" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ options: { prefix: { type: "string" }, "cancel-after": { type: "string" }, "fail-after": { type: "string" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   const prefix = values.prefix ?? DEFAULT_PREFIX;
   const [cmd, ...rest] = positionals;
   if (values.help || !cmd) {
@@ -41,8 +45,16 @@ async function main(): Promise<number> {
     case "migrate": {
       const [vm, host] = rest;
       if (!vm || (host !== "h4" && host !== "h6")) throw new Error("usage: migrate VM h4|h6");
-      const m = await migrate(prefix, vm, host as HostRole);
+      const ms = (v: string | undefined, flag: string) => {
+        if (v === undefined) return undefined;
+        if (!/^\d+$/.test(v)) throw new Error(`${flag}: a number of ms, not '${v}'`);
+        return Number(v);
+      };
+      const cancelAfterMs = ms(values["cancel-after"], "--cancel-after"), failAfterMs = ms(values["fail-after"], "--fail-after");
+      if (cancelAfterMs !== undefined && failAfterMs !== undefined) throw new Error("--cancel-after and --fail-after exclude each other");
+      const m = await migrate(prefix, vm, host as HostRole, { cancelAfterMs, failAfterMs });
       process.stdout.write(JSON.stringify(m) + "\n");
+      process.stderr.write(`${m.vm} ${m.from} -> ${m.to}: ${m.status}; QEMU total ${m.qemu.totalTimeMs ?? "-"} ms, downtime ${m.qemu.downtimeMs ?? "-"} ms, set-up ${m.qemu.setupTimeMs ?? "-"} ms\n`);
       return 0;
     }
     case "where":

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { LAB_PLAN, vmNamespace, vmPort, type HostRole } from "./topology.js";
+import { LAB_PLAN, vmPort, type HostRole } from "./topology.js";
 
 const P = LAB_PLAN;
 const mgmtAddress = (role: keyof typeof P.mgmt.addresses) => P.mgmt.addresses[role].split("/")[0];
@@ -111,10 +111,12 @@ export function writeLabConfigs(dir: string, prefix: string, migrateCommand: str
   const r1 = homeAgent("r1", r1Keys, LAB_ENDPOINTS.r1Metrics);
   const r2 = homeAgent("r2", r2Keys, LAB_ENDPOINTS.r2Metrics);
 
-  const vms = Object.values(P.vms).map((vm) => ({
+  // pidFile: the QEMU of this VM on this host writes its pid there (qemu.ts guestPidFile), for
+  // the agent's per-VM resource sampling; the file exists only while the guest runs on the host.
+  const vms = (host: HostRole) => Object.values(P.vms).map((vm) => ({
     id: vm.name, port: vmPort(vm.name), homeAddress: vm.homeAddress.split("/")[0],
     homeAgent: (vm.family === 4 ? P.homeAgents.r1 : P.homeAgents.r2).interface.addresses[0].split("/")[0],
-    homeHost: vm.host, mac: vm.mac, namespace: vmNamespace(prefix, vm.name),
+    homeHost: vm.host, mac: vm.mac, pidFile: join(dir, `qemu-${vm.name}-${host}.pid`),
   }));
   const agent = (role: HostRole, metrics: string) => {
     const h = P.hosts[role];
@@ -130,7 +132,7 @@ export function writeLabConfigs(dir: string, prefix: string, migrateCommand: str
       hypervisor: { homeBridge: h.homeBridge, visitorBridge: h.visitorBridge, pollMs: 5, migrateCommand },
       network: { uplink: h.pv0.name, visitor: h.pv1.name, engineIPv4: ENGINE_TUNNEL.ipv4, engineIPv6: ENGINE_TUNNEL.ipv6 },
       registration: { lifetimeS: 600, firstRetransmitMs: 80, maxAttempts: 8 },
-      vms,
+      vms: vms(role),
       keysFile: agentKeys,
       workerId: role,
       metricsListen: metrics,

@@ -1,5 +1,5 @@
 // The lab with every mip46 process running for real (issue 4, part 5): the namespaces of
-// netns.ts, the configurations of configs.ts, then the engine with its embedded store, the
+// netns.ts, the QEMU guests vm4 and vm6 of qemu.ts, the configurations of configs.ts, then the engine with its embedded store, the
 // engine's data-plane worker, the home agents r1 and r2, and the agents of h4 and h6, each in its
 // namespace. Processes run detached with their logs in the lab's folder, so `mip46-lab up` can
 // return and `mip46-lab down` (or destroyLab) ends them with their namespaces.
@@ -10,13 +10,11 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { writeLabConfigs, type LabConfigFiles } from "./configs.js";
 import { createLab, destroyLab, exec, labNamespaces, spawnIn } from "./netns.js";
-import { DEFAULT_PREFIX, LAB_PLAN, namespaceName, type LabNamespace } from "./topology.js";
+import { addVm, waitGuestReady } from "./qemu.js";
+import { DEFAULT_PREFIX, DEFAULT_VMS, LAB_PLAN, labDir, namespaceName, type LabNamespace } from "./topology.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-
-export function labDir(prefix: string): string {
-  return `/run/mip46-lab/${prefix}`;
-}
+export { labDir };
 
 export interface LabProcess {
   name: string;
@@ -72,6 +70,12 @@ export async function startLab(options: { prefix?: string; say?: (line: string) 
   try {
     say(`creating namespaces (prefix ${prefix})`);
     await createLab({ prefix });
+    // The guests boot (in parallel, TCG is slow) while the processes start; their taps are on
+    // the bridges from QEMU's start, before the agents look.
+    say(`booting guests ${DEFAULT_VMS.map((v) => v.name).join(", ")}`);
+    await Promise.all(DEFAULT_VMS.map((vm) => addVm(prefix, vm, { wait: false })));
+    const booted = Promise.all(DEFAULT_VMS.map((vm) => waitGuestReady(prefix, vm.name)));
+    booted.catch(() => undefined);
     const node = process.execPath;
     const lab = [node, join(REPO, "bin/mip46-lab.js")];
     const files = writeLabConfigs(dir, prefix, [...lab, "migrate", "--prefix", prefix, "{vm}", "{host}"]);
@@ -90,6 +94,8 @@ export async function startLab(options: { prefix?: string; say?: (line: string) 
       start("h4", "agent-h4", [node, bin("mip46-agent.js"), "--config", files.h4], "agent started"),
       start("h6", "agent-h6", [node, bin("mip46-agent.js"), "--config", files.h6], "agent started"),
     ]);
+    await booted;
+    say(`  guests ${DEFAULT_VMS.map((v) => v.name).join(", ")} booted`);
     writeFileSync(join(dir, "processes.json"), JSON.stringify(processes, null, 2));
     return { prefix, dir, files, processes, stop };
   } catch (e) {

@@ -1,5 +1,6 @@
 // The lab of topology.ts made real with iproute2: namespaces, veths, bridges, kernel addresses,
-// routes and sysctls, and the migrate move. mip46 processes are started on top of it with spawnIn.
+// routes and sysctls. The VMs are QEMU guests on top of it (qemu.ts); mip46 processes are
+// started on top of it with spawnIn.
 //
 // Order matters in three places:
 // - sysctls that later interfaces inherit (`default.disable_ipv6`, `accept_ra`, `accept_dad`) are
@@ -12,12 +13,12 @@
 //   root namespace and nothing can route out of the lab;
 // - a link is up before a route through it is added (IPv4 refuses a next hop on a down device).
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { stopLabGuests } from "./qemu.js";
 import {
   CLIENT_ROLES, CONTROL_ROLES, DEFAULT_PREFIX, DEFAULT_VMS, LAB_PLAN, LabError, WORKER_INTERFACES,
-  bridgeFor, checkPrefix, checkVm, isLabNamespace, labNames, namespaceName, vmNamespace, vmPort,
-  type HostRole, type LabNamespace, type LabNames, type VmSpec, type WorkerInterfacePlan,
+  checkPrefix, checkVm, isLabNamespace, labNames, namespaceName,
+  type LabNamespace, type LabNames, type VmSpec, type WorkerInterfacePlan,
 } from "./topology.js";
 
 export interface ExecResult { stdout: string; stderr: string }
@@ -190,21 +191,6 @@ function planNodes(b: Build): void {
   }
 }
 
-function planVm(b: Build, spec: VmSpec): void {
-  const vm = checkVm(spec);
-  const ns = vmNamespace(b.prefix, vm.name);
-  const host = b.ns(vm.host);
-  // An IPv4 guest gets no IPv6 at all (not even link-local): it then never sends NDP or MLD in
-  // whichever network it is in, and has no IPv6 route to confuse anyone.
-  b.addNamespace(ns, [...(vm.family === 4 ? NO_IPV6_BY_DEFAULT : []), ...QUIET_IPV6, ...NO_FORWARDING]);
-  b.veth(ns, "eth0", host, vmPort(vm.name), vm.mac);
-  b.cmd(host, `link set dev ${vmPort(vm.name)} master ${bridgeFor(vm.family, vm.host)} up`);
-  b.cmd(ns, "link set dev eth0 up");
-  b.cmd(ns, `addr add ${vm.homeAddress} dev eth0${vm.family === 6 ? " nodad" : ""}`);
-  b.cmd(ns, `route add ${vm.family === 4 ? "0.0.0.0/0" : "::/0"} via ${vm.gateway} dev eth0`);
-  b.noOffload(ns, "eth0");
-}
-
 /**
  * Builds the lab. Fails without touching anything when a namespace of this lab already exists;
  * on any other failure it removes what it made and rethrows.
@@ -223,103 +209,12 @@ export async function createLab(options: { prefix?: string; vms?: readonly VmSpe
   try {
     const b = new Build(prefix);
     planNodes(b);
-    for (const vm of vms) planVm(b, vm);
     await b.apply();
   } catch (err) {
     await destroyLab(prefix).catch(() => undefined);
     throw err;
   }
   return labNames(prefix, vms);
-}
-
-/** Adds a VM to a running lab. On failure its namespace is removed again. */
-export async function addVm(prefix: string, vm: VmSpec): Promise<string> {
-  checkVm(vm);
-  const ns = vmNamespace(prefix, vm.name);
-  if ((await labNamespaces(prefix)).includes(ns)) throw new LabError(`VM ${vm.name} exists in lab '${prefix}'`);
-  try {
-    const b = new Build(prefix);
-    planVm(b, vm);
-    await b.apply();
-  } catch (err) {
-    await removeNamespace(ns).catch(() => undefined);
-    throw err;
-  }
-  return ns;
-}
-
-/** Removes a VM: its processes, its namespace, and with it its port on the host. */
-export async function removeVm(prefix: string, name: string): Promise<void> {
-  // The kernel dismantles a deleted namespace in the background; deleting the port (and with it
-  // the pair) first frees its name on the host at once, so the VM can be added again right away.
-  const host = await vmHost(prefix, name).catch(() => undefined);
-  if (host) await run(["ip", "-n", namespaceName(prefix, host), "link", "del", "dev", vmPort(name)]);
-  await removeNamespace(vmNamespace(prefix, name));
-}
-
-/** The host whose namespace holds the VM's port now. */
-export async function vmHost(prefix: string, name: string): Promise<HostRole> {
-  const port = vmPort(name);
-  const found = await Promise.all((["h4", "h6"] as const).map(async (h) =>
-    (await run(["ip", "-n", namespaceName(prefix, h), "-o", "link", "show"])).stdout.includes(` ${port}@`) ? h : undefined));
-  const hosts = found.filter((h): h is HostRole => h !== undefined);
-  if (hosts.length !== 1) throw new LabError(`VM ${name} of lab '${prefix}' is on ${hosts.length} hosts`);
-  return hosts[0];
-}
-
-export interface Migration {
-  vm: string;
-  from: HostRole;
-  to: HostRole;
-  /** The bridge the port joined in `to`. */
-  bridge: string;
-  /**
-   * When the move began and when the port forwarded in the new host, in ms since the epoch with
-   * sub-ms resolution (performance.timeOrigin + performance.now()), comparable across processes.
-   */
-  startedAt: number;
-  upAt: number;
-}
-
-/**
- * Live migration of the VM's network attachment: its host port moves to the other host
- * namespace and joins brh or brv there. The VM namespace, its processes and its sockets are not
- * touched, and nothing is sent for the VM: announcing it is the agents' work. Migrating to the
- * host it is on already changes nothing (from === to).
- */
-export async function migrate(prefix: string, name: string, to: HostRole): Promise<Migration> {
-  if (to !== "h4" && to !== "h6") throw new LabError(`no host ${String(to)}: h4 or h6`);
-  const [family, from] = await Promise.all([vmFamilyOf(prefix, name), vmHost(prefix, name)]);
-  const bridge = bridgeFor(family, to);
-  const startedAt = now();
-  if (from === to) return { vm: name, from, to, bridge, startedAt, upAt: startedAt };
-  const port = vmPort(name);
-  const toNs = namespaceName(prefix, to);
-  // Leaving a namespace takes the port out of its bridge and down; in the new namespace it
-  // inherits disable_ipv6=1 (see the top of this file), so the host stays silent on it.
-  await run(["ip", "-n", namespaceName(prefix, from), "link", "set", "dev", port, "netns", toNs]);
-  // One process joins the bridge and reads the port's state back (`-d` shows bridge_slave state).
-  let shown = (await run(["ip", "-d", "-n", toNs, "-batch", "-"], { input: `link set dev ${port} master ${bridge} up\nlink show dev ${port}\n` })).stdout;
-  const deadline = performance.now() + 5_000;
-  // The bridge enables the port once the kernel's link watch has seen its carrier.
-  while (!/\bstate forwarding\b/.test(shown)) {
-    if (performance.now() > deadline) throw new LabError(`${port} in ${toNs} not forwarding after 5 s: ${shown.trim()}`);
-    await sleep(2);
-    shown = (await run(["ip", "-n", toNs, "-d", "link", "show", "dev", port])).stdout;
-  }
-  return { vm: name, from, to, bridge, startedAt, upAt: now() };
-}
-
-function now(): number {
-  return performance.timeOrigin + performance.now();
-}
-
-/** The VM's family, from the addresses on its eth0 (the kernel is the record, not this process). */
-async function vmFamilyOf(prefix: string, name: string): Promise<4 | 6> {
-  const { stdout } = await run(["ip", "-n", vmNamespace(prefix, name), "-o", "addr", "show", "dev", "eth0", "scope", "global"]);
-  if (/\binet /.test(stdout)) return 4;
-  if (/\binet6 /.test(stdout)) return 6;
-  throw new LabError(`VM ${name} of lab '${prefix}' has no global address on eth0`);
 }
 
 /** Kills what runs in a namespace (TERM, then KILL after a grace) and deletes it. */
@@ -346,6 +241,8 @@ async function removeNamespace(ns: string, graceMs = 1_000): Promise<void> {
  * names removed.
  */
 export async function destroyLab(prefix: string = DEFAULT_PREFIX): Promise<string[]> {
+  // The guests first, by the pids the lab recorded: their taps go with them.
+  await stopLabGuests(prefix);
   const names = await labNamespaces(prefix);
   await Promise.all(names.map((n) => removeNamespace(n)));
   return names;

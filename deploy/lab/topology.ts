@@ -11,8 +11,8 @@
 //   c6 ──c6┘                 └e6── net6 (br0) ──eth0 r2             brv ─ pv1br─pv1
 //                                                ──up   h6      (h6 the same on net6)
 //
-// A VM is a namespace of its own whose eth0 is paired with `vp-<name>` in a host namespace; a
-// migration moves only `vp-<name>`, so the VM's processes and sockets never notice.
+// A VM is a QEMU guest (qemu.ts) run in a host namespace, its tap `vp-<name>` on brh or brv; a
+// migration is a QEMU live migration to a QEMU started in the other host.
 import { createHash } from "node:crypto";
 import { parseCidr4, parseCidr6, parseIPv4, parseIPv6, prefixContains } from "../../lib/net/address.js";
 
@@ -24,15 +24,15 @@ export type ControlRole = "eng" | "r1" | "r2" | "h4" | "h6";
 export type HostRole = "h4" | "h6";
 export type ClientRole = "c4" | "c6";
 export type NodeRole = SwitchRole | ControlRole | ClientRole;
-/** What exec/spawnIn accept: a node role, or "vm-<name>" for a VM. */
-export type LabNamespace = NodeRole | `vm-${string}`;
+/** What exec/spawnIn accept: a node role (VMs are QEMU guests, not namespaces). */
+export type LabNamespace = NodeRole;
 
 export const SWITCH_ROLES: readonly SwitchRole[] = ["mgmt", "net4", "net6"];
 export const CONTROL_ROLES: readonly ControlRole[] = ["eng", "r1", "r2", "h4", "h6"];
 export const CLIENT_ROLES: readonly ClientRole[] = ["c4", "c6"];
 export const NODE_ROLES: readonly NodeRole[] = [...SWITCH_ROLES, ...CONTROL_ROLES, ...CLIENT_ROLES];
 
-/** A VM: its own namespace with `eth0`, attached to a host through `vp-<name>`. */
+/** A VM: a QEMU guest attached to a host through its tap `vp-<name>`. */
 export interface VmSpec {
   /** 1–12 of [a-z0-9]: "vp-" + name must fit the 15 characters of an interface name. */
   name: string;
@@ -118,6 +118,14 @@ export const LAB_PLAN = {
 
 export type LabPlan = typeof LAB_PLAN;
 
+/** What every lab guest serves (deploy/lab/guest/init): a TCP echo and a UDP echo (probe.mjs's). */
+export const GUEST_SERVICES = { tcpEcho: 7000, udpEcho: 7000 } as const;
+
+/** The lab's folder: configurations, logs, QEMU sockets and the guests' records. */
+export function labDir(prefix: string): string {
+  return `/run/mip46-lab/${checkPrefix(prefix)}`;
+}
+
 /** The VMs createLab makes unless told otherwise. */
 export const DEFAULT_VMS: readonly VmSpec[] = [LAB_PLAN.vms.vm4, LAB_PLAN.vms.vm6];
 
@@ -148,13 +156,8 @@ export function checkVmName(name: string): string {
 }
 
 export function namespaceName(prefix: string, ns: LabNamespace): string {
-  if (ns.startsWith("vm-")) checkVmName(ns.slice(3));
-  else if (!(NODE_ROLES as readonly string[]).includes(ns)) throw new LabError(`no lab namespace '${ns}'`);
+  if (!(NODE_ROLES as readonly string[]).includes(ns)) throw new LabError(`no lab namespace '${ns}'`);
   return `${checkPrefix(prefix)}-${ns}`;
-}
-
-export function vmNamespace(prefix: string, vmName: string): string {
-  return namespaceName(prefix, `vm-${checkVmName(vmName)}`);
 }
 
 /** The VM's port in its host namespace. */
@@ -162,7 +165,11 @@ export function vmPort(vmName: string): string {
   return `vp-${checkVmName(vmName)}`;
 }
 
-/** True for exactly the namespace names a lab with this prefix makes, and no other lab's. */
+/**
+ * True for exactly the namespace names a lab with this prefix makes, and no other lab's; also
+ * "vm-<name>", the VM namespaces of labs from before the VMs were QEMU guests, so that
+ * destroyLab still clears those.
+ */
 export function isLabNamespace(prefix: string, name: string): boolean {
   const head = `${checkPrefix(prefix)}-`;
   if (!name.startsWith(head)) return false;
@@ -214,7 +221,7 @@ export interface LabNames {
   prefix: string;
   /** Role → namespace name. */
   namespaces: Record<NodeRole, string>;
-  /** VM name → namespace name, for the VMs given (the default VMs unless told). */
+  /** VM name → its tap on the host (vp-<name>), for the VMs given (the default VMs unless told). */
   vms: Record<string, string>;
   plan: LabPlan;
 }
@@ -222,5 +229,5 @@ export interface LabNames {
 export function labNames(prefix: string = DEFAULT_PREFIX, vms: readonly VmSpec[] = DEFAULT_VMS): LabNames {
   checkPrefix(prefix);
   const namespaces = Object.fromEntries(NODE_ROLES.map((r) => [r, namespaceName(prefix, r)])) as Record<NodeRole, string>;
-  return { prefix, namespaces, vms: Object.fromEntries(vms.map((vm) => [vm.name, vmNamespace(prefix, vm.name)])), plan: LAB_PLAN };
+  return { prefix, namespaces, vms: Object.fromEntries(vms.map((vm) => [vm.name, vmPort(vm.name)])), plan: LAB_PLAN };
 }

@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { LAB_ENDPOINTS } from "../../deploy/lab/configs.js";
 import { REPO, startLab, type RunningLab } from "../../deploy/lab/lab.js";
-import { destroyLab, exec, migrate, spawnIn } from "../../deploy/lab/netns.js";
+import { destroyLab, exec, spawnIn } from "../../deploy/lab/netns.js";
+import { migrate } from "../../deploy/lab/qemu.js";
 import { LAB_PLAN } from "../../deploy/lab/topology.js";
 import { labUnavailable, logPath, logSize, waitFor, waitForHandover } from "../helpers/lab.js";
 

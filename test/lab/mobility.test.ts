@@ -7,12 +7,12 @@
 //   3.2 (vm6, IPv6, from h6 to h4) with the IPv6 client c6 and the IPv4 client c4.
 // Both clients of a case run against the VM at once. Route optimisation is not tested here.
 import anyTest, { type ExecutionContext, type TestFn } from "ava";
-import { migrate } from "../../deploy/lab/netns.js";
-import { LAB_PLAN } from "../../deploy/lab/topology.js";
+import { migrate } from "../../deploy/lab/qemu.js";
+import { GUEST_SERVICES, LAB_PLAN } from "../../deploy/lab/topology.js";
 import { ipv6FromBytes, parseCidr6, parseIPv4 } from "../../lib/net/address.js";
 import { embedIPv4 } from "../../lib/net/rfc6052.js";
 import {
-  LAB_ENDPOINTS, SoftChecks, SessionClient, SessionServer, checkSession, endSessions, labUnavailable, logPath, logSize, metric, readMetrics, sleep, useLab, waitFor,
+  LAB_ENDPOINTS, SoftChecks, SessionClient, checkSession, endSessions, labUnavailable, logPath, logSize, metric, readMetrics, sleep, useLab, waitFor,
   waitForHandover, type LabHandle,
 } from "../helpers/lab.js";
 
@@ -51,7 +51,7 @@ async function runCase(test: ExecutionContext, c: VmCase): Promise<void> {
   const started = Date.now();
   const step = (what: string) => test.log(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`);
   const { prefix, lab } = h;
-  const server = await SessionServer.start(h, `vm-${c.vm}`, c.port);
+  // The guest serves the TCP echo itself (deploy/lab/guest/init).
   const clients = await Promise.all(c.clients.map(async (spec) => {
     const host = await spec.host();
     return { label: `${spec.label} (${spec.ns} → ${host})`, client: await SessionClient.start(h, spec.ns, host, c.port) };
@@ -103,14 +103,13 @@ async function runCase(test: ExecutionContext, c: VmCase): Promise<void> {
   for (const [i, x] of clients.entries()) checkSession(t, `${x.label}, home again`, x.client, homeStart[i], homeEnd[i]);
 
   await endSessions(t, clients);
-  await server.end();
   step("done");
   t.done();
 }
 
 live("3.1: vm4 moves from the IPv4 network to the IPv6 network and back, with an IPv4 and an IPv6 client", async (t) => {
   await runCase(t, {
-    vm: "vm4", away: "h6", home: "h4", port: 7001,
+    vm: "vm4", away: "h6", home: "h4", port: GUEST_SERVICES.tcpEcho,
     homeAgent: { metrics: LAB_ENDPOINTS.r1Metrics, protocol: "mip4", encap: "encap-4in4" },
     clients: [
       { label: "3.1 IPv4 client", ns: "c4", host: async () => VM4 },
@@ -129,7 +128,7 @@ live("3.1: vm4 moves from the IPv4 network to the IPv6 network and back, with an
 
 live("3.2: vm6 moves from the IPv6 network to the IPv4 network and back, with an IPv6 and an IPv4 client", async (t) => {
   await runCase(t, {
-    vm: "vm6", away: "h4", home: "h6", port: 7002,
+    vm: "vm6", away: "h4", home: "h6", port: GUEST_SERVICES.tcpEcho,
     homeAgent: { metrics: LAB_ENDPOINTS.r2Metrics, protocol: "mip6", encap: "encap-6in6" },
     clients: [
       { label: "3.2 IPv6 client", ns: "c6", host: async () => VM6 },

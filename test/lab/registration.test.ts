@@ -19,7 +19,8 @@ import { createInterface } from "node:readline";
 import { parse } from "yaml";
 import { VM_SECURITY } from "../../deploy/lab/configs.js";
 import { REPO } from "../../deploy/lab/lab.js";
-import { exec, migrate, run, spawnIn } from "../../deploy/lab/netns.js";
+import { exec, run, spawnIn } from "../../deploy/lab/netns.js";
+import { migrate } from "../../deploy/lab/qemu.js";
 import { LAB_PLAN, namespaceName } from "../../deploy/lab/topology.js";
 import {
   LAB_ENDPOINTS, SoftChecks, labUnavailable, logPath, logSize, metric, readLog, readMetrics, sleep, useLab, waitFor, waitForHandover, type LabHandle,
@@ -158,12 +159,12 @@ import sys, logging
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 from scapy.all import Ether, ARP, IPv6, ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, sendp, get_if_hwaddr
 family, address = sys.argv[1], sys.argv[2]
-mac = get_if_hwaddr("eth0")
+iface, mac = sys.argv[3], sys.argv[4]
 if family == "4":
     f = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=address, hwdst="00:00:00:00:00:00", pdst=address)
 else:
     f = Ether(src=mac, dst="33:33:00:00:00:01") / IPv6(src=address, dst="ff02::1", hlim=255) / ICMPv6ND_NA(R=0, S=0, O=1, tgt=address) / ICMPv6NDOptDstLLAddr(lladdr=mac)
-sendp(f, iface="eth0", count=2, inter=0.05, verbose=False)
+sendp(f, iface=iface, count=2, inter=0.05, verbose=False)
 `;
 
 type Answer = Record<string, unknown> & { timeout?: boolean; exited?: number | null; code?: number; status?: number; frame?: string };
@@ -267,7 +268,10 @@ const bindingLog = (which: "r1" | "r2", from: number) =>
   readLog(logPath(handle!.lab, `home-agent-${which}`), from).filter((r) => r.msg === "binding added" || r.msg === "binding updated" || r.msg === "binding removed");
 
 async function announce(family: 4 | 6): Promise<void> {
-  await exec(handle!.prefix, family === 4 ? "vm-vm4" : "vm-vm6", ["/usr/bin/python3", "-c", ANNOUNCE, String(family), family === 4 ? VM4 : VM6], { timeoutMs: 20_000 });
+  // The guest is unmodified, so the announcement leaves from its home host's bridge with the
+  // guest's MAC: on the home link it is the same frame the guest would send.
+  const vm = family === 4 ? LAB_PLAN.vms.vm4 : LAB_PLAN.vms.vm6;
+  await exec(handle!.prefix, vm.host, ["/usr/bin/python3", "-c", ANNOUNCE, String(family), family === 4 ? VM4 : VM6, LAB_PLAN.hosts[vm.host].homeBridge, vm.mac], { timeoutMs: 20_000 });
 }
 
 // --------------------------------------------------------------------- (b), (c) r1 with scapy

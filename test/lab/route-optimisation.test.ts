@@ -6,12 +6,12 @@
 // direct 6in4 tunnel counts at least the packets the sessions need. Back home, the shortcut ends
 // with the engine's rules and the sessions go on, the same connections.
 import anyTest, { type TestFn } from "ava";
-import { migrate } from "../../deploy/lab/netns.js";
-import { LAB_PLAN } from "../../deploy/lab/topology.js";
+import { migrate } from "../../deploy/lab/qemu.js";
+import { GUEST_SERVICES, LAB_PLAN } from "../../deploy/lab/topology.js";
 import { ipv6FromBytes, parseCidr6, parseIPv4 } from "../../lib/net/address.js";
 import { embedIPv4 } from "../../lib/net/rfc6052.js";
 import {
-  LAB_ENDPOINTS, SoftChecks, SessionClient, SessionServer, checkSession, endSessions, labUnavailable, logPath, logSize, metric, readMetrics, sleep, useLab,
+  LAB_ENDPOINTS, SoftChecks, SessionClient, checkSession, endSessions, labUnavailable, logPath, logSize, metric, readMetrics, sleep, useLab,
   waitForHandover, waitForLog, type LabHandle,
 } from "../helpers/lab.js";
 
@@ -24,7 +24,8 @@ const handle: LabHandle | undefined = unavailable ? undefined : useLab(test);
 const VM6 = LAB_PLAN.vms.vm6.homeAddress.split("/")[0];
 const C6 = LAB_PLAN.clients.c6.address.split("/")[0];
 const C4 = LAB_PLAN.clients.c4.address.split("/")[0];
-const PORT = 7003;
+/** The guest's own TCP echo (deploy/lab/guest/init). */
+const PORT = GUEST_SERVICES.tcpEcho;
 /** How long each counting window lasts. */
 const WINDOW_MS = 1_500;
 
@@ -67,7 +68,6 @@ live("3.2 k–m: after the binding updates, vm6's correspondents reach it withou
   const prefix6 = parseCidr6(LAB_PLAN.engine.translationPrefix6, "translationPrefix6");
   const c4As6 = ipv6FromBytes(embedIPv4(prefix6.network.bytes, prefix6.length, parseIPv4(C4, "c4").bytes)).text;
 
-  const server = await SessionServer.start(h, "vm-vm6", PORT);
   const clients = [
     { label: `IPv6 client (c6 → ${VM6})`, client: await SessionClient.start(h, "c6", VM6, PORT) },
     { label: `IPv4 client (c4 → ${pool})`, client: await SessionClient.start(h, "c4", pool, PORT) },
@@ -128,7 +128,6 @@ live("3.2 k–m: after the binding updates, vm6's correspondents reach it withou
   for (const [i, x] of clients.entries()) checkSession(t, `${x.label}, home again`, x.client, homeEchoStart[i], homeEchoEnd[i]);
 
   await endSessions(t, clients);
-  await server.end();
   step("done");
   t.done();
 });
