@@ -138,9 +138,11 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "open(ifname, frameSize, frameCount, maxBatch, callback)");
     return NULL;
   }
+  /* Blocks are a page, or the smallest power-of-two number of pages that holds one frame. */
   long page = sysconf(_SC_PAGESIZE);
-  if (frame_size < 128 || frame_size % TPACKET_ALIGNMENT || frame_size > (uint32_t)page || page % frame_size || frame_nr < 2 || max_batch < 1) {
-    napi_throw_range_error(env, NULL, "frameSize must divide the page size (a multiple of 16), frameCount >= 2");
+  while (page < (long)frame_size && page < (1L << 20)) page *= 2;
+  if (frame_size < 128 || frame_size % TPACKET_ALIGNMENT || page % frame_size || frame_nr < 2 || max_batch < 1) {
+    napi_throw_range_error(env, NULL, "frameSize must be a power of two of at least 128 bytes and at most 1 MiB, frameCount >= 2");
     return NULL;
   }
   Ring *r = calloc(1, sizeof *r);
@@ -155,7 +157,7 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   int v2 = TPACKET_V2, one = 1;
   if (setsockopt(r->fd, SOL_PACKET, PACKET_VERSION, &v2, sizeof v2) < 0) goto fail_v;
   if (setsockopt(r->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0) goto fail_i;
-  /* Blocks of one page; the ring is frame_nr frames rounded up to whole pages. */
+  /* The ring is frame_nr frames rounded up to whole blocks. */
   struct tpacket_req req;
   req.tp_block_size = (unsigned)page;
   req.tp_frame_size = frame_size;
