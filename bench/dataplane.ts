@@ -7,6 +7,7 @@
 //
 //   node --import tsx bench/dataplane.ts [--seconds 3] [--repeat 2] [--warmup 1] [--only reencap-4in4-4in6,translate-6to4,...]
 //        [--profile DIR]   (the worker runs under node --cpu-prof; profiles land in DIR/<case>/)
+//   --backends ring,cap: every worker case on each capture backend, named CASE/BACKEND
 //        (cases: encap-4in6, decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, tayga-6to4, kernel-ipv4)
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -21,7 +22,7 @@ import { NetnsLab, netnsAvailable } from "../test/helpers/netns.js";
 import { createTopology, metricValue, parseMac, startWorker, workerMetricsText, type Topology } from "../test/dataplane/live/topology.js";
 
 const { values: args } = parseArgs({
-  options: { seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, warmup: { type: "string", default: "1" } },
+  options: { seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, backends: { type: "string", default: "ring,cap" }, warmup: { type: "string", default: "1" } },
 });
 const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);
@@ -40,6 +41,9 @@ interface Scenario {
   frame(topo: Topology): Uint8Array;
   /** Sets the middle up and returns the pid doing the work (undefined: kernel softirq). */
   middle(topo: Topology): Promise<{ pid?: number; metricsPort?: number; stop?: () => Promise<void> }>;
+  /** A worker case: run once per capture backend (--backends), named CASE/BACKEND. */
+  worker?: boolean;
+  backend?: string;
 }
 
 function eth(topo: Topology, etherType: number, packet: Uint8Array): Uint8Array {
@@ -48,9 +52,9 @@ function eth(topo: Topology, etherType: number, packet: Uint8Array): Uint8Array 
 
 function workerScenario(name: string, what: string, frame: Scenario["frame"], config: (topo: Topology) => Record<string, unknown>, rules: unknown[]): Scenario {
   return {
-    name, what, frame,
-    async middle(topo) {
-      const cfg = { workerId: `bench-${name}`, ...config(topo) };
+    name, what, frame, worker: true,
+    async middle(this: Scenario, topo) {
+      const cfg = { workerId: `bench-${name}`, ...config(topo), capture: { backend: this.backend ?? "ring" } };
       let argvPrefix: string[] | undefined;
       if (args.profile) {
         // One directory per case: node writes a profile per thread (tsx's loader has its own).
@@ -208,8 +212,11 @@ async function main() {
   }
   const only = args.only?.split(",");
   const results: Result[] = [];
-  for (const s of SCENARIOS) {
-    if (only && !only.includes(s.name)) continue;
+  // Each worker case runs on every backend, one after the other (interleaved, not in two blocks).
+  const backends = args.backends!.split(",");
+  const cases = SCENARIOS.flatMap((s) => (s.worker ? backends.map((b) => ({ ...s, name: `${s.name}/${b}`, base: s.name, backend: b })) : [{ ...s, base: s.name }]));
+  for (const s of cases) {
+    if (only && !only.includes(s.base) && !only.includes(s.name)) continue;
     // The machine is shared: each case runs REPEAT times on a fresh topology and the best run
     // counts (the others lost CPU time to someone else).
     let best: Result | undefined;

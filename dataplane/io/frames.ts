@@ -30,8 +30,10 @@ export interface FramePort {
   readonly mac: Uint8Array;
   /** Starts delivering frames; call once. */
   start(onBatch: FrameBatchHandler): void;
-  /** Sends one complete Ethernet frame now (the bytes may be reused once it returns). */
+  /** Sends one complete Ethernet frame, or queues it for flush() (the bytes may be reused once it returns). */
   send(frame: Uint8Array): boolean;
+  /** The batch form: sends every frame send() queued, in one system call (backends that batch). */
+  flushSends?(): void;
   stats(): FramePortStats;
   close(): void;
 }
@@ -41,6 +43,8 @@ export interface FramePortOptions {
   bufferBytes?: number;
   /** Hand the batch over at once when it holds this many frames (else at the end of the turn). */
   maxBatch?: number;
+  /** The interface MTU: ring backends size their frames to it (a longer frame is counted and dropped). */
+  mtu?: number;
 }
 
 /** Opens ports on interfaces; one implementation per backend. */

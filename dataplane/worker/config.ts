@@ -25,7 +25,8 @@ export interface WorkerConfig {
   metricsListen: string;
   /** A rule table (JSON, the offline-mode format) applied at start, before any engine answers. */
   table?: string;
-  capture: { bufferBytes: number; maxBatch: number };
+  /** backend: `ring` (our PACKET_MMAP addon, the default) or `cap` (libpcap, the fallback). */
+  capture: { backend: "ring" | "cap"; bufferBytes: number; maxBatch: number };
   /** Milliseconds between neighbour-cache ticks. */
   tickMs: number;
   interfaces: WorkerInterfaceConfig[];
@@ -72,6 +73,7 @@ export function parseWorkerConfig(value: unknown): WorkerConfig {
   return {
     workerId, engines: engines as string[], tls: parseTlsConfig(value.tls, "tls", (m) => new WorkerConfigError(m)), metricsListen, table: value.table as string | undefined,
     capture: {
+      backend: captureBackend(capture.backend),
       bufferBytes: positiveInt(capture.bufferBytes, "capture.bufferBytes", 64 << 20),
       maxBatch: positiveInt(capture.maxBatch, "capture.maxBatch", 1024),
     },
@@ -79,6 +81,12 @@ export function parseWorkerConfig(value: unknown): WorkerConfig {
     interfaces: parsedInterfaces,
     forwarder,
   };
+}
+
+function captureBackend(v: unknown): "ring" | "cap" {
+  if (v === undefined) return "ring";
+  if (v !== "ring" && v !== "cap") throw new WorkerConfigError(`capture.backend: must be 'ring' or 'cap', got ${JSON.stringify(v)}`);
+  return v;
 }
 
 export function loadWorkerConfig(path: string): WorkerConfig {

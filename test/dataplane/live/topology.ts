@@ -76,15 +76,22 @@ export interface StartedWorker {
 /** Writes the worker's YAML and starts bin/mip46-dataplane.js inside the worker namespace. */
 export async function startWorker(topo: Topology, config: Record<string, unknown>, table?: unknown, name = "worker", nodeArgs: string[] = []): Promise<StartedWorker> {
   const configPath = join(topo.dir, `${name}.yaml`);
-  const full: Record<string, unknown> = { metricsListen: "127.0.0.1:0", ...config };
+  // The live tests run on both capture backends: MIP46_TEST_CAPTURE_BACKEND (forwarding-cap.test.ts sets cap).
+  const backend = process.env.MIP46_TEST_CAPTURE_BACKEND ?? "ring";
+  const full: Record<string, unknown> = { metricsListen: "127.0.0.1:0", ...config, capture: { backend, ...(config.capture as object | undefined) } };
   if (table !== undefined) {
     const tablePath = join(topo.dir, `${name}-table.json`);
     writeFileSync(tablePath, JSON.stringify(table, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
     full.table = tablePath;
   }
   writeFileSync(configPath, stringify(full));
-  const started = await topo.lab.spawnUntilReady<{ metricsPort: number }>(topo.worker,
+  const started = await topo.lab.spawnUntilReady<{ metricsPort: number; backend: string }>(topo.worker,
     [process.execPath, ...nodeArgs, join(REPO, "bin/mip46-dataplane.js"), "--config", configPath], "dataplane started");
+  const want = (full.capture as { backend: string }).backend;
+  if (started.ready.backend !== want) {
+    started.child.kill("SIGKILL");
+    throw new Error(`worker runs on capture backend ${started.ready.backend}, the test asked for ${want}`);
+  }
   return { child: started.child, metricsPort: started.ready.metricsPort, log: started.log };
 }
 

@@ -1,0 +1,7 @@
+{
+  "targets": [{
+    "target_name": "mip46ring",
+    "sources": ["ring.c"],
+    "cflags": ["-O2", "-Wall"]
+  }]
+}
