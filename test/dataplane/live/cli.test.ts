@@ -47,7 +47,7 @@ test("parseWorkerConfig: defaults, pass-through of the forwarder settings, and f
     workerId: "w", engines: ["[::1]:50046", "unix:/run/e.sock"], interfaces: [{ name: "eth1", addresses: ["192.0.2.254/24"] }],
     served: ["198.51.100.0/24"], translator: { lowestIpv6Mtu: 1280 },
   });
-  t.deepEqual(c.capture, { bufferBytes: 64 << 20, maxBatch: 1024 });
+  t.deepEqual(c.capture, { backend: "ring", bufferBytes: 64 << 20, maxBatch: 1024 }, "the ring backend is the default");
   t.is(c.metricsListen, "127.0.0.1:9047");
   t.deepEqual(c.forwarder, { served: ["198.51.100.0/24"], translator: { lowestIpv6Mtu: 1280 } });
   t.throws(() => parseWorkerConfig({ interfaces: [{ name: "x" }] }), { instanceOf: WorkerConfigError, message: /^workerId:/ });
