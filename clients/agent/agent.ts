@@ -525,7 +525,7 @@ export class PrivilegedVmAgent {
     const here = cfg.vms.filter((v) => present.has(v.port));
     const sampler = this.deps.sampler;
     const resources = sampler?.host() ?? { cpuUsedCores: 0, cpuTotalCores: 0, memoryUsedBytes: 0, memoryTotalBytes: 0 };
-    const usage = sampler?.vms(new Map(here.filter((v) => v.namespace).map((v) => [v.id, v.namespace!]))) ?? new Map();
+    const usage = sampler?.vms(new Map(here.filter((v) => v.namespace).map((v) => [v.id, v.namespace!])), new Map(here.filter((v) => v.pidFile).map((v) => [v.id, v.pidFile!]))) ?? new Map();
     const uplink = cfg.worker.interfaces.find((i) => i.name === cfg.network.uplink)!;
     const res = await this.deps.control.heartbeat({
       hostId: cfg.hostId,

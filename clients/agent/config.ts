@@ -9,6 +9,8 @@ import { parseAddress } from "../../lib/net/address.js";
 import { parseWorkerConfig, WorkerConfigError, type WorkerConfig } from "../../dataplane/worker/config.js";
 import { loadKeysFile, parseKeys, type HomeAgentKey } from "../../homeagent/config.js";
 
+const VM_KEYS = new Set(["id", "port", "homeAddress", "homeAgent", "homeHost", "mac", "namespace", "pidFile"]);
+
 export class AgentConfigError extends Error {
   override name = "AgentConfigError";
 }
@@ -29,6 +31,8 @@ export interface VmInventoryEntry {
   mac: string;
   /** The VM's network namespace (a lab VM): its processes' CPU and memory go into Heartbeat. */
   namespace?: string;
+  /** The file the VM's hypervisor process (QEMU) writes its pid to: that process's CPU and memory go into Heartbeat. */
+  pidFile?: string;
 }
 
 export interface AgentConfig {
@@ -107,6 +111,8 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
   const inventory = vms.map((v, i): VmInventoryEntry => {
     const f = `vms[${i}]`;
     if (!isObject(v)) throw new AgentConfigError(`${f}: must be a mapping`);
+    const unknown = Object.keys(v).filter((k) => !VM_KEYS.has(k));
+    if (unknown.length > 0) throw new AgentConfigError(`${f}.${unknown[0]}: unknown key (known: ${[...VM_KEYS].join(", ")})`);
     const id = text(v.id, `${f}.id`);
     if (ids.has(id)) throw new AgentConfigError(`${f}.id: '${id}' is listed twice`);
     ids.add(id);
@@ -117,6 +123,7 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
       id, port: text(v.port, `${f}.port`), homeAddress: home.text, family: home.family,
       homeAgent: address(v.homeAgent, `${f}.homeAgent`, home.family).text, homeHost: text(v.homeHost, `${f}.homeHost`), mac: mac.toLowerCase(),
       ...(v.namespace === undefined ? {} : { namespace: text(v.namespace, `${f}.namespace`) }),
+      ...(v.pidFile === undefined ? {} : { pidFile: text(v.pidFile, `${f}.pidFile`) }),
     };
   });
   let keyList: HomeAgentKey[] = [];

@@ -1,6 +1,6 @@
 // Real resource use for Heartbeat (paper, "The parts" 2d): the host's CPU and memory from /proc,
-// and each VM's as the sum over the processes in the VM's network namespace (a lab VM is a
-// namespace; on a real hypervisor this would be the VM's cgroup).
+// and each VM's from its hypervisor process (QEMU's pid file: the lab's guests) or the processes
+// of its network namespace (on a real hypervisor the VM's cgroup would serve as well).
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { cpus } from "node:os";
 
@@ -36,25 +36,45 @@ export class ResourceSampler {
     return { cpuUsedCores: Math.max(0, used), cpuTotalCores: cores, memoryUsedBytes: mem.MemTotal - mem.MemAvailable, memoryTotalBytes: mem.MemTotal };
   }
 
-  /** CPU (since the previous call) and resident memory of the processes in each named network namespace. */
-  vms(namespaces: Map<string, string>): Map<string, VmUsage> {
-    const inodes = new Map<string, string>();
-    for (const [vmId, ns] of namespaces) {
+  /**
+   * CPU (since the previous call) and resident memory of each VM: the processes in its network
+   * namespace (`namespaces`, VM id → name), or its hypervisor process (`pidFiles`, VM id → the
+   * file QEMU writes its pid to; /proc/PID/stat sums the process's threads).
+   */
+  vms(namespaces: Map<string, string>, pidFiles: Map<string, string> = new Map()): Map<string, VmUsage> {
+    const pids = new Map<string, string>();
+    if (namespaces.size > 0) {
+      const inodes = new Map<string, string>();
+      for (const [vmId, ns] of namespaces) {
+        try {
+          // A namespace's bind mount under /run/netns has the namespace's inode.
+          inodes.set(String(statSync(`/run/netns/${ns}`, { bigint: true }).ino), vmId);
+        } catch {
+          // not on this host
+        }
+      }
+      for (const pid of readdirSync("/proc")) {
+        if (!/^\d+$/.test(pid)) continue;
+        try {
+          const vmId = inodes.get(readlinkSync(`/proc/${pid}/ns/net`).slice(5, -1)); // "net:[4026532]"
+          if (vmId !== undefined) pids.set(pid, vmId);
+        } catch {
+          // the process ended while we looked
+        }
+      }
+    }
+    for (const [vmId, file] of pidFiles) {
       try {
-        // A namespace's bind mount under /run/netns has the namespace's inode.
-        inodes.set(String(statSync(`/run/netns/${ns}`, { bigint: true }).ino), vmId);
+        const pid = readFileSync(file, "utf8").trim();
+        if (/^\d+$/.test(pid)) pids.set(pid, vmId);
       } catch {
-        // not on this host
+        // the VM does not run on this host now
       }
     }
     const ticks = new Map<string, number>();
     const rss = new Map<string, number>();
-    for (const pid of readdirSync("/proc")) {
-      if (!/^\d+$/.test(pid)) continue;
+    for (const [pid, vmId] of pids) {
       try {
-        const link = readlinkSync(`/proc/${pid}/ns/net`); // "net:[4026532]"
-        const vmId = inodes.get(link.slice(5, -1));
-        if (vmId === undefined) continue;
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
         ticks.set(vmId, (ticks.get(vmId) ?? 0) + Number(f[11]) + Number(f[12]));
@@ -67,7 +87,7 @@ export class ResourceSampler {
     const dt = Math.max(1, now - this.lastAt) / 1000;
     this.lastAt = now;
     const out = new Map<string, VmUsage>();
-    for (const vmId of namespaces.keys()) {
+    for (const vmId of new Set([...namespaces.keys(), ...pidFiles.keys()])) {
       const t = ticks.get(vmId) ?? 0;
       const prev = this.lastVm.get(vmId) ?? t;
       this.lastVm.set(vmId, t);
