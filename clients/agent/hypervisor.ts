@@ -2,7 +2,7 @@
 // is a port joining or leaving a bridge, as libvirt and Open vSwitch report it), and the hook
 // that carries out a migration. Behind small interfaces, so the agent's logic runs the same in
 // tests.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync } from "node:fs";
 
 export type Bridge = "home" | "visitor";
@@ -22,12 +22,20 @@ export interface PortWatcher {
   stop(): void;
 }
 
-/** Polls /sys/class/net/<bridge>/brif (one readdir per bridge and period: cheap, and no netlink binding needed). */
+/**
+ * Reads /sys/class/net/<bridge>/brif when the kernel says a link changed: `ip -o monitor link`
+ * (iproute2) prints a line per RTM_NEWLINK / RTM_DELLINK, which a port joining or leaving a
+ * bridge, or a tap coming or going, causes. Idle, it costs nothing; a rescan every second stays
+ * as a safety net. Where the monitor cannot run, it polls every `pollMs` as before.
+ */
 export class SysfsPortWatcher implements PortWatcher {
   private timer?: NodeJS.Timeout;
+  private monitor?: ChildProcess;
+  private scanQueued = false;
+  private stopped = false;
   private last = new Map<string, Bridge>();
 
-  constructor(private readonly bridges: { home: string; visitor: string }, private readonly pollMs: number, private readonly ignore: ReadonlySet<string>) {}
+  constructor(private readonly bridges: { home: string; visitor: string }, private readonly pollMs: number, private readonly ignore: ReadonlySet<string>, private readonly useMonitor = true) {}
 
   private scan(): Map<string, Bridge> {
     const now = new Map<string, Bridge>();
@@ -49,17 +57,43 @@ export class SysfsPortWatcher implements PortWatcher {
 
   start(listener: (e: PortEvent) => void): void {
     this.last = this.scan();
-    this.timer = setInterval(() => {
+    const rescan = () => {
+      this.scanQueued = false;
+      if (this.stopped) return;
       const now = this.scan();
       const t = Date.now();
       for (const [port, bridge] of this.last) if (now.get(port) !== bridge) listener({ kind: "detached", port, bridge, seenAtMs: t });
       for (const [port, bridge] of now) if (this.last.get(port) !== bridge) listener({ kind: "attached", port, bridge, seenAtMs: t });
       this.last = now;
-    }, this.pollMs);
+    };
+    const poll = (ms: number) => {
+      clearInterval(this.timer);
+      this.timer = setInterval(rescan, ms);
+    };
+    if (!this.useMonitor) return poll(this.pollMs);
+    poll(Math.max(this.pollMs, 1000));
+    const monitor = spawn("ip", ["-o", "monitor", "link"], { stdio: ["ignore", "pipe", "ignore"] });
+    this.monitor = monitor;
+    monitor.stdout!.on("data", () => {
+      if (this.scanQueued) return;
+      this.scanQueued = true;
+      setImmediate(rescan);
+    });
+    const fallBack = () => {
+      if (this.stopped || this.monitor !== monitor) return;
+      this.monitor = undefined;
+      poll(this.pollMs);
+    };
+    monitor.on("error", fallBack);
+    monitor.on("exit", fallBack);
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
+    const m = this.monitor;
+    this.monitor = undefined;
+    m?.kill();
   }
 }
 
