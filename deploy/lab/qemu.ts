@@ -180,9 +180,10 @@ export async function addVm(prefix: string, vm: VmSpec, options: { wait?: boolea
 
 async function stopQemu(pid: number, files: string[]): Promise<void> {
   try { process.kill(pid, "SIGTERM"); } catch { /* gone */ }
-  if (!(await waitExit(pid, 2_000))) {
+  if (!(await waitExit(pid, 3_000))) {
     try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
-    await waitExit(pid, 2_000);
+    // A loaded 2-core machine has been seen to take over 2 s to reap a killed QEMU.
+    if (!(await waitExit(pid, 15_000))) throw new LabError(`QEMU ${pid} did not end within 18 s of SIGTERM and SIGKILL`);
   }
   for (const f of files) rmSync(f, { force: true });
 }
