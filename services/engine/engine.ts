@@ -292,17 +292,19 @@ export class Engine {
         throw new FailedPreconditionError(`vm_id: vm ${vmId} is bound at host ${hostId} (migration ${binding.migrationId}): it arrived, so there is nothing to abort; register its next move instead`);
       }
       const released: string[] = [];
-      let revision = (await this.store.ruleTable()).revision;
-      if (!binding) {
-        revision = await this.store.replaceRules(vmOwner(vmId), []);
-        const careOf = await this.store.getLease(vmId, "care-of");
-        if (careOf && careOf.hostId === hostId) {
-          const r = await this.store.releaseLease({ holder: vmId, purpose: "care-of" }, nowMs, this.cooldownMs);
-          if (r) released.push(r.address);
-        }
-        const t = await this.store.releaseLease({ holder: vmId, purpose: "translation" }, nowMs, this.cooldownMs);
-        if (t) released.push(t.address);
+      if (binding) {
+        // Bound at another host: nothing was prepared (prepareMigration left it alone).
+        this.log.info("migration aborted", { vmId, hostId, released, boundAt: binding.hostId });
+        return { ruleRevision: (await this.store.ruleTable()).revision, released };
       }
+      const revision = await this.store.replaceRules(vmOwner(vmId), []);
+      const careOf = await this.store.getLease(vmId, "care-of");
+      if (careOf && careOf.hostId === hostId) {
+        const r = await this.store.releaseLease({ holder: vmId, purpose: "care-of" }, nowMs, this.cooldownMs);
+        if (r) released.push(r.address);
+      }
+      const t = await this.store.releaseLease({ holder: vmId, purpose: "translation" }, nowMs, this.cooldownMs);
+      if (t) released.push(t.address);
       this.log.info("migration aborted", { vmId, hostId, released, revision });
       return { ruleRevision: revision, released };
     });
