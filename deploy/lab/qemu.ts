@@ -54,7 +54,8 @@ function now(): number {
   return performance.timeOrigin + performance.now();
 }
 
-function alive(pid: number): boolean {
+/** Whether a process runs: a zombie (ended, not yet reaped by its parent) has ended. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");

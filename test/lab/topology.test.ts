@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { netnsAvailable } from "../helpers/netns.js";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { createLab, destroyLab, exec, labNamespaces, run } from "../../deploy/lab/netns.js";
-import { addVm, migrate, readGuest, removeVm, vmHost } from "../../deploy/lab/qemu.js";
+import { addVm, alive, migrate, readGuest, removeVm, vmHost } from "../../deploy/lab/qemu.js";
 import { Qmp } from "../../deploy/lab/qmp.js";
 import {
   LAB_PLAN, NODE_ROLES, WORKER_INTERFACES, bridgeFor, checkPrefix, isLabNamespace, labDir, labNames, type LabNames,
@@ -44,7 +44,6 @@ test.after.always(async () => {
 });
 
 const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-const alive = (pid: number) => existsSync(`/proc/${pid}`);
 async function qmp<T>(vm: string, command: string, args?: Record<string, unknown>): Promise<T> {
   const q = await Qmp.open(readGuest(prefix, vm).qmp);
   try {
