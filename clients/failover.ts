@@ -4,14 +4,15 @@
 // Repeated: calls whose repeat has the effect of one call. AllocateCareOf renews the holder's lease
 // (the store keys leases by VM and purpose), so a repeat after a lost reply returns the same
 // address; RegisterMigration with the same addresses is a no-op repeat; Heartbeat overwrites the
-// host; RequestPrefix and the List calls only read; MapCorrespondent renews the correspondent's lease.
+// host; RequestPrefix and the List calls only read; MapCorrespondent renews the correspondent's lease;
+// PrepareMigration writes the same rules again; AbortMigration removes what is already gone.
 // Not repeated: ReleaseCareOf, whose repeat after a lost reply would answer NOT_FOUND for a release
 // that happened; it still moves the client to the next replica for the calls that follow.
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { connectControl, type ControlClient } from "./control.js";
 
 const REPEATABLE = new Set<string>([
-  "allocateCareOf", "requestPrefix", "registerMigration", "heartbeat", "mapCorrespondent",
+  "allocateCareOf", "requestPrefix", "registerMigration", "prepareMigration", "abortMigration", "heartbeat", "mapCorrespondent",
   "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable",
 ]);
 

@@ -19,13 +19,13 @@ import { IPPROTO } from "../../dataplane/packet/ipv4.js";
 import { newIPv6Chain, walkIPv6Extensions } from "../../dataplane/packet/ipv6.js";
 import { buildUdp4 } from "../../dataplane/packet/udp.js";
 import { BA_STATUS, isNewerSequence } from "../../dataplane/packet/mip6.js";
-import { parseMac } from "../../dataplane/packet/ethernet.js";
+import { ETHERTYPE, parseMac } from "../../dataplane/packet/ethernet.js";
 import { LocalRules } from "../../dataplane/worker/local.js";
 import { buildAuthenticatedRequest, checkReply } from "../../homeagent/mip4/client.js";
 import { buildBindingUpdatePacket, checkAcknowledgement } from "../../homeagent/mip6/client.js";
 import type { HomeAgentKey } from "../../homeagent/config.js";
 import type { AgentConfig, VmInventoryEntry } from "./config.js";
-import type { MigrationHook, PortEvent, PortWatcher } from "./hypervisor.js";
+import type { Bridge, MigrationHook, PortEvent, PortWatcher } from "./hypervisor.js";
 import type { ResourceSampler } from "./resources.js";
 
 const MIP4_PORT = 434;
@@ -46,15 +46,34 @@ export interface AgentDeps {
   now?: () => number;
 }
 
-/** The handover of one arrival, in ms since the port was seen (the timeline the lab prints). */
+/**
+ * What says a live-migrated VM runs here now: QEMU's RARP self-announce from the VM's MAC (what
+ * OVN's activation-strategy=rarp waits for), any other first frame from that MAC on the port's
+ * link, or the engine already holding the VM's binding at this host (the agent restarted after
+ * the activation, or the care-of addresses changed on renewal).
+ */
+export type ActivationSignal = "rarp" | "frame" | "running";
+
+/**
+ * The handover of one arrival, in ms since the port was seen (the timeline the lab prints). Up to
+ * engineRulesMs is the prepare (the VM still runs at its source); from activatedMs on, the switch.
+ */
 export interface HandoverTimeline {
   vmId: string;
   direction: "4to6" | "6to4" | "home";
   seenAtMs: number;
   allocatedMs?: number;
   hostRulesMs?: number;
+  /** The engine's rules in place (PrepareMigration; RegisterMigration when nothing could be prepared). */
   engineRulesMs?: number;
+  /** The activation signal seen. */
+  activatedMs?: number;
+  activation?: ActivationSignal;
+  /** RegisterMigration answered (at activation). */
+  migrationRegisteredMs?: number;
   registeredMs?: number;
+  /** The port went away before the VM ran here: the prepare was undone (AbortMigration). */
+  aborted?: boolean;
   careOfIPv4?: string;
   careOfIPv6?: string;
   translatedIPv4?: string;
@@ -65,6 +84,11 @@ export interface HandoverTimeline {
 
 interface Visit {
   vm: VmInventoryEntry;
+  /** prepared: the VM still runs at its source and nothing of its traffic comes here; active: it runs here. */
+  phase: "prepared" | "active";
+  /** The engine holds the VM's rules for this host already (PrepareMigration). */
+  enginePrepared: boolean;
+  timeline: HandoverTimeline;
   careOfIPv4: string;
   careOfIPv6: string;
   /** The last binding-update sequence number used for the VM (IPv6 VMs); undefined before the first. */
@@ -81,6 +105,14 @@ interface Visit {
   correspondents: Map<string, { sequence: number; refresh?: NodeJS.Timeout }>;
 }
 
+/** A VM whose port is here and whose activation signal the agent waits for. */
+interface Watch {
+  vm: VmInventoryEntry;
+  bridge: Bridge;
+  /** The worker interface the signal must come in on (the visitor link, or the uplink for a VM coming home). */
+  ingressIf: number;
+}
+
 interface Waiter {
   match(pkt: Uint8Array): boolean;
   resolve(pkt: Uint8Array): void;
@@ -94,6 +126,14 @@ export class PrivilegedVmAgent {
   private readonly rules: LocalRules;
   private readonly visits = new Map<string, Visit>();
   private readonly byPort: Map<string, VmInventoryEntry>;
+  private readonly byMac: Map<string, VmInventoryEntry>;
+  /** Where each VM's port is on this host now, by VM id. */
+  private readonly where = new Map<string, { bridge: Bridge; port: string; seenAtMs: number }>();
+  /** Activation signals awaited, by the VM's MAC as a 48-bit number. */
+  private readonly watching = new Map<number, Watch>();
+  private readonly unknownPorts = new Set<string>();
+  private readonly uplinkIf: number;
+  private readonly visitorIf: number;
   private readonly keys: Map<string, HomeAgentKey>;
   private readonly chains = new Map<string, Promise<void>>();
   private readonly waiters = new Set<Waiter>();
@@ -118,7 +158,10 @@ export class PrivilegedVmAgent {
     const first = uplink?.addresses?.[0];
     if (first === undefined) throw new Error(`network.uplink: interface '${this.cfg.network.uplink}' has no address, so the host's protocol is unknown`);
     this.family = first.includes(":") ? 6 : 4;
-    this.byPort = new Map(this.cfg.vms.map((v) => [v.port, v]));
+    this.byPort = new Map(this.cfg.vms.filter((v) => v.port !== undefined).map((v) => [v.port!, v]));
+    this.byMac = new Map(this.cfg.vms.map((v) => [v.mac, v]));
+    this.uplinkIf = this.cfg.worker.interfaces.findIndex((i) => i.name === this.cfg.network.uplink);
+    this.visitorIf = this.cfg.worker.interfaces.findIndex((i) => i.name === this.cfg.network.visitor);
     this.keys = new Map(this.cfg.keys.map((k) => [k.homeAddress, k]));
     this.rules = new LocalRules(deps.worker.forwarder);
   }
@@ -139,6 +182,11 @@ export class PrivilegedVmAgent {
     this.rules.apply([this.family === 6
       ? { key: "engine/4in6", kind: "tunnel-peer", tunnel: "4in6", peer: cfg.network.engineIPv6 }
       : { key: "engine/6in4", kind: "tunnel-peer", tunnel: "6in4", peer: cfg.network.engineIPv4 }]);
+    const found = this.deps.ports.current();
+    for (const p of found) {
+      const vm = p.bridge === "home" ? this.identify(p.port, p.mac) : undefined;
+      if (vm !== undefined) this.where.set(vm.id, { bridge: p.bridge, port: p.port, seenAtMs: this.now });
+    }
     await this.heartbeat();
     if (this.family === 4) {
       // Flow 3.2 c: the IPv6 prefix the engine assigned to this IPv4 segment.
@@ -151,9 +199,9 @@ export class PrivilegedVmAgent {
     this.heartbeatTimer = setInterval(() => {
       this.heartbeat().catch((e) => log.warn("heartbeat failed", { error: (e as Error).message }));
     }, cfg.heartbeatIntervalMs);
-    for (const p of this.deps.ports.current()) {
-      if (p.bridge === "visitor") this.portEvent({ kind: "attached", port: p.port, bridge: "visitor", seenAtMs: this.now });
-    }
+    // Visiting VMs found at start are prepared again; the engine says whether they run here
+    // already (PrepareMigration's `active`), else their first frame or RARP will. VMs at home stay.
+    for (const p of found) if (p.bridge === "visitor") this.portEvent({ kind: "attached", ...p, seenAtMs: this.now });
     this.deps.ports.start((e) => this.portEvent(e));
     log.info("agent started", { hostId: cfg.hostId, family: this.family, vms: cfg.vms.map((v) => v.id) });
   }
@@ -239,22 +287,51 @@ export class PrivilegedVmAgent {
     });
   }
 
+  /** The VM a port belongs to: by its configured name, else by the port's MAC (the VM's, or libvirt's 0xfe form of it). */
+  private identify(port: string, mac: string | undefined): VmInventoryEntry | undefined {
+    const byName = this.byPort.get(port);
+    if (byName !== undefined || mac === undefined) return byName;
+    const exact = this.byMac.get(mac);
+    if (exact !== undefined && exact.port === undefined) return exact;
+    if (!mac.startsWith("fe:")) return undefined;
+    for (const v of this.cfg.vms) if (v.port === undefined && v.mac.slice(2) === mac.slice(2)) return v;
+    return undefined;
+  }
+
   private portEvent(e: PortEvent): void {
-    const vm = this.byPort.get(e.port);
+    const vm = this.identify(e.port, e.mac);
     if (vm === undefined) {
-      this.deps.log.debug("port of an unknown VM", { port: e.port, bridge: e.bridge });
+      if (!this.unknownPorts.has(e.port)) {
+        this.unknownPorts.add(e.port);
+        this.deps.log.info("a port that no VM of the configuration has (by name or MAC); ignored", { port: e.port, mac: e.mac, bridge: e.bridge });
+      }
       return;
     }
-    // One VM's events are handled in order; different VMs in parallel.
+    if (e.kind === "attached") {
+      this.where.set(vm.id, { bridge: e.bridge, port: e.port, seenAtMs: e.seenAtMs });
+      // The signal is watched for from the port's first moment, so that a migration that ends
+      // before the prepare does is not missed.
+      if (e.bridge === "visitor" && vm.family !== this.family) this.watch({ vm, bridge: "visitor", ingressIf: this.visitorIf });
+      if (e.bridge === "home" && vm.family === this.family && vm.homeHost === this.cfg.hostId) this.watch({ vm, bridge: "home", ingressIf: this.uplinkIf });
+    } else {
+      const w = this.where.get(vm.id);
+      if (w?.bridge === e.bridge && w.port === e.port) this.where.delete(vm.id);
+      if (w?.bridge === e.bridge) this.unwatch(vm);
+    }
+    this.enqueue(vm, () => this.handle(vm, e));
+  }
+
+  /** One VM's events are handled in order; different VMs' in parallel. */
+  private enqueue(vm: VmInventoryEntry, step: () => Promise<void>): void {
     const prev = this.chains.get(vm.id) ?? Promise.resolve();
-    const next = prev.then(() => this.handle(vm, e)).catch((err) => this.deps.log.error("handover failed", { vmId: vm.id, error: (err as Error).message }));
+    const next = prev.then(step).catch((err) => this.deps.log.error("handover failed", { vmId: vm.id, error: (err as Error).message }));
     this.chains.set(vm.id, next);
   }
 
   private async handle(vm: VmInventoryEntry, e: PortEvent): Promise<void> {
     if (this.stopped) return;
     if (e.kind === "detached") {
-      if (e.bridge === "visitor") this.departed(vm);
+      if (e.bridge === "visitor") return this.left(vm);
       return;
     }
     if (e.bridge === "visitor") {
@@ -262,54 +339,205 @@ export class PrivilegedVmAgent {
         this.deps.log.warn("a VM of this network's own protocol is on the visitor bridge; not handled", { vmId: vm.id });
         return;
       }
-      return this.arrived(vm, e.seenAtMs);
+      return this.prepare(vm, e.seenAtMs);
     }
-    if (vm.homeHost === this.cfg.hostId && vm.family === this.family) return this.cameHome(vm, e.seenAtMs);
+    // A VM's port on the home bridge: coming home waits for its activation signal (watch).
+  }
+
+  // ---------------------------------------------------------------- the activation signal
+
+  private watch(w: Watch): void {
+    this.watching.set(macNumber(parseMac(w.vm.mac), 0), w);
+    this.deps.worker.forwarder.watchingStations = true;
+  }
+
+  private unwatch(vm: VmInventoryEntry): void {
+    this.watching.delete(macNumber(parseMac(vm.mac), 0));
+    this.deps.worker.forwarder.watchingStations = this.watching.size > 0;
+  }
+
+  /**
+   * The worker's station hook (ForwarderOptions.stationSeen), on the packet path: every RARP, and
+   * while a VM is awaited, every frame. A frame from an awaited VM's MAC on its link activates it.
+   * A hypervisor's incoming side sends nothing during the pre-copy, so the first frame is the
+   * VM running here; QEMU's RARP self-announce (ethertype 0x8035) is usually that first frame.
+   */
+  stationSeen(frame: Uint8Array, ingressIf: number): void {
+    if (frame.length < 14 || this.stopped) return;
+    const w = this.watching.get(macNumber(frame, 6));
+    if (w === undefined || w.ingressIf !== ingressIf) return;
+    const signal: ActivationSignal = ((frame[12] << 8) | frame[13]) === ETHERTYPE.RARP ? "rarp" : "frame";
+    const atMs = this.now;
+    this.unwatch(w.vm);
+    this.enqueue(w.vm, () => this.activate(w, signal, atMs));
+  }
+
+  /** Retries a call to the engine while the VM's port stays on `bridge`; undefined once it left. */
+  private async retry<T>(vm: VmInventoryEntry, bridge: Bridge, what: string, call: () => Promise<T>): Promise<T | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.stopped || this.where.get(vm.id)?.bridge !== bridge) return undefined;
+      try {
+        return await call();
+      } catch (e) {
+        const code = (e as { code?: number }).code;
+        // Only the engine's absence is worth waiting out (UNAVAILABLE 14, DEADLINE_EXCEEDED 4).
+        if (code !== undefined && code !== 14 && code !== 4) throw e;
+        this.deps.log.warn(`${what} failed; trying again`, { vmId: vm.id, attempt, error: (e as Error).message });
+        await this.sleep(Math.min(200 * 2 ** (attempt - 1), 5000));
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
   // ---------------------------------------------------------------- arrival (3.1 b–g, 3.2 b–f)
 
-  private async arrived(vm: VmInventoryEntry, seenAtMs: number): Promise<void> {
+  /**
+   * Prepare, when the VM's port appears: a hypervisor's incoming side makes it before the
+   * pre-copy, while the VM still runs, and answers, at its source. Everything that does not
+   * divert the VM's traffic is done now: the care-of addresses (b–d), the host's rules (they only
+   * wrap what the VM sends, and it sends nothing here yet), and the engine's rules
+   * (PrepareMigration: they re-wrap only what the home agent tunnels to the new care-of address,
+   * and it tunnels nothing there before the registration). The switch waits for activate().
+   */
+  private async prepare(vm: VmInventoryEntry, seenAtMs: number, runningHere = false): Promise<void> {
     const { control, log } = this.deps;
     const t: HandoverTimeline = { vmId: vm.id, direction: vm.family === 4 ? "4to6" : "6to4", seenAtMs, ok: false };
     const since = () => this.now - seenAtMs;
+    // 3.1: a pool IPv4 address, and the host's IPv6 prefix with the home address in the low 32
+    // bits; 3.2: an IPv4 address of this segment, and the segment's prefix with it (RFC 6052).
+    const lease = await this.retry(vm, "visitor", "AllocateCareOf", () => control.allocateCareOf({ hostId: this.cfg.hostId, vmId: vm.id, homeAddress: vm.homeAddress }));
+    // The port went away meanwhile: left() undoes whatever the engine did (AbortMigration).
+    if (lease === undefined) return;
+    t.allocatedMs = since();
+    t.careOfIPv4 = lease.careOfIpv4;
+    t.careOfIPv6 = lease.careOfIpv6;
+    if (this.segmentPrefix !== undefined) {
+      const expected = parseCidr(this.segmentPrefix, "prefix");
+      if (!lease.careOfIpv6.startsWith(expected.network.text.replace(/::$/, ":"))) log.warn("care-of address outside the segment's prefix", { careOfIPv6: lease.careOfIpv6, prefix: this.segmentPrefix });
+    }
+    const old = this.visits.get(vm.id);
+    const visit: Visit = {
+      vm, phase: "prepared", enginePrepared: false, timeline: t,
+      careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6, sequence: old?.sequence ?? this.lastSequence.get(vm.id), gone: false,
+      leaseLifetimeS: lease.lifetimeSeconds,
+      correspondents: new Map(), lastCorrespondent: new Uint8Array(16), ...(vm.family === 6 ? { home6: parseIPv6(vm.homeAddress, "homeAddress").bytes } : {}),
+    };
+    this.installHostSide(visit);
+    t.hostRulesMs = since();
+    const p = await this.retry(vm, "visitor", "PrepareMigration", () => control.prepareMigration(this.migrationRequest(visit)));
+    if (p === undefined) return;
+    visit.enginePrepared = p.prepared;
+    if (p.prepared) t.engineRulesMs = since();
+    if (p.translatedIpv4) t.translatedIPv4 = p.translatedIpv4;
+    log.info("migration prepared", { vmId: vm.id, careOfIPv4: visit.careOfIPv4, careOfIPv6: visit.careOfIPv6, engineRules: p.prepared, running: p.active || runningHere });
+    // The care-of lease is kept while the pre-copy lasts.
+    this.scheduleRefresh(visit);
+    if (p.active || runningHere) {
+      this.unwatch(vm);
+      return this.activate({ vm, bridge: "visitor", ingressIf: this.visitorIf }, "running", this.now);
+    }
+  }
+
+  private migrationRequest(v: Visit) {
+    return {
+      vmId: v.vm.id, homeAddress: v.vm.homeAddress, homeAgent: v.vm.homeAgent, sourceHostId: v.vm.homeHost, destinationHostId: this.cfg.hostId,
+      careOfIpv4: v.careOfIPv4, careOfIpv6: v.careOfIPv6,
+    };
+  }
+
+  /**
+   * Activate, when the VM runs here: the switch (3.1 e–g, 3.2 d–f). With the engine's rules
+   * prepared, the registration with the home agent and RegisterMigration go at once: the
+   * registration travels the prepared tunnel, and RegisterMigration only records the binding
+   * (its rules are the prepared ones, so no rule push lies on the path). Make-before-break as far
+   * as these moves allow: the new path is complete before the home agent is asked to use it
+   * (RFC 5944 §3.6 / RFC 6275 §11.7.1: the mobile node registers once it is attached).
+   */
+  private async activate(w: Watch, signal: ActivationSignal, atMs: number): Promise<void> {
+    const { control, log } = this.deps;
+    const vm = w.vm;
+    if (this.stopped) return;
+    const where = this.where.get(vm.id);
+    if (where?.bridge !== w.bridge) return;
+    if (w.bridge === "home") return this.cameHome(vm, where.seenAtMs, signal, atMs);
+    const v = this.visits.get(vm.id);
+    if (v === undefined) {
+      log.warn("the VM runs here but its prepare did not complete; it stays unreachable here until its port comes again", { vmId: vm.id, signal });
+      return;
+    }
+    // A second signal for an active VM changes nothing.
+    if (v.phase === "active") return;
+    v.phase = "active";
+    const t = v.timeline;
+    t.activatedMs = atMs - t.seenAtMs;
+    t.activation = signal;
+    const since = () => this.now - t.seenAtMs;
     try {
-      // b–d: the care-of addresses. 3.1: a pool IPv4 address, and the host's IPv6 prefix with the
-      // home address in the low 32 bits; 3.2: an IPv4 address of this segment, and the segment's
-      // prefix with it (RFC 6052).
-      const lease = await control.allocateCareOf({ hostId: this.cfg.hostId, vmId: vm.id, homeAddress: vm.homeAddress });
-      t.allocatedMs = since();
-      t.careOfIPv4 = lease.careOfIpv4;
-      t.careOfIPv6 = lease.careOfIpv6;
-      if (this.segmentPrefix !== undefined) {
-        const expected = parseCidr(this.segmentPrefix, "prefix");
-        if (!lease.careOfIpv6.startsWith(expected.network.text.replace(/::$/, ":"))) log.warn("care-of address outside the segment's prefix", { careOfIPv6: lease.careOfIpv6, prefix: this.segmentPrefix });
-      }
-      const visit: Visit = {
-        vm, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6, sequence: this.visits.get(vm.id)?.sequence ?? this.lastSequence.get(vm.id), gone: false,
-        leaseLifetimeS: lease.lifetimeSeconds,
-        correspondents: new Map(), lastCorrespondent: new Uint8Array(16), ...(vm.family === 6 ? { home6: parseIPv6(vm.homeAddress, "homeAddress").bytes } : {}),
+      const migration = async () => {
+        const reg = await this.retry(vm, "visitor", "RegisterMigration", () => control.registerMigration(this.migrationRequest(v)));
+        if (reg === undefined) throw new Error("the VM left before RegisterMigration was answered");
+        t.migrationRegisteredMs = since();
+        if (reg.translatedIpv4) t.translatedIPv4 = reg.translatedIpv4;
       };
-      this.installHostSide(visit);
-      t.hostRulesMs = since();
-      // The engine's rules first, so that it unwraps the registration and re-wraps the reply.
-      const reg = await control.registerMigration({
-        vmId: vm.id, homeAddress: vm.homeAddress, homeAgent: vm.homeAgent, sourceHostId: vm.homeHost, destinationHostId: this.cfg.hostId,
-        careOfIpv4: lease.careOfIpv4, careOfIpv6: lease.careOfIpv6,
-      });
-      t.engineRulesMs = since();
-      if (reg.translatedIpv4) t.translatedIPv4 = reg.translatedIpv4;
-      t.registrationAttempts = await this.register(visit, this.cfg.registration.lifetimeS);
+      if (v.enginePrepared) {
+        [, t.registrationAttempts] = await Promise.all([migration(), this.register(v, this.cfg.registration.lifetimeS)]);
+      } else {
+        // Nothing was prepared (the VM's rules served its binding at another host): the engine's
+        // rules first, so that it unwraps the registration and re-wraps the reply.
+        await migration();
+        t.engineRulesMs = since();
+        t.registrationAttempts = await this.register(v, this.cfg.registration.lifetimeS);
+      }
       t.registeredMs = since();
       t.ok = true;
-      this.scheduleRefresh(visit);
-      if (visit.home6 !== undefined && !visit.gone) this.optimising = [...this.optimising.filter((o) => o.vm.id !== vm.id), visit];
+      this.scheduleRefresh(v);
+      if (v.home6 !== undefined && !v.gone) this.optimising = [...this.optimising.filter((o) => o.vm.id !== vm.id), v];
     } catch (e) {
       t.error = (e as Error).message;
       throw e;
     } finally {
       this.record(t);
     }
+  }
+
+  /**
+   * The port left the visitor bridge. An active VM has moved on (departed); a VM that never ran
+   * here was a cancelled or failed migration: its prepare is undone, and its traffic, which never
+   * left its source, stays there.
+   */
+  private async left(vm: VmInventoryEntry): Promise<void> {
+    const v = this.visits.get(vm.id);
+    if (v?.phase === "active") return this.departed(vm);
+    this.unwatch(vm);
+    if (v !== undefined) {
+      this.removeHostSide(v);
+      this.visits.delete(vm.id);
+    }
+    const t: HandoverTimeline = v?.timeline ?? { vmId: vm.id, direction: vm.family === 4 ? "4to6" : "6to4", seenAtMs: this.now, ok: false };
+    t.aborted = true;
+    t.error = "the VM's port went away before the VM ran here (a cancelled or failed migration)";
+    // The engine may have taken a lease or written rules even where its answer never came: the
+    // abort is sent whatever the agent knows, a few times if the engine is away.
+    for (let attempt = 1; attempt <= 6 && !this.stopped; attempt++) {
+      try {
+        const r = await this.deps.control.abortMigration({ vmId: vm.id, hostId: this.cfg.hostId });
+        this.deps.log.info("migration aborted", { vmId: vm.id, released: r.releasedAddresses });
+        break;
+      } catch (e) {
+        const code = (e as { code?: number }).code;
+        if (code === 9) {
+          // FAILED_PRECONDITION: the engine has the VM bound here (an activation it saw and we did not).
+          this.deps.log.warn("abort refused: the engine has the VM bound at this host", { vmId: vm.id, error: (e as Error).message });
+          break;
+        }
+        this.deps.log.warn("AbortMigration failed; trying again", { vmId: vm.id, attempt, error: (e as Error).message });
+        await this.sleep(Math.min(500 * 2 ** (attempt - 1), 8000));
+      }
+    }
+    this.record(t);
   }
 
   private installHostSide(v: Visit): void {
@@ -476,16 +704,20 @@ export class PrivilegedVmAgent {
     if (lease.careOfIpv4 !== v.careOfIPv4 || lease.careOfIpv6 !== v.careOfIPv6) {
       // The lease had lapsed and the engine handed out new addresses: start over with them.
       this.deps.log.warn("care-of addresses changed on renewal", { vmId: v.vm.id, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6 });
-      return this.arrived(v.vm, this.now);
+      const running = v.phase === "active";
+      clearTimeout(v.refresh);
+      return new Promise((resolve) => this.enqueue(v.vm, () => this.prepare(v.vm, this.now, running).finally(resolve)));
     }
-    await this.register(v, this.cfg.registration.lifetimeS);
+    // A VM still being prepared keeps its lease; only one that runs here is registered.
+    if (v.phase === "active") await this.register(v, this.cfg.registration.lifetimeS);
   }
 
   // ---------------------------------------------------------------- coming home
 
-  private async cameHome(vm: VmInventoryEntry, seenAtMs: number): Promise<void> {
+  /** Activation at home: the VM's port on the home bridge, and its RARP or first frame on the home link. */
+  private async cameHome(vm: VmInventoryEntry, seenAtMs: number, signal: ActivationSignal, atMs: number): Promise<void> {
     const { control, log, worker } = this.deps;
-    const t: HandoverTimeline = { vmId: vm.id, direction: "home", seenAtMs, ok: false };
+    const t: HandoverTimeline = { vmId: vm.id, direction: "home", seenAtMs, ok: false, activation: signal, activatedMs: atMs - seenAtMs };
     try {
       // RFC 5944 §4.6 / RFC 6275 §11.5.4: the home address is the VM's again on the home link.
       worker.forwarder.announce(this.cfg.network.uplink, vm.homeAddress, worker.emit, parseMac(vm.mac));
@@ -521,8 +753,9 @@ export class PrivilegedVmAgent {
 
   private async heartbeat(): Promise<void> {
     const cfg = this.cfg;
-    const present = new Map(this.deps.ports.current().map((p) => [p.port, p.bridge]));
-    const here = cfg.vms.filter((v) => present.has(v.port));
+    // The VMs that run here: at home, or visiting and active (a VM being prepared still runs at its source).
+    const awaited = new Set([...this.watching.values()].map((w) => w.vm.id));
+    const here = cfg.vms.filter((v) => this.where.has(v.id) && !awaited.has(v.id) && this.visits.get(v.id)?.phase !== "prepared");
     const sampler = this.deps.sampler;
     const resources = sampler?.host() ?? { cpuUsedCores: 0, cpuTotalCores: 0, memoryUsedBytes: 0, memoryTotalBytes: 0 };
     const usage = sampler?.vms(new Map(here.filter((v) => v.namespace).map((v) => [v.id, v.namespace!])), new Map(here.filter((v) => v.pidFile).map((v) => [v.id, v.pidFile!]))) ?? new Map();
@@ -569,6 +802,11 @@ function nextSequence(last: number | undefined, nowMs: number): number {
   const clock = Math.floor(nowMs / 64) & 0xffff;
   if (last === undefined) return clock;
   return isNewerSequence(clock, last) ? clock : (last + 1) & 0xffff;
+}
+
+/** A MAC (6 octets at `off`) as one number: 48 bits fit a double exactly. */
+function macNumber(b: Uint8Array, off: number): number {
+  return ((b[off] << 8) | b[off + 1]) * 0x1_0000_0000 + (((b[off + 2] << 24) | (b[off + 3] << 16) | (b[off + 4] << 8) | b[off + 5]) >>> 0);
 }
 
 function equalAt(buf: Uint8Array, off: number, want: Uint8Array): boolean {

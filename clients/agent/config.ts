@@ -19,8 +19,12 @@ const { text, integer } = fieldReaders((m) => new AgentConfigError(m));
 
 export interface VmInventoryEntry {
   id: string;
-  /** The VM's port on the host (the hypervisor's tap or veth). */
-  port: string;
+  /**
+   * The VM's port on the host (the hypervisor's tap or veth), when its name is fixed (the lab's
+   * `vp-<vm>`). Absent, the VM is known by its MAC: the port whose own MAC is the VM's, or the VM's
+   * with its first octet 0xfe (what libvirt gives the host side of a guest's tap).
+   */
+  port?: string;
   homeAddress: string;
   family: 4 | 6;
   /** r1 or r2: same family as the home address. */
@@ -47,6 +51,8 @@ export interface AgentConfig {
     pollMs: number;
     /** Migration advice is carried out by running this ({vm} and {host} are replaced); absent: advice is logged only. */
     migrateCommand?: string[];
+    /** The unix socket the hypervisor's hook (deploy/libvirt) reports its phases to; absent: none. */
+    eventSocket?: string;
   };
   network: {
     /** The worker's interface on the host's network: its addresses say which protocol the network speaks. */
@@ -108,6 +114,12 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
   }
   if (!Array.isArray(vms)) throw new AgentConfigError("vms: required, a list (the hypervisor's inventory)");
   const ids = new Set<string>();
+  const taken = new Map<string, string>();
+  const once = (what: string, value: string, field: string) => {
+    const other = taken.get(`${what}:${value}`);
+    if (other !== undefined) throw new AgentConfigError(`${field}: ${what} '${value}' is also ${other}'s`);
+    taken.set(`${what}:${value}`, field);
+  };
   const inventory = vms.map((v, i): VmInventoryEntry => {
     const f = `vms[${i}]`;
     if (!isObject(v)) throw new AgentConfigError(`${f}: must be a mapping`);
@@ -119,8 +131,12 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
     const home = address(v.homeAddress, `${f}.homeAddress`);
     const mac = text(v.mac, `${f}.mac`);
     if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) throw new AgentConfigError(`${f}.mac: '${mac}' is not a MAC address`);
+    if ((parseInt(mac.slice(0, 2), 16) & 1) !== 0) throw new AgentConfigError(`${f}.mac: '${mac}' is a multicast address, not a VM's`);
+    once("MAC", mac.toLowerCase(), `${f}.mac`);
+    const port = v.port === undefined ? undefined : text(v.port, `${f}.port`);
+    if (port !== undefined) once("port", port, `${f}.port`);
     return {
-      id, port: text(v.port, `${f}.port`), homeAddress: home.text, family: home.family,
+      id, ...(port === undefined ? {} : { port }), homeAddress: home.text, family: home.family,
       homeAgent: address(v.homeAgent, `${f}.homeAgent`, home.family).text, homeHost: text(v.homeHost, `${f}.homeHost`), mac: mac.toLowerCase(),
       ...(v.namespace === undefined ? {} : { namespace: text(v.namespace, `${f}.namespace`) }),
       ...(v.pidFile === undefined ? {} : { pidFile: text(v.pidFile, `${f}.pidFile`) }),
@@ -149,6 +165,7 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
       visitorBridge: text(hypervisor.visitorBridge, "hypervisor.visitorBridge"),
       pollMs: integer(hypervisor.pollMs, "hypervisor.pollMs", 10, 1, 10_000),
       migrateCommand,
+      ...(hypervisor.eventSocket === undefined ? {} : { eventSocket: text(hypervisor.eventSocket, "hypervisor.eventSocket") }),
     },
     network: {
       uplink, visitor,

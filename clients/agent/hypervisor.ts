@@ -3,7 +3,7 @@
 // that carries out a migration. Behind small interfaces, so the agent's logic runs the same in
 // tests.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 export type Bridge = "home" | "visitor";
 
@@ -11,13 +11,21 @@ export interface PortEvent {
   kind: "attached" | "detached";
   port: string;
   bridge: Bridge;
+  /** The port's own MAC (lower case), when known: a VM configured without a port name is known by it. */
+  mac?: string;
   /** Date.now() when the change was seen. */
   seenAtMs: number;
 }
 
+export interface PortState {
+  port: string;
+  bridge: Bridge;
+  mac?: string;
+}
+
 export interface PortWatcher {
   /** The ports on each bridge now. */
-  current(): { port: string; bridge: Bridge }[];
+  current(): PortState[];
   start(listener: (e: PortEvent) => void): void;
   stop(): void;
 }
@@ -33,12 +41,12 @@ export class SysfsPortWatcher implements PortWatcher {
   private monitor?: ChildProcess;
   private scanQueued = false;
   private stopped = false;
-  private last = new Map<string, Bridge>();
+  private last = new Map<string, PortState>();
 
   constructor(private readonly bridges: { home: string; visitor: string }, private readonly pollMs: number, private readonly ignore: ReadonlySet<string>, private readonly useMonitor = true) {}
 
-  private scan(): Map<string, Bridge> {
-    const now = new Map<string, Bridge>();
+  private scan(): Map<string, PortState> {
+    const now = new Map<string, PortState>();
     for (const bridge of ["home", "visitor"] as const) {
       let names: string[] = [];
       try {
@@ -46,13 +54,22 @@ export class SysfsPortWatcher implements PortWatcher {
       } catch {
         names = [];
       }
-      for (const n of names) if (!this.ignore.has(n)) now.set(n, bridge);
+      for (const port of names) {
+        if (this.ignore.has(port)) continue;
+        let mac: string | undefined;
+        try {
+          mac = readFileSync(`/sys/class/net/${port}/address`, "utf8").trim().toLowerCase();
+        } catch {
+          mac = undefined;
+        }
+        now.set(port, { port, bridge, ...(mac ? { mac } : {}) });
+      }
     }
     return now;
   }
 
-  current(): { port: string; bridge: Bridge }[] {
-    return [...this.scan()].map(([port, bridge]) => ({ port, bridge }));
+  current(): PortState[] {
+    return [...this.scan().values()];
   }
 
   start(listener: (e: PortEvent) => void): void {
@@ -62,8 +79,8 @@ export class SysfsPortWatcher implements PortWatcher {
       if (this.stopped) return;
       const now = this.scan();
       const t = Date.now();
-      for (const [port, bridge] of this.last) if (now.get(port) !== bridge) listener({ kind: "detached", port, bridge, seenAtMs: t });
-      for (const [port, bridge] of now) if (this.last.get(port) !== bridge) listener({ kind: "attached", port, bridge, seenAtMs: t });
+      for (const [port, p] of this.last) if (now.get(port)?.bridge !== p.bridge) listener({ kind: "detached", ...p, seenAtMs: t });
+      for (const [port, p] of now) if (this.last.get(port)?.bridge !== p.bridge) listener({ kind: "attached", ...p, seenAtMs: t });
       this.last = now;
     };
     const poll = (ms: number) => {

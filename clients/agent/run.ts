@@ -17,7 +17,11 @@ export interface RunningAgent {
 
 export async function runAgent(config: AgentConfig, log: Logger, options: Pick<WorkerOptions, "io" | "skipHostCheck"> = {}): Promise<RunningAgent> {
   let agent: PrivilegedVmAgent | undefined;
-  const worker = await runWorker(config.worker, log, { ...options, intercept: (pkt, _ingress, decapsulated) => agent?.intercept(pkt, decapsulated) ?? false });
+  const worker = await runWorker(config.worker, log, {
+    ...options,
+    intercept: (pkt, _ingress, decapsulated) => agent?.intercept(pkt, decapsulated) ?? false,
+    stationSeen: (frame, ingress) => agent?.stationSeen(frame, ingress),
+  });
   // Every replica: a call that finds one down moves on to the next (clients/failover.ts).
   const control = connectControlAny(config.engines, {
     deadlineMs: 10_000, attemptMs: 3000,

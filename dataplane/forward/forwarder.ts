@@ -64,10 +64,20 @@ export interface ForwarderOptions {
    * the call. It may call inject() before it returns.
    */
   intercept?: Intercept;
+  /**
+   * A control plane that follows stations on the links (the privileged-VM agent's activation of
+   * a live-migrated VM): called with every RARP frame (a hypervisor's self-announce after a live
+   * migration), and, while `watchingStations` is true, with every frame received, before any
+   * other check. `frame` is only valid during the call.
+   */
+  stationSeen?: StationSeen;
 }
 
 /** See ForwarderOptions.intercept. */
 export type Intercept = (packet: Uint8Array, ingressIf: number, decapsulated: boolean) => boolean;
+
+/** See ForwarderOptions.stationSeen. */
+export type StationSeen = (frame: Uint8Array, ingressIf: number) => void;
 
 interface Port {
   index: number;
@@ -125,6 +135,9 @@ export class Forwarder {
   /** Addresses answered by proxy ARP/NDP on every link, set at run time (a home agent's bindings, RFC 5944 §4.6, RFC 6275 §10.4.1). */
   private readonly proxied = new AddressSet();
   private readonly intercept?: Intercept;
+  private readonly stationSeen?: StationSeen;
+  /** See ForwarderOptions.stationSeen: off, the packet path pays one test per frame. */
+  watchingStations = false;
   /** The correspondents' binding cache (route optimisation), when configured. */
   private readonly correspondents?: CorrespondentBindings;
   private readonly careOf: CareOfLookup = {
@@ -233,6 +246,7 @@ export class Forwarder {
     this.translatorMapping = this.rules.mapping;
     this.translator = this.newTranslator(1);
     this.intercept = options.intercept;
+    this.stationSeen = options.stationSeen;
     if (cfg.correspondentRouter) this.correspondents = new CorrespondentBindings();
   }
 
@@ -412,6 +426,7 @@ export class Forwarder {
       const m = p.mac;
       if (frame[6] === m[0] && frame[7] === m[1] && frame[8] === m[2] && frame[9] === m[3] && frame[10] === m[4] && frame[11] === m[5]) return this.drop("own-frame");
     }
+    if (this.watchingStations && this.stationSeen !== undefined) this.stationSeen(frame, ingressIf);
     const m = port.mac;
     // Unicast frames for other stations: the capture is promiscuous.
     if ((frame[0] & 1) === 0 && !port.promiscuous && !(frame[0] === m[0] && frame[1] === m[1] && frame[2] === m[2] && frame[3] === m[3] && frame[4] === m[4] && frame[5] === m[5])) return this.drop("not-for-us");
@@ -425,6 +440,9 @@ export class Forwarder {
     }
     if (type === ETHERTYPE.IPV6) return this.ipv6(port, payload, false, (frame[0] & 1) !== 0);
     if (type === ETHERTYPE.ARP) return this.arp(port, frame);
+    // RFC 903 RARP: no one here answers it; QEMU sends it from a VM's MAC once the VM runs after
+    // a live migration, and OVN's activation-strategy=rarp moves a port on it, as the agent does.
+    if (type === ETHERTYPE.RARP && this.stationSeen !== undefined && !this.watchingStations) this.stationSeen(frame, ingressIf);
     return this.drop("unsupported");
   }
 

@@ -1,6 +1,6 @@
 // Ethernet II framing (IEEE 802.3 with EtherType) with at most one IEEE 802.1Q tag.
 
-export const ETHERTYPE = { IPV4: 0x0800, ARP: 0x0806, VLAN: 0x8100, IPV6: 0x86dd } as const;
+export const ETHERTYPE = { IPV4: 0x0800, ARP: 0x0806, RARP: 0x8035, VLAN: 0x8100, IPV6: 0x86dd } as const;
 
 export const ETHERNET_HEADER_LENGTH = 14;
 export const VLAN_TAG_LENGTH = 4;

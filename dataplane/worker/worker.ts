@@ -6,7 +6,7 @@ import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/log.js";
 import type { RuleTable } from "../../lib/rules/rules.js";
 import { serveMetrics } from "../../services/metrics/metrics.js";
-import { Forwarder, parseForwarderConfig, type Emit, type Intercept } from "../forward/index.js";
+import { Forwarder, parseForwarderConfig, type Emit, type Intercept, type StationSeen } from "../forward/index.js";
 import { CapIo, interfaceMac } from "../io/cap.js";
 import { loadRingAddon, ringLoadError, RingIo } from "../io/ring.js";
 import type { FrameIo, FramePort } from "../io/frames.js";
@@ -34,6 +34,8 @@ export interface WorkerOptions {
   skipHostCheck?: boolean;
   /** A control plane sharing the worker: see ForwarderOptions.intercept (home agents, the privileged-VM agent). */
   intercept?: Intercept;
+  /** See ForwarderOptions.stationSeen (the privileged-VM agent's activation signal). */
+  stationSeen?: StationSeen;
 }
 
 export async function runWorker(config: WorkerConfig, log: Logger, options: WorkerOptions = {}): Promise<RunningWorker> {
@@ -52,7 +54,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     interfaces: config.interfaces.map((i, index) => ({
       ...i, index, mac: i.mac ?? formatMac(interfaceMac(i.name)),
     })),
-  }), Date.now(), { intercept: options.intercept });
+  }), Date.now(), { intercept: options.intercept, stationSeen: options.stationSeen });
   if (options.table) {
     forwarder.replaceRules(options.table);
     log.info("rule table applied", { source: "file", revision: options.table.revision, rules: options.table.rules.length });

@@ -128,19 +128,22 @@ interface Harness {
   calls: Call[];
   frames: { ifIndex: number; frame: Uint8Array }[];
   fire(e: Omit<PortEvent, "seenAtMs">): void;
+  /** QEMU's RARP self-announce from `mac`, received on worker interface `ifIndex` (1 the visitor link, 0 the uplink). */
+  rarp(mac: string, ifIndex?: number): void;
   clock: { now: number };
   handovers: HandoverTimeline[];
   /** What the fake PortWatcher's current() returns; change it to move ports. */
   present: { port: string; bridge: Bridge }[];
 }
 
-type Fake<K extends "heartbeat" | "allocateCareOf" | "registerMigration" | "requestPrefix"> = (req: Parameters<ControlClient[K]>[0]) => Awaited<ReturnType<ControlClient[K]>>;
+type Fake<K extends "heartbeat" | "allocateCareOf" | "registerMigration" | "requestPrefix" | "prepareMigration"> = (req: Parameters<ControlClient[K]>[0]) => Awaited<ReturnType<ControlClient[K]>>;
 
 interface HarnessOptions {
   /** Default: the IPv6 host h6 (agentConfig()). */
   config?: AgentConfig;
   heartbeat?: Fake<"heartbeat">;
   allocateCareOf?: Fake<"allocateCareOf">;
+  prepareMigration?: Fake<"prepareMigration">;
   hook?: MigrationHook;
   present?: { port: string; bridge: Bridge }[];
 }
@@ -160,7 +163,10 @@ async function harness(t: ExecutionContext, options: HarnessOptions = {}): Promi
   const forwarder = new Forwarder({
     ...config.worker.forwarder,
     interfaces: config.worker.interfaces.map((i, index) => ({ ...i, index })),
-  } as ForwarderConfig, T0, { intercept: (pkt, _ingress, decapsulated) => agent?.intercept(pkt, decapsulated) ?? false });
+  } as ForwarderConfig, T0, {
+    intercept: (pkt, _ingress, decapsulated) => agent?.intercept(pkt, decapsulated) ?? false,
+    stationSeen: (frame, ingress) => agent?.stationSeen(frame, ingress),
+  });
   const record = (method: string, request: object) => calls.push({ method, request: { ...request }, rulesAtCall: forwarder.currentRules().map((r) => r.key) });
   const control = {
     async heartbeat(req: HeartbeatRequest) {
@@ -174,6 +180,14 @@ async function harness(t: ExecutionContext, options: HarnessOptions = {}): Promi
     async registerMigration(req: object) {
       record("registerMigration", req);
       return { migrationId: "m1", ruleRevision: 5n, translatedIpv4: "", translatedIpv6: "2001:db8:64::c000:201", returnedHome: false };
+    },
+    async prepareMigration(req: Parameters<ControlClient["prepareMigration"]>[0]) {
+      record("prepareMigration", req);
+      return options.prepareMigration?.(req) ?? { ruleRevision: 4n, translatedIpv4: "", translatedIpv6: "2001:db8:64::c000:201", prepared: true, active: false };
+    },
+    async abortMigration(req: object) {
+      record("abortMigration", req);
+      return { ruleRevision: 6n, releasedAddresses: [] };
     },
     async requestPrefix(req: object) {
       record("requestPrefix", req);
@@ -203,7 +217,31 @@ async function harness(t: ExecutionContext, options: HarnessOptions = {}): Promi
   return {
     agent, forwarder, calls, frames, clock, handovers, present,
     fire: (e) => listener!({ ...e, seenAtMs: clock.now }),
+    rarp: (mac, ifIndex = 1) => forwarder.processFrame(ifIndex, rarpFrame(mac), () => {}, clock.now),
   };
+}
+
+/** RFC 903 RARP "request reverse" for `mac` from `mac`, as QEMU's self-announce after a live migration sends it. */
+function rarpFrame(mac: string): Uint8Array {
+  const body = new Uint8Array(28);
+  body.set([0, 1, 0x08, 0x00, 6, 4, 0, 3]);
+  body.set(parseMac(mac), 8);
+  body.set(parseMac(mac), 18);
+  return buildEthernetFrame(parseMac("ff:ff:ff:ff:ff:ff"), parseMac(mac), ETHERTYPE.RARP, body);
+}
+
+/** The port appears (prepare), then the VM runs there (its RARP): the two phases of a live migration's arrival. */
+async function attachAndRun(h: Harness, port: string, mac: string): Promise<void> {
+  const before = h.calls.filter((c) => c.method === "prepareMigration").length;
+  h.fire({ kind: "attached", port, bridge: "visitor" });
+  await until(() => h.calls.filter((c) => c.method === "prepareMigration").length > before, "the prepare");
+  await settle();
+  h.rarp(mac);
+}
+
+/** A bounded number of turns for the agent's promise chains. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
 }
 
 /** Lets the agent's promise chains run until `cond` holds (no timing: a bounded number of turns). */
@@ -263,7 +301,7 @@ function vmPacketGoes(h: Harness): string {
 }
 
 async function arrive(h: Harness): Promise<{ frame: Uint8Array; payload: Uint8Array }> {
-  h.fire({ kind: "attached", port: "tap-v4", bridge: "visitor" });
+  await attachAndRun(h, "tap-v4", VM_MAC);
   await until(() => h.frames.some((f) => f.ifIndex === 0 && f.frame[14 + 6] === IPPROTO.IPIP), "the registration request");
   const sent = h.frames.filter((f) => f.ifIndex === 0 && f.frame[14 + 6] === IPPROTO.IPIP);
   if (sent.length !== 1) throw new Error(`${sent.length} registration frames`);
@@ -276,10 +314,13 @@ test("an IPv4 VM on the visitor bridge: AllocateCareOf, then RegisterMigration, 
   t.is(vmPacketGoes(h), "routed", "before the VM's handover, its packets are routed");
   const { frame, payload } = await arrive(h);
 
+  await until(() => h.calls.some((c) => c.method === "registerMigration"), "RegisterMigration");
   const steps = h.calls.filter((c) => c.method !== "heartbeat");
-  t.deepEqual(steps.map((c) => c.method), ["allocateCareOf", "registerMigration"]);
+  t.deepEqual(steps.map((c) => c.method), ["allocateCareOf", "prepareMigration", "registerMigration"]);
   t.deepEqual(steps[0].request, { hostId: "h6", vmId: "v4", homeAddress: HOME });
-  t.deepEqual(steps[1].request, { vmId: "v4", homeAddress: HOME, homeAgent: HOME_AGENT, sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: CARE_OF4, careOfIpv6: CARE_OF6 });
+  const migration = { vmId: "v4", homeAddress: HOME, homeAgent: HOME_AGENT, sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: CARE_OF4, careOfIpv6: CARE_OF6 };
+  t.deepEqual(steps[1].request, migration);
+  t.deepEqual(steps[2].request, migration);
   t.false(steps[0].rulesAtCall.includes("vm/v4/out"));
   t.true(steps[1].rulesAtCall.includes("vm/v4/out"), "the host's rule is in place before the engine is asked for its own");
   t.true(h.forwarder.currentRules().some((r) => r.key === "engine/4in6" && r.kind === "tunnel-peer"));
@@ -426,6 +467,155 @@ test("a port of an unknown VM, or a VM of the host's own protocol on the visitor
   t.is(h.frames.length, 0);
 });
 
+// ---------------------------------------------------------------- the phases of a live migration: prepare, activate, abort
+
+/** As until(), for the agent's retries, which wait real time (200 ms, then 400 ms, ...): at most `ms`. */
+async function untilMs(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`never happened in ${ms} ms: ${what}`);
+}
+
+const unavailable = () => Object.assign(new Error("14 UNAVAILABLE: No connection established"), { code: 14 });
+
+/** The port appears; the prepare is done (PrepareMigration answered) and the chains have settled. */
+async function prepared(h: Harness, port = "tap-v4", mac?: string): Promise<void> {
+  h.fire({ kind: "attached", port, bridge: "visitor", ...(mac ? { mac } : {}) });
+  await until(() => h.calls.some((c) => c.method === "prepareMigration"), "the prepare");
+  await settle();
+}
+
+test("the port appearing prepares and diverts nothing: a care-of lease, the host's rules, PrepareMigration; no registration and no RegisterMigration until the VM's RARP", async (t) => {
+  const h = await harness(t);
+  await prepared(h);
+  t.deepEqual(h.calls.filter((c) => c.method !== "heartbeat").map((c) => c.method), ["allocateCareOf", "prepareMigration"]);
+  t.true(h.forwarder.currentRules().some((r) => r.key === "vm/v4/out"), "the host's rule waits in place");
+  t.is(h.frames.length, 0, "nothing sent to the home agent during the pre-copy");
+  t.is(h.handovers.length, 0);
+  // A RARP from another MAC, or from the VM's on the uplink, is not its activation.
+  h.rarp("02:00:00:00:aa:99");
+  h.rarp(VM_MAC, 0);
+  await settle();
+  t.is(h.frames.length, 0);
+  h.rarp(VM_MAC);
+  await until(() => h.frames.some((f) => f.ifIndex === 0 && f.frame[14 + 6] === IPPROTO.IPIP), "the registration request");
+  await until(() => h.calls.some((c) => c.method === "registerMigration"), "RegisterMigration");
+  t.is(h.calls.filter((c) => c.method === "allocateCareOf").length, 1, "no second allocation at activation");
+});
+
+test("with no RARP, the VM's first frame on the visitor link activates it", async (t) => {
+  const h = await harness(t);
+  await prepared(h);
+  t.is(vmPacketGoes(h), "4in6 to the engine", "the frame itself already takes the waiting rule");
+  const { payload } = await (async () => {
+    await until(() => h.frames.some((f) => f.ifIndex === 0 && f.frame[14 + 6] === IPPROTO.IPIP && f.frame[14 + 40 + 9] === IPPROTO.UDP && ((f.frame[14 + 40 + 22] << 8) | f.frame[14 + 40 + 23]) === 434), "the registration request");
+    const f = h.frames.find((x) => x.ifIndex === 0 && ((x.frame[14 + 40 + 22] << 8) | x.frame[14 + 40 + 23]) === 434)!;
+    return { payload: registrationRequest(f.frame).payload.slice() };
+  })();
+  h.forwarder.processFrame(0, replyFrame(homeAgent(KEY).handleRequest({ source: HOME, destination: HOME_AGENT, sourcePort: 434, payload }, h.clock.now).reply!), () => {}, h.clock.now);
+  await until(() => h.handovers.length === 1, "the handover");
+  t.like(h.handovers[0], { ok: true, activation: "frame" });
+});
+
+test("a second activation signal for an active VM changes nothing", async (t) => {
+  const h = await harness(t);
+  const { payload } = await arrive(h);
+  h.forwarder.processFrame(0, replyFrame(homeAgent(KEY).handleRequest({ source: HOME, destination: HOME_AGENT, sourcePort: 434, payload }, h.clock.now).reply!), () => {}, h.clock.now);
+  await until(() => h.handovers.length === 1, "the handover");
+  const calls = h.calls.length;
+  const frames = h.frames.length;
+  const rules = JSON.stringify(h.forwarder.currentRules());
+  h.rarp(VM_MAC);
+  h.rarp(VM_MAC);
+  await settle();
+  t.is(h.calls.length, calls);
+  t.is(h.frames.length, frames);
+  t.is(JSON.stringify(h.forwarder.currentRules()), rules);
+  t.is(h.handovers.length, 1);
+});
+
+test("the port going away before the VM ran here (a cancelled or failed migration) is an abort: AbortMigration, the host's rules gone, nothing sent", async (t) => {
+  const h = await harness(t);
+  await prepared(h);
+  h.fire({ kind: "detached", port: "tap-v4", bridge: "visitor" });
+  await until(() => h.handovers.length === 1, "the abort");
+  t.like(h.handovers[0], { ok: false, aborted: true, vmId: "v4" });
+  t.deepEqual(h.calls.filter((c) => c.method === "abortMigration").map((c) => c.request), [{ vmId: "v4", hostId: "h6" }]);
+  t.false(h.calls.some((c) => c.method === "registerMigration"));
+  t.deepEqual(h.forwarder.currentRules().map((r) => r.key), ["engine/4in6"], "only the host's own rule is left");
+  t.is(h.frames.length, 0);
+  // A RARP now (the VM runs elsewhere) activates nothing.
+  h.rarp(VM_MAC);
+  await settle();
+  t.is(h.frames.length, 0);
+  t.false(h.calls.some((c) => c.method === "registerMigration"));
+});
+
+test("an engine unreachable during the prepare is retried, and the handover completes once it answers", async (t) => {
+  let failures = 2;
+  const h = await harness(t, {
+    allocateCareOf: () => {
+      if (failures-- > 0) throw unavailable();
+      return { careOfIpv4: CARE_OF4, careOfIpv6: CARE_OF6, lifetimeSeconds: 300, pool: "198.51.100.0/24", expiresAtMs: 0n };
+    },
+  });
+  h.fire({ kind: "attached", port: "tap-v4", bridge: "visitor" });
+  // The migration may finish before the engine answers: the RARP is remembered.
+  h.rarp(VM_MAC);
+  await untilMs(() => h.frames.some((f) => f.ifIndex === 0 && f.frame[14 + 6] === IPPROTO.IPIP), "the registration request, after the retries");
+  t.is(h.calls.filter((c) => c.method === "allocateCareOf").length, 3);
+  t.deepEqual(h.calls.filter((c) => c.method !== "heartbeat").map((c) => c.method).slice(-2), ["prepareMigration", "registerMigration"]);
+});
+
+test("an engine that stays away while the port comes and goes leaves nothing half done: AbortMigration once it answers, no rules", async (t) => {
+  let down = true;
+  const h = await harness(t, {
+    allocateCareOf: () => {
+      if (down) throw unavailable();
+      return { careOfIpv4: CARE_OF4, careOfIpv6: CARE_OF6, lifetimeSeconds: 300, pool: "198.51.100.0/24", expiresAtMs: 0n };
+    },
+  });
+  h.fire({ kind: "attached", port: "tap-v4", bridge: "visitor" });
+  await until(() => h.calls.some((c) => c.method === "allocateCareOf"), "a first try");
+  h.fire({ kind: "detached", port: "tap-v4", bridge: "visitor" });
+  down = false;
+  await untilMs(() => h.handovers.length === 1, "the abort");
+  t.true(h.handovers[0].aborted);
+  t.deepEqual(h.calls.filter((c) => c.method === "abortMigration").map((c) => c.request), [{ vmId: "v4", hostId: "h6" }]);
+  t.false(h.calls.some((c) => c.method === "prepareMigration" || c.method === "registerMigration"));
+  t.deepEqual(h.forwarder.currentRules().map((r) => r.key), ["engine/4in6"]);
+});
+
+test("an agent restarted after the activation takes the state from the engine: PrepareMigration says active, and the VM is registered again without a signal", async (t) => {
+  const h = await harness(t, {
+    present: [{ port: "tap-v4", bridge: "visitor" }],
+    prepareMigration: () => ({ ruleRevision: 7n, translatedIpv4: "", translatedIpv6: "", prepared: true, active: true }),
+  });
+  await until(() => h.frames.some((f) => f.ifIndex === 0 && f.frame[14 + 6] === IPPROTO.IPIP), "the registration request");
+  await until(() => h.calls.some((c) => c.method === "registerMigration"), "RegisterMigration");
+  const payload = registrationRequest(h.frames.find((f) => f.frame[14 + 6] === IPPROTO.IPIP)!.frame).payload.slice();
+  h.forwarder.processFrame(0, replyFrame(homeAgent(KEY).handleRequest({ source: HOME, destination: HOME_AGENT, sourcePort: 434, payload }, h.clock.now).reply!), () => {}, h.clock.now);
+  await until(() => h.handovers.length === 1, "the handover");
+  t.like(h.handovers[0], { ok: true, activation: "running" });
+});
+
+test("a VM configured without a port name is known by its MAC: libvirt's vnetN tap with the 0xfe form of it; a port no VM has is ignored", async (t) => {
+  const config = agentConfig();
+  delete config.vms[0].port;
+  const h = await harness(t, { config });
+  h.fire({ kind: "attached", port: "vnet7", bridge: "visitor", mac: "fe:77:00:00:00:01" });
+  await settle();
+  t.false(h.calls.some((c) => c.method === "allocateCareOf"), "an unknown MAC starts nothing");
+  await prepared(h, "vnet3", "fe:00:00:00:aa:01");
+  t.deepEqual(h.calls.filter((c) => c.method === "allocateCareOf").map((c) => c.request.vmId), ["v4"]);
+  // The configured port name of v6 is not taken from a MAC match.
+  h.fire({ kind: "attached", port: "vnet4", bridge: "visitor", mac: VM6_MAC });
+  await settle();
+  t.is(h.calls.filter((c) => c.method === "allocateCareOf").length, 1);
+});
+
 // ---------------------------------------------------------------- an IPv6 VM on the IPv4 host h4 (flow 3.2 b–f, k)
 
 const etherType = (frame: Uint8Array): number => (frame[12] << 8) | frame[13];
@@ -486,7 +676,7 @@ function mnHaAuthenticator(key: string, careOf: string, home: string, p: Mobilit
 
 /** The VM arrives; r2 answers its BU; the answer comes back 6in4 from the engine; the handover ends. */
 async function handover6(h: Harness, ha = homeAgent6()): Promise<MobilityPacket> {
-  h.fire({ kind: "attached", port: "tap-v6", bridge: "visitor" });
+  await attachAndRun(h, "tap-v6", VM6_MAC);
   const bu = await nthBindingUpdate(h, 1);
   const outcome = ha.handlePacket(bu.packet, h.clock.now);
   if (outcome.status !== BA_STATUS.ACCEPTED) throw new Error(`r2 refused the BU: ${outcome.reason}`);
@@ -500,7 +690,7 @@ test("an IPv6 VM on an IPv4 host: RequestPrefix, AllocateCareOf, RegisterMigrati
   t.is(h.agent.family, 4);
   t.deepEqual(h.calls.find((c) => c.method === "requestPrefix")?.request, { hostId: "h4", ipv4Segment: "192.0.2.0/24" });
   t.true(h.forwarder.currentRules().some((r) => r.key === "engine/6in4" && r.kind === "tunnel-peer"));
-  h.fire({ kind: "attached", port: "tap-v6", bridge: "visitor" });
+  await attachAndRun(h, "tap-v6", VM6_MAC);
   const p = await nthBindingUpdate(h, 1);
 
   const steps = h.calls.filter((c) => c.method === "allocateCareOf" || c.method === "registerMigration");
@@ -547,7 +737,7 @@ test("an IPv6 VM on an IPv4 host: RequestPrefix, AllocateCareOf, RegisterMigrati
 
 test("r2's acknowledgement, 6in4 from the engine, completes the IPv6 VM's handover; the VM's packets then leave 6in4", async (t) => {
   const h = await h4Harness(t);
-  h.fire({ kind: "attached", port: "tap-v6", bridge: "visitor" });
+  await attachAndRun(h, "tap-v6", VM6_MAC);
   const p = await nthBindingUpdate(h, 1);
   const ha = homeAgent6();
   const outcome = ha.handlePacket(p.packet, h.clock.now);
@@ -588,7 +778,7 @@ function homeAgentAhead(): { ha: Mip6HomeAgent; ahead: number } {
 test("a BA with status 135 makes the agent send the BU again with a sequence number after r2's, and the second is accepted (RFC 6275 §11.7.3)", async (t) => {
   const h = await h4Harness(t);
   const { ha, ahead } = homeAgentAhead();
-  h.fire({ kind: "attached", port: "tap-v6", bridge: "visitor" });
+  await attachAndRun(h, "tap-v6", VM6_MAC);
   const first = await nthBindingUpdate(h, 1);
   const refused = ha.handlePacket(first.packet, h.clock.now);
   t.is(refused.status, BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW);
@@ -613,7 +803,7 @@ test("a BA with status 135 makes the agent send the BU again with a sequence num
 test("with maxAttempts 1, a BA with status 135 still leads to the resynchronised BU and a completed handover", async (t) => {
   const h = await h4Harness(t, { maxAttempts: 1 });
   const { ha } = homeAgentAhead();
-  h.fire({ kind: "attached", port: "tap-v6", bridge: "visitor" });
+  await attachAndRun(h, "tap-v6", VM6_MAC);
   const first = await nthBindingUpdate(h, 1);
   h.forwarder.processFrame(0, engine6in4(ha.handlePacket(first.packet, h.clock.now).reply!), () => {}, h.clock.now);
   await until(() => sent6in4(h).length === 2 || h.handovers.length === 1, "a second BU or the handover's end");
@@ -629,7 +819,7 @@ test("with maxAttempts 1, a BA with status 135 still leads to the resynchronised
 // forged, unauthenticated BA with status 135 sets the VM's sequence number to whatever it says.
 test("a BA with status 135 that fails the MN-HA check is refused like any other bad-auth reply, not taken as a resync", async (t) => {
   const h = await h4Harness(t, { firstRetransmitMs: 50 });
-  h.fire({ kind: "attached", port: "tap-v6", bridge: "visitor" });
+  await attachAndRun(h, "tap-v6", VM6_MAC);
   const first = await nthBindingUpdate(h, 1);
   const timestamp = decodeMobilityOption.messageId(first.bu.options.find((o) => o.type === MOBILITY_OPTION.MESG_ID)!)!;
   const forged = signMnHa((o) => buildBindingAcknowledgement({ status: BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW, sequence: 0x1234, lifetime: 0 }, o), [messageIdOption(timestamp)], WRONG_SA6, bytes6(H4_CARE_OF6), bytes6(HOME6));
@@ -689,7 +879,12 @@ test.serial("an IPv4 VM's port on the home bridge of its home host: a gratuitous
 
   const h = await h4Harness(t);
   h.fire({ kind: "attached", port: "tap-v4", bridge: "home" });
+  await settle();
+  t.is(h.frames.length, 0, "nothing before the VM runs here");
+  t.false(h.calls.some((c) => c.method === "registerMigration"));
+  h.rarp(VM_MAC, 0);
   await until(() => h.handovers.length === 1, "the home-coming");
+  t.is(h.handovers[0].activation, "rarp");
   t.true(h.handovers[0].ok, h.handovers[0].error);
   t.is(h.handovers[0].direction, "home");
   t.deepEqual(h.calls.filter((c) => c.method === "registerMigration").map((c) => c.request), [
@@ -743,6 +938,8 @@ test.serial("an IPv6 VM's port on the home bridge of its home host: an unsolicit
 
   const h = await harness(t);
   h.fire({ kind: "attached", port: "tap-v6", bridge: "home" });
+  await settle();
+  h.rarp(VM6_MAC, 0);
   await until(() => h.handovers.length === 1, "the home-coming");
   t.true(h.handovers[0].ok, h.handovers[0].error);
   t.deepEqual(h.calls.filter((c) => c.method === "registerMigration").map((c) => c.request), [
@@ -813,16 +1010,23 @@ test.serial("migration advice for this host runs the hook once even while the ad
   t.deepEqual(heartbeats()[0].vms, [{ vmId: "v6", homeAddress: HOME6, cpuUsedCores: 0, memoryUsedBytes: 0n }]);
 
   h.present.push({ port: "tap-v4", bridge: "visitor" });
+  h.fire({ kind: "attached", port: "tap-v4", bridge: "visitor" });
+  await until(() => h.calls.some((c) => c.method === "prepareMigration"), "the prepare");
+  timers.tick(600_000);
+  await until(() => heartbeats().length === 2, "a heartbeat");
+  t.deepEqual(heartbeats()[1].vms.map((v) => v.vmId), ["v6"], "a VM being prepared still runs at its source");
+  h.rarp(VM_MAC);
+  await until(() => h.calls.some((c) => c.method === "registerMigration"), "the activation");
   advice = [
     { vmId: "v4", sourceHostId: "h6", destinationHostId: "h4", crossProtocol: true, reason: "load" },
     { vmId: "v6", sourceHostId: "h5", destinationHostId: "h4", crossProtocol: true, reason: "load" },
   ];
   timers.tick(600_000);
   await until(() => migrations.length === 1, "the hook");
-  t.deepEqual(heartbeats()[1].vms.map((v) => v.vmId), ["v4", "v6"], "the VMs whose ports are on either bridge");
+  t.deepEqual(heartbeats()[2].vms.map((v) => v.vmId), ["v4", "v6"], "the VMs that run here, at home or visiting");
   timers.tick(600_000);
   timers.tick(600_000);
-  await until(() => heartbeats().length === 4, "two more heartbeats");
+  await until(() => heartbeats().length === 5, "two more heartbeats");
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
   t.deepEqual(migrations, [["v4", "h4"]], "once, while the hook runs; never for another source host's advice");
   finish();
