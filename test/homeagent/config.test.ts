@@ -222,7 +222,9 @@ test("agent: other fields are named", (t) => {
   const vm = (o: Record<string, unknown>) => agent({ vms: [{ id: "v4", port: "tap-v4", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", homeHost: "h4", mac: "02:00:00:00:aa:01", ...o }] });
   t.regex(message(t, () => parseAgentConfig(vm({ homeAgent: "2001:db8:1::1" })), AgentConfigError), /^vms\[0\]\.homeAgent: must be an IPv4 address/);
   t.regex(message(t, () => parseAgentConfig(vm({ mac: "02:00:00" })), AgentConfigError), /^vms\[0\]\.mac: /);
-  t.regex(message(t, () => parseAgentConfig(vm({ port: undefined })), AgentConfigError), /^vms\[0\]\.port: /);
+  t.regex(message(t, () => parseAgentConfig(vm({ port: "" })), AgentConfigError), /^vms\[0\]\.port: /);
+  t.regex(message(t, () => parseAgentConfig(vm({ mac: "03:00:00:00:aa:01" })), AgentConfigError), /^vms\[0\]\.mac: .*multicast/);
+  t.is(parseAgentConfig(vm({ port: undefined })).vms[0].port, undefined, "a VM without a port is known by its MAC");
   t.regex(message(t, () => parseAgentConfig(agent({ engines: [] })), AgentConfigError), /^engines: /);
   t.regex(message(t, () => parseAgentConfig(agent({ hypervisor: { homeBridge: "a", visitorBridge: "b", migrateCommand: [] } })), AgentConfigError), /^hypervisor\.migrateCommand: /);
   t.regex(message(t, () => parseAgentConfig(agent({ registration: { lifetimeS: 1 } })), AgentConfigError), /^registration\.lifetimeS: /);
