@@ -235,7 +235,10 @@ export interface SessionStatus {
   echoed: number;
   outstanding: number;
   mismatches: number;
+  /** The longest wait between echoes since the start. */
   maxGapMs: number;
+  /** The longest wait between echoes since the previous status line (about 1 s). */
+  gapMs: number;
   local: string;
   remote: string;
   error: string;
@@ -268,6 +271,11 @@ export class SessionClient extends JsonLines {
   async fresh(timeoutMs = 3_000): Promise<SessionStatus> {
     const l = await this.waitForLine("a status line", (x) => typeof x.sent === "number", timeoutMs, this.lines.length);
     return l as unknown as SessionStatus;
+  }
+
+  /** The longest wait between echoes in the status lines from index `from` (this.lines.length at the time) on. */
+  gapSince(from: number): number {
+    return Math.max(0, ...this.lines.slice(from).map((l) => (typeof l.gapMs === "number" ? l.gapMs : 0)));
   }
 
   /** Ends the client (SIGTERM) and returns its summary line and exit code. */

@@ -71,9 +71,9 @@ live("a live migration of vm4 to h6 and back keeps a TCP connection open and rep
   t.done();
 });
 
-// One VM per abort: today's agent diverts a VM when its port joins the destination bridge and
-// does not undo that on an abort (issue 9 part 3, the agent side), so a VM reached through the
-// agents after an abort is that work's test, not this one's.
+// One VM per abort. This is the hypervisor's side (QEMU and the lab); the agents' side of an
+// abort (the destination prepares, then undoes it, and nothing is diverted or left) is
+// test/lab/live-migration.test.ts.
 const ABORTS = [
   { mode: "cancel", vm: "vm6", home: "h6", dest: "h4", client: "c6", address: VM6 },
   { mode: "fail", vm: "vm4", home: "h4", dest: "h6", client: "c4", address: VM4 },

@@ -26,9 +26,10 @@ if (mode === "server") {
   const expected = [];
   let buf = "";
   let sent = 0, echoed = 0, mismatches = 0, closed = false, error = "";
-  let lastEchoAt = 0, maxGapMs = 0, connectedAt = 0;
+  let lastEchoAt = 0, maxGapMs = 0, gapMs = 0, connectedAt = 0;
   let timer;
-  const status = () => ({ connected: connectedAt > 0 && !closed, sent, echoed, outstanding: expected.length, mismatches, maxGapMs, local: `${sock.localAddress}:${sock.localPort}`, remote: `${sock.remoteAddress}:${sock.remotePort}`, error });
+  // maxGapMs: the longest wait between echoes since the start; gapMs: since the previous status line.
+  const status = () => ({ connected: connectedAt > 0 && !closed, sent, echoed, outstanding: expected.length, mismatches, maxGapMs, gapMs, local: `${sock.localAddress}:${sock.localPort}`, remote: `${sock.remoteAddress}:${sock.remotePort}`, error });
   const finish = () => {
     clearInterval(timer);
     clearInterval(report);
@@ -57,6 +58,7 @@ if (mode === "server") {
       echoed++;
       const now = performance.now();
       maxGapMs = Math.max(maxGapMs, Math.round(now - lastEchoAt));
+      gapMs = Math.max(gapMs, Math.round(now - lastEchoAt));
       lastEchoAt = now;
     }
   });
@@ -65,7 +67,12 @@ if (mode === "server") {
     closed = true;
     finish();
   });
-  const report = setInterval(() => print(status()), 1000);
+  const report = setInterval(() => {
+    // A wait still going on counts too.
+    if (connectedAt > 0) gapMs = Math.max(gapMs, Math.round(performance.now() - lastEchoAt));
+    print(status());
+    gapMs = 0;
+  }, 1000);
   process.on("SIGTERM", finish);
   process.on("SIGINT", finish);
 } else {
