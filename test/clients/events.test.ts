@@ -60,6 +60,9 @@ const valid = { phase: "migrate", domain: "vm1", interfaces: [{ mac: "52:54:00:6
 test("a valid event reaches the handler and the handler's VM ids come back; the socket is 0660 in a 0750 directory", async (t) => {
   const path = tempSocket(t);
   const seen: HypervisorEvent[] = [];
+  // The agent's unit runs with UMask=0077: the modes must not depend on the umask.
+  const umask = process.umask(0o077);
+  t.teardown(() => void process.umask(umask));
   await started(t, path, async (e) => (seen.push(e), ["vm-a", "vm-b"]));
   t.is(statSync(path).mode & 0o777, 0o660);
   t.is(statSync(join(path, "..")).mode & 0o777, 0o750);
