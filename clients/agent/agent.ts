@@ -25,6 +25,7 @@ import { buildAuthenticatedRequest, checkReply } from "../../homeagent/mip4/clie
 import { buildBindingUpdatePacket, checkAcknowledgement } from "../../homeagent/mip6/client.js";
 import type { HomeAgentKey } from "../../homeagent/config.js";
 import type { AgentConfig, VmInventoryEntry } from "./config.js";
+import type { HypervisorEvent } from "./events.js";
 import type { Bridge, MigrationHook, PortEvent, PortWatcher } from "./hypervisor.js";
 import type { ResourceSampler } from "./resources.js";
 
@@ -132,6 +133,8 @@ export class PrivilegedVmAgent {
   /** Activation signals awaited, by the VM's MAC as a 48-bit number. */
   private readonly watching = new Map<number, Watch>();
   private readonly unknownPorts = new Set<string>();
+  /** VMs aborted on the hypervisor's release, before their port went: its going is then nothing new. */
+  private readonly released = new Set<string>();
   private readonly uplinkIf: number;
   private readonly visitorIf: number;
   private readonly keys: Map<string, HomeAgentKey>;
@@ -331,9 +334,11 @@ export class PrivilegedVmAgent {
   private async handle(vm: VmInventoryEntry, e: PortEvent): Promise<void> {
     if (this.stopped) return;
     if (e.kind === "detached") {
-      if (e.bridge === "visitor") return this.left(vm);
+      // Aborted already, when the hypervisor released the VM (hypervisorPhase).
+      if (e.bridge === "visitor" && !this.released.delete(vm.id)) return this.left(vm);
       return;
     }
+    this.released.delete(vm.id);
     if (e.bridge === "visitor") {
       if (vm.family === this.family) {
         this.deps.log.warn("a VM of this network's own protocol is on the visitor bridge; not handled", { vmId: vm.id });
@@ -342,6 +347,32 @@ export class PrivilegedVmAgent {
       return this.prepare(vm, e.seenAtMs);
     }
     // A VM's port on the home bridge: coming home waits for its activation signal (watch).
+  }
+
+  /**
+   * A phase the hypervisor's hook reported (deploy/libvirt: libvirt's migrate, prepare, started
+   * and release): the ids of the VMs it concerns, known by the domain's MACs (the guest's own, as
+   * the domain XML has them) or tap names. Only release acts: a VM prepared here that never ran
+   * is aborted at once, without waiting for its tap to go. The others are logged: the prepare
+   * still starts on the port, and the hook never activates a VM (that is the VM's RARP or first
+   * frame, seen on the link).
+   */
+  async hypervisorPhase(e: HypervisorEvent): Promise<string[]> {
+    const vms = new Map<string, VmInventoryEntry>();
+    for (const i of e.interfaces) {
+      const vm = (i.dev === undefined ? undefined : this.byPort.get(i.dev)) ?? this.byMac.get(i.mac);
+      if (vm !== undefined) vms.set(vm.id, vm);
+    }
+    for (const vm of vms.values()) {
+      this.deps.log.info("hypervisor phase", { vmId: vm.id, phase: e.phase, domain: e.domain });
+      if (e.phase === "release" && this.visits.get(vm.id)?.phase === "prepared") {
+        this.unwatch(vm);
+        this.where.delete(vm.id);
+        this.released.add(vm.id);
+        this.enqueue(vm, () => this.left(vm));
+      }
+    }
+    return [...vms.keys()];
   }
 
   // ---------------------------------------------------------------- the activation signal

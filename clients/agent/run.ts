@@ -6,6 +6,7 @@ import { connectControlAny } from "../failover.js";
 import { runWorker, type RunningWorker, type WorkerOptions } from "../../dataplane/worker/worker.js";
 import { PrivilegedVmAgent } from "./agent.js";
 import type { AgentConfig } from "./config.js";
+import { HypervisorEventServer } from "./events.js";
 import { CommandMigrationHook, SysfsPortWatcher } from "./hypervisor.js";
 import { ResourceSampler } from "./resources.js";
 
@@ -17,6 +18,7 @@ export interface RunningAgent {
 
 export async function runAgent(config: AgentConfig, log: Logger, options: Pick<WorkerOptions, "io" | "skipHostCheck"> = {}): Promise<RunningAgent> {
   let agent: PrivilegedVmAgent | undefined;
+  let events: HypervisorEventServer | undefined;
   const worker = await runWorker(config.worker, log, {
     ...options,
     intercept: (pkt, _ingress, decapsulated) => agent?.intercept(pkt, decapsulated) ?? false,
@@ -39,7 +41,13 @@ export async function runAgent(config: AgentConfig, log: Logger, options: Pick<W
     worker.registry.registerMetric(agent.metrics.handover);
     worker.registry.registerMetric(agent.metrics.registrations);
     await agent.start();
+    const a = agent;
+    if (config.hypervisor.eventSocket !== undefined) {
+      events = new HypervisorEventServer(config.hypervisor.eventSocket, (e) => a.hypervisorPhase(e), log);
+      await events.start();
+    }
   } catch (e) {
+    await events?.stop();
     await agent?.stop();
     control.close();
     await worker.stop();
@@ -49,6 +57,7 @@ export async function runAgent(config: AgentConfig, log: Logger, options: Pick<W
   return {
     agent: a, worker,
     async stop() {
+      await events?.stop();
       await a.stop();
       control.close();
       await worker.stop();

@@ -553,6 +553,41 @@ test("the port going away before the VM ran here (a cancelled or failed migratio
   t.false(h.calls.some((c) => c.method === "registerMigration"));
 });
 
+test("the hypervisor's release of a VM prepared here aborts it at once; its port going later aborts nothing more; other phases and MACs change nothing", async (t) => {
+  const h = await harness(t);
+  await prepared(h);
+  const calls = h.calls.length;
+  t.deepEqual(await h.agent.hypervisorPhase({ phase: "migrate", domain: "v4", interfaces: [{ mac: VM_MAC }] }), ["v4"]);
+  t.deepEqual(await h.agent.hypervisorPhase({ phase: "started", domain: "v4", interfaces: [{ mac: VM_MAC }] }), ["v4"]);
+  t.deepEqual(await h.agent.hypervisorPhase({ phase: "release", domain: "other", interfaces: [{ mac: "02:00:00:00:aa:99" }] }), [], "a MAC no VM has concerns no VM");
+  await settle();
+  t.is(h.calls.length, calls, "migrate, started and an unknown VM's release call nothing");
+  t.deepEqual(await h.agent.hypervisorPhase({ phase: "release", domain: "v4", interfaces: [{ mac: VM_MAC, dev: "vnet9" }] }), ["v4"]);
+  await until(() => h.handovers.length === 1, "the abort");
+  t.like(h.handovers[0], { ok: false, aborted: true, vmId: "v4" });
+  t.deepEqual(h.forwarder.currentRules().map((r) => r.key), ["engine/4in6"], "the host's rules for the VM are gone");
+  h.fire({ kind: "detached", port: "tap-v4", bridge: "visitor" });
+  await settle();
+  t.is(h.calls.filter((c) => c.method === "abortMigration").length, 1, "one AbortMigration, not a second when the tap goes");
+  t.is(h.handovers.length, 1);
+  h.rarp(VM_MAC);
+  await settle();
+  t.false(h.calls.some((c) => c.method === "registerMigration"), "a RARP after the release activates nothing");
+});
+
+test("the hypervisor's release of a VM that runs here changes nothing", async (t) => {
+  const h = await harness(t);
+  const { payload } = await arrive(h);
+  h.forwarder.processFrame(0, replyFrame(homeAgent(KEY).handleRequest({ source: HOME, destination: HOME_AGENT, sourcePort: 434, payload }, h.clock.now).reply!), () => {}, h.clock.now);
+  await until(() => h.handovers.length === 1, "the handover");
+  const calls = h.calls.length;
+  const rules = JSON.stringify(h.forwarder.currentRules());
+  t.deepEqual(await h.agent.hypervisorPhase({ phase: "release", domain: "v4", interfaces: [{ mac: VM_MAC }] }), ["v4"]);
+  await settle();
+  t.is(h.calls.length, calls);
+  t.is(JSON.stringify(h.forwarder.currentRules()), rules);
+});
+
 test("an engine unreachable during the prepare is retried, and the handover completes once it answers", async (t) => {
   let failures = 2;
   const h = await harness(t, {
