@@ -95,14 +95,17 @@ async function runFlow(f: Flow): Promise<boolean> {
   for (const [leg, to] of [["away", f.away], ["home", f.home]] as const) {
     const k0 = await counters();
     say(`\n-- ${f.vm} ${leg === "away" ? `from ${f.home} to ${f.away} (into the ${f.away === "h6" ? "IPv6" : "IPv4"} network)` : `home to ${f.home}`}: a QEMU live migration; ${f.probe.client} probes its UDP echo at 1 kHz`);
-    const m = await measuredMove(PREFIX, { vm: f.vm, to, client: f.probe.client, target: f.probe.target }, { warmupMs: 300, afterMs: 2000 });
+    const m = await measuredMove(PREFIX, { vm: f.vm, to, client: f.probe.client, target: f.probe.target }, { warmupMs: 300, afterMs: 2000, capture: true });
     const h = m.handover;
     if (m.move.status !== "completed" || h === null || h.ok !== true) throw new Error(`the move of ${f.vm} to ${to}: ${m.move.status}, handover ${JSON.stringify(h)}`);
     const { activatedAt, switchMs } = switchTimes(h);
     const down = m.move.qemu.downtimeMs ?? 0;
     const blackout = m.blackout?.ms ?? 0;
     say(`   QEMU: ${m.move.qemu.totalTimeMs} ms in all, downtime ${down} ms (the guest paused)`);
-    say(`   the client's blackout: ${blackout.toFixed(1)} ms, ${m.probe.lost} of ${m.probe.sent} probes lost; the network's share ${(blackout - down).toFixed(1)} ms beyond QEMU's downtime`);
+    say(`   the client's blackout: ${blackout.toFixed(1)} ms, ${m.probe.lost} of ${m.probe.sent} probes lost; ${(blackout - down).toFixed(1)} ms beyond QEMU's downtime, of which`);
+    const l = m.link;
+    say(`     the network's share ${l?.networkShareMs?.toFixed(1) ?? "?"} ms (the guest's RARP on ${to}'s link to the first probe reaching it there, and the reply's way back)`);
+    say(`     the guest's own wake-up ${l?.guestWakeMs?.toFixed(1) ?? "?"} ms (probes reaching it, no answer yet: a TCG guest resumes slowly), the rest before QEMU's pause`);
     if (leg === "away") {
       say(`   ${to}'s agent, during the pre-copy: care-of ${h.careOfIPv4} / ${h.careOfIPv6} at +${h.allocatedMs} ms, host rules +${h.hostRulesMs} ms, engine prepared +${h.engineRulesMs} ms after the tap appeared (nothing diverted)`);
     }
@@ -171,8 +174,9 @@ try {
     probe: { client: "c6", target: "2001:db8:1::2" },
     sessions: [{ label: "IPv6 client c6 -> vm6", client: "c6", target: "2001:db8:1::2" }, { label: `IPv4 client c4 -> vm6 (at ${vm6.ipv4Address}, translated)`, client: "c4", target: vm6.ipv4Address }],
     path: [
-      ["r2 tunnels IPv6-in-IPv6 to vm6's IPv6 care-of address", "r2 encap-6in6"],
+      ["r2 tunnels IPv6-in-IPv6 to vm6's IPv6 care-of address (until route optimisation)", "r2 encap-6in6"],
       ["the engine re-wraps them IPv6-in-IPv4 to h4's care-of address", "eng reencap-6in6-6in4"],
+      ["route optimisation: the engine, as the IPv6 client's correspondent router, sends IPv6-in-IPv4 straight to h4", "eng encap-6in4"],
       ["h4 unwraps them for vm6", "h4 decap"],
       ["h4 wraps vm6's answers IPv6-in-IPv4 to the engine", "h4 encap-6in4"],
       ["the engine translates the IPv4 client's packets 4->6", "eng translate-4to6"],
