@@ -5,7 +5,7 @@ import type { Server } from "node:http";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/log.js";
 import type { RuleTable } from "../../lib/rules/rules.js";
-import { serveMetrics } from "../../services/metrics/metrics.js";
+import { serveMetrics } from "../../lib/metrics/http.js";
 import { Forwarder, parseForwarderConfig, type Emit, type Intercept, type StationSeen } from "../forward/index.js";
 import { CapIo, interfaceMac } from "../io/cap.js";
 import { loadRingAddon, ringLoadError, RingIo } from "../io/ring.js";

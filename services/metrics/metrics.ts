@@ -1,6 +1,5 @@
 // Prometheus metrics for the engine: the go-grpc-prometheus names for the RPCs, and
 // mip46_<subsystem>_<thing> series read from the store when scraped.
-import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Store } from "../store/store.js";
 import type { EngineEvents } from "../engine/engine.js";
@@ -109,34 +108,4 @@ export class EngineMetrics implements EngineEvents {
   leasesExpired(n: number): void {
     this.expired.inc(n);
   }
-}
-
-/** Serves /metrics (and /healthz) on `listen` ("host:port"); resolves with the bound port. */
-export async function serveMetrics(registry: Registry, listen: string): Promise<{ server: Server; port: number }> {
-  const { host, port } = splitHostPort(listen);
-  const server = createServer((req, res) => {
-    if (req.url === "/metrics") {
-      registry.metrics().then(
-        (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
-        (e: Error) => res.writeHead(500).end(e.message),
-      );
-    } else if (req.url === "/healthz") {
-      res.writeHead(200).end("ok\n");
-    } else {
-      res.writeHead(404).end("not found\n");
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve());
-  });
-  const addr = server.address();
-  return { server, port: typeof addr === "object" && addr ? addr.port : port };
-}
-
-/** "host:port" or "[v6]:port". */
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(listen) ?? /^([^:]+):(\d+)$/.exec(listen);
-  if (!m) throw new Error(`'${listen}' must be HOST:PORT or [IPv6]:PORT`);
-  return { host: m[1], port: Number(m[2]) };
 }

@@ -1,0 +1,34 @@
+// The HTTP side of Prometheus metrics, shared by every mip46 process (engine, data-plane worker,
+// home agents, agents): /metrics from a prom-client registry, and /healthz.
+import { createServer, type Server } from "node:http";
+import type { Registry } from "prom-client";
+
+/** Serves /metrics (and /healthz) on `listen` ("host:port"); resolves with the bound port. */
+export async function serveMetrics(registry: Registry, listen: string): Promise<{ server: Server; port: number }> {
+  const { host, port } = splitHostPort(listen);
+  const server = createServer((req, res) => {
+    if (req.url === "/metrics") {
+      registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+        (e: Error) => res.writeHead(500).end(e.message),
+      );
+    } else if (req.url === "/healthz") {
+      res.writeHead(200).end("ok\n");
+    } else {
+      res.writeHead(404).end("not found\n");
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  return { server, port: typeof addr === "object" && addr ? addr.port : port };
+}
+
+/** "host:port" or "[v6]:port". */
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(listen) ?? /^([^:]+):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`'${listen}' must be HOST:PORT or [IPv6]:PORT`);
+  return { host: m[1], port: Number(m[2]) };
+}
