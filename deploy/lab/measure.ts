@@ -126,7 +126,7 @@ export async function measuredMove(prefix: string, c: { vm: string; to: HostRole
   }
 }
 
-interface LinkFrame { at: number; src: string; type: number; toVm: boolean; fromVm: boolean }
+interface LinkFrame { at: number; src: string; dst: string; type: number; toVm: boolean; fromVm: boolean }
 
 /** dumpcap on the bridge the VM's tap joins at `host`: the guest's UDP echo traffic and RARPs. */
 async function startCapture(prefix: string, vm: string, host: HostRole): Promise<{ stop: () => Promise<LinkFrame[]> }> {
@@ -147,11 +147,11 @@ async function startCapture(prefix: string, vm: string, host: HostRole): Promise
       }
       if (!existsSync(file)) return [];
       const ip = g.family === 4 ? "ip" : "ipv6";
-      const { stdout } = await run(["tshark", "-r", file, "-T", "fields", "-e", "frame.time_epoch", "-e", "eth.src", "-e", "eth.type", "-e", `${ip}.src`, "-e", `${ip}.dst`]);
+      const { stdout } = await run(["tshark", "-r", file, "-T", "fields", "-e", "frame.time_epoch", "-e", "eth.src", "-e", "eth.dst", "-e", "eth.type", "-e", `${ip}.src`, "-e", `${ip}.dst`]);
       rmSync(file, { force: true });
       return stdout.trim().split("\n").filter((l) => l !== "").map((l) => {
-        const [t, src, type, from, to] = l.split("\t");
-        return { at: Number(t) * 1000, src, type: Number(type), toVm: to === address, fromVm: from === address };
+        const [t, src, dst, type, from, to] = l.split("\t");
+        return { at: Number(t) * 1000, src, dst, type: Number(type), toVm: to === address, fromVm: from === address };
       });
     })()),
   };
@@ -160,7 +160,8 @@ async function startCapture(prefix: string, vm: string, host: HostRole): Promise
 function linkTimes(frames: LinkFrame[], move: Migration, replies: number[], mac: string): LinkTimes {
   const rarp = frames.find((f) => f.at >= move.startedAt && f.type === 0x8035 && f.src === mac);
   if (rarp === undefined) return {};
-  const probe = frames.find((f) => f.at >= rarp.at && f.toVm);
+  // Only a probe addressed to the guest's own MAC reaches it.
+  const probe = frames.find((f) => f.at >= rarp.at && f.toVm && f.dst === mac);
   const reply = frames.find((f) => f.at >= rarp.at && f.fromVm);
   const back = reply && replies.find((t) => t >= reply.at);
   const out: LinkTimes = { rarpAt: rarp.at, firstProbeAt: probe?.at, firstReplySentAt: reply?.at, firstReplyBackAt: back };
