@@ -77,7 +77,7 @@ live("a restarted worker gets its table back from the engine and forwards again;
   await until("the second worker's table from the engine", () => applied(second.log()));
   const atRestart = capture.lines.length;
   await until("packets through the second worker", () => capture.lines.length >= atRestart + 5);
-  t.pass(`${atKill} packets before the kill, ${atRestart} when the new worker had its table`);
+  t.true(atKill >= 5 && capture.lines.length >= atRestart + 5, `packets through both workers: ${atKill} before the kill, ${atRestart} when the new worker had its table, ${capture.lines.length} now`);
 
   await engine.stop();
   engineStopped = true;

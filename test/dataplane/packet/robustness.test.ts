@@ -17,7 +17,11 @@ function seeds(): Uint8Array[] {
   ];
 }
 
-function exercise(b: Uint8Array): void {
+/** What the parsers made of one buffer: whether an IP header was accepted, and an upper layer below it. */
+interface Outcome { ip: boolean; upper: boolean }
+
+function exercise(b: Uint8Array): Outcome {
+  let upper = false;
   const inBounds = (o: number, what: string) => {
     if (o < -1 || o > b.length) throw new Error(`${what} offset ${o} outside a ${b.length}-byte buffer`);
   };
@@ -29,6 +33,7 @@ function exercise(b: Uint8Array): void {
     pkt.parseUdp(b, v4.payloadOffset, v4.payloadLength);
     pkt.parseTcp(b, v4.payloadOffset, v4.payloadLength);
     const m = pkt.parseIcmp4(b, v4.payloadOffset, v4.payloadLength);
+    upper ||= m !== undefined || pkt.parseUdp(b, v4.payloadOffset, v4.payloadLength) !== undefined || pkt.parseTcp(b, v4.payloadOffset, v4.payloadLength) !== undefined;
     if (m) pkt.parseIPv4(b, m.bodyOffset);
     pkt.mayQuoteIcmp4(b);
     const u = pkt.parseUdp(b, v4.payloadOffset, v4.payloadLength);
@@ -44,7 +49,7 @@ function exercise(b: Uint8Array): void {
       inBounds(c.routingType2AddressOffset + 16, "routing address end");
       const left = 40 + v6.payloadLength - c.upperOffset;
       if (left >= 0) {
-        pkt.parseIcmp6(b, c.upperOffset, left);
+        upper ||= pkt.parseIcmp6(b, c.upperOffset, left) !== undefined || pkt.parseMobilityHeader(b, c.upperOffset, left) !== undefined;
         pkt.parseNd(b, c.upperOffset, left);
         pkt.parseMobilityHeader(b, c.upperOffset, left);
         pkt.parseUdp(b, c.upperOffset, left);
@@ -55,26 +60,35 @@ function exercise(b: Uint8Array): void {
   pkt.parseMip4(b);
   pkt.parseMobilityHeader(b, 0);
   pkt.parseNd(b, 0);
+  return { ip: v4 !== undefined || v6 !== undefined, upper };
+}
+
+/** The run reached both sides of the parsers: accepted and refused headers, and parsed upper layers. */
+function covered(t: { true(v: boolean, m: string): void }, outcomes: Outcome[]): void {
+  const ip = outcomes.filter((o) => o.ip).length;
+  t.true(ip > 0 && ip < outcomes.length, `some IP headers accepted and some refused (${ip} of ${outcomes.length} accepted)`);
+  t.true(outcomes.some((o) => o.upper), "some upper layers parsed below an accepted header");
 }
 
 test("20,000 mutated and truncated packets never make a parser throw", (t) => {
   const base = seeds();
   const noise = patternBytes(400000, 77);
-  let n = 0;
+  const outcomes: Outcome[] = [];
   let k = 0;
   for (let i = 0; i < 20000; i++) {
     const s = base[i % base.length];
     const b = s.slice(0, noise[k++ % noise.length] % 3 === 0 ? noise[k++ % noise.length] % (s.length + 1) : s.length);
     const flips = 1 + (noise[k++ % noise.length] % 4);
     for (let f = 0; f < flips && b.length > 0; f++) b[(noise[k++ % noise.length] << 8 | noise[k++ % noise.length]) % b.length] = noise[k++ % noise.length];
-    t.notThrows(() => exercise(b));
-    n++;
+    t.notThrows(() => outcomes.push(exercise(b)));
   }
-  t.is(n, 20000);
+  t.is(outcomes.length, 20000);
+  covered(t, outcomes);
 });
 
 test("5,000 random byte strings never make a parser throw", (t) => {
   const noise = patternBytes(1_000_000, 3);
+  const outcomes: Outcome[] = [];
   let at = 0;
   for (let i = 0; i < 5000; i++) {
     const len = noise[at++] % 200;
@@ -82,6 +96,8 @@ test("5,000 random byte strings never make a parser throw", (t) => {
     at = (at + len) % (noise.length - 300);
     // Give half of them a plausible first byte so the deeper paths run.
     if (b.length > 0 && i % 2 === 0) b[0] = i % 4 === 0 ? 0x45 : 0x60;
-    t.notThrows(() => exercise(b));
+    t.notThrows(() => outcomes.push(exercise(b)));
   }
+  t.is(outcomes.length, 5000);
+  t.true(outcomes.some((o) => !o.ip), "random bytes are mostly refused");
 });

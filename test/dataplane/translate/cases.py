@@ -168,8 +168,9 @@ for i, (a, b) in enumerate([(0, 600), (600, len(upper6b))]):
          [IP(src=POOL4, dst=CN4, ttl=63, id=0x1234, flags="MF" if m else 0, frag=a // 8, proto=17) / Raw(upper4[a:b])], ignore=V4_CKSUM)
 case("§5.1.1 extension header after the fragment header is dropped (erratum 3061)", "6to4",
      IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=1, id=7) / IPv6ExtHdrDestOpt() / UDP() / PAY, "drop", reason="fragment-extension-headers")
-case("§4.2 fragmented ICMPv4 → administratively prohibited", "4to6",
-     fragment(IP(src=CN4, dst=POOL4, id=9) / ICMP(type=8) / (PAY * 8), fragsize=256)[0], "icmp", reason="icmp-fragmented")
+fi = fragment(IP(src=CN4, dst=POOL4, id=9) / ICMP(type=8) / (PAY * 8), fragsize=256)[0]
+case("§4.2 fragmented ICMPv4 → administratively prohibited", "4to6", fi, "icmp",
+     [IP(src=SELF4, dst=CN4, tos=0xc0, ttl=64, id=0) / ICMP(type=3, code=13) / Raw(raw(fi)[:548])], reason="icmp-fragmented", ignore=V4_FREE)
 
 # --- DF and MTU (§4.1, §5.1) ---
 big4 = IP(src=CN4, dst=POOL4, id=0x777, flags=0) / UDP(sport=1000, dport=2000) / (PAY * 11)[:1372]  # 1400 bytes
