@@ -46,6 +46,8 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- 
   exit 1
 fi
 bash scripts/build.sh
+# mip46-lab, mipctl and the daemons on PATH, as the README writes them.
+bash scripts/install-bin.sh
 # The lab's guest image: Debian's kernel and a busybox initramfs (skipped when up to date).
 bash deploy/lab/guest/build.sh || { echo "setup: the lab's guest image could not be built" >&2; exit 1; }
 echo "setup: ready"
