@@ -1,5 +1,5 @@
 // mip46-home-agent: r1 (Mobile IPv4) or r2 (Mobile IPv6) on the data-plane worker.
-import { configuredDaemon, runMain } from "../lib/process/main.js";
+import { CHECK_VERSION_HELP, configuredDaemon, runMain } from "../lib/process/main.js";
 import { HomeAgentConfigError, loadHomeAgentConfig } from "./config.js";
 import { runHomeAgent } from "./run.js";
 
@@ -13,6 +13,7 @@ Usage: mip46-home-agent --config FILE [--metrics-listen HOST:PORT]
                         (workerId, interfaces, routes, metricsListen, ...); see
                         deploy/examples/home-agent-r1.yaml and home-agent-r2.yaml
   --metrics-listen H:P  Prometheus /metrics listen address (overrides 'metricsListen')
+${CHECK_VERSION_HELP}
   -h, --help            this text
 
 The keys file (homeAgent.keysFile) must be mode 0600; keys are never logged.

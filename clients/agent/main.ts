@@ -1,5 +1,5 @@
 // mip46-agent: the privileged-VM agent of one hypervisor host, with its data-plane worker.
-import { configuredDaemon, runMain } from "../../lib/process/main.js";
+import { CHECK_VERSION_HELP, configuredDaemon, runMain } from "../../lib/process/main.js";
 import { AgentConfigError, loadAgentConfig } from "./config.js";
 import { runAgent } from "./run.js";
 
@@ -13,6 +13,7 @@ Usage: mip46-agent --config FILE [--metrics-listen HOST:PORT]
                         data-plane worker's keys (workerId, interfaces, routes, metricsListen, ...);
                         see deploy/lab (the lab writes one per host)
   --metrics-listen H:P  Prometheus /metrics listen address (overrides 'metricsListen')
+${CHECK_VERSION_HELP}
   -h, --help            this text
 
 Logs are JSON lines on stderr: "agent started" when ready, one "handover" line per VM arrival

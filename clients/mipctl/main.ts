@@ -1,4 +1,5 @@
 // mipctl: the operator's view of a mip46 engine.
+import { versionLine } from "../../lib/process/version.js";
 import { parseArgs } from "node:util";
 import type { ServiceError } from "@grpc/grpc-js";
 import { connectControl, type ControlClient } from "../control.js";
@@ -27,6 +28,7 @@ Options:
   --key FILE                its private key
                             (defaults: $MIP46_TLS_CA, $MIP46_TLS_CERT, $MIP46_TLS_KEY; none: plaintext)
   --json                    print JSON instead of a table
+  --version                 print the version and exit
   -h, --help                this text`;
 
 const enumName = (e: Record<string, unknown>, v: number, prefix: string) =>
@@ -105,7 +107,7 @@ async function main(): Promise<number> {
     parsed = parseArgs({
       options: {
         engine: { type: "string" }, ca: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, json: { type: "boolean" },
-        vm: { type: "string" }, help: { type: "boolean", short: "h" },
+        vm: { type: "string" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       allowPositionals: true, strict: true,
     });
@@ -114,6 +116,10 @@ async function main(): Promise<number> {
     return 2;
   }
   const { values, positionals } = parsed;
+  if (values.version) {
+    process.stdout.write(versionLine("mipctl") + "\n");
+    return 0;
+  }
   if (values.help || positionals.length === 0) {
     (values.help ? process.stdout : process.stderr).write(HELP + "\n");
     return values.help ? 0 : 2;

@@ -4,7 +4,8 @@ import { createLogger } from "../../lib/log.js";
 import { loadWorkerConfig, WorkerConfigError } from "./config.js";
 import { loadRuleTableFile, RuleTableFileError } from "./table.js";
 import { runWorker } from "./worker.js";
-import { runMain, stopSignal } from "../../lib/process/main.js";
+import { CHECK_VERSION_HELP, checked, runMain, stopSignal } from "../../lib/process/main.js";
+import { versionLine } from "../../lib/process/version.js";
 
 const HELP = `mip46-dataplane: the mip46 data-plane worker (tunnels, re-encapsulation, SIIT)
 
@@ -22,6 +23,7 @@ Usage: mip46-dataplane --config FILE [--table FILE] [--metrics-listen HOST:PORT]
   --in FILE                offline: input pcap (Ethernet or raw-IP link type)
   --out FILE               offline: output pcap
   --ingress IF             offline: the interface the frames arrive on (default the first)
+${CHECK_VERSION_HELP}
   -h, --help               this text
 
 The host must leave the worker's interfaces to it: no IP addresses on them,
@@ -37,7 +39,7 @@ async function main(): Promise<number> {
       options: {
         config: { type: "string" }, table: { type: "string" }, "metrics-listen": { type: "string" },
         offline: { type: "boolean" }, in: { type: "string" }, out: { type: "string" }, ingress: { type: "string" },
-        help: { type: "boolean", short: "h" },
+        check: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       strict: true,
     }).values;
@@ -47,6 +49,10 @@ async function main(): Promise<number> {
   }
   if (args.help) {
     process.stdout.write(HELP + "\n");
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(versionLine("mip46-dataplane") + "\n");
     return 0;
   }
   const log = createLogger({ component: "dataplane" });
@@ -84,6 +90,7 @@ async function main(): Promise<number> {
     }
     throw e;
   }
+  if (args.check) return checked(args.config);
   if (args["metrics-listen"]) config.metricsListen = args["metrics-listen"];
   let running;
   try {

@@ -5,7 +5,7 @@ import type { Server } from "node:http";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/log.js";
 import type { RuleTable } from "../../lib/rules/rules.js";
-import { serveMetrics } from "../../lib/metrics/http.js";
+import { registerBuildInfo, serveMetrics } from "../../lib/metrics/http.js";
 import { Forwarder, parseForwarderConfig, type Emit, type Intercept, type StationSeen } from "../forward/index.js";
 import { CapIo, interfaceMac } from "../io/cap.js";
 import { loadRingAddon, ringLoadError, RingIo } from "../io/ring.js";
@@ -116,6 +116,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
   });
   let http: { server: Server; port: number };
   try {
+    registerBuildInfo(registry);
     http = await serveMetrics(registry, config.metricsListen);
   } catch (e) {
     clearInterval(ticker);

@@ -1,4 +1,5 @@
 // mip46-lab: the paper's topology in network namespaces with every mip46 process running.
+import { versionLine } from "../../lib/process/version.js";
 import { parseArgs } from "node:util";
 import { destroyLab, exec } from "./netns.js";
 import { migrate, vmHost } from "./qemu.js";
@@ -25,7 +26,11 @@ Usage: mip46-lab [--prefix P] up            create the namespaces, start the eng
                                             c4, c6, mgmt); the VMs are QEMU guests`;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({ options: { prefix: { type: "string" }, "cancel-after": { type: "string" }, "fail-after": { type: "string" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ options: { prefix: { type: "string" }, "cancel-after": { type: "string" }, "fail-after": { type: "string" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  if (values.version) {
+    process.stdout.write(versionLine("mip46-lab") + "\n");
+    return 0;
+  }
   const prefix = values.prefix ?? DEFAULT_PREFIX;
   const [cmd, ...rest] = positionals;
   if (values.help || !cmd) {

@@ -1,7 +1,8 @@
 // The HTTP side of Prometheus metrics, shared by every mip46 process (engine, data-plane worker,
 // home agents, agents): /metrics from a prom-client registry, and /healthz.
 import { createServer, type Server } from "node:http";
-import type { Registry } from "prom-client";
+import { Gauge, type Registry } from "prom-client";
+import { buildInfo } from "../process/version.js";
 
 /** Serves /metrics (and /healthz) on `listen` ("host:port"); resolves with the bound port. */
 export async function serveMetrics(registry: Registry, listen: string): Promise<{ server: Server; port: number }> {
@@ -31,4 +32,11 @@ export function splitHostPort(listen: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(listen) ?? /^([^:]+):(\d+)$/.exec(listen);
   if (!m) throw new Error(`'${listen}' must be HOST:PORT or [IPv6]:PORT`);
   return { host: m[1], port: Number(m[2]) };
+}
+
+/** mip46_build_info{version, commit, node} 1, the Prometheus convention for what runs. */
+export function registerBuildInfo(registry: Registry): void {
+  const b = buildInfo();
+  new Gauge({ name: "mip46_build_info", help: "The mip46 version, commit and Node.js version that run here (always 1).", labelNames: ["version", "commit", "node"], registers: [registry] })
+    .set({ version: b.version, commit: b.commit, node: b.node }, 1);
 }

@@ -2,6 +2,7 @@
 // of main() into an exit code with a JSON log line for an unexpected failure.
 import { parseArgs } from "node:util";
 import { createLogger, type Logger } from "../log.js";
+import { versionLine } from "./version.js";
 
 /** Resolves with the signal's name when SIGTERM or SIGINT arrives (logged as "stopping"). */
 export function stopSignal(log: Logger): Promise<string> {
@@ -44,13 +45,20 @@ export interface ConfiguredDaemon<C> {
 export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process.argv.slice(2)): Promise<number> {
   let args;
   try {
-    args = parseArgs({ args: argv, options: { config: { type: "string" }, "metrics-listen": { type: "string" }, help: { type: "boolean", short: "h" } }, strict: true }).values;
+    args = parseArgs({
+      args: argv, strict: true,
+      options: { config: { type: "string" }, "metrics-listen": { type: "string" }, check: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    }).values;
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n\n${d.help}\n`);
     return 2;
   }
   if (args.help) {
     process.stdout.write(d.help + "\n");
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(versionLine(`mip46-${d.component}`) + "\n");
     return 0;
   }
   if (!args.config) {
@@ -68,6 +76,7 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
     }
     throw e;
   }
+  if (args.check) return checked(args.config);
   if (args["metrics-listen"]) d.setMetricsListen(config, args["metrics-listen"]);
   let running;
   try {
@@ -80,3 +89,13 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
   await running.stop();
   return 0;
 }
+
+/** --check: the configuration was read and accepted; nothing is started (kea-dhcp4 -t, nginx -t). */
+export function checked(path: string): number {
+  process.stdout.write(`configuration OK: ${path}\n`);
+  return 0;
+}
+
+/** The lines --help adds for --check and --version. */
+export const CHECK_VERSION_HELP = `  --check                  read and check the configuration, then exit (0: accepted, 1: refused)
+  --version                print the version and exit`;

@@ -4,7 +4,8 @@ import { createLogger } from "../../lib/log.js";
 import { loadConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import { runEngine } from "./run.js";
-import { runMain, stopSignal } from "../../lib/process/main.js";
+import { CHECK_VERSION_HELP, checked, runMain, stopSignal } from "../../lib/process/main.js";
+import { versionLine } from "../../lib/process/version.js";
 
 const HELP = `mip46-engine: the mip46 cloud control engine (gRPC control plane and rule compiler)
 
@@ -14,6 +15,7 @@ Usage: mip46-engine --config FILE [--listen HOST:PORT] [--metrics-listen HOST:PO
   --listen HOST:PORT       gRPC listen address (overrides 'listen'), e.g. [::1]:50046 or 127.0.0.1:0
   --metrics-listen H:P     Prometheus /metrics listen address (overrides 'metricsListen')
   --store PATH             SQLite database file (overrides 'store.path')
+${CHECK_VERSION_HELP}
   -h, --help               this text
 
 Logs are JSON lines on stderr (MIP46_LOG_LEVEL=debug|info|warn|error). On start it logs
@@ -25,7 +27,7 @@ async function main(): Promise<number> {
     args = parseArgs({
       options: {
         config: { type: "string" }, listen: { type: "string" }, "metrics-listen": { type: "string" },
-        store: { type: "string" }, help: { type: "boolean", short: "h" },
+        store: { type: "string" }, check: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       strict: true,
     }).values;
@@ -35,6 +37,10 @@ async function main(): Promise<number> {
   }
   if (args.help) {
     process.stdout.write(HELP + "\n");
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(versionLine("mip46-engine") + "\n");
     return 0;
   }
   if (!args.config) {
@@ -52,6 +58,7 @@ async function main(): Promise<number> {
     }
     throw e;
   }
+  if (args.check) return checked(args.config);
   if (args.listen) config.listen = args.listen;
   if (args["metrics-listen"]) config.metricsListen = args["metrics-listen"];
   if (args.store) config.store.path = args.store;

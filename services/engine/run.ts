@@ -5,7 +5,7 @@ import { createLogger, type Logger } from "../../lib/log.js";
 import { startGrpcServer, type GrpcServer } from "../api/server.js";
 import type { EngineConfig } from "../config/config.js";
 import { EngineMetrics } from "../metrics/metrics.js";
-import { serveMetrics } from "../../lib/metrics/http.js";
+import { registerBuildInfo, serveMetrics } from "../../lib/metrics/http.js";
 import { EtcdStore } from "../store/etcd.js";
 import { SqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
@@ -57,6 +57,7 @@ export async function runEngine(config: EngineConfig, log: Logger = createLogger
   let http: { server: HttpServer; port: number };
   try {
     grpc = await startGrpcServer(engine, publisher, metrics, log, config.listen);
+    registerBuildInfo(metrics.registry);
     http = await serveMetrics(metrics.registry, config.metricsListen);
   } catch (e) {
     engine.stop();

@@ -58,6 +58,7 @@ test("Prometheus metrics: gRPC handled/handling series with codes, and pool, lea
   t.regex(text, /^grpc_server_handled_total\{.*grpc_method="AllocateCareOf",grpc_code="INVALID_ARGUMENT"\} 1$/m);
   t.regex(text, /^grpc_server_handling_seconds_count\{grpc_type="unary",grpc_service="mip46\.v1\.ControlEngine",grpc_method="Heartbeat"\} 1$/m);
   t.regex(text, /^mip46_pool_addresses\{pool="engine",kind="engine",state="leased"\} 1$/m);
+  t.regex(text, /^mip46_build_info\{version="\d+\.\d+\.\d+",commit="[^"]+",node="v20\.[^"]+"\} 1$/m, "the build's version, commit and Node.js");
   t.regex(text, /^mip46_pool_addresses\{pool="engine",kind="engine",state="free"\} 252$/m);
   t.regex(text, /^mip46_pool_addresses\{pool="ipv4-lab",kind="segment",state="free"\} 100$/m);
   t.regex(text, /^mip46_pool_leases\{purpose="care-of"\} 1$/m);

@@ -102,6 +102,8 @@ live("during the pre-copy nothing is diverted: vm4 answers at h4, r1 holds no bi
   await sleep(1_500);
   const s1 = await c.fresh();
   const k1 = await counters();
+  const bindings = (await h.rpc<{ bindings?: { vmId: string }[] }>("listBindings")).bindings ?? [];
+  // Read after the counters and the bindings: if the pre-copy still runs, all of them were read during it.
   const stillPreCopy = migrating();
   t.true(stillPreCopy, "the pre-copy lasted the whole counting window (else the window proves nothing)");
   checkSession(t, "c4 → vm4 during the pre-copy", c, s0, s1);
@@ -109,7 +111,6 @@ live("during the pre-copy nothing is diverted: vm4 answers at h4, r1 holds no bi
   t.is(k1.r1Encap4in4 - k0.r1Encap4in4, 0, `r1 tunnels nothing to a care-of address (encap-4in4 ${k0.r1Encap4in4} then ${k1.r1Encap4in4})`);
   t.is(k1.engineReencap - k0.engineReencap, 0, "the engine re-encapsulates nothing toward h6");
   t.is(k1.engineEncap4in6 - k0.engineEncap4in6, 0, "the engine sends nothing IPv4-in-IPv6 toward h6");
-  const bindings = (await h.rpc<{ bindings?: { vmId: string }[] }>("listBindings")).bindings ?? [];
   t.true(!bindings.some((b) => b.vmId === "vm4"), `the engine binds vm4 nowhere yet: ${JSON.stringify(bindings)}`);
   test.log(`pre-copy window: ${s1.echoed - s0.echoed} echoes at h4, r1 encap-4in4 +${k1.r1Encap4in4 - k0.r1Encap4in4}, engine encap-4in6 +${k1.engineEncap4in6 - k0.engineEncap4in6}`);
 

@@ -61,9 +61,11 @@ live("a restarted worker gets its table back from the engine and forwards again;
   const first = await startWorker(topo, config, undefined, "first");
   await until("the first worker's table", () => applied(first.log()));
 
-  const frames = scapyBuild(Array.from({ length: 600 }, (_, i) =>
+  // 1,200 frames at 20 per second: a minute of stream, so that a loaded machine still has some left
+  // for the second worker and the engine's absence.
+  const frames = scapyBuild(Array.from({ length: 1200 }, (_, i) =>
     `Ether(src='${topo.macs.s0}', dst='${topo.macs.w0}')/IP(src='192.0.2.2', dst='${careOf.careOfIpv4}')/IP(src='203.0.113.10', dst='192.0.2.1')/UDP(sport=5555, dport=4010)/Raw(b'm46-stream-${String(i).padStart(4, "0")}')`));
-  const capture = await captureFrames(topo, new TextEncoder().encode("m46-stream-"), 1000, 60);
+  const capture = await captureFrames(topo, new TextEncoder().encode("m46-stream-"), 1300, 90);
   const stream = spawn("ip", ["netns", "exec", topo.sender, SYSTEM_PYTHON, FRAMES_PY, "stream", "s0", "0.05"], { stdio: ["pipe", "ignore", "ignore"] });
   topo.lab.track(stream);
   stream.stdin!.end(frames.map((f) => Buffer.from(f).toString("hex")).join("\n") + "\n");
