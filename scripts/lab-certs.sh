@@ -3,9 +3,12 @@
 # gRPC API (see deploy/README.md, "Certificates").
 #
 #   scripts/lab-certs.sh DIR host:h4 host:h6 worker:dp-1 operator:admin engine:e1 ...
+#   scripts/lab-certs.sh /etc/mip46/tls engine:e1=engine host:h4=agent worker:r1=home-agent-r1
 #
 # DIR/ca.pem and DIR/ca.key are made once and reused on later runs (so certificates can be added).
-# For each identity KIND:ID it writes DIR/KIND-ID.pem and DIR/KIND-ID.key (mode 0600), EC P-256,
+# For each identity KIND:ID it writes DIR/KIND-ID.pem and DIR/KIND-ID.key (mode 0600), or, for
+# KIND:ID=NAME, DIR/NAME.pem and DIR/NAME.key: the names the systemd units of deploy/systemd load
+# (engine, dataplane, agent, home-agent-<instance>). EC P-256,
 # valid for LAB_CERT_DAYS days (default 825). The identity is carried in the subjectAltName URI
 # spiffe://mip46/KIND/ID, which is what the engine reads; the subject CN says KIND:ID for people.
 # Engine certificates also name the addresses clients dial, ENGINE_SANS (default
@@ -33,6 +36,14 @@ if [ ! -f "$dir/ca.pem" ]; then
 fi
 
 for identity in "$@"; do
+  name=""
+  if [[ "$identity" == *=* ]]; then
+    name=${identity#*=}
+    identity=${identity%%=*}
+    if ! [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]]; then
+      echo "$identity=$name: NAME must be letters, digits and . _ -, starting with a letter or digit" >&2; exit 2
+    fi
+  fi
   kind=${identity%%:*}
   id=${identity#*:}
   case "$kind" in host|worker|operator|engine) ;; *)
@@ -42,7 +53,7 @@ for identity in "$@"; do
   if [ "$id" = "$identity" ] || ! [[ "$id" =~ ^[A-Za-z0-9][A-Za-z0-9._:@/-]*$ ]]; then
     echo "$identity: ID must be letters, digits and . _ : @ / -, starting with a letter or digit" >&2; exit 2
   fi
-  file="$dir/$kind-${id//[\/:@]/_}"
+  file="$dir/${name:-$kind-${id//[\/:@]/_}}"
   san="URI:spiffe://mip46/$kind/$id"
   usage="clientAuth"
   if [ "$kind" = engine ]; then

@@ -53,3 +53,23 @@ test("hardening: dynamic users, restart on failure, capabilities only on the pac
     }
   }
 });
+
+test("the certificates the units load are the ones deploy/README.md's lab-certs.sh recipe writes", async (t) => {
+  // The recipe's lines, as the README gives them (each run in one directory here).
+  const readme = readFileSync("deploy/README.md", "utf8");
+  const lines = [...readme.matchAll(/^scripts\/lab-certs\.sh \/etc\/mip46\/tls ((?:\S+=\S+ ?)+)/gm)].map((m) => m[1].trim().split(/\s+/));
+  t.true(lines.length >= 3, "the README names the units' certificates");
+  const dir = mkdtempSync(join(tmpdir(), "m46-certs-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const ids of lines) await run("bash", ["scripts/lab-certs.sh", dir, ...ids]);
+  const written = new Set(readdirSync(dir));
+  for (const unit of units) {
+    for (const c of directives(unit).get("LoadCredential") ?? []) {
+      const source = c.slice(c.indexOf(":") + 1);
+      if (!source.startsWith("/etc/mip46/tls/")) continue;
+      // The template's instance: r1, as the recipe writes it.
+      const name = source.slice("/etc/mip46/tls/".length).replace("%i", "r1");
+      t.true(written.has(name), `${unit} loads ${source}, which the recipe writes as ${name} (written: ${[...written].join(", ")})`);
+    }
+  }
+});
