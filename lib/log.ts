@@ -13,12 +13,20 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+/** MIP46_LOG_LEVEL, or info when it is unset; any other value is refused, naming the choices. */
+export function levelFromEnv(value = process.env.MIP46_LOG_LEVEL): Level {
+  if (value === undefined || value === "") return "info";
+  if (Object.hasOwn(RANK, value)) return value as Level;
+  throw new Error(`MIP46_LOG_LEVEL: '${value}' is not a log level (debug, info, warn or error)`);
+}
+
 export function createLogger(
   base: Record<string, unknown> = {},
-  minLevel: Level = (process.env.MIP46_LOG_LEVEL as Level) ?? "info",
+  minLevel: Level = levelFromEnv(),
   write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
 ): Logger {
-  const min = RANK[minLevel] ?? RANK.info;
+  if (!Object.hasOwn(RANK, minLevel)) throw new Error(`log level '${String(minLevel)}' is not one of debug, info, warn, error`);
+  const min = RANK[minLevel];
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[level] < min) return;
     // A regular function: `this[k]` is the value before toJSON (a Buffer turns into an object first).

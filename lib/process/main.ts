@@ -1,7 +1,7 @@
 // What every mip46 daemon does around its work: wait for SIGTERM/SIGINT, and turn the outcome
 // of main() into an exit code with a JSON log line for an unexpected failure.
 import { parseArgs } from "node:util";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger, levelFromEnv, type Logger } from "../log.js";
 import { versionLine } from "./version.js";
 
 /** Resolves with the signal's name when SIGTERM or SIGINT arrives (logged as "stopping"). */
@@ -18,6 +18,12 @@ export function stopSignal(log: Logger): Promise<string> {
 
 /** Runs main() and exits with its code; an exception is logged as `<name> failed` and exits 1. */
 export function runMain(name: string, main: () => Promise<number>): void {
+  try {
+    levelFromEnv();
+  } catch (e) {
+    process.stderr.write(`mip46-${name}: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
   main().then((code) => process.exit(code), (e) => {
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: `${name} failed`, error: String(e?.stack ?? e) })}\n`);
     process.exit(1);

@@ -41,3 +41,10 @@ for (const c of CHECKS) {
     t.regex(line.error, c.field);
   });
 }
+
+test("an unknown MIP46_LOG_LEVEL stops a daemon at once with exit 2, naming the choices", (t) => {
+  const r = spawnSync("mip46-engine", ["--check", "--config", "deploy/examples/engine.yaml"], { encoding: "utf8", timeout: 30_000, env: { ...process.env, MIP46_LOG_LEVEL: "loud" } });
+  t.is(r.status, 2);
+  t.is(r.stdout, "");
+  t.is(r.stderr, "mip46-engine: MIP46_LOG_LEVEL: 'loud' is not a log level (debug, info, warn or error)\n");
+});

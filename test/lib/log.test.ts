@@ -1,6 +1,6 @@
 // lib/log.ts: structured JSON lines, with secrets redacted wherever they sit in what is logged.
 import test from "ava";
-import { createLogger } from "../../lib/log.js";
+import { createLogger, levelFromEnv } from "../../lib/log.js";
 
 function capture(min: "debug" | "info" = "debug"): { lines: Record<string, unknown>[]; raw: string[]; log: ReturnType<typeof createLogger> } {
   const raw: string[] = [];
@@ -75,4 +75,14 @@ test("a Buffer value under any name is redacted", (t) => {
   const { lines, log } = capture();
   log.info("buffer", { material: Buffer.from(KEY_HEX, "hex") });
   t.is(lines[0].material, "[redacted]");
+});
+
+test("MIP46_LOG_LEVEL: the four levels and unset are taken; anything else is refused, naming the choices", (t) => {
+  t.is(levelFromEnv(undefined), "info");
+  t.is(levelFromEnv(""), "info");
+  for (const l of ["debug", "info", "warn", "error"] as const) t.is(levelFromEnv(l), l);
+  for (const bad of ["verbose", "INFO", "toString", "constructor"]) {
+    t.throws(() => levelFromEnv(bad), { message: `MIP46_LOG_LEVEL: '${bad}' is not a log level (debug, info, warn or error)` });
+  }
+  t.throws(() => createLogger({}, "loud" as never), { message: /not one of debug, info, warn, error/ });
 });
