@@ -6,6 +6,7 @@ import { loadRuleTableFile, RuleTableFileError } from "./table.js";
 import { runWorker } from "./worker.js";
 import { CHECK_VERSION_HELP, checked, runMain, stopSignal } from "../../lib/process/main.js";
 import { versionLine } from "../../lib/process/version.js";
+import { routeGrpcLogs } from "../../lib/process/grpc-log.js";
 
 const HELP = `mip46-dataplane: the mip46 data-plane worker (tunnels, re-encapsulation, SIIT)
 
@@ -56,6 +57,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger({ component: "dataplane" });
+  routeGrpcLogs(log);
   if (args.offline) {
     if (!args.in || !args.out || !args.table) {
       process.stderr.write(`--offline needs --in, --table and --out\n\n${HELP}\n`);

@@ -2,6 +2,7 @@
 // of main() into an exit code with a JSON log line for an unexpected failure.
 import { parseArgs } from "node:util";
 import { createLogger, levelFromEnv, type Logger } from "../log.js";
+import { routeGrpcLogs } from "./grpc-log.js";
 import { versionLine } from "./version.js";
 
 /** Resolves with the signal's name when SIGTERM or SIGINT arrives (logged as "stopping"). */
@@ -72,6 +73,7 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
     return 2;
   }
   const log = createLogger({ component: d.component });
+  routeGrpcLogs(log);
   let config: C;
   try {
     config = d.load(args.config);

@@ -6,6 +6,7 @@ import { ConfigError } from "../errors.js";
 import { runEngine } from "./run.js";
 import { CHECK_VERSION_HELP, checked, runMain, stopSignal } from "../../lib/process/main.js";
 import { versionLine } from "../../lib/process/version.js";
+import { routeGrpcLogs } from "../../lib/process/grpc-log.js";
 
 const HELP = `mip46-engine: the mip46 cloud control engine (gRPC control plane and rule compiler)
 
@@ -48,6 +49,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = createLogger({ component: "engine" });
+  routeGrpcLogs(log);
   let config;
   try {
     config = loadConfig(args.config);
@@ -62,7 +64,13 @@ async function main(): Promise<number> {
   if (args.listen) config.listen = args.listen;
   if (args["metrics-listen"]) config.metricsListen = args["metrics-listen"];
   if (args.store) config.store.path = args.store;
-  const running = await runEngine(config, log);
+  let running;
+  try {
+    running = await runEngine(config, log);
+  } catch (e) {
+    log.error("engine could not start", { error: (e as Error).message });
+    return 1;
+  }
   await stopSignal(log);
   await running.stop();
   return 0;

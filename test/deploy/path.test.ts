@@ -48,3 +48,18 @@ test("an unknown MIP46_LOG_LEVEL stops a daemon at once with exit 2, naming the 
   t.is(r.stdout, "");
   t.is(r.stderr, "mip46-engine: MIP46_LOG_LEVEL: 'loud' is not a log level (debug, info, warn or error)\n");
 });
+
+test("a daemon's stderr holds JSON lines only: grpc-js's own message goes through its log, and a failed start is one clear line", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "m46-json-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // 203.0.113.77 is on no interface here: the bind fails, and grpc-js logs why.
+  const r = spawnSync("mip46-engine", ["--config", "deploy/examples/engine.yaml", "--listen", "203.0.113.77:1", "--store", join(dir, "e.db"), "--metrics-listen", "127.0.0.1:0"], { encoding: "utf8", timeout: 60_000 });
+  t.is(r.status, 1);
+  const lines = r.stderr.trim().split("\n");
+  for (const l of lines) t.notThrows(() => JSON.parse(l), `not a JSON line: ${l}`);
+  const records = lines.map((l) => JSON.parse(l) as { msg: string; message?: string; error?: string });
+  t.true(records.some((x) => x.msg === "grpc-js" && /No address added/.test(x.message ?? "")), "grpc-js's line, as a record");
+  const last = records.at(-1)!;
+  t.is(last.msg, "engine could not start");
+  t.regex(last.error ?? "", /EADDRNOTAVAIL/);
+});
