@@ -3,6 +3,7 @@ import { versionLine } from "../../lib/process/version.js";
 import { parseArgs } from "node:util";
 import type { ServiceError } from "@grpc/grpc-js";
 import { connectControl, type ControlClient } from "../control.js";
+import { connectControlAny } from "../failover.js";
 import { HostState, LeasePurpose, NetworkFamily, TunnelKind } from "../../gen/mip46/v1/control.js";
 import { renderTable } from "./table.js";
 
@@ -20,14 +21,19 @@ Commands:
   rules                     the data-plane rule table and its revision
   release ADDRESS           release a lease (it cools down before reuse)
   release --vm VM_ID        release a VM's care-of lease
+  map IPV6                  a pool IPv4 address for an IPv6 correspondent (MapCorrespondent, RFC 7757)
+  unmap IPV6                give a correspondent's mapping back
+  eam [--csv]               the translator's explicit address mappings, IPv6 beside IPv4
 
 Options:
-  --engine HOST:PORT        the engine's gRPC address (default $MIP46_ENGINE or [::1]:50046)
+  --engine HOST:PORT[,...]  the engine's gRPC address, or every replica's (comma-separated: a call
+                            that finds one down goes to the next); default $MIP46_ENGINE or [::1]:50046
   --ca FILE                 mutual TLS: the deployment's CA (PEM); with --cert and --key
   --cert FILE               this operator's certificate (spiffe://mip46/operator/NAME)
   --key FILE                its private key
                             (defaults: $MIP46_TLS_CA, $MIP46_TLS_CERT, $MIP46_TLS_KEY; none: plaintext)
   --json                    print JSON instead of a table
+  --csv                     eam: comma-separated values
   --version                 print the version and exit
   -h, --help                this text`;
 
@@ -37,7 +43,9 @@ const time = (ms: bigint) => (ms === 0n ? "-" : new Date(Number(ms)).toISOString
 
 type Output = { json: unknown; table: string };
 
-async function run(client: ControlClient, command: string, rest: string[], vm: string | undefined): Promise<Output> {
+const withLength = (address: string, bits: number) => (address.includes("/") ? address : `${address}/${bits}`);
+
+async function run(client: ControlClient, command: string, rest: string[], vm: string | undefined, csv = false): Promise<Output> {
   switch (command) {
     case "pools": {
       const r = await client.listPools({});
@@ -94,6 +102,25 @@ async function run(client: ControlClient, command: string, rest: string[], vm: s
       const r = await client.releaseCareOf({ address: rest[0] ?? "", vmId: vm ?? "" });
       return { json: r, table: `released ${r.address}; it cools down until ${time(r.cooldownUntilMs)}\n` };
     }
+    case "map": {
+      if (rest.length !== 1) throw new UsageError("map takes one IPV6 address");
+      const r = await client.mapCorrespondent({ ipv6Address: rest[0] });
+      return { json: r, table: `${rest[0]} is mapped to ${r.ipv4Address}; IPv4 nodes reach it there\n` };
+    }
+    case "unmap": {
+      if (rest.length !== 1) throw new UsageError("unmap takes one IPV6 address");
+      const leases = (await client.listLeases({})).leases.filter((l) => l.holder === rest[0] && l.purpose === LeasePurpose.LEASE_PURPOSE_CORRESPONDENT);
+      if (leases.length === 0) throw new Error(`${rest[0]}: no correspondent mapping`);
+      const r = await client.releaseCareOf({ address: leases[0].address, vmId: "" });
+      return { json: r, table: `${rest[0]}: its mapping to ${r.address} is given back; the address cools down until ${time(r.cooldownUntilMs)}\n` };
+    }
+    case "eam": {
+      const r = await client.getRuleTable({});
+      const rows = r.rules.flatMap((rule) => (rule.kind?.$case === "addressMapping" ? [[withLength(rule.kind.value.ipv6, 128), withLength(rule.kind.value.ipv4, 32)]] : []));
+      rows.sort((a, b) => a[1].localeCompare(b[1], "en", { numeric: true }));
+      const table = csv ? ["IPv6 Prefix,IPv4 Prefix", ...rows.map((x) => x.join(","))].join("\n") + "\n" : renderTable(["IPV6 PREFIX", "IPV4 PREFIX"], rows);
+      return { json: rows.map(([ipv6, ipv4]) => ({ ipv6, ipv4 })), table };
+    }
     default:
       throw new UsageError(`unknown command '${command}'`);
   }
@@ -107,7 +134,7 @@ async function main(): Promise<number> {
     parsed = parseArgs({
       options: {
         engine: { type: "string" }, ca: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, json: { type: "boolean" },
-        vm: { type: "string" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
+        vm: { type: "string" }, csv: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       allowPositionals: true, strict: true,
     });
@@ -133,13 +160,16 @@ async function main(): Promise<number> {
   }
   let client: ControlClient;
   try {
-    client = connectControl(values.engine ?? process.env.MIP46_ENGINE ?? "[::1]:50046", 5000, ca ? { ca, cert: cert!, key: key! } : undefined);
+    const engines = (values.engine ?? process.env.MIP46_ENGINE ?? "[::1]:50046").split(",").map((a) => a.trim()).filter((a) => a !== "");
+    const tls = ca ? { ca, cert: cert!, key: key! } : undefined;
+    client = engines.length === 1 ? connectControl(engines[0], 5000, tls)
+      : connectControlAny(engines, { deadlineMs: 10_000, attemptMs: 3000, connect: (a) => connectControl(a, 3000, tls) });
   } catch (e) {
     process.stderr.write(`mipctl: ${(e as Error).message}\n`);
     return 1;
   }
   try {
-    const out = await run(client, positionals[0], positionals.slice(1), values.vm);
+    const out = await run(client, positionals[0], positionals.slice(1), values.vm, values.csv);
     process.stdout.write(values.json ? JSON.stringify(out.json, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n" : out.table);
     return 0;
   } catch (e) {

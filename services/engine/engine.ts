@@ -158,11 +158,15 @@ export class Engine {
       `vm ${vmId} is an IPv6 VM on IPv6 network ${net.name}: it forms its care-of address itself (RFC 6275 §11.5); the engine serves cross-protocol moves`);
   }
 
-  async releaseCareOf(sel: { address: IPv4 } | { vmId: string }): Promise<CoolingRecord> {
-    const released = await this.store.releaseLease(
-      "address" in sel ? { address: sel.address.text } : { holder: sel.vmId, purpose: "care-of" }, this.now(), this.cooldownMs);
-    if (!released) throw new NotFoundError("address" in sel ? `no lease holds ${sel.address.text}` : `vm ${sel.vmId} holds no care-of lease`);
-    return released;
+  releaseCareOf(sel: { address: IPv4 } | { vmId: string }): Promise<CoolingRecord> {
+    return this.exclusive(async () => {
+      const released = await this.store.releaseLease(
+        "address" in sel ? { address: sel.address.text } : { holder: sel.vmId, purpose: "care-of" }, this.now(), this.cooldownMs);
+      if (!released) throw new NotFoundError("address" in sel ? `no lease holds ${sel.address.text}` : `vm ${sel.vmId} holds no care-of lease`);
+      // A correspondent's address mapping (RFC 7757) goes with its lease, as on expiry.
+      if (released.purpose === "correspondent") await this.store.replaceRules(correspondentOwner(released.holder), []);
+      return released;
+    });
   }
 
   // --- RequestPrefix ---------------------------------------------------------------------------

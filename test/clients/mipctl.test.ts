@@ -34,3 +34,38 @@ test("mipctl lists leases, bindings and rules as tables and JSON, and releases a
   t.is(usage.code, 2);
   t.regex(usage.stderr, /unknown command 'frobnicate'/);
 });
+
+test("mipctl map, eam and unmap: a correspondent's mapping made, shown as jool_siit's eamt shows it, and given back; the whole lease and rule state after each", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  const mapped = (await mipctl(e.address, "map", "2001:db8:c::10")).stdout;
+  const ipv4 = /is mapped to (\S+);/.exec(mapped)?.[1];
+  t.truthy(ipv4, mapped);
+  const leases = (await e.client.listLeases({})).leases;
+  t.deepEqual(leases.map((l) => [l.address, l.holder]), [[ipv4, "2001:db8:c::10"]], "one correspondent lease");
+  const rules = (await e.client.getRuleTable({})).rules.filter((r) => r.kind?.$case === "addressMapping");
+  t.is(rules.length, 1);
+  t.regex((await mipctl(e.address, "eam")).stdout, new RegExp(`^2001:db8:c::10/128\\s+${ipv4!.replaceAll(".", "\\.")}/32$`, "m"));
+  t.is((await mipctl(e.address, "eam", "--csv")).stdout, `IPv6 Prefix,IPv4 Prefix\n2001:db8:c::10/128,${ipv4}/32\n`);
+  t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "eam")).stdout), [{ ipv6: "2001:db8:c::10/128", ipv4: `${ipv4}/32` }]);
+
+  t.regex((await mipctl(e.address, "unmap", "2001:db8:c::10")).stdout, new RegExp(`its mapping to ${ipv4!.replaceAll(".", "\\.")} is given back`));
+  t.deepEqual((await e.client.listLeases({})).leases, [], "no lease left");
+  t.false((await e.client.getRuleTable({})).rules.some((r) => r.kind?.$case === "addressMapping"), "no mapping rule left");
+  t.is((await mipctl(e.address, "eam", "--csv")).stdout, "IPv6 Prefix,IPv4 Prefix\n");
+  const again = await t.throwsAsync(mipctl(e.address, "unmap", "2001:db8:c::10")) as Error & { code: number; stderr: string };
+  t.is(again.code, 1);
+  t.regex(again.stderr, /2001:db8:c::10: no correspondent mapping/);
+  const bad = await t.throwsAsync(mipctl(e.address, "map", "192.0.2.1")) as Error & { code: number; stderr: string };
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /^mipctl: ipv6_address: /m);
+  t.deepEqual((await e.client.listLeases({})).leases, [], "a refused map changes nothing");
+});
+
+test("mipctl --engine A,B takes every replica: with the first one down, the call goes to the next", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  // 127.0.0.1:9 (discard) has nothing listening: refused at once, then the next replica answers.
+  const out = (await mipctl(`127.0.0.1:9,${e.address}`, "pools")).stdout;
+  t.regex(out, /^engine\s+engine\s/m);
+});
