@@ -30,11 +30,11 @@ import {
 import { parseNd } from "../../dataplane/packet/nd.js";
 import { MIP4_EXTENSION, MIP4_REPLY_CODE, parseMip4, verifyMobileHomeAuth } from "../../dataplane/packet/mip4.js";
 import { buildUdp4, buildUdp6 } from "../../dataplane/packet/udp.js";
-import { buildAuthenticatedRequest, requestIdentification } from "../../homeagent/mip4/client.js";
+import { buildAuthenticatedRequest, requestIdentification } from "../../mobility/mip4/registration.js";
 import { Mip4HomeAgent, type Mip4SecurityAssociation } from "../../homeagent/mip4/homeagent.js";
-import { ntpFromUnixMs } from "../../homeagent/mip4/identification.js";
-import { checkMnHa, signMnHa } from "../../homeagent/mip6/auth.js";
-import { buildBindingUpdatePacket } from "../../homeagent/mip6/client.js";
+import { ntpFromUnixMs } from "../../mobility/mip4/identification.js";
+import { checkMnHa, signMnHa } from "../../mobility/mip6/auth.js";
+import { buildBindingUpdatePacket } from "../../mobility/mip6/binding-update.js";
 import { Mip6HomeAgent, type Mip6SecurityAssociation } from "../../homeagent/mip6/homeagent.js";
 import { silentLogger } from "../../lib/log.js";
 import { decodeWithTshark, frameProtocols } from "../helpers/tshark.js";
