@@ -62,6 +62,13 @@ export interface MobilityProtocol {
   isRegistrationTo(pkt: Uint8Array, homeAgent: Uint8Array): boolean;
 }
 
+/** A protocol from its two parts of code; the rest follows from the address family. */
+export function defineProtocol(family: 4 | 6, parts: Pick<MobilityProtocol, "mobileNode" | "isRegistrationTo">): MobilityProtocol {
+  return family === 4
+    ? { name: "mip4", family, bindingTunnel: "4in4", hostPrefixLength: 32, ...parts }
+    : { name: "mip6", family, bindingTunnel: "6in6", hostPrefixLength: 128, ...parts };
+}
+
 /** Whether `want` stands in `buf` at `off`. */
 export function equalAt(buf: Uint8Array, off: number, want: Uint8Array): boolean {
   if (buf.length < off + want.length) return false;

@@ -5,7 +5,7 @@ import { parseIPv4 } from "../../lib/net/address.js";
 import { IPPROTO } from "../../dataplane/packet/ipv4.js";
 import { buildUdp4 } from "../../dataplane/packet/udp.js";
 import type { MnHaKey } from "../keys.js";
-import { equalAt, type CareOfAddresses, type MobileNode, type MobilityProtocol, type Registration } from "../protocol.js";
+import { defineProtocol, equalAt, type CareOfAddresses, type MobileNode, type MobilityProtocol, type Registration } from "../protocol.js";
 import { buildAuthenticatedRequest, checkReply, requestIdentification, type Mip4SecurityAssociation } from "./registration.js";
 
 /** RFC 5944 §3.3: registrations go to UDP port 434. */
@@ -52,11 +52,7 @@ class Mip4MobileNode implements MobileNode {
   }
 }
 
-export const mip4: MobilityProtocol = {
-  name: "mip4",
-  family: 4,
-  bindingTunnel: "4in4",
-  hostPrefixLength: 32,
+export const mip4: MobilityProtocol = defineProtocol(4, {
   mobileNode: (homeAddress, homeAgent, key) => new Mip4MobileNode(homeAddress, homeAgent, key),
   isRegistrationTo(pkt, homeAgent) {
     // IPv4, UDP to the home agent, port 434 (§3.3); a fragment is not taken (registrations are small).
@@ -64,7 +60,7 @@ export const mip4: MobilityProtocol = {
     const ihl = (pkt[0] & 0x0f) << 2;
     return pkt.length >= ihl + 8 && ((pkt[ihl + 2] << 8) | pkt[ihl + 3]) === MIP4_PORT;
   },
-};
+});
 
 function udpSourcePort4(pkt: Uint8Array): number {
   const ihl = (pkt[0] & 0x0f) << 2;

@@ -4,7 +4,7 @@
 import { IPPROTO } from "../../dataplane/packet/ipv4.js";
 import { newIPv6Chain, walkIPv6Extensions } from "../../dataplane/packet/ipv6.js";
 import type { MnHaKey } from "../keys.js";
-import { equalAt, type CareOfAddresses, type MobileNode, type MobilityProtocol, type Registration } from "../protocol.js";
+import { defineProtocol, equalAt, type CareOfAddresses, type MobileNode, type MobilityProtocol, type Registration } from "../protocol.js";
 import type { Mip6SecurityAssociation } from "./auth.js";
 import { buildBindingUpdatePacket, checkAcknowledgement } from "./binding-update.js";
 import { nextSequence } from "./sequence.js";
@@ -67,11 +67,7 @@ class Mip6MobileNode implements MobileNode {
   }
 }
 
-export const mip6: MobilityProtocol = {
-  name: "mip6",
-  family: 6,
-  bindingTunnel: "6in6",
-  hostPrefixLength: 128,
+export const mip6: MobilityProtocol = defineProtocol(6, {
   mobileNode: (homeAddress, homeAgent, key) => new Mip6MobileNode(homeAddress, homeAgent, key),
   isRegistrationTo: (pkt, homeAgent) => pkt[0] >> 4 === 6 && equalAt(pkt, 24, homeAgent) && walkIPv6Extensions(pkt, 0, pkt.length, chain)?.upperProtocol === IPPROTO.MOBILITY,
-};
+});
