@@ -1,7 +1,7 @@
 // Registration with the home agent on a VM's behalf (3.1 e–g, 3.2 d–f): the VM's mobile node
 // (mobility/), one retransmit and resynchronisation loop for both protocols, and the replies
 // taken off the packet path.
-import { mobilityProtocol, type MobileNode } from "../../mobility/index.js";
+import { mobilityProtocol, type MnHaKey, type MobileNode } from "../../mobility/index.js";
 import type { AgentConfig, VmInventoryEntry } from "./config.js";
 import type { AgentMetrics } from "./timeline.js";
 import type { Visit } from "./visit.js";
@@ -19,6 +19,7 @@ export class Registrar {
   /** The mobile node of each VM, by id: what it keeps (MIPv6's sequence number) outlives a visit. */
   private readonly nodes = new Map<string, MobileNode>();
   private readonly waiters = new Set<Waiter>();
+  private readonly keys: Map<string, MnHaKey>;
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -26,8 +27,18 @@ export class Registrar {
     private readonly metrics: AgentMetrics,
     private readonly now: () => number,
   ) {
-    const keys = new Map(cfg.keys.map((k) => [k.homeAddress, k]));
-    for (const vm of cfg.vms) this.nodes.set(vm.id, mobilityProtocol(vm.family).mobileNode(vm.homeAddress, vm.homeAgent, keys.get(vm.homeAddress)!));
+    this.keys = new Map(cfg.keys.map((k) => [k.homeAddress, k]));
+  }
+
+  private node(vm: VmInventoryEntry): MobileNode {
+    let node = this.nodes.get(vm.id);
+    if (node === undefined) {
+      const key = this.keys.get(vm.homeAddress);
+      if (key === undefined) throw new Error(`keys: no key for home address ${vm.homeAddress} (VM ${vm.id})`);
+      node = mobilityProtocol(vm.family).mobileNode(vm.homeAddress, vm.homeAgent, key);
+      this.nodes.set(vm.id, node);
+    }
+    return node;
   }
 
   /** The worker's intercept: a packet a registration or binding update waits for is taken. */
@@ -63,7 +74,7 @@ export class Registrar {
 
   /** Registers (lifetime > 0) or deregisters through the tunnel; resolves with the attempts it took. */
   async register(v: Visit, lifetimeS: number): Promise<number> {
-    const node = this.nodes.get(v.vm.id)!;
+    const node = this.node(v.vm);
     const signal = v.ended.signal;
     const { firstRetransmitMs, maxAttempts } = this.cfg.registration;
     const protocol = node.protocol.name;
@@ -104,7 +115,7 @@ export class Registrar {
    * reply goes to the VM itself, which has no Mobile IP stack: it is sent, not awaited.
    */
   deregisterAtHome(vm: VmInventoryEntry): void {
-    const node = this.nodes.get(vm.id)!;
+    const node = this.node(vm);
     const now = this.now();
     this.worker.forwarder.inject(node.deregisterAtHome(now), this.worker.emit, now);
     this.metrics.registrations.inc({ protocol: node.protocol.name, result: "deregistration-sent" });
