@@ -6,19 +6,15 @@
 //    the registration with the home agent and RegisterMigration;
 //  - abort, when the port goes before the VM ran here (a cancelled or failed migration).
 // One VM's events are handled in order, different VMs' in parallel.
-import type { Logger } from "../../lib/log.js";
 import { parseAddress, prefixContains, type Cidr } from "../../lib/net/address.js";
-import type { ControlClient } from "../control.js";
 import { ETHERTYPE, parseMac } from "../../dataplane/packet/ethernet.js";
 import { childController, sleep } from "./abort.js";
 import { cameHome, type HomeDeps } from "./home.js";
-import type { AgentWorker } from "./agent.js";
 import type { AgentConfig, VmInventoryEntry } from "./config.js";
 import type { HypervisorEvent } from "./events.js";
 import type { Bridge, PortEvent } from "./hypervisor.js";
-import type { Registrar } from "./registration.js";
 import type { RouteOptimiser } from "./route-optimisation.js";
-import type { ActivationSignal, HandoverRecord, HandoverTimeline } from "./timeline.js";
+import type { ActivationSignal, HandoverTimeline } from "./timeline.js";
 import type { HostSide, Inventory, Visit } from "./visit.js";
 
 export interface HandoverDeps extends HomeDeps {

@@ -3,7 +3,7 @@
 // clock and the data plane (proxy ARP and the IPv4-in-IPv4 tunnel follow the events).
 import {
   MIP4_EXTENSION, MIP4_REPLY_CODE, appendMobileHomeAuth, buildRegistrationReply, parseMip4, verifyMobileHomeAuth,
-  type Mip4AuthAlgorithm, type Mip4RegistrationRequest,
+  type Mip4RegistrationRequest,
 } from "../../dataplane/packet/mip4.js";
 import { AddressError, ipv4FromValue, parseCidr4, parseIPv4, prefixContains, type Cidr4 } from "../../lib/net/address.js";
 import { identificationSkewS, isNewerIdentification, resyncIdentification } from "../../mobility/mip4/identification.js";
