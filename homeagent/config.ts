@@ -2,9 +2,10 @@
 // routes, metricsListen, capture, tickMs: see deploy/examples/dataplane.yaml) plus a `homeAgent`
 // section. Keys come from a separate file, readable by the home agent only, and are never logged.
 import { fieldReaders, isObject } from "../lib/config/fields.js";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { parseAddress, parseCidr } from "../lib/net/address.js";
+import { KeyConfigError, loadKeysFile, parseKeys, type MnHaKey, type MobilityProtocolName } from "../mobility/keys.js";
 import { parseWorkerConfig, WorkerConfigError, type WorkerConfig } from "../dataplane/worker/config.js";
 
 export class HomeAgentConfigError extends Error {
@@ -13,16 +14,7 @@ export class HomeAgentConfigError extends Error {
 
 const { text, integer } = fieldReaders((m) => new HomeAgentConfigError(m));
 
-export type HomeAgentProtocol = "mip4" | "mip6";
-export type AuthAlgorithm = "hmac-md5" | "hmac-sha256";
-
-export interface HomeAgentKey {
-  homeAddress: string;
-  spi: number;
-  /** MIPv4 only (RFC 5944 §3.5.1 HMAC-MD5, or HMAC-SHA-256); MIPv6 uses RFC 4285's algorithm. */
-  algorithm: AuthAlgorithm;
-  key: Uint8Array;
-}
+export type HomeAgentProtocol = MobilityProtocolName;
 
 export interface HomeAgentSettings {
   protocol: HomeAgentProtocol;
@@ -34,62 +26,12 @@ export interface HomeAgentSettings {
   interface: string;
   maxLifetimeS: number;
   replayToleranceS: number;
-  keys: HomeAgentKey[];
+  keys: MnHaKey[];
 }
 
 export interface HomeAgentFileConfig {
   homeAgent: HomeAgentSettings;
   worker: WorkerConfig;
-}
-
-
-
-
-/** Keys: a YAML list of { homeAddress, spi, algorithm?, key: hex }. The key's value never appears in an error. */
-export function parseKeys(value: unknown, field: string, protocol: HomeAgentProtocol | "any"): HomeAgentKey[] {
-  if (!Array.isArray(value)) throw new HomeAgentConfigError(`${field}: must be a list of { homeAddress, spi, algorithm, key }`);
-  const seen = new Set<string>();
-  return value.map((v, i) => {
-    const f = `${field}[${i}]`;
-    if (!isObject(v)) throw new HomeAgentConfigError(`${f}: must be a mapping`);
-    const homeAddress = text(v.homeAddress, `${f}.homeAddress`);
-    let parsed;
-    try {
-      parsed = parseAddress(homeAddress, `${f}.homeAddress`);
-    } catch (e) {
-      throw new HomeAgentConfigError((e as Error).message);
-    }
-    if (protocol !== "any" && (parsed.family === 6) !== (protocol === "mip6")) throw new HomeAgentConfigError(`${f}.homeAddress: must be an IPv${protocol === "mip6" ? 6 : 4} address`);
-    if (seen.has(parsed.text)) throw new HomeAgentConfigError(`${f}.homeAddress: ${parsed.text} has two keys`);
-    seen.add(parsed.text);
-    // RFC 5944 §3.5.1: SPIs 0–255 are reserved. No default: both ends must name the same one.
-    if (v.spi === undefined) throw new HomeAgentConfigError(`${f}.spi: required, an integer in 256..${0xffffffff}`);
-    const spi = integer(v.spi, `${f}.spi`, -1, 256, 0xffffffff);
-    const algorithm = (v.algorithm ?? (parsed.family === 6 ? "hmac-sha256" : "hmac-md5")) as AuthAlgorithm;
-    if (algorithm !== "hmac-md5" && algorithm !== "hmac-sha256") throw new HomeAgentConfigError(`${f}.algorithm: must be hmac-md5 or hmac-sha256`);
-    if (typeof v.key !== "string" || !/^([0-9a-fA-F]{2}){16,64}$/.test(v.key)) throw new HomeAgentConfigError(`${f}.key: must be 16 to 64 bytes in hex (the value is not shown)`);
-    return { homeAddress: parsed.text, spi, algorithm, key: Uint8Array.from(Buffer.from(v.key, "hex")) };
-  });
-}
-
-export function loadKeysFile(path: string, protocol: HomeAgentProtocol | "any", field = "homeAgent.keysFile"): HomeAgentKey[] {
-  let raw: string;
-  try {
-    const st = statSync(path);
-    // Keys readable by others are refused, as ssh does with private keys.
-    if ((st.mode & 0o077) !== 0) throw new HomeAgentConfigError(`${field}: ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
-    raw = readFileSync(path, "utf8");
-  } catch (e) {
-    if (e instanceof HomeAgentConfigError) throw e;
-    throw new HomeAgentConfigError(`${field}: ${(e as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = parse(raw);
-  } catch {
-    throw new HomeAgentConfigError(`${field}: ${path} is not YAML`);
-  }
-  return parseKeys(value, `${field}(${path})`, protocol);
 }
 
 export function parseHomeAgentConfig(value: unknown, baseDir = "."): HomeAgentFileConfig {
@@ -123,14 +65,18 @@ export function parseHomeAgentConfig(value: unknown, baseDir = "."): HomeAgentFi
   }
   const iface = text(ha.interface, "homeAgent.interface");
   if (!worker.interfaces.some((i) => i.name === iface)) throw new HomeAgentConfigError(`homeAgent.interface: no worker interface is named '${iface}'`);
-  let keys: HomeAgentKey[];
-  if (ha.keysFile !== undefined) {
-    const path = text(ha.keysFile, "homeAgent.keysFile");
-    keys = loadKeysFile(path.startsWith("/") ? path : `${baseDir}/${path}`, protocol);
-  } else if (ha.keys !== undefined) {
-    keys = parseKeys(ha.keys, "homeAgent.keys", protocol);
-  } else {
-    throw new HomeAgentConfigError("homeAgent.keysFile: required (or homeAgent.keys inline, for tests)");
+  if (ha.keysFile === undefined && ha.keys === undefined) throw new HomeAgentConfigError("homeAgent.keysFile: required (or homeAgent.keys inline, for tests)");
+  let keys: MnHaKey[];
+  try {
+    if (ha.keysFile !== undefined) {
+      const path = text(ha.keysFile, "homeAgent.keysFile");
+      keys = loadKeysFile(path.startsWith("/") ? path : `${baseDir}/${path}`, protocol);
+    } else {
+      keys = parseKeys(ha.keys, "homeAgent.keys", protocol);
+    }
+  } catch (e) {
+    if (e instanceof KeyConfigError) throw new HomeAgentConfigError(e.message);
+    throw e;
   }
   return {
     homeAgent: {

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { parseAddress } from "../../lib/net/address.js";
 import { parseWorkerConfig, WorkerConfigError, type WorkerConfig } from "../../dataplane/worker/config.js";
-import { loadKeysFile, parseKeys, type HomeAgentKey } from "../../homeagent/config.js";
+import { loadKeysFile, parseKeys, type MnHaKey } from "../../mobility/keys.js";
 
 const VM_KEYS = new Set(["id", "port", "homeAddress", "homeAgent", "homeHost", "mac", "namespace", "pidFile"]);
 
@@ -65,7 +65,7 @@ export interface AgentConfig {
   };
   registration: { lifetimeS: number; firstRetransmitMs: number; maxAttempts: number };
   vms: VmInventoryEntry[];
-  keys: HomeAgentKey[];
+  keys: MnHaKey[];
   worker: WorkerConfig;
 }
 
@@ -142,7 +142,7 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
       ...(v.pidFile === undefined ? {} : { pidFile: text(v.pidFile, `${f}.pidFile`) }),
     };
   });
-  let keyList: HomeAgentKey[] = [];
+  let keyList: MnHaKey[] = [];
   try {
     if (keysFile !== undefined) {
       const path = text(keysFile, "keysFile");

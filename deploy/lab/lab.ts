@@ -166,7 +166,7 @@ export async function labMetrics(prefix: string, endpoint: string): Promise<Map<
   return out;
 }
 
-/** The agent's "handover" log lines (clients/agent/agent.ts), newest last. */
+/** The agent's "handover" log lines (clients/agent/timeline.ts), newest last. */
 export function handoverLines(dir: string, host: "h4" | "h6"): Record<string, unknown>[] {
   const path = join(dir, `agent-${host}.log`);
   if (!existsSync(path)) return [];

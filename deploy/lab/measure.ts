@@ -30,7 +30,7 @@ export interface ProbeResult {
   replies: { firstMs: number | null; deltasUs: number[] };
 }
 
-/** The agent's "handover" log record (clients/agent/agent.ts HandoverTimeline); ms are from seenAtMs. */
+/** The agent's "handover" log record (clients/agent/timeline.ts HandoverTimeline); ms are from seenAtMs. */
 export interface AgentHandover {
   vmId: string;
   direction: string;

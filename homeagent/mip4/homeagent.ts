@@ -3,19 +3,14 @@
 // clock and the data plane (proxy ARP and the IPv4-in-IPv4 tunnel follow the events).
 import {
   MIP4_EXTENSION, MIP4_REPLY_CODE, appendMobileHomeAuth, buildRegistrationReply, parseMip4, verifyMobileHomeAuth,
-  type Mip4AuthAlgorithm, type Mip4RegistrationRequest,
+  type Mip4RegistrationRequest,
 } from "../../dataplane/packet/mip4.js";
 import { AddressError, ipv4FromValue, parseCidr4, parseIPv4, prefixContains, type Cidr4 } from "../../lib/net/address.js";
-import { identificationSkewS, isNewerIdentification, resyncIdentification } from "./identification.js";
+import { identificationSkewS, isNewerIdentification, resyncIdentification } from "../../mobility/mip4/identification.js";
+import type { Mip4SecurityAssociation } from "../../mobility/mip4/registration.js";
 
 export type { Mip4AuthAlgorithm } from "../../dataplane/packet/mip4.js";
-
-export interface Mip4SecurityAssociation {
-  /** RFC 5944 §3.5.1: 0–255 are reserved, so 256 and up. */
-  spi: number;
-  algorithm: Mip4AuthAlgorithm;
-  key: Uint8Array;
-}
+export type { Mip4SecurityAssociation } from "../../mobility/mip4/registration.js";
 
 export interface Mip4HomeAgentConfig {
   /** This agent's unicast address, e.g. "192.0.2.2". */

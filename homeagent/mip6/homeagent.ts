@@ -12,10 +12,10 @@ import {
   BA_STATUS, IPV4_ACK_STATUS, MH_TYPE, MOBILITY_OPTION, buildBindingAcknowledgement, buildMobilityPacket, decodeMobilityOption,
   ipv4AddressAcknowledgementOption, messageIdOption, parseMobilityHeader, verifyMhChecksum, type BindingUpdate, type MobilityOptionInput,
 } from "../../dataplane/packet/mip6.js";
-import { identificationSkewS, isNewerIdentification, ntpFromUnixMs } from "../mip4/identification.js";
-import { checkMnHa, signMnHa, type Mip6SecurityAssociation } from "./auth.js";
+import { identificationSkewS, isNewerIdentification, ntpFromUnixMs } from "../../mobility/mip4/identification.js";
+import { checkMnHa, signMnHa, type Mip6SecurityAssociation } from "../../mobility/mip6/auth.js";
 
-export type { Mip6SecurityAssociation } from "./auth.js";
+export type { Mip6SecurityAssociation } from "../../mobility/mip6/auth.js";
 
 export interface Mip6HomeAgentConfig {
   /** The home agent's own address, e.g. "2001:db8:1::1"; BUs to any other address are ignored. */

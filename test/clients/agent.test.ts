@@ -30,13 +30,13 @@ import {
 import { parseNd } from "../../dataplane/packet/nd.js";
 import { MIP4_EXTENSION, MIP4_REPLY_CODE, parseMip4, verifyMobileHomeAuth } from "../../dataplane/packet/mip4.js";
 import { buildUdp4, buildUdp6 } from "../../dataplane/packet/udp.js";
-import { buildAuthenticatedRequest, requestIdentification } from "../../homeagent/mip4/client.js";
+import { buildAuthenticatedRequest, requestIdentification } from "../../mobility/mip4/registration.js";
 import { Mip4HomeAgent, type Mip4SecurityAssociation } from "../../homeagent/mip4/homeagent.js";
-import { ntpFromUnixMs } from "../../homeagent/mip4/identification.js";
-import { checkMnHa, signMnHa } from "../../homeagent/mip6/auth.js";
-import { buildBindingUpdatePacket } from "../../homeagent/mip6/client.js";
+import { ntpFromUnixMs } from "../../mobility/mip4/identification.js";
+import { checkMnHa, signMnHa } from "../../mobility/mip6/auth.js";
+import { buildBindingUpdatePacket } from "../../mobility/mip6/binding-update.js";
 import { Mip6HomeAgent, type Mip6SecurityAssociation } from "../../homeagent/mip6/homeagent.js";
-import { silentLogger } from "../../lib/log.js";
+import { createLogger, silentLogger, type Logger } from "../../lib/log.js";
 import { decodeWithTshark, frameProtocols } from "../helpers/tshark.js";
 
 const KEY = "00112233445566778899aabbccddeeff0011223344556677";
@@ -146,6 +146,10 @@ interface HarnessOptions {
   prepareMigration?: Fake<"prepareMigration">;
   hook?: MigrationHook;
   present?: { port: string; bridge: Bridge }[];
+  /** RequestPrefix's answer (default 2001:db8:3::/96). */
+  ipv6Prefix?: string;
+  /** Default: silentLogger. */
+  log?: Logger;
 }
 
 /** The engine's answers for the IPv4 host h4 (flow 3.2 b–c). */
@@ -191,7 +195,7 @@ async function harness(t: ExecutionContext, options: HarnessOptions = {}): Promi
     },
     async requestPrefix(req: object) {
       record("requestPrefix", req);
-      return { ipv6Prefix: "2001:db8:3::/96" };
+      return { ipv6Prefix: options.ipv6Prefix ?? "2001:db8:3::/96" };
     },
   } as unknown as ControlClient;
   let listener: ((e: PortEvent) => void) | undefined;
@@ -206,7 +210,7 @@ async function harness(t: ExecutionContext, options: HarnessOptions = {}): Promi
     },
   };
   agent = new PrivilegedVmAgent({
-    config, control, ports, log: silentLogger, now: () => clock.now, ...(options.hook ? { hook: options.hook } : {}),
+    config, control, ports, log: options.log ?? silentLogger, now: () => clock.now, ...(options.hook ? { hook: options.hook } : {}),
     worker: { forwarder, emit: (ifIndex, frame) => frames.push({ ifIndex, frame: frame.slice() }) },
   });
   const handovers: HandoverTimeline[] = [];
@@ -768,6 +772,29 @@ test("an IPv6 VM on an IPv4 host: RequestPrefix, AllocateCareOf, RegisterMigrati
   // Answered, so that the agent is not left waiting when the test ends.
   h.forwarder.processFrame(0, engine6in4(homeAgent6().handlePacket(p.packet, h.clock.now).reply!), () => {}, h.clock.now);
   await until(() => h.handovers.length === 1, "the handover");
+});
+
+test("the IPv6 care-of address is checked against the segment's prefix by its bits, not its text (2001:db8:3:1:: is outside a /96; 2001:db8:3ff:: inside a /40)", async (t) => {
+  const cases = [
+    { ipv6Prefix: "2001:db8:3::/96", careOfIpv6: H4_CARE_OF6, outside: false },
+    { ipv6Prefix: "2001:db8:3::/96", careOfIpv6: "2001:db8:3:1::c000:264", outside: true },
+    { ipv6Prefix: "2001:db8:300::/40", careOfIpv6: "2001:db8:3ff::c000:264", outside: false },
+    { ipv6Prefix: "2001:db8:300::/40", careOfIpv6: "2001:db8:400::c000:264", outside: true },
+  ];
+  for (const c of cases) {
+    const warnings: string[] = [];
+    const log = createLogger({}, "warn", (line) => {
+      const entry = JSON.parse(line) as { level: string; msg: string };
+      if (entry.level === "warn") warnings.push(entry.msg);
+    });
+    const h = await h4Harness(t, {}, {
+      ipv6Prefix: c.ipv6Prefix, log,
+      allocateCareOf: () => ({ careOfIpv4: H4_CARE_OF4, careOfIpv6: c.careOfIpv6, lifetimeSeconds: 300, pool: "192.0.2.96/28", expiresAtMs: 0n }),
+    });
+    h.fire({ kind: "attached", port: "tap-v6", bridge: "visitor" });
+    await until(() => h.calls.some((call) => call.method === "prepareMigration"), "the prepare");
+    t.is(warnings.includes("care-of address outside the segment's prefix"), c.outside, `${c.careOfIpv6} in ${c.ipv6Prefix}`);
+  }
 });
 
 test("r2's acknowledgement, 6in4 from the engine, completes the IPv6 VM's handover; the VM's packets then leave 6in4", async (t) => {

@@ -1,12 +1,13 @@
 // The YAML configurations of the home agent (homeagent/config.ts) and of the privileged-VM agent
-// (clients/agent/config.ts, which reads its MN–HA keys in the home agents' format): every error
+// (clients/agent/config.ts), and the MN–HA keys both read (mobility/keys.ts): every error
 // names the field at fault, the keys file must be private (mode 0600), and a key's value never
 // appears in an error message.
 import test from "ava";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HomeAgentConfigError, loadHomeAgentConfig, loadKeysFile, parseHomeAgentConfig, parseKeys } from "../../homeagent/config.js";
+import { HomeAgentConfigError, loadHomeAgentConfig, parseHomeAgentConfig } from "../../homeagent/config.js";
+import { KeyConfigError, loadKeysFile, parseKeys } from "../../mobility/keys.js";
 import { AgentConfigError, parseAgentConfig } from "../../clients/agent/config.js";
 
 const KEY4 = "00112233445566778899aabbccddeeff";
@@ -89,7 +90,7 @@ test("parseHomeAgentConfig names the field at fault", (t) => {
 });
 
 test("keys: the field of each bad entry is named, and the key's value never appears", (t) => {
-  const bad = (entry: Record<string, unknown>, protocol: "mip4" | "mip6" | "any" = "mip4") => message(t, () => parseKeys([entry], "homeAgent.keys", protocol), HomeAgentConfigError);
+  const bad = (entry: Record<string, unknown>, protocol: "mip4" | "mip6" | "any" = "mip4") => message(t, () => parseKeys([entry], "homeAgent.keys", protocol), KeyConfigError);
   for (const key of [SECRET, SECRET.slice(0, 30), `${KEY4}zz`, `${KEY4}${KEY4}${KEY4}${KEY4}${KEY4}`]) {
     const m = bad({ homeAddress: "192.0.2.1", spi: 256, key });
     t.regex(m, /^homeAgent\.keys\[0\]\.key: /);
@@ -104,14 +105,14 @@ test("keys: the field of each bad entry is named, and the key's value never appe
   t.regex(bad({ homeAddress: "192.0.2.1", spi: 256, algorithm: "sha1", key: KEY4 }), /^homeAgent\.keys\[0\]\.algorithm: /);
   t.regex(bad({ homeAddress: "2001:db8:1::50", spi: 256, key: KEY4 }, "mip4"), /^homeAgent\.keys\[0\]\.homeAddress: must be an IPv4 address/);
   t.regex(bad({ homeAddress: "192.0.2.1", spi: 256, key: KEY4 }, "mip6"), /^homeAgent\.keys\[0\]\.homeAddress: must be an IPv6 address/);
-  t.regex(message(t, () => parseKeys([{ homeAddress: "192.0.2.1", spi: 256, key: KEY4 }, { homeAddress: "192.0.2.1", spi: 257, key: KEY4 }], "homeAgent.keys", "mip4"), HomeAgentConfigError), /^homeAgent\.keys\[1\]\.homeAddress: 192\.0\.2\.1 has two keys/);
+  t.regex(message(t, () => parseKeys([{ homeAddress: "192.0.2.1", spi: 256, key: KEY4 }, { homeAddress: "192.0.2.1", spi: 257, key: KEY4 }], "homeAgent.keys", "mip4"), KeyConfigError), /^homeAgent\.keys\[1\]\.homeAddress: 192\.0\.2\.1 has two keys/);
   // Defaults: HMAC-MD5 for IPv4 (RFC 5944 §3.5.1), the RFC 4285 algorithm for IPv6.
   const ks = parseKeys([{ homeAddress: "192.0.2.1", spi: 256, key: KEY4 }, { homeAddress: "2001:db8:1::50", spi: 300, key: KEY6 }], "keys", "any");
   t.deepEqual(ks.map((k) => k.algorithm), ["hmac-md5", "hmac-sha256"]);
 });
 
 test("keys: an entry without an SPI is refused (there is no default SPI)", (t) => {
-  t.regex(message(t, () => parseKeys([{ homeAddress: "192.0.2.1", key: KEY4 }], "homeAgent.keys", "mip4"), HomeAgentConfigError), /^homeAgent\.keys\[0\]\.spi: /);
+  t.regex(message(t, () => parseKeys([{ homeAddress: "192.0.2.1", key: KEY4 }], "homeAgent.keys", "mip4"), KeyConfigError), /^homeAgent\.keys\[0\]\.spi: /);
 });
 
 test("a keys file readable by group or others is refused, naming the field; mode 0600 is accepted", (t) => {
@@ -119,7 +120,7 @@ test("a keys file readable by group or others is refused, naming the field; mode
   const body = `- { homeAddress: 192.0.2.1, spi: 256, algorithm: hmac-sha256, key: ${KEY4} }\n`;
   for (const mode of [0o644, 0o640, 0o604]) {
     const path = keysFile(dir, body, mode, `keys-${mode.toString(8)}.yaml`);
-    const m = message(t, () => loadKeysFile(path, "mip4"), HomeAgentConfigError);
+    const m = message(t, () => loadKeysFile(path, "mip4"), KeyConfigError);
     t.regex(m, /^homeAgent\.keysFile: .* readable by group or others \(mode 6\d\d\); chmod 600 it/, mode.toString(8));
     t.false(m.includes(KEY4));
   }
@@ -131,14 +132,14 @@ test("a keys file readable by group or others is refused, naming the field; mode
 test("a keys file: not YAML, missing, or a bad key: the message names the file and never quotes it", (t) => {
   const dir = tempDir(t);
   const notYaml = keysFile(dir, `- { homeAddress: 192.0.2.1, key: ${SECRET}\n  - ]]\n`, 0o600, "broken.yaml");
-  const m1 = message(t, () => loadKeysFile(notYaml, "mip4"), HomeAgentConfigError);
+  const m1 = message(t, () => loadKeysFile(notYaml, "mip4"), KeyConfigError);
   t.regex(m1, /^homeAgent\.keysFile: .*broken\.yaml is not YAML/);
   t.false(m1.includes(SECRET));
   t.false(m1.includes(SECRET.slice(0, 10)));
-  const m2 = message(t, () => loadKeysFile(join(dir, "absent.yaml"), "mip4"), HomeAgentConfigError);
+  const m2 = message(t, () => loadKeysFile(join(dir, "absent.yaml"), "mip4"), KeyConfigError);
   t.regex(m2, /^homeAgent\.keysFile: .*ENOENT/);
   const badKey = keysFile(dir, `- { homeAddress: 192.0.2.1, spi: 256, key: ${SECRET} }\n`, 0o600, "badkey.yaml");
-  const m3 = message(t, () => loadKeysFile(badKey, "mip4"), HomeAgentConfigError);
+  const m3 = message(t, () => loadKeysFile(badKey, "mip4"), KeyConfigError);
   t.regex(m3, /^homeAgent\.keysFile\(.*badkey\.yaml\)\[0\]\.key: /);
   t.false(m3.includes(SECRET));
 });

@@ -4,7 +4,7 @@
 // then on sends what the correspondent (IPv6, or IPv4 through the translator) addresses to the
 // home address straight to the VM's IPv4 care-of address. The rules are the engine's own
 // (services/tunnel/compile.ts bindingRules for an IPv6 VM); the BUs are the agent's
-// (homeagent/mip6/client.ts); the acknowledgements are checked with our codec and by tshark.
+// (mobility/mip6/binding-update.ts); the acknowledgements are checked with our codec and by tshark.
 import test from "ava";
 import { Forwarder } from "../../../dataplane/forward/index.js";
 import { buildEthernetFrame, ETHERTYPE, formatMac, parseMac } from "../../../dataplane/packet/ethernet.js";
@@ -12,7 +12,7 @@ import { buildIPv4Packet, IPPROTO } from "../../../dataplane/packet/ipv4.js";
 import { walkIPv6Extensions } from "../../../dataplane/packet/ipv6.js";
 import { pseudoHeaderSum6 } from "../../../dataplane/packet/checksum.js";
 import { BA_STATUS, setMhChecksum } from "../../../dataplane/packet/mip6.js";
-import { buildBindingUpdatePacket, checkAcknowledgement } from "../../../homeagent/mip6/client.js";
+import { buildBindingUpdatePacket, checkAcknowledgement } from "../../../mobility/mip6/binding-update.js";
 import type { Rule } from "../../../lib/rules/rules.js";
 import { bindingRules, configRules } from "../../../services/tunnel/compile.js";
 import type { EngineConfig } from "../../../services/config/config.js";

@@ -1,8 +1,8 @@
 import test from "ava";
 import { appendMobileHomeAuth, buildRegistrationRequest, parseMip4, type Mip4RegistrationReply } from "../../../dataplane/packet/mip4.js";
-import { buildAuthenticatedRequest, checkReply, requestIdentification, type Mip4RegistrationInput } from "../../../homeagent/mip4/client.js";
+import { buildAuthenticatedRequest, checkReply, requestIdentification, type Mip4RegistrationInput } from "../../../mobility/mip4/registration.js";
 import { MIP4_NO_REPLY, Mip4ConfigError, Mip4HomeAgent, type Mip4RefusalReason, type Mip4SecurityAssociation } from "../../../homeagent/mip4/homeagent.js";
-import { NTP_UNIX_OFFSET_S, identificationSkewS, isNewerIdentification, ntpFromUnixMs, unixMsFromNtp } from "../../../homeagent/mip4/identification.js";
+import { NTP_UNIX_OFFSET_S, identificationSkewS, isNewerIdentification, ntpFromUnixMs, unixMsFromNtp } from "../../../mobility/mip4/identification.js";
 import { parseIPv4 } from "../../../lib/net/address.js";
 import { COA, COA2, HA, HOA, HOA_FOREIGN, HOA_SHA, MN_PORT, NOW, SA_FOREIGN, SA_MD5, SA_SHA, config, deliver, newAgent } from "./fixtures.js";
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { parseIPv4 as parseIPv4Header } from "../../../dataplane/packet/ipv4.js";
 import { MIP4_PORT } from "../../../dataplane/packet/mip4.js";
 import { buildUdp4, parseUdp } from "../../../dataplane/packet/udp.js";
-import { buildAuthenticatedRequest, checkReply, requestIdentification } from "../../../homeagent/mip4/client.js";
+import { buildAuthenticatedRequest, checkReply, requestIdentification } from "../../../mobility/mip4/registration.js";
 import type { Mip4RequestOutcome, Mip4SecurityAssociation } from "../../../homeagent/mip4/homeagent.js";
 import { ipv4FromValue, parseIPv4 } from "../../../lib/net/address.js";
 import { LINKTYPE_RAW } from "../../helpers/pcap.js";

@@ -7,9 +7,9 @@ import {
   BA_STATUS, IPV4_ACK_STATUS, MOBILITY_OPTION, buildBindingUpdate, buildMobilityPacket, decodeMobilityOption, ipv4CareOfAddressOption,
   ipv4HomeAddressOption, messageIdOption, parseMobilityHeader, type BindingAcknowledgement,
 } from "../../../dataplane/packet/mip6.js";
-import { ntpFromUnixMs } from "../../../homeagent/mip4/identification.js";
-import { signMnHa } from "../../../homeagent/mip6/auth.js";
-import { buildBindingUpdatePacket, checkAcknowledgement, type BindingUpdateParams } from "../../../homeagent/mip6/client.js";
+import { ntpFromUnixMs } from "../../../mobility/mip4/identification.js";
+import { signMnHa } from "../../../mobility/mip6/auth.js";
+import { buildBindingUpdatePacket, checkAcknowledgement, type BindingUpdateParams } from "../../../mobility/mip6/binding-update.js";
 import { Mip6HomeAgent, isNewerSequence, type Mip6SecurityAssociation } from "../../../homeagent/mip6/homeagent.js";
 import { LINKTYPE_RAW } from "../../helpers/pcap.js";
 import { scapyBuild } from "../../helpers/scapy.js";

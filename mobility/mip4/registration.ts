@@ -2,11 +2,18 @@
 // registers a VM on its behalf: build an authenticated request, check the reply. Pure: the
 // caller sends the bytes to the home agent's UDP port 434 and hands in the time.
 import {
-  MIP4_EXTENSION, MIP4_REPLY_CODE, appendMobileHomeAuth, buildRegistrationRequest, parseMip4, verifyMobileHomeAuth, type Mip4RequestFields,
+  MIP4_EXTENSION, MIP4_REPLY_CODE, appendMobileHomeAuth, buildRegistrationRequest, parseMip4, verifyMobileHomeAuth, type Mip4AuthAlgorithm, type Mip4RequestFields,
 } from "../../dataplane/packet/mip4.js";
 import { ipv4FromValue, parseIPv4 } from "../../lib/net/address.js";
-import type { Mip4SecurityAssociation } from "./homeagent.js";
 import { ntpFromUnixMs, unixMsFromNtp } from "./identification.js";
+
+/** An MN–HA security association (RFC 5944 §3.5.1), the same at both ends. */
+export interface Mip4SecurityAssociation {
+  /** RFC 5944 §3.5.1: 0–255 are reserved, so 256 and up. */
+  spi: number;
+  algorithm: Mip4AuthAlgorithm;
+  key: Uint8Array;
+}
 
 /** Request flags; unset ones are clear, except D, which defaults to set (co-located care-of address). */
 export type Mip4RequestFlags = Partial<Pick<Mip4RequestFields,

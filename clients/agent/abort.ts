@@ -1,0 +1,23 @@
+// Cancellation as AbortSignal: the agent's life, and each visit's within it.
+
+/** A controller aborted with `parent` (and on its own); its link to `parent` goes with it. */
+export function childController(parent: AbortSignal): AbortController {
+  const child = new AbortController();
+  if (parent.aborted) child.abort();
+  else parent.addEventListener("abort", () => child.abort(), { once: true, signal: child.signal });
+  return child;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
