@@ -474,7 +474,7 @@ test("a port of an unknown VM, or a VM of the host's own protocol on the visitor
 // ---------------------------------------------------------------- the phases of a live migration: prepare, activate, abort
 
 /** As until(), for the agent's retries, which wait real time (200 ms, then 400 ms, ...): at most `ms`. */
-async function untilMs(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+async function untilMs(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
   for (const end = Date.now() + ms; Date.now() < end; ) {
     if (cond()) return;
     await new Promise((r) => setTimeout(r, 5));
