@@ -1,7 +1,10 @@
 // mipctl: the operator's view of a mip46 engine.
 import { versionLine } from "../../lib/process/version.js";
 import { parseArgs } from "node:util";
-import type { ServiceError } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { isIP } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { splitHostPort } from "../../lib/metrics/http.js";
 import { connectControl, type ControlClient } from "../control.js";
 import { connectControlAny } from "../failover.js";
 import { HostState, LeasePurpose, NetworkFamily, TunnelKind } from "../../gen/mip46/v1/control.js";
@@ -42,6 +45,31 @@ const enumName = (e: Record<string, unknown>, v: number, prefix: string) =>
 const time = (ms: bigint) => (ms === 0n ? "-" : new Date(Number(ms)).toISOString().replace(/\.\d+Z$/, "Z"));
 
 type Output = { json: unknown; table: string };
+
+/**
+ * Whether `address` answers a TLS handshake: a plaintext call to a TLS engine only says "No
+ * connection established". A finished handshake, or a TLS alert (an engine that wants a client
+ * certificate), both prove TLS; a closed or refused connection does not.
+ */
+function speaksTls(address: string): Promise<boolean> {
+  let host: string, port: number;
+  try {
+    ({ host, port } = splitHostPort(address));
+  } catch {
+    return Promise.resolve(false);
+  }
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host, port, rejectUnauthorized: false, servername: isIP(host) ? undefined : host, timeout: 2000 });
+    const done = (v: boolean) => {
+      socket.destroy();
+      resolve(v);
+    };
+    socket.once("secureConnect", () => done(true));
+    socket.once("error", (e: Error & { code?: string }) => done(/alert|SSL|certificate/i.test(`${e.code ?? ""} ${e.message}`)));
+    socket.once("timeout", () => done(false));
+    socket.once("close", () => done(false));
+  });
+}
 
 const withLength = (address: string, bits: number) => (address.includes("/") ? address : `${address}/${bits}`);
 
@@ -159,8 +187,8 @@ async function main(): Promise<number> {
     return 2;
   }
   let client: ControlClient;
+  const engines = (values.engine ?? process.env.MIP46_ENGINE ?? "[::1]:50046").split(",").map((a) => a.trim()).filter((a) => a !== "");
   try {
-    const engines = (values.engine ?? process.env.MIP46_ENGINE ?? "[::1]:50046").split(",").map((a) => a.trim()).filter((a) => a !== "");
     const tls = ca ? { ca, cert: cert!, key: key! } : undefined;
     client = engines.length === 1 ? connectControl(engines[0], 5000, tls)
       : connectControlAny(engines, { deadlineMs: 10_000, attemptMs: 3000, connect: (a) => connectControl(a, 3000, tls) });
@@ -178,6 +206,14 @@ async function main(): Promise<number> {
       return 2;
     }
     const err = e as ServiceError;
+    if (err.code === status.UNAVAILABLE && !ca) {
+      const tlsEngines = [];
+      for (const a of engines) if (await speaksTls(a)) tlsEngines.push(a);
+      if (tlsEngines.length > 0) {
+        process.stderr.write(`mipctl: ${tlsEngines.join(", ")}: this engine wants TLS: give --ca, --cert and --key (or $MIP46_TLS_CA, $MIP46_TLS_CERT, $MIP46_TLS_KEY)\n`);
+        return 1;
+      }
+    }
     process.stderr.write(`mipctl: ${err.details ?? err.message}\n`);
     return 1;
   } finally {

@@ -68,4 +68,9 @@ test("mipctl --engine A,B takes every replica: with the first one down, the call
   // 127.0.0.1:9 (discard) has nothing listening: refused at once, then the next replica answers.
   const out = (await mipctl(`127.0.0.1:9,${e.address}`, "pools")).stdout;
   t.regex(out, /^engine\s+engine\s/m);
+  // Nothing listens at all: the error says so, and is not taken for an engine that wants TLS.
+  const down = await t.throwsAsync(mipctl("127.0.0.1:9", "pools")) as Error & { code: number; stderr: string };
+  t.is(down.code, 1);
+  t.notRegex(down.stderr, /wants TLS/);
+  t.regex(down.stderr, /^mipctl: /);
 });

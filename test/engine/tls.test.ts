@@ -115,12 +115,13 @@ test.serial("an operator lists and releases, and may not act as an agent", async
   t.truthy((await h4.releaseCareOf({ address: "", vmId: "v4" })).address);
 });
 
-test.serial("mipctl lists with --ca --cert --key", async (t) => {
+test.serial("mipctl lists with --ca --cert --key; without them it says the engine wants TLS", async (t) => {
   const f = files(certs, "operator-admin");
   const out = await run(process.execPath, ["bin/mipctl.js", "--engine", e.address, "--ca", f.ca, "--cert", f.cert, "--key", f.key, "pools"], { encoding: "utf8" });
   t.regex(out.stdout, /^engine\s+engine\s+198\.51\.100\.2/m);
-  const plain = await t.throwsAsync(run(process.execPath, ["bin/mipctl.js", "--engine", e.address, "pools"], { encoding: "utf8" })) as Error & { code: number };
+  const plain = await t.throwsAsync(run(process.execPath, ["bin/mipctl.js", "--engine", e.address, "pools"], { encoding: "utf8" })) as Error & { code: number; stderr: string };
   t.is(plain.code, 1);
+  t.is(plain.stderr, `mipctl: ${e.address}: this engine wants TLS: give --ca, --cert and --key (or $MIP46_TLS_CA, $MIP46_TLS_CERT, $MIP46_TLS_KEY)\n`, "a plaintext call to a TLS engine says so");
 });
 
 test.serial("a client without a certificate, with one from another CA, or in plaintext fails the handshake", async (t) => {
