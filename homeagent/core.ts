@@ -1,7 +1,9 @@
 // The two protocol cores (mip4/homeagent.ts, mip6/homeagent.ts) behind one face, for run.ts:
 // a registration packet in, the binding changes and the reply packet out.
 import { ipv4FromBytes, parseIPv4 } from "../lib/net/address.js";
-import { buildUdp4 } from "../dataplane/packet/udp.js";
+import { buildUdp4, verifyUdpChecksum } from "../dataplane/packet/udp.js";
+import { pseudoHeaderSum4At } from "../dataplane/packet/checksum.js";
+import { IPPROTO } from "../dataplane/packet/ipv4.js";
 import { MIP4_PORT } from "../mobility/mip4/protocol.js";
 import type { HomeAgentSettings } from "./config.js";
 import { Mip4HomeAgent, type Mip4BindingEvent } from "./mip4/homeagent.js";
@@ -38,6 +40,12 @@ export function homeAgentCore(ha: HomeAgentSettings): HomeAgentCore {
         const ihl = (pkt[0] & 0x0f) << 2;
         const udpLen = (pkt[ihl + 4] << 8) | pkt[ihl + 5];
         const source = ipv4FromBytes(pkt.subarray(12, 16)).text;
+        // RFC 768, RFC 1122 §4.1.3.4: a UDP datagram whose checksum is present (not zero) and
+        // wrong is discarded silently, however well it is signed.
+        const present = pkt[ihl + 6] !== 0 || pkt[ihl + 7] !== 0;
+        if (present && (udpLen < 8 || ihl + udpLen > pkt.length || !verifyUdpChecksum(pkt, ihl, udpLen, pseudoHeaderSum4At(pkt, 0, IPPROTO.UDP, udpLen)))) {
+          return { events: [], result: "bad-udp-checksum", refused: { message: "registration dropped", fields: { source, reason: "bad-udp-checksum" } } };
+        }
         const out = core.handleRequest({ source, destination: ha.address, sourcePort: (pkt[ihl] << 8) | pkt[ihl + 1], payload: pkt.subarray(ihl + 8, Math.min(pkt.length, ihl + udpLen)) }, now);
         return {
           events: out.events,

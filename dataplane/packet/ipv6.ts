@@ -232,6 +232,25 @@ export function findIPv6Option(buf: Uint8Array, headerOffset: number, type: numb
   return -1;
 }
 
+/**
+ * RFC 8200 §4.2: the node that processes an options header acts on an option it does not
+ * recognise by the two highest bits of its type: 00 skip it, 01 discard the packet, 10 and 11
+ * discard it (and send a Parameter Problem). Returns the type of the first option of the header
+ * at `headerOffset` that is not in `known` and does not say "skip", or -1 if there is none.
+ */
+export function firstUnrecognisedOption(buf: Uint8Array, headerOffset: number, known: ReadonlySet<number>): number {
+  const end = headerOffset + ((buf[headerOffset + 1] + 1) << 3);
+  let p = headerOffset + 2;
+  while (p < end) {
+    const t = buf[p];
+    if (t === IPV6_OPTION.PAD1) { p++; continue; }
+    if (p + 2 > end) return -1;
+    if (t !== IPV6_OPTION.PADN && !known.has(t) && (t >> 6) !== 0) return t;
+    p += 2 + buf[p + 1];
+  }
+  return -1;
+}
+
 /** One option for a hop-by-hop or destination options header (alignment per RFC 8200 §4.2). */
 export type IPv6Option = AlignedOption;
 

@@ -7,7 +7,7 @@ import { isNewerSequence } from "../../dataplane/packet/mip6.js";
 import { ipv4FromValue, ipv6FromBytes, parseCidr6, parseIPv6, prefixContains, type Cidr6, type IPv6 } from "../../lib/net/address.js";
 import { pseudoHeaderSum6 } from "../../dataplane/packet/checksum.js";
 import { IPPROTO } from "../../dataplane/packet/ipv4.js";
-import { IPV6_HEADER_LENGTH, walkIPv6Extensions } from "../../dataplane/packet/ipv6.js";
+import { firstUnrecognisedOption, IPV6_HEADER_LENGTH, IPV6_OPTION, walkIPv6Extensions } from "../../dataplane/packet/ipv6.js";
 import {
   BA_STATUS, IPV4_ACK_STATUS, MH_TYPE, MOBILITY_OPTION, buildBindingAcknowledgement, buildMobilityPacket, decodeMobilityOption,
   ipv4AddressAcknowledgementOption, messageIdOption, parseMobilityHeader, verifyMhChecksum, type BindingUpdate, type MobilityOptionInput,
@@ -71,7 +71,10 @@ export interface Mip6Outcome {
 export type Mip6RefusalReason =
   | "malformed" | "bad-checksum" | "not-for-home-agent" | "not-binding-update" | "not-home-registration"
   | "not-home-subnet" | "no-security-association" | "bad-auth" | "missing-replay-protection" | "replay"
-  | "sequence-out-of-window" | "unknown-binding";
+  | "sequence-out-of-window" | "unknown-binding" | "unrecognised-option";
+
+/** The options r2 processes in the headers before the Mobility Header; any other unknown one acts by its type bits. */
+const KNOWN_OPTIONS: ReadonlySet<number> = new Set([IPV6_OPTION.HOME_ADDRESS]);
 
 /** RFC 4285 §6: "close enough" default. */
 const DEFAULT_REPLAY_TOLERANCE_S = 7;
@@ -166,6 +169,14 @@ export class Mip6HomeAgent {
     const source = ipv6FromBytes(packet.subarray(8, 24));
     const destination = ipv6FromBytes(packet.subarray(24, 40));
     if (destination.text !== this.address.text) return "not-for-home-agent";
+    // RFC 8200 §4.2: as the packet's destination, r2 processes its options headers; an
+    // unrecognised option whose type says "discard" (01, 10, 11) ends it here.
+    for (let nh = packet[6], off = IPV6_HEADER_LENGTH; off < chain.upperOffset; ) {
+      if ((nh === IPPROTO.DSTOPTS || nh === IPPROTO.HOPOPTS) && firstUnrecognisedOption(packet, off, KNOWN_OPTIONS) >= 0) return "unrecognised-option";
+      const length = nh === IPPROTO.AH ? (packet[off + 1] + 2) << 2 : nh === IPPROTO.FRAGMENT ? 8 : (packet[off + 1] + 1) << 3;
+      nh = packet[off];
+      off += length;
+    }
     const end = IPV6_HEADER_LENGTH + ((packet[4] << 8) | packet[5]);
     const mh = parseMobilityHeader(packet, chain.upperOffset, end - chain.upperOffset);
     // RFC 6275 §9.2: a Payload Proto other than 59 or a short message is not processed.

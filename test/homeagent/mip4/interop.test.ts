@@ -11,9 +11,10 @@ import { buildAuthenticatedRequest, checkReply, requestIdentification } from "..
 import type { Mip4RequestOutcome, Mip4SecurityAssociation } from "../../../homeagent/mip4/homeagent.js";
 import { ipv4FromValue, parseIPv4 } from "../../../lib/net/address.js";
 import { LINKTYPE_RAW } from "../../helpers/pcap.js";
-import { SCAPY_PYTHON } from "../../helpers/scapy.js";
+import { SCAPY_PYTHON, scapyBuild } from "../../helpers/scapy.js";
+import { homeAgentCore } from "../../../homeagent/core.js";
 import { decodeWithTshark } from "../../helpers/tshark.js";
-import { COA, COA2, HA, HOA, HOA_SHA, NOW, SA_MD5, SA_SHA, newAgent } from "./fixtures.js";
+import { COA, COA2, HA, HOA, HOA_SHA, HOME_NETWORK, MN_PORT, NOW, SA_MD5, SA_SHA, newAgent } from "./fixtures.js";
 
 const SCRIPT = fileURLToPath(new URL("./scapy_rrq.py", import.meta.url));
 const FLAG_D = 0x20;
@@ -123,4 +124,29 @@ test("r1's replies decode in tshark without warnings, with the right fields, and
   const checks = outcomes.flatMap((o, i) => sas[i] === undefined ? [] : [{ verify: hex(o.reply!), algorithm: sas[i]!.algorithm, spi: sas[i]!.spi, keyHex: keyHex(sas[i]!) }]);
   checks.push({ ...checks[0], keyHex: "00" });
   t.deepEqual(python(checks), ["ok", "ok", "ok", "ok", "bad"]);
+});
+
+test("RFC 1122 §4.1.3.4: a well-signed request in a UDP datagram with a wrong checksum is discarded; a zero checksum (none) is taken", (t) => {
+  const core = homeAgentCore({
+    protocol: "mip4", address: HA, homeNetwork: HOME_NETWORK, interface: "eth0", maxLifetimeS: 600, replayToleranceS: 7,
+    keys: [{ homeAddress: HOA, spi: SA_MD5.spi, algorithm: SA_MD5.algorithm, key: SA_MD5.key }],
+  });
+  const rrq = Buffer.from(buildAuthenticatedRequest({ homeAddress: HOA, homeAgent: HA, careOfAddress: COA, lifetimeS: 300, sa: SA_MD5, nowMs: NOW })).toString("hex");
+  // scapy builds the IPv4/UDP around our request: with its checksum, with a wrong one, with none.
+  const [good, wrong, none] = scapyBuild([0, 1, 2].map((k) =>
+    `IP(src="${COA}", dst="${HA}")/UDP(sport=${MN_PORT}, dport=434${k === 1 ? ", chksum=0x1234" : k === 2 ? ", chksum=0" : ""})/Raw(bytes.fromhex("${rrq}"))`));
+  const dropped = core.handle(wrong, NOW);
+  t.is(dropped.result, "bad-udp-checksum");
+  t.is(dropped.reply, undefined);
+  t.deepEqual(dropped.events, []);
+  t.deepEqual(core.bindings(), [], "nothing bound");
+  const accepted = core.handle(good, NOW);
+  t.is(accepted.result, "accepted");
+  t.is(core.bindings().length, 1);
+  // A fresh core: the same request without a checksum is accepted too (RFC 768: zero is none).
+  const other = homeAgentCore({
+    protocol: "mip4", address: HA, homeNetwork: HOME_NETWORK, interface: "eth0", maxLifetimeS: 600, replayToleranceS: 7,
+    keys: [{ homeAddress: HOA, spi: SA_MD5.spi, algorithm: SA_MD5.algorithm, key: SA_MD5.key }],
+  });
+  t.is(other.handle(none, NOW).result, "accepted");
 });

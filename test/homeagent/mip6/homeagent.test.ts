@@ -311,3 +311,19 @@ test("the route-optimisation form: to a correspondent, no H flag, unsigned", (t)
   t.deepEqual(mh.options, []);
   t.deepEqual(decodeWithTshark([packet], LINKTYPE_RAW).problems, []);
 });
+
+test("RFC 8200 §4.2: an unknown destination option whose type says discard (01, 10, 11) drops the BU; 00 is skipped", (t) => {
+  // Types 0x07, 0x47, 0x87, 0xc7: the same low bits, the four actions.
+  const packets = scapyBuild([0x07, 0x47, 0x87, 0xc7].map((type) =>
+    `signed_bu("${COA}", "${HA}", "${HOA}", 40, 75, ${SA.spi}, "${KEY_HEX}", ${ntpFromUnixMs(T0, 0)}, dest_opt_type=${type})`), `exec(open(${JSON.stringify(SIGNED_BU_PY)}).read())`);
+  const skipped = agent().handlePacket(packets[0], T0);
+  t.is(skipped.status, 0, `00: skipped, the BU accepted (${skipped.reason})`);
+  for (const [i, bits] of [[1, "01"], [2, "10"], [3, "11"]] as const) {
+    const ha = agent();
+    const out = ha.handlePacket(packets[i], T0);
+    t.is(out.reason, "unrecognised-option", `${bits}: discarded`);
+    t.is(out.reply, undefined, `${bits}: no BA`);
+    t.deepEqual(out.events, [], `${bits}: no binding change`);
+    t.deepEqual(ha.bindings(), []);
+  }
+});

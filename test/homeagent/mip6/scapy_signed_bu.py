@@ -6,7 +6,7 @@ import hmac
 import socket
 
 
-def signed_bu(coa, ha, hoa, seq, mhtime, spi, key_hex, timestamp, flags="AH", ipv4_coa=None):
+def signed_bu(coa, ha, hoa, seq, mhtime, spi, key_hex, timestamp, flags="AH", ipv4_coa=None, dest_opt_type=None):
     opts = []
     if ipv4_coa is not None:
         # RFC 5555 §3.1.3, type 32 (IANA), which scapy does not know: reserved 16 bits + address.
@@ -17,7 +17,9 @@ def signed_bu(coa, ha, hoa, seq, mhtime, spi, key_hex, timestamp, flags="AH", ip
     opts.append(auth)
 
     def build():
-        return IPv6(src=coa, dst=ha) / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa)]) / MIP6MH_BU(seq=seq, flags=flags, mhtime=mhtime, options=opts)
+        # dest_opt_type: one more option of that type (2 bytes of data) before the Home Address option.
+        extra = [] if dest_opt_type is None else [HBHOptUnknown(otype=dest_opt_type, optdata=b"\0\0")]
+        return IPv6(src=coa, dst=ha) / IPv6ExtHdrDestOpt(options=extra + [HAO(hoa=hoa)]) / MIP6MH_BU(seq=seq, flags=flags, mhtime=mhtime, options=opts)
 
     raw = bytes(build())
     mh_at = 40 + (raw[41] + 1) * 8
@@ -28,4 +30,19 @@ def signed_bu(coa, ha, hoa, seq, mhtime, spi, key_hex, timestamp, flags="AH", ip
     covered[4:6] = b"\0\0"
     data = socket.inet_pton(socket.AF_INET6, coa) + socket.inet_pton(socket.AF_INET6, hoa) + bytes(covered)
     auth.authdata = hmac.new(bytes.fromhex(key_hex), data, hashlib.sha1).digest()[:12]
-    return build()
+    if dest_opt_type is None:
+        return build()
+    # scapy takes the Home Address as the checksum's source only when it is the header's first
+    # option; computed here as RFC 6275 §6.1.1 says (pseudo-header from the home address).
+    pkt = build()
+    pkt[MIP6MH_BU].cksum = 0
+    raw = bytearray(bytes(pkt))
+    mh_at = 40 + (raw[41] + 1) * 8
+    mh = bytes(raw[mh_at:])
+    pseudo = socket.inet_pton(socket.AF_INET6, hoa) + socket.inet_pton(socket.AF_INET6, ha) + len(mh).to_bytes(4, "big") + b"\0\0\0\x87"
+    data = pseudo + mh + (b"\0" if len(mh) % 2 else b"")
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    raw[mh_at + 4:mh_at + 6] = (~total & 0xFFFF).to_bytes(2, "big")
+    return IPv6(bytes(raw))
