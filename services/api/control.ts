@@ -171,7 +171,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       })),
     })),
 
-    listHosts: unary("ListHosts", async () => ({ hosts: (await engine.store.listHosts()).map(hostMessage) })),
+    listHosts: unary("ListHosts", async () => ({ hosts: (await engine.listHosts()).map(hostMessage) })),
 
     listMigrations: unary("ListMigrations", async () => ({
       migrations: (await engine.store.listMigrations(1000)).map((m) => ({
