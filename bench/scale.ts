@@ -11,7 +11,7 @@
 // machine with the engine, so the engine's own CPU is the figure to compare across counts.
 //
 //   node --import tsx bench/scale.ts [--hosts 100,1000,5000] [--interval 5] [--seconds 10]
-//        [--pairs-per-second 20] [--channels 4] [--json out.json]
+//        [--pairs-per-second 20] [--channels 4] [--json out.json] [--profile DIR (the engine under --cpu-prof)]
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,7 +26,7 @@ import { labConfig } from "../test/helpers/engine.js";
 const { values } = parseArgs({
   options: {
     hosts: { type: "string" }, interval: { type: "string" }, seconds: { type: "string" },
-    "pairs-per-second": { type: "string" }, channels: { type: "string" }, json: { type: "string" },
+    "pairs-per-second": { type: "string" }, channels: { type: "string" }, json: { type: "string" }, profile: { type: "string" },
   },
 });
 const LEVELS = (values.hosts ?? "100,1000,5000").split(",").map(Number).sort((a, b) => a - b);
@@ -250,7 +250,8 @@ async function main(): Promise<void> {
     migration: { highWatermark: 0.85, lowWatermark: 0.7, windowSeconds: INTERVAL_S, vmCooldownSeconds: 300 },
   });
   writeFileSync(join(dir, "engine.yaml"), stringify(cfg));
-  const engine = await spawnUntilReady<{ grpcPort: number; metricsPort: number }>(process.execPath, ["bin/mip46-engine.js", "--config", join(dir, "engine.yaml")], "engine started", 60_000);
+  const engine = await spawnUntilReady<{ grpcPort: number; metricsPort: number }>(process.execPath,
+    [...(values.profile ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : []), "bin/mip46-engine.js", "--config", join(dir, "engine.yaml")], "engine started", 60_000);
   const pid = engine.child.pid!;
   const address = `127.0.0.1:${engine.ready.grpcPort}`;
   const channels = Array.from({ length: CHANNELS }, () => new Client(address, credentials.createInsecure(), { "grpc.enable_channelz": 0 }));
