@@ -16,6 +16,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
 import { Client, credentials, Metadata } from "@grpc/grpc-js";
 import { stringify } from "yaml";
 import { connectControl } from "../clients/control.js";
@@ -27,6 +29,7 @@ const { values } = parseArgs({
   options: {
     hosts: { type: "string" }, interval: { type: "string" }, seconds: { type: "string" },
     "pairs-per-second": { type: "string" }, channels: { type: "string" }, json: { type: "string" }, profile: { type: "string" },
+    "pair-client": { type: "string" },
   },
 });
 const LEVELS = (values.hosts ?? "100,1000,5000").split(",").map(Number).sort((a, b) => a - b);
@@ -235,7 +238,7 @@ interface Level {
   hosts: number; vms: number; beatsPerSecond: number; engineCpuMsPerBeat: number; netCpuMsPerBeat: number; engineCoreShare: number;
   beatP50: number; beatP99: number; beatP99UnderPairs: number; pairs: number; pairP50: number; pairP99: number;
   /** Engine-side handling time (histogram bucket bounds, ms) in window B. */
-  serverBeatP99: number; serverAllocateP99: number; serverRegisterP99: number;
+  scrapeMs: number; serverBeatP99: number; serverAllocateP99: number; serverRegisterP99: number;
   rssMiB: number; storeMiB: number; errors: number; windowSeconds: number;
 }
 
@@ -255,8 +258,9 @@ async function main(): Promise<void> {
   const pid = engine.child.pid!;
   const address = `127.0.0.1:${engine.ready.grpcPort}`;
   const channels = Array.from({ length: CHANNELS }, () => new Client(address, credentials.createInsecure(), { "grpc.enable_channelz": 0 }));
-  const control = connectControl(address, 30_000);
   const load = new HeartbeatLoad(channels);
+  const pairsFrom = new PairClient(address);
+  await pairsFrom.ready();
   const results: Level[] = [];
   let pairCount = 0;
   let idleMsPerS = 0;
@@ -290,24 +294,12 @@ async function main(): Promise<void> {
 
       // B: the same load, and allocation + registration pairs at a steady rate, one at a time.
       load.samples.length = 0;
+      const scrapeAt = performance.now();
       const h0 = await handling(engine.ready.metricsPort);
+      const scrapeMs = performance.now() - scrapeAt;
       const t1 = performance.now();
-      const pairs: number[] = [];
-      while (performance.now() - t1 < WINDOW_S * 1000) {
-        const due = t1 + (pairs.length * 1000) / PAIRS_PER_S;
-        if (performance.now() < due) await sleep(due - performance.now());
-        const i = pairCount++;
-        const dest = load.hosts[(i * 2) % n]; // an IPv6 host: the VM is an IPv4 VM away from home (flow 3.1)
-        const source = load.hosts[((i * 2) % n) + 1];
-        const vmId = `moved-${i}`;
-        const home = `192.0.2.${(i % 250) + 2}`;
-        const t = performance.now();
-        const c = await control.allocateCareOf({ hostId: dest.hostId, vmId, homeAddress: home });
-        await control.registerMigration({
-          vmId, homeAddress: home, homeAgent: "192.0.2.1", sourceHostId: source.hostId, destinationHostId: dest.hostId, careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6,
-        });
-        pairs.push(performance.now() - t);
-      }
+      const pairs = await pairsFrom.run({ hosts: n, first: pairCount });
+      pairCount += pairs.length;
       const beatsB = load.samples.filter((s) => s.at >= t1).map((s) => s.ms);
       const h1 = await handling(engine.ready.metricsPort);
       const r: Level = {
@@ -315,17 +307,17 @@ async function main(): Promise<void> {
         engineCpuMsPerBeat: cpuA / beatsA.length, netCpuMsPerBeat: (cpuA - idleMsPerS * wallA) / beatsA.length, engineCoreShare: cpuA / 1000 / wallA,
         beatP50: quantile(beatsA, 0.5), beatP99: quantile(beatsA, 0.99), beatP99UnderPairs: quantile(beatsB, 0.99),
         pairs: pairs.length, pairP50: quantile(pairs, 0.5), pairP99: quantile(pairs, 0.99),
-        serverBeatP99: serverQuantileMs(h0, h1, "Heartbeat", 0.99), serverAllocateP99: serverQuantileMs(h0, h1, "AllocateCareOf", 0.99),
+        scrapeMs, serverBeatP99: serverQuantileMs(h0, h1, "Heartbeat", 0.99), serverAllocateP99: serverQuantileMs(h0, h1, "AllocateCareOf", 0.99),
         serverRegisterP99: serverQuantileMs(h0, h1, "RegisterMigration", 0.99),
         rssMiB: rssMiB(pid), storeMiB: storeMiB(dir), errors: load.errors - errorsBefore, windowSeconds: wallA,
       };
       results.push(r);
-      process.stdout.write(`hosts=${n} vms=${r.vms} ${r.beatsPerSecond.toFixed(0)} heartbeats/s (offered ${rate.toFixed(0)}/s) over ${wallA.toFixed(0)} s  engine CPU ${(r.engineCpuMsPerBeat * 1000).toFixed(0)} us/heartbeat, ${(r.netCpuMsPerBeat * 1000).toFixed(0)} over idle (${(r.engineCoreShare * 100).toFixed(0)}% of a core)  heartbeat p50 ${r.beatP50.toFixed(2)} p99 ${r.beatP99.toFixed(2)} ms  with pairs p99 ${r.beatP99UnderPairs.toFixed(2)} ms  allocate+register p50 ${r.pairP50.toFixed(2)} p99 ${r.pairP99.toFixed(2)} ms (${r.pairs}; engine side p99 Heartbeat ≤ ${r.serverBeatP99} AllocateCareOf ≤ ${r.serverAllocateP99} RegisterMigration ≤ ${r.serverRegisterP99} ms)  RSS ${r.rssMiB.toFixed(0)} MiB  store ${r.storeMiB.toFixed(1)} MiB  errors ${r.errors}\n`);
+      process.stdout.write(`hosts=${n} vms=${r.vms} ${r.beatsPerSecond.toFixed(0)} heartbeats/s (offered ${rate.toFixed(0)}/s) over ${wallA.toFixed(0)} s  engine CPU ${(r.engineCpuMsPerBeat * 1000).toFixed(0)} us/heartbeat, ${(r.netCpuMsPerBeat * 1000).toFixed(0)} over idle (${(r.engineCoreShare * 100).toFixed(0)}% of a core)  heartbeat p50 ${r.beatP50.toFixed(2)} p99 ${r.beatP99.toFixed(2)} ms  with pairs p99 ${r.beatP99UnderPairs.toFixed(2)} ms  allocate+register p50 ${r.pairP50.toFixed(2)} p99 ${r.pairP99.toFixed(2)} ms (${r.pairs}; engine side p99 Heartbeat ≤ ${r.serverBeatP99} AllocateCareOf ≤ ${r.serverAllocateP99} RegisterMigration ≤ ${r.serverRegisterP99} ms; a /metrics scrape ${r.scrapeMs.toFixed(0)} ms)  RSS ${r.rssMiB.toFixed(0)} MiB  store ${r.storeMiB.toFixed(1)} MiB  errors ${r.errors}\n`);
     }
   } finally {
     load.stop();
     for (const c of channels) c.close();
-    control.close();
+    pairsFrom.close();
     await new Promise((r) => { engine.child.once("exit", r); engine.child.kill("SIGTERM"); });
     rmSync(dir, { recursive: true, force: true });
   }
@@ -341,4 +333,66 @@ async function main(): Promise<void> {
   if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
 }
 
-await main();
+interface PairJob { hosts: number; first: number }
+
+/**
+ * AllocateCareOf + RegisterMigration pairs come from a process of their own (this script again,
+ * with --pair-client ADDRESS), so their latency is the engine's answer, not the queue of the
+ * heartbeat generator. It takes one job per line on stdin and answers with the latencies.
+ */
+class PairClient {
+  private readonly child: ChildProcess;
+  private readonly lines: AsyncIterator<string>;
+
+  constructor(address: string) {
+    this.child = spawn(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, ...process.argv.slice(2), "--pair-client", address],
+      { stdio: ["pipe", "pipe", "inherit"] });
+    this.lines = createInterface({ input: this.child.stdout! })[Symbol.asyncIterator]();
+  }
+
+  async ready(): Promise<void> {
+    await this.lines.next();
+  }
+
+  async run(job: PairJob): Promise<number[]> {
+    this.child.stdin!.write(JSON.stringify(job) + "\n");
+    const line = await this.lines.next();
+    if (line.done) throw new Error("the pair client ended");
+    return JSON.parse(line.value) as number[];
+  }
+
+  close(): void {
+    this.child.stdin!.end();
+  }
+}
+
+async function pairClient(address: string): Promise<void> {
+  const control = connectControl(address, 30_000);
+  process.stdout.write("ready\n");
+  for await (const line of createInterface({ input: process.stdin })) {
+    const job = JSON.parse(line) as PairJob;
+    const t0 = performance.now();
+    const pairs: number[] = [];
+    while (performance.now() - t0 < WINDOW_S * 1000) {
+      const due = t0 + (pairs.length * 1000) / PAIRS_PER_S;
+      if (performance.now() < due) await sleep(due - performance.now());
+      const i = job.first + pairs.length;
+      // To an IPv6 host (even number) from an IPv4 one: an IPv4 VM away from home (flow 3.1).
+      const dest = `host-${(i * 2) % job.hosts}`;
+      const source = `host-${((i * 2) % job.hosts) + 1}`;
+      const vmId = `moved-${i}`;
+      const home = `192.0.2.${(i % 250) + 2}`;
+      const t = performance.now();
+      const c = await control.allocateCareOf({ hostId: dest, vmId, homeAddress: home });
+      await control.registerMigration({
+        vmId, homeAddress: home, homeAgent: "192.0.2.1", sourceHostId: source, destinationHostId: dest, careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6,
+      });
+      pairs.push(performance.now() - t);
+    }
+    process.stdout.write(JSON.stringify(pairs) + "\n");
+  }
+  control.close();
+}
+
+if (values["pair-client"]) await pairClient(values["pair-client"]);
+else await main();
