@@ -6,7 +6,8 @@
 //   A  heartbeats only: the engine's CPU per heartbeat (utime + stime from /proc/PID/stat over the
 //      window, divided by the heartbeats answered in it), heartbeat p50/p99, the share of one core;
 //   B  the same heartbeats, and AllocateCareOf + RegisterMigration pairs, one at a time, at a
-//      steady rate: the pair's p50/p99 under that load, and the heartbeats' again.
+//      steady rate from a process of their own: the pair's p50/p99 under that load, the
+//      heartbeats' p99 again, and the engine's own p99 of each (its handling-time histogram).
 // Then the engine's RSS and the store's size (database + WAL). The load generator shares the
 // machine with the engine, so the engine's own CPU is the figure to compare across counts.
 //
@@ -256,6 +257,14 @@ async function main(): Promise<void> {
   const engine = await spawnUntilReady<{ grpcPort: number; metricsPort: number }>(process.execPath,
     [...(values.profile ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : []), "bin/mip46-engine.js", "--config", join(dir, "engine.yaml")], "engine started", 60_000);
   const pid = engine.child.pid!;
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.once(sig, () => {
+      // Interrupted: the engine goes, and its store with it.
+      engine.child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
   const address = `127.0.0.1:${engine.ready.grpcPort}`;
   const channels = Array.from({ length: CHANNELS }, () => new Client(address, credentials.createInsecure(), { "grpc.enable_channelz": 0 }));
   const load = new HeartbeatLoad(channels);
