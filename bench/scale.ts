@@ -74,6 +74,9 @@ function storeMiB(dir: string): number {
 async function handling(metricsPort: number): Promise<Map<string, Map<number, number>>> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const out = new Map<string, Map<number, number>>();
+  // prom-client's event-loop delay since the previous scrape (it resets its histogram on each).
+  const lag = (name: string) => Number(new RegExp(`^mip46_engine_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, "m").exec(text)?.[1] ?? NaN) * 1000;
+  out.set("eventLoopDelay", new Map([[0.99, lag("p99")], [1, lag("max")]]));
   for (const line of text.split("\n")) {
     if (!line.startsWith("grpc_server_handling_seconds_bucket{")) continue;
     const method = /grpc_method="([^"]+)"/.exec(line)![1];
@@ -239,7 +242,7 @@ interface Level {
   hosts: number; vms: number; beatsPerSecond: number; engineCpuMsPerBeat: number; netCpuMsPerBeat: number; engineCoreShare: number;
   beatP50: number; beatP99: number; beatP99UnderPairs: number; pairs: number; pairP50: number; pairP99: number;
   /** Engine-side handling time (histogram bucket bounds, ms) in window B. */
-  scrapeMs: number; serverBeatP99: number; serverAllocateP99: number; serverRegisterP99: number;
+  scrapeMs: number; loopDelayP99: number; loopDelayMax: number; serverBeatP99: number; serverAllocateP99: number; serverRegisterP99: number;
   rssMiB: number; storeMiB: number; errors: number; windowSeconds: number;
 }
 
@@ -316,12 +319,12 @@ async function main(): Promise<void> {
         engineCpuMsPerBeat: cpuA / beatsA.length, netCpuMsPerBeat: (cpuA - idleMsPerS * wallA) / beatsA.length, engineCoreShare: cpuA / 1000 / wallA,
         beatP50: quantile(beatsA, 0.5), beatP99: quantile(beatsA, 0.99), beatP99UnderPairs: quantile(beatsB, 0.99),
         pairs: pairs.length, pairP50: quantile(pairs, 0.5), pairP99: quantile(pairs, 0.99),
-        scrapeMs, serverBeatP99: serverQuantileMs(h0, h1, "Heartbeat", 0.99), serverAllocateP99: serverQuantileMs(h0, h1, "AllocateCareOf", 0.99),
+        scrapeMs, loopDelayP99: h1.get("eventLoopDelay")!.get(0.99)!, loopDelayMax: h1.get("eventLoopDelay")!.get(1)!, serverBeatP99: serverQuantileMs(h0, h1, "Heartbeat", 0.99), serverAllocateP99: serverQuantileMs(h0, h1, "AllocateCareOf", 0.99),
         serverRegisterP99: serverQuantileMs(h0, h1, "RegisterMigration", 0.99),
         rssMiB: rssMiB(pid), storeMiB: storeMiB(dir), errors: load.errors - errorsBefore, windowSeconds: wallA,
       };
       results.push(r);
-      process.stdout.write(`hosts=${n} vms=${r.vms} ${r.beatsPerSecond.toFixed(0)} heartbeats/s (offered ${rate.toFixed(0)}/s) over ${wallA.toFixed(0)} s  engine CPU ${(r.engineCpuMsPerBeat * 1000).toFixed(0)} us/heartbeat, ${(r.netCpuMsPerBeat * 1000).toFixed(0)} over idle (${(r.engineCoreShare * 100).toFixed(0)}% of a core)  heartbeat p50 ${r.beatP50.toFixed(2)} p99 ${r.beatP99.toFixed(2)} ms  with pairs p99 ${r.beatP99UnderPairs.toFixed(2)} ms  allocate+register p50 ${r.pairP50.toFixed(2)} p99 ${r.pairP99.toFixed(2)} ms (${r.pairs}; engine side p99 Heartbeat ≤ ${r.serverBeatP99} AllocateCareOf ≤ ${r.serverAllocateP99} RegisterMigration ≤ ${r.serverRegisterP99} ms; a /metrics scrape ${r.scrapeMs.toFixed(0)} ms)  RSS ${r.rssMiB.toFixed(0)} MiB  store ${r.storeMiB.toFixed(1)} MiB  errors ${r.errors}\n`);
+      process.stdout.write(`hosts=${n} vms=${r.vms} ${r.beatsPerSecond.toFixed(0)} heartbeats/s (offered ${rate.toFixed(0)}/s) over ${wallA.toFixed(0)} s  engine CPU ${(r.engineCpuMsPerBeat * 1000).toFixed(0)} us/heartbeat, ${(r.netCpuMsPerBeat * 1000).toFixed(0)} over idle (${(r.engineCoreShare * 100).toFixed(0)}% of a core)  heartbeat p50 ${r.beatP50.toFixed(2)} p99 ${r.beatP99.toFixed(2)} ms  with pairs p99 ${r.beatP99UnderPairs.toFixed(2)} ms  allocate+register p50 ${r.pairP50.toFixed(2)} p99 ${r.pairP99.toFixed(2)} ms (${r.pairs}; engine side p99 Heartbeat ≤ ${r.serverBeatP99} AllocateCareOf ≤ ${r.serverAllocateP99} RegisterMigration ≤ ${r.serverRegisterP99} ms; event-loop delay p99 ${r.loopDelayP99.toFixed(1)} max ${r.loopDelayMax.toFixed(1)} ms; a /metrics scrape ${r.scrapeMs.toFixed(0)} ms)  RSS ${r.rssMiB.toFixed(0)} MiB  store ${r.storeMiB.toFixed(1)} MiB  errors ${r.errors}\n`);
     }
   } finally {
     load.stop();
