@@ -5,13 +5,14 @@
 import test, { type ExecutionContext } from "ava";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { parseAddress, parseIPv4, parseIPv6 } from "../../lib/net/address.js";
 import { silentLogger } from "../../lib/log.js";
 import { parseConfig } from "../../services/config/config.js";
 import { Engine, type HeartbeatInput } from "../../services/engine/engine.js";
 import { MigrationAdvisor, utilisation } from "../../services/migration/advisor.js";
 import { everyHost } from "../../services/migration/headroom.js";
 import { SqliteStore } from "../../services/store/sqlite.js";
-import type { HostRecord, VmRecord } from "../../services/store/store.js";
+import type { HostRecord, Store, VmRecord } from "../../services/store/store.js";
 import { labConfig, tempDir } from "../helpers/engine.js";
 
 const GIB = 1 << 30;
@@ -237,4 +238,44 @@ test("a heartbeat writes to the store only when the host's network, VM list or s
   t.like(stored, { state: "hot", family: 4, network: "192.0.2.0/24" });
   t.is(stored?.vms.length, 21);
   t.is((await engine.listHosts())[0].lastSeenMs, clock.ms, "the last beat's time is known, in memory");
+});
+
+test("heartbeats do not wait behind a migration that holds the engine's exclusive section", async (t) => {
+  const dir = fresh(t);
+  const config = parseConfig(labConfig(dir, { hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 15 } }));
+  const sqlite = new SqliteStore(join(dir, "engine.db"));
+  t.teardown(() => sqlite.close());
+  // The real store, with its putBinding held at a gate: a RegisterMigration stalls inside the section.
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const store = new Proxy(sqlite, {
+    get(target, name, receiver) {
+      if (name === "putBinding") return async (...args: Parameters<Store["putBinding"]>) => { await gate; return target.putBinding(...args); };
+      const v = Reflect.get(target, name, receiver);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  const engine = new Engine(config, store, silentLogger, undefined, () => 1_000_000);
+  await engine.start();
+  engine.stop();
+  await engine.heartbeat(report(0, 8));
+  await engine.heartbeat(report(1, 8));
+  const c = await engine.allocateCareOf("h0", "vm", parseAddress("192.0.2.5", "home"));
+  let registered = false;
+  const migration = engine.registerMigration({
+    vmId: "vm", home: parseAddress("192.0.2.5", "home"), homeAgent: parseAddress("192.0.2.1", "home_agent"), sourceHostId: "h1", destinationHostId: "h0",
+    careOfIPv4: parseIPv4(c.careOfIPv4, "care_of_ipv4"), careOfIPv6: parseIPv6(c.careOfIPv6, "care_of_ipv6"),
+  }).then((r) => { registered = true; return r; });
+  let aborted = false;
+  const abort = engine.abortMigration("other-vm", "h1").then(() => { aborted = true; });
+  // New hosts (a durable write each), a changed VM list, an unchanged beat: all answered meanwhile.
+  const beats = await Promise.all([engine.heartbeat(report(2, 8)), engine.heartbeat(report(0, 8, vms("h0", 21))), engine.heartbeat(report(1, 9))]);
+  t.deepEqual(beats.map((b) => b.host.hostId), ["h2", "h0", "h1"]);
+  t.is((await sqlite.getHost("h2"))?.hostId, "h2", "and the new host is stored");
+  t.false(registered, "the migration is still held");
+  t.false(aborted, "and the next exclusive operation waits behind it");
+  open();
+  t.is((await migration).returnedHome, false);
+  await abort;
+  t.true(aborted);
 });
