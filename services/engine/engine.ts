@@ -16,6 +16,7 @@ import type {
   AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";
 import { bindingRules, CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../tunnel/compile.js";
+import { HostTable } from "./hosts.js";
 import { soleLeader, type Leadership } from "./leader.js";
 
 export interface CareOf {
@@ -69,8 +70,18 @@ export class Engine {
   readonly plan: PrefixPlan;
   private readonly advisor: MigrationAdvisor;
   private readonly timers: NodeJS.Timeout[] = [];
-  /** Composite operations (several store writes) run one at a time, in arrival order. */
+  /**
+   * Composite operations that guard an invariant run one at a time, in arrival order: a VM's
+   * migration (binding, rules and leases together) and the lease sweep. Allocation is atomic in
+   * the store; heartbeats touch only their own host and take no turn here.
+   */
   private serial: Promise<unknown> = Promise.resolve();
+  /**
+   * The hosts in memory, with the embedded store (this engine its one writer). On etcd a host
+   * may beat at any replica, so its record and liveness live in etcd instead.
+   */
+  private readonly hosts = new HostTable();
+  private readonly hostsInStore: boolean;
 
   constructor(
     readonly config: EngineConfig,
@@ -88,11 +99,17 @@ export class Engine {
       windowMs: config.migration.windowSeconds * 1000,
       vmCooldownMs: config.migration.vmCooldownSeconds * 1000,
     });
+    this.hostsInStore = config.store.kind === "etcd";
   }
 
   async start(): Promise<void> {
     const pools = [this.config.pool, ...this.config.segments.flatMap((s) => (s.careOfPool ? [s.careOfPool] : []))];
     await this.store.syncPools(pools.map(poolAddresses));
+    if (!this.hostsInStore) {
+      const known = await this.store.listHosts();
+      this.hosts.load(known, this.now());
+      for (const h of known) if (h.state !== "down") this.advisor.track(h);
+    }
     // The configuration's rules are compiled by the leader, so replicas with different
     // configurations (during a rolling change) do not take turns rewriting them.
     this.leadership.onElected(() => void this.compileConfigRules().catch((e) => this.log.error("configuration rules not written", { err: e })));
@@ -124,7 +141,7 @@ export class Engine {
   // --- AllocateCareOf / ReleaseCareOf ----------------------------------------------------------
 
   async allocateCareOf(hostId: string, vmId: string, home: IPAddress): Promise<CareOf> {
-    const host = await this.store.getHost(hostId);
+    const host = this.hostsInStore ? await this.store.getHost(hostId) : this.hosts.get(hostId);
     if (!host) throw new FailedPreconditionError(`host ${hostId} is unknown: its agent must send a Heartbeat with its addresses first`);
     // The network was worked out from the host's addresses when it last beat.
     const net = this.plan.networkByCidr(host.network);
@@ -330,32 +347,51 @@ export class Engine {
 
   // --- Heartbeat -------------------------------------------------------------------------------
 
-  heartbeat(h: HeartbeatInput): Promise<HeartbeatResult> {
-    return this.exclusive(async () => {
-      const nowMs = this.now();
-      const net = this.plan.networkOf(h.addresses);
-      const host: HostRecord = {
-        hostId: h.hostId, state: "up", family: net?.family ?? 0, network: net ? networkText(net) : "",
-        addresses: h.addresses, resources: h.resources, vms: h.vms, lastSeenMs: nowMs,
-      };
-      host.state = this.advisor.observe(host, nowMs) ? "hot" : "up";
-      await this.store.putHost(host);
-      // Migration advice is a leader duty: one advisor decides, so two replicas never send the
-      // same VM two ways. A replica that does not lead answers without advice.
-      const leader = this.leadership.leaderStore();
-      let advice = leader ? this.advisor.advise(host, await this.store.listHosts(), nowMs) : [];
-      if (advice.length > 0) {
-        try {
-          await leader!.recordAdvice(advice);
-          this.events.adviceGiven(advice.length);
-          this.log.info("migration advised", { ...advice[0] });
-        } catch (e) {
-          if (!(e instanceof LeadershipLostError)) throw e;
-          advice = [];
-        }
+  async heartbeat(h: HeartbeatInput): Promise<HeartbeatResult> {
+    const nowMs = this.now();
+    const net = this.plan.networkOf(h.addresses);
+    const host: HostRecord = {
+      hostId: h.hostId, state: "up", family: net?.family ?? 0, network: net ? networkText(net) : "",
+      addresses: h.addresses, resources: h.resources, vms: h.vms, lastSeenMs: nowMs,
+    };
+    host.state = this.advisor.observe(host, nowMs) ? "hot" : "up";
+    if (this.hostsInStore) await this.store.putHost(host);
+    else if (this.hosts.beat(host)) await this.writeHost(host);
+    // Migration advice is a leader duty: one advisor decides, so two replicas never send the
+    // same VM two ways. A replica that does not lead answers without advice. Only a hot host
+    // needs a destination, and the advisor finds it in its headroom index (on etcd, in the
+    // hosts every replica wrote).
+    const leader = this.leadership.leaderStore();
+    let advice: AdviceRecord[] = [];
+    if (leader && host.state === "hot") {
+      advice = this.advisor.advise(host, this.hostsInStore ? await this.store.listHosts() : this.advisor.headroom, nowMs);
+    }
+    if (advice.length > 0) {
+      try {
+        await leader!.recordAdvice(advice);
+        this.events.adviceGiven(advice.length);
+        this.log.info("migration advised", { ...advice[0] });
+      } catch (e) {
+        if (!(e instanceof LeadershipLostError)) throw e;
+        advice = [];
       }
-      return { host, advice, heartbeatIntervalSeconds: this.config.hosts.heartbeatIntervalSeconds };
-    });
+    }
+    return { host, advice, heartbeatIntervalSeconds: this.config.hosts.heartbeatIntervalSeconds };
+  }
+
+  private async writeHost(host: HostRecord): Promise<void> {
+    this.hosts.writing(host);
+    try {
+      await this.store.putHost(host);
+    } catch (e) {
+      this.hosts.writeFailed(host);
+      throw e;
+    }
+  }
+
+  /** Every known host, by id: this engine's memory with the embedded store, etcd's hosts otherwise. */
+  async listHosts(): Promise<HostRecord[]> {
+    return this.hostsInStore ? this.store.listHosts() : this.hosts.list();
   }
 
   // --- housekeeping ----------------------------------------------------------------------------
@@ -364,10 +400,10 @@ export class Engine {
    * Ends leases that were not renewed and marks silent hosts down: leader duties, written through
    * the leader's guarded store, so a deposed leader's sweep fails instead of writing.
    */
-  sweep(): Promise<void> {
+  async sweep(): Promise<void> {
     const store = this.leadership.leaderStore();
-    if (!store) return Promise.resolve();
-    return this.exclusive(async () => {
+    if (!store) return;
+    await this.exclusive(async () => {
       const nowMs = this.now();
       const expired = await store.expireLeases(nowMs, this.cooldownMs);
       if (expired.length > 0) this.events.leasesExpired(expired.length);
@@ -388,6 +424,8 @@ export class Engine {
           await store.replaceRules(correspondentOwner(lease.holder), []);
         }
       }
+      if (!this.hostsInStore) return;
+      // On etcd the last beat of a host may have come to any replica: the store has it.
       const deadline = nowMs - this.config.hosts.downAfterSeconds * 1000;
       for (const host of await store.listHosts()) {
         if (host.state !== "down" && host.lastSeenMs < deadline) {
@@ -397,6 +435,18 @@ export class Engine {
         }
       }
     });
+    if (!this.hostsInStore) await this.markSilentHostsDown();
+  }
+
+  /** In memory, only the hosts past the deadline are looked at (the table keeps them oldest first). */
+  private async markSilentHostsDown(): Promise<void> {
+    const deadline = this.now() - this.config.hosts.downAfterSeconds * 1000;
+    const down = this.hosts.markSilentDown(deadline);
+    for (const host of down) {
+      this.advisor.forget(host.hostId);
+      this.log.warn("host marked down", { hostId: host.hostId, lastSeenMs: host.lastSeenMs });
+    }
+    await Promise.all(down.map((h) => this.writeHost(h)));
   }
 }
 

@@ -42,6 +42,7 @@ export async function runEngine(config: EngineConfig, log: Logger = createLogger
   const metrics = new EngineMetrics(store);
   metrics.watchLeadership(() => election?.status().leader ?? true);
   const engine = new Engine(config, store, log, metrics, Date.now, leadership);
+  metrics.watchHosts(() => engine.listHosts());
   try {
     await engine.start();
     await election?.start();

@@ -1,7 +1,7 @@
 // Prometheus metrics for the engine: the go-grpc-prometheus names for the RPCs, and
 // mip46_<subsystem>_<thing> series read from the store when scraped.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { Store } from "../store/store.js";
+import type { HostRecord, Store } from "../store/store.js";
 import type { EngineEvents } from "../engine/engine.js";
 import type { RulePublisher } from "../tunnel/push.js";
 
@@ -54,18 +54,22 @@ export class EngineMetrics implements EngineEvents {
       },
     });
     new Gauge({
-      name: "mip46_hosts", help: "Hypervisor hosts, by state (up, hot, down).", labelNames: ["state"], registers,
-      async collect() {
-        this.reset();
-        const counts = new Map<string, number>([["up", 0], ["hot", 0], ["down", 0]]);
-        for (const h of await store.listHosts()) counts.set(h.state, (counts.get(h.state) ?? 0) + 1);
-        for (const [state, n] of counts) this.set({ state }, n);
-      },
-    });
-    new Gauge({
       name: "mip46_rules_revision", help: "Revision of the data-plane rule table.", registers,
       async collect() {
         this.set(Number((await store.ruleTable()).revision));
+      },
+    });
+  }
+
+  /** `mip46_hosts`: the hosts by state, as the engine knows them (in memory with the embedded store). */
+  watchHosts(hosts: () => Promise<readonly HostRecord[]>): void {
+    new Gauge({
+      name: "mip46_hosts", help: "Hypervisor hosts, by state (up, hot, down).", labelNames: ["state"], registers: [this.registry],
+      async collect() {
+        this.reset();
+        const counts = new Map<string, number>([["up", 0], ["hot", 0], ["down", 0]]);
+        for (const h of await hosts()) counts.set(h.state, (counts.get(h.state) ?? 0) + 1);
+        for (const [state, n] of counts) this.set({ state }, n);
       },
     });
   }

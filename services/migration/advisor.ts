@@ -2,7 +2,12 @@
 // which VM to move where. Hysteresis keeps VMs from ping-ponging: a host turns hot above the high
 // watermark only after a whole window there, and cools only below the low watermark; a VM is only
 // sent to a host that stays below the low watermark with it; a moved VM rests for a cool-down.
-import type { AdviceRecord, HostRecord, ResourcesRecord, VmRecord } from "../store/store.js";
+// Each report costs O(1): the advisor files the host in its headroom index as it observes it, and
+// only a hot host's advice searches for a destination, in that index.
+import type { AdviceRecord, HostRecord, VmRecord } from "../store/store.js";
+import { everyHost, HeadroomIndex, utilisation, type Destinations } from "./headroom.js";
+
+export { utilisation } from "./headroom.js";
 
 export interface AdvisorSettings {
   highWatermark: number;
@@ -11,23 +16,26 @@ export interface AdvisorSettings {
   vmCooldownMs: number;
 }
 
-/** The busier of CPU and memory, as a share of the host (0..1); 0 when the host reports no totals. */
-export function utilisation(r: ResourcesRecord, extraCpu = 0, extraMemory = 0): number {
-  const cpu = r.cpuTotalCores > 0 ? (r.cpuUsedCores + extraCpu) / r.cpuTotalCores : 0;
-  const mem = r.memoryTotalBytes > 0 ? (r.memoryUsedBytes + extraMemory) / r.memoryTotalBytes : 0;
-  return Math.max(cpu, mem);
-}
-
 export class MigrationAdvisor {
   private readonly aboveSince = new Map<string, number>();
   private readonly hot = new Set<string>();
   private readonly vmRestUntil = new Map<string, number>();
   private readonly hostAdvisedAt = new Map<string, number>();
+  /** The hosts observed (or tracked) that have room below the low watermark. */
+  readonly headroom: HeadroomIndex;
 
-  constructor(private readonly s: AdvisorSettings) {}
+  constructor(private readonly s: AdvisorSettings) {
+    this.headroom = new HeadroomIndex(s.lowWatermark);
+  }
+
+  /** Files a host known from before (the store, at start) as a destination, without a report. */
+  track(host: HostRecord): void {
+    this.headroom.update(host);
+  }
 
   /** Updates the host's hot state from its latest report; returns whether it is hot now. */
   observe(host: HostRecord, nowMs: number): boolean {
+    this.headroom.update(host);
     const u = utilisation(host.resources);
     if (u >= this.s.highWatermark) {
       const since = this.aboveSince.get(host.hostId) ?? nowMs;
@@ -47,6 +55,7 @@ export class MigrationAdvisor {
   forget(hostId: string): void {
     this.aboveSince.delete(hostId);
     this.hot.delete(hostId);
+    this.headroom.remove(hostId);
   }
 
   /** A VM that just moved rests before it may be advised again. */
@@ -54,8 +63,12 @@ export class MigrationAdvisor {
     this.vmRestUntil.set(vmId, nowMs + this.s.vmCooldownMs);
   }
 
-  /** Advice for a hot host: at most one VM per window, to the host with the most headroom. */
-  advise(source: HostRecord, hosts: readonly HostRecord[], nowMs: number): AdviceRecord[] {
+  /**
+   * Advice for a hot host: at most one VM per window, to the host with the most headroom.
+   * `hosts`: where to look, the advisor's own index (`this.headroom`) or a list. Equal headroom
+   * goes to a host of the source's family, then to the lower host id.
+   */
+  advise(source: HostRecord, hosts: readonly HostRecord[] | Destinations, nowMs: number): AdviceRecord[] {
     if (!this.hot.has(source.hostId)) return [];
     const last = this.hostAdvisedAt.get(source.hostId);
     if (last !== undefined && nowMs - last < this.s.windowMs) return [];
@@ -66,15 +79,16 @@ export class MigrationAdvisor {
     // The smallest VM whose departure cools the source below the high watermark, else the largest.
     const vm = movable.find((v) => utilisation(source.resources, -v.cpuUsedCores, -v.memoryUsedBytes) < this.s.highWatermark)
       ?? movable[movable.length - 1];
+    const destinations = "candidates" in hosts ? hosts : everyHost(hosts);
     let best: { host: HostRecord; after: number } | undefined;
-    for (const h of hosts) {
+    for (const { host: h, floor } of destinations.candidates()) {
+      // Adding the VM cannot bring a host below its floor: none from here on beats the best.
+      if (best && floor > best.after + 1e-9) break;
       if (h.hostId === source.hostId || h.state !== "up" || this.hot.has(h.hostId)) continue;
       if (h.resources.cpuTotalCores <= 0 && h.resources.memoryTotalBytes <= 0) continue;
       const after = utilisation(h.resources, vm.cpuUsedCores, vm.memoryUsedBytes);
       if (after >= this.s.lowWatermark) continue;
-      const better = !best || after < best.after - 1e-9
-        || (Math.abs(after - best.after) <= 1e-9 && h.family === source.family && best.host.family !== source.family);
-      if (better) best = { host: h, after };
+      if (!best || better(h, after, best, source.family)) best = { host: h, after };
     }
     if (!best) return [];
     this.hostAdvisedAt.set(source.hostId, nowMs);
@@ -89,6 +103,14 @@ export class MigrationAdvisor {
       givenAtMs: nowMs,
     }];
   }
+}
+
+function better(h: HostRecord, after: number, best: { host: HostRecord; after: number }, family: 0 | 4 | 6): boolean {
+  if (after < best.after - 1e-9) return true;
+  if (Math.abs(after - best.after) > 1e-9) return false;
+  const same = h.family === family;
+  const bestSame = best.host.family === family;
+  return same !== bestSame ? same : h.hostId < best.host.hostId;
 }
 
 function load(host: HostRecord, vm: VmRecord): number {

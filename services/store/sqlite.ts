@@ -78,6 +78,7 @@ export class SqliteStore implements Store {
   private readonly ruleListeners = new Set<(revision: bigint) => void>();
   private revisionChanged = false;
   private closed = false;
+  private operations = 0;
   private readonly q;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -131,13 +132,23 @@ export class SqliteStore implements Store {
       getHost: db.prepare<[string], { body: string }>("SELECT body FROM hosts WHERE host_id = ?"),
       hosts: db.prepare<[], { body: string }>("SELECT body FROM hosts ORDER BY host_id"),
       putAdvice: db.prepare("INSERT INTO advice(at, body) VALUES (?, ?)"),
+      totalChanges: db.prepare<[], { n: number }>("SELECT total_changes() AS n"),
     };
+  }
+
+  /**
+   * What this store has written since it opened: operations queued on the write path, and rows
+   * inserted, updated or deleted (SQLite's total_changes()). For tests and benchmarks.
+   */
+  writeStats(): { operations: number; rowsChanged: number } {
+    return { operations: this.operations, rowsChanged: this.q.totalChanges.get()!.n };
   }
 
   // --- the serialised write path --------------------------------------------------------------
 
   private write<T>(run: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new Error("store is closed"));
+    this.operations++;
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
       if (!this.flushScheduled) {
