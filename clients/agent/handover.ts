@@ -185,7 +185,8 @@ export class Handover {
         // Only the engine's absence is worth waiting out (UNAVAILABLE 14, DEADLINE_EXCEEDED 4).
         if (code !== undefined && code !== 14 && code !== 4) throw e;
         this.deps.log.warn(`${what} failed; trying again`, { vmId: vm.id, attempt, error: (e as Error).message });
-        await sleep(Math.min(200 * 2 ** (attempt - 1), 5000), this.deps.signal);
+        // Jittered (±20%), so that the agents of many hosts do not all come back in the same instant.
+        await sleep(Math.min(200 * 2 ** (attempt - 1), 5000) * (0.8 + 0.4 * Math.random()), this.deps.signal);
       }
     }
   }
@@ -257,7 +258,7 @@ export class Handover {
     if (this.stopped) return;
     const where = this.where.get(vm.id);
     if (where?.bridge !== w.bridge) return;
-    if (w.bridge === "home") return cameHome(this.deps, vm, where.seenAtMs, signal, atMs);
+    if (w.bridge === "home") return cameHome(this.deps, vm, where.seenAtMs, signal, atMs, (what, call) => this.retry(vm, "home", what, call));
     const v = this.visits.get(vm.id);
     if (v === undefined) {
       log.warn("the VM runs here but its prepare did not complete; it stays unreachable here until its port comes again", { vmId: vm.id, signal });

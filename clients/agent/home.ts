@@ -18,8 +18,16 @@ export interface HomeDeps {
   record: HandoverRecord;
 }
 
-/** Activation at home: the VM's address announced, the deregistration sent, RegisterMigration without care-of addresses. */
-export async function cameHome(deps: HomeDeps, vm: VmInventoryEntry, seenAtMs: number, signal: ActivationSignal, atMs: number): Promise<void> {
+/** Calls the engine again while it is away and the VM stays home; undefined once it left. */
+export type WhileHome = <T>(what: string, call: () => Promise<T>) => Promise<T | undefined>;
+
+/**
+ * Activation at home: the VM's address announced, the deregistration sent, RegisterMigration
+ * without care-of addresses. The VM is reachable at home once the home agent has the
+ * deregistration (it goes straight over the home link); an engine that is away is asked again
+ * until it answers, so that its binding and rules do not outlive the visit.
+ */
+export async function cameHome(deps: HomeDeps, vm: VmInventoryEntry, seenAtMs: number, signal: ActivationSignal, atMs: number, whileHome: WhileHome): Promise<void> {
   const { config: cfg, control, log, worker } = deps;
   const t: HandoverTimeline = { vmId: vm.id, direction: "home", seenAtMs, ok: false, activation: signal, activatedMs: atMs - seenAtMs };
   try {
@@ -27,7 +35,8 @@ export async function cameHome(deps: HomeDeps, vm: VmInventoryEntry, seenAtMs: n
     worker.forwarder.announce(cfg.network.uplink, vm.homeAddress, worker.emit, parseMac(vm.mac));
     deps.registrar.deregisterAtHome(vm);
     t.registeredMs = deps.now() - seenAtMs;
-    const reg = await control.registerMigration({ vmId: vm.id, homeAddress: vm.homeAddress, homeAgent: vm.homeAgent, sourceHostId: "", destinationHostId: cfg.hostId, careOfIpv4: "", careOfIpv6: "" });
+    const reg = await whileHome("RegisterMigration", () => control.registerMigration({ vmId: vm.id, homeAddress: vm.homeAddress, homeAgent: vm.homeAgent, sourceHostId: "", destinationHostId: cfg.hostId, careOfIpv4: "", careOfIpv6: "" }));
+    if (reg === undefined) throw new Error("the VM left home before the engine answered");
     t.engineRulesMs = deps.now() - seenAtMs;
     // Announce again once the home agent has stopped proxying.
     setTimeout(() => worker.forwarder.announce(cfg.network.uplink, vm.homeAddress, worker.emit, parseMac(vm.mac)), 50);

@@ -144,6 +144,7 @@ interface HarnessOptions {
   heartbeat?: Fake<"heartbeat">;
   allocateCareOf?: Fake<"allocateCareOf">;
   prepareMigration?: Fake<"prepareMigration">;
+  registerMigration?: Fake<"registerMigration">;
   hook?: MigrationHook;
   present?: { port: string; bridge: Bridge }[];
   /** RequestPrefix's answer (default 2001:db8:3::/96). */
@@ -183,6 +184,7 @@ async function harness(t: ExecutionContext, options: HarnessOptions = {}): Promi
     },
     async registerMigration(req: object) {
       record("registerMigration", req);
+      if (options.registerMigration) return options.registerMigration(req as Parameters<ControlClient["registerMigration"]>[0]);
       return { migrationId: "m1", ruleRevision: 5n, translatedIpv4: "", translatedIpv6: "2001:db8:64::c000:201", returnedHome: false };
     },
     async prepareMigration(req: Parameters<ControlClient["prepareMigration"]>[0]) {
@@ -989,6 +991,28 @@ test.serial("an IPv4 VM's port on the home bridge of its home host: a gratuitous
   timers.tick(50);
   t.is(h.frames.length, 3);
   t.is(hex(h.frames[2].frame), hex(garp));
+});
+
+test("coming home while the engine is away: the deregistration goes at once, RegisterMigration is asked again until the engine answers", async (t) => {
+  let down = 2;
+  const h = await h4Harness(t, {}, {
+    registerMigration: () => {
+      if (down-- > 0) throw unavailable();
+      return { migrationId: "m2", ruleRevision: 7n, translatedIpv4: "", translatedIpv6: "", returnedHome: true };
+    },
+  });
+  h.fire({ kind: "attached", port: "tap-v4", bridge: "home" });
+  await settle();
+  h.rarp(VM_MAC, 0);
+  await untilMs(() => h.handovers.length === 1, "the home-coming, after the engine came back");
+  t.true(h.handovers[0].ok, h.handovers[0].error);
+  t.is(h.handovers[0].direction, "home");
+  t.is(h.calls.filter((c) => c.method === "registerMigration").length, 3, "two refusals, then the answer");
+  // The VM was reachable at home before the engine answered: the announcement and the
+  // deregistration went first, once.
+  const uplink = h.frames.filter((f) => f.ifIndex === 0);
+  t.is(etherType(uplink[0].frame), ETHERTYPE.ARP);
+  t.is(uplink.filter((f) => etherType(f.frame) === ETHERTYPE.IPV4).length, 1, "one deregistration");
 });
 
 test.serial("an IPv6 VM's port on the home bridge of its home host: an unsolicited NA (O set) with its MAC, a deregistration straight to r2, RegisterMigration without care-of addresses", async (t) => {
