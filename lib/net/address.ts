@@ -3,6 +3,11 @@
 import { Address4, Address6 } from "ip-address";
 
 /** A value that did not parse; `field` names where it came from (an RPC field or config key). */
+/** A value as error messages quote it: at most 64 characters, so a huge input is not echoed back whole. */
+export function quoted(value: string): string {
+  return value.length <= 64 ? `'${value}'` : `'${value.slice(0, 64)}…' (${value.length} characters)`;
+}
+
 export class AddressError extends Error {
   override name = "AddressError";
   constructor(readonly field: string, message: string) {
@@ -55,13 +60,13 @@ export function ipv6FromBytes(bytes: Uint8Array): IPv6 {
 /** An IPv4 address with no prefix length. */
 export function parseIPv4(text: string | undefined, field: string): IPv4 {
   const t = required(text, field);
-  if (t.includes("/")) throw new AddressError(field, `'${t}' must be an address, not a prefix`);
-  if (t.includes(":")) throw new AddressError(field, `'${t}' is IPv6; an IPv4 address is required`);
+  if (t.includes("/")) throw new AddressError(field, `${quoted(t)} must be an address, not a prefix`);
+  if (t.includes(":")) throw new AddressError(field, `${quoted(t)} is IPv6; an IPv4 address is required`);
   let a: Address4;
   try {
     a = new Address4(t);
   } catch (e) {
-    throw new AddressError(field, `'${t}' is not a valid IPv4 address (${(e as Error).message})`);
+    throw new AddressError(field, `${quoted(t)} is not a valid IPv4 address (${(e as Error).message})`);
   }
   return ipv4FromBytes(Uint8Array.from(a.toArray()));
 }
@@ -69,14 +74,14 @@ export function parseIPv4(text: string | undefined, field: string): IPv4 {
 /** An IPv6 address with no prefix length and no zone. */
 export function parseIPv6(text: string | undefined, field: string): IPv6 {
   const t = required(text, field);
-  if (t.includes("/")) throw new AddressError(field, `'${t}' must be an address, not a prefix`);
-  if (t.includes("%")) throw new AddressError(field, `'${t}' must not carry a zone`);
-  if (!t.includes(":")) throw new AddressError(field, `'${t}' is not IPv6; an IPv6 address is required`);
+  if (t.includes("/")) throw new AddressError(field, `${quoted(t)} must be an address, not a prefix`);
+  if (t.includes("%")) throw new AddressError(field, `${quoted(t)} must not carry a zone`);
+  if (!t.includes(":")) throw new AddressError(field, `${quoted(t)} is not IPv6; an IPv6 address is required`);
   let a: Address6;
   try {
     a = new Address6(t);
   } catch (e) {
-    throw new AddressError(field, `'${t}' is not a valid IPv6 address (${(e as Error).message})`);
+    throw new AddressError(field, `${quoted(t)} is not a valid IPv6 address (${(e as Error).message})`);
   }
   return ipv6FromBytes(Uint8Array.from(padTo16(a.toUnsignedByteArray())));
 }
@@ -105,10 +110,10 @@ function maskBytes(bytes: Uint8Array, length: number): Uint8Array {
 function splitCidr(text: string | undefined, field: string, max: number): [string, number] {
   const t = required(text, field);
   const slash = t.indexOf("/");
-  if (slash < 0) throw new AddressError(field, `'${t}' needs a prefix length (CIDR form, e.g. ${max === 32 ? "192.0.2.0/24" : "2001:db8::/64"})`);
+  if (slash < 0) throw new AddressError(field, `${quoted(t)} needs a prefix length (CIDR form, e.g. ${max === 32 ? "192.0.2.0/24" : "2001:db8::/64"})`);
   const lenText = t.slice(slash + 1);
   if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) {
-    throw new AddressError(field, `'${t}' has an invalid prefix length`);
+    throw new AddressError(field, `${quoted(t)} has an invalid prefix length`);
   }
   return [t.slice(0, slash), Number(lenText)];
 }
@@ -122,7 +127,7 @@ export function parseCidr4(text: string | undefined, field: string, strict = tru
   const address = parseIPv4(addr, field);
   const network = ipv4FromBytes(maskBytes(address.bytes, length));
   if (strict && network.value !== address.value) {
-    throw new AddressError(field, `'${text}' has host bits set; did you mean ${network.text}/${length}?`);
+    throw new AddressError(field, `${quoted(text ?? "")} has host bits set; did you mean ${network.text}/${length}?`);
   }
   return { address, length, network };
 }
@@ -132,7 +137,7 @@ export function parseCidr6(text: string | undefined, field: string, strict = tru
   const address = parseIPv6(addr, field);
   const network = ipv6FromBytes(maskBytes(address.bytes, length));
   if (strict && network.text !== address.text) {
-    throw new AddressError(field, `'${text}' has host bits set; did you mean ${network.text}/${length}?`);
+    throw new AddressError(field, `${quoted(text ?? "")} has host bits set; did you mean ${network.text}/${length}?`);
   }
   return { address, length, network };
 }
@@ -162,4 +167,46 @@ export function prefixesOverlap(a: Cidr, b: Cidr): boolean {
   if (a.network.family !== b.network.family) return false;
   const shorter = Math.min(a.length, b.length);
   return prefixContains(a.network.bytes, shorter, b.network.bytes);
+}
+
+/**
+ * Why `a` cannot be a node's own unicast address (a VM's home address, a home agent, a
+ * correspondent), or undefined if it can: unspecified, loopback, multicast, broadcast and
+ * reserved IPv4 (RFC 1122 §3.2.1.3, RFC 1112 §4), and for IPv6 unspecified, loopback
+ * (RFC 4291 §2.5.2, §2.5.3), multicast (§2.7), link-local (§2.5.6) and IPv4-mapped (§2.5.5.2).
+ */
+export function notUnicast(a: IPAddress): string | undefined {
+  if (a.family === 4) {
+    const first = a.value >>> 24;
+    if (first === 0) return "is in 0.0.0.0/8 ('this network', RFC 1122 §3.2.1.3)";
+    if (first === 127) return "is a loopback address (RFC 1122 §3.2.1.3)";
+    if (a.value === 0xffffffff) return "is the limited broadcast address (RFC 1122 §3.2.1.3)";
+    if (first >= 224 && first <= 239) return "is a multicast address (RFC 1112 §4)";
+    if (first >= 240) return "is in the reserved 240.0.0.0/4 (RFC 1112 §4)";
+    return undefined;
+  }
+  const b = a.bytes;
+  const zeroTo = (n: number) => b.subarray(0, n).every((x) => x === 0);
+  if (zeroTo(16)) return "is the unspecified address (RFC 4291 §2.5.2)";
+  if (zeroTo(15) && b[15] === 1) return "is the loopback address (RFC 4291 §2.5.3)";
+  if (b[0] === 0xff) return "is a multicast address (RFC 4291 §2.7)";
+  if (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) return "is a link-local address (RFC 4291 §2.5.6)";
+  if (zeroTo(10) && b[10] === 0xff && b[11] === 0xff) return "is an IPv4-mapped address (RFC 4291 §2.5.5.2); give the IPv4 address";
+  return undefined;
+}
+
+/** parseAddress, then notUnicast: an address a node may hold as its own. */
+export function parseUnicast(text: string | undefined, field: string): IPAddress {
+  const a = parseAddress(text, field);
+  const why = notUnicast(a);
+  if (why !== undefined) throw new AddressError(field, `${quoted(a.text)} ${why}`);
+  return a;
+}
+
+/** parseIPv6, then notUnicast. */
+export function parseUnicast6(text: string | undefined, field: string): IPv6 {
+  const a = parseIPv6(text, field);
+  const why = notUnicast(a);
+  if (why !== undefined) throw new AddressError(field, `${quoted(a.text)} ${why}`);
+  return a;
 }

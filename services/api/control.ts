@@ -7,7 +7,7 @@ import {
   type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest, HostState,
   LeasePurpose, NetworkFamily, type PrepareMigrationRequest, type RegisterMigrationRequest, type RegisterMigrationResponse,
 } from "../../gen/mip46/v1/control.js";
-import { AddressError, type IPAddress, parseAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6 } from "../../lib/net/address.js";
+import { AddressError, type IPAddress, parseAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6, parseUnicast, parseUnicast6, quoted } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
 import { ruleToMessage } from "../../lib/rules/wire.js";
 import type { Engine, HeartbeatInput, MigrationInput } from "../engine/engine.js";
@@ -35,7 +35,7 @@ const HOME_ADDRESS_MEMO = 1 << 20;
 function homeAddress(text: string, field: string): string {
   const known = homeAddressText.get(text);
   if (known !== undefined) return known;
-  const canonical = parseAddress(text, field).text;
+  const canonical = parseUnicast(text, field).text;
   if (homeAddressText.size >= HOME_ADDRESS_MEMO) homeAddressText.clear();
   homeAddressText.set(text, canonical);
   return canonical;
@@ -109,7 +109,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     allocateCareOf: unary<AllocateCareOfRequest, AllocateCareOfResponse>("AllocateCareOf", async (req) => {
       const hostId = id(req.hostId, "host_id");
       const vmId = id(req.vmId, "vm_id");
-      const home = parseAddress(req.homeAddress, "home_address");
+      const home = parseUnicast(req.homeAddress, "home_address");
       const c = await engine.allocateCareOf(hostId, vmId, home);
       return { careOfIpv4: c.careOfIPv4, careOfIpv6: c.careOfIPv6, lifetimeSeconds: c.lifetimeSeconds, pool: c.pool, expiresAtMs: BigInt(c.expiresAtMs) };
     }),
@@ -156,7 +156,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     }),
 
     mapCorrespondent: unary("MapCorrespondent", async (req) => {
-      const lease = await engine.mapCorrespondent(parseIPv6(req.ipv6Address, "ipv6_address"));
+      const lease = await engine.mapCorrespondent(parseUnicast6(req.ipv6Address, "ipv6_address"));
       return { ipv4Address: lease.address, lifetimeSeconds: engine.config.leases.correspondentLifetimeSeconds };
     }),
 
@@ -251,9 +251,10 @@ function hostMessage(h: HostRecord) {
 /** The fields of RegisterMigration and PrepareMigration, checked. Only a registration may say "came home". */
 function migrationInput(req: RegisterMigrationRequest | PrepareMigrationRequest, kind: "register" | "prepare"): MigrationInput {
   const vmId = id(req.vmId, "vm_id");
-  const home = parseAddress(req.homeAddress, "home_address");
-  const homeAgent = parseAddress(req.homeAgent, "home_agent");
+  const home = parseUnicast(req.homeAddress, "home_address");
+  const homeAgent = parseUnicast(req.homeAgent, "home_agent");
   sameFamily(homeAgent, home, "home_agent", "home_address");
+  if (homeAgent.text === home.text) throw new InvalidArgumentError("home_agent", `${quoted(homeAgent.text)} is the home address itself; the home agent is another node`);
   // A VM coming home may leave the source out: its agent (on the home host) does not know
   // where it was, and the engine takes it from the binding.
   const home_ = req.careOfIpv4 === "" && req.careOfIpv6 === "";

@@ -334,6 +334,12 @@ export class Engine {
   // --- MapCorrespondent ------------------------------------------------------------------------
 
   mapCorrespondent(ipv6: IPv6): Promise<LeaseRecord> {
+    const xlat = this.config.translationPrefix;
+    // An address inside our own translation prefix stands for an IPv4 node already (RFC 6052):
+    // mapping it too would give one IPv4 node two IPv6 names, and loop the translator.
+    if (xlat && prefixContains(xlat.network.bytes, xlat.length, ipv6.bytes)) {
+      return Promise.reject(new InvalidArgumentError("ipv6_address", `'${ipv6.text}' is inside the engine's translation prefix ${cidrText(xlat)}: it already stands for an IPv4 address`));
+    }
     return this.exclusive(async () => {
       const nowMs = this.now();
       const lease = await this.store.acquireLease({

@@ -325,3 +325,42 @@ test("MapCorrespondent gives an IPv6 correspondent a pool address and an address
   t.deepEqual(rule?.kind, { $case: "addressMapping", value: { ipv4: "198.51.100.2", ipv6: "2001:db8:c::10" } });
   t.is((await code(e.client.mapCorrespondent({ ipv6Address: "203.0.113.10" }))).code, status.INVALID_ARGUMENT);
 });
+
+test("addresses that are never a node's own are refused, naming the field, and change nothing (RFC 1122 §3.2.1.3, RFC 4291 §2.5.2, §2.5.5.2, §2.5.6, §2.7)", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  const before = await snapshot(e);
+  const homes: [string, RegExp][] = [
+    ["0.0.0.0", /this network/], ["255.255.255.255", /limited broadcast/], ["224.0.0.1", /multicast/], ["127.0.0.1", /loopback/], ["240.0.0.1", /reserved/],
+    ["::", /unspecified/], ["ff02::1", /multicast/], ["::1", /loopback/], ["::ffff:192.0.2.7", /IPv4-mapped/], ["fe80::1", /link-local/],
+  ];
+  for (const [home, why] of homes) {
+    const got = await code(e.client.allocateCareOf({ hostId: "h6", vmId: "v", homeAddress: home }));
+    t.is(got.code, status.INVALID_ARGUMENT, `AllocateCareOf ${home}`);
+    t.regex(got.details, new RegExp(`^home_address: '.*' .*${why.source}`), home);
+  }
+  const correspondents: [string, RegExp][] = [["::", /unspecified/], ["ff02::1", /multicast/], ["::1", /loopback/], ["::ffff:192.0.2.7", /IPv4-mapped/], ["2001:db8:64::c000:201", /translation prefix/]];
+  for (const [ipv6, why] of correspondents) {
+    const got = await code(e.client.mapCorrespondent({ ipv6Address: ipv6 }));
+    t.is(got.code, status.INVALID_ARGUMENT, `MapCorrespondent ${ipv6}`);
+    t.regex(got.details, new RegExp(`^ipv6_address: .*${why.source}`), ipv6);
+  }
+  const same = await code(e.client.registerMigration({ vmId: "v", homeAddress: "192.0.2.1", homeAgent: "192.0.2.1", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: "198.51.100.2", careOfIpv6: "2001:db8:1::c000:201" }));
+  t.is(same.code, status.INVALID_ARGUMENT);
+  t.regex(same.details, /^home_agent: '192\.0\.2\.1' is the home address itself/);
+  t.is(await snapshot(e), before, "no refused request changed the store");
+});
+
+test("a 128 KiB invalid address is quoted cut short, refused as INVALID_ARGUMENT, and the channel serves the next call", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  const huge = "1".repeat(128 * 1024);
+  const got = await code(e.client.allocateCareOf({ hostId: "h6", vmId: "v", homeAddress: huge }));
+  t.is(got.code, status.INVALID_ARGUMENT);
+  t.true(got.details.length < 300, `the message is short (${got.details.length} characters)`);
+  t.regex(got.details, /^home_address: '1{64}…' \(131072 characters\)/);
+  const ok = await e.client.allocateCareOf({ hostId: "h6", vmId: "v", homeAddress: "192.0.2.1" });
+  t.is(ok.careOfIpv4, "198.51.100.2", "the same channel answers the next call");
+});
