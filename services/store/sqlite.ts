@@ -83,7 +83,18 @@ export class SqliteStore implements Store {
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
+    // One engine per file: exclusive locking (set before WAL, so no shared-memory index is used)
+    // and a first write transaction take the file's lock for as long as this connection lives.
+    // A second engine on the same file fails here, naming it, instead of both writing.
+    try {
+      this.db.pragma("locking_mode = EXCLUSIVE");
+      this.db.pragma("journal_mode = WAL");
+      this.db.exec("BEGIN IMMEDIATE; COMMIT");
+    } catch (e) {
+      this.db.close();
+      if ((e as { code?: string }).code === "SQLITE_BUSY") throw new Error(`store.path: ${path} is in use by another engine (SQLite's lock is held); one engine per store file`);
+      throw e;
+    }
     this.db.pragma(`synchronous = ${options.sync === "normal" ? "NORMAL" : "FULL"}`);
     this.db.pragma("foreign_keys = ON");
     this.db.exec(SCHEMA);

@@ -2,7 +2,9 @@
 // every acknowledged change survives kill -9.
 import test from "ava";
 import { status, type ServiceError } from "@grpc/grpc-js";
+import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { hostOn, killHard, spawnEngine, startTestEngine, tempDir } from "../helpers/engine.js";
 
 test("1,000 concurrent AllocateCareOf calls from distinct VMs get distinct addresses", async (t) => {
@@ -80,4 +82,23 @@ test("after kill -9, every acknowledged lease, prefix and binding is still there
   t.is(again.careOfIpv4, [...acked.values()][0]);
   const all = (await second.client.listLeases({})).leases.map((l) => l.address);
   t.is(new Set(all).size, all.length);
+});
+
+test("a second engine on the same SQLite file refuses to start, naming the file; the first serves on; after the first is killed, the file opens again", async (t) => {
+  const dir = tempDir();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = await spawnEngine(dir);
+  t.teardown(() => killHard(first));
+  await first.client.heartbeat(hostOn(6, "h6"));
+  const lease = await first.client.allocateCareOf({ hostId: "h6", vmId: "v", homeAddress: "192.0.2.1" });
+  const second = spawnSync(process.execPath, ["bin/mip46-engine.js", "--config", join(dir, "engine.yaml"), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"], { encoding: "utf8", timeout: 60_000 });
+  t.is(second.status, 1);
+  const last = JSON.parse(second.stderr.trim().split("\n").at(-1)!) as { msg: string; error: string };
+  t.is(last.msg, "engine could not start");
+  t.regex(last.error, /^store\.path: .*engine\.db is in use by another engine/);
+  t.deepEqual((await first.client.listLeases({})).leases.map((l) => l.address), [lease.careOfIpv4], "the first engine serves on, its lease intact");
+  await killHard(first);
+  const again = await spawnEngine(dir);
+  t.teardown(() => killHard(again));
+  t.deepEqual((await again.client.listLeases({})).leases.map((l) => l.address), [lease.careOfIpv4], "the file opens again once its engine is gone");
 });
