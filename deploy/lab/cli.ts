@@ -9,8 +9,10 @@ import { rmSync } from "node:fs";
 
 const HELP = `mip46-lab: the paper's lab (shared/paper.md) in network namespaces
 
-Usage: mip46-lab [--prefix P] up            create the namespaces, start the engine, its worker,
-                                            r1, r2 and the agents of h4 and h6 (logs in /run/mip46-lab/P)
+Usage: mip46-lab [--prefix P] up [--advice] create the namespaces, start the engine, its worker,
+                                            r1, r2 and the agents of h4 and h6 (logs in /run/mip46-lab/P);
+                                            --advice: the agents carry out the engine's migration
+                                            advice (otherwise they only log it)
        mip46-lab [--prefix P] down          stop everything and remove the namespaces
        mip46-lab [--prefix P] migrate [--cancel-after MS | --fail-after MS] VM HOST
                                             QEMU live migration of guest VM (vm4, vm6) to HOST (h4,
@@ -26,7 +28,7 @@ Usage: mip46-lab [--prefix P] up            create the namespaces, start the eng
                                             c4, c6, mgmt); the VMs are QEMU guests`;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({ options: { prefix: { type: "string" }, "cancel-after": { type: "string" }, "fail-after": { type: "string" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ options: { prefix: { type: "string" }, "cancel-after": { type: "string" }, "fail-after": { type: "string" }, advice: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   if (values.version) {
     process.stdout.write(versionLine("mip46-lab") + "\n");
     return 0;
@@ -39,7 +41,7 @@ async function main(): Promise<number> {
   }
   switch (cmd) {
     case "up": {
-      const lab = await startLab({ prefix, say: (s) => process.stdout.write(s + "\n") });
+      const lab = await startLab({ prefix, advice: values.advice, say: (s) => process.stdout.write(s + "\n") });
       process.stdout.write(`lab '${prefix}' is up; configurations and logs in ${lab.dir}\n`);
       return 0;
     }

@@ -53,9 +53,9 @@ function worker(iface: { name: string; mac: string; addresses: readonly string[]
 
 /**
  * Writes every configuration into `dir`. `migrateCommand` is the hypervisor hook the agents run
- * on migration advice ({vm} and {host} are filled in).
+ * on migration advice ({vm} and {host} are filled in); without it the agents take no advice.
  */
-export function writeLabConfigs(dir: string, prefix: string, migrateCommand: string[]): LabConfigFiles {
+export function writeLabConfigs(dir: string, prefix: string, migrateCommand?: string[]): LabConfigFiles {
   const keys = {
     vm4: { homeAddress: P.vms.vm4.homeAddress.split("/")[0], ...VM_SECURITY.vm4, key: randomBytes(32).toString("hex") },
     vm6: { homeAddress: P.vms.vm6.homeAddress.split("/")[0], ...VM_SECURITY.vm6, key: randomBytes(32).toString("hex") },
@@ -129,7 +129,7 @@ export function writeLabConfigs(dir: string, prefix: string, migrateCommand: str
       hostId: role,
       engines: [LAB_ENDPOINTS.engineGrpc],
       heartbeatIntervalMs: 1000,
-      hypervisor: { homeBridge: h.homeBridge, visitorBridge: h.visitorBridge, pollMs: 5, migrateCommand },
+      hypervisor: { homeBridge: h.homeBridge, visitorBridge: h.visitorBridge, pollMs: 5, ...(migrateCommand ? { migrateCommand } : {}) },
       network: { uplink: h.pv0.name, visitor: h.pv1.name, engineIPv4: ENGINE_TUNNEL.ipv4, engineIPv6: ENGINE_TUNNEL.ipv6 },
       registration: { lifetimeS: 600, firstRetransmitMs: 80, maxAttempts: 8 },
       vms: vms(role),

@@ -55,8 +55,13 @@ export async function startLabProcess(prefix: string, ns: LabNamespace, name: st
   return { name, namespace: ns, pid: child.pid!, log };
 }
 
-/** Brings the whole lab up. On any failure everything made so far is removed again. */
-export async function startLab(options: { prefix?: string; say?: (line: string) => void } = {}): Promise<RunningLab> {
+/**
+ * Brings the whole lab up. On any failure everything made so far is removed again. With
+ * `advice`, the agents carry out the engine's migration advice (a hot host moves a VM with
+ * `mip46-lab migrate`); without it they only log it, so that a loaded machine, whose hosts all
+ * look hot, does not move VMs under a test or the demo.
+ */
+export async function startLab(options: { prefix?: string; say?: (line: string) => void; advice?: boolean } = {}): Promise<RunningLab> {
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   const say = options.say ?? (() => {});
   const dir = labDir(prefix);
@@ -78,7 +83,7 @@ export async function startLab(options: { prefix?: string; say?: (line: string) 
     booted.catch(() => undefined);
     const node = process.execPath;
     const lab = [node, join(REPO, "bin/mip46-lab.js")];
-    const files = writeLabConfigs(dir, prefix, [...lab, "migrate", "--prefix", prefix, "{vm}", "{host}"]);
+    const files = writeLabConfigs(dir, prefix, options.advice ? [...lab, "migrate", "--prefix", prefix, "{vm}", "{host}"] : undefined);
     const bin = (name: string) => join(REPO, "bin", name);
     const start = async (ns: LabNamespace, name: string, argv: string[], ready: string) => {
       const p = await startLabProcess(prefix, ns, name, argv, ready, join(dir, `${name}.log`));
