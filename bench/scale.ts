@@ -75,7 +75,7 @@ async function handling(metricsPort: number): Promise<Map<string, Map<number, nu
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const out = new Map<string, Map<number, number>>();
   // prom-client's event-loop delay since the previous scrape (it resets its histogram on each).
-  const lag = (name: string) => Number(new RegExp(`^mip46_engine_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, "m").exec(text)?.[1] ?? NaN) * 1000;
+  const lag = (name: string) => Number(new RegExp(`^nodejs_eventloop_lag_${name}_seconds (\\S+)$`, "m").exec(text)?.[1] ?? NaN) * 1000;
   out.set("eventLoopDelay", new Map([[0.99, lag("p99")], [1, lag("max")]]));
   for (const line of text.split("\n")) {
     if (!line.startsWith("grpc_server_handling_seconds_bucket{")) continue;

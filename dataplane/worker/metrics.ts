@@ -20,7 +20,8 @@ export interface WorkerMetricsSource {
 export function workerMetrics(source: WorkerMetricsSource): Registry {
   const registry = new Registry();
   const registers = [registry];
-  collectDefaultMetrics({ register: registry, prefix: "mip46_dataplane_" });
+  // Prometheus' standard process_* and nodejs_* names: the job label says which process.
+  collectDefaultMetrics({ register: registry });
   new Counter({
     name: "mip46_dataplane_packets_total", help: "Frames received (direction=in) and sent (direction=out) on each interface.",
     labelNames: ["interface", "direction"], registers,

@@ -14,7 +14,8 @@ export class EngineMetrics implements EngineEvents {
 
   constructor(store: Store, now: () => number = Date.now) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: "mip46_engine_" });
+    // Prometheus' standard process_* and nodejs_* names: the job label says which process.
+    collectDefaultMetrics({ register: this.registry });
     this.handled = new Counter({
       name: "grpc_server_handled_total", help: "RPCs completed on the server, by status code.",
       labelNames: ["grpc_type", "grpc_service", "grpc_method", "grpc_code"], registers,
