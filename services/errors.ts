@@ -20,6 +20,11 @@ export class ResourceExhaustedError extends Error {
   override name = "ResourceExhaustedError";
 }
 
+/** A compare-and-swap the store lost to another writer (etcd); the caller may try again. */
+export class ConflictError extends Error {
+  override name = "ConflictError";
+}
+
 /** A configuration file that cannot be used; the engine refuses to start. */
 export class ConfigError extends Error {
   override name = "ConfigError";

@@ -53,6 +53,8 @@ export interface AgentConfig {
     migrateCommand?: string[];
     /** The unix socket the hypervisor's hook (deploy/libvirt) reports its phases to; absent: none. */
     eventSocket?: string;
+    /** Ports on the bridges that are no VM's (the host's own links to them); never reported. */
+    ignorePorts: string[];
   };
   network: {
     /** The worker's interface on the host's network: its addresses say which protocol the network speaks. */
@@ -112,6 +114,10 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
     }
     migrateCommand = hypervisor.migrateCommand as string[];
   }
+  const ignorePorts = hypervisor.ignorePorts ?? [];
+  if (!Array.isArray(ignorePorts) || ignorePorts.some((p) => typeof p !== "string" || p === "")) {
+    throw new AgentConfigError("hypervisor.ignorePorts: must be a list of port names");
+  }
   if (!Array.isArray(vms)) throw new AgentConfigError("vms: required, a list (the hypervisor's inventory)");
   const ids = new Set<string>();
   const taken = new Map<string, string>();
@@ -166,6 +172,7 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
       pollMs: integer(hypervisor.pollMs, "hypervisor.pollMs", 10, 1, 10_000),
       migrateCommand,
       ...(hypervisor.eventSocket === undefined ? {} : { eventSocket: text(hypervisor.eventSocket, "hypervisor.eventSocket") }),
+      ignorePorts: ignorePorts as string[],
     },
     network: {
       uplink, visitor,

@@ -30,7 +30,7 @@ export async function runAgent(config: AgentConfig, log: Logger, options: Pick<W
     connect: (address) => connectControl(address, 3000, config.worker.tls),
     onFailover: (from, to, err) => log.warn("engine replica failed; using the next", { from, to, error: err.message }),
   });
-  const ignore = new Set([config.network.uplink, config.network.visitor, "up", "pv0br", "pv1br"]);
+  const ignore = new Set([config.network.uplink, config.network.visitor, ...config.hypervisor.ignorePorts]);
   try {
     agent = new PrivilegedVmAgent({
       config, control, worker, log,

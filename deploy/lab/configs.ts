@@ -129,7 +129,7 @@ export function writeLabConfigs(dir: string, prefix: string, migrateCommand?: st
       hostId: role,
       engines: [LAB_ENDPOINTS.engineGrpc],
       heartbeatIntervalMs: 1000,
-      hypervisor: { homeBridge: h.homeBridge, visitorBridge: h.visitorBridge, pollMs: 5, ...(migrateCommand ? { migrateCommand } : {}) },
+      hypervisor: { homeBridge: h.homeBridge, visitorBridge: h.visitorBridge, pollMs: 5, ignorePorts: ["up", h.pv0.peer, h.pv1.peer], ...(migrateCommand ? { migrateCommand } : {}) },
       network: { uplink: h.pv0.name, visitor: h.pv1.name, engineIPv4: ENGINE_TUNNEL.ipv4, engineIPv6: ENGINE_TUNNEL.ipv6 },
       registration: { lifetimeS: 600, firstRetransmitMs: 80, maxAttempts: 8 },
       vms: vms(role),

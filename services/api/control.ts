@@ -1,6 +1,6 @@
 // The gRPC adapter of the ControlEngine service: check each field, call the engine, map the
 // result to the generated messages, and map errors to status codes here and nowhere else.
-import { ConflictError } from "../store/etcd.js";
+import { ConflictError } from "../errors.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError, Metadata, status } from "@grpc/grpc-js";
 import {

@@ -11,7 +11,7 @@ import { MigrationAdvisor } from "../migration/advisor.js";
 import { poolAddresses } from "../pool/pool.js";
 import { networkText, PrefixPlan } from "../prefix/plan.js";
 import { LeadershipLostError } from "../store/guard.js";
-import { vmOwner } from "../store/sqlite.js";
+import { vmOwner } from "../store/store.js";
 import type {
   AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";

@@ -19,9 +19,9 @@ import { randomUUID } from "node:crypto";
 import { Etcd3, type IKeyValue, type IOperation, type IOptions, type Watcher } from "etcd3";
 import { ipv4FromValue, parseIPv4 } from "../../lib/net/address.js";
 import type { Rule } from "../../lib/rules/rules.js";
-import { ResourceExhaustedError } from "../errors.js";
+import { ConflictError, ResourceExhaustedError } from "../errors.js";
 import { LeadershipLostError, type LeaderGuard } from "./guard.js";
-import { vmOwner } from "./sqlite.js";
+import { vmOwner } from "./store.js";
 import type {
   AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationRecord,
   PoolAddressSet, PoolUsage, RuleChange, Store,
@@ -64,10 +64,6 @@ interface CachedAddress {
 type Compare = [key: string, target: "Mod" | "Create" | "Version" | "Value", cmp: "==" | "!=", value: string | number];
 
 /** Every candidate address was taken by another replica between read and claim, MAX_CONFLICT_RETRIES times. */
-export class ConflictError extends Error {
-  override name = "ConflictError";
-}
-
 export interface EtcdStoreOptions {
   endpoints: string[];
   /** Key prefix shared by the replicas of one cluster, e.g. "/mip46". */

@@ -6,6 +6,7 @@ import Database from "better-sqlite3";
 import { ipv4FromValue, parseIPv4 } from "../../lib/net/address.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import { ResourceExhaustedError } from "../errors.js";
+import { vmOwner } from "./store.js";
 import type {
   AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationRecord,
   PoolAddressSet, PoolUsage, RuleChange, Store,
@@ -395,9 +396,6 @@ export class SqliteStore implements Store {
   }
 }
 
-export function vmOwner(vmId: string): string {
-  return `vm:${vmId}`;
-}
 
 function toLease(r: AddressRow): LeaseRecord {
   return {

@@ -156,3 +156,8 @@ export interface Store {
 
   close(): Promise<void>;
 }
+
+/** The owner key of a VM's compiled rules. */
+export function vmOwner(vmId: string): string {
+  return `vm:${vmId}`;
+}
