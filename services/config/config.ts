@@ -62,9 +62,17 @@ export interface EngineConfig {
 
 type Raw = Record<string, unknown>;
 
-function obj(v: unknown, key: string): Raw {
+/**
+ * A mapping; with `known`, any other key is refused, naming its path, so that a typo
+ * (`cooldownSecond`, `careofRange`) is not silently replaced by a default.
+ */
+function obj(v: unknown, key: string, known?: readonly string[]): Raw {
   if (v === undefined || v === null) return {};
   if (typeof v !== "object" || Array.isArray(v)) throw new ConfigError(`${key}: must be a mapping`);
+  if (known) {
+    const unknown = Object.keys(v).find((k) => !known.includes(k));
+    if (unknown !== undefined) throw new ConfigError(`${key === "" ? "" : `${key}.`}${unknown}: unknown key (known: ${known.join(", ")})`);
+  }
   return v as Raw;
 }
 
@@ -141,11 +149,12 @@ function parsePool(raw: Raw, key: string, name: string, kind: PoolConfig["kind"]
 export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
   return wrap(() => {
     const raw = obj(rawDoc, source);
-    const storeRaw = obj(raw.store, "store");
+    obj(rawDoc, "", ["listen", "metricsListen", "tls", "store", "replica", "pool", "segments", "ipv6Networks", "translation", "leases", "hosts", "migration"]);
+    const storeRaw = obj(raw.store, "store", ["kind", "path", "sync", "etcd"]);
     const kind = str(storeRaw.kind, "store.kind", "sqlite");
     if (kind !== "sqlite" && kind !== "etcd") throw new ConfigError(`store.kind: '${kind}' is not supported (sqlite or etcd)`);
 
-    const poolRaw = obj(raw.pool, "pool");
+    const poolRaw = obj(raw.pool, "pool", ["prefix", "name", "ranges", "exclude"]);
     const poolPrefix = str(poolRaw.prefix, "pool.prefix");
     const poolNet = parseCidr4(poolPrefix, "pool.prefix");
     const pool = parsePool(poolRaw, "pool", str(poolRaw.name, "pool.name", "engine"), "engine", poolRaw.ranges ?? [poolPrefix]);
@@ -157,7 +166,7 @@ export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
 
     const segments: SegmentConfig[] = list(raw.segments, "segments").map((s, i) => {
       const key = `segments[${i}]`;
-      const sr = obj(s, key);
+      const sr = obj(s, key, ["network", "name", "prefix", "careOfRange", "exclude"]);
       const network = parseCidr4(str(sr.network, `${key}.network`), `${key}.network`);
       const name = str(sr.name, `${key}.name`, cidrText(network));
       let prefix: Cidr6 | undefined;
@@ -186,7 +195,7 @@ export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
 
     const ipv6Networks: IPv6NetworkConfig[] = list(raw.ipv6Networks, "ipv6Networks").map((n, i) => {
       const key = `ipv6Networks[${i}]`;
-      const nr = obj(n, key);
+      const nr = obj(n, key, ["network", "name"]);
       const network = parseCidr6(str(nr.network, `${key}.network`), `${key}.network`);
       // The care-of address carries the IPv4 home address in its low 32 bits (paper, flow 3.1 b),
       // so the network must leave at least 32 bits for it.
@@ -194,7 +203,7 @@ export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
       return { name: str(nr.name, `${key}.name`, cidrText(network)), network };
     });
 
-    const xlat = obj(raw.translation, "translation");
+    const xlat = obj(raw.translation, "translation", ["prefix", "icmpErrorSource"]);
     let translationPrefix: Cidr6 | undefined;
     if (xlat.prefix !== undefined) {
       translationPrefix = parseCidr6(str(xlat.prefix, "translation.prefix"), "translation.prefix");
@@ -206,16 +215,16 @@ export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
 
     checkOverlaps(pool, poolNet, segments, ipv6Networks, translationPrefix);
 
-    const leases = obj(raw.leases, "leases");
-    const hosts = obj(raw.hosts, "hosts");
-    const mig = obj(raw.migration, "migration");
+    const leases = obj(raw.leases, "leases", ["lifetimeSeconds", "cooldownSeconds", "correspondentLifetimeSeconds"]);
+    const hosts = obj(raw.hosts, "hosts", ["heartbeatIntervalSeconds", "downAfterSeconds"]);
+    const mig = obj(raw.migration, "migration", ["highWatermark", "lowWatermark", "windowSeconds", "vmCooldownSeconds"]);
     const config: EngineConfig = {
       listen: str(raw.listen, "listen", "[::1]:50046"),
       metricsListen: str(raw.metricsListen, "metricsListen", "127.0.0.1:9046"),
       tls: parseTlsConfig(raw.tls, "tls", (m) => new ConfigError(m)),
       store: {
         kind, path: str(storeRaw.path, "store.path", "mip46-engine.db"), sync: storeSync(storeRaw.sync),
-        etcd: kind === "etcd" ? etcdConfig(obj(storeRaw.etcd, "store.etcd")) : undefined,
+        etcd: kind === "etcd" ? etcdConfig(obj(storeRaw.etcd, "store.etcd", ["endpoints", "prefix", "dialTimeoutMs", "leaderTtlSeconds"])) : undefined,
       },
       replica: str(raw.replica, "replica", `${hostname()}-${process.pid}`),
       pool, segments, ipv6Networks, translationPrefix, icmpErrorSource,

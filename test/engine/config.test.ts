@@ -43,3 +43,23 @@ for (const [what, override, message] of refused) {
     t.regex(err!.message, message);
   });
 }
+
+test("an unknown key anywhere is refused, naming its path, instead of its default applying unannounced", (t) => {
+  const plan = base() as Record<string, unknown> & { segments: Record<string, unknown>[]; leases?: Record<string, unknown> };
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ leases: { cooldownSecond: 5 } }, /^leases\.cooldownSecond: unknown key \(known: lifetimeSeconds, cooldownSeconds, correspondentLifetimeSeconds\)/],
+    [{ segments: [{ ...plan.segments[0], careofRange: "192.0.2.100-192.0.2.199", careOfRange: undefined }] }, /^segments\[0\]\.careofRange: unknown key/],
+    [{ colour: "blue" }, /^colour: unknown key/],
+    [{ store: { kind: "sqlite", pth: "x.db" } }, /^store\.pth: unknown key/],
+    [{ hosts: { downAfter: 3 } }, /^hosts\.downAfter: unknown key/],
+    [{ migration: { highWaterMark: 0.9 } }, /^migration\.highWaterMark: unknown key/],
+    [{ translation: { prefx: "2001:db8:64::/96" } }, /^translation\.prefx: unknown key/],
+    [{ pool: { prefix: "198.51.100.0/24", exlude: [] } }, /^pool\.exlude: unknown key/],
+    [{ ipv6Networks: [{ network: "2001:db8:1::/64", nme: "x" }] }, /^ipv6Networks\[0\]\.nme: unknown key/],
+    [{ store: { kind: "etcd", etcd: { endpoints: ["127.0.0.1:2379"], leaderTTL: 3 } } }, /^store\.etcd\.leaderTTL: unknown key/],
+  ];
+  for (const [over, message] of cases) {
+    const doc = JSON.parse(JSON.stringify({ ...plan, ...over }));
+    t.throws(() => parseConfig(doc), { instanceOf: ConfigError, message }, JSON.stringify(over));
+  }
+});
