@@ -15,7 +15,7 @@ import { frameIn, ip } from "./link.js";
 import { PacketState, type Emit } from "./packet.js";
 import { announce } from "./responder.js";
 import { Router } from "./router.js";
-import { CompiledRules } from "./rules.js";
+import { CompiledRules } from "./compiled.js";
 import { refreshTranslator } from "./translation.js";
 
 export type { Emit } from "./packet.js";

@@ -14,7 +14,7 @@ import { CorrespondentBindings, type CareOfLookup } from "./correspondent.js";
 import type { ForwarderOptions, Intercept, StationSeen } from "./forwarder.js";
 import { ETH, type Port } from "./packet.js";
 import { solicit } from "./responder.js";
-import { CompiledRules } from "./rules.js";
+import { CompiledRules } from "./compiled.js";
 import { newTranslator } from "./translation.js";
 
 
