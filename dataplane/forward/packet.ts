@@ -49,9 +49,7 @@ export class PacketState {
   decapsulated = false;
   /** Set by a decapsulation: the inner packet, which takes the decision list once more (link.ts). */
   inner: Uint8Array | undefined = undefined;
-  /** Well-formedness (wellformed.ts), IPv6: the upper-layer protocol after the extension chain. */
-  upper6 = -1;
-  /** The same: 4 or 41 when the packet is IP in IPv6 (after hop-by-hop and destination options), else -1. */
+  /** Well-formedness (wellformed.ts), IPv6: 4 or 41 when the packet is IP in IPv6 (after hop-by-hop and destination options), else -1. */
   tunnel6 = -1;
   /** Set while in use, so a re-entrant caller (inject from inject) takes a fresh one. */
   busy = false;

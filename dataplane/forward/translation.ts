@@ -1,7 +1,6 @@
 // Translation (RFC 7915) in the pipeline: the Translator built from the worker's settings and the
 // rule table's mapping, and what becomes of its output (routed, or straight into a VM's tunnel
 // when a correspondent holds a binding, paper 3.2). The header rules are in dataplane/translate.
-import { IPPROTO } from "../packet/ipv4.js";
 import { Translator, type TranslateResult } from "../translate/index.js";
 import { ipv4Bytes, ipv6Bytes, word4 } from "./addresses.js";
 import { ForwarderConfigError } from "./config.js";
@@ -11,24 +10,13 @@ import type { PacketState } from "./packet.js";
 import type { Router } from "./router.js";
 import { encap6in4, shortcut6 } from "./tunnels.js";
 
-/**
- * IPv4 protocols RFC 7915 §4.1 would copy into an IPv6 Next Header where they mean something
- * else: IPv6 extension headers (hop-by-hop, routing, fragment, destination options, mobility)
- * and ICMPv6, whose checksum covers an IPv6 pseudo-header the IPv4 sender never included. The
- * translation would be a malformed IPv6 packet, so these are dropped. ICMPv4 inside IPv6 (the
- * reverse) is dropped for the same reason.
- */
-const UNTRANSLATABLE_4 = new Set<number>([IPPROTO.HOPOPTS, IPPROTO.ROUTING, IPPROTO.FRAGMENT, IPPROTO.DSTOPTS, IPPROTO.ICMPV6, IPPROTO.MOBILITY]);
-
 /** Translates an IPv4 packet to an EAM-mapped destination toward the IPv6 side (RFC 7915 §4). */
 export function translate4(r: Router, s: PacketState, pkt: Uint8Array): void {
-  if (UNTRANSLATABLE_4.has(pkt[9])) return r.drop("untranslatable-protocol");
   translated(r, s, r.translator.translate4to6(pkt), "translate-4to6");
 }
 
 /** Translates an IPv6 packet to the translation prefix toward the IPv4 side (RFC 7915 §5). */
 export function translate6(r: Router, s: PacketState, pkt: Uint8Array): void {
-  if (s.upper6 === IPPROTO.ICMP) return r.drop("untranslatable-protocol");
   translated(r, s, r.translator.translate6to4(pkt), "translate-6to4");
 }
 

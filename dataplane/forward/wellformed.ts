@@ -3,8 +3,8 @@
 // are complete (UDP, TCP and ICMP header and length fields, an IPv6 extension chain that can be
 // walked, and the inner packet of IP-in-IP with its length equal to what the outer packet
 // carries), so that nothing the worker emits is malformed, whatever came in. Transport checksums
-// are not verified here: routers pass them on. The IPv6 chain is walked once, here; what the
-// decisions need of it is left in the packet state (upper6, tunnel6).
+// are not verified here: routers pass them on. The decision list walks the IPv6 chain once, here,
+// and leaves what it needs in the packet state (tunnel6); the translator walks its own.
 import { checksumOk } from "../packet/checksum.js";
 import { IPPROTO } from "../packet/ipv4.js";
 import { walkIPv6Extensions, type IPv6Chain } from "../packet/ipv6.js";
@@ -46,14 +46,12 @@ export function header6(r: Router, pkt: Uint8Array): Uint8Array | undefined {
 }
 
 /**
- * The IPv6 headers up to the transport one; walks the extension chain once and leaves the upper
- * protocol (s.upper6) and the tunnel protocol (s.tunnel6) for the decisions. False when malformed.
+ * The IPv6 headers up to the transport one, and the tunnel protocol (s.tunnel6) for the
+ * decisions. False when malformed.
  */
 export function sound6Outer(r: Router, s: PacketState, pkt: Uint8Array): boolean {
   s.tunnel6 = tunnelProtocol6(pkt);
-  if (!sound6(pkt, 0, r.chain, r.innerChain)) return false;
-  s.upper6 = isExtension(pkt[6]) ? r.chain.upperProtocol : pkt[6];
-  return true;
+  return sound6(pkt, 0, r.chain, r.innerChain);
 }
 
 function dropped(r: Router, reason: string): undefined {
