@@ -65,10 +65,9 @@ export class Forwarder {
     this.router = r;
     this.counters = r.counters;
     this.neighbours = r.neighbours;
-    const counters = (ifIndex: number) => r.ports.get(ifIndex)?.counters;
-    this.received = new PacketState(counters, false);
-    this.injected = new PacketState(counters, true);
-    this.timer = new PacketState(counters, false);
+    this.received = new PacketState(r.ports, false);
+    this.injected = new PacketState(r.ports, true);
+    this.timer = new PacketState(r.ports, false);
   }
 
   /** ARP replies, NAs and other control packets consumed to learn neighbours. */
@@ -100,7 +99,7 @@ export class Forwarder {
     const r = this.router;
     if (now !== undefined) r.now = now;
     // intercept may inject while a received frame is processed: that frame has its own state.
-    const s = this.injected.busy ? new PacketState((i) => r.ports.get(i)?.counters, true) : this.injected;
+    const s = this.injected.busy ? new PacketState(r.ports, true) : this.injected;
     s.begin(r.portList[0], emit);
     try {
       ip(r, s, packet, packet.length > 0 && packet[0] >> 4 === 4 ? 4 : 6, false);

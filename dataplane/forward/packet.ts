@@ -36,7 +36,7 @@ export class PacketState {
   emit: Emit = NO_EMIT;
   /** `emit`, counted as sent on the interface: also flushes what the neighbour cache queued. */
   readonly send: Emit = (ifIndex, frame) => {
-    const c = this.portCounters(ifIndex);
+    const c = this.ports.get(ifIndex)?.counters;
     if (c !== undefined) {
       c.txPackets++;
       c.txBytes += frame.length;
@@ -54,7 +54,8 @@ export class PacketState {
   /** Set while in use, so a re-entrant caller (inject from inject) takes a fresh one. */
   busy = false;
 
-  constructor(private readonly portCounters: (ifIndex: number) => InterfaceCounters | undefined, injecting: boolean) {
+  /** `ports`: the Forwarder's, by interface index (for the sent counters). */
+  constructor(private readonly ports: ReadonlyMap<number, Port>, injecting: boolean) {
     this.injecting = injecting;
   }
 
