@@ -10,7 +10,7 @@ import { AddressMapping, AddressMappingError, type ExplicitAddressMapping, type 
 import type { TunnelPeerTable } from "../tunnel/peers.js";
 import { mask4 } from "./addresses.js";
 import { EamIndex, EncapIndex, PeerIndex, Reencap4Index, Reencap6Index, type RuleIndex } from "./indexes.js";
-import { parseRule, RuleTableError, type Encap, type Parsed, type Reencap4, type Reencap6 } from "./rules.js";
+import { parseRule, RuleTableError, type Parsed } from "./rules.js";
 
 /** `translation-prefix` rules need no index of their own: the translator's mapping holds them. */
 const NO_INDEX: RuleIndex<Parsed> = { add: () => {}, remove: () => {} };
@@ -18,12 +18,13 @@ const NO_INDEX: RuleIndex<Parsed> = { add: () => {}, remove: () => {} };
 export class CompiledRules {
   revision: bigint;
   readonly byKey = new Map<string, Parsed>();
+  // The indexes the packet path asks (indexes.ts), one per rule kind.
   readonly reencap4 = new Reencap4Index();
   readonly reencap6 = new Reencap6Index();
   private readonly peerIndex = new PeerIndex();
   readonly peers: Record<TunnelType, TunnelPeerTable> = this.peerIndex.peers;
-  private readonly eam = new EamIndex();
-  private readonly encaps = new EncapIndex();
+  readonly eam = new EamIndex();
+  readonly encaps = new EncapIndex();
   /** The index of each rule kind. */
   private readonly indexes: { [K in Parsed["kind"]]: RuleIndex<Extract<Parsed, { kind: K }>> } = {
     "reencap-4in4-to-4in6": this.reencap4,
@@ -125,40 +126,6 @@ export class CompiledRules {
   private remove(p: Parsed): void {
     this.byKey.delete(p.rule.key);
     (this.indexes[p.kind] as RuleIndex<Parsed>).remove(p);
-  }
-
-  /** The reencap-4in4-to-4in6 rule in force for this pool address (uint32). */
-  reencap4For(pool: number): Reencap4 | undefined {
-    return this.reencap4.inForce(pool);
-  }
-
-  /** The reencap-6in6-to-6in4 rule in force for the IPv6 address at buf[off..]. */
-  reencap6For(buf: Uint8Array, off: number): Reencap6 | undefined {
-    return this.reencap6.inForce(buf, off);
-  }
-
-  /** Whether the IPv4 address (uint32) is the IPv4 side of an explicit address mapping. */
-  isMappedIPv4(a: number): boolean {
-    return this.eam.isMappedIPv4(a);
-  }
-
-  /** Number of encapsulate rules per inner family: with none, the packet path skips the lookup. */
-  get encapCount4(): number {
-    return this.encaps.count4;
-  }
-
-  get encapCount6(): number {
-    return this.encaps.count6;
-  }
-
-  /** The encapsulate rule for an IPv4 packet from `src` to `dst` (uint32); see EncapIndex.for4. */
-  encap4For(src: number, dst: number): Encap | undefined {
-    return this.encaps.for4(src, dst);
-  }
-
-  /** The same for an IPv6 packet (source at pkt[8..24], destination at pkt[24..40]). */
-  encap6For(pkt: Uint8Array): Encap | undefined {
-    return this.encaps.for6(pkt);
   }
 
   rules(): Rule[] {

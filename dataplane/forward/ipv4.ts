@@ -19,14 +19,14 @@ export function ipv4(r: Router, s: PacketState, packet: Uint8Array): void {
   const rules = r.rules;
   // Flow 3.1 j: IPv4-in-IPv4 to a pool address being re-encapsulated.
   if (proto === IPPROTO.IPIP) {
-    const e = rules.reencap4For(dst);
+    const e = rules.reencap4.inForce(dst);
     if (e !== undefined) {
       if (s.decapsulated) return r.drop("decap-loop");
       return reencap4(r, s, pkt, e);
     }
   }
   const own = r.own.has(pkt, 16, 4);
-  const mapped = rules.isMappedIPv4(dst);
+  const mapped = rules.eam.isMappedIPv4(dst);
   const local = own || mapped || r.inServed4(dst);
   if ((proto === IPPROTO.IPIP || proto === IPPROTO.IPV6) && local) {
     const kind: TunnelKind = proto === IPPROTO.IPIP ? "4in4" : "6in4";
@@ -46,8 +46,8 @@ export function ipv4(r: Router, s: PacketState, packet: Uint8Array): void {
   // that came out of a tunnel (one decapsulation and one encapsulation per packet at most; the
   // reencap rules, which check the peer, are the only way from one tunnel into another) and
   // packets from our own addresses (our tunnel output looping back to us).
-  if (!s.decapsulated && rules.encapCount4 > 0) {
-    const e = rules.encap4For(word4(pkt, 12), dst);
+  if (!s.decapsulated && rules.encaps.count4 > 0) {
+    const e = rules.encaps.for4(word4(pkt, 12), dst);
     if (e !== undefined && (s.injecting || !r.own.has(pkt, 12, 4))) return encap(r, s, pkt, e);
   }
   // RFC 1812 §5.3.1: only a forwarded packet spends TTL; ours leaves as the control plane made it.

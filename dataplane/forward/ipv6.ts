@@ -22,7 +22,7 @@ export function ipv6(r: Router, s: PacketState, packet: Uint8Array, linkMulticas
   if (!sound6Outer(r, s, pkt)) return r.drop("malformed");
   const rules = r.rules;
   const tp = s.tunnel6;
-  const r6 = rules.reencap6For(pkt, 24);
+  const r6 = rules.reencap6.inForce(pkt, 24);
   if (r6 !== undefined) {
     // Flow 3.2 i: IPv6-in-IPv6 from the home agent to a VM's IPv6 care-of address.
     if (tp === IPPROTO.IPV6 && rules.peers["6in6"].lookup(pkt, 8, 6) !== undefined) {
@@ -56,8 +56,8 @@ export function ipv6(r: Router, s: PacketState, packet: Uint8Array, linkMulticas
   if (own) return local6(r, s, pkt);
   if (local) return r.drop("no-rule");
   // As for IPv4; link-local packets are never forwarded (RFC 4291 §2.5.6), so never tunnelled.
-  if (!s.decapsulated && rules.encapCount6 > 0 && !(pkt[24] === 0xfe && (pkt[25] & 0xc0) === 0x80) && !(pkt[8] === 0xfe && (pkt[9] & 0xc0) === 0x80)) {
-    const e = rules.encap6For(pkt);
+  if (!s.decapsulated && rules.encaps.count6 > 0 && !(pkt[24] === 0xfe && (pkt[25] & 0xc0) === 0x80) && !(pkt[8] === 0xfe && (pkt[9] & 0xc0) === 0x80)) {
+    const e = rules.encaps.for6(pkt);
     if (e !== undefined && (s.injecting || !r.own.has(pkt, 8, 6))) return encap(r, s, pkt, e);
   }
   if (s.injecting) return originate(r, s, pkt, "route");

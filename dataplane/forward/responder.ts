@@ -22,14 +22,14 @@ function isZero(buf: Uint8Array, off: number, n: number): boolean {
 /** Whether we answer ARP for the address on `port`: our own, or a served one not behind `port`. */
 function answersFor4(r: Router, port: Port, a: number, buf: Uint8Array, off: number): boolean {
   if (r.own.has(buf, off, 4) || r.proxied.has(buf, off, 4)) return true;
-  if (!(r.inServed4(a) || r.rules.isMappedIPv4(a))) return false;
+  if (!(r.inServed4(a) || r.rules.eam.isMappedIPv4(a))) return false;
   // Proxy ARP only for addresses that are not on the asking link.
   return r.lookup4(a)?.port !== port;
 }
 
 function answersFor6(r: Router, port: Port, buf: Uint8Array, off: number): boolean {
   if (r.own.has(buf, off, 6) || r.proxied.has(buf, off, 6)) return true;
-  if (!(r.inServed6(buf, off) || r.rules.reencap6For(buf, off) !== undefined || r.rules.mapping.inTranslationPrefix(buf, off))) return false;
+  if (!(r.inServed6(buf, off) || r.rules.reencap6.inForce(buf, off) !== undefined || r.rules.mapping.inTranslationPrefix(buf, off))) return false;
   return r.lookup6(buf, off)?.port !== port;
 }
 

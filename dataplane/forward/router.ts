@@ -58,7 +58,7 @@ export class Router {
   /** The correspondents' binding cache (route optimisation), when configured. */
   readonly correspondents?: CorrespondentBindings;
   readonly careOf: CareOfLookup = {
-    careOfIPv4For: (careOfIPv6) => this.rules.reencap6For(careOfIPv6, 0)?.careOfIPv4,
+    careOfIPv4For: (careOfIPv6) => this.rules.reencap6.inForce(careOfIPv6, 0)?.careOfIPv4,
     peer6in4: (careOfIPv4) => this.rules.peers["6in4"].lookup(careOfIPv4, 0, 4),
   };
   readonly served4: { network: number; mask: number }[] = [];

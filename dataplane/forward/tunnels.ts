@@ -57,14 +57,14 @@ export function correspondentUpdate(r: Router, s: PacketState, pkt: Uint8Array):
   else r.drop(u.result === "malformed" ? "malformed" : "correspondent-refused");
   if (u.acknowledgement === undefined) return;
   // The acknowledgement goes back through the VM's tunnel, like anything for its care-of address.
-  const r6 = r.rules.reencap6For(u.acknowledgement, 24);
+  const r6 = r.rules.reencap6.inForce(u.acknowledgement, 24);
   if (r6 !== undefined) encap6in4(r, s, u.acknowledgement, r6, false);
 }
 
 /** The tunnel that replaces the route when a correspondent holds a binding for the destination (flow 3.2 m). */
 export function shortcut6(r: Router, pkt: Uint8Array): Reencap6 | undefined {
   const b = r.correspondents!.shortcut(pkt, r.careOf, r.now);
-  return b === undefined ? undefined : r.rules.reencap6For(b.careOfIPv6, 0);
+  return b === undefined ? undefined : r.rules.reencap6.inForce(b.careOfIPv6, 0);
 }
 
 /**
