@@ -10,7 +10,7 @@ import { AddressMapping, AddressMappingError, type ExplicitAddressMapping, type 
 import type { TunnelPeerTable } from "../tunnel/peers.js";
 import { mask4 } from "./addresses.js";
 import { EamIndex, EncapIndex, PeerIndex, Reencap4Index, Reencap6Index, type RuleIndex } from "./indexes.js";
-import { parseRule, RuleTableError, type Parsed } from "./rules.js";
+import { parseRule, RuleTableError, type Parsed, type ParsedOf } from "./rules.js";
 
 /** `translation-prefix` rules need no index of their own: the translator's mapping holds them. */
 const NO_INDEX: RuleIndex<Parsed> = { add: () => {}, remove: () => {} };
@@ -26,7 +26,7 @@ export class CompiledRules {
   readonly eam = new EamIndex();
   readonly encaps = new EncapIndex();
   /** The index of each rule kind. */
-  private readonly indexes: { [K in Parsed["kind"]]: RuleIndex<Extract<Parsed, { kind: K }>> } = {
+  private readonly indexes: { [K in Parsed["kind"]]: RuleIndex<ParsedOf<K>> } = {
     "reencap-4in4-to-4in6": this.reencap4,
     "reencap-6in6-to-6in4": this.reencap6,
     "tunnel-peer": this.peerIndex,
