@@ -101,11 +101,14 @@ export class Forwarder {
     // intercept may inject while a received frame is processed: that frame has its own state.
     const s = this.injected.busy ? new PacketState(r.ports, true) : this.injected;
     s.begin(r.portList[0], emit);
+    s.busy = true;
     try {
       ip(r, s, packet, packet.length > 0 && packet[0] >> 4 === 4 ? 4 : 6, false);
     } catch {
       r.counters.drops["internal-error"]++;
+      s.inner = undefined;
     } finally {
+      s.busy = false;
       s.end();
     }
   }
@@ -180,6 +183,7 @@ export class Forwarder {
       frameIn(r, s, frame);
     } catch {
       r.counters.drops["internal-error"]++;
+      s.inner = undefined;
     } finally {
       s.end();
     }

@@ -25,13 +25,12 @@ export interface Port {
 }
 
 const NO_EMIT: Emit = () => {};
-const NO_FRAME = new Uint8Array(0);
 
 export class PacketState {
   /** The ingress port (for inject(): the first one). */
   port!: Port;
   /** The received Ethernet frame: its source MAC answers a Neighbor Solicitation. */
-  frame: Uint8Array = NO_FRAME;
+  frame: Uint8Array = new Uint8Array(0);
   /** Where this packet's frames go, as given by the caller. */
   emit: Emit = NO_EMIT;
   /** `emit`, counted as sent on the interface: also flushes what the neighbour cache queued. */
@@ -51,7 +50,7 @@ export class PacketState {
   inner: Uint8Array | undefined = undefined;
   /** Well-formedness (wellformed.ts), IPv6: 4 or 41 when the packet is IP in IPv6 (after hop-by-hop and destination options), else -1. */
   tunnel6 = -1;
-  /** Set while in use, so a re-entrant caller (inject from inject) takes a fresh one. */
+  /** Set while inject() uses it, so a re-entrant inject takes a fresh one. */
   busy = false;
 
   /** `ports`: the Forwarder's, by interface index (for the sent counters). */
@@ -64,14 +63,10 @@ export class PacketState {
     this.port = port;
     this.emit = emit;
     this.decapsulated = false;
-    this.inner = undefined;
-    this.busy = true;
   }
 
+  /** `inner` needs no reset here: the pass that reads it (link.ts ip()) clears it, and so does the Forwarder after an internal error. */
   end(): void {
     this.emit = NO_EMIT;
-    this.frame = NO_FRAME;
-    this.inner = undefined;
-    this.busy = false;
   }
 }
