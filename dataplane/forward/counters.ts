@@ -32,8 +32,6 @@ export const OWN_DROP_REASONS = [
   "no-rule",
   /** Addressed to one of our own addresses and not something we answer. */
   "local",
-  /** An IPv4 protocol that is an IPv6 extension header or ICMPv6 (or ICMPv4 inside IPv6): its translation would be malformed. */
-  "untranslatable-protocol",
   /** Bigger than the egress MTU after translation or for a packet we originate. */
   "egress-too-big",
   /** A binding update to a correspondent that the rule table does not back (correspondent router, see correspondent.ts). */

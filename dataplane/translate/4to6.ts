@@ -18,12 +18,21 @@ const PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 6
 /** RFC 7915 §4.2 Figure 3: IPv4 header byte → IPv6 header byte for Parameter Problem pointers; -1 has no counterpart. */
 const POINTER_4TO6 = [0, 1, 4, 4, -1, -1, -1, -1, 7, 6, -1, -1, 8, 8, 8, 8, 24, 24, 24, 24];
 
+/**
+ * IPv4 protocols §4.1 would copy into an IPv6 Next Header where they mean something else: IPv6
+ * extension headers (hop-by-hop, routing, fragment, destination options, mobility) and ICMPv6,
+ * whose checksum covers an IPv6 pseudo-header the IPv4 sender never included. The translation
+ * would be a malformed IPv6 packet, so these are dropped (ICMPv4 in IPv6, the reverse: 6to4.ts).
+ */
+const UNTRANSLATABLE_4 = new Set<number>([IPPROTO.HOPOPTS, IPPROTO.ROUTING, IPPROTO.FRAGMENT, IPPROTO.DSTOPTS, IPPROTO.ICMPV6, IPPROTO.MOBILITY]);
+
 /** Translates one IPv4 packet (from its IP header on, no link header). Never throws on packet data. */
 export function translate4to6(t: TranslatorState, packet: Uint8Array): TranslateResult {
   const cfg = t.cfg;
   const ip = parseIPv4(packet, 0, packet.length, t.ip4);
   if (ip === undefined) return drop("malformed");
   if (!ip.checksumValid) return drop("ipv4-header-checksum");
+  if (UNTRANSLATABLE_4.has(ip.protocol)) return drop("untranslatable-protocol");
   // Link padding past Total Length is not part of the packet.
   if (packet.length > ip.totalLength) packet = packet.subarray(0, ip.totalLength);
 

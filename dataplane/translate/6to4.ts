@@ -35,6 +35,9 @@ export function translate6to4(t: TranslatorState, packet: Uint8Array): Translate
   if (packet.length > end) packet = packet.subarray(0, end); // link padding is not part of the packet
   const chain = walkIPv6Extensions(packet, 0, end, t.chain);
   if (chain === undefined) return drop("malformed");
+  // ICMPv4 (protocol 1) inside IPv6 has no ICMPv6 form: §5.1 would copy it as it is, and its
+  // checksum would cover what an ICMPv4 checksum does not (4to6.ts UNTRANSLATABLE_4, the reverse).
+  if (chain.upperProtocol === IPPROTO.ICMP) return drop("untranslatable-protocol");
 
   // §5 / §4.6: only a destination with an IPv4 form is translated. §5.1 "Destination Address", §6.
   const dst4 = cfg.mapping.map6to4(packet, 24);

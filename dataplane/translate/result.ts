@@ -32,6 +32,8 @@ export const DROP_REASONS = [
   "udp-zero-checksum",
   /** A fragmented UDP datagram without checksum cannot be given one statelessly (RFC 7915 §4.5). */
   "udp-zero-checksum-fragment",
+  /** An IPv4 protocol that is an IPv6 extension header or ICMPv6, or ICMPv4 inside IPv6: its translation would be malformed (4to6.ts, 6to4.ts). */
+  "untranslatable-protocol",
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];

@@ -1,0 +1,75 @@
+// Translation (RFC 7915) in the pipeline: the Translator built from the worker's settings and the
+// rule table's mapping, and what becomes of its output (routed, or straight into a VM's tunnel
+// when a correspondent holds a binding, paper 3.2). The header rules are in dataplane/translate.
+import { Translator, type TranslateResult } from "../translate/index.js";
+import { ipv4Bytes, ipv6Bytes, word4 } from "./addresses.js";
+import { ForwarderConfigError } from "./config.js";
+import type { ForwardAction } from "./counters.js";
+import { originate } from "./egress.js";
+import type { PacketState } from "./packet.js";
+import type { Router } from "./router.js";
+import { encap6in4, shortcut6 } from "./tunnels.js";
+
+/** Translates an IPv4 packet to an EAM-mapped destination toward the IPv6 side (RFC 7915 §4). */
+export function translate4(r: Router, s: PacketState, pkt: Uint8Array): void {
+  translated(r, s, r.translator.translate4to6(pkt), "translate-4to6");
+}
+
+/** Translates an IPv6 packet to the translation prefix toward the IPv4 side (RFC 7915 §5). */
+export function translate6(r: Router, s: PacketState, pkt: Uint8Array): void {
+  translated(r, s, r.translator.translate6to4(pkt), "translate-6to4");
+}
+
+function translated(r: Router, s: PacketState, t: TranslateResult, action: ForwardAction): void {
+  switch (t.action) {
+    case "forward":
+      for (const p of t.packets) {
+        // Paper 3.2, last paragraph: an IPv4 correspondent's binding (pool address ↔ IPv4
+        // care-of address) sends its translated packets straight into the VM's tunnel.
+        const e = p[0] >> 4 === 6 && r.correspondents !== undefined && r.correspondents.size > 0 ? shortcut6(r, p) : undefined;
+        if (e !== undefined) {
+          r.counters.actions[action]++;
+          encap6in4(r, s, p, e, false);
+        } else originate(r, s, p, action);
+      }
+      return;
+    case "icmp":
+      r.drop(t.reason);
+      r.counters.actions.icmp++;
+      return originate(r, s, t.packet, undefined);
+    case "drop":
+      return r.drop(t.reason);
+  }
+}
+
+/** A Translator for the rule table in force; its identification counter goes on from `firstIdentification`. */
+export function newTranslator(r: Router, firstIdentification: number): Translator {
+  const s = r.config.translator ?? {};
+  const v4 = r.portList.filter((p) => p.v4.length > 0).map((p) => p.mtu);
+  const v6 = r.portList.filter((p) => p.v6.length > 0).map((p) => p.mtu);
+  const first4 = r.portList.find((p) => p.v4.length > 0)?.v4[0].value;
+  try {
+    return new Translator({
+      mapping: r.rules.mapping,
+      lowestIpv6Mtu: s.lowestIpv6Mtu,
+      // The translator checks one MTU per family: the smallest of the interfaces of that family.
+      ipv4Mtu: v4.length > 0 ? Math.min(...v4) : undefined,
+      ipv6Mtu: v6.length > 0 ? Math.max(1280, Math.min(...v6)) : undefined,
+      udpZeroChecksum: s.udpZeroChecksum,
+      icmpErrorSource4: s.icmpErrorSource4 === undefined ? undefined : word4(ipv4Bytes(s.icmpErrorSource4, "icmpErrorSource4")),
+      // The translator's own ICMPv4 errors come from this router, not from the RFC 6791 pool.
+      routerAddress4: s.routerAddress4 !== undefined ? word4(ipv4Bytes(s.routerAddress4, "routerAddress4")) : first4,
+      routerAddress6: s.routerAddress6 === undefined ? undefined : ipv6Bytes(s.routerAddress6, "routerAddress6"),
+      sendUntranslatableErrors: s.sendUntranslatableErrors,
+    }, firstIdentification);
+  } catch (e) {
+    throw new ForwarderConfigError("worker.translator", (e as Error).message);
+  }
+}
+
+/** After a table change: a new Translator when, and only when, the mapping changed. */
+export function refreshTranslator(r: Router): void {
+  if (r.rules.mapping === r.translatorMapping) return;
+  r.translatorMapping = r.rules.mapping;
+  r.translator = newTranslator(r, r.translator.nextIdentification());
+}
