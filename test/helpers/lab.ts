@@ -255,7 +255,8 @@ export class SessionClient extends JsonLines {
     const child = spawnIn(handle.prefix, ns, [process.execPath, SESSION_APP, "client", host, String(port), String(intervalMs)], { stdio: ["ignore", "pipe", "pipe"] });
     handle.track(child);
     const c = new SessionClient(child, `client in ${ns} to ${host}:${port}`);
-    const l = await c.waitForLine("its connected line", (x) => x.connected === true && x.sent === undefined, 10_000);
+    // A bound for a loaded machine: TCP retries a lost SYN after 1, 3 and 7 s.
+    const l = await c.waitForLine("its connected line", (x) => x.connected === true && x.sent === undefined, 20_000);
     c.local = String(l.local);
     c.remote = String(l.remote);
     return c;

@@ -12,7 +12,7 @@ import { migrate } from "../../deploy/lab/qemu.js";
 import { GUEST_SERVICES, LAB_PLAN } from "../../deploy/lab/topology.js";
 import {
   LAB_ENDPOINTS, SessionClient, SoftChecks, checkSession, endSessions, labUnavailable, logPath, logSize, metric, readMetrics, sleep, useLab,
-  waitFor, waitForHandover, type LabHandle,
+  waitFor, waitForHandover, type LabHandle, type SessionStatus,
 } from "../helpers/lab.js";
 
 const test = anyTest as TestFn<unknown>;
@@ -48,6 +48,17 @@ async function restartEngine(): Promise<number> {
   return Date.now();
 }
 
+/**
+ * Waits until the session echoes again after an outage: TCP backs its retransmissions off
+ * (1, 2, 4, 8 s ...), so the first echo may come seconds after the path is back.
+ */
+async function echoesAgain(c: SessionClient, after: number): Promise<SessionStatus> {
+  return waitFor("the session to echo again", async () => {
+    const s = await c.fresh(5_000);
+    return s.echoed > after ? s : undefined;
+  }, 45_000, 0);
+}
+
 const bindingOf = async (vm: string) => ((await handle!.rpc<{ bindings?: { vmId: string; hostId: string }[] }>("listBindings")).bindings ?? []).find((b) => b.vmId === vm);
 
 live("vm4 moved while the engine is down: the handover completes once the engine is back, and the session goes on; home again with the engine down, it is reachable at once and unbound once the engine answers", async (test) => {
@@ -69,8 +80,8 @@ live("vm4 moved while the engine is down: the handover completes once the engine
   test.log(`away: the handover completed ${doneAt - back} ms after the engine served again`);
   t.true(arrival.ok === true, `the handover on h6 completed: ${JSON.stringify(arrival)}`);
   t.is((await bindingOf("vm4"))?.hostId, "h6", "the engine binds vm4 at h6");
-  const a = await c.fresh(20_000);
-  const b = await c.fresh(20_000);
+  const a = await echoesAgain(c, before.echoed);
+  const b = await c.fresh(5_000);
   checkSession(t, "c4 → vm4 after the outage, away", c, a, b);
   t.true(b.echoed > before.echoed, "echoes after the move");
 
@@ -79,8 +90,8 @@ live("vm4 moved while the engine is down: the handover completes once the engine
   const homeFrom = logSize(logPath(h.lab, "agent-h4"));
   await migrate(h.prefix, "vm4", "h4");
   await sleep(1_000);
-  const h1 = await c.fresh(20_000);
-  const h2 = await c.fresh(20_000);
+  const h1 = await echoesAgain(c, b.echoed);
+  const h2 = await c.fresh(5_000);
   checkSession(t, "c4 → vm4 at home while the engine is still away", c, h1, h2);
   const back2 = await restartEngine();
   const home = await waitForHandover(h.lab, "h4", "vm4", homeFrom, 30_000);
