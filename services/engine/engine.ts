@@ -177,11 +177,23 @@ export class Engine {
 
   releaseCareOf(sel: { address: IPv4 } | { vmId: string }): Promise<CoolingRecord> {
     return this.exclusive(async () => {
+      // A binding cannot outlive the address it points at (as on expiry): a lease that a binding
+      // uses is not released; the VM must come home, or move, first.
+      const lease = "address" in sel ? (await this.store.listLeases()).find((l) => l.address === sel.address.text) : await this.store.getLease(sel.vmId, "care-of");
+      const b = lease && (lease.purpose === "care-of" || lease.purpose === "translation") ? await this.store.getBinding(lease.holder) : undefined;
+      if (lease) {
+        if (b && (b.careOfIPv4 === lease.address || b.translatedIPv4 === lease.address)) {
+          const use = b.careOfIPv4 === lease.address ? "care-of address" : "translated address";
+          throw new FailedPreconditionError(`address: ${lease.address} is the ${use} of vm ${b.vmId}'s binding at ${b.hostId} (migration ${b.migrationId}); it is released when the VM comes home or moves on`);
+        }
+      }
       const released = await this.store.releaseLease(
         "address" in sel ? { address: sel.address.text } : { holder: sel.vmId, purpose: "care-of" }, this.now(), this.cooldownMs);
       if (!released) throw new NotFoundError("address" in sel ? `no lease holds ${sel.address.text}` : `vm ${sel.vmId} holds no care-of lease`);
-      // A correspondent's address mapping (RFC 7757) goes with its lease, as on expiry.
+      // A correspondent's address mapping (RFC 7757) goes with its lease, as on expiry; so do
+      // the rules of a migration prepared with a care-of address that never arrived.
       if (released.purpose === "correspondent") await this.store.replaceRules(correspondentOwner(released.holder), []);
+      if (released.purpose === "care-of" && b === undefined) await this.store.replaceRules(vmOwner(released.holder), []);
       return released;
     });
   }

@@ -25,7 +25,14 @@ test("mipctl lists leases, bindings and rules as tables and JSON, and releases a
   t.regex((await mipctl(e.address, "prefixes")).stdout, /^192\.0\.2\.0\/24\s+2001:db8:3::\/96\s+192\.0\.2\.100-192\.0\.2\.199$/m);
   t.regex((await mipctl(e.address, "pools")).stdout, /^engine\s+engine\s+198\.51\.100\.2\s+198\.51\.100\.254\s+253\s+1\s+0\s+252$/m);
 
-  t.regex((await mipctl(e.address, "release", "198.51.100.2")).stdout, /^released 198\.51\.100\.2; it cools down until /);
+  // sv's binding points at 198.51.100.2: its lease is not released while it does.
+  const inUse = await t.throwsAsync(mipctl(e.address, "release", "198.51.100.2")) as Error & { code: number; stderr: string };
+  t.is(inUse.code, 1);
+  t.regex(inUse.stderr, /198\.51\.100\.2 is the care-of address of vm sv's binding at h6/);
+  t.is((await e.client.listLeases({})).leases.length, 1, "the lease is still held");
+  await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h6", destinationHostId: "h4", careOfIpv4: "", careOfIpv6: "" });
+  await e.client.allocateCareOf({ hostId: "h6", vmId: "sv2", homeAddress: "192.0.2.3" });
+  t.regex((await mipctl(e.address, "release", "198.51.100.3")).stdout, /^released 198\.51\.100\.3; it cools down until /);
   t.is((await e.client.listLeases({})).leases.length, 0);
   const err = await t.throwsAsync(mipctl(e.address, "release", "198.51.100.2")) as Error & { code: number; stderr: string };
   t.is(err.code, 1);

@@ -364,3 +364,29 @@ test("a 128 KiB invalid address is quoted cut short, refused as INVALID_ARGUMENT
   const ok = await e.client.allocateCareOf({ hostId: "h6", vmId: "v", homeAddress: "192.0.2.1" });
   t.is(ok.careOfIpv4, "198.51.100.2", "the same channel answers the next call");
 });
+
+test("ReleaseCareOf never leaves a binding behind: a bound care-of address is refused, naming the binding; an unbound one, prepared, takes its waiting rules with it", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "va", homeAddress: "192.0.2.1" });
+  await e.client.registerMigration({ vmId: "va", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  const before = await snapshot(e);
+  for (const req of [{ address: c.careOfIpv4, vmId: "" }, { address: "", vmId: "va" }]) {
+    const got = await code(e.client.releaseCareOf(req));
+    t.is(got.code, status.FAILED_PRECONDITION, JSON.stringify(req));
+    t.regex(got.details, new RegExp(`^address: ${c.careOfIpv4.replaceAll(".", "\\.")} is the care-of address of vm va's binding at h6 \\(migration `));
+  }
+  t.is(await snapshot(e), before, "the refused releases changed nothing");
+
+  // A migration prepared, never activated: releasing its lease removes the rules that waited for it.
+  const p = await e.client.allocateCareOf({ hostId: "h6", vmId: "vb", homeAddress: "192.0.2.5" });
+  await e.client.prepareMigration({ vmId: "vb", homeAddress: "192.0.2.5", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: p.careOfIpv4, careOfIpv6: p.careOfIpv6 });
+  t.true((await e.client.getRuleTable({})).rules.some((r) => r.key.startsWith("vm/vb/")), "vb's prepared rules wait");
+  await e.client.releaseCareOf({ address: p.careOfIpv4, vmId: "" });
+  const rules = (await e.client.getRuleTable({})).rules;
+  t.false(rules.some((r) => r.key.startsWith("vm/vb/")), "vb's rules went with its lease");
+  t.true(rules.some((r) => r.key.startsWith("vm/va/")), "va's binding and rules are untouched");
+  t.deepEqual((await e.client.listBindings({})).bindings.map((b) => b.vmId), ["va"]);
+  t.deepEqual((await e.client.listLeases({})).leases.map((l) => l.holder).sort(), ["va"]);
+});
