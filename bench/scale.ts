@@ -25,6 +25,7 @@ import { connectControl } from "../clients/control.js";
 import { HeartbeatRequest, type VmReport } from "../gen/mip46/v1/control.js";
 import { spawnUntilReady } from "../lib/process/spawn.js";
 import { labConfig } from "../test/helpers/engine.js";
+import { seededRandom } from "../lib/random.js";
 
 const { values } = parseArgs({
   options: {
@@ -101,16 +102,7 @@ function serverQuantileMs(before: Map<string, Map<number, number>>, after: Map<s
 
 // --- simulated hosts -------------------------------------------------------------------------
 
-/** Deterministic, so two runs offer the same load. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rnd = random(15);
+const rnd = seededRandom(15);
 
 interface SimHost {
   n: number;

@@ -168,18 +168,13 @@ export function walkIPv6Extensions(buf: Uint8Array, ipOffset: number, end?: numb
     if (count === MAX_EXTENSION_HEADERS) return undefined;
     if (nh === IPPROTO.HOPOPTS && count !== 0) return undefined;
     if (off + 8 > stop) return undefined;
-    let length: number;
+    const length = extensionHeaderLength(buf, off, nh);
     if (nh === IPPROTO.FRAGMENT) {
-      length = 8;
       const fo = (buf[off + 2] << 8) | buf[off + 3];
       c.fragmentHeaderOffset = off;
       c.fragmentOffset = fo >> 3;
       c.moreFragments = (fo & 1) !== 0;
       c.identification = ((buf[off + 4] << 24) | (buf[off + 5] << 16) | (buf[off + 6] << 8) | buf[off + 7]) >>> 0;
-    } else if (nh === IPPROTO.AH) {
-      length = (buf[off + 1] + 2) << 2; // RFC 4302 §2.2: in 4-octet units, minus 2
-    } else {
-      length = (buf[off + 1] + 1) << 3;
     }
     if (off + length > stop) return undefined;
     if (nh === IPPROTO.ROUTING) {
@@ -210,6 +205,13 @@ export function walkIPv6Extensions(buf: Uint8Array, ipOffset: number, end?: numb
   c.upperProtocolFieldOffset = fieldOffset;
   c.extensionCount = count;
   return c;
+}
+
+/** The length of the extension header of type `nh` at `off` (RFC 8200 §4; RFC 4302 §2.2 for AH). */
+export function extensionHeaderLength(buf: Uint8Array, off: number, nh: number): number {
+  if (nh === IPPROTO.FRAGMENT) return 8;
+  if (nh === IPPROTO.AH) return (buf[off + 1] + 2) << 2; // in 4-octet units, minus 2
+  return (buf[off + 1] + 1) << 3;
 }
 
 /**

@@ -7,7 +7,7 @@ import { isNewerSequence } from "../../dataplane/packet/mip6.js";
 import { ipv4FromValue, ipv6FromBytes, parseCidr6, parseIPv6, prefixContains, type Cidr6, type IPv6 } from "../../lib/net/address.js";
 import { pseudoHeaderSum6 } from "../../dataplane/packet/checksum.js";
 import { IPPROTO } from "../../dataplane/packet/ipv4.js";
-import { firstUnrecognisedOption, IPV6_HEADER_LENGTH, IPV6_OPTION, walkIPv6Extensions } from "../../dataplane/packet/ipv6.js";
+import { extensionHeaderLength, firstUnrecognisedOption, IPV6_HEADER_LENGTH, IPV6_OPTION, walkIPv6Extensions } from "../../dataplane/packet/ipv6.js";
 import {
   BA_STATUS, IPV4_ACK_STATUS, MH_TYPE, MOBILITY_OPTION, buildBindingAcknowledgement, buildMobilityPacket, decodeMobilityOption,
   ipv4AddressAcknowledgementOption, messageIdOption, parseMobilityHeader, verifyMhChecksum, type BindingUpdate, type MobilityOptionInput,
@@ -173,7 +173,7 @@ export class Mip6HomeAgent {
     // unrecognised option whose type says "discard" (01, 10, 11) ends it here.
     for (let nh = packet[6], off = IPV6_HEADER_LENGTH; off < chain.upperOffset; ) {
       if ((nh === IPPROTO.DSTOPTS || nh === IPPROTO.HOPOPTS) && firstUnrecognisedOption(packet, off, KNOWN_OPTIONS) >= 0) return "unrecognised-option";
-      const length = nh === IPPROTO.AH ? (packet[off + 1] + 2) << 2 : nh === IPPROTO.FRAGMENT ? 8 : (packet[off + 1] + 1) << 3;
+      const length = extensionHeaderLength(packet, off, nh);
       nh = packet[off];
       off += length;
     }

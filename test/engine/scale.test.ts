@@ -14,18 +14,10 @@ import { everyHost } from "../../services/migration/headroom.js";
 import { SqliteStore } from "../../services/store/sqlite.js";
 import type { HostRecord, Store, VmRecord } from "../../services/store/store.js";
 import { labConfig, tempDir } from "../helpers/engine.js";
+import { seededRandom } from "../../lib/random.js";
 
 const GIB = 1 << 30;
 
-/** A small deterministic generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function vms(hostId: string, n: number, cpu = 0.5): VmRecord[] {
   return Array.from({ length: n }, (_, i) => ({ vmId: `${hostId}-vm${i}`, homeAddress: `192.0.2.${(i % 250) + 1}`, cpuUsedCores: cpu, memoryUsedBytes: GIB }));
@@ -64,7 +56,7 @@ test("with 2,000 hosts the headroom index gives the same advice as a scan of eve
   const settings = { highWatermark: 0.8, lowWatermark: 0.6, windowMs: 30_000, vmCooldownMs: 300_000 };
   const byIndex = new MigrationAdvisor(settings);
   const byScan = new MigrationAdvisor(settings);
-  const rnd = random(46);
+  const rnd = seededRandom(46);
   const hosts = new Map<string, HostRecord>();
   const draw = (i: number): HostRecord => {
     const cpuTotalCores = [16, 32, 64][i % 3];

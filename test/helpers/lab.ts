@@ -10,16 +10,19 @@ import type { TestFn } from "ava";
 import { REPO, labMetrics, labRpc, openLabRpc, startLab, type LabRpc, type RunningLab } from "../../deploy/lab/lab.js";
 import { LAB_ENDPOINTS } from "../../deploy/lab/configs.js";
 import { destroyLab, exec, spawnIn } from "../../deploy/lab/netns.js";
+import { GUEST_DIR } from "../../deploy/lab/qemu.js";
 import type { LabNamespace } from "../../deploy/lab/topology.js";
 import { netnsAvailable } from "./netns.js";
 
 export { labRpc, LAB_ENDPOINTS };
 
-/** Why the lab cannot run here, or undefined when it can (root, network namespaces, iproute2). */
+/** Why the lab cannot run here, or undefined when it can (root, network namespaces, iproute2, the workers built, the guest image). */
 export function labUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root";
   if (!netnsAvailable()) return "needs network namespaces and iproute2";
   if (!existsSync(join(REPO, "dist/mip46-dataplane.mjs"))) return "the workers are not built: run bash scripts/build.sh";
+  // Every lab boots its VMs as QEMU guests.
+  if (!existsSync(join(GUEST_DIR, "initrd.gz"))) return `no guest image in ${GUEST_DIR}: run bash scripts/setup.sh`;
   return undefined;
 }
 
