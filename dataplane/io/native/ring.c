@@ -80,8 +80,11 @@ static void drain(Ring *r) {
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   for (int rounds = 0; rounds < 4 && r->fd >= 0; rounds++) {
+    /* At most one turn of the ring: the frames of this batch stay ours (TP_STATUS_USER) until
+     * the handler returns, so walking on past frame_nr would hand the same frames over twice. */
     uint32_t n = 0, first = r->head, idx = r->head;
-    while (n < r->max_batch) {
+    uint32_t limit = r->max_batch < r->frame_nr ? r->max_batch : r->frame_nr;
+    while (n < limit) {
       struct tpacket2_hdr *h = (struct tpacket2_hdr *)(r->ring + (size_t)idx * r->frame_size);
       if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
       if (h->tp_snaplen < h->tp_len) {
@@ -113,7 +116,7 @@ static void drain(Ring *r) {
       idx = (idx + 1) % r->frame_nr;
     }
     r->head = idx;
-    if (n < r->max_batch) break;
+    if (n < limit) break;
   }
   napi_close_handle_scope(env, scope);
 }
@@ -152,7 +155,10 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   r->max_batch = max_batch > MAX_SEND ? MAX_SEND : max_batch;
   r->ifindex = (int)if_nametoindex(name);
   if (r->ifindex == 0) { free(r); return throw_errno(env, name); }
-  r->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  /* Protocol 0: the socket receives nothing until bind() names the interface and ETH_P_ALL
+   * (packet(7)). Opened with ETH_P_ALL, it would capture every interface's frames into the ring
+   * before bind, moving the kernel's ring head past where we start reading. */
+  r->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (r->fd < 0) { free(r); return throw_errno(env, "socket(AF_PACKET)"); }
   int v2 = TPACKET_V2, one = 1;
   if (setsockopt(r->fd, SOL_PACKET, PACKET_VERSION, &v2, sizeof v2) < 0) goto fail_v;
@@ -177,11 +183,9 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   if (bind(r->fd, (struct sockaddr *)&sll, sizeof sll) < 0) goto fail_b;
   r->dest = sll;
   r->dest.sll_halen = ETH_ALEN;
-  /* Frames that arrived between socket() and bind() belong to any interface: skip them. */
-  for (uint32_t i = 0; i < r->frame_nr; i++) {
-    struct tpacket2_hdr *h = (struct tpacket2_hdr *)(r->ring + (size_t)i * r->frame_size);
-    h->tp_status = TP_STATUS_KERNEL;
-  }
+  /* No frame can be in the ring before bind (protocol 0 above), and the kernel and we both
+   * start at frame 0. Never hand frames back here: the kernel's head would stay where it is while
+   * ours went back to 0, and every frame after would wait a whole turn of the ring. */
 
   napi_value result, handle, ab, desc, dab;
   napi_create_external(env, r, NULL, NULL, &handle);
