@@ -21,6 +21,8 @@ export interface FramePortStats {
   truncated: number;
   /** Frames the capture socket dropped because its buffer was full (libpcap's ps_drop). */
   captureDrops: number;
+  /** Errors the capture socket reported and capture went on after (ENETDOWN while the link was down). */
+  socketErrors?: number;
 }
 
 export interface FramePort {

@@ -7,7 +7,9 @@
 // - send() copies the frame into a staging buffer (the pipeline reuses its output buffer) and
 //   flush() hands the whole batch to sendmmsg(2); the worker flushes after every batch, and a
 //   frame sent outside a batch (a neighbour tick, a control plane) is flushed by setImmediate;
-// - captureDrops is the ring's own PACKET_STATISTICS, read in the addon (no helper process).
+// - captureDrops is the ring's own PACKET_STATISTICS, read in the addon (no helper process);
+// - a link that goes down and comes back: the socket's error is counted (socketErrors) and
+//   capture goes on on the same interface.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -18,7 +20,7 @@ import type { FrameBatchHandler, FrameIo, FramePort, FramePortOptions, FramePort
 interface RingAddon {
   open(name: string, frameSize: number, frameCount: number, maxBatch: number, onReady: (count: number) => void): [object, ArrayBuffer, Int32Array];
   send(handle: object, buffer: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
-  stats(handle: object): [number, number, number, number];
+  stats(handle: object): [number, number, number, number, number];
   close(handle: object): void;
 }
 
@@ -72,7 +74,7 @@ class RingPort implements FramePort {
   private readonly ring: ArrayBuffer;
   private readonly desc: Int32Array;
   private onBatch?: FrameBatchHandler;
-  private readonly s: FramePortStats = { received: 0, batches: 0, sent: 0, sendErrors: 0, truncated: 0, captureDrops: 0 };
+  private readonly s: FramePortStats = { received: 0, batches: 0, sent: 0, sendErrors: 0, truncated: 0, captureDrops: 0, socketErrors: 0 };
   private closed = false;
   private readonly frames: Uint8Array[] = [];
   private readonly stage: Uint8Array;
@@ -159,8 +161,9 @@ class RingPort implements FramePort {
 
   stats(): FramePortStats {
     if (!this.closed) {
-      const [drops, truncated, , sendErrors] = this.lib.stats(this.handle);
+      const [drops, truncated, , sendErrors, socketErrors] = this.lib.stats(this.handle);
       this.s.captureDrops = drops;
+      this.s.socketErrors = socketErrors;
       this.s.truncated = truncated;
       this.s.sendErrors = sendErrors;
     }

@@ -60,30 +60,25 @@ export function workerMetrics(source: WorkerMetricsSource): Registry {
       for (const [reason, n] of Object.entries(source.drops())) this.inc({ reason }, n);
     },
   });
-  new Counter({
-    name: "mip46_dataplane_capture_drops_total", help: "Frames the capture socket dropped because its buffer was full (libpcap ps_drop).",
+  // The ports' own counters, one series per interface.
+  const perInterface = (value: (p: FramePortStats) => number, refresh = false) => ({
     labelNames: ["interface"], registers,
-    async collect() {
-      await source.refresh?.();
+    async collect(this: Counter) {
+      if (refresh) await source.refresh?.();
       this.reset();
-      for (const i of source.interfaces()) this.inc({ interface: i.name }, i.port.captureDrops);
+      for (const i of source.interfaces()) this.inc({ interface: i.name }, value(i.port));
     },
   });
   new Counter({
-    name: "mip46_dataplane_send_errors_total", help: "Frames the interface refused to send (ENOBUFS, link down).",
-    labelNames: ["interface"], registers,
-    collect() {
-      this.reset();
-      for (const i of source.interfaces()) this.inc({ interface: i.name }, i.port.sendErrors);
-    },
+    name: "mip46_dataplane_capture_drops_total", help: "Frames the capture socket dropped because its buffer was full (the ring's PACKET_STATISTICS, libpcap's ps_drop).",
+    ...perInterface((p) => p.captureDrops, true),
   });
+  new Counter({ name: "mip46_dataplane_send_errors_total", help: "Frames the interface refused to send (ENOBUFS, link down).", ...perInterface((p) => p.sendErrors) });
+  new Counter({ name: "mip46_dataplane_capture_batches_total", help: "Batches handed to the pipeline; packets in / batches is the mean batch size.", ...perInterface((p) => p.batches) });
+  new Counter({ name: "mip46_dataplane_capture_truncated_total", help: "Frames longer than a capture frame, counted and dropped.", ...perInterface((p) => p.truncated) });
   new Counter({
-    name: "mip46_dataplane_capture_batches_total", help: "Batches handed to the pipeline; packets in / batches is the mean batch size.",
-    labelNames: ["interface"], registers,
-    collect() {
-      this.reset();
-      for (const i of source.interfaces()) this.inc({ interface: i.name }, i.port.batches);
-    },
+    name: "mip46_dataplane_socket_errors_total", help: "Errors the capture socket reported and capture went on after (ENETDOWN while the link was down).",
+    ...perInterface((p) => p.socketErrors ?? 0),
   });
   new Gauge({
     name: "mip46_dataplane_rules_revision", help: "Revision of the rule table in use (-1 before the first).", registers,

@@ -44,7 +44,7 @@ typedef struct {
   napi_ref desc_ref;   /* Int32Array: offset, length per frame */
   int32_t *desc;
   uint32_t max_batch;
-  double truncated, send_retries, send_errors, drops;
+  double truncated, send_retries, send_errors, drops, socket_errors;
   struct mmsghdr msgs[MAX_SEND];
   struct iovec iov[MAX_SEND];
   struct sockaddr_ll dest;
@@ -122,8 +122,19 @@ static void drain(Ring *r) {
 }
 
 static void on_poll(uv_poll_t *p, int status, int events) {
-  (void)status; (void)events;
-  drain((Ring *)p->data);
+  (void)events;
+  Ring *r = (Ring *)p->data;
+  if (status < 0 && r->fd >= 0) {
+    /* POLLERR: the socket holds an error, ENETDOWN when the link went down. libuv has stopped
+     * the handle; read the error (SO_ERROR clears it), count it and poll again. The socket stays
+     * bound to its interface and takes frames again when the link comes back up (packet(7)). */
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    r->socket_errors++;
+    uv_poll_start(&r->poll, UV_READABLE, on_poll);
+  }
+  drain(r);
 }
 
 /* open(ifname, frameSize, frameCount, maxBatch, callback) -> [handle, ring ArrayBuffer, desc Int32Array] */
@@ -279,7 +290,7 @@ static napi_value ring_send(napi_env env, napi_callback_info info) {
   return v;
 }
 
-/* stats(handle) -> [captureDropsSinceLastCall, truncated, sendRetries, sendErrors] */
+/* stats(handle) -> [captureDrops, truncated, sendRetries, sendErrors, socketErrors] */
 static napi_value ring_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -292,9 +303,9 @@ static napi_value ring_stats(napi_env env, napi_callback_info info) {
     if (getsockopt(r->fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0) r->drops += st.tp_drops;
   }
   napi_value out, v;
-  napi_create_array_with_length(env, 4, &out);
-  double vals[4] = { r->drops, r->truncated, r->send_retries, r->send_errors };
-  for (int i = 0; i < 4; i++) { napi_create_double(env, vals[i], &v); napi_set_element(env, out, (uint32_t)i, v); }
+  napi_create_array_with_length(env, 5, &out);
+  double vals[5] = { r->drops, r->truncated, r->send_retries, r->send_errors, r->socket_errors };
+  for (int i = 0; i < 5; i++) { napi_create_double(env, vals[i], &v); napi_set_element(env, out, (uint32_t)i, v); }
   return out;
 }
 

@@ -1,12 +1,15 @@
 // The ring backend on real veth pairs: batches of 1, 2 and 512 frames sent with sendmmsg arrive
 // in order; a frame at the MTU arrives, one longer than a ring frame is counted and dropped; the
-// sender never sees its own frames (PACKET_IGNORE_OUTGOING).
+// sender never sees its own frames (PACKET_IGNORE_OUTGOING); a ring opened while other interfaces
+// are busy reads from the right place; a burst over the ring is counted as drops; a link that goes
+// down and comes back is read again.
 import test from "ava";
 import { join } from "node:path";
 import { NetnsLab, netnsAvailable } from "../../helpers/netns.js";
 
 const PROBE = join(import.meta.dirname, "ring-probe.ts");
 const REOPEN_PROBE = join(import.meta.dirname, "ring-reopen-probe.ts");
+const FAULTS_PROBE = join(import.meta.dirname, "ring-faults-probe.ts");
 
 test("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames left out", async (t) => {
   if (!netnsAvailable()) return t.pass("needs root");
@@ -39,4 +42,22 @@ test("a ring opened while another interface is flooded gets the first frame sent
   const r = JSON.parse(stdout.trim().split("\n").pop()!);
   t.is(r.rounds, 30);
   t.deepEqual(r.missed, [], "every reopened ring received the frame sent right after it opened");
+});
+
+test("a burst that overruns the ring is counted as drops, and a link that goes down and comes back is read again", async (t) => {
+  if (!netnsAvailable()) return t.pass("needs root");
+  const lab = NetnsLab.create(t);
+  const ns = await lab.addNamespace("m46io");
+  await lab.addVethPair(ns, "ra", ns, "rb", 1500);
+  const { stdout } = await lab.exec(ns, [process.execPath, "--import", "tsx", FAULTS_PROBE], { timeoutMs: 60_000 });
+  const r = JSON.parse(stdout.trim().split("\n").pop()!);
+  t.true(r.burst.received >= 1 && r.burst.received < 1024, `part of the burst arrived (${r.burst.received})`);
+  t.is(r.burst.unique, r.burst.received, "no frame was handed over twice");
+  t.true(r.burst.stats.captureDrops > 0, "the ring counted what it dropped");
+  t.true(r.burst.received + r.burst.stats.captureDrops <= 1024 + 8, "drops and arrivals add up to no more than was sent (a few kernel frames aside)");
+  t.true(r.afterBurst, "the ring took frames again after the burst");
+  t.true(r.socketErrorsWhileDown >= 1, "the link going down was counted");
+  // A busy loop on the socket's error would take the whole second.
+  t.true(r.cpuWhileDownMs < 600, `no busy loop while the link was down (${r.cpuWhileDownMs} ms CPU in 1 s)`);
+  t.true(r.afterUp, "a frame sent after the link came back arrived");
 });
