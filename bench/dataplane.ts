@@ -8,9 +8,12 @@
 //   node --import tsx bench/dataplane.ts [--seconds 3] [--repeat 2] [--warmup 1] [--only reencap-4in4-4in6,translate-6to4,...]
 //        [--profile DIR]   (the worker runs under node --cpu-prof; profiles land in DIR/<case>/)
 //   --backends ring,cap: every worker case on each capture backend, named CASE/BACKEND
-//        (cases: encap-4in6, decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, tayga-6to4, kernel-ipv4)
+//        (cases: encap-4in6, decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, tayga-6to4, kernel-ipv4, ceiling-ring)
+// ceiling-ring is bench/ceiling/forward.c (built here with cc): the worker's ring I/O and nothing
+// else, so "× ceiling" is the share of the raw I/O rate each worker case reaches.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseIPv4, parseIPv6 } from "../lib/net/address.js";
@@ -147,7 +150,25 @@ const SCENARIOS: Scenario[] = [
       return {};
     },
   },
+  {
+    name: "ceiling-ring", what: "I/O ceiling: bench/ceiling/forward.c, the same ring and sendmmsg in C, no packet work",
+    frame: (topo) => eth(topo, ETHERTYPE.IPV4, udp4("203.0.113.10", "192.0.2.1")),
+    async middle(topo) {
+      const child = topo.lab.spawn(topo.worker, [ceilingBinary(), "w0", "w1", topo.macs.r0], "ignore");
+      await sleep(200);
+      return { pid: child.pid, stop: () => NetnsLab.stop(child) };
+    },
+  },
 ];
+
+let ceiling: string | undefined;
+/** Builds bench/ceiling/forward.c once per run. */
+function ceilingBinary(): string {
+  if (ceiling) return ceiling;
+  const out = join(mkdtempSync(join(tmpdir(), "mip46-ceiling-")), "forward");
+  execFileSync("cc", ["-O2", "-o", out, join(import.meta.dirname, "ceiling", "forward.c")], { stdio: "inherit" });
+  return (ceiling = out);
+}
 
 function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
@@ -229,18 +250,20 @@ async function main() {
   }
   const tayga = results.find((r) => r.name === "tayga-6to4");
   const kernel = results.find((r) => r.name === "kernel-ipv4")?.pps;
+  const ceilingRun = results.find((r) => r.name === "ceiling-ring");
   const kpps = (n: number) => `${(n / 1000).toFixed(0)}`;
   // Delivered packets per CPU-second of the process doing the work: on a shared machine the
   // process does not always get a whole core, and this is the figure that does not depend on it.
   const perCore = (r: Result) => (r.cpu ? r.pps / r.cpu : undefined);
   const taygaPerCore = tayga && perCore(tayga);
+  const ceilingPerCore = ceilingRun && perCore(ceilingRun);
   const lines = [
     `# dataplane throughput, best of ${REPEAT} runs of ${SECONDS} s per case after ${WARMUP} s warm-up, 60/80-byte frames (18-byte UDP payload), ${new Date().toISOString()}`,
-    "| case | kpps delivered | kpps offered | CPU of the process (cores) | kpps per CPU-second | × TAYGA (pps) | × TAYGA (per CPU-second) | × kernel (pps) | notes |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| case | kpps delivered | kpps offered | CPU of the process (cores) | kpps per CPU-second | × TAYGA (pps) | × TAYGA (per CPU-second) | × kernel (pps) | × ceiling (pps) | × ceiling (per CPU-second) | notes |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ...results.map((r) => {
       const pc = perCore(r);
-      return `| ${r.name} | ${kpps(r.pps)} | ${kpps(r.offeredPps)} | ${r.cpu?.toFixed(2) ?? "softirq"} | ${pc ? kpps(pc) : "-"} | ${tayga ? (r.pps / tayga.pps).toFixed(2) : "-"} | ${pc && taygaPerCore ? (pc / taygaPerCore).toFixed(2) : "-"} | ${kernel ? (r.pps / kernel).toFixed(2) : "-"} | ${Object.entries(r.extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(" ")} |`;
+      return `| ${r.name} | ${kpps(r.pps)} | ${kpps(r.offeredPps)} | ${r.cpu?.toFixed(2) ?? "softirq"} | ${pc ? kpps(pc) : "-"} | ${tayga ? (r.pps / tayga.pps).toFixed(2) : "-"} | ${pc && taygaPerCore ? (pc / taygaPerCore).toFixed(2) : "-"} | ${kernel ? (r.pps / kernel).toFixed(2) : "-"} | ${ceilingRun ? (r.pps / ceilingRun.pps).toFixed(2) : "-"} | ${pc && ceilingPerCore ? (pc / ceilingPerCore).toFixed(2) : "-"} | ${Object.entries(r.extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(" ")} |`;
     }),
   ];
   process.stdout.write(lines.join("\n") + "\n");
