@@ -8,6 +8,8 @@
 //   node --import tsx bench/dataplane.ts [--seconds 3] [--repeat 2] [--warmup 1] [--only reencap-4in4-4in6,translate-6to4,...]
 //        [--profile DIR]   (the worker runs under node --cpu-prof; profiles land in DIR/<case>/)
 //   --backends ring,cap: every worker case on each capture backend, named CASE/BACKEND
+//   --latency-count N: after the throughput table, bench/latency.ts's one-way latency at 1 kpps
+//        with N datagrams per case (0: none)
 //        (cases: encap-4in6, decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, tayga-6to4, kernel-ipv4, ceiling-ring)
 // ceiling-ring is bench/ceiling/forward.c (built here with cc): the worker's ring I/O and nothing
 // else, so "× ceiling" is the share of the raw I/O rate each worker case reaches.
@@ -22,10 +24,11 @@ import { buildIPv4Packet } from "../dataplane/packet/ipv4.js";
 import { buildIPv6Packet } from "../dataplane/packet/ipv6.js";
 import { buildUdp4, buildUdp6 } from "../dataplane/packet/udp.js";
 import { NetnsLab, netnsAvailable } from "../test/helpers/netns.js";
+import { latencyTable } from "./latency.js";
 import { createTopology, metricValue, parseMac, startWorker, workerMetricsText, type Topology } from "../test/dataplane/live/topology.js";
 
 const { values: args } = parseArgs({
-  options: { seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, backends: { type: "string", default: "ring,cap" }, warmup: { type: "string", default: "1" } },
+  options: { "latency-count": { type: "string", default: "3000" }, seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, backends: { type: "string", default: "ring,cap" }, warmup: { type: "string", default: "1" } },
 });
 const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);
@@ -267,6 +270,8 @@ async function main() {
     }),
   ];
   process.stdout.write(lines.join("\n") + "\n");
+  const latencyCount = Number(args["latency-count"]);
+  if (latencyCount > 0 && !only) process.stdout.write("\n" + (await latencyTable(latencyCount, 1000, backends)));
 }
 
 main().catch((e) => {
