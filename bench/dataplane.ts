@@ -8,6 +8,8 @@
 //   node --import tsx bench/dataplane.ts [--seconds 3] [--repeat 2] [--warmup 1] [--only reencap-4in4-4in6,translate-6to4,...]
 //        [--profile DIR]   (the worker runs under node --cpu-prof; profiles land in DIR/<case>/)
 //   --backends ring,cap: every worker case on each capture backend, named CASE/BACKEND
+//   --frame-bytes 64,512,1500: the translate and re-encapsulation cases and TAYGA again with frames
+//        of these sizes (Ethernet header included), named CASE@BYTES; × TAYGA compares equal sizes
 //   --latency-count N: after the throughput table, bench/latency.ts's one-way latency at 1 kpps
 //        with N datagrams per case (0: none)
 //        (cases: encap-4in6, decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, tayga-6to4, kernel-ipv4, ceiling-ring)
@@ -28,17 +30,20 @@ import { latencyTable } from "./latency.js";
 import { createTopology, metricValue, parseMac, startWorker, workerMetricsText, type Topology } from "../test/dataplane/live/topology.js";
 
 const { values: args } = parseArgs({
-  options: { "latency-count": { type: "string", default: "3000" }, seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, backends: { type: "string", default: "ring,cap" }, warmup: { type: "string", default: "1" } },
+  options: { "frame-bytes": { type: "string" }, "latency-count": { type: "string", default: "3000" }, seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, backends: { type: "string", default: "ring,cap" }, warmup: { type: "string", default: "1" } },
 });
 const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);
 const REPEAT = Math.max(1, Number(args.repeat));
-const PAYLOAD = new Uint8Array(18).fill(0x6d); // 60-byte IPv4 frames, 80-byte IPv6 frames
+// 18 bytes: 60-byte IPv4 frames, 80-byte IPv6 frames; --frame-bytes sets it per case.
+let payload = new Uint8Array(18).fill(0x6d);
+/** The cases that --frame-bytes runs again at each size. */
+const SIZED = new Set(["translate-6to4", "translate-4to6", "reencap-4in4-4in6", "tayga-6to4"]);
 
 const v4 = (t: string) => parseIPv4(t, "bench").bytes;
 const v6 = (t: string) => parseIPv6(t, "bench").bytes;
-const udp4 = (src: string, dst: string) => buildUdp4({ src: v4(src), dst: v4(dst), srcPort: 40000, dstPort: 9 }, PAYLOAD);
-const udp6 = (src: string, dst: string) => buildUdp6({ src: v6(src), dst: v6(dst), srcPort: 40000, dstPort: 9 }, PAYLOAD);
+const udp4 = (src: string, dst: string) => buildUdp4({ src: v4(src), dst: v4(dst), srcPort: 40000, dstPort: 9 }, payload);
+const udp6 = (src: string, dst: string) => buildUdp6({ src: v6(src), dst: v6(dst), srcPort: 40000, dstPort: 9 }, payload);
 
 interface Scenario {
   name: string;
@@ -179,16 +184,26 @@ function cpuTicks(pid: number): number {
 }
 const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
 
-interface Result { name: string; what: string; pps: number; offeredPps: number; cpu?: number; extra: Record<string, number | undefined> }
+interface Result { name: string; what: string; pps: number; offeredPps: number; cpu?: number; bytes: number; extra: Record<string, number | undefined> }
 
-async function runScenario(s: Scenario): Promise<Result> {
+/** The scenario's frame, padded (UDP payload) to `bytes` when asked. */
+function sizedFrame(s: Scenario, topo: Topology, bytes?: number): Uint8Array {
+  payload = new Uint8Array(bytes === undefined ? 18 : 0).fill(0x6d);
+  if (bytes === undefined) return s.frame(topo);
+  const overhead = s.frame(topo).length;
+  if (bytes < overhead) throw new Error(`${s.name}: a frame of ${bytes} bytes cannot hold its headers (${overhead})`);
+  payload = new Uint8Array(bytes - overhead).fill(0x6d);
+  return s.frame(topo);
+}
+
+async function runScenario(s: Scenario, bytes?: number): Promise<Result> {
   const topo = await createTopology();
   try {
     // The receiver has no address for the destinations: its kernel counts the frame on r0 and
     // drops it (forwarding off), without answering.
     await topo.lab.sysctl(topo.receiver, "net.ipv6.conf.r0.disable_ipv6", "1");
     const mid = await s.middle(topo);
-    const frame = s.frame(topo);
+    const frame = sizedFrame(s, topo, bytes);
     const cfg = join(topo.dir, "trafgen.cfg");
     writeFileSync(cfg, `{ ${Array.from(frame, (b) => "0x" + b.toString(16).padStart(2, "0")).join(", ")} }\n`);
     const total = WARMUP + SECONDS + 1;
@@ -215,7 +230,7 @@ async function runScenario(s: Scenario): Promise<Result> {
     }
     await mid.stop?.();
     return {
-      name: s.name, what: s.what, pps: (r2.rxPackets - r1.rxPackets) / elapsed, offeredPps: (s2.txPackets - s1.txPackets) / elapsed,
+      name: s.name, what: s.what, bytes: frame.length, pps: (r2.rxPackets - r1.rxPackets) / elapsed, offeredPps: (s2.txPackets - s1.txPackets) / elapsed,
       cpu: mid.pid ? (c2 - c1) / TICKS_PER_SECOND / elapsed : undefined, extra,
     };
   } finally {
@@ -238,35 +253,41 @@ async function main() {
   const results: Result[] = [];
   // Each worker case runs on every backend, one after the other (interleaved, not in two blocks).
   const backends = args.backends!.split(",");
-  const cases = SCENARIOS.flatMap((s) => (s.worker ? backends.map((b) => ({ ...s, name: `${s.name}/${b}`, base: s.name, backend: b })) : [{ ...s, base: s.name }]));
+  const perBackend = (s: Scenario, suffix = "", bytes?: number) =>
+    (s.worker ? backends.map((b) => ({ ...s, name: `${s.name}${suffix}/${b}`, base: s.name, backend: b, bytes })) : [{ ...s, name: `${s.name}${suffix}`, base: s.name, bytes }]);
+  const sizes = args["frame-bytes"]?.split(",").map(Number) ?? [];
+  const cases = SCENARIOS.flatMap((s) => [...perBackend(s), ...(SIZED.has(s.name) ? sizes.flatMap((n) => perBackend(s, `@${n}`, n)) : [])]);
   for (const s of cases) {
     if (only && !only.includes(s.base) && !only.includes(s.name)) continue;
     // The machine is shared: each case runs REPEAT times on a fresh topology and the best run
     // counts (the others lost CPU time to someone else).
     let best: Result | undefined;
     for (let i = 0; i < REPEAT; i++) {
-      const r = await runScenario(s);
+      const r = await runScenario(s, s.bytes);
       process.stderr.write(`${s.name} #${i + 1}: ${Math.round(r.pps)} pps delivered, ${Math.round(r.offeredPps)} offered, cpu ${r.cpu?.toFixed(2) ?? "softirq"} ${JSON.stringify(r.extra)}\n`);
       if (!best || r.pps > best.pps) best = r;
     }
     results.push(best!);
   }
   const tayga = results.find((r) => r.name === "tayga-6to4");
+  // × TAYGA compares frames of one size: CASE@BYTES against tayga-6to4@BYTES.
+  const taygaFor = (r: Result) => (r.name.includes("@") ? results.find((t) => t.name === `tayga-6to4@${r.name.split("@")[1].split("/")[0]}`) : tayga);
   const kernel = results.find((r) => r.name === "kernel-ipv4")?.pps;
   const ceilingRun = results.find((r) => r.name === "ceiling-ring");
   const kpps = (n: number) => `${(n / 1000).toFixed(0)}`;
   // Delivered packets per CPU-second of the process doing the work: on a shared machine the
   // process does not always get a whole core, and this is the figure that does not depend on it.
   const perCore = (r: Result) => (r.cpu ? r.pps / r.cpu : undefined);
-  const taygaPerCore = tayga && perCore(tayga);
   const ceilingPerCore = ceilingRun && perCore(ceilingRun);
   const lines = [
-    `# dataplane throughput, best of ${REPEAT} runs of ${SECONDS} s per case after ${WARMUP} s warm-up, 60/80-byte frames (18-byte UDP payload), ${new Date().toISOString()}`,
+    `# dataplane throughput, best of ${REPEAT} runs of ${SECONDS} s per case after ${WARMUP} s warm-up, 60/80-byte frames (18-byte UDP payload) unless the case says @BYTES, ${new Date().toISOString()}`,
     "| case | kpps delivered | kpps offered | CPU of the process (cores) | kpps per CPU-second | × TAYGA (pps) | × TAYGA (per CPU-second) | × kernel (pps) | × ceiling (pps) | × ceiling (per CPU-second) | notes |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ...results.map((r) => {
       const pc = perCore(r);
-      return `| ${r.name} | ${kpps(r.pps)} | ${kpps(r.offeredPps)} | ${r.cpu?.toFixed(2) ?? "softirq"} | ${pc ? kpps(pc) : "-"} | ${tayga ? (r.pps / tayga.pps).toFixed(2) : "-"} | ${pc && taygaPerCore ? (pc / taygaPerCore).toFixed(2) : "-"} | ${kernel ? (r.pps / kernel).toFixed(2) : "-"} | ${ceilingRun ? (r.pps / ceilingRun.pps).toFixed(2) : "-"} | ${pc && ceilingPerCore ? (pc / ceilingPerCore).toFixed(2) : "-"} | ${Object.entries(r.extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(" ")} |`;
+      const t = taygaFor(r);
+      const tc = t && perCore(t);
+      return `| ${r.name} | ${kpps(r.pps)} | ${kpps(r.offeredPps)} | ${r.cpu?.toFixed(2) ?? "softirq"} | ${pc ? kpps(pc) : "-"} | ${t ? (r.pps / t.pps).toFixed(2) : "-"} | ${pc && tc ? (pc / tc).toFixed(2) : "-"} | ${kernel ? (r.pps / kernel).toFixed(2) : "-"} | ${ceilingRun ? (r.pps / ceilingRun.pps).toFixed(2) : "-"} | ${pc && ceilingPerCore ? (pc / ceilingPerCore).toFixed(2) : "-"} | ${Object.entries(r.extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(" ")} |`;
     }),
   ];
   process.stdout.write(lines.join("\n") + "\n");
