@@ -431,6 +431,14 @@ export class EtcdStore implements Store {
     return doc && doc.state === LEASED && doc.holder === holder && doc.purpose === purpose ? toLease(value, doc) : undefined;
   }
 
+  async leaseByAddress(address: string): Promise<LeaseRecord | undefined> {
+    // addresses/<a.b.c.d> is keyed by the address, so this is one get.
+    const value = parseIPv4(address, "address").value;
+    const kv = await this.getKv(this.addressKey(value));
+    const doc = kv ? (JSON.parse(kv.value.toString()) as AddressDoc) : undefined;
+    return doc && doc.state === LEASED ? toLease(value, doc) : undefined;
+  }
+
   private async allAddresses(): Promise<[number, AddressDoc][]> {
     const res = await this.s.client.getAll().prefix(this.k("addresses/")).exec();
     return res.kvs.map((kv) => [this.valueOfKey(kv.key), JSON.parse(kv.value.toString()) as AddressDoc]);

@@ -273,6 +273,12 @@ export class SqliteStore implements Store {
     return row ? toLease(row) : undefined;
   }
 
+  async leaseByAddress(address: string): Promise<LeaseRecord | undefined> {
+    // The address is the table's primary key (its 32-bit value), so this is one index lookup.
+    const row = this.q.byValue.get(parseIPv4(address, "address").value);
+    return row && row.state === LEASED ? toLease(row) : undefined;
+  }
+
   async listLeases(): Promise<LeaseRecord[]> {
     return this.q.leases.all().map(toLease);
   }
