@@ -94,10 +94,8 @@ export class Engine {
       vmCooldownMs: config.migration.vmCooldownSeconds * 1000,
     });
     this.hostsInStore = config.store.kind === "etcd";
-    const engine = this;
     this.migrations = new Migrations({
-      config, store, plan: this.plan, advisor: this.advisor, log, now,
-      get cooldownMs() { return engine.cooldownMs; },
+      config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs,
       exclusive: (fn) => this.exclusive(fn),
     });
   }

@@ -151,6 +151,18 @@ export class EtcdPart {
   protected async getKv(key: string): Promise<IKeyValue | undefined> {
     return (await this.s.client.get(key).exec()).kvs[0];
   }
+
+  /** The JSON document at a path under the prefix, if there is one. */
+  protected async getDoc<T>(path: string): Promise<T | undefined> {
+    const kv = await this.getKv(this.k(path));
+    return kv ? (JSON.parse(kv.value.toString()) as T) : undefined;
+  }
+
+  /** The JSON documents under a path, in key order. */
+  protected async listDocs<T>(path: string): Promise<T[]> {
+    const res = await this.s.client.getAll().prefix(this.k(path)).sort("Key", "Ascend").exec();
+    return res.kvs.map((kv) => JSON.parse(kv.value.toString()) as T);
+  }
 }
 
 export function toLease(value: number, d: AddressDoc): LeaseRecord {

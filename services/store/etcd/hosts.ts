@@ -11,14 +11,12 @@ export class EtcdHosts extends EtcdPart {
     if (!r.succeeded) throw new LeadershipLostError("host write refused");
   }
 
-  async getHost(hostId: string): Promise<HostRecord | undefined> {
-    const kv = await this.getKv(this.k(`hosts/${hostId}`));
-    return kv ? (JSON.parse(kv.value.toString()) as HostRecord) : undefined;
+  getHost(hostId: string): Promise<HostRecord | undefined> {
+    return this.getDoc<HostRecord>(`hosts/${hostId}`);
   }
 
-  async listHosts(): Promise<HostRecord[]> {
-    const res = await this.s.client.getAll().prefix(this.k("hosts/")).sort("Key", "Ascend").exec();
-    return res.kvs.map((kv) => JSON.parse(kv.value.toString()) as HostRecord);
+  listHosts(): Promise<HostRecord[]> {
+    return this.listDocs<HostRecord>("hosts/");
   }
 
   async recordAdvice(advice: AdviceRecord[]): Promise<void> {

@@ -98,14 +98,12 @@ export class EtcdRules extends EtcdPart {
     return { revision, binding: result };
   }
 
-  async getBinding(vmId: string): Promise<BindingRecord | undefined> {
-    const kv = await this.getKv(this.k(`bindings/${vmId}`));
-    return kv ? (JSON.parse(kv.value.toString()) as BindingRecord) : undefined;
+  getBinding(vmId: string): Promise<BindingRecord | undefined> {
+    return this.getDoc<BindingRecord>(`bindings/${vmId}`);
   }
 
-  async listBindings(): Promise<BindingRecord[]> {
-    const res = await this.s.client.getAll().prefix(this.k("bindings/")).sort("Key", "Ascend").exec();
-    return res.kvs.map((kv) => JSON.parse(kv.value.toString()) as BindingRecord);
+  listBindings(): Promise<BindingRecord[]> {
+    return this.listDocs<BindingRecord>("bindings/");
   }
 
   async listMigrations(limit: number): Promise<MigrationRecord[]> {
