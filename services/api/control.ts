@@ -7,7 +7,7 @@ import {
   type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest, HostState,
   LeasePurpose, NetworkFamily, type PrepareMigrationRequest, type RegisterMigrationRequest, type RegisterMigrationResponse,
 } from "../../gen/mip46/v1/control.js";
-import { AddressError, type IPAddress, parseAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6, parseUnicast, parseUnicast6, quoted } from "../../lib/net/address.js";
+import { AddressError, type IPAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6, parseUnicast, parseUnicast6, quoted } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
 import { ruleToMessage } from "../../lib/rules/wire.js";
 import type { Engine, HeartbeatInput, MigrationInput } from "../engine/engine.js";
@@ -161,11 +161,11 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     }),
 
     listPools: unary("ListPools", async () => ({
-      pools: (await engine.store.poolUsage(Date.now())).map((p) => ({ name: p.pool, kind: p.kind, first: p.first, last: p.last, size: p.size, leased: p.leased, cooling: p.cooling, free: p.free })),
+      pools: (await engine.poolUsage()).map((p) => ({ name: p.pool, kind: p.kind, first: p.first, last: p.last, size: p.size, leased: p.leased, cooling: p.cooling, free: p.free })),
     })),
 
     listLeases: unary("ListLeases", async () => ({
-      leases: (await engine.store.listLeases()).map((l) => ({
+      leases: (await engine.listLeases()).map((l) => ({
         address: l.address, pool: l.pool, holder: l.holder, purpose: leasePurpose(l.purpose), hostId: l.hostId, expiresAtMs: BigInt(l.expiresAtMs ?? 0),
       })),
     })),
@@ -182,7 +182,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     })),
 
     listBindings: unary("ListBindings", async () => ({
-      bindings: (await engine.store.listBindings()).map((b) => ({
+      bindings: (await engine.listBindings()).map((b) => ({
         vmId: b.vmId, homeAddress: b.homeAddress, homeAgent: b.homeAgent, hostId: b.hostId, careOfIpv4: b.careOfIPv4, careOfIpv6: b.careOfIPv6,
         translatedIpv4: b.translatedIPv4, translatedIpv6: b.translatedIPv6, migrationId: b.migrationId, updatedAtMs: BigInt(b.updatedAtMs),
       })),
@@ -191,14 +191,14 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     listHosts: unary("ListHosts", async () => ({ hosts: (await engine.listHosts()).map(hostMessage) })),
 
     listMigrations: unary("ListMigrations", async () => ({
-      migrations: (await engine.store.listMigrations(1000)).map((m) => ({
+      migrations: (await engine.listMigrations()).map((m) => ({
         migrationId: m.migrationId, vmId: m.vmId, sourceHostId: m.sourceHostId, destinationHostId: m.destinationHostId,
         careOfIpv4: m.careOfIPv4, careOfIpv6: m.careOfIPv6, registeredAtMs: BigInt(m.registeredAtMs),
       })),
     })),
 
     getRuleTable: unary("GetRuleTable", async () => {
-      const t = await engine.store.ruleTable();
+      const t = await engine.ruleTable();
       return { revision: t.revision, rules: t.rules.map(ruleToMessage) };
     }),
   };

@@ -2,7 +2,7 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { DataPlaneSyncServer, EngineMessage, WorkerMessage } from "../../gen/mip46/v1/dataplane.js";
 import type { Logger } from "../../lib/log.js";
-import type { RulePublisher, WorkerSession } from "../tunnel/push.js";
+import type { RulePublisher, WorkerSession } from "../rules/push.js";
 
 export function dataPlaneSyncService(publisher: RulePublisher, log: Logger): DataPlaneSyncServer {
   return {

@@ -9,7 +9,7 @@ import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-
 import { fileURLToPath } from "node:url";
 import { ControlEngineService } from "../../gen/mip46/v1/control.js";
 import { DataPlaneSyncService } from "../../gen/mip46/v1/dataplane.js";
-import type { RulePublisher } from "../tunnel/push.js";
+import type { RulePublisher } from "../rules/push.js";
 import { dataPlaneSyncService } from "./dataplane.js";
 import type { Logger } from "../../lib/log.js";
 import type { Engine } from "../engine/engine.js";
@@ -67,11 +67,11 @@ export async function startGrpcServer(engine: Engine, publisher: RulePublisher, 
   };
 }
 
-function leaseOwners(engine: Engine): LeaseOwners {
+/** What the authorisation of ReleaseCareOf asks: whose lease a call names (one lookup, through the engine). */
+export function leaseOwners(engine: Engine): LeaseOwners {
   return {
     async hostOfLease(sel) {
-      if ("vmId" in sel) return (await engine.store.getLease(sel.vmId, "care-of"))?.hostId;
-      return (await engine.store.listLeases()).find((l) => l.address === sel.address)?.hostId;
+      return (await engine.leaseToRelease(sel))?.hostId;
     },
   };
 }

@@ -1,23 +1,34 @@
 // The cloud control engine's domain operations: what the gRPC adapter calls once a request has
-// been checked. Each operation either completes durably or changes nothing.
-import { randomUUID } from "node:crypto";
+// been checked, and the reads behind the List RPCs (the adapter reaches the store only through
+// these). Each operation either completes durably or changes nothing. The migration operations
+// are in migrations.ts.
 import type { Cidr4, IPAddress, IPv4, IPv6 } from "../../lib/net/address.js";
-import { cidrText, parseIPv4, prefixContains } from "../../lib/net/address.js";
+import { AddressError, cidrText, parseIPv4, prefixContains } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
 import { silentLogger } from "../../lib/log.js";
 import type { EngineConfig } from "../config/config.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import type { Rule } from "../../lib/rules/rules.js";
 import { MigrationAdvisor } from "../migration/advisor.js";
 import { poolAddresses } from "../pool/pool.js";
 import { networkText, PrefixPlan } from "../prefix/plan.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { vmOwner } from "../store/store.js";
 import type {
-  AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, ResourcesRecord, Store, VmRecord,
+  AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, PoolUsage, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";
-import { bindingRules, CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../tunnel/compile.js";
+import { CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../rules/compile.js";
 import { HostTable } from "./hosts.js";
 import { soleLeader, type Leadership } from "./leader.js";
+import { type AbortResult, type MigrationInput, type MigrationResult, Migrations, type PrepareResult } from "./migrations.js";
+
+export type { AbortResult, MigrationInput, MigrationResult, PrepareResult } from "./migrations.js";
+
+/**
+ * ListMigrations answers with at most this many, the newest first. The API has no paging yet;
+ * this is the one place the cap is set.
+ */
+export const MIGRATIONS_LISTED = 1000;
 
 export interface CareOf {
   careOfIPv4: string;
@@ -25,24 +36,6 @@ export interface CareOf {
   lifetimeSeconds: number;
   pool: string;
   expiresAtMs: number;
-}
-
-export interface MigrationInput {
-  vmId: string;
-  home: IPAddress;
-  homeAgent: IPAddress;
-  sourceHostId: string;
-  destinationHostId: string;
-  careOfIPv4?: IPv4;
-  careOfIPv6?: IPv6;
-}
-
-export interface MigrationResult {
-  migrationId: string;
-  ruleRevision: bigint;
-  translatedIPv4: string;
-  translatedIPv6: string;
-  returnedHome: boolean;
 }
 
 export interface HeartbeatInput {
@@ -82,10 +75,11 @@ export class Engine {
    */
   private readonly hosts = new HostTable();
   private readonly hostsInStore: boolean;
+  private readonly migrations: Migrations;
 
   constructor(
     readonly config: EngineConfig,
-    readonly store: Store,
+    private readonly store: Store,
     private readonly log: Logger = silentLogger,
     private readonly events: EngineEvents = noEvents,
     private readonly now: () => number = Date.now,
@@ -100,6 +94,10 @@ export class Engine {
       vmCooldownMs: config.migration.vmCooldownSeconds * 1000,
     });
     this.hostsInStore = config.store.kind === "etcd";
+    this.migrations = new Migrations({
+      config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs,
+      exclusive: (fn) => this.exclusive(fn),
+    });
   }
 
   async start(): Promise<void> {
@@ -179,7 +177,7 @@ export class Engine {
     return this.exclusive(async () => {
       // A binding cannot outlive the address it points at (as on expiry): a lease that a binding
       // uses is not released; the VM must come home, or move, first.
-      const lease = "address" in sel ? (await this.store.listLeases()).find((l) => l.address === sel.address.text) : await this.store.getLease(sel.vmId, "care-of");
+      const lease = "address" in sel ? await this.store.leaseByAddress(sel.address.text) : await this.store.getLease(sel.vmId, "care-of");
       const b = lease && (lease.purpose === "care-of" || lease.purpose === "translation") ? await this.store.getBinding(lease.holder) : undefined;
       if (lease) {
         if (b && (b.careOfIPv4 === lease.address || b.translatedIPv4 === lease.address)) {
@@ -210,137 +208,18 @@ export class Engine {
     return `${seg.prefix.network.text}/${seg.prefix.length}`;
   }
 
-  // --- RegisterMigration -----------------------------------------------------------------------
+  // --- RegisterMigration, PrepareMigration, AbortMigration (migrations.ts) ----------------------
 
   registerMigration(m: MigrationInput): Promise<MigrationResult> {
-    return this.exclusive(async () => {
-      const nowMs = this.now();
-      const migration: MigrationRecord = {
-        migrationId: randomUUID(), vmId: m.vmId, sourceHostId: m.sourceHostId, destinationHostId: m.destinationHostId,
-        careOfIPv4: m.careOfIPv4?.text ?? "", careOfIPv6: m.careOfIPv6?.text ?? "", registeredAtMs: nowMs,
-      };
-      if (!m.careOfIPv4 && !m.careOfIPv6) {
-        // The VM is home again: its rules go, and its addresses cool down.
-        if (migration.sourceHostId === "") migration.sourceHostId = (await this.store.getBinding(m.vmId))?.hostId ?? "";
-        const { revision, binding } = await this.store.deleteBinding(m.vmId, migration);
-        await this.store.releaseLease({ holder: m.vmId, purpose: "translation" }, nowMs, this.cooldownMs);
-        await this.store.releaseLease({ holder: m.vmId, purpose: "care-of" }, nowMs, this.cooldownMs);
-        this.advisor.noteMigration(m.vmId, nowMs);
-        this.log.info("vm returned home", { vmId: m.vmId, hadBinding: binding !== undefined, revision });
-        return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4: "", translatedIPv6: "", returnedHome: true };
-      }
-      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m);
-      const existing = await this.store.getBinding(m.vmId);
-      if (existing && sameBinding(existing, m, careOfIPv4, careOfIPv6)) {
-        // A repeat: same binding, same rules; nothing to write.
-        const { revision } = await this.store.ruleTable();
-        return { migrationId: existing.migrationId, ruleRevision: revision, translatedIPv4: existing.translatedIPv4, translatedIPv6: existing.translatedIPv6, returnedHome: false };
-      }
-      const { binding, mappedElsewhere } = await this.newBinding(m, careOfIPv4, careOfIPv6, migration.migrationId, nowMs);
-      const { translatedIPv4, translatedIPv6 } = binding;
-      const revision = await this.store.putBinding(binding, migration, bindingRules(binding, { mappingOwnedElsewhere: mappedElsewhere }));
-      this.advisor.noteMigration(m.vmId, nowMs);
-      this.log.info("migration registered", { vmId: m.vmId, migrationId: migration.migrationId, careOfIPv4: binding.careOfIPv4, careOfIPv6: binding.careOfIPv6, revision });
-      return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4, translatedIPv6, returnedHome: false };
-    });
+    return this.migrations.register(m);
   }
 
-  /** The care-of addresses of a registration must be the VM's lease (RegisterMigration, PrepareMigration). */
-  private async checkCareOf(m: MigrationInput): Promise<{ careOfIPv4: IPv4; careOfIPv6: IPv6 }> {
-    if (!m.careOfIPv4) throw new InvalidArgumentError("care_of_ipv4", "is required unless both care-of addresses are empty (the VM came home)");
-    if (!m.careOfIPv6) throw new InvalidArgumentError("care_of_ipv6", "is required unless both care-of addresses are empty (the VM came home)");
-    const lease = await this.store.getLease(m.vmId, "care-of");
-    if (!lease || lease.address !== m.careOfIPv4.text) {
-      throw new FailedPreconditionError(`care_of_ipv4: ${m.careOfIPv4.text} is not leased to vm ${m.vmId}; call AllocateCareOf first`);
-    }
-    return { careOfIPv4: m.careOfIPv4, careOfIPv6: m.careOfIPv6 };
+  prepareMigration(m: MigrationInput): Promise<PrepareResult> {
+    return this.migrations.prepare(m);
   }
 
-  /** The binding a registration makes, with the translation address it needs (taken, or renewed: the same one again). */
-  private async newBinding(m: MigrationInput, careOfIPv4: IPv4, careOfIPv6: IPv6, migrationId: string, nowMs: number): Promise<{ binding: BindingRecord; mappedElsewhere: boolean }> {
-    let translatedIPv4 = "";
-    let translatedIPv6 = "";
-    let mappedElsewhere = false;
-    if (m.home.family === 6) {
-      // An IPv6 VM that IPv4 clients already reach at a pool address (MapCorrespondent while it
-      // was home) keeps that address, or their open sessions would break with the migration.
-      const mapped = await this.store.getLease(m.home.text, "correspondent");
-      if (mapped) {
-        translatedIPv4 = mapped.address;
-        mappedElsewhere = true;
-      } else {
-        // Paper 3.2, last paragraph: IPv4 correspondents reach the VM at a pool address.
-        const t = await this.store.acquireLease({
-          pool: this.config.pool.name, holder: m.vmId, purpose: "translation", hostId: m.destinationHostId, nowMs, expiresAtMs: null, cooldownMs: this.cooldownMs,
-        });
-        translatedIPv4 = t.address;
-      }
-    } else {
-      translatedIPv6 = this.plan.translated(m.home)?.text ?? "";
-    }
-    const binding: BindingRecord = {
-      vmId: m.vmId, homeAddress: m.home.text, homeAgent: m.homeAgent.text, hostId: m.destinationHostId,
-      careOfIPv4: careOfIPv4.text, careOfIPv6: careOfIPv6.text, translatedIPv4, translatedIPv6,
-      migrationId, updatedAtMs: nowMs,
-    };
-    return { binding, mappedElsewhere };
-  }
-
-  // --- PrepareMigration / AbortMigration (live migration: before the VM runs at its destination) --
-
-  /**
-   * Writes the rules the VM will need at its destination under the VM's own keys, with no
-   * binding yet: the rules only receive (re-wrap what the home agent tunnels to the new care-of
-   * address, unwrap what comes from it), so nothing of the VM's traffic moves until its home
-   * agent takes the registration. RegisterMigration at activation then compiles the same rules
-   * and changes none of them (the store writes only differences), so no rule push lies on the
-   * handover's path. A VM whose rules still serve a binding at another host is left alone.
-   */
-  prepareMigration(m: MigrationInput): Promise<{ ruleRevision: bigint; translatedIPv4: string; translatedIPv6: string; prepared: boolean; active: boolean }> {
-    return this.exclusive(async () => {
-      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m);
-      const existing = await this.store.getBinding(m.vmId);
-      if (existing) {
-        const { revision } = await this.store.ruleTable();
-        const active = sameBinding(existing, m, careOfIPv4, careOfIPv6);
-        return { ruleRevision: revision, translatedIPv4: existing.translatedIPv4, translatedIPv6: existing.translatedIPv6, prepared: active, active };
-      }
-      const { binding, mappedElsewhere } = await this.newBinding(m, careOfIPv4, careOfIPv6, "", this.now());
-      const revision = await this.store.replaceRules(vmOwner(m.vmId), bindingRules(binding, { mappingOwnedElsewhere: mappedElsewhere }));
-      this.log.info("migration prepared", { vmId: m.vmId, destinationHostId: m.destinationHostId, careOfIPv4: binding.careOfIPv4, careOfIPv6: binding.careOfIPv6, revision });
-      return { ruleRevision: revision, translatedIPv4: binding.translatedIPv4, translatedIPv6: binding.translatedIPv6, prepared: true, active: false };
-    });
-  }
-
-  /**
-   * A prepared migration that will not arrive: its rules and the leases taken for it go. A VM
-   * bound at this host has arrived (nothing to abort); a VM bound at another host keeps its
-   * binding, rules and leases (the care-of lease serves that binding).
-   */
-  abortMigration(vmId: string, hostId: string): Promise<{ ruleRevision: bigint; released: string[] }> {
-    return this.exclusive(async () => {
-      const nowMs = this.now();
-      const binding = await this.store.getBinding(vmId);
-      if (binding?.hostId === hostId) {
-        throw new FailedPreconditionError(`vm_id: vm ${vmId} is bound at host ${hostId} (migration ${binding.migrationId}): it arrived, so there is nothing to abort; register its next move instead`);
-      }
-      const released: string[] = [];
-      if (binding) {
-        // Bound at another host: nothing was prepared (prepareMigration left it alone).
-        this.log.info("migration aborted", { vmId, hostId, released, boundAt: binding.hostId });
-        return { ruleRevision: (await this.store.ruleTable()).revision, released };
-      }
-      const revision = await this.store.replaceRules(vmOwner(vmId), []);
-      const careOf = await this.store.getLease(vmId, "care-of");
-      if (careOf && careOf.hostId === hostId) {
-        const r = await this.store.releaseLease({ holder: vmId, purpose: "care-of" }, nowMs, this.cooldownMs);
-        if (r) released.push(r.address);
-      }
-      const t = await this.store.releaseLease({ holder: vmId, purpose: "translation" }, nowMs, this.cooldownMs);
-      if (t) released.push(t.address);
-      this.log.info("migration aborted", { vmId, hostId, released, revision });
-      return { ruleRevision: revision, released };
-    });
+  abortMigration(vmId: string, hostId: string): Promise<AbortResult> {
+    return this.migrations.abort(vmId, hostId);
   }
 
   // --- MapCorrespondent ------------------------------------------------------------------------
@@ -412,6 +291,40 @@ export class Engine {
     return this.hostsInStore ? this.store.listHosts() : this.hosts.list();
   }
 
+  // --- reads: the List RPCs and the authorisation of ReleaseCareOf --------------------------------
+
+  poolUsage(): Promise<PoolUsage[]> {
+    return this.store.poolUsage(this.now());
+  }
+
+  listLeases(): Promise<LeaseRecord[]> {
+    return this.store.listLeases();
+  }
+
+  listBindings(): Promise<BindingRecord[]> {
+    return this.store.listBindings();
+  }
+
+  /** The newest migrations, at most MIGRATIONS_LISTED. */
+  listMigrations(): Promise<MigrationRecord[]> {
+    return this.store.listMigrations(MIGRATIONS_LISTED);
+  }
+
+  ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> {
+    return this.store.ruleTable();
+  }
+
+  /**
+   * The lease a ReleaseCareOf names: the lease on an address (one lookup by key, not a scan of
+   * every lease), or a VM's care-of lease. Text that is no IPv4 address has no lease; the call
+   * itself then answers INVALID_ARGUMENT.
+   */
+  async leaseToRelease(sel: { address: string } | { vmId: string }): Promise<LeaseRecord | undefined> {
+    if ("vmId" in sel) return this.store.getLease(sel.vmId, "care-of");
+    const address = tryParseIPv4(sel.address);
+    return address ? this.store.leaseByAddress(address.text) : undefined;
+  }
+
   // --- housekeeping ----------------------------------------------------------------------------
 
   /**
@@ -468,7 +381,11 @@ export class Engine {
   }
 }
 
-function sameBinding(b: BindingRecord, m: MigrationInput, careOfIPv4: IPv4, careOfIPv6: IPv6): boolean {
-  return b.homeAddress === m.home.text && b.homeAgent === m.homeAgent.text && b.hostId === m.destinationHostId
-    && b.careOfIPv4 === careOfIPv4.text && b.careOfIPv6 === careOfIPv6.text;
+function tryParseIPv4(text: string): IPv4 | undefined {
+  try {
+    return parseIPv4(text, "address");
+  } catch (e) {
+    if (e instanceof AddressError) return undefined;
+    throw e;
+  }
 }

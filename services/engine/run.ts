@@ -11,7 +11,7 @@ import { SqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
 import { Engine } from "./engine.js";
 import { EtcdLeaderElection, soleLeader, type Leadership } from "./leader.js";
-import { RulePublisher } from "../tunnel/push.js";
+import { RulePublisher } from "../rules/push.js";
 
 export interface RunningEngine {
   engine: Engine;

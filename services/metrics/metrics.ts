@@ -3,7 +3,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { HostRecord, Store } from "../store/store.js";
 import type { EngineEvents } from "../engine/engine.js";
-import type { RulePublisher } from "../tunnel/push.js";
+import type { RulePublisher } from "../rules/push.js";
 
 export class EngineMetrics implements EngineEvents {
   readonly registry = new Registry();

@@ -130,6 +130,8 @@ export interface Store {
   /** Moves every lease whose lifetime ended to cooling, and returns them. */
   expireLeases(nowMs: number, cooldownMs: number): Promise<CoolingRecord[]>;
   getLease(holder: string, purpose: LeasePurpose): Promise<LeaseRecord | undefined>;
+  /** The lease on one address (a key lookup, never a scan); undefined when the address is free, cooling or not a pool's. */
+  leaseByAddress(address: string): Promise<LeaseRecord | undefined>;
   listLeases(): Promise<LeaseRecord[]>;
   poolUsage(nowMs: number): Promise<PoolUsage[]>;
 

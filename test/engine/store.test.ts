@@ -128,6 +128,25 @@ for (const kind of kinds) {
     t.is(later.address, leases[0].address, "after the cooldown another VM may have it");
   });
 
+  test(name("the lease on an address: found, not found, gone after release and after expiry; bad text refused"), async (t) => {
+    const { store } = await kind.open(t);
+    await store.syncPools([POOL, SEGMENT]);
+    const a = await store.acquireLease({ ...base, holder: "vm-a", expiresAtMs: 3000 });
+    const b = await store.acquireLease({ ...base, holder: "vm-b" });
+    const s = await store.acquireLease({ ...base, pool: "ipv4-lab", holder: "vm-s" });
+    t.deepEqual(await store.leaseByAddress(a.address), a, "found: the lease as acquireLease returned it");
+    t.deepEqual(await store.leaseByAddress(s.address), s, "found in another pool");
+    const free = POOL.addresses.map((x) => `198.51.100.${x & 0xff}`).find((x) => x !== a.address && x !== b.address)!;
+    t.is(await store.leaseByAddress(free), undefined, "a free pool address has no lease");
+    t.is(await store.leaseByAddress("203.0.113.9"), undefined, "an address of no pool has no lease");
+    await store.releaseLease({ address: b.address }, 2000, 10_000);
+    t.is(await store.leaseByAddress(b.address), undefined, "after release the address cools: no lease");
+    t.deepEqual(await store.expireLeases(5000, 10_000), [{ address: a.address, pool: "engine", holder: "vm-a", purpose: "care-of", cooldownUntilMs: 13_000 }]);
+    t.is(await store.leaseByAddress(a.address), undefined, "after expiry: no lease");
+    t.deepEqual(await store.leaseByAddress(s.address), s, "the others are untouched");
+    await t.throwsAsync(store.leaseByAddress("198.51.100"), { message: /^address: /, name: "AddressError" });
+  });
+
   test(name("expiry moves only ended leases to cooling"), async (t) => {
     const { store } = await kind.open(t);
     await store.syncPools([POOL]);

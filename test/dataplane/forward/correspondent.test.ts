@@ -3,7 +3,7 @@
 // VM's 6in4 tunnel, answers it with a Binding Acknowledgement through the same tunnel, and from
 // then on sends what the correspondent (IPv6, or IPv4 through the translator) addresses to the
 // home address straight to the VM's IPv4 care-of address. The rules are the engine's own
-// (services/tunnel/compile.ts bindingRules for an IPv6 VM); the BUs are the agent's
+// (services/rules/compile.ts bindingRules for an IPv6 VM); the BUs are the agent's
 // (mobility/mip6/binding-update.ts); the acknowledgements are checked with our codec and by tshark.
 import test from "ava";
 import { Forwarder } from "../../../dataplane/forward/index.js";
@@ -14,7 +14,7 @@ import { pseudoHeaderSum6 } from "../../../dataplane/packet/checksum.js";
 import { BA_STATUS, setMhChecksum } from "../../../dataplane/packet/mip6.js";
 import { buildBindingUpdatePacket, checkAcknowledgement } from "../../../mobility/mip6/binding-update.js";
 import type { Rule } from "../../../lib/rules/rules.js";
-import { bindingRules, configRules } from "../../../services/tunnel/compile.js";
+import { bindingRules, configRules } from "../../../services/rules/compile.js";
 import type { EngineConfig } from "../../../services/config/config.js";
 import { parseCidr } from "../../../lib/net/address.js";
 import { decodeWithTshark, frameProtocols } from "../../helpers/tshark.js";

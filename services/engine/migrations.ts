@@ -1,0 +1,200 @@
+// The migration operations of the engine: RegisterMigration, and for live migration
+// PrepareMigration and AbortMigration. A VM's binding, its compiled rules and the leases they use
+// change together, one VM's move at a time (the engine's queue of composite operations).
+import { randomUUID } from "node:crypto";
+import type { IPAddress, IPv4, IPv6 } from "../../lib/net/address.js";
+import type { Logger } from "../../lib/log.js";
+import type { EngineConfig } from "../config/config.js";
+import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
+import type { MigrationAdvisor } from "../migration/advisor.js";
+import type { PrefixPlan } from "../prefix/plan.js";
+import { vmOwner } from "../store/store.js";
+import type { BindingRecord, MigrationRecord, Store } from "../store/store.js";
+import { bindingRules } from "../rules/compile.js";
+
+export interface MigrationInput {
+  vmId: string;
+  home: IPAddress;
+  homeAgent: IPAddress;
+  sourceHostId: string;
+  destinationHostId: string;
+  careOfIPv4?: IPv4;
+  careOfIPv6?: IPv6;
+}
+
+export interface MigrationResult {
+  migrationId: string;
+  ruleRevision: bigint;
+  translatedIPv4: string;
+  translatedIPv6: string;
+  returnedHome: boolean;
+}
+
+export interface PrepareResult {
+  ruleRevision: bigint;
+  translatedIPv4: string;
+  translatedIPv6: string;
+  prepared: boolean;
+  active: boolean;
+}
+
+export interface AbortResult {
+  ruleRevision: bigint;
+  released: string[];
+}
+
+/** What the migration operations share with the rest of the engine. */
+export interface EngineCore {
+  readonly config: EngineConfig;
+  readonly store: Store;
+  readonly plan: PrefixPlan;
+  readonly advisor: MigrationAdvisor;
+  readonly log: Logger;
+  readonly cooldownMs: number;
+  now(): number;
+  /** Runs `fn` in the engine's one queue of composite operations, after those before it. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+export class Migrations {
+  constructor(private readonly core: EngineCore) {}
+
+  // --- RegisterMigration -----------------------------------------------------------------------
+
+  register(m: MigrationInput): Promise<MigrationResult> {
+    return this.core.exclusive(async () => {
+      const nowMs = this.core.now();
+      const migration: MigrationRecord = {
+        migrationId: randomUUID(), vmId: m.vmId, sourceHostId: m.sourceHostId, destinationHostId: m.destinationHostId,
+        careOfIPv4: m.careOfIPv4?.text ?? "", careOfIPv6: m.careOfIPv6?.text ?? "", registeredAtMs: nowMs,
+      };
+      if (!m.careOfIPv4 && !m.careOfIPv6) {
+        // The VM is home again: its rules go, and its addresses cool down.
+        if (migration.sourceHostId === "") migration.sourceHostId = (await this.core.store.getBinding(m.vmId))?.hostId ?? "";
+        const { revision, binding } = await this.core.store.deleteBinding(m.vmId, migration);
+        await this.core.store.releaseLease({ holder: m.vmId, purpose: "translation" }, nowMs, this.core.cooldownMs);
+        await this.core.store.releaseLease({ holder: m.vmId, purpose: "care-of" }, nowMs, this.core.cooldownMs);
+        this.core.advisor.noteMigration(m.vmId, nowMs);
+        this.core.log.info("vm returned home", { vmId: m.vmId, hadBinding: binding !== undefined, revision });
+        return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4: "", translatedIPv6: "", returnedHome: true };
+      }
+      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m);
+      const existing = await this.core.store.getBinding(m.vmId);
+      if (existing && sameBinding(existing, m, careOfIPv4, careOfIPv6)) {
+        // A repeat: same binding, same rules; nothing to write.
+        const { revision } = await this.core.store.ruleTable();
+        return { migrationId: existing.migrationId, ruleRevision: revision, translatedIPv4: existing.translatedIPv4, translatedIPv6: existing.translatedIPv6, returnedHome: false };
+      }
+      const { binding, mappedElsewhere } = await this.newBinding(m, careOfIPv4, careOfIPv6, migration.migrationId, nowMs);
+      const { translatedIPv4, translatedIPv6 } = binding;
+      const revision = await this.core.store.putBinding(binding, migration, bindingRules(binding, { mappingOwnedElsewhere: mappedElsewhere }));
+      this.core.advisor.noteMigration(m.vmId, nowMs);
+      this.core.log.info("migration registered", { vmId: m.vmId, migrationId: migration.migrationId, careOfIPv4: binding.careOfIPv4, careOfIPv6: binding.careOfIPv6, revision });
+      return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4, translatedIPv6, returnedHome: false };
+    });
+  }
+
+  /** The care-of addresses of a registration must be the VM's lease (RegisterMigration, PrepareMigration). */
+  private async checkCareOf(m: MigrationInput): Promise<{ careOfIPv4: IPv4; careOfIPv6: IPv6 }> {
+    if (!m.careOfIPv4) throw new InvalidArgumentError("care_of_ipv4", "is required unless both care-of addresses are empty (the VM came home)");
+    if (!m.careOfIPv6) throw new InvalidArgumentError("care_of_ipv6", "is required unless both care-of addresses are empty (the VM came home)");
+    const lease = await this.core.store.getLease(m.vmId, "care-of");
+    if (!lease || lease.address !== m.careOfIPv4.text) {
+      throw new FailedPreconditionError(`care_of_ipv4: ${m.careOfIPv4.text} is not leased to vm ${m.vmId}; call AllocateCareOf first`);
+    }
+    return { careOfIPv4: m.careOfIPv4, careOfIPv6: m.careOfIPv6 };
+  }
+
+  /** The binding a registration makes, with the translation address it needs (taken, or renewed: the same one again). */
+  private async newBinding(m: MigrationInput, careOfIPv4: IPv4, careOfIPv6: IPv6, migrationId: string, nowMs: number): Promise<{ binding: BindingRecord; mappedElsewhere: boolean }> {
+    let translatedIPv4 = "";
+    let translatedIPv6 = "";
+    let mappedElsewhere = false;
+    if (m.home.family === 6) {
+      // An IPv6 VM that IPv4 clients already reach at a pool address (MapCorrespondent while it
+      // was home) keeps that address, or their open sessions would break with the migration.
+      const mapped = await this.core.store.getLease(m.home.text, "correspondent");
+      if (mapped) {
+        translatedIPv4 = mapped.address;
+        mappedElsewhere = true;
+      } else {
+        // Paper 3.2, last paragraph: IPv4 correspondents reach the VM at a pool address.
+        const t = await this.core.store.acquireLease({
+          pool: this.core.config.pool.name, holder: m.vmId, purpose: "translation", hostId: m.destinationHostId, nowMs, expiresAtMs: null, cooldownMs: this.core.cooldownMs,
+        });
+        translatedIPv4 = t.address;
+      }
+    } else {
+      translatedIPv6 = this.core.plan.translated(m.home)?.text ?? "";
+    }
+    const binding: BindingRecord = {
+      vmId: m.vmId, homeAddress: m.home.text, homeAgent: m.homeAgent.text, hostId: m.destinationHostId,
+      careOfIPv4: careOfIPv4.text, careOfIPv6: careOfIPv6.text, translatedIPv4, translatedIPv6,
+      migrationId, updatedAtMs: nowMs,
+    };
+    return { binding, mappedElsewhere };
+  }
+
+  // --- PrepareMigration / AbortMigration (live migration: before the VM runs at its destination) --
+
+  /**
+   * Writes the rules the VM will need at its destination under the VM's own keys, with no
+   * binding yet: the rules only receive (re-wrap what the home agent tunnels to the new care-of
+   * address, unwrap what comes from it), so nothing of the VM's traffic moves until its home
+   * agent takes the registration. RegisterMigration at activation then compiles the same rules
+   * and changes none of them (the store writes only differences), so no rule push lies on the
+   * handover's path. A VM whose rules still serve a binding at another host is left alone.
+   */
+  prepare(m: MigrationInput): Promise<PrepareResult> {
+    return this.core.exclusive(async () => {
+      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m);
+      const existing = await this.core.store.getBinding(m.vmId);
+      if (existing) {
+        const { revision } = await this.core.store.ruleTable();
+        const active = sameBinding(existing, m, careOfIPv4, careOfIPv6);
+        return { ruleRevision: revision, translatedIPv4: existing.translatedIPv4, translatedIPv6: existing.translatedIPv6, prepared: active, active };
+      }
+      const { binding, mappedElsewhere } = await this.newBinding(m, careOfIPv4, careOfIPv6, "", this.core.now());
+      const revision = await this.core.store.replaceRules(vmOwner(m.vmId), bindingRules(binding, { mappingOwnedElsewhere: mappedElsewhere }));
+      this.core.log.info("migration prepared", { vmId: m.vmId, destinationHostId: m.destinationHostId, careOfIPv4: binding.careOfIPv4, careOfIPv6: binding.careOfIPv6, revision });
+      return { ruleRevision: revision, translatedIPv4: binding.translatedIPv4, translatedIPv6: binding.translatedIPv6, prepared: true, active: false };
+    });
+  }
+
+  /**
+   * A prepared migration that will not arrive: its rules and the leases taken for it go. A VM
+   * bound at this host has arrived (nothing to abort); a VM bound at another host keeps its
+   * binding, rules and leases (the care-of lease serves that binding).
+   */
+  abort(vmId: string, hostId: string): Promise<AbortResult> {
+    return this.core.exclusive(async () => {
+      const nowMs = this.core.now();
+      const binding = await this.core.store.getBinding(vmId);
+      if (binding?.hostId === hostId) {
+        throw new FailedPreconditionError(`vm_id: vm ${vmId} is bound at host ${hostId} (migration ${binding.migrationId}): it arrived, so there is nothing to abort; register its next move instead`);
+      }
+      const released: string[] = [];
+      if (binding) {
+        // Bound at another host: nothing was prepared (prepareMigration left it alone).
+        this.core.log.info("migration aborted", { vmId, hostId, released, boundAt: binding.hostId });
+        return { ruleRevision: (await this.core.store.ruleTable()).revision, released };
+      }
+      const revision = await this.core.store.replaceRules(vmOwner(vmId), []);
+      const careOf = await this.core.store.getLease(vmId, "care-of");
+      if (careOf && careOf.hostId === hostId) {
+        const r = await this.core.store.releaseLease({ holder: vmId, purpose: "care-of" }, nowMs, this.core.cooldownMs);
+        if (r) released.push(r.address);
+      }
+      const t = await this.core.store.releaseLease({ holder: vmId, purpose: "translation" }, nowMs, this.core.cooldownMs);
+      if (t) released.push(t.address);
+      this.core.log.info("migration aborted", { vmId, hostId, released, revision });
+      return { ruleRevision: revision, released };
+    });
+  }
+
+}
+
+function sameBinding(b: BindingRecord, m: MigrationInput, careOfIPv4: IPv4, careOfIPv6: IPv6): boolean {
+  return b.homeAddress === m.home.text && b.homeAgent === m.homeAgent.text && b.hostId === m.destinationHostId
+    && b.careOfIPv4 === careOfIPv4.text && b.careOfIPv6 === careOfIPv6.text;
+}

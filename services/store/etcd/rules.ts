@@ -1,0 +1,145 @@
+// The rule table on etcd, with what changes together with it: a VM's binding and the migration
+// that made it. Every rule change compares the revision key, so the replicas' changes are
+// serialised by etcd; each revision's changes are logged for workers that reconnect.
+import type { IOperation } from "etcd3";
+import type { Rule } from "../../../lib/rules/rules.js";
+import { ConflictError } from "../../errors.js";
+import { vmOwner } from "../store.js";
+import type { BindingRecord, MigrationRecord, RuleChange } from "../store.js";
+import { type Compare, EtcdPart, MAX_CONFLICT_RETRIES } from "./base.js";
+
+/** Rule-log entries (revisions) kept for reconnecting workers; one old entry is deleted per new one. */
+const RULE_LOG_KEEP = 10_000n;
+
+export class EtcdRules extends EtcdPart {
+  /** Learns the current revision and watches it, so other replicas' changes reach onRulesChanged. */
+  async watchRevision(): Promise<void> {
+    const s = this.s;
+    const rev = await s.client.get(this.k("rules/revision")).exec();
+    s.notifiedRevision = BigInt(rev.kvs[0]?.value.toString() ?? "0");
+    const rw = await s.client.watch().key(this.k("rules/revision")).startRevision(String(BigInt(rev.header.revision) + 1n)).create();
+    rw.on("put", (kv) => s.notify(BigInt(kv.value.toString())));
+    s.watchers.push(rw);
+  }
+
+  // --- rules and bindings ---------------------------------------------------------------------
+
+  /**
+   * Makes the owner's rules exactly `rules`, with `prepare`'s compares and writes in the same
+   * transaction. Every rule change compares the revision key, so changes from all replicas are
+   * serialised by etcd and the revision counts each exactly once.
+   */
+  private async setRules<T>(
+    owner: string, rules: Rule[], prepare: () => Promise<{ compares: Compare[]; ops: IOperation[]; result: T }> = async () => ({ compares: [], ops: [], result: undefined as T }),
+  ): Promise<{ revision: bigint; result: T }> {
+    const revKey = this.k("rules/revision");
+    const ownerKey = this.k(`rules/owner/${owner}`);
+    for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
+      const [revKv, ownerKv] = await Promise.all([this.getKv(revKey), this.getKv(ownerKey)]);
+      const extra = await prepare();
+      const current = BigInt(revKv?.value.toString() ?? "0");
+      const before = ownerKv ? (JSON.parse(ownerKv.value.toString()) as Record<string, string>) : {};
+      const after: Record<string, string> = {};
+      for (const r of rules) after[r.key] = JSON.stringify(r);
+      const changes: [string, string | null][] = [];
+      for (const [key, body] of Object.entries(after)) if (before[key] !== body) changes.push([key, body]);
+      for (const key of Object.keys(before)) if (!(key in after)) changes.push([key, null]);
+      if (changes.length === 0 && extra.ops.length === 0) return { revision: current, result: extra.result };
+      const revision = changes.length > 0 ? current + 1n : current;
+      const ops: IOperation[] = [...extra.ops];
+      if (changes.length > 0) {
+        for (const [key, body] of changes) {
+          ops.push(body === null ? this.del(this.k(`rules/key/${key}`)) : this.put(this.k(`rules/key/${key}`), `{"owner":${JSON.stringify(owner)},"rule":${body}}`));
+        }
+        ops.push(Object.keys(after).length > 0 ? this.put(ownerKey, after) : this.del(ownerKey));
+        ops.push(this.put(revKey, revision.toString()));
+        ops.push(this.put(this.logKey(revision), changes.map(([key, body]) => ({ key, rule: body === null ? null : (JSON.parse(body) as Rule) }))));
+        if (revision > RULE_LOG_KEEP) ops.push(this.del(this.logKey(revision - RULE_LOG_KEEP)));
+      }
+      const r = await this.txn([revKv ? [revKey, "Mod", "==", revKv.mod_revision] : [revKey, "Create", "==", 0], ...extra.compares], ops);
+      if (r.succeeded) {
+        if (changes.length > 0) this.s.notify(revision);
+        return { revision, result: extra.result };
+      }
+    }
+    throw new ConflictError(`rules of ${owner}: ${MAX_CONFLICT_RETRIES} conflicting changes in a row; try again`);
+  }
+
+  private logKey(revision: bigint): string {
+    return this.k(`rules/log/${revision.toString().padStart(20, "0")}`);
+  }
+
+  async replaceRules(owner: string, rules: Rule[]): Promise<bigint> {
+    return (await this.setRules(owner, rules)).revision;
+  }
+
+  private migrationKey(m: MigrationRecord): string {
+    return this.k(`migrations/${String(m.registeredAtMs).padStart(15, "0")}/${m.migrationId}`);
+  }
+
+  async putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> {
+    return (await this.setRules(vmOwner(binding.vmId), rules, async () => ({
+      compares: [], ops: [this.put(this.migrationKey(migration), migration), this.put(this.k(`bindings/${binding.vmId}`), binding)], result: undefined,
+    }))).revision;
+  }
+
+  async deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }> {
+    const bKey = this.k(`bindings/${vmId}`);
+    const { revision, result } = await this.setRules(vmOwner(vmId), [], async () => {
+      const kv = await this.getKv(bKey);
+      const ops: IOperation[] = [];
+      if (migration) ops.push(this.put(this.migrationKey(migration), migration));
+      if (kv) ops.push(this.del(bKey));
+      return {
+        compares: [kv ? [bKey, "Mod", "==", kv.mod_revision] : [bKey, "Create", "==", 0]],
+        ops, result: kv ? (JSON.parse(kv.value.toString()) as BindingRecord) : undefined,
+      };
+    });
+    return { revision, binding: result };
+  }
+
+  getBinding(vmId: string): Promise<BindingRecord | undefined> {
+    return this.getDoc<BindingRecord>(`bindings/${vmId}`);
+  }
+
+  listBindings(): Promise<BindingRecord[]> {
+    return this.listDocs<BindingRecord>("bindings/");
+  }
+
+  async listMigrations(limit: number): Promise<MigrationRecord[]> {
+    const res = await this.s.client.getAll().prefix(this.k("migrations/")).sort("Key", "Descend").limit(limit).exec();
+    return res.kvs.map((kv) => JSON.parse(kv.value.toString()) as MigrationRecord);
+  }
+
+  async ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> {
+    // Both reads at one etcd revision, so no change falls between them.
+    const rev = await this.s.client.get(this.k("rules/revision")).exec();
+    const res = await this.s.client.getAll().prefix(this.k("rules/key/")).revision(rev.header.revision).sort("Key", "Ascend").exec();
+    return {
+      revision: BigInt(rev.kvs[0]?.value.toString() ?? "0"),
+      rules: res.kvs.map((kv) => (JSON.parse(kv.value.toString()) as { rule: Rule }).rule),
+    };
+  }
+
+  async ruleChangesSince(revision: bigint): Promise<RuleChange[] | undefined> {
+    const current = BigInt((await this.getKv(this.k("rules/revision")))?.value.toString() ?? "0");
+    if (revision >= current) return [];
+    const res = await this.s.client.getAll().inRange({ start: this.logKey(revision + 1n), end: this.logKey(current + 1n) }).sort("Key", "Ascend").exec();
+    const out: RuleChange[] = [];
+    let expected = revision + 1n;
+    for (const kv of res.kvs) {
+      const text = kv.key.toString();
+      const rev = BigInt(text.slice(text.lastIndexOf("/") + 1));
+      if (rev !== expected) return undefined; // the log no longer reaches back that far
+      expected++;
+      for (const c of JSON.parse(kv.value.toString()) as { key: string; rule: Rule | null }[]) out.push({ revision: rev, key: c.key, rule: c.rule });
+    }
+    return expected > revision + 1n ? out : undefined;
+  }
+
+  onRulesChanged(listener: (revision: bigint) => void): () => void {
+    // Fires for changes this replica made (at once) and for other replicas' (through the watch).
+    this.s.ruleListeners.add(listener);
+    return () => this.s.ruleListeners.delete(listener);
+  }
+}
