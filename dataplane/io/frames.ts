@@ -47,6 +47,11 @@ export interface FramePortOptions {
   maxBatch?: number;
   /** The interface MTU: ring backends size their frames to it (a longer frame is counted and dropped). */
   mtu?: number;
+  /**
+   * Share the interface's frames with the other ports opened with `fanout` on it (the ring
+   * backend's PACKET_FANOUT, hash mode): each flow goes to one of them, in order.
+   */
+  fanout?: boolean;
 }
 
 /** Opens ports on interfaces; one implementation per backend. */

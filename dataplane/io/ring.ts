@@ -7,6 +7,8 @@
 // - send() copies the frame into a staging buffer (the pipeline reuses its output buffer) and
 //   flush() hands the whole batch to sendmmsg(2); the worker flushes after every batch, and a
 //   frame sent outside a batch (a neighbour tick, a control plane) is flushed by setImmediate;
+// - with `fanout`, the port's socket joins its interface's PACKET_FANOUT group (hash mode): ports
+//   of one interface in several worker processes share its frames, each flow on one of them;
 // - captureDrops is the ring's own PACKET_STATISTICS, read in the addon (no helper process);
 // - a link that goes down and comes back: the socket's error is counted (socketErrors) and
 //   capture goes on on the same interface.
@@ -18,7 +20,7 @@ import { interfaceMac } from "./cap.js";
 import type { FrameBatchHandler, FrameIo, FramePort, FramePortOptions, FramePortStats } from "./frames.js";
 
 interface RingAddon {
-  open(name: string, frameSize: number, frameCount: number, maxBatch: number, onReady: (count: number) => void): [object, ArrayBuffer, Int32Array];
+  open(name: string, frameSize: number, frameCount: number, maxBatch: number, onReady: (count: number) => void, fanout: boolean): [object, ArrayBuffer, Int32Array];
   send(handle: object, buffer: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
   stats(handle: object): [number, number, number, number, number];
   close(handle: object): void;
@@ -92,7 +94,7 @@ class RingPort implements FramePort {
     const frameCount = Math.max(64, Math.floor((options.bufferBytes ?? 16 << 20) / frameSize));
     this.slot = Math.max(STAGE_SLOT, 14 + mtu + 64);
     this.stage = new Uint8Array(STAGE_FRAMES * this.slot);
-    [this.handle, this.ring, this.desc] = lib.open(name, frameSize, frameCount, options.maxBatch ?? 1024, this.ready);
+    [this.handle, this.ring, this.desc] = lib.open(name, frameSize, frameCount, options.maxBatch ?? 1024, this.ready, options.fanout ?? false);
   }
 
   start(onBatch: FrameBatchHandler): void {

@@ -22,6 +22,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,21 +138,26 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   drain(r);
 }
 
-/* open(ifname, frameSize, frameCount, maxBatch, callback) -> [handle, ring ArrayBuffer, desc Int32Array] */
+/* open(ifname, frameSize, frameCount, maxBatch, callback, fanout) -> [handle, ring ArrayBuffer, desc Int32Array]
+ * fanout true: the socket joins the interface's PACKET_FANOUT group (one per interface, its id the
+ * ifindex) in hash mode, so each flow goes to one member and is never reordered; with DEFRAG, the
+ * fragments of one datagram go to one member too (packet(7)). */
 static napi_value ring_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char name[IF_NAMESIZE + 1];
   size_t len;
   uint32_t frame_size, frame_nr, max_batch;
+  bool fanout = false;
   if (argc < 5 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok ||
       napi_get_value_uint32(env, argv[1], &frame_size) != napi_ok ||
       napi_get_value_uint32(env, argv[2], &frame_nr) != napi_ok ||
       napi_get_value_uint32(env, argv[3], &max_batch) != napi_ok) {
-    napi_throw_type_error(env, NULL, "open(ifname, frameSize, frameCount, maxBatch, callback)");
+    napi_throw_type_error(env, NULL, "open(ifname, frameSize, frameCount, maxBatch, callback, fanout)");
     return NULL;
   }
+  if (argc >= 6) napi_get_value_bool(env, argv[5], &fanout);
   /* Blocks are a page, or the smallest power-of-two number of pages that holds one frame. */
   long page = sysconf(_SC_PAGESIZE);
   while (page < (long)frame_size && page < (1L << 20)) page *= 2;
@@ -192,6 +198,10 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   sll.sll_protocol = htons(ETH_P_ALL);
   sll.sll_ifindex = r->ifindex;
   if (bind(r->fd, (struct sockaddr *)&sll, sizeof sll) < 0) goto fail_b;
+  if (fanout) {
+    int arg = (r->ifindex & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+    if (setsockopt(r->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) goto fail_f;
+  }
   r->dest = sll;
   r->dest.sll_halen = ETH_ALEN;
   /* No frame can be in the ring before bind (protocol 0 above), and the kernel and we both
@@ -227,6 +237,7 @@ fail_i: { int e = errno; close(r->fd); free(r); errno = e; return throw_errno(en
 fail_r: { int e = errno; close(r->fd); free(r); errno = e; return throw_errno(env, "PACKET_RX_RING"); }
 fail_m: { int e = errno; close(r->fd); free(r); errno = e; return throw_errno(env, "mmap"); }
 fail_b: { int e = errno; release_ring(r); free(r); errno = e; return throw_errno(env, "bind"); }
+fail_f: { int e = errno; release_ring(r); free(r); errno = e; return throw_errno(env, "PACKET_FANOUT"); }
 }
 
 /* send(handle, buffer, offsets Int32Array, lengths Int32Array, count) -> frames sent.

@@ -10,6 +10,7 @@ import { NetnsLab, netnsAvailable } from "../../helpers/netns.js";
 const PROBE = join(import.meta.dirname, "ring-probe.ts");
 const REOPEN_PROBE = join(import.meta.dirname, "ring-reopen-probe.ts");
 const FAULTS_PROBE = join(import.meta.dirname, "ring-faults-probe.ts");
+const FANOUT_PROBE = join(import.meta.dirname, "ring-fanout-probe.ts");
 
 test("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames left out", async (t) => {
   if (!netnsAvailable()) return t.pass("needs root");
@@ -60,4 +61,34 @@ test("a burst that overruns the ring is counted as drops, and a link that goes d
   // A busy loop on the socket's error would take the whole second.
   t.true(r.cpuWhileDownMs < 600, `no busy loop while the link was down (${r.cpuWhileDownMs} ms CPU in 1 s)`);
   t.true(r.afterUp, "a frame sent after the link came back arrived");
+});
+
+test("two ports in one fanout group share an interface: each flow on one port, in order, no datagram twice or lost", async (t) => {
+  if (!netnsAvailable()) return t.pass("needs root");
+  const lab = NetnsLab.create(t);
+  const ns = await lab.addNamespace("m46io");
+  await lab.addVethPair(ns, "ra", ns, "rb", 1500);
+  const { stdout } = await lab.exec(ns, [process.execPath, "--import", "tsx", FANOUT_PROBE], { timeoutMs: 60_000 });
+  const r = JSON.parse(stdout.trim().split("\n").pop()!) as { flows: number; perFlow: number; got: string[][] };
+  const all = [...r.got[0], ...r.got[1]];
+  t.is(all.length, r.flows * r.perFlow, "every datagram was taken");
+  t.is(new Set(all).size, all.length, "no datagram was taken by both ports");
+  const portOf = new Map<string, Set<number>>();
+  r.got.forEach((list, port) => {
+    for (const item of list) {
+      const flow = item.split(":")[0];
+      if (!portOf.has(flow)) portOf.set(flow, new Set());
+      portOf.get(flow)!.add(port);
+    }
+  });
+  t.true([...portOf.values()].every((s) => s.size === 1), "each flow stayed on one port");
+  t.true(r.got[0].length > 0 && r.got[1].length > 0, "both ports took flows");
+  for (const list of r.got) {
+    const last = new Map<string, number>();
+    for (const item of list) {
+      const [flow, seq] = item.split(":").map(Number);
+      t.true((last.get(String(flow)) ?? -1) < seq, `flow ${flow} in order`);
+      last.set(String(flow), seq);
+    }
+  }
 });
