@@ -18,6 +18,7 @@
 import { randomUUID } from "node:crypto";
 import { Etcd3, type IKeyValue, type IOperation, type IOptions, type Watcher } from "etcd3";
 import { ipv4FromValue, parseIPv4 } from "../../lib/net/address.js";
+import { Backoff, sleep } from "../../lib/retry.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import { ConflictError, ResourceExhaustedError } from "../errors.js";
 import { LeadershipLostError, type LeaderGuard } from "./guard.js";
@@ -31,6 +32,11 @@ export { LeadershipLostError, type LeaderGuard } from "./guard.js";
 
 /** Conflicting transactions an operation retries before it gives up (another replica won each time). */
 export const MAX_CONFLICT_RETRIES = 16;
+/**
+ * After a lost race, a jittered pause before reading again (lib/retry.ts): replicas that collided
+ * spread apart instead of colliding again at once. Windows 4, 8, ... up to 100 ms.
+ */
+const conflictBackoff = () => new Backoff({ baseMs: 4, capMs: 100 });
 /** Rule-log entries (revisions) kept for reconnecting workers; one old entry is deleted per new one. */
 const RULE_LOG_KEEP = 10_000n;
 /** Operations per transaction when pools are written in bulk; etcd's default --max-txn-ops is 128. */
@@ -238,6 +244,7 @@ export class EtcdStore implements Store {
   async syncPools(pools: PoolAddressSet[]): Promise<void> {
     // Only what differs is written, each key under a compare, so replicas starting together
     // cannot overwrite each other's leases; a batch that lost a race is read again and redone.
+    const backoff = conflictBackoff();
     for (let attempt = 0; ; attempt++) {
       const res = await this.s.client.getAll().prefix(this.k("addresses/")).exec();
       const existing = new Map(res.kvs.map((kv) => [this.valueOfKey(kv.key), kv]));
@@ -271,6 +278,7 @@ export class EtcdStore implements Store {
       }
       if (!lost) return;
       if (attempt >= MAX_CONFLICT_RETRIES) throw new ConflictError("syncPools: the address table kept changing under us");
+      await sleep(backoff.next());
     }
   }
 
@@ -281,6 +289,7 @@ export class EtcdStore implements Store {
     let holderKv: IKeyValue | undefined;
     let holderKnown = false;
     let fresh = false;
+    const backoff = conflictBackoff();
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       const compares: Compare[] = [holderKv ? [hKey, "Mod", "==", holderKv.mod_revision] : [hKey, "Create", "==", 0]];
       const ops: IOperation[] = [];
@@ -340,6 +349,7 @@ export class EtcdStore implements Store {
       if (kv) this.s.set(candidate.value, JSON.parse(kv.value.toString()) as AddressDoc, BigInt(kv.mod_revision));
       holderKv = r.responses[1]?.response_range?.kvs[0];
       holderKnown = true;
+      await sleep(backoff.next());
     }
     throw new ConflictError(`pool ${req.pool}: ${MAX_CONFLICT_RETRIES} conflicting allocations in a row; try again`);
   }
@@ -376,6 +386,7 @@ export class EtcdStore implements Store {
   }
 
   async releaseLease(sel: { address: string } | { holder: string; purpose: LeasePurpose }, nowMs: number, cooldownMs: number): Promise<CoolingRecord | undefined> {
+    const backoff = conflictBackoff();
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       let value: number;
       if ("address" in sel) value = parseIPv4(sel.address, "address").value;
@@ -389,6 +400,7 @@ export class EtcdStore implements Store {
       if (!kv || !doc || doc.state !== LEASED) return undefined;
       const r = await this.cool(value, kv, doc, nowMs + cooldownMs);
       if (r) return r;
+      await sleep(backoff.next());
     }
     throw new ConflictError(`release: ${MAX_CONFLICT_RETRIES} conflicting changes in a row; try again`);
   }
@@ -471,6 +483,7 @@ export class EtcdStore implements Store {
   ): Promise<{ revision: bigint; result: T }> {
     const revKey = this.k("rules/revision");
     const ownerKey = this.k(`rules/owner/${owner}`);
+    const backoff = conflictBackoff();
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       const [revKv, ownerKv] = await Promise.all([this.getKv(revKey), this.getKv(ownerKey)]);
       const extra = await prepare();
@@ -498,6 +511,7 @@ export class EtcdStore implements Store {
         if (changes.length > 0) this.s.notify(revision);
         return { revision, result: extra.result };
       }
+      await sleep(backoff.next());
     }
     throw new ConflictError(`rules of ${owner}: ${MAX_CONFLICT_RETRIES} conflicting changes in a row; try again`);
   }
