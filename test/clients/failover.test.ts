@@ -41,7 +41,7 @@ test("the methods repeated are exactly those whose rpc in control.proto has an i
 test("an idempotent call that failed after it may have been sent is tried on the next replica; a call that is not is not", async (t) => {
   const calls: string[] = [];
   const client = connectControlAny(["e1", "e2"], { connect: fakes(calls, (a) => (a === "e1" ? unavailable() : undefined)) });
-  t.deepEqual(await client.heartbeat({ hostId: "h", addresses: [], vms: [] }), { address: "e2" }, "Heartbeat is IDEMPOTENT: repeated at e2");
+  t.deepEqual(await client.heartbeat({ hostId: "h", addresses: [], vms: [], resources: undefined }), { address: "e2" }, "Heartbeat is IDEMPOTENT: repeated at e2");
   t.deepEqual(calls, ["e1.heartbeat", "e2.heartbeat"]);
   const other = connectControlAny(["e1", "e2"], { connect: fakes((calls.length = 0, calls), (a) => (a === "e1" ? unavailable() : undefined)) });
   const err = await t.throwsAsync(other.releaseCareOf({ address: "198.51.100.1", vmId: "" }));
