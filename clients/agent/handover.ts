@@ -8,7 +8,7 @@
 // One VM's events are handled in order, different VMs' in parallel.
 import { parseAddress, prefixContains, type Cidr } from "../../lib/net/address.js";
 import { ETHERTYPE, parseMac } from "../../dataplane/packet/ethernet.js";
-import { retry, RetryAbortedError } from "../../lib/retry.js";
+import { retry as withBackoff, RetryAbortedError } from "../../lib/retry.js";
 import { childController } from "./abort.js";
 import { cameHome, type HomeDeps } from "./home.js";
 import type { AgentConfig, VmInventoryEntry } from "./config.js";
@@ -179,7 +179,7 @@ export class Handover {
   private async retry<T>(vm: VmInventoryEntry, bridge: Bridge, what: string, call: () => Promise<T>): Promise<T | undefined> {
     const left = new Error("the VM's port left");
     try {
-      return await retry(async () => {
+      return await withBackoff(async () => {
         if (this.where.get(vm.id)?.bridge !== bridge) throw left;
         return call();
       }, {
@@ -325,7 +325,7 @@ export class Handover {
     // The engine may have taken a lease or written rules even where its answer never came: the
     // abort is sent whatever the agent knows, a few times if the engine is away.
     try {
-      const r = await retry(() => this.deps.control.abortMigration({ vmId: vm.id, hostId: this.cfg.hostId }), {
+      const r = await withBackoff(() => this.deps.control.abortMigration({ vmId: vm.id, hostId: this.cfg.hostId }), {
         baseMs: 500, capMs: 8000, maxAttempts: 6, signal: this.deps.signal,
         // FAILED_PRECONDITION: the engine has the VM bound here (an activation it saw and we did not).
         retryable: (e) => (e as { code?: number }).code !== 9,
