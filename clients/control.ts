@@ -1,6 +1,6 @@
 // A promise-based client of the ControlEngine service over the generated grpc-js stubs; used by
 // mipctl, the agent and the tests.
-import { connectivityState, Metadata, status, type ChannelInterface, type ServiceError } from "@grpc/grpc-js";
+import { connectivityState, type ChannelInterface, type ServiceError } from "@grpc/grpc-js";
 import * as pb from "../gen/mip46/v1/control.js";
 import { channelCredentials, type TlsFiles } from "../lib/tls/tls.js";
 
@@ -41,46 +41,48 @@ export function connectControl(address: string, defaultDeadlineMs = 10_000, tls?
   const client: Record<string, unknown> = { raw, close: () => raw.close() };
   for (const name of METHODS) {
     const fn = (raw as unknown as Record<string, (...a: unknown[]) => unknown>)[name].bind(raw);
-    client[name] = async (req: unknown, deadlineMs = defaultDeadlineMs) => {
-      const deadline = Date.now() + deadlineMs;
-      // The call is made only on a connection that is up, so a failure to connect is known to
-      // have happened before anything was sent (see neverSent).
-      if (!(await connected(raw.getChannel(), deadline))) throw notSent(name, address, Date.now() >= deadline);
-      return new Promise((resolve, reject) => {
-        fn(req, { deadline }, (err: ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res)));
+    client[name] = (req: unknown, deadlineMs = defaultDeadlineMs) =>
+      new Promise((resolve, reject) => {
+        const deadline = Date.now() + deadlineMs;
+        const readiness = watchReady(raw.getChannel(), deadline);
+        fn(req, { deadline }, (err: ServiceError | null, res: unknown) => {
+          const wasReady = readiness.stop();
+          if (!err) return resolve(res);
+          reject(wasReady ? err : Object.assign(err, { neverSent: true }));
+        });
       });
-    };
   }
   return client as unknown as ControlClient;
 }
 
 /**
- * Whether a call failed before it left this client: no connection to the engine could be made,
- * so the engine cannot have seen it. Such a call may be tried again elsewhere even when it is not
- * idempotent (gRPC's transparent retry, gRFC A6); one that may have reached the engine may not.
+ * Whether a call failed before it left this client: the channel was never connected while the
+ * call lasted (grpc-js sends a call only on a READY connection), so the engine cannot have seen
+ * it. Such a call may be tried again elsewhere even when it is not idempotent (gRPC's transparent
+ * retry, gRFC A6); one that may have reached the engine may not. The error itself is grpc-js's,
+ * with its reason (refused, TLS handshake, deadline).
  */
 export function neverSent(e: unknown): boolean {
   return (e as { neverSent?: unknown } | undefined)?.neverSent === true;
 }
 
 /**
- * Resolves true once the channel is READY; false when connecting failed (TRANSIENT_FAILURE, where
- * grpc-js would fail the call at once too), the channel is shut down, or the deadline passed.
+ * Watches `channel` from now until stop(), which says whether it was READY at any moment between.
+ * grpc-js tells its watchers of a change before the calls it lets through touch the wire.
  */
-function connected(channel: ChannelInterface, deadline: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const check = () => {
-      const state = channel.getConnectivityState(true);
-      if (state === connectivityState.READY) return resolve(true);
-      if (state === connectivityState.TRANSIENT_FAILURE || state === connectivityState.SHUTDOWN) return resolve(false);
-      channel.watchConnectivityState(state, deadline, (err) => (err ? resolve(false) : check()));
-    };
-    check();
-  });
-}
-
-function notSent(method: string, address: string, late: boolean): ServiceError {
-  const code = late ? status.DEADLINE_EXCEEDED : status.UNAVAILABLE;
-  const details = late ? `no connection to ${address} within the deadline; ${method} was not sent` : `no connection to ${address}; ${method} was not sent`;
-  return Object.assign(new Error(`${code} ${status[code]}: ${details}`), { code, details, metadata: new Metadata(), neverSent: true });
+function watchReady(channel: ChannelInterface, deadline: number): { stop(): boolean } {
+  let ready = false;
+  let stopped = false;
+  const watch = () => {
+    const state = channel.getConnectivityState(false);
+    if (state === connectivityState.READY) ready = true;
+    else if (!stopped && state !== connectivityState.SHUTDOWN) channel.watchConnectivityState(state, deadline, (err) => err || watch());
+  };
+  watch();
+  return {
+    stop: () => {
+      stopped = true;
+      return ready;
+    },
+  };
 }

@@ -4,7 +4,7 @@
 // Safe to repeat: the methods the .proto declares `idempotency_level = IDEMPOTENT` or
 // `NO_SIDE_EFFECTS` (proto/mip46/v1/control.proto says why for each), read from the generated
 // service definition, so the list cannot drift from the API. Any other call (ReleaseCareOf) is
-// repeated only when it never left this client (connectControl found no connection: gRPC's
+// repeated only when it never left this client (its channel was never connected while it lasted: gRPC's
 // transparent-retry rule); once it may have reached a replica it is not, and the failure is the
 // caller's. It still moves the client to the next replica for the calls that follow.
 // Each replica is tried once at once; after a whole round of failures the client waits a
