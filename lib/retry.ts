@@ -5,9 +5,9 @@
 //
 // Ours rather than cockatiel (which etcd3 brings in, 3.2.1): cockatiel's RetryPolicy sleeps out its
 // whole delay after the AbortSignal fired, so stopping an agent would wait up to the cap; its
-// jitter calls Math.random with no seam for a test's seeded generator; and the failover client
-// needs a whole-call deadline and "next replica now, wait only after a round", which its policy
-// does not have. What is left to write is the twenty lines below.
+// jitter generators call Math.random directly, so a test with a seeded generator would write its
+// own anyway; and the failover client's whole-call deadline and "next replica at once, wait only
+// after a round" would need a wrapper around its policy. What is left to write is this file.
 //
 // The delays are exponential, capped, with full jitter: attempt n waits a uniform time in
 // [0, min(cap, base * 2^n)). This is the scheme of AWS's "Exponential Backoff And Jitter" (Marc
