@@ -1,6 +1,6 @@
 // A promise-based client of the ControlEngine service over the generated grpc-js stubs; used by
 // mipctl, the agent and the tests.
-import type { ServiceError } from "@grpc/grpc-js";
+import { connectivityState, type ChannelInterface, type ServiceError } from "@grpc/grpc-js";
 import * as pb from "../gen/mip46/v1/control.js";
 import { channelCredentials, type TlsFiles } from "../lib/tls/tls.js";
 
@@ -43,8 +43,46 @@ export function connectControl(address: string, defaultDeadlineMs = 10_000, tls?
     const fn = (raw as unknown as Record<string, (...a: unknown[]) => unknown>)[name].bind(raw);
     client[name] = (req: unknown, deadlineMs = defaultDeadlineMs) =>
       new Promise((resolve, reject) => {
-        fn(req, { deadline: Date.now() + deadlineMs }, (err: ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res)));
+        const deadline = Date.now() + deadlineMs;
+        const readiness = watchReady(raw.getChannel(), deadline);
+        fn(req, { deadline }, (err: ServiceError | null, res: unknown) => {
+          const wasReady = readiness.stop();
+          if (!err) return resolve(res);
+          reject(wasReady ? err : Object.assign(err, { neverSent: true }));
+        });
       });
   }
   return client as unknown as ControlClient;
+}
+
+/**
+ * Whether a call failed before it left this client: the channel was never connected while the
+ * call lasted (grpc-js sends a call only on a READY connection), so the engine cannot have seen
+ * it. Such a call may be tried again elsewhere even when it is not idempotent (gRPC's transparent
+ * retry, gRFC A6); one that may have reached the engine may not. The error itself is grpc-js's,
+ * with its reason (refused, TLS handshake, deadline).
+ */
+export function neverSent(e: unknown): boolean {
+  return (e as { neverSent?: unknown } | undefined)?.neverSent === true;
+}
+
+/**
+ * Watches `channel` from now until stop(), which says whether it was READY at any moment between.
+ * grpc-js tells its watchers of a change before the calls it lets through touch the wire.
+ */
+function watchReady(channel: ChannelInterface, deadline: number): { stop(): boolean } {
+  let ready = false;
+  let stopped = false;
+  const watch = () => {
+    const state = channel.getConnectivityState(false);
+    if (state === connectivityState.READY) ready = true;
+    else if (!stopped && state !== connectivityState.SHUTDOWN) channel.watchConnectivityState(state, deadline, (err) => err || watch());
+  };
+  watch();
+  return {
+    stop: () => {
+      stopped = true;
+      return ready;
+    },
+  };
 }

@@ -8,7 +8,7 @@ mkdir -p gen
 protoc \
   --plugin=protoc-gen-ts_proto=./node_modules/.bin/protoc-gen-ts_proto \
   --ts_proto_out=gen \
-  --ts_proto_opt=outputServices=grpc-js,forceLong=bigint,oneof=unions-value,env=node,importSuffix=.js,esModuleInterop=true,useExactTypes=false \
+  --ts_proto_opt=outputServices=grpc-js,outputServices=generic-definitions,forceLong=bigint,oneof=unions-value,env=node,importSuffix=.js,esModuleInterop=true,useExactTypes=false \
   -I proto \
   $(find proto -name '*.proto' | sort)
 printf '# Generated code\n\nMade by `npm run generate` (scripts/generate.sh) from `proto/`. Do not edit by hand.\n' > gen/README.md

@@ -8,7 +8,8 @@
 // One VM's events are handled in order, different VMs' in parallel.
 import { parseAddress, prefixContains, type Cidr } from "../../lib/net/address.js";
 import { ETHERTYPE, parseMac } from "../../dataplane/packet/ethernet.js";
-import { childController, sleep } from "./abort.js";
+import { retry as withBackoff, RetryAbortedError } from "../../lib/retry.js";
+import { childController } from "./abort.js";
 import { cameHome, type HomeDeps } from "./home.js";
 import type { AgentConfig, VmInventoryEntry } from "./config.js";
 import type { HypervisorEvent } from "./events.js";
@@ -176,18 +177,21 @@ export class Handover {
 
   /** Retries a call to the engine while the VM's port stays on `bridge`; undefined once it left. */
   private async retry<T>(vm: VmInventoryEntry, bridge: Bridge, what: string, call: () => Promise<T>): Promise<T | undefined> {
-    for (let attempt = 1; ; attempt++) {
-      if (this.stopped || this.where.get(vm.id)?.bridge !== bridge) return undefined;
-      try {
-        return await call();
-      } catch (e) {
-        const code = (e as { code?: number }).code;
+    const left = new Error("the VM's port left");
+    try {
+      return await withBackoff(async () => {
+        if (this.where.get(vm.id)?.bridge !== bridge) throw left;
+        return call();
+      }, {
+        // Jittered (lib/retry.ts), so that the agents of many hosts do not all come back in the same instant.
+        baseMs: 200, capMs: 5000, signal: this.deps.signal,
         // Only the engine's absence is worth waiting out (UNAVAILABLE 14, DEADLINE_EXCEEDED 4).
-        if (code !== undefined && code !== 14 && code !== 4) throw e;
-        this.deps.log.warn(`${what} failed; trying again`, { vmId: vm.id, attempt, error: (e as Error).message });
-        // Jittered (±20%), so that the agents of many hosts do not all come back in the same instant.
-        await sleep(Math.min(200 * 2 ** (attempt - 1), 5000) * (0.8 + 0.4 * Math.random()), this.deps.signal);
-      }
+        retryable: (e) => e !== left && [undefined, 14, 4].includes((e as { code?: number }).code),
+        onRetry: (e, attempt) => this.deps.log.warn(`${what} failed; trying again`, { vmId: vm.id, attempt, error: (e as Error).message }),
+      });
+    } catch (e) {
+      if (e === left || e instanceof RetryAbortedError) return undefined;
+      throw e;
     }
   }
 
@@ -320,21 +324,17 @@ export class Handover {
     t.error = "the VM's port went away before the VM ran here (a cancelled or failed migration)";
     // The engine may have taken a lease or written rules even where its answer never came: the
     // abort is sent whatever the agent knows, a few times if the engine is away.
-    for (let attempt = 1; attempt <= 6 && !this.stopped; attempt++) {
-      try {
-        const r = await this.deps.control.abortMigration({ vmId: vm.id, hostId: this.cfg.hostId });
-        this.deps.log.info("migration aborted", { vmId: vm.id, released: r.releasedAddresses });
-        break;
-      } catch (e) {
-        const code = (e as { code?: number }).code;
-        if (code === 9) {
-          // FAILED_PRECONDITION: the engine has the VM bound here (an activation it saw and we did not).
-          this.deps.log.warn("abort refused: the engine has the VM bound at this host", { vmId: vm.id, error: (e as Error).message });
-          break;
-        }
-        this.deps.log.warn("AbortMigration failed; trying again", { vmId: vm.id, attempt, error: (e as Error).message });
-        await sleep(Math.min(500 * 2 ** (attempt - 1), 8000), this.deps.signal);
-      }
+    try {
+      const r = await withBackoff(() => this.deps.control.abortMigration({ vmId: vm.id, hostId: this.cfg.hostId }), {
+        baseMs: 500, capMs: 8000, maxAttempts: 6, signal: this.deps.signal,
+        // FAILED_PRECONDITION: the engine has the VM bound here (an activation it saw and we did not).
+        retryable: (e) => (e as { code?: number }).code !== 9,
+        onRetry: (e, attempt) => this.deps.log.warn("AbortMigration failed; trying again", { vmId: vm.id, attempt, error: (e as Error).message }),
+      });
+      this.deps.log.info("migration aborted", { vmId: vm.id, released: r.releasedAddresses });
+    } catch (e) {
+      if ((e as { code?: number }).code === 9) this.deps.log.warn("abort refused: the engine has the VM bound at this host", { vmId: vm.id, error: (e as Error).message });
+      else if (!(e instanceof RetryAbortedError)) this.deps.log.warn("AbortMigration failed; giving up", { vmId: vm.id, error: (e as Error).message });
     }
     this.deps.record.record(t);
   }

@@ -78,6 +78,11 @@ export class Registrar {
     const signal = v.ended.signal;
     const { firstRetransmitMs, maxAttempts } = this.cfg.registration;
     const protocol = node.protocol.name;
+    // The retransmission timer keeps the RFCs' own schedule, not lib/retry.ts's backoff: it is how
+    // long a request waits for its reply, doubled at each retransmission (RFC 5944 §3.6.3, RFC 6275
+    // §11.8), here from registration.firstRetransmitMs and capped at 2 s (below RFC 6275's
+    // MAX_BINDACK_TIMEOUT of 32 s), so that a lost reply does not hold the handover long. No jitter:
+    // neither RFC asks for it, and each request is one VM's, to its own home agent.
     let wait = firstRetransmitMs;
     let resyncs = 0;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {

@@ -1,12 +1,14 @@
 // The worker's side of the rule push: connects to an engine (trying each configured replica in
 // turn), says who it is and what it last applied, applies the snapshot and the deltas it is sent,
 // and acknowledges each revision. When the engine goes away it keeps its last table and
-// reconnects by itself, with capped exponential backoff.
+// reconnects by itself, with capped exponential backoff and full jitter (lib/retry.ts), so that the
+// workers of an engine that restarted do not all reconnect in the same millisecond.
 import type { ChannelCredentials, ClientDuplexStream } from "@grpc/grpc-js";
 import { DataPlaneSyncClient, type EngineMessage, type WorkerMessage } from "../../gen/mip46/v1/dataplane.js";
 import type { Logger } from "../../lib/log.js";
 import { silentLogger } from "../../lib/log.js";
 import type { Rule, RuleTable } from "../../lib/rules/rules.js";
+import { Backoff } from "../../lib/retry.js";
 import { ruleFromMessage } from "../../lib/rules/wire.js";
 import { channelCredentials, type TlsFiles } from "../../lib/tls/tls.js";
 
@@ -23,7 +25,9 @@ export interface RuleSyncOptions {
   onDelta(revision: bigint, updates: Rule[], removes: string[]): void;
   /** Called on every connect and disconnect. */
   onConnection?(connected: boolean, engine: string): void;
+  /** The first reconnect waits up to this (ms, default 100); each failed one doubles the window. */
   minBackoffMs?: number;
+  /** The largest window (ms, default 5000). */
   maxBackoffMs?: number;
 }
 
@@ -32,7 +36,7 @@ export class RuleSyncClient {
   connected = false;
   private stopped = true;
   private next = 0;
-  private backoffMs: number;
+  private readonly backoff: Backoff;
   private stream?: ClientDuplexStream<WorkerMessage, EngineMessage>;
   private client?: DataPlaneSyncClient;
   private retryTimer?: NodeJS.Timeout;
@@ -45,7 +49,7 @@ export class RuleSyncClient {
     // Read once, here, so a missing or unreadable file stops the worker at start rather than
     // showing up as an engine that never answers. New certificates take a restart.
     this.credentials = channelCredentials(o.tls);
-    this.backoffMs = o.minBackoffMs ?? 100;
+    this.backoff = new Backoff({ baseMs: o.minBackoffMs ?? 100, capMs: o.maxBackoffMs ?? 5_000 });
   }
 
   start(): void {
@@ -80,9 +84,9 @@ export class RuleSyncClient {
       if (this.connected) this.o.onConnection?.(false, engine);
       this.connected = false;
       if (this.stopped) return;
-      this.log.warn("engine connection lost; keeping the last table", { engine, why, appliedRevision: this.appliedRevision, retryInMs: this.backoffMs });
-      this.retryTimer = setTimeout(() => this.connect(), this.backoffMs);
-      this.backoffMs = Math.min(this.backoffMs * 2, this.o.maxBackoffMs ?? 5_000);
+      const retryInMs = this.backoff.next();
+      this.log.warn("engine connection lost; keeping the last table", { engine, why, appliedRevision: this.appliedRevision, retryInMs });
+      this.retryTimer = setTimeout(() => this.connect(), retryInMs);
     };
     stream.on("data", (m: EngineMessage) => {
       const msg = m.message;
@@ -105,7 +109,7 @@ export class RuleSyncClient {
           this.applied(stream, snapshotRevision);
           if (!this.connected) {
             this.connected = true;
-            this.backoffMs = this.o.minBackoffMs ?? 100;
+            this.backoff.reset();
             this.o.onConnection?.(true, engine);
             this.log.info("in sync with engine", { engine, revision: snapshotRevision });
           }

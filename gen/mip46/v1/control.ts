@@ -5894,11 +5894,181 @@ export const GetRuleTableResponse: MessageFns<GetRuleTableResponse> = {
   },
 };
 
+export type ControlEngineDefinition = typeof ControlEngineDefinition;
+export const ControlEngineDefinition = {
+  name: "ControlEngine",
+  fullName: "mip46.v1.ControlEngine",
+  methods: {
+    /**
+     * Flow 3.1 c / 3.2 b-c: care-of addresses for a VM that arrived from the other protocol.
+     * Asking again for the same VM renews its lease and returns the same addresses (the store keys a
+     * lease by VM and purpose), so a repeat after a lost reply is safe: idempotent.
+     */
+    allocateCareOf: {
+      name: "AllocateCareOf",
+      requestType: AllocateCareOfRequest as typeof AllocateCareOfRequest,
+      requestStream: false,
+      responseType: AllocateCareOfResponse as typeof AllocateCareOfResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * Gives a lease back; the address cools down before another VM may have it.
+     * Not idempotent: a repeat after a lost reply answers NOT_FOUND for a release that happened.
+     */
+    releaseCareOf: {
+      name: "ReleaseCareOf",
+      requestType: ReleaseCareOfRequest as typeof ReleaseCareOfRequest,
+      requestStream: false,
+      responseType: ReleaseCareOfResponse as typeof ReleaseCareOfResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Flow 3.2 c: the IPv6 prefix assigned to an IPv4 segment attached to the engine.
+     * Only reads the prefix plan.
+     */
+    requestPrefix: {
+      name: "RequestPrefix",
+      requestType: RequestPrefixRequest as typeof RequestPrefixRequest,
+      requestStream: false,
+      responseType: RequestPrefixResponse as typeof RequestPrefixResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /**
+     * Records that a VM moved (or came home); the engine derives its data-plane rules from it.
+     * Idempotent: the engine answers a repeat of the same binding (same host and care-of addresses)
+     * with that binding and writes nothing (services/engine/engine.ts, "A repeat"); a repeated coming
+     * home finds no binding, rules or lease left to remove (only the migration history gains an entry).
+     */
+    registerMigration: {
+      name: "RegisterMigration",
+      requestType: RegisterMigrationRequest as typeof RegisterMigrationRequest,
+      requestStream: false,
+      responseType: RegisterMigrationResponse as typeof RegisterMigrationResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * Live migration, before the VM runs at its destination (the hypervisor's pre-copy): compiles
+     * the rules that will receive the VM there without diverting any of its traffic, so that
+     * RegisterMigration at activation changes no rule. Idempotent: the store writes only the rules
+     * that differ, and the translation lease it takes is keyed by the VM, so a repeat renews it.
+     */
+    prepareMigration: {
+      name: "PrepareMigration",
+      requestType: PrepareMigrationRequest as typeof PrepareMigrationRequest,
+      requestStream: false,
+      responseType: PrepareMigrationResponse as typeof PrepareMigrationResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * A live migration that never arrived (cancelled, failed): the prepared rules and the care-of
+     * and translation leases taken for it go. The VM stays where it was. Idempotent: a repeat
+     * removes what is already gone.
+     */
+    abortMigration: {
+      name: "AbortMigration",
+      requestType: AbortMigrationRequest as typeof AbortMigrationRequest,
+      requestStream: false,
+      responseType: AbortMigrationResponse as typeof AbortMigrationResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * Migration management: host and VM resources in, migration advice out.
+     * Idempotent: the host's record is overwritten, so a repeat is the same beat a moment later.
+     */
+    heartbeat: {
+      name: "Heartbeat",
+      requestType: HeartbeatRequest as typeof HeartbeatRequest,
+      requestStream: false,
+      responseType: HeartbeatResponse as typeof HeartbeatResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * An IPv4 address from the pool for an IPv6 correspondent that IPv4 nodes must reach
+     * (an explicit address mapping, RFC 7757).
+     * Idempotent: the lease is keyed by the correspondent's address, so a repeat renews it, and its rules
+     * are written again unchanged.
+     */
+    mapCorrespondent: {
+      name: "MapCorrespondent",
+      requestType: MapCorrespondentRequest as typeof MapCorrespondentRequest,
+      requestStream: false,
+      responseType: MapCorrespondentResponse as typeof MapCorrespondentResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** Operator calls (mipctl); they only read. */
+    listPools: {
+      name: "ListPools",
+      requestType: ListPoolsRequest as typeof ListPoolsRequest,
+      requestStream: false,
+      responseType: ListPoolsResponse as typeof ListPoolsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    listLeases: {
+      name: "ListLeases",
+      requestType: ListLeasesRequest as typeof ListLeasesRequest,
+      requestStream: false,
+      responseType: ListLeasesResponse as typeof ListLeasesResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    listPrefixes: {
+      name: "ListPrefixes",
+      requestType: ListPrefixesRequest as typeof ListPrefixesRequest,
+      requestStream: false,
+      responseType: ListPrefixesResponse as typeof ListPrefixesResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    listBindings: {
+      name: "ListBindings",
+      requestType: ListBindingsRequest as typeof ListBindingsRequest,
+      requestStream: false,
+      responseType: ListBindingsResponse as typeof ListBindingsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    listHosts: {
+      name: "ListHosts",
+      requestType: ListHostsRequest as typeof ListHostsRequest,
+      requestStream: false,
+      responseType: ListHostsResponse as typeof ListHostsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    listMigrations: {
+      name: "ListMigrations",
+      requestType: ListMigrationsRequest as typeof ListMigrationsRequest,
+      requestStream: false,
+      responseType: ListMigrationsResponse as typeof ListMigrationsResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    getRuleTable: {
+      name: "GetRuleTable",
+      requestType: GetRuleTableRequest as typeof GetRuleTableRequest,
+      requestStream: false,
+      responseType: GetRuleTableResponse as typeof GetRuleTableResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+  },
+} as const;
+
 export type ControlEngineService = typeof ControlEngineService;
 export const ControlEngineService = {
   /**
    * Flow 3.1 c / 3.2 b-c: care-of addresses for a VM that arrived from the other protocol.
-   * Asking again for the same VM renews its lease and returns the same addresses.
+   * Asking again for the same VM renews its lease and returns the same addresses (the store keys a
+   * lease by VM and purpose), so a repeat after a lost reply is safe: idempotent.
    */
   allocateCareOf: {
     path: "/mip46.v1.ControlEngine/AllocateCareOf" as const,
@@ -5911,7 +6081,10 @@ export const ControlEngineService = {
       Buffer.from(AllocateCareOfResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): AllocateCareOfResponse => AllocateCareOfResponse.decode(value),
   },
-  /** Gives a lease back; the address cools down before another VM may have it. */
+  /**
+   * Gives a lease back; the address cools down before another VM may have it.
+   * Not idempotent: a repeat after a lost reply answers NOT_FOUND for a release that happened.
+   */
   releaseCareOf: {
     path: "/mip46.v1.ControlEngine/ReleaseCareOf" as const,
     requestStream: false as const,
@@ -5922,7 +6095,10 @@ export const ControlEngineService = {
       Buffer.from(ReleaseCareOfResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReleaseCareOfResponse => ReleaseCareOfResponse.decode(value),
   },
-  /** Flow 3.2 c: the IPv6 prefix assigned to an IPv4 segment attached to the engine. */
+  /**
+   * Flow 3.2 c: the IPv6 prefix assigned to an IPv4 segment attached to the engine.
+   * Only reads the prefix plan.
+   */
   requestPrefix: {
     path: "/mip46.v1.ControlEngine/RequestPrefix" as const,
     requestStream: false as const,
@@ -5933,7 +6109,12 @@ export const ControlEngineService = {
       Buffer.from(RequestPrefixResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RequestPrefixResponse => RequestPrefixResponse.decode(value),
   },
-  /** Records that a VM moved (or came home); the engine derives its data-plane rules from it. */
+  /**
+   * Records that a VM moved (or came home); the engine derives its data-plane rules from it.
+   * Idempotent: the engine answers a repeat of the same binding (same host and care-of addresses)
+   * with that binding and writes nothing (services/engine/engine.ts, "A repeat"); a repeated coming
+   * home finds no binding, rules or lease left to remove (only the migration history gains an entry).
+   */
   registerMigration: {
     path: "/mip46.v1.ControlEngine/RegisterMigration" as const,
     requestStream: false as const,
@@ -5948,7 +6129,8 @@ export const ControlEngineService = {
   /**
    * Live migration, before the VM runs at its destination (the hypervisor's pre-copy): compiles
    * the rules that will receive the VM there without diverting any of its traffic, so that
-   * RegisterMigration at activation changes no rule. Idempotent.
+   * RegisterMigration at activation changes no rule. Idempotent: the store writes only the rules
+   * that differ, and the translation lease it takes is keyed by the VM, so a repeat renews it.
    */
   prepareMigration: {
     path: "/mip46.v1.ControlEngine/PrepareMigration" as const,
@@ -5963,7 +6145,8 @@ export const ControlEngineService = {
   },
   /**
    * A live migration that never arrived (cancelled, failed): the prepared rules and the care-of
-   * and translation leases taken for it go. The VM stays where it was. Idempotent.
+   * and translation leases taken for it go. The VM stays where it was. Idempotent: a repeat
+   * removes what is already gone.
    */
   abortMigration: {
     path: "/mip46.v1.ControlEngine/AbortMigration" as const,
@@ -5976,7 +6159,10 @@ export const ControlEngineService = {
       Buffer.from(AbortMigrationResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): AbortMigrationResponse => AbortMigrationResponse.decode(value),
   },
-  /** Migration management: host and VM resources in, migration advice out. */
+  /**
+   * Migration management: host and VM resources in, migration advice out.
+   * Idempotent: the host's record is overwritten, so a repeat is the same beat a moment later.
+   */
   heartbeat: {
     path: "/mip46.v1.ControlEngine/Heartbeat" as const,
     requestStream: false as const,
@@ -5989,6 +6175,8 @@ export const ControlEngineService = {
   /**
    * An IPv4 address from the pool for an IPv6 correspondent that IPv4 nodes must reach
    * (an explicit address mapping, RFC 7757).
+   * Idempotent: the lease is keyed by the correspondent's address, so a repeat renews it, and its rules
+   * are written again unchanged.
    */
   mapCorrespondent: {
     path: "/mip46.v1.ControlEngine/MapCorrespondent" as const,
@@ -6001,7 +6189,7 @@ export const ControlEngineService = {
       Buffer.from(MapCorrespondentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): MapCorrespondentResponse => MapCorrespondentResponse.decode(value),
   },
-  /** Operator calls (mipctl). */
+  /** Operator calls (mipctl); they only read. */
   listPools: {
     path: "/mip46.v1.ControlEngine/ListPools" as const,
     requestStream: false as const,
@@ -6075,34 +6263,53 @@ export const ControlEngineService = {
 export interface ControlEngineServer extends UntypedServiceImplementation {
   /**
    * Flow 3.1 c / 3.2 b-c: care-of addresses for a VM that arrived from the other protocol.
-   * Asking again for the same VM renews its lease and returns the same addresses.
+   * Asking again for the same VM renews its lease and returns the same addresses (the store keys a
+   * lease by VM and purpose), so a repeat after a lost reply is safe: idempotent.
    */
   allocateCareOf: handleUnaryCall<AllocateCareOfRequest, AllocateCareOfResponse>;
-  /** Gives a lease back; the address cools down before another VM may have it. */
+  /**
+   * Gives a lease back; the address cools down before another VM may have it.
+   * Not idempotent: a repeat after a lost reply answers NOT_FOUND for a release that happened.
+   */
   releaseCareOf: handleUnaryCall<ReleaseCareOfRequest, ReleaseCareOfResponse>;
-  /** Flow 3.2 c: the IPv6 prefix assigned to an IPv4 segment attached to the engine. */
+  /**
+   * Flow 3.2 c: the IPv6 prefix assigned to an IPv4 segment attached to the engine.
+   * Only reads the prefix plan.
+   */
   requestPrefix: handleUnaryCall<RequestPrefixRequest, RequestPrefixResponse>;
-  /** Records that a VM moved (or came home); the engine derives its data-plane rules from it. */
+  /**
+   * Records that a VM moved (or came home); the engine derives its data-plane rules from it.
+   * Idempotent: the engine answers a repeat of the same binding (same host and care-of addresses)
+   * with that binding and writes nothing (services/engine/engine.ts, "A repeat"); a repeated coming
+   * home finds no binding, rules or lease left to remove (only the migration history gains an entry).
+   */
   registerMigration: handleUnaryCall<RegisterMigrationRequest, RegisterMigrationResponse>;
   /**
    * Live migration, before the VM runs at its destination (the hypervisor's pre-copy): compiles
    * the rules that will receive the VM there without diverting any of its traffic, so that
-   * RegisterMigration at activation changes no rule. Idempotent.
+   * RegisterMigration at activation changes no rule. Idempotent: the store writes only the rules
+   * that differ, and the translation lease it takes is keyed by the VM, so a repeat renews it.
    */
   prepareMigration: handleUnaryCall<PrepareMigrationRequest, PrepareMigrationResponse>;
   /**
    * A live migration that never arrived (cancelled, failed): the prepared rules and the care-of
-   * and translation leases taken for it go. The VM stays where it was. Idempotent.
+   * and translation leases taken for it go. The VM stays where it was. Idempotent: a repeat
+   * removes what is already gone.
    */
   abortMigration: handleUnaryCall<AbortMigrationRequest, AbortMigrationResponse>;
-  /** Migration management: host and VM resources in, migration advice out. */
+  /**
+   * Migration management: host and VM resources in, migration advice out.
+   * Idempotent: the host's record is overwritten, so a repeat is the same beat a moment later.
+   */
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
   /**
    * An IPv4 address from the pool for an IPv6 correspondent that IPv4 nodes must reach
    * (an explicit address mapping, RFC 7757).
+   * Idempotent: the lease is keyed by the correspondent's address, so a repeat renews it, and its rules
+   * are written again unchanged.
    */
   mapCorrespondent: handleUnaryCall<MapCorrespondentRequest, MapCorrespondentResponse>;
-  /** Operator calls (mipctl). */
+  /** Operator calls (mipctl); they only read. */
   listPools: handleUnaryCall<ListPoolsRequest, ListPoolsResponse>;
   listLeases: handleUnaryCall<ListLeasesRequest, ListLeasesResponse>;
   listPrefixes: handleUnaryCall<ListPrefixesRequest, ListPrefixesResponse>;
@@ -6115,7 +6322,8 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
 export interface ControlEngineClient extends Client {
   /**
    * Flow 3.1 c / 3.2 b-c: care-of addresses for a VM that arrived from the other protocol.
-   * Asking again for the same VM renews its lease and returns the same addresses.
+   * Asking again for the same VM renews its lease and returns the same addresses (the store keys a
+   * lease by VM and purpose), so a repeat after a lost reply is safe: idempotent.
    */
   allocateCareOf(
     request: AllocateCareOfRequest,
@@ -6132,7 +6340,10 @@ export interface ControlEngineClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AllocateCareOfResponse) => void,
   ): ClientUnaryCall;
-  /** Gives a lease back; the address cools down before another VM may have it. */
+  /**
+   * Gives a lease back; the address cools down before another VM may have it.
+   * Not idempotent: a repeat after a lost reply answers NOT_FOUND for a release that happened.
+   */
   releaseCareOf(
     request: ReleaseCareOfRequest,
     callback: (error: ServiceError | null, response: ReleaseCareOfResponse) => void,
@@ -6148,7 +6359,10 @@ export interface ControlEngineClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReleaseCareOfResponse) => void,
   ): ClientUnaryCall;
-  /** Flow 3.2 c: the IPv6 prefix assigned to an IPv4 segment attached to the engine. */
+  /**
+   * Flow 3.2 c: the IPv6 prefix assigned to an IPv4 segment attached to the engine.
+   * Only reads the prefix plan.
+   */
   requestPrefix(
     request: RequestPrefixRequest,
     callback: (error: ServiceError | null, response: RequestPrefixResponse) => void,
@@ -6164,7 +6378,12 @@ export interface ControlEngineClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RequestPrefixResponse) => void,
   ): ClientUnaryCall;
-  /** Records that a VM moved (or came home); the engine derives its data-plane rules from it. */
+  /**
+   * Records that a VM moved (or came home); the engine derives its data-plane rules from it.
+   * Idempotent: the engine answers a repeat of the same binding (same host and care-of addresses)
+   * with that binding and writes nothing (services/engine/engine.ts, "A repeat"); a repeated coming
+   * home finds no binding, rules or lease left to remove (only the migration history gains an entry).
+   */
   registerMigration(
     request: RegisterMigrationRequest,
     callback: (error: ServiceError | null, response: RegisterMigrationResponse) => void,
@@ -6183,7 +6402,8 @@ export interface ControlEngineClient extends Client {
   /**
    * Live migration, before the VM runs at its destination (the hypervisor's pre-copy): compiles
    * the rules that will receive the VM there without diverting any of its traffic, so that
-   * RegisterMigration at activation changes no rule. Idempotent.
+   * RegisterMigration at activation changes no rule. Idempotent: the store writes only the rules
+   * that differ, and the translation lease it takes is keyed by the VM, so a repeat renews it.
    */
   prepareMigration(
     request: PrepareMigrationRequest,
@@ -6202,7 +6422,8 @@ export interface ControlEngineClient extends Client {
   ): ClientUnaryCall;
   /**
    * A live migration that never arrived (cancelled, failed): the prepared rules and the care-of
-   * and translation leases taken for it go. The VM stays where it was. Idempotent.
+   * and translation leases taken for it go. The VM stays where it was. Idempotent: a repeat
+   * removes what is already gone.
    */
   abortMigration(
     request: AbortMigrationRequest,
@@ -6219,7 +6440,10 @@ export interface ControlEngineClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AbortMigrationResponse) => void,
   ): ClientUnaryCall;
-  /** Migration management: host and VM resources in, migration advice out. */
+  /**
+   * Migration management: host and VM resources in, migration advice out.
+   * Idempotent: the host's record is overwritten, so a repeat is the same beat a moment later.
+   */
   heartbeat(
     request: HeartbeatRequest,
     callback: (error: ServiceError | null, response: HeartbeatResponse) => void,
@@ -6238,6 +6462,8 @@ export interface ControlEngineClient extends Client {
   /**
    * An IPv4 address from the pool for an IPv6 correspondent that IPv4 nodes must reach
    * (an explicit address mapping, RFC 7757).
+   * Idempotent: the lease is keyed by the correspondent's address, so a repeat renews it, and its rules
+   * are written again unchanged.
    */
   mapCorrespondent(
     request: MapCorrespondentRequest,
@@ -6254,7 +6480,7 @@ export interface ControlEngineClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: MapCorrespondentResponse) => void,
   ): ClientUnaryCall;
-  /** Operator calls (mipctl). */
+  /** Operator calls (mipctl); they only read. */
   listPools(
     request: ListPoolsRequest,
     callback: (error: ServiceError | null, response: ListPoolsResponse) => void,

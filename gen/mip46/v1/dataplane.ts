@@ -817,8 +817,32 @@ export const RuleDelta: MessageFns<RuleDelta> = {
   },
 };
 
+export type DataPlaneSyncDefinition = typeof DataPlaneSyncDefinition;
+export const DataPlaneSyncDefinition = {
+  name: "DataPlaneSync",
+  fullName: "mip46.v1.DataPlaneSync",
+  methods: {
+    /**
+     * Idempotent: a new stream starts over from the worker's hello (a snapshot, then deltas), and an
+     * acknowledgement only records a revision the worker applied; a worker reconnects at will.
+     */
+    syncRules: {
+      name: "SyncRules",
+      requestType: WorkerMessage as typeof WorkerMessage,
+      requestStream: true,
+      responseType: EngineMessage as typeof EngineMessage,
+      responseStream: true,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+  },
+} as const;
+
 export type DataPlaneSyncService = typeof DataPlaneSyncService;
 export const DataPlaneSyncService = {
+  /**
+   * Idempotent: a new stream starts over from the worker's hello (a snapshot, then deltas), and an
+   * acknowledgement only records a revision the worker applied; a worker reconnects at will.
+   */
   syncRules: {
     path: "/mip46.v1.DataPlaneSync/SyncRules" as const,
     requestStream: true as const,
@@ -831,10 +855,18 @@ export const DataPlaneSyncService = {
 } as const;
 
 export interface DataPlaneSyncServer extends UntypedServiceImplementation {
+  /**
+   * Idempotent: a new stream starts over from the worker's hello (a snapshot, then deltas), and an
+   * acknowledgement only records a revision the worker applied; a worker reconnects at will.
+   */
   syncRules: handleBidiStreamingCall<WorkerMessage, EngineMessage>;
 }
 
 export interface DataPlaneSyncClient extends Client {
+  /**
+   * Idempotent: a new stream starts over from the worker's hello (a snapshot, then deltas), and an
+   * acknowledgement only records a revision the worker applied; a worker reconnects at will.
+   */
   syncRules(): ClientDuplexStream<WorkerMessage, EngineMessage>;
   syncRules(options: Partial<CallOptions>): ClientDuplexStream<WorkerMessage, EngineMessage>;
   syncRules(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<WorkerMessage, EngineMessage>;

@@ -3,11 +3,17 @@
 // one way to write a transaction (with the leader key's compare for a guarded view).
 import type { Etcd3, IKeyValue, IOperation, Watcher } from "etcd3";
 import { ipv4FromValue, parseIPv4 } from "../../../lib/net/address.js";
+import { Backoff } from "../../../lib/retry.js";
 import { LeadershipLostError, type LeaderGuard } from "../guard.js";
 import type { LeasePurpose, LeaseRecord } from "../store.js";
 
 /** Conflicting transactions an operation retries before it gives up (another replica won each time). */
 export const MAX_CONFLICT_RETRIES = 16;
+/**
+ * After a lost race, a jittered pause before reading again (lib/retry.ts): replicas that collided
+ * spread apart instead of colliding again at once. Windows 4, 8, ... up to 100 ms.
+ */
+export const conflictBackoff = () => new Backoff({ baseMs: 4, capMs: 100 });
 
 export const FREE = 0;
 export const LEASED = 1;

@@ -3,10 +3,11 @@
 // proposes a candidate; the compare on the address's mod revision decides.
 import type { IKeyValue, IOperation } from "etcd3";
 import { ipv4FromValue, parseIPv4 } from "../../../lib/net/address.js";
+import { sleep } from "../../../lib/retry.js";
 import { ConflictError, ResourceExhaustedError } from "../../errors.js";
 import type { AcquireLease, CoolingRecord, LeasePurpose, LeaseRecord, PoolAddressSet, PoolUsage } from "../store.js";
 import {
-  type AddressDoc, type Compare, COOLING, EtcdPart, FREE, type HolderDoc, LEASED, MAX_CONFLICT_RETRIES, toLease,
+  type AddressDoc, type Compare, COOLING, EtcdPart, FREE, type HolderDoc, LEASED, MAX_CONFLICT_RETRIES, conflictBackoff, toLease,
 } from "./base.js";
 
 /** Operations per transaction when pools are written in bulk; etcd's default --max-txn-ops is 128. */
@@ -28,6 +29,7 @@ export class EtcdLeases extends EtcdPart {
   async syncPools(pools: PoolAddressSet[]): Promise<void> {
     // Only what differs is written, each key under a compare, so replicas starting together
     // cannot overwrite each other's leases; a batch that lost a race is read again and redone.
+    const backoff = conflictBackoff();
     for (let attempt = 0; ; attempt++) {
       const res = await this.s.client.getAll().prefix(this.k("addresses/")).exec();
       const existing = new Map(res.kvs.map((kv) => [this.valueOfKey(kv.key), kv]));
@@ -61,6 +63,7 @@ export class EtcdLeases extends EtcdPart {
       }
       if (!lost) return;
       if (attempt >= MAX_CONFLICT_RETRIES) throw new ConflictError("syncPools: the address table kept changing under us");
+      await sleep(backoff.next());
     }
   }
 
@@ -71,6 +74,7 @@ export class EtcdLeases extends EtcdPart {
     let holderKv: IKeyValue | undefined;
     let holderKnown = false;
     let fresh = false;
+    const backoff = conflictBackoff();
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       const compares: Compare[] = [holderKv ? [hKey, "Mod", "==", holderKv.mod_revision] : [hKey, "Create", "==", 0]];
       const ops: IOperation[] = [];
@@ -130,6 +134,7 @@ export class EtcdLeases extends EtcdPart {
       if (kv) this.s.set(candidate.value, JSON.parse(kv.value.toString()) as AddressDoc, BigInt(kv.mod_revision));
       holderKv = r.responses[1]?.response_range?.kvs[0];
       holderKnown = true;
+      await sleep(backoff.next());
     }
     throw new ConflictError(`pool ${req.pool}: ${MAX_CONFLICT_RETRIES} conflicting allocations in a row; try again`);
   }
@@ -166,6 +171,7 @@ export class EtcdLeases extends EtcdPart {
   }
 
   async releaseLease(sel: { address: string } | { holder: string; purpose: LeasePurpose }, nowMs: number, cooldownMs: number): Promise<CoolingRecord | undefined> {
+    const backoff = conflictBackoff();
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       let value: number;
       if ("address" in sel) value = parseIPv4(sel.address, "address").value;
@@ -179,6 +185,7 @@ export class EtcdLeases extends EtcdPart {
       if (!kv || !doc || doc.state !== LEASED) return undefined;
       const r = await this.cool(value, kv, doc, nowMs + cooldownMs);
       if (r) return r;
+      await sleep(backoff.next());
     }
     throw new ConflictError(`release: ${MAX_CONFLICT_RETRIES} conflicting changes in a row; try again`);
   }

@@ -6,7 +6,8 @@ import type { Rule } from "../../../lib/rules/rules.js";
 import { ConflictError } from "../../errors.js";
 import { vmOwner } from "../store.js";
 import type { BindingRecord, MigrationRecord, RuleChange } from "../store.js";
-import { type Compare, EtcdPart, MAX_CONFLICT_RETRIES } from "./base.js";
+import { sleep } from "../../../lib/retry.js";
+import { type Compare, conflictBackoff, EtcdPart, MAX_CONFLICT_RETRIES } from "./base.js";
 
 /** Rule-log entries (revisions) kept for reconnecting workers; one old entry is deleted per new one. */
 const RULE_LOG_KEEP = 10_000n;
@@ -34,6 +35,7 @@ export class EtcdRules extends EtcdPart {
   ): Promise<{ revision: bigint; result: T }> {
     const revKey = this.k("rules/revision");
     const ownerKey = this.k(`rules/owner/${owner}`);
+    const backoff = conflictBackoff();
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       const [revKv, ownerKv] = await Promise.all([this.getKv(revKey), this.getKv(ownerKey)]);
       const extra = await prepare();
@@ -61,6 +63,7 @@ export class EtcdRules extends EtcdPart {
         if (changes.length > 0) this.s.notify(revision);
         return { revision, result: extra.result };
       }
+      await sleep(backoff.next());
     }
     throw new ConflictError(`rules of ${owner}: ${MAX_CONFLICT_RETRIES} conflicting changes in a row; try again`);
   }
