@@ -5,18 +5,24 @@
 // (flow 3.2). For each move it prints QEMU's downtime, the blackout a 1 kHz UDP probe saw (and
 // the network's share of it), the agent's prepare and switch, and the path the packets took;
 // then tears everything down. Exit status 0 when every session survived with every echo checked.
+// The four handovers are also drawn (deploy/lab/chart.ts) into $MIP46_DEMO_OUT (default
+// /tmp/mip46-demo): handover.svg, and handover.json with what it was drawn from.
 import type { ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { LAB_ENDPOINTS } from "../deploy/lab/configs.js";
 import { labMetrics, openLabRpc, REPO, startLab, type LabRpc, type RunningLab } from "../deploy/lab/lab.js";
 import { destroyLab, spawnIn } from "../deploy/lab/netns.js";
+import { handoverChart, type ChartMove } from "../deploy/lab/chart.js";
 import { measuredMove, switchTimes } from "../deploy/lab/measure.js";
 
 const PREFIX = "m46demo";
 const say = (s = "") => process.stdout.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SESSION = join(REPO, "deploy/lab/apps/session.mjs");
+const OUT = process.env.MIP46_DEMO_OUT ?? "/tmp/mip46-demo";
+const charted: ChartMove[] = [];
 
 interface Status { connected?: boolean; sent?: number; echoed?: number; mismatches?: number; maxGapMs?: number; local?: string; remote?: string; error?: string; summary?: boolean; listening?: number }
 
@@ -98,6 +104,7 @@ async function runFlow(f: Flow): Promise<boolean> {
     const m = await measuredMove(PREFIX, { vm: f.vm, to, client: f.probe.client, target: f.probe.target }, { warmupMs: 300, afterMs: 2000, capture: true });
     const h = m.handover;
     if (m.move.status !== "completed" || h === null || h.ok !== true) throw new Error(`the move of ${f.vm} to ${to}: ${m.move.status}, handover ${JSON.stringify(h)}`);
+    charted.push({ vm: f.vm, from: leg === "away" ? f.home : f.away, to, what: leg === "away" ? `into the ${to === "h6" ? "IPv6" : "IPv4"} network` : "home", m });
     const { activatedAt, switchMs } = switchTimes(h);
     const down = m.move.qemu.downtimeMs ?? 0;
     const blackout = m.blackout?.ms ?? 0;
@@ -185,6 +192,10 @@ try {
     homeAgentTunnel: "r2 encap-6in6",
   });
   ok = ok31 && ok32;
+  mkdirSync(OUT, { recursive: true });
+  writeFileSync(join(OUT, "handover.json"), JSON.stringify(charted, null, 1));
+  writeFileSync(join(OUT, "handover.svg"), handoverChart("mip46 demo: four live migrations between the IPv4 and the IPv6 network", charted));
+  say(`\n   the four handovers, drawn: ${join(OUT, "handover.svg")} (the data: handover.json)`);
   say(`\n-- result: flow 3.1 ${ok31 ? "OK" : "FAILED"}, flow 3.2 ${ok32 ? "OK" : "FAILED"}`);
   say(ok ? "OK: every session survived both live migrations of both flows, there and back" : "FAILED: see above");
 } catch (e) {
