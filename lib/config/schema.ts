@@ -6,11 +6,13 @@
 // after the shape, with the same message form.
 import { z } from "zod";
 
-/** A configuration value that cannot be used; the message starts with the field's path. */
+/** A configuration value that cannot be used; the message starts with the field's path, `field`. */
 export class ConfigFieldError extends Error {
   override name = "ConfigFieldError";
-  constructor(message: string, readonly field = "") {
+  readonly field: string;
+  constructor(message: string, field?: string) {
     super(message);
+    this.field = field ?? message.slice(0, Math.max(0, message.indexOf(": ")));
   }
 }
 
