@@ -1,11 +1,10 @@
 // A home agent's configuration file (YAML): the data-plane worker's keys (workerId, interfaces,
 // routes, metricsListen, capture, tickMs: see deploy/examples/dataplane.yaml) plus a `homeAgent`
 // section. Keys come from a separate file, readable by the home agent only, and are never logged.
-import { ConfigFieldError, integer, oneOf, parseShape, strict, text, z } from "../lib/config/schema.js";
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { ConfigFieldError, integer, oneOf, parseShape, readYamlFile, strict, text, z } from "../lib/config/schema.js";
+import { dirname } from "node:path";
 import { parseAddress, parseCidr } from "../lib/net/address.js";
-import { KeyConfigError, loadKeysFile, parseKeys, type MnHaKey, type MobilityProtocolName } from "../mobility/keys.js";
+import { configuredKeys, KeyConfigError, type MnHaKey, type MobilityProtocolName } from "../mobility/keys.js";
 import { WORKER_KEYS, workerConfig, type WorkerConfig } from "../dataplane/worker/config.js";
 
 export class HomeAgentConfigError extends ConfigFieldError {
@@ -70,11 +69,7 @@ export function parseHomeAgentConfig(value: unknown, baseDir = "."): HomeAgentFi
   if (ha.keysFile === undefined && ha.keys === undefined) throw new HomeAgentConfigError("homeAgent.keysFile: required (or homeAgent.keys inline, for tests)");
   let keys: MnHaKey[];
   try {
-    if (ha.keysFile !== undefined) {
-      keys = loadKeysFile(ha.keysFile.startsWith("/") ? ha.keysFile : `${baseDir}/${ha.keysFile}`, protocol);
-    } else {
-      keys = parseKeys(ha.keys, "homeAgent.keys", protocol);
-    }
+    keys = configuredKeys(ha, baseDir, protocol, "homeAgent.");
   } catch (e) {
     if (e instanceof KeyConfigError) throw new HomeAgentConfigError(e.message);
     throw e;
@@ -88,11 +83,5 @@ export function parseHomeAgentConfig(value: unknown, baseDir = "."): HomeAgentFi
 }
 
 export function loadHomeAgentConfig(path: string): HomeAgentFileConfig {
-  let value: unknown;
-  try {
-    value = parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new HomeAgentConfigError(`${path}: ${(e as Error).message}`);
-  }
-  return parseHomeAgentConfig(value, path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".");
+  return parseHomeAgentConfig(readYamlFile(path, (m) => new HomeAgentConfigError(m)), dirname(path));
 }

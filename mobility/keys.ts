@@ -3,6 +3,7 @@
 // (clients/agent/config.ts) read them from the same YAML format. A key's value never appears in
 // an error or a log.
 import { readFileSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
 import { parse } from "yaml";
 import { ConfigFieldError, integer, list, oneOf, parseShape, strict, text, z } from "../lib/config/schema.js";
 import { parseAddress } from "../lib/net/address.js";
@@ -72,4 +73,14 @@ export function loadKeysFile(path: string, protocol: MobilityProtocolName | "any
     throw new KeyConfigError(`${field}: ${path} is not YAML`);
   }
   return parseKeys(value, `${field}(${path})`, protocol);
+}
+
+/**
+ * The keys a configuration names: `keysFile` (relative to the configuration's folder) or, for
+ * tests, `keys` inline; `field` is where they sit ("homeAgent." or "").
+ */
+export function configuredKeys(from: { keysFile?: string; keys?: unknown }, baseDir: string, protocol: MobilityProtocolName | "any", field = ""): MnHaKey[] {
+  if (from.keysFile !== undefined) return loadKeysFile(isAbsolute(from.keysFile) ? from.keysFile : join(baseDir, from.keysFile), protocol, `${field}keysFile`);
+  if (from.keys !== undefined) return parseKeys(from.keys, `${field}keys`, protocol);
+  return [];
 }

@@ -2,12 +2,11 @@
 // the hypervisor's bridges and inventory of VMs, and the data-plane worker it runs (the worker's
 // keys: workerId, interfaces, routes, metricsListen, capture, tickMs). MN–HA keys come from a
 // separate file (mode 0600), in the home agents' format, and are never logged.
-import { ConfigFieldError, integer, list, parseShape, strict, text, z } from "../../lib/config/schema.js";
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { ConfigFieldError, integer, list, parseShape, readYamlFile, strict, text, z } from "../../lib/config/schema.js";
+import { dirname } from "node:path";
 import { parseAddress } from "../../lib/net/address.js";
 import { engineList, WORKER_KEYS, workerConfig, type WorkerConfig } from "../../dataplane/worker/config.js";
-import { loadKeysFile, parseKeys, type MnHaKey } from "../../mobility/keys.js";
+import { configuredKeys, type MnHaKey } from "../../mobility/keys.js";
 
 export class AgentConfigError extends ConfigFieldError {
   override name = "AgentConfigError";
@@ -143,13 +142,9 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
       ...(v.pidFile === undefined ? {} : { pidFile: v.pidFile }),
     };
   });
-  let keyList: MnHaKey[] = [];
+  let keyList: MnHaKey[];
   try {
-    if (keysFile !== undefined) {
-      keyList = loadKeysFile(keysFile.startsWith("/") ? keysFile : `${baseDir}/${keysFile}`, "any", "keysFile");
-    } else if (keys !== undefined) {
-      keyList = parseKeys(keys, "keys", "any");
-    }
+    keyList = configuredKeys({ keysFile, keys }, baseDir, "any");
   } catch (e) {
     throw new AgentConfigError((e as Error).message);
   }
@@ -176,11 +171,5 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
 }
 
 export function loadAgentConfig(path: string): AgentConfig {
-  let value: unknown;
-  try {
-    value = parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new AgentConfigError(`${path}: ${(e as Error).message}`);
-  }
-  return parseAgentConfig(value, path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".");
+  return parseAgentConfig(readYamlFile(path, (m) => new AgentConfigError(m)), dirname(path));
 }

@@ -1,9 +1,7 @@
 // The worker's configuration file (YAML): who it is, where the engines are, and the forwarder's
 // interfaces, routes, served prefixes and translator settings. See deploy/examples/dataplane.yaml.
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
 import { TLS_FILES, type TlsFiles } from "../../lib/tls/tls.js";
-import { ConfigFieldError, list, oneOf, parseShape, say, strict, text, z } from "../../lib/config/schema.js";
+import { ConfigFieldError, list, oneOf, parseShape, readYamlFile, say, strict, text, z } from "../../lib/config/schema.js";
 import { FORWARDER_SETTINGS, WORKER_INTERFACE } from "../forward/config.js";
 
 export class WorkerConfigError extends ConfigFieldError {
@@ -79,17 +77,5 @@ export function parseWorkerConfig(value: unknown): WorkerConfig {
 }
 
 export function loadWorkerConfig(path: string): WorkerConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new WorkerConfigError(`${path}: ${(e as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = parse(text);
-  } catch (e) {
-    throw new WorkerConfigError(`${path}: not YAML: ${(e as Error).message}`);
-  }
-  return parseWorkerConfig(value);
+  return parseWorkerConfig(readYamlFile(path, (m) => new WorkerConfigError(m)));
 }

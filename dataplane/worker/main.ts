@@ -3,7 +3,7 @@ import type { Logger } from "../../lib/log.js";
 import { loadWorkerConfig, WorkerConfigError } from "./config.js";
 import { loadRuleTableFile, RuleTableFileError } from "./table.js";
 import { runWorker } from "./worker.js";
-import { CHECK_VERSION_HELP, configuredDaemon, runMain, stringFlag, type DaemonArgs } from "../../lib/process/main.js";
+import { CHECK_VERSION_HELP, runDaemon, stringFlag, type DaemonArgs } from "../../lib/process/main.js";
 
 const HELP = `mip46-dataplane: the mip46 data-plane worker (tunnels, re-encapsulation, SIIT)
 
@@ -51,7 +51,7 @@ async function offline(args: DaemonArgs, log: Logger): Promise<number | undefine
   }
 }
 
-runMain("dataplane", () => configuredDaemon({
+runDaemon({
   component: "dataplane",
   role: "worker",
   help: HELP,
@@ -63,8 +63,6 @@ runMain("dataplane", () => configuredDaemon({
     return { worker, table: tablePath ? loadRuleTableFile(tablePath) : undefined };
   },
   isConfigError: (e) => e instanceof WorkerConfigError || e instanceof RuleTableFileError,
-  setMetricsListen: (config, listen) => {
-    config.worker.metricsListen = listen;
-  },
+  metricsOf: (config) => config.worker,
   start: ({ worker, table }, log) => runWorker(worker, log.child({ workerId: worker.workerId }), { table }),
-}));
+});

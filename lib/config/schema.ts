@@ -4,6 +4,8 @@
 // files are written in (`segments[1].careOfRange`, `leases.cooldownSeconds`). What a value means
 // (addresses, overlapping prefixes, RFC 6052 lengths, names used twice) is checked by each part
 // after the shape, with the same message form.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
 /** A configuration value that cannot be used; the message starts with the field's path, `field`. */
@@ -18,6 +20,21 @@ export class ConfigFieldError extends Error {
 
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** A configuration file's YAML document; a file that cannot be read or is not YAML is `fail(message)`, naming it. */
+export function readYamlFile(path: string, fail: (message: string) => Error): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw fail(`${path}: ${(e as Error).message}`);
+  }
+  try {
+    return parseYaml(text);
+  } catch (e) {
+    throw fail(`${path}: not YAML: ${(e as Error).message}`);
+  }
 }
 
 /** `segments[1].careOfRange` from zod's ["segments", 1, "careOfRange"], under `root`. */

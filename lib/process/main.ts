@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { createLogger, levelFromEnv, type Logger } from "../log.js";
 import { routeGrpcLogs } from "./grpc-log.js";
 import { versionLine } from "./version.js";
+import { ConfigFieldError } from "../config/schema.js";
 
 /** Resolves with the signal's name when SIGTERM or SIGINT arrives (logged as "stopping"). */
 export function stopSignal(log: Logger): Promise<string> {
@@ -56,9 +57,10 @@ export interface ConfiguredDaemon<C> {
   instead?(args: DaemonArgs, log: Logger): Promise<number | undefined>;
   /** Reads the configuration file; throws an error `isConfigError` recognises when it is refused. */
   load(path: string, args: DaemonArgs): C;
-  isConfigError(e: unknown): boolean;
-  /** Applies `--metrics-listen`. */
-  setMetricsListen(config: C, listen: string): void;
+  /** Default: a ConfigFieldError (lib/config/schema.ts). */
+  isConfigError?(e: unknown): boolean;
+  /** The settings whose `metricsListen` the `--metrics-listen` flag overrides. */
+  metricsOf(config: C): { metricsListen: string };
   /** Applies the daemon's own flags that override the file. */
   override?(config: C, args: DaemonArgs): void;
   /** Starts the daemon; resolves once it is ready. */
@@ -105,7 +107,7 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
   try {
     config = d.load(path, args);
   } catch (e) {
-    if (d.isConfigError(e)) {
+    if (d.isConfigError ? d.isConfigError(e) : e instanceof ConfigFieldError) {
       log.error("configuration refused", { error: (e as Error).message });
       return 1;
     }
@@ -113,7 +115,7 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
   }
   if (args.check) return checked(path);
   const metricsListen = stringFlag(args, "metrics-listen");
-  if (metricsListen !== undefined) d.setMetricsListen(config, metricsListen);
+  if (metricsListen !== undefined) d.metricsOf(config).metricsListen = metricsListen;
   d.override?.(config, args);
   let running;
   try {
@@ -125,6 +127,11 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
   await stopSignal(log);
   await running.stop();
   return 0;
+}
+
+/** The whole main of a daemon: configuredDaemon, its exit code and its failure line (runMain). */
+export function runDaemon<C>(d: ConfiguredDaemon<C>): void {
+  runMain(d.component, () => configuredDaemon(d));
 }
 
 /** --check: the configuration was read and accepted; nothing is started (kea-dhcp4 -t, nginx -t). */

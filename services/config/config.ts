@@ -1,16 +1,14 @@
 // The engine's configuration file (YAML), checked strictly at start-up: a plan that cannot work
 // (overlapping prefixes, a range outside its segment, a prefix length RFC 6052 does not allow)
 // stops the engine with a message naming the key.
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { parse as parseYaml } from "yaml";
 import {
   AddressError, type Cidr4, ipv4FromValue, type Cidr6, type IPv4, cidrText, parseCidr4, parseCidr6, parseIPv4, prefixContains, prefixesOverlap,
 } from "../../lib/net/address.js";
 import { isRfc6052Length, RFC6052_LENGTHS } from "../../lib/net/rfc6052.js";
 import { ConfigError } from "../errors.js";
 import type { TlsFiles } from "../../lib/tls/tls.js";
-import { isObject, parseShape } from "../../lib/config/schema.js";
+import { isObject, parseShape, readYamlFile } from "../../lib/config/schema.js";
 import { ENGINE_FILE, withoutNulls, type EngineFile } from "./schema.js";
 
 /** A contiguous IPv4 range leases are served from. */
@@ -246,17 +244,5 @@ function etcdConfig(raw: EngineFile["store"]["etcd"]): EtcdStoreConfig {
 }
 
 export function loadConfig(path: string): EngineConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new ConfigError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(`${path}: not valid YAML: ${(e as Error).message}`);
-  }
-  return parseConfig(doc, path);
+  return parseConfig(readYamlFile(path, (m) => new ConfigError(m)), path);
 }

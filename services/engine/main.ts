@@ -2,7 +2,7 @@
 import { loadConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import { runEngine } from "./run.js";
-import { CHECK_VERSION_HELP, configuredDaemon, runMain, stringFlag } from "../../lib/process/main.js";
+import { CHECK_VERSION_HELP, runDaemon, stringFlag } from "../../lib/process/main.js";
 
 const HELP = `mip46-engine: the mip46 cloud control engine (gRPC control plane and rule compiler)
 
@@ -18,18 +18,16 @@ ${CHECK_VERSION_HELP}
 Logs are JSON lines on stderr (MIP46_LOG_LEVEL=debug|info|warn|error). On start it logs
 "engine started" with the bound ports. SIGTERM or SIGINT stops it cleanly.`;
 
-runMain("engine", () => configuredDaemon({
+runDaemon({
   component: "engine",
   help: HELP,
   flags: { listen: { type: "string" }, store: { type: "string" } },
   load: loadConfig,
   isConfigError: (e) => e instanceof ConfigError,
-  setMetricsListen: (config, listen) => {
-    config.metricsListen = listen;
-  },
+  metricsOf: (config) => config,
   override: (config, args) => {
     config.listen = stringFlag(args, "listen") ?? config.listen;
     config.store.path = stringFlag(args, "store") ?? config.store.path;
   },
   start: runEngine,
-}));
+});
