@@ -151,6 +151,14 @@ export function macBytes(v: string, field: string): Uint8Array {
   return parseMac(v);
 }
 
+/** Checks that each of `keys` of `part`, when given, is an address `parse` accepts. */
+function addressesIn<T extends object>(part: T | undefined, f: string, keys: readonly (keyof T & string)[], parse: (text: string, field: string) => unknown): void {
+  for (const k of keys) {
+    const v = part?.[k];
+    if (typeof v === "string") checked(`${f}.${k}`, () => parse(v, `${f}.${k}`));
+  }
+}
+
 /**
  * Checks an untrusted value (parsed JSON) and returns it as a ForwarderConfig. Every problem is
  * a ForwarderConfigError whose message starts with the path of the field, under `field`.
@@ -180,13 +188,10 @@ export function parseForwarderConfig(value: unknown, field = "worker"): Forwarde
     }
   });
   cfg.served?.forEach((text, i) => checked(`${field}.served[${i}]`, () => prefixBytes(text, `${field}.served[${i}]`, true)));
-  const addressesOf = (part: Record<string, unknown> | undefined, f: string, keys: readonly string[], parse: (text: string, field: string) => unknown) => {
-    for (const k of keys) if (typeof part?.[k] === "string") checked(`${f}.${k}`, () => parse(part[k] as string, `${f}.${k}`));
-  };
-  addressesOf(cfg.translator as Record<string, unknown>, `${field}.translator`, ["icmpErrorSource4", "routerAddress4"], ipv4Bytes);
-  addressesOf(cfg.translator as Record<string, unknown>, `${field}.translator`, ["routerAddress6"], ipv6Bytes);
-  addressesOf(cfg.tunnels as Record<string, unknown>, `${field}.tunnels`, ["source4", "icmpSource4"], ipv4Bytes);
-  addressesOf(cfg.tunnels as Record<string, unknown>, `${field}.tunnels`, ["source6", "icmpSource6"], ipv6Bytes);
+  addressesIn(cfg.translator, `${field}.translator`, ["icmpErrorSource4", "routerAddress4"], ipv4Bytes);
+  addressesIn(cfg.translator, `${field}.translator`, ["routerAddress6"], ipv6Bytes);
+  addressesIn(cfg.tunnels, `${field}.tunnels`, ["source4", "icmpSource4"], ipv4Bytes);
+  addressesIn(cfg.tunnels, `${field}.tunnels`, ["source6", "icmpSource6"], ipv6Bytes);
   cfg.neighbours?.forEach((n, i) => {
     const f = `${field}.neighbours[${i}]`;
     if (!names.has(n.interface)) throw new ForwarderConfigError(`${f}.interface`, `no interface is named '${n.interface}'`);

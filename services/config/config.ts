@@ -1,4 +1,5 @@
-// The engine's configuration file (YAML), checked strictly at start-up: a plan that cannot work
+// The engine's configuration file (YAML), checked strictly at start-up: its shape (every key,
+// type, range and default) in schema.ts, what it means here. A plan that cannot work
 // (overlapping prefixes, a range outside its segment, a prefix length RFC 6052 does not allow)
 // stops the engine with a message naming the key.
 import { hostname } from "node:os";
@@ -127,10 +128,11 @@ function rfc6052Prefix(text: string, key: string): Cidr6 {
 export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
   if (rawDoc !== undefined && rawDoc !== null && !isObject(rawDoc)) throw new ConfigError(`${source}: must be a mapping`);
   const raw = parseShape(ENGINE_FILE, withoutNulls(rawDoc ?? {}), (m) => new ConfigError(m));
-  return wrap(() => meaning(raw));
+  return wrap(() => engineConfig(raw));
 }
 
-function meaning(raw: EngineFile): EngineConfig {
+/** The plan the checked file describes; what cannot work is a ConfigError. */
+function engineConfig(raw: EngineFile): EngineConfig {
   const poolNet = parseCidr4(raw.pool.prefix, "pool.prefix");
   const pool = parsePool("pool", raw.pool.name, "engine", raw.pool.ranges ?? [raw.pool.prefix], raw.pool.exclude);
   for (const r of pool.ranges) {
