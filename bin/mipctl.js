@@ -1,5 +1,4 @@
 #!/usr/bin/env node
 // Runs the TypeScript sources through tsx; no build step.
-import { register } from "tsx/esm/api";
-register();
-await import("../clients/mipctl/main.ts");
+import { runSource } from "./load.js";
+await runSource("clients/mipctl/main.ts");

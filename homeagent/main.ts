@@ -1,6 +1,6 @@
 // mip46-home-agent: r1 (Mobile IPv4) or r2 (Mobile IPv6) on the data-plane worker.
-import { CHECK_VERSION_HELP, configuredDaemon, runMain } from "../lib/process/main.js";
-import { HomeAgentConfigError, loadHomeAgentConfig } from "./config.js";
+import { CHECK_VERSION_HELP, runDaemon } from "../lib/process/main.js";
+import { loadHomeAgentConfig } from "./config.js";
 import { runHomeAgent } from "./run.js";
 
 const HELP = `mip46-home-agent: a Mobile IPv4 (RFC 5944) or Mobile IPv6 (RFC 6275) home agent on the
@@ -19,13 +19,7 @@ ${CHECK_VERSION_HELP}
 The keys file (homeAgent.keysFile) must be mode 0600; keys are never logged.
 Logs are JSON lines on stderr; "home agent started" when ready. SIGTERM stops it cleanly.`;
 
-runMain("home-agent", () => configuredDaemon({
-  component: "home-agent",
-  help: HELP,
-  load: loadHomeAgentConfig,
-  isConfigError: (e) => e instanceof HomeAgentConfigError,
-  setMetricsListen: (config, listen) => {
-    config.worker.metricsListen = listen;
-  },
+runDaemon({
+  component: "home-agent", help: HELP, load: loadHomeAgentConfig, metricsOf: (config) => config.worker,
   start: (config, log) => runHomeAgent(config, log.child({ workerId: config.worker.workerId })),
-}));
+});

@@ -3,15 +3,16 @@
 // (clients/agent/config.ts) read them from the same YAML format. A key's value never appears in
 // an error or a log.
 import { readFileSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
 import { parse } from "yaml";
-import { fieldReaders, isObject } from "../lib/config/fields.js";
+import { ConfigFieldError, integer, list, oneOf, parseShape, strict, text, z } from "../lib/config/schema.js";
 import { parseAddress } from "../lib/net/address.js";
 
-export class KeyConfigError extends Error {
+export class KeyConfigError extends ConfigFieldError {
   override name = "KeyConfigError";
 }
 
-const { text, integer } = fieldReaders((m) => new KeyConfigError(m));
+const KEY_WORDS = "must be 16 to 64 bytes in hex (the value is not shown)";
 
 export type MobilityProtocolName = "mip4" | "mip6";
 export type AuthAlgorithm = "hmac-md5" | "hmac-sha256";
@@ -25,30 +26,32 @@ export interface MnHaKey {
   key: Uint8Array;
 }
 
+const KEY = strict({
+  homeAddress: text("an IP address"),
+  // RFC 5944 §3.5.1: SPIs 0–255 are reserved. No default: both ends must name the same one.
+  spi: integer(256, 0xffffffff),
+  algorithm: oneOf(["hmac-md5", "hmac-sha256"], () => "must be hmac-md5 or hmac-sha256").optional(),
+  // Never `say` the value: it is the secret.
+  key: z.string({ error: KEY_WORDS }).regex(/^([0-9a-fA-F]{2}){16,64}$/, { error: KEY_WORDS }),
+});
+
 /** Keys: a YAML list of { homeAddress, spi, algorithm?, key: hex }. */
 export function parseKeys(value: unknown, field: string, protocol: MobilityProtocolName | "any"): MnHaKey[] {
-  if (!Array.isArray(value)) throw new KeyConfigError(`${field}: must be a list of { homeAddress, spi, algorithm, key }`);
+  const entries = parseShape(list(KEY, `must be a list of { homeAddress, spi, algorithm, key }`), value, (m, f) => new KeyConfigError(m, f), field);
   const seen = new Set<string>();
-  return value.map((v, i) => {
+  return entries.map((v, i) => {
     const f = `${field}[${i}]`;
-    if (!isObject(v)) throw new KeyConfigError(`${f}: must be a mapping`);
-    const homeAddress = text(v.homeAddress, `${f}.homeAddress`);
     let parsed;
     try {
-      parsed = parseAddress(homeAddress, `${f}.homeAddress`);
+      parsed = parseAddress(v.homeAddress, `${f}.homeAddress`);
     } catch (e) {
       throw new KeyConfigError((e as Error).message);
     }
     if (protocol !== "any" && (parsed.family === 6) !== (protocol === "mip6")) throw new KeyConfigError(`${f}.homeAddress: must be an IPv${protocol === "mip6" ? 6 : 4} address`);
     if (seen.has(parsed.text)) throw new KeyConfigError(`${f}.homeAddress: ${parsed.text} has two keys`);
     seen.add(parsed.text);
-    // RFC 5944 §3.5.1: SPIs 0–255 are reserved. No default: both ends must name the same one.
-    if (v.spi === undefined) throw new KeyConfigError(`${f}.spi: required, an integer in 256..${0xffffffff}`);
-    const spi = integer(v.spi, `${f}.spi`, -1, 256, 0xffffffff);
-    const algorithm = (v.algorithm ?? (parsed.family === 6 ? "hmac-sha256" : "hmac-md5")) as AuthAlgorithm;
-    if (algorithm !== "hmac-md5" && algorithm !== "hmac-sha256") throw new KeyConfigError(`${f}.algorithm: must be hmac-md5 or hmac-sha256`);
-    if (typeof v.key !== "string" || !/^([0-9a-fA-F]{2}){16,64}$/.test(v.key)) throw new KeyConfigError(`${f}.key: must be 16 to 64 bytes in hex (the value is not shown)`);
-    return { homeAddress: parsed.text, spi, algorithm, key: Uint8Array.from(Buffer.from(v.key, "hex")) };
+    const algorithm = v.algorithm ?? (parsed.family === 6 ? "hmac-sha256" : "hmac-md5");
+    return { homeAddress: parsed.text, spi: v.spi, algorithm, key: Uint8Array.from(Buffer.from(v.key, "hex")) };
   });
 }
 
@@ -70,4 +73,14 @@ export function loadKeysFile(path: string, protocol: MobilityProtocolName | "any
     throw new KeyConfigError(`${field}: ${path} is not YAML`);
   }
   return parseKeys(value, `${field}(${path})`, protocol);
+}
+
+/**
+ * The keys a configuration names: `keysFile` (relative to the configuration's folder) or, for
+ * tests, `keys` inline; `field` is where they sit ("homeAgent." or "").
+ */
+export function configuredKeys(from: { keysFile?: string; keys?: unknown }, baseDir: string, protocol: MobilityProtocolName | "any", field = ""): MnHaKey[] {
+  if (from.keysFile !== undefined) return loadKeysFile(isAbsolute(from.keysFile) ? from.keysFile : join(baseDir, from.keysFile), protocol, `${field}keysFile`);
+  if (from.keys !== undefined) return parseKeys(from.keys, `${field}keys`, protocol);
+  return [];
 }

@@ -2,20 +2,15 @@
 // the hypervisor's bridges and inventory of VMs, and the data-plane worker it runs (the worker's
 // keys: workerId, interfaces, routes, metricsListen, capture, tickMs). MN–HA keys come from a
 // separate file (mode 0600), in the home agents' format, and are never logged.
-import { fieldReaders, isObject } from "../../lib/config/fields.js";
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { ConfigFieldError, integer, list, parseShape, readYamlFile, strict, text, z } from "../../lib/config/schema.js";
+import { dirname } from "node:path";
 import { parseAddress } from "../../lib/net/address.js";
-import { parseWorkerConfig, WorkerConfigError, type WorkerConfig } from "../../dataplane/worker/config.js";
-import { loadKeysFile, parseKeys, type MnHaKey } from "../../mobility/keys.js";
+import { engineList, WORKER_KEYS, workerConfig, type WorkerConfig } from "../../dataplane/worker/config.js";
+import { configuredKeys, type MnHaKey } from "../../mobility/keys.js";
 
-const VM_KEYS = new Set(["id", "port", "homeAddress", "homeAgent", "homeHost", "mac", "namespace", "pidFile"]);
-
-export class AgentConfigError extends Error {
+export class AgentConfigError extends ConfigFieldError {
   override name = "AgentConfigError";
 }
-
-const { text, integer } = fieldReaders((m) => new AgentConfigError(m));
 
 export interface VmInventoryEntry {
   id: string;
@@ -71,12 +66,9 @@ export interface AgentConfig {
   worker: WorkerConfig;
 }
 
-
-
-
-function address(v: unknown, field: string, family?: 4 | 6): { text: string; family: 4 | 6 } {
+function address(v: string, field: string, family?: 4 | 6): { text: string; family: 4 | 6 } {
   try {
-    const a = parseAddress(text(v, field), field);
+    const a = parseAddress(v, field);
     if (family !== undefined && a.family !== family) throw new AgentConfigError(`${field}: must be an IPv${family} address`);
     return a;
   } catch (e) {
@@ -85,40 +77,45 @@ function address(v: unknown, field: string, family?: 4 | 6): { text: string; fam
   }
 }
 
+const ENGINES = "required, a list of HOST:PORT, [IPv6]:PORT or unix:PATH (every engine replica)";
+
+const AGENT_FILE = strict({
+  ...WORKER_KEYS,
+  hostId: text(),
+  engines: engineList(ENGINES).refine((l) => l.length > 0, ENGINES),
+  heartbeatIntervalMs: integer(100, 600_000).default(1000),
+  hypervisor: strict({
+    homeBridge: text(),
+    visitorBridge: text(),
+    pollMs: integer(1, 10_000).default(10),
+    migrateCommand: list(z.string(), "must be a non-empty list of strings").min(1, "must be a non-empty list of strings").optional(),
+    eventSocket: text("a socket path").optional(),
+    ignorePorts: list(text("a port name"), "must be a list of port names").default([]),
+  }),
+  network: strict({ uplink: text(), visitor: text(), engineIPv4: text("an IPv4 address"), engineIPv6: text("an IPv6 address") }),
+  registration: strict({
+    lifetimeS: integer(4, 65535).default(300),
+    firstRetransmitMs: integer(1, 10_000).default(50),
+    maxAttempts: integer(1, 100).default(8),
+  }).prefault({}),
+  vms: list(strict({
+    id: text(), port: text().optional(), homeAddress: text("an IP address"), homeAgent: text("an IP address"), homeHost: text(),
+    mac: text("a MAC address"), namespace: text().optional(), pidFile: text("a file path").optional(),
+  })),
+  keysFile: text("a file path").optional(),
+  /** Inline keys, for tests: checked by parseKeys. */
+  keys: z.unknown().optional(),
+});
+
 export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
-  if (!isObject(value)) throw new AgentConfigError("the configuration must be a YAML mapping");
-  const { hostId, engines, heartbeatIntervalMs, hypervisor, network, registration, vms, keysFile, keys, ...rest } = value;
-  let worker: WorkerConfig;
-  try {
-    worker = parseWorkerConfig({ ...rest, engines: [] });
-  } catch (e) {
-    if (e instanceof WorkerConfigError) throw new AgentConfigError(e.message);
-    throw e;
-  }
-  if (!Array.isArray(engines) || engines.length === 0 || engines.some((e) => typeof e !== "string" || !/^((\[[^\]]+\]|[^:\s]+):\d+|unix:\S+)$/.test(e))) {
-    throw new AgentConfigError("engines: required, a list of HOST:PORT, [IPv6]:PORT or unix:PATH (every engine replica)");
-  }
-  if (!isObject(hypervisor)) throw new AgentConfigError("hypervisor: required, a mapping (homeBridge, visitorBridge)");
-  if (!isObject(network)) throw new AgentConfigError("network: required, a mapping (uplink, visitor, engineIPv4, engineIPv6)");
-  const reg = registration ?? {};
-  if (!isObject(reg)) throw new AgentConfigError("registration: must be a mapping");
-  const uplink = text(network.uplink, "network.uplink");
-  const visitor = text(network.visitor, "network.visitor");
+  const { hostId, engines, heartbeatIntervalMs, hypervisor, network, registration, vms, keysFile, keys, ...rest } =
+    parseShape(AGENT_FILE, value, (m, f) => new AgentConfigError(m, f));
+  // The agent's worker takes its rules from the agent, not from the engines.
+  const worker = workerConfig({ ...rest, engines: [] });
+  const { uplink, visitor } = network;
   for (const [f, n] of [["network.uplink", uplink], ["network.visitor", visitor]]) {
     if (!worker.interfaces.some((i) => i.name === n)) throw new AgentConfigError(`${f}: no worker interface is named '${n}'`);
   }
-  let migrateCommand: string[] | undefined;
-  if (hypervisor.migrateCommand !== undefined) {
-    if (!Array.isArray(hypervisor.migrateCommand) || hypervisor.migrateCommand.length === 0 || hypervisor.migrateCommand.some((a) => typeof a !== "string")) {
-      throw new AgentConfigError("hypervisor.migrateCommand: must be a non-empty list of strings");
-    }
-    migrateCommand = hypervisor.migrateCommand as string[];
-  }
-  const ignorePorts = hypervisor.ignorePorts ?? [];
-  if (!Array.isArray(ignorePorts) || ignorePorts.some((p) => typeof p !== "string" || p === "")) {
-    throw new AgentConfigError("hypervisor.ignorePorts: must be a list of port names");
-  }
-  if (!Array.isArray(vms)) throw new AgentConfigError("vms: required, a list (the hypervisor's inventory)");
   const ids = new Set<string>();
   const taken = new Map<string, string>();
   const once = (what: string, value: string, field: string) => {
@@ -128,34 +125,26 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
   };
   const inventory = vms.map((v, i): VmInventoryEntry => {
     const f = `vms[${i}]`;
-    if (!isObject(v)) throw new AgentConfigError(`${f}: must be a mapping`);
-    const unknown = Object.keys(v).filter((k) => !VM_KEYS.has(k));
-    if (unknown.length > 0) throw new AgentConfigError(`${f}.${unknown[0]}: unknown key (known: ${[...VM_KEYS].join(", ")})`);
-    const id = text(v.id, `${f}.id`);
+    const id = v.id;
     if (ids.has(id)) throw new AgentConfigError(`${f}.id: '${id}' is listed twice`);
     ids.add(id);
     const home = address(v.homeAddress, `${f}.homeAddress`);
-    const mac = text(v.mac, `${f}.mac`);
+    const mac = v.mac;
     if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) throw new AgentConfigError(`${f}.mac: '${mac}' is not a MAC address`);
     if ((parseInt(mac.slice(0, 2), 16) & 1) !== 0) throw new AgentConfigError(`${f}.mac: '${mac}' is a multicast address, not a VM's`);
     once("MAC", mac.toLowerCase(), `${f}.mac`);
-    const port = v.port === undefined ? undefined : text(v.port, `${f}.port`);
+    const port = v.port;
     if (port !== undefined) once("port", port, `${f}.port`);
     return {
       id, ...(port === undefined ? {} : { port }), homeAddress: home.text, family: home.family,
-      homeAgent: address(v.homeAgent, `${f}.homeAgent`, home.family).text, homeHost: text(v.homeHost, `${f}.homeHost`), mac: mac.toLowerCase(),
-      ...(v.namespace === undefined ? {} : { namespace: text(v.namespace, `${f}.namespace`) }),
-      ...(v.pidFile === undefined ? {} : { pidFile: text(v.pidFile, `${f}.pidFile`) }),
+      homeAgent: address(v.homeAgent, `${f}.homeAgent`, home.family).text, homeHost: v.homeHost, mac: mac.toLowerCase(),
+      ...(v.namespace === undefined ? {} : { namespace: v.namespace }),
+      ...(v.pidFile === undefined ? {} : { pidFile: v.pidFile }),
     };
   });
-  let keyList: MnHaKey[] = [];
+  let keyList: MnHaKey[];
   try {
-    if (keysFile !== undefined) {
-      const path = text(keysFile, "keysFile");
-      keyList = loadKeysFile(path.startsWith("/") ? path : `${baseDir}/${path}`, "any", "keysFile");
-    } else if (keys !== undefined) {
-      keyList = parseKeys(keys, "keys", "any");
-    }
+    keyList = configuredKeys({ keysFile, keys }, baseDir, "any");
   } catch (e) {
     throw new AgentConfigError((e as Error).message);
   }
@@ -163,27 +152,18 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
     if (!keyList.some((k) => k.homeAddress === v.homeAddress)) throw new AgentConfigError(`vms[${i}]: no key for home address ${v.homeAddress} (keysFile)`);
   }
   return {
-    hostId: text(hostId, "hostId"),
-    engines: engines as string[],
-    heartbeatIntervalMs: integer(heartbeatIntervalMs, "heartbeatIntervalMs", 1000, 100, 600_000),
+    hostId, engines, heartbeatIntervalMs,
     hypervisor: {
-      homeBridge: text(hypervisor.homeBridge, "hypervisor.homeBridge"),
-      visitorBridge: text(hypervisor.visitorBridge, "hypervisor.visitorBridge"),
-      pollMs: integer(hypervisor.pollMs, "hypervisor.pollMs", 10, 1, 10_000),
-      migrateCommand,
-      ...(hypervisor.eventSocket === undefined ? {} : { eventSocket: text(hypervisor.eventSocket, "hypervisor.eventSocket") }),
-      ignorePorts: ignorePorts as string[],
+      homeBridge: hypervisor.homeBridge, visitorBridge: hypervisor.visitorBridge, pollMs: hypervisor.pollMs, migrateCommand: hypervisor.migrateCommand,
+      ...(hypervisor.eventSocket === undefined ? {} : { eventSocket: hypervisor.eventSocket }),
+      ignorePorts: hypervisor.ignorePorts,
     },
     network: {
       uplink, visitor,
       engineIPv4: address(network.engineIPv4, "network.engineIPv4", 4).text,
       engineIPv6: address(network.engineIPv6, "network.engineIPv6", 6).text,
     },
-    registration: {
-      lifetimeS: integer(reg.lifetimeS, "registration.lifetimeS", 300, 4, 65535),
-      firstRetransmitMs: integer(reg.firstRetransmitMs, "registration.firstRetransmitMs", 50, 1, 10_000),
-      maxAttempts: integer(reg.maxAttempts, "registration.maxAttempts", 8, 1, 100),
-    },
+    registration,
     vms: inventory,
     keys: keyList,
     worker,
@@ -191,11 +171,5 @@ export function parseAgentConfig(value: unknown, baseDir = "."): AgentConfig {
 }
 
 export function loadAgentConfig(path: string): AgentConfig {
-  let value: unknown;
-  try {
-    value = parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new AgentConfigError(`${path}: ${(e as Error).message}`);
-  }
-  return parseAgentConfig(value, path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".");
+  return parseAgentConfig(readYamlFile(path, (m) => new AgentConfigError(m)), dirname(path));
 }

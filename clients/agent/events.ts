@@ -6,6 +6,7 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { once } from "node:events";
 import { dirname } from "node:path";
 import type { Logger } from "../../lib/log.js";
+import { isObject } from "../../lib/config/schema.js";
 
 export type HypervisorPhase = "prepare" | "migrate" | "started" | "release";
 const PHASES: ReadonlySet<string> = new Set(["prepare", "migrate", "started", "release"]);
@@ -35,7 +36,6 @@ export class HypervisorEventError extends Error {
 }
 
 export const MAX_LINE_BYTES = 64 * 1024;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function only(value: Record<string, unknown>, allowed: string[], at: string): void {
   for (const key of Object.keys(value)) if (!allowed.includes(key)) throw new HypervisorEventError(at + key, "unknown field");

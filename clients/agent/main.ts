@@ -1,6 +1,6 @@
 // mip46-agent: the privileged-VM agent of one hypervisor host, with its data-plane worker.
-import { CHECK_VERSION_HELP, configuredDaemon, runMain } from "../../lib/process/main.js";
-import { AgentConfigError, loadAgentConfig } from "./config.js";
+import { CHECK_VERSION_HELP, runDaemon } from "../../lib/process/main.js";
+import { loadAgentConfig } from "./config.js";
 import { runAgent } from "./run.js";
 
 const HELP = `mip46-agent: the privileged-VM agent of a hypervisor host (paper, "The parts" 2)
@@ -19,13 +19,7 @@ ${CHECK_VERSION_HELP}
 Logs are JSON lines on stderr: "agent started" when ready, one "handover" line per VM arrival
 or return home with its timeline. SIGTERM stops it cleanly.`;
 
-runMain("agent", () => configuredDaemon({
-  component: "agent",
-  help: HELP,
-  load: loadAgentConfig,
-  isConfigError: (e) => e instanceof AgentConfigError,
-  setMetricsListen: (config, listen) => {
-    config.worker.metricsListen = listen;
-  },
+runDaemon({
+  component: "agent", help: HELP, load: loadAgentConfig, metricsOf: (config) => config.worker,
   start: (config, log) => runAgent(config, log.child({ hostId: config.hostId })),
-}));
+});

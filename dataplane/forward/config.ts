@@ -3,6 +3,7 @@
 // table (offline mode), the worker's configuration file or a test. `parseForwarderConfig`
 // validates untrusted input and names the field in every error.
 import { AddressError } from "../../lib/net/address.js";
+import { ConfigFieldError, flag, integer, list, oneOf, parseShape, strict, text } from "../../lib/config/schema.js";
 import { parseMac } from "../packet/ethernet.js";
 import type { NeighbourTimers } from "../neighbour/cache.js";
 import { addressBytes, ipv4Bytes, ipv6Bytes, prefixBytes } from "./addresses.js";
@@ -82,40 +83,57 @@ export interface ForwarderConfig {
 }
 
 /** A worker configuration that cannot be used; the message starts with the field's path. */
-export class ForwarderConfigError extends Error {
+export class ForwarderConfigError extends ConfigFieldError {
   override name = "ForwarderConfigError";
-  constructor(readonly field: string, message: string) {
-    super(`${field}: ${message}`);
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`, field);
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+// The shape of each part (lib/config/schema.ts: unknown keys refused); what the values mean is
+// checked by parseForwarderConfig. The worker's configuration file uses the same shapes.
+const address = text("an address");
 
-function object(v: unknown, field: string): Record<string, unknown> {
-  if (!isObject(v)) throw new ForwarderConfigError(field, "must be an object");
-  return v;
-}
+/** An interface as the worker's file names it: the index is its place, the MAC may be read from the interface. */
+export const WORKER_INTERFACE = strict({
+  name: text(),
+  mac: text("a MAC address").optional(),
+  mtu: integer(68, 65535).optional(),
+  addresses: list(text("ADDRESS/LENGTH")).optional(),
+  promiscuous: flag().optional(),
+});
 
-function onlyKeys(o: Record<string, unknown>, field: string, keys: readonly string[]): void {
-  for (const k of Object.keys(o)) if (!keys.includes(k)) throw new ForwarderConfigError(`${field}.${k}`, `unknown field (expected one of ${keys.join(", ")})`);
-}
+const INTERFACE = strict({ index: integer(0, 0x7fffffff), ...WORKER_INTERFACE.shape, mac: text("a MAC address") });
 
-function array(v: unknown, field: string): unknown[] {
-  if (!Array.isArray(v)) throw new ForwarderConfigError(field, "must be an array");
-  return v;
-}
+const timer = (min: number) => integer(min, 0x7fffffff).optional();
 
-function str(v: unknown, field: string): string {
-  if (typeof v !== "string" || v === "") throw new ForwarderConfigError(field, "must be a non-empty string");
-  return v;
-}
+/** Everything of the forwarder's settings but its interfaces. */
+export const FORWARDER_SETTINGS = {
+  routes: list(strict({ prefix: text("a prefix"), interface: text(), via: address.optional() })).optional(),
+  served: list(text("a prefix")).optional(),
+  translator: strict({
+    lowestIpv6Mtu: integer(1280, 65535).optional(),
+    icmpErrorSource4: address.optional(),
+    routerAddress4: address.optional(),
+    routerAddress6: address.optional(),
+    udpZeroChecksum: oneOf(["compute", "drop"]).optional(),
+    sendUntranslatableErrors: flag().optional(),
+  }).optional(),
+  tunnels: strict({
+    hopLimit: integer(1, 255).optional(),
+    source4: address.optional(),
+    source6: address.optional(),
+    icmpSource4: address.optional(),
+    icmpSource6: address.optional(),
+  }).optional(),
+  neighbours: list(strict({ interface: text(), address, mac: text("a MAC address") })).optional(),
+  neighbourTimers: strict({
+    reachableMs: timer(0), retransMs: timer(1), maxRetries: timer(0), delayMs: timer(0), staleExpiryMs: timer(0), queueLength: timer(0), maxEntries: timer(1),
+  }).optional(),
+  correspondentRouter: flag().optional(),
+};
 
-function int(v: unknown, field: string, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) throw new ForwarderConfigError(field, `must be an integer in ${min}..${max}, not ${JSON.stringify(v)}`);
-  return v;
-}
+const FORWARDER = strict({ interfaces: list(INTERFACE), ...FORWARDER_SETTINGS });
 
 /** Runs a parser from addresses.ts and turns its AddressError into a ForwarderConfigError. */
 export function checked<T>(field: string, f: () => T): T {
@@ -128,10 +146,17 @@ export function checked<T>(field: string, f: () => T): T {
   }
 }
 
-export function macBytes(v: unknown, field: string): Uint8Array {
-  const text = str(v, field);
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) throw new ForwarderConfigError(field, `'${text}' is not a MAC address (aa:bb:cc:dd:ee:ff)`);
-  return parseMac(text);
+export function macBytes(v: string, field: string): Uint8Array {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(v)) throw new ForwarderConfigError(field, `'${v}' is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+  return parseMac(v);
+}
+
+/** Checks that each of `keys` of `part`, when given, is an address `parse` accepts. */
+function addressesIn<T extends object>(part: T | undefined, f: string, keys: readonly (keyof T & string)[], parse: (text: string, field: string) => unknown): void {
+  for (const k of keys) {
+    const v = part?.[k];
+    if (typeof v === "string") checked(`${f}.${k}`, () => parse(v, `${f}.${k}`));
+  }
 }
 
 /**
@@ -139,132 +164,39 @@ export function macBytes(v: unknown, field: string): Uint8Array {
  * a ForwarderConfigError whose message starts with the path of the field, under `field`.
  */
 export function parseForwarderConfig(value: unknown, field = "worker"): ForwarderConfig {
-  const o = object(value, field);
-  onlyKeys(o, field, ["interfaces", "routes", "served", "translator", "tunnels", "neighbours", "neighbourTimers", "correspondentRouter"]);
+  const cfg: ForwarderConfig = parseShape(FORWARDER, value, (m, f) => new ForwarderConfigError(f, m.slice(f.length + 2)), field);
   const names = new Set<string>();
   const indexes = new Set<number>();
-  const interfaces = array(o.interfaces, `${field}.interfaces`).map((v, i) => {
+  cfg.interfaces.forEach((ifc, i) => {
     const f = `${field}.interfaces[${i}]`;
-    const x = object(v, f);
-    onlyKeys(x, f, ["index", "name", "mac", "mtu", "addresses", "promiscuous"]);
-    const ifc: InterfaceConfig = { index: int(x.index, `${f}.index`, 0, 0x7fffffff), name: str(x.name, `${f}.name`), mac: str(x.mac, `${f}.mac`) };
     if (names.has(ifc.name)) throw new ForwarderConfigError(`${f}.name`, `'${ifc.name}' is used twice`);
     if (indexes.has(ifc.index)) throw new ForwarderConfigError(`${f}.index`, `${ifc.index} is used twice`);
     names.add(ifc.name);
     indexes.add(ifc.index);
     macBytes(ifc.mac, `${f}.mac`);
-    if (x.mtu !== undefined) ifc.mtu = int(x.mtu, `${f}.mtu`, 68, 65535);
-    if (x.promiscuous !== undefined) {
-      if (typeof x.promiscuous !== "boolean") throw new ForwarderConfigError(`${f}.promiscuous`, "must be true or false");
-      ifc.promiscuous = x.promiscuous;
-    }
-    if (x.addresses !== undefined) {
-      ifc.addresses = array(x.addresses, `${f}.addresses`).map((a, j) => {
-        const af = `${f}.addresses[${j}]`;
-        const text = str(a, af);
-        checked(af, () => prefixBytes(text, af, false));
-        return text;
-      });
-      if (ifc.addresses.some((a) => a.includes(":")) && (ifc.mtu ?? 1500) < 1280) throw new ForwarderConfigError(`${f}.mtu`, "an interface with IPv6 addresses needs an MTU of at least 1280 (RFC 8200 §5)");
-    }
-    return ifc;
+    ifc.addresses?.forEach((a, j) => checked(`${f}.addresses[${j}]`, () => prefixBytes(a, `${f}.addresses[${j}]`, false)));
+    if (ifc.addresses?.some((a) => a.includes(":")) && (ifc.mtu ?? 1500) < 1280) throw new ForwarderConfigError(`${f}.mtu`, "an interface with IPv6 addresses needs an MTU of at least 1280 (RFC 8200 §5)");
   });
-  if (interfaces.length === 0) throw new ForwarderConfigError(`${field}.interfaces`, "needs at least one interface");
-  const cfg: ForwarderConfig = { interfaces };
-  if (o.routes !== undefined) {
-    cfg.routes = array(o.routes, `${field}.routes`).map((v, i) => {
-      const f = `${field}.routes[${i}]`;
-      const x = object(v, f);
-      onlyKeys(x, f, ["prefix", "interface", "via"]);
-      const r: RouteConfig = { prefix: str(x.prefix, `${f}.prefix`), interface: str(x.interface, `${f}.interface`) };
-      const p = checked(`${f}.prefix`, () => prefixBytes(r.prefix, `${f}.prefix`, true));
-      if (!names.has(r.interface)) throw new ForwarderConfigError(`${f}.interface`, `no interface is named '${r.interface}'`);
-      if (x.via !== undefined) {
-        r.via = str(x.via, `${f}.via`);
-        const g = checked(`${f}.via`, () => addressBytes(r.via, `${f}.via`));
-        if (g.length !== p.bytes.length) throw new ForwarderConfigError(`${f}.via`, "must be of the same family as the prefix");
-      }
-      return r;
-    });
-  }
-  if (o.served !== undefined) {
-    cfg.served = array(o.served, `${field}.served`).map((v, i) => {
-      const f = `${field}.served[${i}]`;
-      const text = str(v, f);
-      checked(f, () => prefixBytes(text, f, true));
-      return text;
-    });
-  }
-  if (o.translator !== undefined) {
-    const f = `${field}.translator`;
-    const x = object(o.translator, f);
-    onlyKeys(x, f, ["lowestIpv6Mtu", "icmpErrorSource4", "routerAddress4", "routerAddress6", "udpZeroChecksum", "sendUntranslatableErrors"]);
-    const t: TranslatorSettings = {};
-    if (x.lowestIpv6Mtu !== undefined) t.lowestIpv6Mtu = int(x.lowestIpv6Mtu, `${f}.lowestIpv6Mtu`, 1280, 65535);
-    for (const k of ["icmpErrorSource4", "routerAddress4"] as const) {
-      if (x[k] !== undefined) {
-        t[k] = str(x[k], `${f}.${k}`);
-        checked(`${f}.${k}`, () => ipv4Bytes(t[k], `${f}.${k}`));
-      }
+  if (cfg.interfaces.length === 0) throw new ForwarderConfigError(`${field}.interfaces`, "needs at least one interface");
+  cfg.routes?.forEach((r, i) => {
+    const f = `${field}.routes[${i}]`;
+    const p = checked(`${f}.prefix`, () => prefixBytes(r.prefix, `${f}.prefix`, true));
+    if (!names.has(r.interface)) throw new ForwarderConfigError(`${f}.interface`, `no interface is named '${r.interface}'`);
+    if (r.via !== undefined) {
+      const g = checked(`${f}.via`, () => addressBytes(r.via, `${f}.via`));
+      if (g.length !== p.bytes.length) throw new ForwarderConfigError(`${f}.via`, "must be of the same family as the prefix");
     }
-    if (x.routerAddress6 !== undefined) {
-      t.routerAddress6 = str(x.routerAddress6, `${f}.routerAddress6`);
-      checked(`${f}.routerAddress6`, () => ipv6Bytes(t.routerAddress6, `${f}.routerAddress6`));
-    }
-    if (x.udpZeroChecksum !== undefined) {
-      if (x.udpZeroChecksum !== "compute" && x.udpZeroChecksum !== "drop") throw new ForwarderConfigError(`${f}.udpZeroChecksum`, "must be \"compute\" or \"drop\"");
-      t.udpZeroChecksum = x.udpZeroChecksum;
-    }
-    if (x.sendUntranslatableErrors !== undefined) {
-      if (typeof x.sendUntranslatableErrors !== "boolean") throw new ForwarderConfigError(`${f}.sendUntranslatableErrors`, "must be true or false");
-      t.sendUntranslatableErrors = x.sendUntranslatableErrors;
-    }
-    cfg.translator = t;
-  }
-  if (o.tunnels !== undefined) {
-    const f = `${field}.tunnels`;
-    const x = object(o.tunnels, f);
-    onlyKeys(x, f, ["hopLimit", "source4", "source6", "icmpSource4", "icmpSource6"]);
-    const t: TunnelSettings = {};
-    if (x.hopLimit !== undefined) t.hopLimit = int(x.hopLimit, `${f}.hopLimit`, 1, 255);
-    for (const k of ["source4", "icmpSource4"] as const) {
-      if (x[k] !== undefined) {
-        t[k] = str(x[k], `${f}.${k}`);
-        checked(`${f}.${k}`, () => ipv4Bytes(t[k], `${f}.${k}`));
-      }
-    }
-    for (const k of ["source6", "icmpSource6"] as const) {
-      if (x[k] !== undefined) {
-        t[k] = str(x[k], `${f}.${k}`);
-        checked(`${f}.${k}`, () => ipv6Bytes(t[k], `${f}.${k}`));
-      }
-    }
-    cfg.tunnels = t;
-  }
-  if (o.neighbours !== undefined) {
-    cfg.neighbours = array(o.neighbours, `${field}.neighbours`).map((v, i) => {
-      const f = `${field}.neighbours[${i}]`;
-      const x = object(v, f);
-      onlyKeys(x, f, ["interface", "address", "mac"]);
-      const n: StaticNeighbour = { interface: str(x.interface, `${f}.interface`), address: str(x.address, `${f}.address`), mac: str(x.mac, `${f}.mac`) };
-      if (!names.has(n.interface)) throw new ForwarderConfigError(`${f}.interface`, `no interface is named '${n.interface}'`);
-      checked(`${f}.address`, () => addressBytes(n.address, `${f}.address`));
-      macBytes(n.mac, `${f}.mac`);
-      return n;
-    });
-  }
-  if (o.correspondentRouter !== undefined) {
-    if (typeof o.correspondentRouter !== "boolean") throw new ForwarderConfigError(`${field}.correspondentRouter`, "must be true or false");
-    cfg.correspondentRouter = o.correspondentRouter;
-  }
-  if (o.neighbourTimers !== undefined) {
-    const f = `${field}.neighbourTimers`;
-    const x = object(o.neighbourTimers, f);
-    const keys = ["reachableMs", "retransMs", "maxRetries", "delayMs", "staleExpiryMs", "queueLength", "maxEntries"] as const;
-    onlyKeys(x, f, keys);
-    const t: Partial<NeighbourTimers> = {};
-    for (const k of keys) if (x[k] !== undefined) t[k] = int(x[k], `${f}.${k}`, k === "maxEntries" || k === "retransMs" ? 1 : 0, 0x7fffffff);
-    cfg.neighbourTimers = t;
-  }
+  });
+  cfg.served?.forEach((text, i) => checked(`${field}.served[${i}]`, () => prefixBytes(text, `${field}.served[${i}]`, true)));
+  addressesIn(cfg.translator, `${field}.translator`, ["icmpErrorSource4", "routerAddress4"], ipv4Bytes);
+  addressesIn(cfg.translator, `${field}.translator`, ["routerAddress6"], ipv6Bytes);
+  addressesIn(cfg.tunnels, `${field}.tunnels`, ["source4", "icmpSource4"], ipv4Bytes);
+  addressesIn(cfg.tunnels, `${field}.tunnels`, ["source6", "icmpSource6"], ipv6Bytes);
+  cfg.neighbours?.forEach((n, i) => {
+    const f = `${field}.neighbours[${i}]`;
+    if (!names.has(n.interface)) throw new ForwarderConfigError(`${f}.interface`, `no interface is named '${n.interface}'`);
+    checked(`${f}.address`, () => addressBytes(n.address, `${f}.address`));
+    macBytes(n.mac, `${f}.mac`);
+  });
   return cfg;
 }

@@ -4,6 +4,7 @@ import type { Rule } from "../../lib/rules/rules.js";
 import { ForwarderConfigError, parseForwarderConfig, type ForwarderConfig } from "../forward/config.js";
 import { parseRule, RuleTableError } from "../forward/rules.js";
 import { parseMac } from "../packet/ethernet.js";
+import { ConfigFieldError, parseShape, strict, z } from "../../lib/config/schema.js";
 
 export interface OfflineTable {
   revision: bigint;
@@ -15,29 +16,31 @@ export interface OfflineTable {
   rawSourceMac?: string;
 }
 
-export class OfflineTableError extends Error {
+export class OfflineTableError extends ConfigFieldError {
   override name = "OfflineTableError";
 }
 
-function mac(v: unknown, field: string): string {
-  if (typeof v !== "string" || !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(v)) throw new OfflineTableError(`${field}: must be a MAC address (aa:bb:cc:dd:ee:ff), not ${JSON.stringify(v)}`);
+const TABLE = strict({
+  revision: z.union([z.number().int().min(0), z.string().regex(/^\d+$/)], { error: "must be a non-negative integer (or a string of digits)" }).default(1),
+  /** Checked by parseForwarderConfig. */
+  worker: z.unknown(),
+  /** Each checked by parseRule. */
+  rules: z.array(z.unknown(), { error: "must be an array of rules (lib/rules/rules.ts)" }),
+  defaultNeighbourMac: z.string().optional(),
+  rawSourceMac: z.string().optional(),
+  $comment: z.unknown().optional(),
+});
+
+function mac(v: string, field: string): string {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(v)) throw new OfflineTableError(`${field}: must be a MAC address (aa:bb:cc:dd:ee:ff), not ${JSON.stringify(v)}`);
   parseMac(v);
   return v;
 }
 
 /** Validates a parsed JSON table. Throws OfflineTableError whose message starts with the field's path. */
 export function parseOfflineTable(value: unknown): OfflineTable {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new OfflineTableError("table: must be a JSON object");
-  const o = value as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!["revision", "worker", "rules", "defaultNeighbourMac", "rawSourceMac", "$comment"].includes(k)) throw new OfflineTableError(`${k}: unknown field (expected revision, worker, rules, defaultNeighbourMac, rawSourceMac)`);
-  }
-  let revision = 1n;
-  if (o.revision !== undefined) {
-    const r = o.revision;
-    if (!((typeof r === "number" && Number.isSafeInteger(r) && r >= 0) || (typeof r === "string" && /^\d+$/.test(r)))) throw new OfflineTableError("revision: must be a non-negative integer (or a string of digits)");
-    revision = BigInt(r);
-  }
+  const o = parseShape(TABLE, value, (m, f) => new OfflineTableError(m, f), "");
+  const revision = BigInt(o.revision);
   let worker: ForwarderConfig;
   try {
     worker = parseForwarderConfig(o.worker, "worker");
@@ -45,7 +48,6 @@ export function parseOfflineTable(value: unknown): OfflineTable {
     if (e instanceof ForwarderConfigError) throw new OfflineTableError(e.message);
     throw e;
   }
-  if (!Array.isArray(o.rules)) throw new OfflineTableError("rules: must be an array of rules (lib/rules/rules.ts)");
   const keys = new Set<string>();
   const rules = o.rules.map((r, i) => {
     try {

@@ -1,10 +1,10 @@
 // The worker's configuration file (YAML): who it is, where the engines are, and the forwarder's
 // interfaces, routes, served prefixes and translator settings. See deploy/examples/dataplane.yaml.
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
-import { parseTlsConfig, type TlsFiles } from "../../lib/tls/tls.js";
+import { TLS_FILES, type TlsFiles } from "../../lib/tls/tls.js";
+import { ConfigFieldError, list, oneOf, parseShape, readYamlFile, say, strict, text, z } from "../../lib/config/schema.js";
+import { FORWARDER_SETTINGS, WORKER_INTERFACE } from "../forward/config.js";
 
-export class WorkerConfigError extends Error {
+export class WorkerConfigError extends ConfigFieldError {
   override name = "WorkerConfigError";
 }
 
@@ -34,73 +34,48 @@ export interface WorkerConfig {
   forwarder: Record<string, unknown>;
 }
 
-const FORWARDER_KEYS = ["routes", "served", "translator", "tunnels", "neighbours", "neighbourTimers", "correspondentRouter"];
-const TOP_KEYS = new Set(["workerId", "engines", "tls", "metricsListen", "table", "capture", "tickMs", "interfaces", ...FORWARDER_KEYS]);
+const ENGINE_ADDRESS = /^((\[[^\]]+\]|[^:\s]+):\d+|unix:\S+)$/;
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+/** A list of engine replicas' gRPC addresses; `words` says what it must be. */
+export function engineList(words: string) {
+  return z.custom<string[]>((v) => Array.isArray(v) && v.every((e) => typeof e === "string" && ENGINE_ADDRESS.test(e)), { error: words });
 }
 
-function positiveInt(v: unknown, field: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new WorkerConfigError(`${field}: must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
+const positive = (dflt: number) => {
+  const words = say((v) => `must be a positive integer, got ${JSON.stringify(v)}`);
+  return z.number(words).int(words).positive(words).default(dflt);
+};
+
+/** The worker's own keys; the home agent's and the agent's files add theirs to these. */
+export const WORKER_KEYS = {
+  workerId: text(),
+  engines: engineList("must be a list of HOST:PORT, [IPv6]:PORT or unix:PATH").default([]),
+  tls: TLS_FILES.optional(),
+  metricsListen: text("HOST:PORT").default("127.0.0.1:9047"),
+  table: text("a file path").optional(),
+  capture: strict({
+    backend: oneOf(["ring", "cap"], (v) => `must be 'ring' or 'cap', got ${JSON.stringify(v)}`).default("ring"),
+    bufferBytes: positive(64 << 20),
+    maxBatch: positive(1024),
+  }).prefault({}),
+  tickMs: positive(200),
+  interfaces: list(WORKER_INTERFACE).min(1, "required, a non-empty list"),
+  ...FORWARDER_SETTINGS,
+};
+
+const WORKER_FILE = strict(WORKER_KEYS);
+
+/** Splits a checked worker file into the worker's settings and the forwarder's, which runWorker checks for meaning. */
+export function workerConfig(file: z.output<typeof WORKER_FILE>): WorkerConfig {
+  const { workerId, engines, tls, metricsListen, table, capture, tickMs, interfaces, ...settings } = file;
+  const forwarder = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+  return { workerId, engines, tls, metricsListen, table, capture, tickMs, interfaces, forwarder };
 }
 
 export function parseWorkerConfig(value: unknown): WorkerConfig {
-  if (!isObject(value)) throw new WorkerConfigError("the configuration must be a YAML mapping");
-  for (const k of Object.keys(value)) if (!TOP_KEYS.has(k)) throw new WorkerConfigError(`${k}: unknown key`);
-  const workerId = value.workerId;
-  if (typeof workerId !== "string" || workerId === "") throw new WorkerConfigError("workerId: required, a non-empty string");
-  const engines = value.engines ?? [];
-  if (!Array.isArray(engines) || engines.some((e) => typeof e !== "string" || !/^((\[[^\]]+\]|[^:\s]+):\d+|unix:\S+)$/.test(e))) {
-    throw new WorkerConfigError("engines: must be a list of HOST:PORT, [IPv6]:PORT or unix:PATH");
-  }
-  const metricsListen = value.metricsListen ?? "127.0.0.1:9047";
-  if (typeof metricsListen !== "string") throw new WorkerConfigError("metricsListen: must be HOST:PORT");
-  if (value.table !== undefined && typeof value.table !== "string") throw new WorkerConfigError("table: must be a file path");
-  const capture = value.capture ?? {};
-  if (!isObject(capture)) throw new WorkerConfigError("capture: must be a mapping");
-  const interfaces = value.interfaces;
-  if (!Array.isArray(interfaces) || interfaces.length === 0) throw new WorkerConfigError("interfaces: required, a non-empty list");
-  const parsedInterfaces = interfaces.map((i, n): WorkerInterfaceConfig => {
-    if (!isObject(i) || typeof i.name !== "string" || i.name === "") throw new WorkerConfigError(`interfaces[${n}].name: required`);
-    if (i.mac !== undefined && typeof i.mac !== "string") throw new WorkerConfigError(`interfaces[${n}].mac: must be a MAC address`);
-    return { ...i } as unknown as WorkerInterfaceConfig;
-  });
-  const forwarder: Record<string, unknown> = {};
-  for (const k of FORWARDER_KEYS) if (value[k] !== undefined) forwarder[k] = value[k];
-  return {
-    workerId, engines: engines as string[], tls: parseTlsConfig(value.tls, "tls", (m) => new WorkerConfigError(m)), metricsListen, table: value.table as string | undefined,
-    capture: {
-      backend: captureBackend(capture.backend),
-      bufferBytes: positiveInt(capture.bufferBytes, "capture.bufferBytes", 64 << 20),
-      maxBatch: positiveInt(capture.maxBatch, "capture.maxBatch", 1024),
-    },
-    tickMs: positiveInt(value.tickMs, "tickMs", 200),
-    interfaces: parsedInterfaces,
-    forwarder,
-  };
-}
-
-function captureBackend(v: unknown): "ring" | "cap" {
-  if (v === undefined) return "ring";
-  if (v !== "ring" && v !== "cap") throw new WorkerConfigError(`capture.backend: must be 'ring' or 'cap', got ${JSON.stringify(v)}`);
-  return v;
+  return workerConfig(parseShape(WORKER_FILE, value, (m, f) => new WorkerConfigError(m, f)));
 }
 
 export function loadWorkerConfig(path: string): WorkerConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new WorkerConfigError(`${path}: ${(e as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = parse(text);
-  } catch (e) {
-    throw new WorkerConfigError(`${path}: not YAML: ${(e as Error).message}`);
-  }
-  return parseWorkerConfig(value);
+  return parseWorkerConfig(readYamlFile(path, (m) => new WorkerConfigError(m)));
 }

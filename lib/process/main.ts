@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { createLogger, levelFromEnv, type Logger } from "../log.js";
 import { routeGrpcLogs } from "./grpc-log.js";
 import { versionLine } from "./version.js";
+import { ConfigFieldError } from "../config/schema.js";
 
 /** Resolves with the signal's name when SIGTERM or SIGINT arrives (logged as "stopping"). */
 export function stopSignal(log: Logger): Promise<string> {
@@ -31,15 +32,37 @@ export function runMain(name: string, main: () => Promise<number>): void {
   });
 }
 
+/** The daemon's own flags beyond --config, --metrics-listen, --check, --version and --help. */
+export type DaemonFlags = Record<string, { type: "string" | "boolean" }>;
+/** The flags as parsed: a string or a boolean by the flag's type, absent when not given. */
+export type DaemonArgs = Record<string, string | boolean | undefined>;
+
+/** A string flag's value; undefined when it was not given. */
+export function stringFlag(args: DaemonArgs, name: string): string | undefined {
+  const v = args[name];
+  return typeof v === "string" ? v : undefined;
+}
+
 export interface ConfiguredDaemon<C> {
   /** The log's component and the name in messages ("agent", "home-agent"). */
   component: string;
+  /** The name in "<role> could not start"; `component` when absent. */
+  role?: string;
   help: string;
+  flags?: DaemonFlags;
+  /**
+   * A way of running without a configuration file (the worker's --offline): when it gives an
+   * exit code, that is the daemon's; undefined goes on as usual.
+   */
+  instead?(args: DaemonArgs, log: Logger): Promise<number | undefined>;
   /** Reads the configuration file; throws an error `isConfigError` recognises when it is refused. */
-  load(path: string): C;
-  isConfigError(e: unknown): boolean;
-  /** Applies `--metrics-listen`. */
-  setMetricsListen(config: C, listen: string): void;
+  load(path: string, args: DaemonArgs): C;
+  /** Default: a ConfigFieldError (lib/config/schema.ts). */
+  isConfigError?(e: unknown): boolean;
+  /** The settings whose `metricsListen` the `--metrics-listen` flag overrides. */
+  metricsOf(config: C): { metricsListen: string };
+  /** Applies the daemon's own flags that override the file. */
+  override?(config: C, args: DaemonArgs): void;
   /** Starts the daemon; resolves once it is ready. */
   start(config: C, log: Logger): Promise<{ stop(): Promise<void> }>;
 }
@@ -50,11 +73,14 @@ export interface ConfiguredDaemon<C> {
  * and stops it on SIGTERM/SIGINT. Exit 2 for a usage error.
  */
 export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process.argv.slice(2)): Promise<number> {
-  let args;
+  let args: DaemonArgs;
   try {
     args = parseArgs({
       args: argv, strict: true,
-      options: { config: { type: "string" }, "metrics-listen": { type: "string" }, check: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      options: {
+        ...d.flags,
+        config: { type: "string" }, "metrics-listen": { type: "string" }, check: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      },
     }).values;
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n\n${d.help}\n`);
@@ -68,34 +94,44 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
     process.stdout.write(versionLine(`mip46-${d.component}`) + "\n");
     return 0;
   }
-  if (!args.config) {
+  const log = createLogger({ component: d.component });
+  routeGrpcLogs(log);
+  const code = await d.instead?.(args, log);
+  if (code !== undefined) return code;
+  const path = stringFlag(args, "config");
+  if (path === undefined) {
     process.stderr.write(`--config is required\n\n${d.help}\n`);
     return 2;
   }
-  const log = createLogger({ component: d.component });
-  routeGrpcLogs(log);
   let config: C;
   try {
-    config = d.load(args.config);
+    config = d.load(path, args);
   } catch (e) {
-    if (d.isConfigError(e)) {
+    if (d.isConfigError ? d.isConfigError(e) : e instanceof ConfigFieldError) {
       log.error("configuration refused", { error: (e as Error).message });
       return 1;
     }
     throw e;
   }
-  if (args.check) return checked(args.config);
-  if (args["metrics-listen"]) d.setMetricsListen(config, args["metrics-listen"]);
+  if (args.check) return checked(path);
+  const metricsListen = stringFlag(args, "metrics-listen");
+  if (metricsListen !== undefined) d.metricsOf(config).metricsListen = metricsListen;
+  d.override?.(config, args);
   let running;
   try {
     running = await d.start(config, log);
   } catch (e) {
-    log.error(`${d.component} could not start`, { error: (e as Error).message });
+    log.error(`${d.role ?? d.component} could not start`, { error: (e as Error).message });
     return 1;
   }
   await stopSignal(log);
   await running.stop();
   return 0;
+}
+
+/** The whole main of a daemon: configuredDaemon, its exit code and its failure line (runMain). */
+export function runDaemon<C>(d: ConfiguredDaemon<C>): void {
+  runMain(d.component, () => configuredDaemon(d));
 }
 
 /** --check: the configuration was read and accepted; nothing is started (kea-dhcp4 -t, nginx -t). */

@@ -3,6 +3,7 @@
 // plaintext (the lab default); the caller logs that.
 import { ChannelCredentials, ServerCredentials } from "@grpc/grpc-js";
 import { readFileSync, statSync } from "node:fs";
+import { strict, text } from "../config/schema.js";
 
 /** Paths of PEM files. */
 export interface TlsFiles {
@@ -58,19 +59,5 @@ export function channelCredentials(files: TlsFiles | undefined): ChannelCredenti
   return ChannelCredentials.createSsl(m.ca, m.key, m.cert);
 }
 
-/**
- * Checks a `tls` mapping from a configuration file: absent (or null) is no TLS; otherwise ca,
- * cert and key are all required. `fail` builds the caller's own configuration error.
- */
-export function parseTlsConfig(raw: unknown, key: string, fail: (message: string) => Error): TlsFiles | undefined {
-  if (raw === undefined || raw === null) return undefined;
-  if (typeof raw !== "object" || Array.isArray(raw)) throw fail(`${key}: must be a mapping of ca, cert and key (PEM file paths)`);
-  const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) if (!["ca", "cert", "key"].includes(k)) throw fail(`${key}.${k}: unknown key (ca, cert, key)`);
-  const path = (k: keyof TlsFiles): string => {
-    const v = r[k];
-    if (typeof v !== "string" || v === "") throw fail(`${key}.${k}: required, a PEM file path`);
-    return v;
-  };
-  return { ca: path("ca"), cert: path("cert"), key: path("key") };
-}
+/** The `tls` mapping of a configuration file: absent is no TLS; otherwise ca, cert and key are all required. */
+export const TLS_FILES = strict({ ca: text("a PEM file path"), cert: text("a PEM file path"), key: text("a PEM file path") });

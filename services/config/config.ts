@@ -1,15 +1,16 @@
-// The engine's configuration file (YAML), checked strictly at start-up: a plan that cannot work
+// The engine's configuration file (YAML), checked strictly at start-up: its shape (every key,
+// type, range and default) in schema.ts, what it means here. A plan that cannot work
 // (overlapping prefixes, a range outside its segment, a prefix length RFC 6052 does not allow)
 // stops the engine with a message naming the key.
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { parse as parseYaml } from "yaml";
 import {
   AddressError, type Cidr4, ipv4FromValue, type Cidr6, type IPv4, cidrText, parseCidr4, parseCidr6, parseIPv4, prefixContains, prefixesOverlap,
 } from "../../lib/net/address.js";
 import { isRfc6052Length, RFC6052_LENGTHS } from "../../lib/net/rfc6052.js";
 import { ConfigError } from "../errors.js";
-import { parseTlsConfig, type TlsFiles } from "../../lib/tls/tls.js";
+import type { TlsFiles } from "../../lib/tls/tls.js";
+import { isObject, parseShape, readYamlFile } from "../../lib/config/schema.js";
+import { ENGINE_FILE, withoutNulls, type EngineFile } from "./schema.js";
 
 /** A contiguous IPv4 range leases are served from. */
 export interface AddressRange {
@@ -60,45 +61,6 @@ export interface EngineConfig {
   migration: { highWatermark: number; lowWatermark: number; windowSeconds: number; vmCooldownSeconds: number };
 }
 
-type Raw = Record<string, unknown>;
-
-/**
- * A mapping; with `known`, any other key is refused, naming its path, so that a typo
- * (`cooldownSecond`, `careofRange`) is not silently replaced by a default.
- */
-function obj(v: unknown, key: string, known?: readonly string[]): Raw {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== "object" || Array.isArray(v)) throw new ConfigError(`${key}: must be a mapping`);
-  if (known) {
-    const unknown = Object.keys(v).find((k) => !known.includes(k));
-    if (unknown !== undefined) throw new ConfigError(`${key === "" ? "" : `${key}.`}${unknown}: unknown key (known: ${known.join(", ")})`);
-  }
-  return v as Raw;
-}
-
-function str(v: unknown, key: string, fallback?: string): string {
-  if (v === undefined || v === null) {
-    if (fallback !== undefined) return fallback;
-    throw new ConfigError(`${key}: is required`);
-  }
-  if (typeof v !== "string" || v === "") throw new ConfigError(`${key}: must be a non-empty string`);
-  return v;
-}
-
-function num(v: unknown, key: string, fallback: number, min: number, max: number): number {
-  if (v === undefined || v === null) return fallback;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
-    throw new ConfigError(`${key}: must be a number from ${min} to ${max}`);
-  }
-  return v;
-}
-
-function list(v: unknown, key: string): unknown[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new ConfigError(`${key}: must be a list`);
-  return v;
-}
-
 function wrap<T>(fn: () => T): T {
   try {
     return fn();
@@ -132,10 +94,10 @@ function rangeSize(r: AddressRange): number {
 /** At most this many addresses in all pools: each is a row in the store. */
 export const MAX_POOL_ADDRESSES = 1 << 20;
 
-function parsePool(raw: Raw, key: string, name: string, kind: PoolConfig["kind"], rangesRaw: unknown): PoolConfig {
-  const ranges = list(rangesRaw, `${key}.ranges`).map((r, i) => parseRange(str(r, `${key}.ranges[${i}]`), `${key}.ranges[${i}]`));
+function parsePool(key: string, name: string, kind: PoolConfig["kind"], rangeTexts: string[], excludeTexts: string[]): PoolConfig {
+  const ranges = rangeTexts.map((r, i) => parseRange(r, `${key}.ranges[${i}]`));
   if (ranges.length === 0) throw new ConfigError(`${key}: needs at least one range`);
-  const exclude = list(raw.exclude, `${key}.exclude`).map((a, i) => parseIPv4(str(a, `${key}.exclude[${i}]`), `${key}.exclude[${i}]`));
+  const exclude = excludeTexts.map((a, i) => parseIPv4(a, `${key}.exclude[${i}]`));
   for (let i = 0; i < ranges.length; i++) {
     for (let j = i + 1; j < ranges.length; j++) {
       if (ranges[i].first.value <= ranges[j].last.value && ranges[j].first.value <= ranges[i].last.value) {
@@ -146,112 +108,94 @@ function parsePool(raw: Raw, key: string, name: string, kind: PoolConfig["kind"]
   return { name, kind, ranges, exclude };
 }
 
+function outside(net: Cidr4, r: AddressRange): boolean {
+  return !prefixContains(net.network.bytes, net.length, r.first.bytes) || !prefixContains(net.network.bytes, net.length, r.last.bytes);
+}
+
+/** RFC 6052 §2.2: the prefix lengths an IPv4-embedded IPv6 address may have. */
+function rfc6052Prefix(text: string, key: string): Cidr6 {
+  const prefix = parseCidr6(text, key);
+  if (!isRfc6052Length(prefix.length)) {
+    throw new ConfigError(`${key}: /${prefix.length} is not an RFC 6052 prefix length (${RFC6052_LENGTHS.join(", ")})`);
+  }
+  return prefix;
+}
+
+/**
+ * Checks a parsed YAML document: its shape (schema.ts: unknown keys, types, ranges), then what
+ * it means. Throws ConfigError naming the key.
+ */
 export function parseConfig(rawDoc: unknown, source = "config"): EngineConfig {
-  return wrap(() => {
-    const raw = obj(rawDoc, source);
-    obj(rawDoc, "", ["listen", "metricsListen", "tls", "store", "replica", "pool", "segments", "ipv6Networks", "translation", "leases", "hosts", "migration"]);
-    const storeRaw = obj(raw.store, "store", ["kind", "path", "sync", "etcd"]);
-    const kind = str(storeRaw.kind, "store.kind", "sqlite");
-    if (kind !== "sqlite" && kind !== "etcd") throw new ConfigError(`store.kind: '${kind}' is not supported (sqlite or etcd)`);
+  if (rawDoc !== undefined && rawDoc !== null && !isObject(rawDoc)) throw new ConfigError(`${source}: must be a mapping`);
+  const raw = parseShape(ENGINE_FILE, withoutNulls(rawDoc ?? {}), (m) => new ConfigError(m));
+  return wrap(() => engineConfig(raw));
+}
 
-    const poolRaw = obj(raw.pool, "pool", ["prefix", "name", "ranges", "exclude"]);
-    const poolPrefix = str(poolRaw.prefix, "pool.prefix");
-    const poolNet = parseCidr4(poolPrefix, "pool.prefix");
-    const pool = parsePool(poolRaw, "pool", str(poolRaw.name, "pool.name", "engine"), "engine", poolRaw.ranges ?? [poolPrefix]);
-    for (const r of pool.ranges) {
-      if (!prefixContains(poolNet.network.bytes, poolNet.length, r.first.bytes) || !prefixContains(poolNet.network.bytes, poolNet.length, r.last.bytes)) {
-        throw new ConfigError(`pool.ranges: ${r.first.text}-${r.last.text} lies outside pool.prefix ${poolPrefix}`);
+/** The plan the checked file describes; what cannot work is a ConfigError. */
+function engineConfig(raw: EngineFile): EngineConfig {
+  const poolNet = parseCidr4(raw.pool.prefix, "pool.prefix");
+  const pool = parsePool("pool", raw.pool.name, "engine", raw.pool.ranges ?? [raw.pool.prefix], raw.pool.exclude);
+  for (const r of pool.ranges) {
+    if (outside(poolNet, r)) throw new ConfigError(`pool.ranges: ${r.first.text}-${r.last.text} lies outside pool.prefix ${raw.pool.prefix}`);
+  }
+
+  const segments: SegmentConfig[] = raw.segments.map((sr, i) => {
+    const key = `segments[${i}]`;
+    const network = parseCidr4(sr.network, `${key}.network`);
+    const name = sr.name ?? cidrText(network);
+    let prefix: Cidr6 | undefined;
+    if (sr.prefix !== undefined) {
+      prefix = rfc6052Prefix(sr.prefix, `${key}.prefix`);
+      // RFC 6052 §2.2: bits 64-71 must be zero; a /96 or shorter prefix with them set cannot carry addresses.
+      if (prefix.length === 96 && prefix.network.bytes[8] !== 0) {
+        throw new ConfigError(`${key}.prefix: bits 64 to 71 must be zero (RFC 6052 §2.2)`);
       }
     }
-
-    const segments: SegmentConfig[] = list(raw.segments, "segments").map((s, i) => {
-      const key = `segments[${i}]`;
-      const sr = obj(s, key, ["network", "name", "prefix", "careOfRange", "exclude"]);
-      const network = parseCidr4(str(sr.network, `${key}.network`), `${key}.network`);
-      const name = str(sr.name, `${key}.name`, cidrText(network));
-      let prefix: Cidr6 | undefined;
-      if (sr.prefix !== undefined) {
-        prefix = parseCidr6(str(sr.prefix, `${key}.prefix`), `${key}.prefix`);
-        if (!isRfc6052Length(prefix.length)) {
-          throw new ConfigError(`${key}.prefix: /${prefix.length} is not an RFC 6052 prefix length (${RFC6052_LENGTHS.join(", ")})`);
-        }
-        // RFC 6052 §2.2: bits 64-71 must be zero; a /96 or shorter prefix with them set cannot carry addresses.
-        if (prefix.length === 96 && prefix.network.bytes[8] !== 0) {
-          throw new ConfigError(`${key}.prefix: bits 64 to 71 must be zero (RFC 6052 §2.2)`);
-        }
-      }
-      let careOfPool: PoolConfig | undefined;
-      if (sr.careOfRange !== undefined) {
-        const ranges = Array.isArray(sr.careOfRange) ? sr.careOfRange : [sr.careOfRange];
-        careOfPool = parsePool(sr, `${key}.careOfRange`, name, "segment", ranges);
-        for (const r of careOfPool.ranges) {
-          if (!prefixContains(network.network.bytes, network.length, r.first.bytes) || !prefixContains(network.network.bytes, network.length, r.last.bytes)) {
-            throw new ConfigError(`${key}.careOfRange: ${r.first.text}-${r.last.text} lies outside the segment ${cidrText(network)}`);
-          }
-        }
-      }
-      return { name, network, prefix, careOfPool };
-    });
-
-    const ipv6Networks: IPv6NetworkConfig[] = list(raw.ipv6Networks, "ipv6Networks").map((n, i) => {
-      const key = `ipv6Networks[${i}]`;
-      const nr = obj(n, key, ["network", "name"]);
-      const network = parseCidr6(str(nr.network, `${key}.network`), `${key}.network`);
-      // The care-of address carries the IPv4 home address in its low 32 bits (paper, flow 3.1 b),
-      // so the network must leave at least 32 bits for it.
-      if (network.length > 96) throw new ConfigError(`${key}.network: must be /96 or shorter to hold an IPv4 address`);
-      return { name: str(nr.name, `${key}.name`, cidrText(network)), network };
-    });
-
-    const xlat = obj(raw.translation, "translation", ["prefix", "icmpErrorSource"]);
-    let translationPrefix: Cidr6 | undefined;
-    if (xlat.prefix !== undefined) {
-      translationPrefix = parseCidr6(str(xlat.prefix, "translation.prefix"), "translation.prefix");
-      if (!isRfc6052Length(translationPrefix.length)) {
-        throw new ConfigError(`translation.prefix: /${translationPrefix.length} is not an RFC 6052 prefix length (${RFC6052_LENGTHS.join(", ")})`);
+    let careOfPool: PoolConfig | undefined;
+    if (sr.careOfRange !== undefined) {
+      const ranges = Array.isArray(sr.careOfRange) ? sr.careOfRange : [sr.careOfRange];
+      careOfPool = parsePool(`${key}.careOfRange`, name, "segment", ranges, sr.exclude);
+      for (const r of careOfPool.ranges) {
+        if (outside(network, r)) throw new ConfigError(`${key}.careOfRange: ${r.first.text}-${r.last.text} lies outside the segment ${cidrText(network)}`);
       }
     }
-    const icmpErrorSource = xlat.icmpErrorSource === undefined ? undefined : parseIPv4(str(xlat.icmpErrorSource, "translation.icmpErrorSource"), "translation.icmpErrorSource");
-
-    checkOverlaps(pool, poolNet, segments, ipv6Networks, translationPrefix);
-
-    const leases = obj(raw.leases, "leases", ["lifetimeSeconds", "cooldownSeconds", "correspondentLifetimeSeconds"]);
-    const hosts = obj(raw.hosts, "hosts", ["heartbeatIntervalSeconds", "downAfterSeconds"]);
-    const mig = obj(raw.migration, "migration", ["highWatermark", "lowWatermark", "windowSeconds", "vmCooldownSeconds"]);
-    const config: EngineConfig = {
-      listen: str(raw.listen, "listen", "[::1]:50046"),
-      metricsListen: str(raw.metricsListen, "metricsListen", "127.0.0.1:9046"),
-      tls: parseTlsConfig(raw.tls, "tls", (m) => new ConfigError(m)),
-      store: {
-        kind, path: str(storeRaw.path, "store.path", "mip46-engine.db"), sync: storeSync(storeRaw.sync),
-        etcd: kind === "etcd" ? etcdConfig(obj(storeRaw.etcd, "store.etcd", ["endpoints", "prefix", "dialTimeoutMs", "leaderTtlSeconds"])) : undefined,
-      },
-      replica: str(raw.replica, "replica", `${hostname()}-${process.pid}`),
-      pool, segments, ipv6Networks, translationPrefix, icmpErrorSource,
-      leases: {
-        lifetimeSeconds: num(leases.lifetimeSeconds, "leases.lifetimeSeconds", 600, 1, 86400 * 365),
-        cooldownSeconds: num(leases.cooldownSeconds, "leases.cooldownSeconds", 60, 0, 86400),
-        correspondentLifetimeSeconds: num(leases.correspondentLifetimeSeconds, "leases.correspondentLifetimeSeconds", 3600, 1, 86400 * 365),
-      },
-      hosts: {
-        heartbeatIntervalSeconds: num(hosts.heartbeatIntervalSeconds, "hosts.heartbeatIntervalSeconds", 5, 0.1, 3600),
-        downAfterSeconds: num(hosts.downAfterSeconds, "hosts.downAfterSeconds", 15, 0.2, 86400),
-      },
-      migration: {
-        highWatermark: num(mig.highWatermark, "migration.highWatermark", 0.85, 0.01, 1),
-        lowWatermark: num(mig.lowWatermark, "migration.lowWatermark", 0.7, 0, 1),
-        windowSeconds: num(mig.windowSeconds, "migration.windowSeconds", 30, 0, 86400),
-        vmCooldownSeconds: num(mig.vmCooldownSeconds, "migration.vmCooldownSeconds", 300, 0, 86400),
-      },
-    };
-    if (config.migration.lowWatermark >= config.migration.highWatermark) {
-      throw new ConfigError("migration.lowWatermark: must be below migration.highWatermark (the gap is the hysteresis)");
-    }
-    const total = [pool, ...segments.flatMap((s) => (s.careOfPool ? [s.careOfPool] : []))]
-      .reduce((n, p) => n + p.ranges.reduce((m, r) => m + rangeSize(r), 0), 0);
-    if (total > MAX_POOL_ADDRESSES) throw new ConfigError(`pools: ${total} addresses in all; at most ${MAX_POOL_ADDRESSES}`);
-    return config;
+    return { name, network, prefix, careOfPool };
   });
+
+  const ipv6Networks: IPv6NetworkConfig[] = raw.ipv6Networks.map((nr, i) => {
+    const key = `ipv6Networks[${i}]`;
+    const network = parseCidr6(nr.network, `${key}.network`);
+    // The care-of address carries the IPv4 home address in its low 32 bits (paper, flow 3.1 b),
+    // so the network must leave at least 32 bits for it.
+    if (network.length > 96) throw new ConfigError(`${key}.network: must be /96 or shorter to hold an IPv4 address`);
+    return { name: nr.name ?? cidrText(network), network };
+  });
+
+  const xlat = raw.translation;
+  const translationPrefix = xlat.prefix === undefined ? undefined : rfc6052Prefix(xlat.prefix, "translation.prefix");
+  const icmpErrorSource = xlat.icmpErrorSource === undefined ? undefined : parseIPv4(xlat.icmpErrorSource, "translation.icmpErrorSource");
+
+  checkOverlaps(pool, poolNet, segments, ipv6Networks, translationPrefix);
+
+  const kind = raw.store.kind;
+  const config: EngineConfig = {
+    listen: raw.listen,
+    metricsListen: raw.metricsListen,
+    tls: raw.tls,
+    store: { kind, path: raw.store.path, sync: raw.store.sync, etcd: kind === "etcd" ? etcdConfig(raw.store.etcd) : undefined },
+    replica: raw.replica ?? `${hostname()}-${process.pid}`,
+    pool, segments, ipv6Networks, translationPrefix, icmpErrorSource,
+    leases: raw.leases,
+    hosts: raw.hosts,
+    migration: raw.migration,
+  };
+  if (config.migration.lowWatermark >= config.migration.highWatermark) {
+    throw new ConfigError("migration.lowWatermark: must be below migration.highWatermark (the gap is the hysteresis)");
+  }
+  const total = [pool, ...segments.flatMap((s) => (s.careOfPool ? [s.careOfPool] : []))]
+    .reduce((n, p) => n + p.ranges.reduce((m, r) => m + rangeSize(r), 0), 0);
+  if (total > MAX_POOL_ADDRESSES) throw new ConfigError(`pools: ${total} addresses in all; at most ${MAX_POOL_ADDRESSES}`);
+  return config;
 }
 
 function checkOverlaps(pool: PoolConfig, poolNet: Cidr4, segments: SegmentConfig[], nets: IPv6NetworkConfig[], xlat?: Cidr6): void {
@@ -295,37 +239,12 @@ export interface StoreConfig {
   etcd?: EtcdStoreConfig;
 }
 
-function etcdConfig(raw: Raw): EtcdStoreConfig {
-  const endpoints = list(raw.endpoints, "store.etcd.endpoints").map((e, i) => str(e, `store.etcd.endpoints[${i}]`));
-  if (endpoints.length === 0) throw new ConfigError("store.etcd.endpoints: needs at least one etcd member");
-  const prefix = str(raw.prefix, "store.etcd.prefix", "/mip46");
-  if (!prefix.startsWith("/")) throw new ConfigError(`store.etcd.prefix: '${prefix}' must start with /`);
-  return {
-    endpoints, prefix,
-    dialTimeoutMs: num(raw.dialTimeoutMs, "store.etcd.dialTimeoutMs", 5000, 100, 600_000),
-    // etcd refuses TTLs under 1 s, and raises small ones to 1.5 x its election timeout.
-    leaderTtlSeconds: num(raw.leaderTtlSeconds, "store.etcd.leaderTtlSeconds", 2, 1, 600),
-  };
-}
-
-function storeSync(v: unknown): "full" | "normal" {
-  const s = str(v, "store.sync", "full");
-  if (s !== "full" && s !== "normal") throw new ConfigError(`store.sync: '${s}' must be full or normal`);
-  return s;
+function etcdConfig(raw: EngineFile["store"]["etcd"]): EtcdStoreConfig {
+  if (raw === undefined || raw.endpoints.length === 0) throw new ConfigError("store.etcd.endpoints: needs at least one etcd member");
+  if (!raw.prefix.startsWith("/")) throw new ConfigError(`store.etcd.prefix: '${raw.prefix}' must start with /`);
+  return raw;
 }
 
 export function loadConfig(path: string): EngineConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new ConfigError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(`${path}: not valid YAML: ${(e as Error).message}`);
-  }
-  return parseConfig(doc, path);
+  return parseConfig(readYamlFile(path, (m) => new ConfigError(m)), path);
 }

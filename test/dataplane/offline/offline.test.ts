@@ -51,7 +51,7 @@ test("table errors name the field", (t) => {
   t.regex(bad((o) => (o.worker.neighbours[0].mac = "zz")), /^worker\.neighbours\[0\]\.mac: /);
   t.regex(bad((o) => (o.revision = -1)), /^revision: /);
   t.regex(bad((o) => (o.defaultNeighbourMac = "02:00")), /^defaultNeighbourMac: /);
-  t.regex(bad((o) => (o.extra = 1)), /^extra: unknown field/);
+  t.regex(bad((o) => (o.extra = 1)), /^extra: unknown key/);
   t.regex(bad((o) => delete o.rules), /^rules: must be an array/);
 });
 
