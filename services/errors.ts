@@ -1,5 +1,6 @@
 // One error class per failure kind. Domain code throws only these; the gRPC adapter maps each to
 // its status code (services/api/status.ts), and anything else becomes a logged INTERNAL error.
+import { ConfigFieldError } from "../lib/config/schema.js";
 
 export class InvalidArgumentError extends Error {
   override name = "InvalidArgumentError";
@@ -25,7 +26,7 @@ export class ConflictError extends Error {
   override name = "ConflictError";
 }
 
-/** A configuration file that cannot be used; the engine refuses to start. */
-export class ConfigError extends Error {
+/** A configuration file that cannot be used; the engine refuses to start. Its field is the key named first. */
+export class ConfigError extends ConfigFieldError {
   override name = "ConfigError";
 }

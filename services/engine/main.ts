@@ -1,6 +1,5 @@
 // mip46-engine: the cloud control engine.
 import { loadConfig } from "../config/config.js";
-import { ConfigError } from "../errors.js";
 import { runEngine } from "./run.js";
 import { CHECK_VERSION_HELP, runDaemon, stringFlag } from "../../lib/process/main.js";
 
@@ -23,7 +22,6 @@ runDaemon({
   help: HELP,
   flags: { listen: { type: "string" }, store: { type: "string" } },
   load: loadConfig,
-  isConfigError: (e) => e instanceof ConfigError,
   metricsOf: (config) => config,
   override: (config, args) => {
     config.listen = stringFlag(args, "listen") ?? config.listen;
