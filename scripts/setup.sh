@@ -21,6 +21,7 @@ APT_PACKAGES=(
   qemu-system-x86     # the lab's VMs are QEMU guests (deploy/lab/qemu.ts)
   busybox-static      # the guests' initramfs (deploy/lab/guest/build.sh)
   iputils-ping        # ping, called by the lab tests
+  chromium            # headless, renders the handover chart in its test (test/lab/chart.test.ts)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
