@@ -120,7 +120,8 @@ export function originate(r: Router, s: PacketState, pkt: Uint8Array, action: Fo
     nextHop = rt.gateway ?? copy6(r, pkt, 24);
   }
   if (pkt.length > port.mtu) return r.drop("egress-too-big");
-  r.outIp.set(pkt);
+  // A translated packet is already there (translation.ts); anything else is copied in once.
+  if (!inOutput(r, pkt)) r.outIp.set(pkt);
   if (action !== undefined) r.counters.actions[action]++;
   transmit(r, s, port, pkt[0] >> 4 === 4 ? 4 : 6, nextHop, pkt.length);
 }
@@ -131,7 +132,7 @@ export function sendTunnelResult(r: Router, s: PacketState, t: TunnelResult, act
     case "forward": {
       if (route === undefined) return r.drop("internal-error");
       const port = r.ports.get(route.ifIndex)!;
-      if (t.packet.buffer !== r.out.buffer || t.packet.byteOffset !== r.outIp.byteOffset) r.outIp.set(t.packet);
+      if (!inOutput(r, t.packet)) r.outIp.set(t.packet);
       r.counters.actions[action]++;
       return transmit(r, s, port, route.nextHop.length === 4 ? 4 : 6, route.nextHop, t.length);
     }
@@ -152,6 +153,11 @@ export function sendTunnelResult(r: Router, s: PacketState, t: TunnelResult, act
     case "drop":
       return r.drop(t.reason);
   }
+}
+
+/** Whether `pkt` already sits where the frame is sent from (written there by a tunnel or the translator). */
+function inOutput(r: Router, pkt: Uint8Array): boolean {
+  return pkt.buffer === r.out.buffer && pkt.byteOffset === r.outIp.byteOffset;
 }
 
 /** The IP packet at outIp[0..length] leaves on `port` towards `nextHop`, now or once resolved. */

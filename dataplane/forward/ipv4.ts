@@ -12,7 +12,7 @@ import { decap, encap, reencap4 } from "./tunnels.js";
 import { wellFormed4 } from "./wellformed.js";
 
 export function ipv4(r: Router, s: PacketState, packet: Uint8Array): void {
-  const pkt = wellFormed4(r, packet);
+  const pkt = wellFormed4(r, s, packet);
   if (pkt === undefined) return;
   const dst = word4(pkt, 16);
   const proto = pkt[9];
@@ -26,7 +26,8 @@ export function ipv4(r: Router, s: PacketState, packet: Uint8Array): void {
     }
   }
   const own = r.own.has(pkt, 16, 4);
-  const mapped = rules.eam.isMappedIPv4(dst);
+  // Looked up once: the translator keeps the IPv6 form it found for translate4.
+  const mapped = r.translator.destination4(dst);
   const local = own || mapped || r.inServed4(dst);
   if ((proto === IPPROTO.IPIP || proto === IPPROTO.IPV6) && local) {
     const kind: TunnelKind = proto === IPPROTO.IPIP ? "4in4" : "6in4";

@@ -2,7 +2,6 @@
 // addresses, the compiled rule table and translator, the counters and the output buffer. Built
 // once from the configuration; the packet path only reads it (and writes `out`).
 import { parseMac } from "../packet/ethernet.js";
-import { newIPv6Chain } from "../packet/ipv6.js";
 import { NeighbourCache } from "../neighbour/cache.js";
 import type { AddressMapping, Translator } from "../translate/index.js";
 import { AddressSet } from "../tunnel/peers.js";
@@ -77,9 +76,6 @@ export class Router {
   /** A next hop taken from the packet being sent (egress.ts), so that none is allocated. */
   readonly nh4 = new Uint8Array(4);
   readonly nh6 = new Uint8Array(16);
-  /** The IPv6 extension chain of the packet being checked (wellformed.ts), and of a packet inside it. */
-  readonly chain = newIPv6Chain();
-  readonly innerChain = newIPv6Chain();
   now: number;
 
   /** Throws ForwarderConfigError on a configuration it cannot use (validated as parseForwarderConfig does). */

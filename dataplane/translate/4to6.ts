@@ -5,7 +5,7 @@ import { buildIcmp6Message } from "../packet/icmp6.js";
 import { fragmentationNeededRest, isIcmp4Error, verifyIcmp4Checksum } from "../packet/icmp4.js";
 import { IPPROTO, parseIPv4, type IPv4Header } from "../packet/ipv4.js";
 import { IPV6_FRAGMENT_HEADER_LENGTH, IPV6_HEADER_LENGTH, IPV6_MIN_MTU, writeFragmentHeader, writeIPv6Header } from "../packet/ipv6.js";
-import { allocPacket, copyPacket } from "./alloc.js";
+import { allocPacket, copyPacket, outputPacket } from "./alloc.js";
 import { fragmentIPv6Payload } from "../packet/fragment.js";
 import { icmp4Back, icmp4Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
@@ -26,8 +26,11 @@ const POINTER_4TO6 = [0, 1, 4, 4, -1, -1, -1, -1, 7, 6, -1, -1, 8, 8, 8, 8, 24, 
  */
 const UNTRANSLATABLE_4 = new Set<number>([IPPROTO.HOPOPTS, IPPROTO.ROUTING, IPPROTO.FRAGMENT, IPPROTO.DSTOPTS, IPPROTO.ICMPV6, IPPROTO.MOBILITY]);
 
-/** Translates one IPv4 packet (from its IP header on, no link header). Never throws on packet data. */
-export function translate4to6(t: TranslatorState, packet: Uint8Array): TranslateResult {
+/**
+ * Translates one IPv4 packet (from its IP header on, no link header). Never throws on packet
+ * data. `mapped`: the destination's explicit mapping is already in t.dst6 (Translator.destination4).
+ */
+export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = false): TranslateResult {
   const cfg = t.cfg;
   const ip = parseIPv4(packet, 0, packet.length, t.ip4);
   if (ip === undefined) return drop("malformed");
@@ -37,7 +40,7 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array): Translate
   if (packet.length > ip.totalLength) packet = packet.subarray(0, ip.totalLength);
 
   // §4.6: only a destination with an IPv6 form is translated. §4.1 "Destination Address", §6.
-  if (!cfg.mapping.map4to6(ip.dst, t.dst6, 0)) return drop("unmapped-destination");
+  if (!mapped && !cfg.mapping.map4to6(ip.dst, t.dst6, 0)) return drop("unmapped-destination");
   // §4.1 "Hop Limit": the translator is a router; it decrements the TTL and checks it (RFC 1812 §5.3.1).
   if (ip.ttl <= 1) return icmp4Back(t, packet, 11, 0, 0, "ttl-expired");
   // §4.1 "IPv4 options": ignored, except an unexpired source route, answered with Source Route Failed.
@@ -91,7 +94,7 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array): Translate
     return packets ? { action: "forward", packets } : drop("malformed");
   }
 
-  const out = allocPacket(size6);
+  const out = outputPacket(t.output, packet, size6);
   writeIPv6Header(out, 0, {
     trafficClass: ip.tos, // §4.1 "Traffic Class": copied from the Type of Service octet.
     flowLabel: 0, // §4.1 "Flow Label": 0.
