@@ -1,8 +1,9 @@
 // Translation (RFC 7915) in the pipeline: the Translator built from the worker's settings and the
 // rule table's mapping, and what becomes of its output (routed, or straight into a VM's tunnel
 // when a correspondent holds a binding, paper 3.2). The header rules are in dataplane/translate.
+import { read32 } from "../packet/checksum.js";
 import { Translator, type TranslateResult } from "../translate/index.js";
-import { ipv4Bytes, ipv6Bytes, word4 } from "./addresses.js";
+import { ipv4Bytes, ipv6Bytes } from "./addresses.js";
 import { ForwarderConfigError } from "./config.js";
 import type { ForwardAction } from "./counters.js";
 import { originate } from "./egress.js";
@@ -64,9 +65,9 @@ export function newTranslator(r: Router, firstIdentification: number): Translato
       ipv4Mtu: v4.length > 0 ? Math.min(...v4) : undefined,
       ipv6Mtu: v6.length > 0 ? Math.max(1280, Math.min(...v6)) : undefined,
       udpZeroChecksum: s.udpZeroChecksum,
-      icmpErrorSource4: s.icmpErrorSource4 === undefined ? undefined : word4(ipv4Bytes(s.icmpErrorSource4, "icmpErrorSource4")),
+      icmpErrorSource4: s.icmpErrorSource4 === undefined ? undefined : read32(ipv4Bytes(s.icmpErrorSource4, "icmpErrorSource4")),
       // The translator's own ICMPv4 errors come from this router, not from the RFC 6791 pool.
-      routerAddress4: s.routerAddress4 !== undefined ? word4(ipv4Bytes(s.routerAddress4, "routerAddress4")) : first4,
+      routerAddress4: s.routerAddress4 !== undefined ? read32(ipv4Bytes(s.routerAddress4, "routerAddress4")) : first4,
       routerAddress6: s.routerAddress6 === undefined ? undefined : ipv6Bytes(s.routerAddress6, "routerAddress6"),
       sendUntranslatableErrors: s.sendUntranslatableErrors,
     }, firstIdentification, r.outIp);

@@ -3,11 +3,11 @@
 // address (route optimisation, flow 3.2 m, with the correspondents' binding cache), and the
 // `encapsulate` rules (flows 3.1 f, l and 3.2 d, k). The tunnel header rules themselves are in
 // dataplane/tunnel; this file picks the tunnel and its route.
+import { read32 } from "../packet/checksum.js";
 import { decapsulate } from "../tunnel/decapsulate.js";
 import { encapsulate } from "../tunnel/encapsulate.js";
 import { reencapsulate } from "../tunnel/reencapsulate.js";
 import type { TunnelKind } from "../tunnel/tunnel.js";
-import { word4 } from "./addresses.js";
 import type { ForwardAction } from "./counters.js";
 import { sendTunnelResult } from "./egress.js";
 import type { PacketState } from "./packet.js";
@@ -93,7 +93,7 @@ function tunnelRoute(r: Router, entry: Reencap4 | Reencap6 | Encap, kind: Tunnel
   if (entry.route !== undefined) return entry.route;
   let route: TunnelRoute | null = null;
   if (remote.length === 4) {
-    const rt = r.lookup4(word4(remote));
+    const rt = r.lookup4(read32(remote));
     const local = ruleLocal ?? r.source4 ?? rt?.port.v4[0]?.bytes ?? r.portList.find((p) => p.v4.length > 0)?.v4[0].bytes;
     if (rt !== undefined && local !== undefined) route = { tunnel: { kind, local, remote, mtu: rt.port.mtu, hopLimit: r.tunnelHopLimit }, ifIndex: rt.port.index, nextHop: rt.gateway ?? remote };
   } else {

@@ -5,10 +5,9 @@
 // carries), so that nothing the worker emits is malformed, whatever came in. Transport checksums
 // are not verified here: routers pass them on. The IPv6 extension chain is walked once per
 // packet, here, and left in the packet state (chain6, tunnel6) for the steps after.
-import { checksumOk } from "../packet/checksum.js";
+import { checksumOk, read32 } from "../packet/checksum.js";
 import { IPPROTO } from "../packet/ipv4.js";
 import { walkIPv6Extensions, type IPv6Chain } from "../packet/ipv6.js";
-import { word4 } from "./addresses.js";
 import type { PacketState } from "./packet.js";
 import type { Router } from "./router.js";
 
@@ -25,8 +24,8 @@ export function wellFormed4(r: Router, s: PacketState, pkt: Uint8Array): Uint8Ar
   // RFC 1812 §5.2.2: a router discards a datagram whose header checksum is wrong.
   if (!checksumOk(pkt, 0, ihl)) return dropped(r, "ipv4-header-checksum");
   if (total < pkt.length) pkt = pkt.subarray(0, total);
-  const dst = word4(pkt, 16);
-  const src = word4(pkt, 12);
+  const dst = read32(pkt, 16);
+  const src = read32(pkt, 12);
   // RFC 1812 §5.3.7: no forwarding to or from multicast/broadcast/"this network"/loopback here.
   if (dst >>> 28 >= 0xe || dst >>> 24 === 0 || dst >>> 24 === 127) return dropped(r, "not-for-us");
   if (src >>> 28 >= 0xe || src >>> 24 === 127) return dropped(r, "malformed");

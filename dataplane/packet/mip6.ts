@@ -2,7 +2,7 @@
 // the authentication options of RFC 4285 and the DSMIPv6 IPv4 options of RFC 5555. Option type
 // numbers are the IANA "Mobility Options" registry values. Control messages: parsing allocates.
 import { createHmac } from "node:crypto";
-import { checksumOk, finish, pseudoHeaderSum6, sum16 } from "./checksum.js";
+import { checksumOk, pseudoHeaderSum6, writeChecksum } from "./checksum.js";
 import { IPPROTO, readIPv4Address, writeIPv4Address, type IPv4AddressInput } from "./ipv4.js";
 import { IPV6_HEADER_LENGTH, buildHomeAddressDestinationOptions, buildRoutingType2, chainExtensions, writeIPv6Header } from "./ipv6.js";
 import { type AlignedOption, layOutOptions, writeOptions } from "./options.js";
@@ -336,12 +336,7 @@ export const decodeMobilityOption = {
 
 /** Checksum over the IPv6 pseudo-header (next header 135) and the whole MH (RFC 6275 §6.1.1). */
 export function setMhChecksum(buf: Uint8Array, offset: number, length: number, pseudoSum: number): number {
-  buf[offset + 4] = 0;
-  buf[offset + 5] = 0;
-  const c = finish(sum16(buf, offset, offset + length, pseudoSum));
-  buf[offset + 4] = c >> 8;
-  buf[offset + 5] = c & 0xff;
-  return c;
+  return writeChecksum(buf, offset, offset + length, offset + 4, pseudoSum);
 }
 
 export function verifyMhChecksum(buf: Uint8Array, offset: number, length: number, pseudoSum: number): boolean {

@@ -1,6 +1,6 @@
 // IPv4 → IPv6, RFC 7915 §4: the header rules of §4.1, the ICMP rules of §4.2 and §4.3, and the
 // order of the steps. Read beside the RFC; each rule cites its section.
-import { pseudoHeaderSum6, sum16, updateChecksumSum } from "../packet/checksum.js";
+import { pseudoHeaderSum6, sum16 } from "../packet/checksum.js";
 import { buildIcmp6Message } from "../packet/icmp6.js";
 import { fragmentationNeededRest, isIcmp4Error, verifyIcmp4Checksum } from "../packet/icmp4.js";
 import { IPPROTO, parseIPv4, type IPv4Header } from "../packet/ipv4.js";
@@ -10,7 +10,7 @@ import { fragmentIPv6Payload } from "../packet/fragment.js";
 import { icmp4Back, icmp4Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
-import { computeUdpChecksum6, updateTransportChecksum } from "./transport.js";
+import { computeUdpChecksum6, rewriteEcho, updateTransportChecksum } from "./transport.js";
 
 /** RFC 1191 §7 plateau table, for a Fragmentation Needed with no MTU in it (RFC 7915 §4.2). */
 const PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68];
@@ -154,12 +154,8 @@ function translateIcmp4to6(t: TranslatorState, packet: Uint8Array, ip: IPv4Heade
     case 8: // Echo Request → 128
     case 0: { // Echo Reply → 129; §4.2: "Code 0".
       const out = copyPacket(packet, off, off + length);
-      out[0] = type === 8 ? 128 : 129;
-      out[1] = 0;
       // §4.2: ICMPv6 adds the pseudo-header to the checksum (RFC 4443 §2.3); RFC 1624 update.
-      const c = updateChecksumSum((out[2] << 8) | out[3], (type << 8) | code, (out[0] << 8) + pseudoHeaderSum6(t.src6, 0, t.dst6, 0, IPPROTO.ICMPV6, length));
-      out[2] = c >> 8;
-      out[3] = c & 0xff;
+      rewriteEcho(out, 0, type === 8 ? 128 : 129, 0, pseudoHeaderSum6(t.src6, 0, t.dst6, 0, IPPROTO.ICMPV6, length));
       return out;
     }
     case 3: { // Destination Unreachable
@@ -280,13 +276,7 @@ function quoted4to6(t: TranslatorState, buf: Uint8Array, offset: number, availab
     const type = out[at];
     if (isIcmp4Error(type)) return undefined; // §4.3: no error inside an error.
     if (type !== 8 && type !== 0) return undefined; // only echo has an ICMPv6 counterpart to quote
-    const code = out[at + 1];
-    out[at] = type === 8 ? 128 : 129;
-    out[at + 1] = 0;
-    const c = updateChecksumSum((out[at + 2] << 8) | out[at + 3], (type << 8) | code,
-      (out[at] << 8) + pseudoHeaderSum6(t.innerSrc6, 0, t.innerDst6, 0, IPPROTO.ICMPV6, total - ihl));
-    out[at + 2] = c >> 8;
-    out[at + 3] = c & 0xff;
+    rewriteEcho(out, at, type === 8 ? 128 : 129, 0, pseudoHeaderSum6(t.innerSrc6, 0, t.innerDst6, 0, IPPROTO.ICMPV6, total - ihl));
   } else {
     updateTransportChecksum(out, at, have, protocol, sum16(buf, offset + 12, offset + 20), sum16(t.innerSrc6, 0, 16) + sum16(t.innerDst6, 0, 16));
   }

@@ -1,6 +1,6 @@
 // IPv6 → IPv4, RFC 7915 §5: the header rules of §5.1 and §5.1.1, the ICMP rules of §5.2 and
 // §5.3, and the order of the steps. Read beside the RFC; each rule cites its section.
-import { pseudoHeaderSum6, pseudoHeaderSum6At, sum16, updateChecksumSum } from "../packet/checksum.js";
+import { pseudoHeaderSum6, pseudoHeaderSum6At, sum16 } from "../packet/checksum.js";
 import { buildIcmp4Message } from "../packet/icmp4.js";
 import { isIcmp6Error, verifyIcmp6Checksum } from "../packet/icmp6.js";
 import { IPPROTO, IPV4_HEADER_LENGTH, writeIPv4Header } from "../packet/ipv4.js";
@@ -10,7 +10,7 @@ import { fragmentIPv4Payload } from "../packet/fragment.js";
 import { icmp6Back, icmp6Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
-import { updateTransportChecksum } from "./transport.js";
+import { rewriteEcho, updateTransportChecksum } from "./transport.js";
 
 /** RFC 7915 §5.1: translated packets up to this size go with DF clear, bigger ones with DF set. */
 const DF_THRESHOLD = 1260;
@@ -161,12 +161,8 @@ function translateIcmp6to4(t: TranslatorState, packet: Uint8Array, offset: numbe
     case 128: // Echo Request → 8
     case 129: { // Echo Reply → 0; §5.2: "Code 0".
       const out = copyPacket(packet, offset, offset + length);
-      out[0] = type === 128 ? 8 : 0;
-      out[1] = 0;
       // §5.2: ICMPv4 has no pseudo-header; take it out of the checksum (RFC 1624 update).
-      const c = updateChecksumSum((out[2] << 8) | out[3], ((type << 8) | code) + pseudoHeaderSum6At(packet, 0, IPPROTO.ICMPV6, length), out[0] << 8);
-      out[2] = c >> 8;
-      out[3] = c & 0xff;
+      rewriteEcho(out, 0, type === 128 ? 8 : 0, pseudoHeaderSum6At(packet, 0, IPPROTO.ICMPV6, length), 0);
       return out;
     }
     case 1: { // Destination Unreachable → Type 3
@@ -276,13 +272,7 @@ function quoted6to4(t: TranslatorState, buf: Uint8Array, offset: number, availab
     const type = out[at];
     if (isIcmp6Error(type)) return undefined; // §5.3: no error inside an error.
     if (type !== 128 && type !== 129) return undefined; // only echo has an ICMPv4 counterpart to quote
-    const code = out[at + 1];
-    out[at] = type === 128 ? 8 : 0;
-    out[at + 1] = 0;
-    const c = updateChecksumSum((out[at + 2] << 8) | out[at + 3],
-      ((type << 8) | code) + pseudoHeaderSum6(buf, offset + 8, buf, offset + 24, IPPROTO.ICMPV6, declaredUpper), out[at] << 8);
-    out[at + 2] = c >> 8;
-    out[at + 3] = c & 0xff;
+    rewriteEcho(out, at, type === 128 ? 8 : 0, pseudoHeaderSum6(buf, offset + 8, buf, offset + 24, IPPROTO.ICMPV6, declaredUpper), 0);
   } else {
     updateTransportChecksum(out, at, have, chain.upperProtocol, sum16(buf, offset + 8, offset + 40), sum16(out, 12, 20));
   }
