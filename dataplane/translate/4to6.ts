@@ -10,7 +10,7 @@ import { fragmentIPv6Payload } from "../packet/fragment.js";
 import { icmp4Back, icmp4Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
-import { computeUdpChecksum6, rewriteEcho, updateTransportChecksum } from "./transport.js";
+import { computeUdpChecksum6, rewriteEcho, updateTransportChecksum, withExtension } from "./transport.js";
 
 /** RFC 1191 §7 plateau table, for a Fragmentation Needed with no MTU in it (RFC 7915 §4.2). */
 const PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68];
@@ -222,11 +222,8 @@ function icmpError4to6(t: TranslatorState, packet: Uint8Array, ip: IPv4Header, t
   // RFC 4884 §4.1: only Destination Unreachable (1) and Time Exceeded (3) carry a length in ICMPv6.
   if (hasExtension && (type === 1 || type === 3)) {
     // RFC 4884 §4.1: the original datagram is zero-padded to a 64-bit boundary and at least 128 bytes.
-    const padded = Math.max(128, (inner.length + 7) & ~7);
-    const extension = packet.subarray(body + quotedLength, body + bodyLength);
-    payload = new Uint8Array(padded + extension.length);
-    payload.set(inner, 0);
-    payload.set(extension, padded);
+    payload = withExtension(inner, packet.subarray(body + quotedLength, body + bodyLength), 8);
+    const padded = payload.length - (bodyLength - quotedLength);
     rest = (rest | ((padded >> 3) << 24)) >>> 0; // RFC 4884 §4.1: ICMPv6 length in byte 4, 64-bit words
   }
   // §4.2 "ICMP Error Payload": an extension that does not fit is truncated.

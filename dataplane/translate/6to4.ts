@@ -10,7 +10,7 @@ import { fragmentIPv4Payload } from "../packet/fragment.js";
 import { icmp6Back, icmp6Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
-import { rewriteEcho, updateTransportChecksum } from "./transport.js";
+import { rewriteEcho, updateTransportChecksum, withExtension } from "./transport.js";
 
 /** RFC 7915 §5.1: translated packets up to this size go with DF clear, bigger ones with DF set. */
 const DF_THRESHOLD = 1260;
@@ -220,11 +220,8 @@ function icmpError6to4(t: TranslatorState, packet: Uint8Array, offset: number, l
   // RFC 4884 §4.1: Destination Unreachable (3), Time Exceeded (11) and Parameter Problem (12) carry a length in ICMPv4.
   if (hasExtension && (type === 3 || type === 11 || type === 12)) {
     // RFC 4884 §4.1: the original datagram is zero-padded to a 32-bit boundary and at least 128 bytes.
-    const padded = Math.max(128, (inner.length + 3) & ~3);
-    const extension = packet.subarray(body + quotedLength, body + bodyLength);
-    payload = new Uint8Array(padded + extension.length);
-    payload.set(inner, 0);
-    payload.set(extension, padded);
+    payload = withExtension(inner, packet.subarray(body + quotedLength, body + bodyLength), 4);
+    const padded = payload.length - (bodyLength - quotedLength);
     rest = (rest | ((padded >> 2) << 16)) >>> 0; // RFC 4884 §4.1: ICMPv4 length in byte 5, 32-bit words
   }
   return buildIcmp4Message(type, code, rest, payload);

@@ -48,3 +48,16 @@ export function rewriteEcho(buf: Uint8Array, at: number, type: number, oldPseudo
   buf[at + 2] = c >> 8;
   buf[at + 3] = c & 0xff;
 }
+
+/**
+ * RFC 4884 §4.1: an ICMP error body with an extension structure: the quoted datagram zero-padded
+ * to a multiple of `align` bytes (4 for ICMPv4, 8 for ICMPv6) and to at least 128, then the
+ * extension. The padded length is the body's length less the extension's.
+ */
+export function withExtension(inner: Uint8Array, extension: Uint8Array, align: 4 | 8): Uint8Array {
+  const padded = Math.max(128, (inner.length + align - 1) & ~(align - 1));
+  const payload = new Uint8Array(padded + extension.length);
+  payload.set(inner, 0);
+  payload.set(extension, padded);
+  return payload;
+}
