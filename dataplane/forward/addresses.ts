@@ -130,22 +130,8 @@ export function addressOrPrefix(text: unknown, field: string): PrefixBytes {
   return { bytes, length: bytes.length * 8 };
 }
 
-export function word4(b: Uint8Array, o = 0): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-
 export function mask4(length: number): number {
   return length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
-}
-
-/** Whether the IPv6 address at buf[off..] lies in prefix/length (prefix is 16 bytes). */
-export function inPrefix6(prefix: Uint8Array, length: number, buf: Uint8Array, off: number): boolean {
-  const whole = length >> 3;
-  for (let i = 0; i < whole; i++) if (prefix[i] !== buf[off + i]) return false;
-  const rest = length & 7;
-  if (rest === 0) return true;
-  const m = (0xff << (8 - rest)) & 0xff;
-  return (prefix[whole] & m) === (buf[off + whole] & m);
 }
 
 export function formatIPv4(v: number): string {

@@ -18,7 +18,7 @@
 // allowed both sources), so nobody can bind a home address the engine did not register.
 import type { TunnelPeer } from "../tunnel/peers.js";
 import { AddressMap, innerSourceAllowed } from "../tunnel/peers.js";
-import { newIPv6Chain, walkIPv6Extensions } from "../packet/ipv6.js";
+import type { IPv6Chain } from "../packet/ipv6.js";
 import { IPPROTO } from "../packet/ipv4.js";
 import { pseudoHeaderSum6 } from "../packet/checksum.js";
 import { BA_STATUS, buildBindingAcknowledgement, buildMobilityPacket, isNewerSequence, MH_TYPE, parseMobilityHeader, verifyMhChecksum } from "../packet/mip6.js";
@@ -54,26 +54,24 @@ export class CorrespondentBindings {
   /** Home address → correspondent → binding: the packet path probes by bytes, nothing is built. */
   private readonly byHome = new AddressMap<AddressMap<Binding>>();
   private readonly all = new Set<Binding>();
-  private readonly chain = newIPv6Chain();
 
   get size(): number {
     return this.all.size;
   }
 
   /**
-   * A decapsulated IPv6 packet carrying a Mobility Header: a Binding Update from a VM to a
-   * correspondent is processed here (true returned); anything else is left alone (false).
+   * A decapsulated IPv6 packet carrying a Mobility Header (`c`: its chain, as well-formedness
+   * walked it): a Binding Update from a VM to a correspondent is processed here (true returned);
+   * anything else is left alone (false).
    */
-  isCorrespondentUpdate(pkt: Uint8Array): boolean {
-    const c = walkIPv6Extensions(pkt, 0, pkt.length, this.chain);
+  isCorrespondentUpdate(pkt: Uint8Array, c: IPv6Chain): boolean {
     // A home registration (H flag, RFC 6275 §6.1.7) goes on to the home agent.
-    return c !== undefined && c.upperProtocol === IPPROTO.MOBILITY && c.upperOffset + 12 <= pkt.length && pkt[c.upperOffset + 2] === MH_TYPE.BINDING_UPDATE && (pkt[c.upperOffset + 8] & 0x40) === 0;
+    return c.upperProtocol === IPPROTO.MOBILITY && c.upperOffset + 12 <= pkt.length && pkt[c.upperOffset + 2] === MH_TYPE.BINDING_UPDATE && (pkt[c.upperOffset + 8] & 0x40) === 0;
   }
 
-  update(pkt: Uint8Array, rules: CareOfLookup, nowMs: number): CorrespondentUpdate {
-    const c = walkIPv6Extensions(pkt, 0, pkt.length, this.chain);
+  update(pkt: Uint8Array, c: IPv6Chain, rules: CareOfLookup, nowMs: number): CorrespondentUpdate {
     // RFC 6275 §9.5.1: an update to a correspondent comes from the care-of address and names the home address in a Home Address option.
-    if (c === undefined || c.homeAddressOffset < 0) return { result: "malformed" };
+    if (c.homeAddressOffset < 0) return { result: "malformed" };
     const home = pkt.slice(c.homeAddressOffset, c.homeAddressOffset + 16);
     const mh = parseMobilityHeader(pkt, c.upperOffset, pkt.length - c.upperOffset);
     if (mh === undefined || mh.mhType !== MH_TYPE.BINDING_UPDATE || mh.homeRegistration) return { result: "malformed" };

@@ -1,7 +1,7 @@
 // Egress: the route lookup, the neighbour and the frame we transmit, for routed packets (RFC 1812
 // §5.2–5.3, RFC 8200 §3, RFC 4443) and for what other steps produced (tunnel results, translated
 // packets, ICMP errors and echo replies we build). Also the ICMP errors routing itself sends.
-import { updateChecksum16 } from "../packet/checksum.js";
+import { read32, updateChecksum16 } from "../packet/checksum.js";
 import { ETHERTYPE } from "../packet/ethernet.js";
 import { fragmentIPv4Packet } from "../packet/fragment.js";
 import { buildIcmp4Error, ICMP4_TYPE, ICMP4_UNREACH, mayQuoteIcmp4 } from "../packet/icmp4.js";
@@ -9,7 +9,6 @@ import { buildIcmp6Error, ICMP6_TYPE, ICMP6_UNREACH, mayQuoteIcmp6 } from "../pa
 import { fragmentationNeeded, packetTooBig, timeExceeded4, timeExceeded6 } from "../tunnel/errors.js";
 import type { IPFamily } from "../tunnel/peers.js";
 import type { TunnelResult } from "../tunnel/result.js";
-import { word4 } from "./addresses.js";
 import type { ForwardAction } from "./counters.js";
 import { ETH, type PacketState, type Port } from "./packet.js";
 import type { TunnelRoute } from "./rules.js";
@@ -32,7 +31,7 @@ function copy6(r: Router, buf: Uint8Array, off: number): Uint8Array {
 
 /** RFC 1812 §5.2, §5.3.1: plain IPv4 forwarding. */
 export function route4(r: Router, s: PacketState, pkt: Uint8Array): void {
-  const rt = r.lookup4(word4(pkt, 16));
+  const rt = r.lookup4(read32(pkt, 16));
   if (rt === undefined) {
     // RFC 1812 §5.2.7.1: Destination Unreachable, network unreachable.
     error4(r, s, pkt, ICMP4_TYPE.DESTINATION_UNREACHABLE, ICMP4_UNREACH.NET, 0);
@@ -109,7 +108,7 @@ export function originate(r: Router, s: PacketState, pkt: Uint8Array, action: Fo
   let port: Port;
   let nextHop: Uint8Array;
   if (pkt[0] >> 4 === 4) {
-    const rt = r.lookup4(word4(pkt, 16));
+    const rt = r.lookup4(read32(pkt, 16));
     if (rt === undefined) return r.drop("no-route");
     port = rt.port;
     nextHop = rt.gateway ?? copy4(r, pkt, 16);
@@ -120,7 +119,8 @@ export function originate(r: Router, s: PacketState, pkt: Uint8Array, action: Fo
     nextHop = rt.gateway ?? copy6(r, pkt, 24);
   }
   if (pkt.length > port.mtu) return r.drop("egress-too-big");
-  r.outIp.set(pkt);
+  // A translated packet is already there (translation.ts); anything else is copied in once.
+  if (!inOutput(r, pkt)) r.outIp.set(pkt);
   if (action !== undefined) r.counters.actions[action]++;
   transmit(r, s, port, pkt[0] >> 4 === 4 ? 4 : 6, nextHop, pkt.length);
 }
@@ -131,7 +131,7 @@ export function sendTunnelResult(r: Router, s: PacketState, t: TunnelResult, act
     case "forward": {
       if (route === undefined) return r.drop("internal-error");
       const port = r.ports.get(route.ifIndex)!;
-      if (t.packet.buffer !== r.out.buffer || t.packet.byteOffset !== r.outIp.byteOffset) r.outIp.set(t.packet);
+      if (!inOutput(r, t.packet)) r.outIp.set(t.packet);
       r.counters.actions[action]++;
       return transmit(r, s, port, route.nextHop.length === 4 ? 4 : 6, route.nextHop, t.length);
     }
@@ -152,6 +152,11 @@ export function sendTunnelResult(r: Router, s: PacketState, t: TunnelResult, act
     case "drop":
       return r.drop(t.reason);
   }
+}
+
+/** Whether `pkt` already sits where the frame is sent from (written there by a tunnel or the translator). */
+function inOutput(r: Router, pkt: Uint8Array): boolean {
+  return pkt.buffer === r.out.buffer && pkt.byteOffset === r.outIp.byteOffset;
 }
 
 /** The IP packet at outIp[0..length] leaves on `port` towards `nextHop`, now or once resolved. */

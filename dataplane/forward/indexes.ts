@@ -1,10 +1,12 @@
 // One index per rule kind, each with its own add and remove (the way Felix gives each kind of
 // state its own manager): what the packet path asks of the table is answered by one of these
 // with a Map probe. CompiledRules (compiled.ts) hands each parsed rule to the index of its kind.
+import { read32 } from "../packet/checksum.js";
+import { prefixContainsAt } from "../../lib/net/address.js";
 import type { TunnelType } from "../../lib/rules/rules.js";
 import { TunnelPeerTable, type Prefix } from "../tunnel/peers.js";
-import { Ipv6Map } from "./addressmap.js";
-import { inPrefix6, mask4, word4 } from "./addresses.js";
+import { Ipv6Map } from "../tunnel/addressmap.js";
+import { mask4 } from "./addresses.js";
 import type { Encap, ParsedOf, Reencap4, Reencap6 } from "./rules.js";
 
 /** What CompiledRules needs of an index: rules of its kind come and go. */
@@ -151,14 +153,14 @@ class PeerGroups {
   private readonly v4 = new Map<number, PeerGroup>();
   private readonly v6 = new Ipv6Map<PeerGroup>();
   get(a: Uint8Array): PeerGroup | undefined {
-    return a.length === 4 ? this.v4.get(word4(a)) : this.v6.get(a, 0);
+    return a.length === 4 ? this.v4.get(read32(a)) : this.v6.get(a, 0);
   }
   set(a: Uint8Array, g: PeerGroup): void {
-    if (a.length === 4) this.v4.set(word4(a), g);
+    if (a.length === 4) this.v4.set(read32(a), g);
     else this.v6.set(a, g);
   }
   delete(a: Uint8Array): void {
-    if (a.length === 4) this.v4.delete(word4(a));
+    if (a.length === 4) this.v4.delete(read32(a));
     else this.v6.delete(a);
   }
 }
@@ -275,12 +277,12 @@ export class EncapIndex implements RuleIndex<ParsedOf<"encapsulate">> {
   for6(pkt: Uint8Array): Encap | undefined {
     const hosts = this.hosts6.get(pkt, 8);
     if (hosts !== undefined) {
-      for (let i = 0; i < hosts.length; i++) if (inPrefix6(hosts[i].destination, hosts[i].destinationLength, pkt, 24)) return hosts[i];
+      for (let i = 0; i < hosts.length; i++) if (prefixContainsAt(hosts[i].destination, hosts[i].destinationLength, pkt, 24)) return hosts[i];
     }
     const nets = this.nets6;
     for (let i = 0; i < nets.length; i++) {
       const e = nets[i];
-      if (inPrefix6(e.source, e.sourceLength, pkt, 8) && inPrefix6(e.destination, e.destinationLength, pkt, 24)) return e;
+      if (prefixContainsAt(e.source, e.sourceLength, pkt, 8) && prefixContainsAt(e.destination, e.destinationLength, pkt, 24)) return e;
     }
     return undefined;
   }

@@ -1,8 +1,8 @@
 // The decision list for an IPv4 packet (README "Decisions per packet", IPv4), in order: each
 // line hands the packet to the step that takes it, with the packet state.
+import { read32 } from "../packet/checksum.js";
 import { IPPROTO } from "../packet/ipv4.js";
 import type { TunnelKind } from "../tunnel/tunnel.js";
-import { word4 } from "./addresses.js";
 import { originate, route4 } from "./egress.js";
 import { delivered, local4 } from "./local.js";
 import type { PacketState } from "./packet.js";
@@ -12,9 +12,9 @@ import { decap, encap, reencap4 } from "./tunnels.js";
 import { wellFormed4 } from "./wellformed.js";
 
 export function ipv4(r: Router, s: PacketState, packet: Uint8Array): void {
-  const pkt = wellFormed4(r, packet);
+  const pkt = wellFormed4(r, s, packet);
   if (pkt === undefined) return;
-  const dst = word4(pkt, 16);
+  const dst = read32(pkt, 16);
   const proto = pkt[9];
   const rules = r.rules;
   // Flow 3.1 j: IPv4-in-IPv4 to a pool address being re-encapsulated.
@@ -26,7 +26,8 @@ export function ipv4(r: Router, s: PacketState, packet: Uint8Array): void {
     }
   }
   const own = r.own.has(pkt, 16, 4);
-  const mapped = rules.eam.isMappedIPv4(dst);
+  // Looked up once: the translator keeps the IPv6 form it found for translate4.
+  const mapped = r.translator.destination4(dst);
   const local = own || mapped || r.inServed4(dst);
   if ((proto === IPPROTO.IPIP || proto === IPPROTO.IPV6) && local) {
     const kind: TunnelKind = proto === IPPROTO.IPIP ? "4in4" : "6in4";
@@ -47,7 +48,7 @@ export function ipv4(r: Router, s: PacketState, packet: Uint8Array): void {
   // reencap rules, which check the peer, are the only way from one tunnel into another) and
   // packets from our own addresses (our tunnel output looping back to us).
   if (!s.decapsulated && rules.encaps.count4 > 0) {
-    const e = rules.encaps.for4(word4(pkt, 12), dst);
+    const e = rules.encaps.for4(read32(pkt, 12), dst);
     if (e !== undefined && (s.injecting || !r.own.has(pkt, 12, 4))) return encap(r, s, pkt, e);
   }
   // RFC 1812 §5.3.1: only a forwarded packet spends TTL; ours leaves as the control plane made it.

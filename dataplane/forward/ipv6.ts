@@ -19,7 +19,7 @@ export function ipv6(r: Router, s: PacketState, packet: Uint8Array, linkMulticas
   // An inject()ed packet has no ingress link to learn a neighbour on or answer to.
   if (!s.decapsulated && !s.injecting && pkt[6] === IPPROTO.ICMPV6 && pkt.length >= 48 && pkt[40] >= ICMP6_TYPE.ROUTER_SOLICITATION && pkt[40] <= ICMP6_TYPE.REDIRECT) return nd(r, s, pkt);
   if (pkt[24] === 0xff || linkMulticast) return r.drop("not-for-us");
-  if (!sound6Outer(r, s, pkt)) return r.drop("malformed");
+  if (!sound6Outer(s, pkt)) return r.drop("malformed");
   const rules = r.rules;
   const tp = s.tunnel6;
   const r6 = rules.reencap6.inForce(pkt, 24);
@@ -36,7 +36,9 @@ export function ipv6(r: Router, s: PacketState, packet: Uint8Array, linkMulticas
   // Only the translation prefix stands for IPv4 destinations. An EAM (RFC 7757) here names an
   // IPv6 node (a correspondent, an IPv6 VM) by an IPv4 pool address: IPv4 packets to that
   // address are translated, IPv6 packets to the node itself are routed to it.
-  const mapped = rules.mapping.inTranslationPrefix(pkt, 24);
+  // Looked up once: the IPv4 form goes to the translator with the walked chain.
+  const dst4 = r.translator.destination6(pkt, 24);
+  const mapped = dst4 >= 0;
   const local = own || mapped || r.inServed6(pkt, 24);
   if (tp >= 0 && local) {
     const kind: TunnelKind = tp === IPPROTO.IPIP ? "4in6" : "6in6";
@@ -48,10 +50,10 @@ export function ipv6(r: Router, s: PacketState, packet: Uint8Array, linkMulticas
     if (!mapped) return r.drop("unknown-peer");
   }
   // Flow 3.2 k–l: a VM's binding update to a correspondent behind us, out of its tunnel.
-  if (s.decapsulated && r.correspondents !== undefined && (pkt[6] === IPPROTO.DSTOPTS || pkt[6] === IPPROTO.MOBILITY) && r.correspondents.isCorrespondentUpdate(pkt)) {
+  if (s.decapsulated && r.correspondents !== undefined && (pkt[6] === IPPROTO.DSTOPTS || pkt[6] === IPPROTO.MOBILITY) && r.correspondents.isCorrespondentUpdate(pkt, s.chain6)) {
     return correspondentUpdate(r, s, pkt);
   }
-  if (mapped) return translate6(r, s, pkt);
+  if (mapped) return translate6(r, s, pkt, dst4);
   if (delivered(r, s, pkt)) return;
   if (own) return local6(r, s, pkt);
   if (local) return r.drop("no-rule");

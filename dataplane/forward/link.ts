@@ -43,6 +43,7 @@ export function frameIn(r: Router, s: PacketState, frame: Uint8Array): void {
  * tunnel inside it is dropped there (`decap-loop`), so there is never a third pass.
  */
 export function ip(r: Router, s: PacketState, pkt: Uint8Array, family: 4 | 6, linkMulticast: boolean): void {
+  s.innerWalked = false;
   if (family === 4) ipv4(r, s, pkt);
   else ipv6(r, s, pkt, linkMulticast);
   const inner = s.inner;

@@ -2,6 +2,7 @@
 // ipv6.ts; out: egress.ts). One object per kind of caller is kept by the Forwarder and reused,
 // so a packet allocates nothing to carry it; what a step learns (the well-formedness walk) is
 // written here for the next one, and nothing is left on the Forwarder between steps.
+import { newIPv6Chain, type IPv6Chain } from "../packet/ipv6.js";
 import type { InterfaceCounters } from "./counters.js";
 
 /** Length of the Ethernet II header: the IP packet starts here in every frame. */
@@ -50,6 +51,12 @@ export class PacketState {
   inner: Uint8Array | undefined = undefined;
   /** Well-formedness (wellformed.ts), IPv6: 4 or 41 when the packet is IP in IPv6 (after hop-by-hop and destination options), else -1. */
   tunnel6 = -1;
+  /** Well-formedness, IPv6: the packet's extension chain, walked once (the decisions, the correspondents and the translator read it). */
+  chain6: IPv6Chain = newIPv6Chain();
+  /** Well-formedness: the chain of an IPv6 packet inside the one checked, kept for its own pass once decapsulated. */
+  innerChain6: IPv6Chain = newIPv6Chain();
+  /** innerChain6 holds the walk of the IPv6 packet inside the current one (reset by each first pass, link.ts ip()). */
+  innerWalked = false;
   /** Set while inject() uses it, so a re-entrant inject takes a fresh one. */
   busy = false;
 

@@ -2,14 +2,15 @@
 // answers for our own addresses, the addresses we proxy (a home agent's bindings) and those we
 // serve, learns neighbours from what it hears (RFC 826, RFC 4861 §7), solicits next hops for the
 // neighbour cache, and makes the announcements a control plane asks for (RFC 5227, RFC 4861 §7.2.6).
+import { prefixContainsAt } from "../../lib/net/address.js";
 import { ARP_LENGTH, ARP_OPERATION, parseArp, writeArp } from "../packet/arp.js";
-import { pseudoHeaderSum6At } from "../packet/checksum.js";
+import { pseudoHeaderSum6At, read32 } from "../packet/checksum.js";
 import { BROADCAST_MAC, ETHERTYPE, ipv6MulticastMac, writeEthernetHeader } from "../packet/ethernet.js";
 import { ICMP6_TYPE, verifyIcmp6Checksum } from "../packet/icmp6.js";
 import { IPPROTO } from "../packet/ipv4.js";
 import { ALL_NODES, buildNeighborAdvertisement, buildNeighborSolicitation, parseNd, solicitedNodeAddress } from "../packet/nd.js";
 import type { NeighbourEntry } from "../neighbour/cache.js";
-import { inPrefix6, ipv4Bytes, ipv6Bytes, word4 } from "./addresses.js";
+import { ipv4Bytes, ipv6Bytes } from "./addresses.js";
 import { ForwarderConfigError } from "./config.js";
 import { ETH, type Emit, type PacketState, type Port } from "./packet.js";
 import type { Router } from "./router.js";
@@ -118,12 +119,12 @@ export function solicit(r: Router, e: NeighbourEntry, unicast: boolean, emit: Em
   const port = r.ports.get(e.ifIndex);
   if (port === undefined) return;
   if (e.family === 4) {
-    const target = word4(e.address);
+    const target = read32(e.address);
     const sender = port.v4.find((a) => ((a.value & a.mask) >>> 0) === ((target & a.mask) >>> 0)) ?? port.v4[0];
     r.counters.actions.arp++;
     return emit(port.index, arpRequest(unicast ? e.mac : BROADCAST_MAC, port, port.mac, sender?.bytes ?? 0, e.address));
   }
-  const src = port.v6.find((a) => inPrefix6(a.bytes, a.length, e.address, 0))?.bytes ?? port.v6[0]?.bytes ?? port.linkLocal;
+  const src = port.v6.find((a) => prefixContainsAt(a.bytes, a.length, e.address, 0))?.bytes ?? port.v6[0]?.bytes ?? port.linkLocal;
   const dst = unicast ? e.address : solicitedNodeAddress(e.address);
   const ns = buildNeighborSolicitation({ src, target: e.address, dst, sourceLinkLayer: port.mac });
   r.counters.actions.nd++;

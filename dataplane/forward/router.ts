@@ -1,13 +1,14 @@
 // What the steps share for a Forwarder's lifetime: its ports, routes, own / served / proxied
 // addresses, the compiled rule table and translator, the counters and the output buffer. Built
 // once from the configuration; the packet path only reads it (and writes `out`).
+import { read32 } from "../packet/checksum.js";
+import { prefixContainsAt } from "../../lib/net/address.js";
 import { parseMac } from "../packet/ethernet.js";
-import { newIPv6Chain } from "../packet/ipv6.js";
 import { NeighbourCache } from "../neighbour/cache.js";
 import type { AddressMapping, Translator } from "../translate/index.js";
 import { AddressSet } from "../tunnel/peers.js";
 import { DEFAULT_TUNNEL_HOP_LIMIT, TunnelNode } from "../tunnel/tunnel.js";
-import { inPrefix6, ipv4Bytes, ipv6Bytes, mask4, prefixBytes, word4 } from "./addresses.js";
+import { ipv4Bytes, ipv6Bytes, mask4, prefixBytes } from "./addresses.js";
 import { checked, macBytes, parseForwarderConfig, type ForwarderConfig } from "./config.js";
 import { newCounters, type ForwarderCounters, type InterfaceCounters } from "./counters.js";
 import { CorrespondentBindings, type CareOfLookup } from "./correspondent.js";
@@ -77,9 +78,6 @@ export class Router {
   /** A next hop taken from the packet being sent (egress.ts), so that none is allocated. */
   readonly nh4 = new Uint8Array(4);
   readonly nh6 = new Uint8Array(16);
-  /** The IPv6 extension chain of the packet being checked (wellformed.ts), and of a packet inside it. */
-  readonly chain = newIPv6Chain();
-  readonly innerChain = newIPv6Chain();
   now: number;
 
   /** Throws ForwarderConfigError on a configuration it cannot use (validated as parseForwarderConfig does). */
@@ -94,7 +92,7 @@ export class Router {
       for (const a of ic.addresses ?? []) {
         const p = prefixBytes(a, "address", false);
         if (p.bytes.length === 4) {
-          const value = word4(p.bytes);
+          const value = read32(p.bytes);
           port.v4.push({ value, bytes: p.bytes, mask: mask4(p.length) });
           this.routes4.push({ network: (value & mask4(p.length)) >>> 0, mask: mask4(p.length), length: p.length, port, gateway: null });
         } else {
@@ -115,7 +113,7 @@ export class Router {
       const p = prefixBytes(r.prefix, `worker.routes[${i}].prefix`, true);
       const port = byName.get(r.interface)!;
       const gateway = r.via === undefined ? null : checked(`worker.routes[${i}].via`, () => (p.bytes.length === 4 ? ipv4Bytes(r.via, "via") : ipv6Bytes(r.via, "via")));
-      if (p.bytes.length === 4) this.routes4.push({ network: word4(p.bytes), mask: mask4(p.length), length: p.length, port, gateway });
+      if (p.bytes.length === 4) this.routes4.push({ network: read32(p.bytes), mask: mask4(p.length), length: p.length, port, gateway });
       else this.routes6.push({ prefix: p.bytes, length: p.length, port, gateway });
     }
     // Longest prefix first; static routes before connected ones of the same length. Route
@@ -124,7 +122,7 @@ export class Router {
     this.routes6.sort((a, b) => b.length - a.length);
     for (const s of cfg.served ?? []) {
       const p = prefixBytes(s, "served", true);
-      if (p.bytes.length === 4) this.served4.push({ network: word4(p.bytes), mask: mask4(p.length) });
+      if (p.bytes.length === 4) this.served4.push({ network: read32(p.bytes), mask: mask4(p.length) });
       else this.served6.push({ prefix: p.bytes, length: p.length });
     }
     const t = cfg.tunnels ?? {};
@@ -169,7 +167,7 @@ export class Router {
 
   inServed6(buf: Uint8Array, off: number): boolean {
     const s = this.served6;
-    for (let i = 0; i < s.length; i++) if (inPrefix6(s[i].prefix, s[i].length, buf, off)) return true;
+    for (let i = 0; i < s.length; i++) if (prefixContainsAt(s[i].prefix, s[i].length, buf, off)) return true;
     return false;
   }
 
@@ -181,7 +179,7 @@ export class Router {
 
   lookup6(buf: Uint8Array, off: number): Route6 | undefined {
     const r = this.routes6;
-    for (let i = 0; i < r.length; i++) if (inPrefix6(r[i].prefix, r[i].length, buf, off)) return r[i];
+    for (let i = 0; i < r.length; i++) if (prefixContainsAt(r[i].prefix, r[i].length, buf, off)) return r[i];
     return undefined;
   }
 }

@@ -1,13 +1,14 @@
 // One rule of the table (lib/rules/rules.ts), validated and turned from text into bytes: what
 // the per-kind indexes (indexes.ts) and CompiledRules (compiled.ts) are built from. The worker
 // and the offline mode also use parseRule to check a table before they load it.
+import { read32 } from "../packet/checksum.js";
 import { AddressError } from "../../lib/net/address.js";
 import { isRfc6052Length } from "../../lib/net/rfc6052.js";
 import type { Rule, TunnelType } from "../../lib/rules/rules.js";
 import type { ExplicitAddressMapping, Rfc6052Prefix } from "../translate/index.js";
 import type { Prefix } from "../tunnel/peers.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
-import { addressBytes, addressOrPrefix, ipv4Bytes, ipv6Bytes, mask4, prefixBytes, word4 } from "./addresses.js";
+import { addressBytes, addressOrPrefix, ipv4Bytes, ipv6Bytes, mask4, prefixBytes } from "./addresses.js";
 
 /** A rule the table refuses; the message starts with the rule's key and field. Nothing was changed. */
 export class RuleTableError extends Error {
@@ -101,7 +102,7 @@ function parseFields(rule: Rule, r: Record<string, unknown>, key: string): Parse
     case "reencap-4in4-to-4in6": {
       const pool = ipv4Bytes(r.poolIPv4, "poolIPv4");
       const careOf = ipv6Bytes(r.careOfIPv6, "careOfIPv6");
-      return { kind: r.kind, rule, entry: { key, poolIPv4: word4(pool), careOfIPv6: careOf } };
+      return { kind: r.kind, rule, entry: { key, poolIPv4: read32(pool), careOfIPv6: careOf } };
     }
     case "reencap-6in6-to-6in4": {
       const careOf6 = ipv6Bytes(r.careOfIPv6, "careOfIPv6");
@@ -129,7 +130,7 @@ function parseFields(rule: Rule, r: Record<string, unknown>, key: string): Parse
       if (v6.bytes.length !== 16) throw fieldError(key, "ipv6", "must be an IPv6 address");
       // RFC 7757 §3.1: the suffixes have the same length.
       if (32 - v4.length !== 128 - v6.length) throw fieldError(key, "ipv6", `a /${v4.length} maps to a /${96 + v4.length}, not a /${v6.length} (RFC 7757 §3.1)`);
-      return { kind: "address-mapping", rule, eam: { ipv4: word4(v4.bytes), ipv4Length: v4.length, ipv6: v6.bytes, ipv6Length: v6.length } };
+      return { kind: "address-mapping", rule, eam: { ipv4: read32(v4.bytes), ipv4Length: v4.length, ipv6: v6.bytes, ipv6Length: v6.length } };
     }
     case "translation-prefix": {
       const p = prefixBytes(r.prefix, "prefix", true);
@@ -187,8 +188,8 @@ function parseEncapsulate(r: Record<string, unknown>, key: string): Encap {
     key, tunnel, remote, local,
     source: source.bytes, sourceLength: source.length,
     destination: destination.bytes, destinationLength: destination.length,
-    source4: v4 ? word4(source.bytes) : 0, sourceMask4: v4 ? mask4(source.length) : 0,
-    destination4: v4 ? word4(destination.bytes) : 0, destinationMask4: v4 ? mask4(destination.length) : 0,
+    source4: v4 ? read32(source.bytes) : 0, sourceMask4: v4 ? mask4(source.length) : 0,
+    destination4: v4 ? read32(destination.bytes) : 0, destinationMask4: v4 ? mask4(destination.length) : 0,
     seq: 0,
   };
 }

@@ -1,8 +1,9 @@
 // Translation (RFC 7915) in the pipeline: the Translator built from the worker's settings and the
 // rule table's mapping, and what becomes of its output (routed, or straight into a VM's tunnel
 // when a correspondent holds a binding, paper 3.2). The header rules are in dataplane/translate.
+import { read32 } from "../packet/checksum.js";
 import { Translator, type TranslateResult } from "../translate/index.js";
-import { ipv4Bytes, ipv6Bytes, word4 } from "./addresses.js";
+import { ipv4Bytes, ipv6Bytes } from "./addresses.js";
 import { ForwarderConfigError } from "./config.js";
 import type { ForwardAction } from "./counters.js";
 import { originate } from "./egress.js";
@@ -10,16 +11,23 @@ import type { PacketState } from "./packet.js";
 import type { Router } from "./router.js";
 import { encap6in4, shortcut6 } from "./tunnels.js";
 
-/** Translates an IPv4 packet to an EAM-mapped destination toward the IPv6 side (RFC 7915 §4). */
+/**
+ * Translates an IPv4 packet to an EAM-mapped destination toward the IPv6 side (RFC 7915 §4); the
+ * decision (ipv4.ts, Translator.destination4) has looked the mapping up.
+ */
 export function translate4(r: Router, s: PacketState, pkt: Uint8Array): void {
-  translated(r, s, r.translator.translate4to6(pkt), "translate-4to6");
+  translated(r, s, r.translator.translate4to6(pkt, true), "translate-4to6");
 }
 
-/** Translates an IPv6 packet to the translation prefix toward the IPv4 side (RFC 7915 §5). */
-export function translate6(r: Router, s: PacketState, pkt: Uint8Array): void {
-  translated(r, s, r.translator.translate6to4(pkt), "translate-6to4");
+/**
+ * Translates an IPv6 packet to the translation prefix toward the IPv4 side (RFC 7915 §5), with
+ * the chain well-formedness walked (s.chain6) and the destination's IPv4 form the decision found.
+ */
+export function translate6(r: Router, s: PacketState, pkt: Uint8Array, dst4: number): void {
+  translated(r, s, r.translator.translateWalked6to4(pkt, s.chain6, dst4), "translate-6to4");
 }
 
+/** A whole translated packet is written straight into the output buffer (r.outIp, newTranslator), so originate() sends it without a copy. */
 function translated(r: Router, s: PacketState, t: TranslateResult, action: ForwardAction): void {
   switch (t.action) {
     case "forward":
@@ -29,7 +37,8 @@ function translated(r: Router, s: PacketState, t: TranslateResult, action: Forwa
         const e = p[0] >> 4 === 6 && r.correspondents !== undefined && r.correspondents.size > 0 ? shortcut6(r, p) : undefined;
         if (e !== undefined) {
           r.counters.actions[action]++;
-          encap6in4(r, s, p, e, false);
+          // The tunnel writes its outer packet into the output buffer: the inner one moves out first.
+          encap6in4(r, s, p.buffer === r.out.buffer ? p.slice() : p, e, false);
         } else originate(r, s, p, action);
       }
       return;
@@ -56,12 +65,12 @@ export function newTranslator(r: Router, firstIdentification: number): Translato
       ipv4Mtu: v4.length > 0 ? Math.min(...v4) : undefined,
       ipv6Mtu: v6.length > 0 ? Math.max(1280, Math.min(...v6)) : undefined,
       udpZeroChecksum: s.udpZeroChecksum,
-      icmpErrorSource4: s.icmpErrorSource4 === undefined ? undefined : word4(ipv4Bytes(s.icmpErrorSource4, "icmpErrorSource4")),
+      icmpErrorSource4: s.icmpErrorSource4 === undefined ? undefined : read32(ipv4Bytes(s.icmpErrorSource4, "icmpErrorSource4")),
       // The translator's own ICMPv4 errors come from this router, not from the RFC 6791 pool.
-      routerAddress4: s.routerAddress4 !== undefined ? word4(ipv4Bytes(s.routerAddress4, "routerAddress4")) : first4,
+      routerAddress4: s.routerAddress4 !== undefined ? read32(ipv4Bytes(s.routerAddress4, "routerAddress4")) : first4,
       routerAddress6: s.routerAddress6 === undefined ? undefined : ipv6Bytes(s.routerAddress6, "routerAddress6"),
       sendUntranslatableErrors: s.sendUntranslatableErrors,
-    }, firstIdentification);
+    }, firstIdentification, r.outIp);
   } catch (e) {
     throw new ForwarderConfigError("worker.translator", (e as Error).message);
   }

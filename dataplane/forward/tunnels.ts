@@ -3,16 +3,18 @@
 // address (route optimisation, flow 3.2 m, with the correspondents' binding cache), and the
 // `encapsulate` rules (flows 3.1 f, l and 3.2 d, k). The tunnel header rules themselves are in
 // dataplane/tunnel; this file picks the tunnel and its route.
+import { read32 } from "../packet/checksum.js";
 import { decapsulate } from "../tunnel/decapsulate.js";
 import { encapsulate } from "../tunnel/encapsulate.js";
 import { reencapsulate } from "../tunnel/reencapsulate.js";
 import type { TunnelKind } from "../tunnel/tunnel.js";
-import { word4 } from "./addresses.js";
 import type { ForwardAction } from "./counters.js";
 import { sendTunnelResult } from "./egress.js";
 import type { PacketState } from "./packet.js";
 import type { Router } from "./router.js";
 import type { Encap, Reencap4, Reencap6, TunnelRoute } from "./rules.js";
+
+const NOT_FORWARDING = { forwarding: false } as const;
 
 const ENCAP_ACTION: Record<TunnelKind, ForwardAction> = { "4in4": "encap-4in4", "6in6": "encap-6in6", "4in6": "encap-4in6", "6in4": "encap-6in4" };
 
@@ -23,7 +25,8 @@ const ENCAP_ACTION: Record<TunnelKind, ForwardAction> = { "4in4": "encap-4in4", 
 export function decap(r: Router, s: PacketState, pkt: Uint8Array, kind: TunnelKind): void {
   // Decapsulation leaves the TTL alone (RFC 2003 §3.1); the next pass (routing, translation,
   // encapsulation) is the forwarding step that decrements it, once.
-  const t = decapsulate(r.rules.peers[kind], r.node, pkt, { forwarding: false });
+  // An IPv6 outer packet's chain was walked by well-formedness (s.chain6; decided on s.tunnel6).
+  const t = decapsulate(r.rules.peers[kind], r.node, pkt, NOT_FORWARDING, pkt[0] >> 4 === 6 ? s.chain6 : undefined);
   if (t.action !== "forward") return sendTunnelResult(r, s, t, "decap", undefined);
   r.counters.actions.decap++;
   s.inner = t.packet;
@@ -52,7 +55,7 @@ export function encap6in4(r: Router, s: PacketState, pkt: Uint8Array, e: Reencap
 
 /** A binding update from a migrated VM to a correspondent behind us (flow 3.2 k–m; correspondent.ts). */
 export function correspondentUpdate(r: Router, s: PacketState, pkt: Uint8Array): void {
-  const u = r.correspondents!.update(pkt, r.careOf, r.now);
+  const u = r.correspondents!.update(pkt, s.chain6, r.careOf, r.now);
   if (u.result === "bound" || u.result === "unbound") r.counters.actions["correspondent-binding"]++;
   else r.drop(u.result === "malformed" ? "malformed" : "correspondent-refused");
   if (u.acknowledgement === undefined) return;
@@ -90,7 +93,7 @@ function tunnelRoute(r: Router, entry: Reencap4 | Reencap6 | Encap, kind: Tunnel
   if (entry.route !== undefined) return entry.route;
   let route: TunnelRoute | null = null;
   if (remote.length === 4) {
-    const rt = r.lookup4(word4(remote));
+    const rt = r.lookup4(read32(remote));
     const local = ruleLocal ?? r.source4 ?? rt?.port.v4[0]?.bytes ?? r.portList.find((p) => p.v4.length > 0)?.v4[0].bytes;
     if (rt !== undefined && local !== undefined) route = { tunnel: { kind, local, remote, mtu: rt.port.mtu, hopLimit: r.tunnelHopLimit }, ifIndex: rt.port.index, nextHop: rt.gateway ?? remote };
   } else {

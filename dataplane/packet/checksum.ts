@@ -41,6 +41,25 @@ export function internetChecksum(buf: Uint8Array, start: number, end: number, in
 }
 
 /**
+ * Computes the RFC 1071 checksum of buf[start, end) (with `initial`, a pseudo-header sum) as if
+ * the 16-bit field at `field` were zero, and stores it there; returns it. The one writer behind
+ * every "set checksum" of the codec (IPv4 header, ICMP, ICMPv6, Mobility Header).
+ */
+export function writeChecksum(buf: Uint8Array, start: number, end: number, field: number, initial = 0): number {
+  buf[field] = 0;
+  buf[field + 1] = 0;
+  const c = finish(sum16(buf, start, end, initial));
+  buf[field] = c >> 8;
+  buf[field + 1] = c & 0xff;
+  return c;
+}
+
+/** The unsigned 32-bit big-endian word at buf[offset..offset+4] (an IPv4 address, a quarter of an IPv6 one). */
+export function read32(buf: Uint8Array, offset = 0): number {
+  return ((buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]) >>> 0;
+}
+
+/**
  * True when buf[start, end), checksum field included, sums to all ones, the receiver's check
  * of RFC 1071 §1(3).
  */

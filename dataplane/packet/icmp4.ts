@@ -1,5 +1,5 @@
 // ICMP for IPv4 (RFC 792), with the error rules of RFC 1812 §4.3.2.
-import { checksumOk, finish, sum16 } from "./checksum.js";
+import { checksumOk, writeChecksum } from "./checksum.js";
 import { IPPROTO, IPV4_HEADER_LENGTH, readIPv4Address, writeIPv4Header, type IPv4AddressInput } from "./ipv4.js";
 
 export const ICMP4_HEADER_LENGTH = 8;
@@ -96,12 +96,7 @@ export function verifyIcmp4Checksum(buf: Uint8Array, offset: number, length: num
 }
 
 export function setIcmp4Checksum(buf: Uint8Array, offset: number, length: number): number {
-  buf[offset + 2] = 0;
-  buf[offset + 3] = 0;
-  const c = finish(sum16(buf, offset, offset + length));
-  buf[offset + 2] = c >> 8;
-  buf[offset + 3] = c & 0xff;
-  return c;
+  return writeChecksum(buf, offset, offset + length, offset + 2);
 }
 
 /** True for the error types RFC 1812 §4.3.2.7 means by "ICMP error message". */
@@ -109,8 +104,11 @@ export function isIcmp4Error(type: number): boolean {
   return type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
 }
 
-/** Writes an ICMP message (header, body, checksum) at `offset`; returns its length. */
-export function writeIcmp4(buf: Uint8Array, offset: number, type: number, code: number, restOfHeader: number, body: Uint8Array): number {
+/**
+ * Writes an ICMP or ICMPv6 message's type, code, rest of header and body at `offset` (the two
+ * share this layout: RFC 792, RFC 4443 §2.1), the checksum left to the caller; returns its length.
+ */
+export function writeIcmpFields(buf: Uint8Array, offset: number, type: number, code: number, restOfHeader: number, body: Uint8Array): number {
   buf[offset] = type;
   buf[offset + 1] = code;
   buf[offset + 4] = restOfHeader >>> 24;
@@ -118,7 +116,12 @@ export function writeIcmp4(buf: Uint8Array, offset: number, type: number, code: 
   buf[offset + 6] = (restOfHeader >>> 8) & 0xff;
   buf[offset + 7] = restOfHeader & 0xff;
   buf.set(body, offset + ICMP4_HEADER_LENGTH);
-  const length = ICMP4_HEADER_LENGTH + body.length;
+  return ICMP4_HEADER_LENGTH + body.length;
+}
+
+/** Writes an ICMP message (header, body, checksum) at `offset`; returns its length. */
+export function writeIcmp4(buf: Uint8Array, offset: number, type: number, code: number, restOfHeader: number, body: Uint8Array): number {
+  const length = writeIcmpFields(buf, offset, type, code, restOfHeader, body);
   setIcmp4Checksum(buf, offset, length);
   return length;
 }

@@ -1,8 +1,8 @@
 // ICMPv6 (RFC 4443), with the checksum over the IPv6 pseudo-header (RFC 4443 §2.3).
-import { checksumOk, finish, pseudoHeaderSum6, sum16 } from "./checksum.js";
+import { checksumOk, pseudoHeaderSum6, writeChecksum } from "./checksum.js";
 import { IPPROTO } from "./ipv4.js";
 import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, walkIPv6Extensions, writeIPv6Header } from "./ipv6.js";
-import { type IcmpMessage, newIcmpMessage, parseIcmpMessage } from "./icmp4.js";
+import { type IcmpMessage, newIcmpMessage, parseIcmpMessage, writeIcmpFields } from "./icmp4.js";
 
 export const ICMP6_HEADER_LENGTH = 8;
 
@@ -52,24 +52,12 @@ export function verifyIcmp6Checksum(buf: Uint8Array, offset: number, length: num
 }
 
 export function setIcmp6Checksum(buf: Uint8Array, offset: number, length: number, pseudoSum: number): number {
-  buf[offset + 2] = 0;
-  buf[offset + 3] = 0;
-  const c = finish(sum16(buf, offset, offset + length, pseudoSum));
-  buf[offset + 2] = c >> 8;
-  buf[offset + 3] = c & 0xff;
-  return c;
+  return writeChecksum(buf, offset, offset + length, offset + 2, pseudoSum);
 }
 
 /** Writes an ICMPv6 message with its checksum (RFC 4443 §2.3) at `offset`; returns its length. */
 export function writeIcmp6(buf: Uint8Array, offset: number, type: number, code: number, restOfHeader: number, body: Uint8Array, src: Uint8Array, dst: Uint8Array): number {
-  buf[offset] = type;
-  buf[offset + 1] = code;
-  buf[offset + 4] = restOfHeader >>> 24;
-  buf[offset + 5] = (restOfHeader >>> 16) & 0xff;
-  buf[offset + 6] = (restOfHeader >>> 8) & 0xff;
-  buf[offset + 7] = restOfHeader & 0xff;
-  buf.set(body, offset + ICMP6_HEADER_LENGTH);
-  const length = ICMP6_HEADER_LENGTH + body.length;
+  const length = writeIcmpFields(buf, offset, type, code, restOfHeader, body);
   setIcmp6Checksum(buf, offset, length, pseudoHeaderSum6(src, 0, dst, 0, IPPROTO.ICMPV6, length));
   return length;
 }

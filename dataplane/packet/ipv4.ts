@@ -1,6 +1,6 @@
 // IPv4 header codec (RFC 791 §3.1). Offsets in parsed headers are absolute positions in the
 // buffer given to the parser, so a caller can rewrite fields in place.
-import { checksumOk, internetChecksum } from "./checksum.js";
+import { checksumOk, read32, writeChecksum } from "./checksum.js";
 
 /** IP protocol numbers (IANA "Assigned Internet Protocol Numbers"); shared by IPv6 next header. */
 export const IPPROTO = {
@@ -170,20 +170,13 @@ export function writeIPv4Header(buf: Uint8Array, offset: number, f: IPv4Fields):
     buf.set(f.options, offset + IPV4_HEADER_LENGTH);
     buf.fill(0, offset + IPV4_HEADER_LENGTH + f.options.length, offset + headerLength);
   }
-  const c = internetChecksum(buf, offset, offset + headerLength);
-  buf[offset + 10] = c >> 8;
-  buf[offset + 11] = c & 0xff;
+  writeChecksum(buf, offset, offset + headerLength, offset + 10);
   return headerLength;
 }
 
 /** Recomputes the header checksum in place (after a change to any header field). */
 export function setIPv4Checksum(buf: Uint8Array, offset: number): void {
-  const headerLength = (buf[offset] & 0x0f) << 2;
-  buf[offset + 10] = 0;
-  buf[offset + 11] = 0;
-  const c = internetChecksum(buf, offset, offset + headerLength);
-  buf[offset + 10] = c >> 8;
-  buf[offset + 11] = c & 0xff;
+  writeChecksum(buf, offset, offset + ((buf[offset] & 0x0f) << 2), offset + 10);
 }
 
 /** A new IPv4 packet: header (totalLength computed) followed by `payload`. */
@@ -197,7 +190,7 @@ export function buildIPv4Packet(fields: Omit<IPv4Fields, "totalLength">, payload
 
 /** The address at buf[offset..offset+4] as an unsigned 32-bit integer. */
 export function readIPv4Address(buf: Uint8Array, offset: number): number {
-  return ((buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]) >>> 0;
+  return read32(buf, offset);
 }
 
 /** True for a fragment other than the first one, which has no upper-layer header. */

@@ -117,12 +117,14 @@ export interface IPv6Chain {
   routingHeaderOffset: number;
   /** Number of extension headers walked. */
   extensionCount: number;
+  /** How many of them are hop-by-hop or destination options headers. */
+  optionsCount: number;
 }
 
 export function newIPv6Chain(): IPv6Chain {
   return {
     upperProtocol: 0, upperOffset: 0, upperProtocolFieldOffset: 0, fragmentHeaderOffset: -1, fragmentOffset: 0, moreFragments: false,
-    identification: 0, homeAddressOffset: -1, routingType2AddressOffset: -1, segmentsLeft: 0, routingHeaderOffset: -1, extensionCount: 0,
+    identification: 0, homeAddressOffset: -1, routingType2AddressOffset: -1, segmentsLeft: 0, routingHeaderOffset: -1, extensionCount: 0, optionsCount: 0,
   };
 }
 
@@ -164,6 +166,7 @@ export function walkIPv6Extensions(buf: Uint8Array, ipOffset: number, end?: numb
   let fieldOffset = ipOffset + 6;
   let off = ipOffset + IPV6_HEADER_LENGTH;
   let count = 0;
+  let options = 0;
   while (isIPv6ExtensionHeader(nh)) {
     if (count === MAX_EXTENSION_HEADERS) return undefined;
     if (nh === IPPROTO.HOPOPTS && count !== 0) return undefined;
@@ -186,6 +189,7 @@ export function walkIPv6Extensions(buf: Uint8Array, ipOffset: number, end?: numb
         c.routingType2AddressOffset = off + 8;
       }
     } else if (nh === IPPROTO.DSTOPTS || nh === IPPROTO.HOPOPTS) {
+      options++;
       const hoa = findIPv6Option(buf, off, IPV6_OPTION.HOME_ADDRESS);
       if (hoa === -2) return undefined;
       // RFC 6275 §6.3: Option Data Length is 16; the option only means something in a destination options header.
@@ -204,6 +208,7 @@ export function walkIPv6Extensions(buf: Uint8Array, ipOffset: number, end?: numb
   c.upperOffset = off;
   c.upperProtocolFieldOffset = fieldOffset;
   c.extensionCount = count;
+  c.optionsCount = options;
   return c;
 }
 

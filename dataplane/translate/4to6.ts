@@ -1,16 +1,16 @@
 // IPv4 → IPv6, RFC 7915 §4: the header rules of §4.1, the ICMP rules of §4.2 and §4.3, and the
 // order of the steps. Read beside the RFC; each rule cites its section.
-import { pseudoHeaderSum6, sum16, updateChecksumSum } from "../packet/checksum.js";
+import { pseudoHeaderSum6, sum16 } from "../packet/checksum.js";
 import { buildIcmp6Message } from "../packet/icmp6.js";
 import { fragmentationNeededRest, isIcmp4Error, verifyIcmp4Checksum } from "../packet/icmp4.js";
 import { IPPROTO, parseIPv4, type IPv4Header } from "../packet/ipv4.js";
 import { IPV6_FRAGMENT_HEADER_LENGTH, IPV6_HEADER_LENGTH, IPV6_MIN_MTU, writeFragmentHeader, writeIPv6Header } from "../packet/ipv6.js";
-import { allocPacket, copyPacket } from "./alloc.js";
+import { allocPacket, copyPacket, outputPacket } from "./alloc.js";
 import { fragmentIPv6Payload } from "../packet/fragment.js";
 import { icmp4Back, icmp4Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
-import { computeUdpChecksum6, updateTransportChecksum } from "./transport.js";
+import { computeUdpChecksum6, rewriteEcho, updateTransportChecksum, withExtension } from "./transport.js";
 
 /** RFC 1191 §7 plateau table, for a Fragmentation Needed with no MTU in it (RFC 7915 §4.2). */
 const PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68];
@@ -26,8 +26,11 @@ const POINTER_4TO6 = [0, 1, 4, 4, -1, -1, -1, -1, 7, 6, -1, -1, 8, 8, 8, 8, 24, 
  */
 const UNTRANSLATABLE_4 = new Set<number>([IPPROTO.HOPOPTS, IPPROTO.ROUTING, IPPROTO.FRAGMENT, IPPROTO.DSTOPTS, IPPROTO.ICMPV6, IPPROTO.MOBILITY]);
 
-/** Translates one IPv4 packet (from its IP header on, no link header). Never throws on packet data. */
-export function translate4to6(t: TranslatorState, packet: Uint8Array): TranslateResult {
+/**
+ * Translates one IPv4 packet (from its IP header on, no link header). Never throws on packet
+ * data. `mapped`: the destination's explicit mapping is already in t.dst6 (Translator.destination4).
+ */
+export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = false): TranslateResult {
   const cfg = t.cfg;
   const ip = parseIPv4(packet, 0, packet.length, t.ip4);
   if (ip === undefined) return drop("malformed");
@@ -37,7 +40,7 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array): Translate
   if (packet.length > ip.totalLength) packet = packet.subarray(0, ip.totalLength);
 
   // §4.6: only a destination with an IPv6 form is translated. §4.1 "Destination Address", §6.
-  if (!cfg.mapping.map4to6(ip.dst, t.dst6, 0)) return drop("unmapped-destination");
+  if (!mapped && !cfg.mapping.map4to6(ip.dst, t.dst6, 0)) return drop("unmapped-destination");
   // §4.1 "Hop Limit": the translator is a router; it decrements the TTL and checks it (RFC 1812 §5.3.1).
   if (ip.ttl <= 1) return icmp4Back(t, packet, 11, 0, 0, "ttl-expired");
   // §4.1 "IPv4 options": ignored, except an unexpired source route, answered with Source Route Failed.
@@ -91,7 +94,7 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array): Translate
     return packets ? { action: "forward", packets } : drop("malformed");
   }
 
-  const out = allocPacket(size6);
+  const out = outputPacket(t.output, packet, size6);
   writeIPv6Header(out, 0, {
     trafficClass: ip.tos, // §4.1 "Traffic Class": copied from the Type of Service octet.
     flowLabel: 0, // §4.1 "Flow Label": 0.
@@ -151,12 +154,8 @@ function translateIcmp4to6(t: TranslatorState, packet: Uint8Array, ip: IPv4Heade
     case 8: // Echo Request → 128
     case 0: { // Echo Reply → 129; §4.2: "Code 0".
       const out = copyPacket(packet, off, off + length);
-      out[0] = type === 8 ? 128 : 129;
-      out[1] = 0;
       // §4.2: ICMPv6 adds the pseudo-header to the checksum (RFC 4443 §2.3); RFC 1624 update.
-      const c = updateChecksumSum((out[2] << 8) | out[3], (type << 8) | code, (out[0] << 8) + pseudoHeaderSum6(t.src6, 0, t.dst6, 0, IPPROTO.ICMPV6, length));
-      out[2] = c >> 8;
-      out[3] = c & 0xff;
+      rewriteEcho(out, 0, type === 8 ? 128 : 129, 0, pseudoHeaderSum6(t.src6, 0, t.dst6, 0, IPPROTO.ICMPV6, length));
       return out;
     }
     case 3: { // Destination Unreachable
@@ -223,11 +222,8 @@ function icmpError4to6(t: TranslatorState, packet: Uint8Array, ip: IPv4Header, t
   // RFC 4884 §4.1: only Destination Unreachable (1) and Time Exceeded (3) carry a length in ICMPv6.
   if (hasExtension && (type === 1 || type === 3)) {
     // RFC 4884 §4.1: the original datagram is zero-padded to a 64-bit boundary and at least 128 bytes.
-    const padded = Math.max(128, (inner.length + 7) & ~7);
-    const extension = packet.subarray(body + quotedLength, body + bodyLength);
-    payload = new Uint8Array(padded + extension.length);
-    payload.set(inner, 0);
-    payload.set(extension, padded);
+    payload = withExtension(inner, packet.subarray(body + quotedLength, body + bodyLength), 8);
+    const padded = payload.length - (bodyLength - quotedLength);
     rest = (rest | ((padded >> 3) << 24)) >>> 0; // RFC 4884 §4.1: ICMPv6 length in byte 4, 64-bit words
   }
   // §4.2 "ICMP Error Payload": an extension that does not fit is truncated.
@@ -277,13 +273,7 @@ function quoted4to6(t: TranslatorState, buf: Uint8Array, offset: number, availab
     const type = out[at];
     if (isIcmp4Error(type)) return undefined; // §4.3: no error inside an error.
     if (type !== 8 && type !== 0) return undefined; // only echo has an ICMPv6 counterpart to quote
-    const code = out[at + 1];
-    out[at] = type === 8 ? 128 : 129;
-    out[at + 1] = 0;
-    const c = updateChecksumSum((out[at + 2] << 8) | out[at + 3], (type << 8) | code,
-      (out[at] << 8) + pseudoHeaderSum6(t.innerSrc6, 0, t.innerDst6, 0, IPPROTO.ICMPV6, total - ihl));
-    out[at + 2] = c >> 8;
-    out[at + 3] = c & 0xff;
+    rewriteEcho(out, at, type === 8 ? 128 : 129, 0, pseudoHeaderSum6(t.innerSrc6, 0, t.innerDst6, 0, IPPROTO.ICMPV6, total - ihl));
   } else {
     updateTransportChecksum(out, at, have, protocol, sum16(buf, offset + 12, offset + 20), sum16(t.innerSrc6, 0, 16) + sum16(t.innerDst6, 0, 16));
   }

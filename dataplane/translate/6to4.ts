@@ -1,16 +1,16 @@
 // IPv6 → IPv4, RFC 7915 §5: the header rules of §5.1 and §5.1.1, the ICMP rules of §5.2 and
 // §5.3, and the order of the steps. Read beside the RFC; each rule cites its section.
-import { pseudoHeaderSum6, pseudoHeaderSum6At, sum16, updateChecksumSum } from "../packet/checksum.js";
+import { pseudoHeaderSum6, pseudoHeaderSum6At, sum16 } from "../packet/checksum.js";
 import { buildIcmp4Message } from "../packet/icmp4.js";
 import { isIcmp6Error, verifyIcmp6Checksum } from "../packet/icmp6.js";
 import { IPPROTO, IPV4_HEADER_LENGTH, writeIPv4Header } from "../packet/ipv4.js";
 import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, isIPv6ExtensionHeader, parseIPv6, walkIPv6Extensions, type IPv6Chain } from "../packet/ipv6.js";
-import { allocPacket, copyPacket } from "./alloc.js";
+import { allocPacket, copyPacket, outputPacket } from "./alloc.js";
 import { fragmentIPv4Payload } from "../packet/fragment.js";
 import { icmp6Back, icmp6Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
-import { updateTransportChecksum } from "./transport.js";
+import { rewriteEcho, updateTransportChecksum, withExtension } from "./transport.js";
 
 /** RFC 7915 §5.1: translated packets up to this size go with DF clear, bigger ones with DF set. */
 const DF_THRESHOLD = 1260;
@@ -28,24 +28,36 @@ function pointer6to4(p: number): number {
 
 /** Translates one IPv6 packet (from its IP header on, no link header). Never throws on packet data. */
 export function translate6to4(t: TranslatorState, packet: Uint8Array): TranslateResult {
-  const cfg = t.cfg;
   const ip = parseIPv6(packet, 0, packet.length, t.ip6);
   if (ip === undefined) return drop("malformed");
   const end = ip.payloadOffset + ip.payloadLength;
   if (packet.length > end) packet = packet.subarray(0, end); // link padding is not part of the packet
   const chain = walkIPv6Extensions(packet, 0, end, t.chain);
   if (chain === undefined) return drop("malformed");
+  return translateWalked6to4(t, packet, chain, t.cfg.mapping.map6to4(packet, 24));
+}
+
+/**
+ * The translation of an IPv6 packet whose fixed header was checked (version 6, exactly 40 +
+ * Payload Length bytes) and whose extension chain was walked into `chain`; `dst4` is the
+ * destination's IPv4 form (-1: none). The forwarder calls this with what its well-formedness
+ * step walked and its decision looked up, so neither is done twice.
+ */
+export function translateWalked6to4(t: TranslatorState, packet: Uint8Array, chain: IPv6Chain, dst4: number): TranslateResult {
+  const cfg = t.cfg;
+  const end = packet.length;
+  const hopLimit = packet[7];
+  const trafficClass = ((packet[0] & 0x0f) << 4) | (packet[1] >> 4);
   // ICMPv4 (protocol 1) inside IPv6 has no ICMPv6 form: §5.1 would copy it as it is, and its
   // checksum would cover what an ICMPv4 checksum does not (4to6.ts UNTRANSLATABLE_4, the reverse).
   if (chain.upperProtocol === IPPROTO.ICMP) return drop("untranslatable-protocol");
 
   // §5 / §4.6: only a destination with an IPv4 form is translated. §5.1 "Destination Address", §6.
-  const dst4 = cfg.mapping.map6to4(packet, 24);
   if (dst4 < 0) return drop("unmapped-destination");
   // §5.1 "TTL": the translator is a router; it decrements the hop limit and checks it (RFC 8200 §3).
-  if (ip.hopLimit <= 1) return icmp6Back(t, packet, 3, 0, 0, "ttl-expired");
+  if (hopLimit <= 1) return icmp6Back(t, packet, 3, 0, 0, "ttl-expired");
   // §5.1: a routing header with Segments Left non-zero is answered with Parameter Problem pointing at the field.
-  if (chain.segmentsLeft !== 0) return icmp6Back(t, packet, 4, 0, (chain.routingHeaderOffset - ip.offset) + 3, "segments-left");
+  if (chain.segmentsLeft !== 0) return icmp6Back(t, packet, 4, 0, chain.routingHeaderOffset + 3, "segments-left");
 
   const isFragment = chain.fragmentHeaderOffset >= 0;
   const initial = chain.fragmentOffset === 0;
@@ -84,7 +96,7 @@ export function translate6to4(t: TranslatorState, packet: Uint8Array): Translate
   const dontFragment = !isFragment && total4 > DF_THRESHOLD;
   // §5.1 "Identification": from the translator's generator; §5.1.1: the low 16 bits of the fragment identification.
   const identification = isFragment ? chain.identification & 0xffff : t.nextIdentification();
-  const ttl = ip.hopLimit - 1;
+  const ttl = hopLimit - 1;
   const oldSum = sum16(packet, 8, 40);
 
   if (total4 > cfg.ipv4Mtu) {
@@ -98,15 +110,15 @@ export function translate6to4(t: TranslatorState, packet: Uint8Array): Translate
     return {
       action: "forward",
       packets: fragmentIPv4Payload(upper, {
-        tos: ip.trafficClass, identification, ttl, protocol, src: src4, dst: dst4,
+        tos: trafficClass, identification, ttl, protocol, src: src4, dst: dst4,
         fragmentOffset: chain.fragmentOffset, moreFragments: chain.moreFragments,
       }, cfg.ipv4Mtu),
     };
   }
 
-  const out = allocPacket(total4);
+  const out = outputPacket(t.output, packet, total4);
   writeIPv4Header(out, 0, {
-    tos: ip.trafficClass, // §5.1 "Type of Service": copied from Traffic Class.
+    tos: trafficClass, // §5.1 "Type of Service": copied from Traffic Class.
     totalLength: total4,
     identification,
     dontFragment,
@@ -130,9 +142,9 @@ export function translate6to4(t: TranslatorState, packet: Uint8Array): Translate
       buf.set(icmp4, at);
       return;
     }
-    buf.set(packet.subarray(chain!.upperOffset, chain!.upperOffset + upperLength), at);
+    buf.set(packet.subarray(chain.upperOffset, chain.upperOffset + upperLength), at);
     // §5.5: TCP and UDP checksums follow the pseudo-header's new addresses (none in a non-initial fragment).
-    if (initial) updateTransportChecksum(buf, at, upperLength, chain!.upperProtocol, oldSum, newSum);
+    if (initial) updateTransportChecksum(buf, at, upperLength, chain.upperProtocol, oldSum, newSum);
   }
 }
 
@@ -149,12 +161,8 @@ function translateIcmp6to4(t: TranslatorState, packet: Uint8Array, offset: numbe
     case 128: // Echo Request → 8
     case 129: { // Echo Reply → 0; §5.2: "Code 0".
       const out = copyPacket(packet, offset, offset + length);
-      out[0] = type === 128 ? 8 : 0;
-      out[1] = 0;
       // §5.2: ICMPv4 has no pseudo-header; take it out of the checksum (RFC 1624 update).
-      const c = updateChecksumSum((out[2] << 8) | out[3], ((type << 8) | code) + pseudoHeaderSum6At(packet, 0, IPPROTO.ICMPV6, length), out[0] << 8);
-      out[2] = c >> 8;
-      out[3] = c & 0xff;
+      rewriteEcho(out, 0, type === 128 ? 8 : 0, pseudoHeaderSum6At(packet, 0, IPPROTO.ICMPV6, length), 0);
       return out;
     }
     case 1: { // Destination Unreachable → Type 3
@@ -212,11 +220,8 @@ function icmpError6to4(t: TranslatorState, packet: Uint8Array, offset: number, l
   // RFC 4884 §4.1: Destination Unreachable (3), Time Exceeded (11) and Parameter Problem (12) carry a length in ICMPv4.
   if (hasExtension && (type === 3 || type === 11 || type === 12)) {
     // RFC 4884 §4.1: the original datagram is zero-padded to a 32-bit boundary and at least 128 bytes.
-    const padded = Math.max(128, (inner.length + 3) & ~3);
-    const extension = packet.subarray(body + quotedLength, body + bodyLength);
-    payload = new Uint8Array(padded + extension.length);
-    payload.set(inner, 0);
-    payload.set(extension, padded);
+    payload = withExtension(inner, packet.subarray(body + quotedLength, body + bodyLength), 4);
+    const padded = payload.length - (bodyLength - quotedLength);
     rest = (rest | ((padded >> 2) << 16)) >>> 0; // RFC 4884 §4.1: ICMPv4 length in byte 5, 32-bit words
   }
   return buildIcmp4Message(type, code, rest, payload);
@@ -264,13 +269,7 @@ function quoted6to4(t: TranslatorState, buf: Uint8Array, offset: number, availab
     const type = out[at];
     if (isIcmp6Error(type)) return undefined; // §5.3: no error inside an error.
     if (type !== 128 && type !== 129) return undefined; // only echo has an ICMPv4 counterpart to quote
-    const code = out[at + 1];
-    out[at] = type === 128 ? 8 : 0;
-    out[at + 1] = 0;
-    const c = updateChecksumSum((out[at + 2] << 8) | out[at + 3],
-      ((type << 8) | code) + pseudoHeaderSum6(buf, offset + 8, buf, offset + 24, IPPROTO.ICMPV6, declaredUpper), out[at] << 8);
-    out[at + 2] = c >> 8;
-    out[at + 3] = c & 0xff;
+    rewriteEcho(out, at, type === 128 ? 8 : 0, pseudoHeaderSum6(buf, offset + 8, buf, offset + 24, IPPROTO.ICMPV6, declaredUpper), 0);
   } else {
     updateTransportChecksum(out, at, have, chain.upperProtocol, sum16(buf, offset + 8, offset + 40), sum16(out, 12, 20));
   }

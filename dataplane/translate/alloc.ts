@@ -9,6 +9,16 @@ export function allocPacket(length: number): Uint8Array {
 }
 
 /**
+ * The buffer a whole translated packet of `length` bytes is written to: the caller's output
+ * buffer (TranslatorState.output, the forwarder's frame buffer, so the packet is written once,
+ * where it is sent from) when it is given, big enough and not the input's memory; else a new one.
+ */
+export function outputPacket(output: Uint8Array | undefined, input: Uint8Array, length: number): Uint8Array {
+  if (output !== undefined && length <= output.length && output.buffer !== input.buffer) return output.subarray(0, length);
+  return allocPacket(length);
+}
+
+/**
  * A copy of buf[start, end) in a new packet buffer. (`Buffer#slice` returns a view, not a copy,
  * so `.slice` on an input that may be a Buffer would let the translator write into its input.)
  */

@@ -3,6 +3,7 @@
 // a lookup is one Map probe per distinct prefix length in the table and allocates nothing, so
 // 100,000 entries cost no more per packet than ten.
 import { embedIPv4, extractIPv4, isRfc6052Length } from "../../lib/net/rfc6052.js";
+import { read32 } from "../packet/checksum.js";
 
 /** An RFC 6052 translation prefix (pref64) at one of the lengths of RFC 6052 §2.2. */
 export interface Rfc6052Prefix {
@@ -61,10 +62,6 @@ function mask4(length: number): number {
   return length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
 }
 
-function word(buf: Uint8Array, at: number): number {
-  return ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
-}
-
 /** The four 32-bit words of an IPv6 prefix mask of `length` bits. */
 function masks6(length: number): Uint32Array {
   const m = new Uint32Array(4);
@@ -79,7 +76,7 @@ function masks6(length: number): Uint32Array {
 function hash6(buf: Uint8Array, offset: number, mask: Uint32Array): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < 4; i++) {
-    h = Math.imul(h ^ (word(buf, offset + 4 * i) & mask[i]), 0x01000193);
+    h = Math.imul(h ^ (read32(buf, offset + 4 * i) & mask[i]), 0x01000193);
     h ^= h >>> 15;
   }
   return h >>> 0;
@@ -87,7 +84,7 @@ function hash6(buf: Uint8Array, offset: number, mask: Uint32Array): number {
 
 function samePrefix(prefix: Uint8Array, buf: Uint8Array, offset: number, mask: Uint32Array): boolean {
   for (let i = 0; i < 4; i++) {
-    if (((word(buf, offset + 4 * i) ^ word(prefix, 4 * i)) & mask[i]) !== 0) return false;
+    if (((read32(buf, offset + 4 * i) ^ read32(prefix, 4 * i)) & mask[i]) !== 0) return false;
   }
   return true;
 }
@@ -124,7 +121,7 @@ export class AddressMapping {
       const suffixMask = ~mask4(e.ipv4Length) >>> 0;
       const ipv6 = Uint8Array.from(e.ipv6);
       // Clear the IPv6 suffix, so translation only has to OR the IPv4 suffix in.
-      const tail = (word(ipv6, 12) & ~suffixMask) >>> 0;
+      const tail = (read32(ipv6, 12) & ~suffixMask) >>> 0;
       ipv6[12] = tail >>> 24; ipv6[13] = (tail >>> 16) & 255; ipv6[14] = (tail >>> 8) & 255; ipv6[15] = tail & 255;
       const entry: EamEntry = { ipv4: (e.ipv4 & ~suffixMask) >>> 0, ipv6, suffixMask };
 
@@ -178,18 +175,7 @@ export class AddressMapping {
    */
   map4to6(ipv4: number, out: Uint8Array, offset: number): boolean {
     // RFC 7757 §3.3: the EAM table is consulted before the RFC 6052 algorithm.
-    for (let i = 0; i < this.eam4.length; i++) {
-      const e = this.eam4[i].get((ipv4 & this.eam4Masks[i]) >>> 0);
-      if (e === undefined) continue;
-      out.set(e.ipv6, offset);
-      // RFC 7757 §3.2: the suffix bits of the IPv4 address become the suffix of the IPv6 one.
-      const tail = (word(e.ipv6, 12) | (ipv4 & e.suffixMask)) >>> 0;
-      out[offset + 12] = tail >>> 24;
-      out[offset + 13] = (tail >>> 16) & 255;
-      out[offset + 14] = (tail >>> 8) & 255;
-      out[offset + 15] = tail & 255;
-      return true;
-    }
+    if (this.eam4to6(ipv4, out, offset)) return true;
     for (let i = 0; i < this.prefixes.length; i++) {
       const p = this.prefixes[i];
       if (((ipv4 & p.ipv4Mask) >>> 0) !== p.ipv4Network) continue;
@@ -203,42 +189,83 @@ export class AddressMapping {
   }
 
   /**
-   * The IPv4 form (unsigned 32-bit) of the IPv6 address at buf[offset..+16], or -1 when neither an
-   * explicit mapping nor an RFC 6052 prefix covers it.
+   * The explicit mapping (RFC 7757) of the IPv4 address `ipv4` alone, written like map4to6's;
+   * false when no EAM covers it. map4to6 gives the same address whenever this finds one.
    */
-  /** Whether the IPv6 address lies in one of the translation prefixes (RFC 6052), EAMs aside. */
-  inTranslationPrefix(buf: Uint8Array, offset: number): boolean {
-    for (let i = 0; i < this.prefixes.length; i++) {
-      const p = this.prefixes[i];
-      let match = true;
-      for (let b = 0; b < p.length >> 3; b++) if (p.prefix[b] !== buf[offset + b]) { match = false; break; }
-      if (match) return true;
+  eam4to6(ipv4: number, out: Uint8Array, offset: number): boolean {
+    for (let i = 0; i < this.eam4.length; i++) {
+      const e = this.eam4[i].get((ipv4 & this.eam4Masks[i]) >>> 0);
+      if (e === undefined) continue;
+      out.set(e.ipv6, offset);
+      // RFC 7757 §3.2: the suffix bits of the IPv4 address become the suffix of the IPv6 one.
+      const tail = (read32(e.ipv6, 12) | (ipv4 & e.suffixMask)) >>> 0;
+      out[offset + 12] = tail >>> 24;
+      out[offset + 13] = (tail >>> 16) & 255;
+      out[offset + 14] = (tail >>> 8) & 255;
+      out[offset + 15] = tail & 255;
+      return true;
     }
     return false;
   }
 
+  /** Whether the IPv6 address lies in one of the translation prefixes (RFC 6052), EAMs aside. */
+  inTranslationPrefix(buf: Uint8Array, offset: number): boolean {
+    return this.prefixIndex(buf, offset) >= 0;
+  }
+
+  /**
+   * The IPv4 form (unsigned 32-bit) of the IPv6 address at buf[offset..+16], or -1 when neither an
+   * explicit mapping nor an RFC 6052 prefix covers it.
+   */
   map6to4(buf: Uint8Array, offset: number): number {
     // RFC 7757 §3.3: explicit mappings first.
+    const e = this.eam6to4(buf, offset);
+    return e >= 0 ? e : this.extract(this.prefixIndex(buf, offset), buf, offset);
+  }
+
+  /**
+   * For an IPv6 destination in a translation prefix (RFC 6052), its IPv4 form as map6to4 gives
+   * it; -1 for any other address. One lookup serves both the forwarder's decision (is this
+   * destination translated?) and the translator (to what?).
+   */
+  translationDestination6(buf: Uint8Array, offset: number): number {
+    const i = this.prefixIndex(buf, offset);
+    if (i < 0) return -1;
+    // RFC 7757 §3.3: explicit mappings first, as in map6to4.
+    const e = this.eam6to4(buf, offset);
+    return e >= 0 ? e : this.extract(i, buf, offset);
+  }
+
+  private eam6to4(buf: Uint8Array, offset: number): number {
     for (let i = 0; i < this.eam6.length; i++) {
       const mask = this.eam6Masks[i];
       const bucket = this.eam6[i].get(hash6(buf, offset, mask));
       if (bucket === undefined) continue;
       for (let j = 0; j < bucket.length; j++) {
         const e = bucket[j];
-        if (samePrefix(e.ipv6, buf, offset, mask)) return (e.ipv4 | (word(buf, offset + 12) & e.suffixMask)) >>> 0;
+        if (samePrefix(e.ipv6, buf, offset, mask)) return (e.ipv4 | (read32(buf, offset + 12) & e.suffixMask)) >>> 0;
       }
     }
+    return -1;
+  }
+
+  /** The first RFC 6052 prefix the IPv6 address at buf[offset..+16] lies in, or -1. */
+  private prefixIndex(buf: Uint8Array, offset: number): number {
     for (let i = 0; i < this.prefixes.length; i++) {
       const p = this.prefixes[i];
       // All RFC 6052 lengths are whole bytes.
       let match = true;
       for (let b = 0; b < p.length >> 3; b++) if (p.prefix[b] !== buf[offset + b]) { match = false; break; }
-      if (!match) continue;
-      // RFC 6052 §2.2.
-      const s = this.scratch16;
-      for (let b = 0; b < 16; b++) s[b] = buf[offset + b];
-      return word(extractIPv4(s, p.length, this.scratch4), 0);
+      if (match) return i;
     }
     return -1;
+  }
+
+  /** RFC 6052 §2.2: the IPv4 address embedded in the IPv6 one by prefix `i` (-1 for none). */
+  private extract(i: number, buf: Uint8Array, offset: number): number {
+    if (i < 0) return -1;
+    const s = this.scratch16;
+    for (let b = 0; b < 16; b++) s[b] = buf[offset + b];
+    return read32(extractIPv4(s, this.prefixes[i].length, this.scratch4), 0);
   }
 }

@@ -16,6 +16,12 @@ export interface TranslatorState {
   readonly ip6: IPv6Header;
   readonly chain: IPv6Chain;
   readonly innerChain: IPv6Chain;
+  /**
+   * Where a whole translated packet is written when it fits (alloc.ts outputPacket): the
+   * forwarder's output buffer. The packet returned is then a view of it, valid until the next
+   * translation. Absent: each packet gets a buffer of its own.
+   */
+  readonly output: Uint8Array | undefined;
   /** RFC 7915 §5.1 "Identification": the translator's fragment identification generator. */
   nextIdentification(): number;
 }

@@ -1,9 +1,9 @@
 // The translator object: one per rule-table revision (its mapping is built with the table).
 // RFC 7915 §4 and §5 live in 4to6.ts and 6to4.ts; this holds their shared state.
 import { newIPv4Header } from "../packet/ipv4.js";
-import { newIPv6Chain, newIPv6Header } from "../packet/ipv6.js";
+import { newIPv6Chain, newIPv6Header, type IPv6Chain } from "../packet/ipv6.js";
 import { translate4to6 } from "./4to6.js";
-import { translate6to4 } from "./6to4.js";
+import { translate6to4, translateWalked6to4 } from "./6to4.js";
 import { resolveConfig, type ResolvedConfig, type TranslatorConfig } from "./config.js";
 import type { TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
@@ -18,12 +18,18 @@ export class Translator implements TranslatorState {
   readonly ip6 = newIPv6Header();
   readonly chain = newIPv6Chain();
   readonly innerChain = newIPv6Chain();
+  readonly output: Uint8Array | undefined;
   private identification: number;
 
-  /** Throws TranslatorConfigError on settings out of range; never afterwards. */
-  constructor(config: TranslatorConfig, firstIdentification = 1) {
+  /**
+   * Throws TranslatorConfigError on settings out of range; never afterwards. `output`: where
+   * whole translated packets are written when they fit (TranslatorState.output); the packets
+   * returned are then views of it, valid until the next call.
+   */
+  constructor(config: TranslatorConfig, firstIdentification = 1, output?: Uint8Array) {
     this.cfg = resolveConfig(config);
     this.identification = firstIdentification & 0xffff;
+    this.output = output;
   }
 
   /** RFC 7915 §5.1 "Identification": a counter, unique per source and destination for 65,536 packets. */
@@ -33,13 +39,39 @@ export class Translator implements TranslatorState {
     return id;
   }
 
-  /** RFC 7915 §4: an IPv4 packet (IP header first) towards the IPv6 side. */
-  translate4to6(packet: Uint8Array): TranslateResult {
-    return translate4to6(this, packet);
+  /**
+   * RFC 7915 §4: an IPv4 packet (IP header first) towards the IPv6 side. `mapped`: the caller
+   * has just found the destination's explicit mapping with `destination4` (the forwarder's
+   * decision), so it is not looked up again.
+   */
+  translate4to6(packet: Uint8Array, mapped = false): TranslateResult {
+    return translate4to6(this, packet, mapped);
   }
 
-  /** RFC 7915 §5: an IPv6 packet (IP header first) towards the IPv4 side. */
+  /** RFC 7915 §5: an IPv6 packet (IP header first) towards the IPv4 side, parsed and walked here. */
   translate6to4(packet: Uint8Array): TranslateResult {
     return translate6to4(this, packet);
+  }
+
+  /**
+   * RFC 7915 §5 for a packet the caller has checked (IPv6 fixed header, cut to its payload length)
+   * and whose extension chain it has walked into `chain`; `dst4` is its destination's IPv4 form
+   * from `destination6`. Nothing is parsed, walked or looked up twice.
+   */
+  translateWalked6to4(packet: Uint8Array, chain: IPv6Chain, dst4: number): TranslateResult {
+    return translateWalked6to4(this, packet, chain, dst4);
+  }
+
+  /**
+   * The forwarder's decision for an IPv4 destination (RFC 7757): whether an explicit mapping
+   * covers it. When one does, its IPv6 form is kept for translate4to6(packet, true).
+   */
+  destination4(dst: number): boolean {
+    return this.cfg.mapping.eam4to6(dst, this.dst6, 0);
+  }
+
+  /** The forwarder's decision for an IPv6 destination: its IPv4 form when it is in a translation prefix (RFC 6052), else -1. */
+  destination6(packet: Uint8Array, offset: number): number {
+    return this.cfg.mapping.translationDestination6(packet, offset);
   }
 }

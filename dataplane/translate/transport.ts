@@ -34,3 +34,30 @@ export function updateTransportChecksum(buf: Uint8Array, offset: number, availab
 export function computeUdpChecksum6(buf: Uint8Array, offset: number, length: number, src6: Uint8Array, dst6: Uint8Array): void {
   setUdpChecksum(buf, offset, length, pseudoHeaderSum6(src6, 0, dst6, 0, IPPROTO.UDP, length));
 }
+
+/**
+ * Rewrites the echo message header at buf[at..] to `type`, code 0 (RFC 7915 §4.2, §5.2), and
+ * updates its checksum by RFC 1624: `oldPseudo` / `newPseudo` are the pseudo-header sums the old
+ * and new checksums cover (ICMPv6 has one, RFC 4443 §2.3; ICMPv4 none: 0).
+ */
+export function rewriteEcho(buf: Uint8Array, at: number, type: number, oldPseudo: number, newPseudo: number): void {
+  const old = (buf[at] << 8) | buf[at + 1];
+  buf[at] = type;
+  buf[at + 1] = 0;
+  const c = updateChecksumSum((buf[at + 2] << 8) | buf[at + 3], old + oldPseudo, (type << 8) + newPseudo);
+  buf[at + 2] = c >> 8;
+  buf[at + 3] = c & 0xff;
+}
+
+/**
+ * RFC 4884 §4.1: an ICMP error body with an extension structure: the quoted datagram zero-padded
+ * to a multiple of `align` bytes (4 for ICMPv4, 8 for ICMPv6) and to at least 128, then the
+ * extension. The padded length is the body's length less the extension's.
+ */
+export function withExtension(inner: Uint8Array, extension: Uint8Array, align: 4 | 8): Uint8Array {
+  const padded = Math.max(128, (inner.length + align - 1) & ~(align - 1));
+  const payload = new Uint8Array(padded + extension.length);
+  payload.set(inner, 0);
+  payload.set(extension, padded);
+  return payload;
+}

@@ -25,12 +25,21 @@ export interface DecapsulateOptions {
 /** Bounds the outer extension headers we step over (we only expect the encapsulation limit). */
 const MAX_OUTER_EXTENSIONS = 4;
 
+/** Where a caller's walk of an IPv6 outer packet's extension chain found the upper layer (packet/ipv6.ts IPv6Chain). */
+export interface WalkedOuter {
+  upperProtocol: number;
+  upperOffset: number;
+}
+
 /**
  * Decapsulates `packet`, an outer IPv4/IPv6 packet starting at byte 0 (bytes past its own length,
  * e.g. link padding, are ignored). The caller has already decided that the outer destination is
- * one this node terminates tunnels on. Never throws on packet contents.
+ * one this node terminates tunnels on. `walked`: for an IPv6 outer packet whose chain the caller
+ * has walked and found to be only hop-by-hop and destination options headers (the forwarder's
+ * well-formedness step), where the inner packet starts, so the chain is not stepped over again.
+ * Never throws on packet contents.
  */
-export function decapsulate(peers: TunnelPeerTable, node: TunnelNode, packet: Uint8Array, options: DecapsulateOptions = {}): TunnelResult {
+export function decapsulate(peers: TunnelPeerTable, node: TunnelNode, packet: Uint8Array, options: DecapsulateOptions = {}, walked?: WalkedOuter): TunnelResult {
   if (packet.length < 1) return drop("outer-malformed");
   const version = packet[0] >> 4;
   let outerFamily: IPFamily;
@@ -59,9 +68,9 @@ export function decapsulate(peers: TunnelPeerTable, node: TunnelNode, packet: Ui
     // Step over hop-by-hop and destination options (e.g. the Tunnel Encapsulation Limit of
     // RFC 2473 §5.1, which ends its meaning here). A routing header would mean we are not the
     // final destination; a fragment means reassembly, which we do not do.
-    protocol = packet[6];
-    innerOffset = IPV6_HEADER_LENGTH;
-    for (let n = 0; protocol === IPPROTO.HOPOPTS || protocol === IPPROTO.DSTOPTS; n++) {
+    protocol = walked === undefined ? packet[6] : walked.upperProtocol;
+    innerOffset = walked === undefined ? IPV6_HEADER_LENGTH : walked.upperOffset;
+    for (let n = 0; walked === undefined && (protocol === IPPROTO.HOPOPTS || protocol === IPPROTO.DSTOPTS); n++) {
       if (n === MAX_OUTER_EXTENSIONS || innerOffset + 8 > outerEnd) return drop("outer-malformed");
       if (protocol === IPPROTO.HOPOPTS && n !== 0) return drop("outer-malformed");
       protocol = packet[innerOffset];

@@ -1,87 +1,10 @@
 // Address-keyed lookups for the hot path: the tunnel peers a node accepts packets from, and the
-// node's own tunnel endpoints. Lookups read the address straight out of the packet buffer and
-// allocate nothing.
+// node's own tunnel endpoints (on AddressMap, addressmap.ts). Lookups read the address straight
+// out of the packet buffer and allocate nothing.
 import { prefixContains } from "../../lib/net/address.js";
-import { readIPv4Address } from "../packet/ipv4.js";
+import { AddressMap, type IPFamily } from "./addressmap.js";
 
-export type IPFamily = 4 | 6;
-
-function word(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-
-function equal16(a: Uint8Array, b: Uint8Array, bo: number): boolean {
-  for (let i = 0; i < 16; i++) if (a[i] !== b[bo + i]) return false;
-  return true;
-}
-
-/**
- * A map from IPv4 or IPv6 addresses (given as bytes) to values. IPv4 keys are the address as a
- * number; IPv6 keys are bucketed by the XOR of their four 32-bit words and compared in full.
- */
-export class AddressMap<T> {
-  private readonly v4 = new Map<number, T>();
-  private readonly v6 = new Map<number, { key: Uint8Array; value: T }[]>();
-  private count6 = 0;
-
-  get size(): number {
-    return this.v4.size + this.count6;
-  }
-
-  /** `address` is 4 bytes (IPv4) or 16 bytes (IPv6). */
-  set(address: Uint8Array, value: T): void {
-    if (address.length === 4) {
-      this.v4.set(readIPv4Address(address, 0), value);
-      return;
-    }
-    if (address.length !== 16) throw new RangeError(`an address is 4 or 16 bytes, not ${address.length}`);
-    const h = hash6(address, 0);
-    const bucket = this.v6.get(h);
-    if (bucket === undefined) {
-      this.v6.set(h, [{ key: Uint8Array.from(address), value }]);
-      this.count6++;
-      return;
-    }
-    for (const e of bucket) {
-      if (equal16(e.key, address, 0)) {
-        e.value = value;
-        return;
-      }
-    }
-    bucket.push({ key: Uint8Array.from(address), value });
-    this.count6++;
-  }
-
-  delete(address: Uint8Array): boolean {
-    if (address.length === 4) return this.v4.delete(readIPv4Address(address, 0));
-    const h = hash6(address, 0);
-    const bucket = this.v6.get(h);
-    if (bucket === undefined) return false;
-    const i = bucket.findIndex((e) => equal16(e.key, address, 0));
-    if (i < 0) return false;
-    bucket.splice(i, 1);
-    if (bucket.length === 0) this.v6.delete(h);
-    this.count6--;
-    return true;
-  }
-
-  /** The value for the address at buf[offset..], 4 or 16 bytes by `family`. */
-  get(buf: Uint8Array, offset: number, family: IPFamily): T | undefined {
-    if (family === 4) return this.v4.get(word(buf, offset));
-    const bucket = this.v6.get(hash6(buf, offset));
-    if (bucket === undefined) return undefined;
-    for (let i = 0; i < bucket.length; i++) if (equal16(bucket[i].key, buf, offset)) return bucket[i].value;
-    return undefined;
-  }
-
-  has(buf: Uint8Array, offset: number, family: IPFamily): boolean {
-    return this.get(buf, offset, family) !== undefined;
-  }
-}
-
-function hash6(b: Uint8Array, o: number): number {
-  return (word(b, o) ^ word(b, o + 4) ^ word(b, o + 8) ^ word(b, o + 12)) >>> 0;
-}
+export { AddressMap, type IPFamily } from "./addressmap.js";
 
 /** A set of addresses, e.g. every tunnel endpoint of this node (the loop check). */
 export class AddressSet {

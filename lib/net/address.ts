@@ -153,13 +153,20 @@ export function cidrText(c: Cidr): string {
 
 /** Whether `address` lies inside the prefix `network/length` (same family). */
 export function prefixContains(network: Uint8Array, length: number, address: Uint8Array): boolean {
-  if (network.length !== address.length) return false;
+  return network.length === address.length && prefixContainsAt(network, length, address, 0);
+}
+
+/**
+ * Whether the address at buf[offset..] (of network's family) lies in network/length: the same
+ * test as prefixContains, on an address read in place from a packet.
+ */
+export function prefixContainsAt(network: Uint8Array, length: number, buf: Uint8Array, offset: number): boolean {
   const whole = length >> 3;
-  for (let i = 0; i < whole; i++) if (network[i] !== address[i]) return false;
+  for (let i = 0; i < whole; i++) if (network[i] !== buf[offset + i]) return false;
   const rest = length & 7;
   if (rest === 0) return true;
   const mask = (0xff << (8 - rest)) & 0xff;
-  return (network[whole] & mask) === (address[whole] & mask);
+  return (network[whole] & mask) === (buf[offset + whole] & mask);
 }
 
 /** Whether two prefixes share any address. */

@@ -1,11 +1,77 @@
 // Forwarder behaviour around the rules: frames it must ignore, the one-decapsulation limit,
-// configuration errors that name the field, counters, batches and table swaps.
-import test from "ava";
+// configuration errors that name the field, counters, batches and table swaps. The frames it
+// emits are read back with our codec (link, addresses, hop count, both checksums) and by tshark,
+// which checks the IP and UDP checksums too.
+import test, { type ExecutionContext } from "ava";
 import { Forwarder, ForwarderConfigError, parseForwarderConfig } from "../../../dataplane/forward/index.js";
-import { buildEthernetFrame, ETHERTYPE, parseMac } from "../../../dataplane/packet/ethernet.js";
-import { buildIPv4Packet, IPPROTO } from "../../../dataplane/packet/ipv4.js";
-import { buildUdp4 } from "../../../dataplane/packet/udp.js";
-import { collector, ip4, labRules, labWorker, MAC, udp4Frame, udp6Frame } from "./helpers.js";
+import { pseudoHeaderSum4At, pseudoHeaderSum6At } from "../../../dataplane/packet/checksum.js";
+import { buildEthernetFrame, ETHERTYPE, formatMac, parseEthernet, parseMac } from "../../../dataplane/packet/ethernet.js";
+import { buildIPv4Packet, IPPROTO, parseIPv4 } from "../../../dataplane/packet/ipv4.js";
+import { parseIPv6 } from "../../../dataplane/packet/ipv6.js";
+import { buildUdp4, parseUdp, verifyUdpChecksum } from "../../../dataplane/packet/udp.js";
+import { decodeWithTshark, frameProtocols } from "../../helpers/tshark.js";
+import { collector, ip4, ip6, labRules, labWorker, MAC, udp4Frame, udp6Frame, type Sent } from "./helpers.js";
+import { field, hex } from "./hook-helpers.js";
+
+/** What a UDP frame we emitted says, read with our codec. */
+interface UdpFrame {
+  ifIndex: number;
+  dstMac: string;
+  srcMac: string;
+  src: string;
+  dst: string;
+  /** TTL or hop limit. */
+  hops: number;
+  /** IPv4 protocol or IPv6 next header. */
+  protocol: number;
+  /** The IPv4 header checksum holds (true for IPv6, which has none). */
+  ipChecksum: boolean;
+  udpChecksum: boolean;
+  ports: string;
+  payload: string;
+}
+
+function readUdpFrame(s: Sent): UdpFrame {
+  const f = s.frame;
+  const eth = parseEthernet(f)!;
+  const ip = f.subarray(eth.payloadOffset);
+  let src: Uint8Array, dst: Uint8Array, hops: number, protocol: number, ipChecksum: boolean, at: number, length: number, pseudo: number;
+  if (eth.etherType === ETHERTYPE.IPV4) {
+    const h = parseIPv4(ip)!;
+    [src, dst, hops, protocol, ipChecksum, at, length] = [ip.subarray(12, 16), ip.subarray(16, 20), h.ttl, h.protocol, h.checksumValid, h.payloadOffset, h.payloadLength];
+    pseudo = pseudoHeaderSum4At(ip, 0, IPPROTO.UDP, length);
+  } else {
+    const h = parseIPv6(ip)!;
+    [src, dst, hops, protocol, ipChecksum, at, length] = [ip.subarray(8, 24), ip.subarray(24, 40), h.hopLimit, h.nextHeader, true, h.payloadOffset, h.payloadLength];
+    pseudo = pseudoHeaderSum6At(ip, 0, IPPROTO.UDP, length);
+  }
+  const u = parseUdp(ip, at, length)!;
+  return {
+    ifIndex: s.ifIndex, dstMac: formatMac(f, 0), srcMac: formatMac(f, 6), src: hex(src), dst: hex(dst), hops, protocol, ipChecksum,
+    udpChecksum: verifyUdpChecksum(ip, at, u.length, pseudo), ports: `${u.srcPort}>${u.dstPort}`,
+    payload: new TextDecoder().decode(ip.subarray(u.payloadOffset, at + u.length)),
+  };
+}
+
+/** The UDP frame the helpers' udp4Frame / udp6Frame become, leaving on `ifIndex` to `dstMac`. */
+function expected(ifIndex: number, dstMac: string, srcMac: Uint8Array, src: Uint8Array, dst: Uint8Array, hops: number): UdpFrame {
+  return { ifIndex, dstMac, srcMac: formatMac(srcMac), src: hex(src), dst: hex(dst), hops, protocol: IPPROTO.UDP, ipChecksum: true, udpChecksum: true, ports: "1000>2000", payload: "payload" };
+}
+
+/** tshark decodes `frames` as Ethernet/IP/UDP without a warning (checksums checked), with these addresses and hop counts. */
+function tsharkAgrees(t: ExecutionContext, sent: readonly Sent[], want: readonly UdpFrame[]): void {
+  const d = decodeWithTshark(sent.map((s) => s.frame));
+  t.deepEqual(d.problems, []);
+  t.deepEqual(frameProtocols(d), want.map((w) => (w.src.length === 8 ? "eth:ethertype:ip:udp:data" : "eth:ethertype:ipv6:udp:data")));
+  d.packets.forEach((p, i) => {
+    const v4 = want[i].src.length === 8;
+    const bytes = (name: string): string => hex((v4 ? ip4 : ip6)(String(field(p, name))));
+    t.is(bytes(v4 ? "ip.src" : "ipv6.src"), want[i].src);
+    t.is(bytes(v4 ? "ip.dst" : "ipv6.dst"), want[i].dst);
+    t.is(Number(field(p, v4 ? "ip.ttl" : "ipv6.hlim")), want[i].hops);
+    t.is(field(p, "eth.dst"), want[i].dstMac);
+  });
+}
 
 function lab(): Forwarder {
   const f = new Forwarder(labWorker(), 0);
@@ -48,12 +114,19 @@ test("a packet is decapsulated at most once: IPv4-in-IPv4-in-IPv4 from the peer 
   t.is(f.counters.drops["decap-loop"], 1);
 });
 
-test("counters: per interface in/out, per action; processBatch takes count frames", (t) => {
+test("counters: per interface in/out, per action; processBatch takes count frames, and sends the routed and the translated frame, byte for byte", (t) => {
   const f = lab();
   const c = collector();
   const frames = [udp4Frame("192.0.2.1", "203.0.113.9"), udp4Frame("203.0.113.5", "198.51.100.20"), udp4Frame("192.0.2.1", "203.0.113.9")];
   f.processBatch(1, frames, 2, c.emit, 0);
   t.is(c.sent.length, 2);
+  // RFC 1812 §5.2: routed out of v4 to the gateway 192.0.2.1, TTL − 1, checksums still right.
+  const routed = expected(1, "02:00:00:00:04:aa", MAC.v4, ip4("192.0.2.1"), ip4("203.0.113.9"), 63);
+  // RFC 7915 §4.1: the EAM destination 198.51.100.20 is 2001:db8:1::50 (RFC 7757), the source in
+  // the RFC 6052 prefix 2001:db8:64::/96; hop limit = TTL − 1; the UDP checksum follows (§4.5).
+  const translated = expected(2, "02:00:00:00:06:50", MAC.v6, ip6("2001:db8:64::cb00:7105"), ip6("2001:db8:1::50"), 63);
+  t.deepEqual(c.sent.map(readUdpFrame), [routed, translated]);
+  tsharkAgrees(t, c.sent, [routed, translated]);
   const v4 = f.counters.interfaces.get(1)!;
   const v6 = f.counters.interfaces.get(2)!;
   t.is(v4.rxPackets, 2);
@@ -65,7 +138,7 @@ test("counters: per interface in/out, per action; processBatch takes count frame
   for (const v of Object.values(f.counters.drops)) t.is(v, 0);
 });
 
-test("replaceRules swaps the whole table: translation stops when its mapping goes, and comes back", (t) => {
+test("replaceRules swaps the whole table: translation stops when its mapping goes, and comes back with the same frame", (t) => {
   const f = lab();
   const c = collector();
   f.processFrame(2, udp6Frame("2001:db8:1::50", "2001:db8:64::cb00:7105", { from: parseMac("02:00:00:00:06:50") }), c.emit);
@@ -78,6 +151,12 @@ test("replaceRules swaps the whole table: translation stops when its mapping goe
   f.processFrame(2, udp6Frame("2001:db8:1::50", "2001:db8:64::cb00:7105", { from: parseMac("02:00:00:00:06:50") }), c.emit);
   t.is(f.counters.actions["translate-6to4"], 2);
   t.is(f.revision, 5n);
+  // RFC 7915 §5.1: the source 2001:db8:1::50 maps to its EAM 198.51.100.20, the destination out of
+  // the RFC 6052 prefix to 203.0.113.5, routed to the gateway; TTL = hop limit − 1. Nothing
+  // left while the table had no mapping.
+  const out = expected(1, "02:00:00:00:04:aa", MAC.v4, ip4("198.51.100.20"), ip4("203.0.113.5"), 63);
+  t.deepEqual(c.sent.map(readUdpFrame), [out, out]);
+  tsharkAgrees(t, c.sent, [out, out]);
 });
 
 test("the emitted frame is a view into a reused buffer; the input frame may be reused by the caller at once", (t) => {
@@ -86,6 +165,7 @@ test("the emitted frame is a view into a reused buffer; the input frame may be r
   f.processFrame(1, udp4Frame("192.0.2.1", "203.0.113.9"), (_i, frame) => views.push(frame));
   f.processFrame(1, udp4Frame("192.0.2.1", "203.0.113.10"), (_i, frame) => views.push(frame));
   t.is(views[0].buffer, views[1].buffer, "same buffer: callers must send or copy inside emit");
+  t.is(hex(views[0].subarray(14 + 16, 14 + 20)), hex(ip4("203.0.113.10")), "the first view now shows the second packet");
 });
 
 test("configuration errors name the field", (t) => {

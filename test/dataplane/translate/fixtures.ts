@@ -43,7 +43,8 @@ export function testMapping(prefix = "2001:db8:64::", length = 96, noPrefix = fa
   });
 }
 
-export function translatorFor(c: PairCase["config"], extra: Partial<TranslatorConfig> = {}): Translator {
+/** `output`: the buffer whole translated packets are written to (the forwarder's), else none. */
+export function translatorFor(c: PairCase["config"], extra: Partial<TranslatorConfig> = {}, output?: Uint8Array): Translator {
   return new Translator({
     mapping: testMapping(c.prefix, c.length, c.noPrefix),
     icmpErrorSource4: v4("198.51.100.99"),
@@ -53,7 +54,7 @@ export function translatorFor(c: PairCase["config"], extra: Partial<TranslatorCo
     ipv6Mtu: c.ipv6Mtu,
     udpZeroChecksum: c.udpZeroChecksum,
     ...extra,
-  });
+  }, 1, output);
 }
 
 export function fromHex(hex: string): Uint8Array {
