@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx; no build step.
-import { runSource } from "./load.js";
-await runSource("services/engine/main.ts");
+// Runs the bundle (dist/mip46-engine.mjs, built by scripts/build.sh).
+import { runBundle } from "./load.js";
+await runBundle("mip46-engine");

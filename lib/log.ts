@@ -20,15 +20,33 @@ export function levelFromEnv(value = process.env.MIP46_LOG_LEVEL): Level {
   throw new Error(`MIP46_LOG_LEVEL: '${value}' is not a log level (debug, info, warn or error)`);
 }
 
+/** A root logger's level, shared with its children, changed while the process runs (SIGUSR2). */
+export interface LevelControl {
+  readonly level: Level;
+  setLevel(level: Level): void;
+}
+
 export function createLogger(
   base: Record<string, unknown> = {},
   minLevel: Level = levelFromEnv(),
   write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
-): Logger {
+): Logger & LevelControl {
   if (!Object.hasOwn(RANK, minLevel)) throw new Error(`log level '${String(minLevel)}' is not one of debug, info, warn, error`);
-  const min = RANK[minLevel];
+  const state = { level: minLevel };
+  const root = logger(base, state, write);
+  return {
+    ...root,
+    get level() { return state.level; },
+    setLevel(level: Level) {
+      if (!Object.hasOwn(RANK, level)) throw new Error(`log level '${String(level)}' is not one of debug, info, warn, error`);
+      state.level = level;
+    },
+  };
+}
+
+function logger(base: Record<string, unknown>, state: { level: Level }, write: (line: string) => void): Logger {
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
-    if (RANK[level] < min) return;
+    if (RANK[level] < RANK[state.level]) return;
     // A regular function: `this[k]` is the value before toJSON (a Buffer turns into an object first).
     write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, function (this: Record<string, unknown>, k: string, v: unknown) {
       const original = this[k];
@@ -41,7 +59,7 @@ export function createLogger(
     info: (m, f) => emit("info", m, f),
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
-    child: (fields) => createLogger({ ...base, ...fields }, minLevel, write),
+    child: (fields) => logger({ ...base, ...fields }, state, write),
   };
 }
 

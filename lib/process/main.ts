@@ -1,7 +1,11 @@
 // What every mip46 daemon does around its work: wait for SIGTERM/SIGINT, and turn the outcome
-// of main() into an exit code with a JSON log line for an unexpected failure.
+// of main() into an exit code with a JSON log line for an unexpected failure. While it runs:
+// - SIGHUP reads the configuration file again and checks it. Nothing is applied in place yet: the
+//   daemon logs whether the file is refused, unchanged, or which keys changed and need a restart
+//   (before, SIGHUP's default action ended the process);
+// - SIGUSR2 switches the log to debug and back (SIGUSR1 is Node's, it starts the inspector).
 import { parseArgs } from "node:util";
-import { createLogger, levelFromEnv, type Logger } from "../log.js";
+import { createLogger, levelFromEnv, type LevelControl, type Logger } from "../log.js";
 import { routeGrpcLogs } from "./grpc-log.js";
 import { versionLine } from "./version.js";
 import { ConfigFieldError } from "../config/schema.js";
@@ -124,9 +128,52 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
     log.error(`${d.role ?? d.component} could not start`, { error: (e as Error).message });
     return 1;
   }
+  const reread = () => reloadCheck(d, path, args, config, log);
+  const toggle = () => switchLogLevel(log);
+  process.on("SIGHUP", reread);
+  process.on("SIGUSR2", toggle);
   await stopSignal(log);
+  process.off("SIGHUP", reread);
+  process.off("SIGUSR2", toggle);
   await running.stop();
   return 0;
+}
+
+/** SIGHUP: the file read and checked again; what changed is named, nothing is applied. */
+export function reloadCheck<C>(d: ConfiguredDaemon<C>, path: string, args: DaemonArgs, running: C, log: Logger): string[] {
+  let fresh: C;
+  try {
+    fresh = d.load(path, args);
+  } catch (e) {
+    log.error("configuration reload refused; the running configuration stays", { path, error: (e as Error).message });
+    return [];
+  }
+  const metricsListen = stringFlag(args, "metrics-listen");
+  if (metricsListen !== undefined) d.metricsOf(fresh).metricsListen = metricsListen;
+  d.override?.(fresh, args);
+  const changed = changedKeys(running, fresh);
+  if (changed.length === 0) log.info("configuration reread: unchanged", { path });
+  else log.warn("configuration reread: changed keys take effect at the next restart", { path, changed });
+  return changed;
+}
+
+/** The dotted paths (objects descended, lists compared whole) where `a` and `b` differ. */
+export function changedKeys(a: unknown, b: unknown, prefix = ""): string[] {
+  const plain = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+  if (plain(a) && plain(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => changedKeys(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+  }
+  const text = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x instanceof Uint8Array ? [...x] : x));
+  return text(a) === text(b) ? [] : [prefix || "(the whole file)"];
+}
+
+let startLevel: LevelControl["level"] | undefined;
+/** SIGUSR2: debug on; again, back to the level the process started with. */
+export function switchLogLevel(log: Logger & LevelControl): void {
+  startLevel ??= log.level;
+  log.setLevel(log.level === "debug" && startLevel !== "debug" ? startLevel : log.level === "debug" ? "info" : "debug");
+  log.info("log level", { logLevel: log.level });
 }
 
 /** The whole main of a daemon: configuredDaemon, its exit code and its failure line (runMain). */

@@ -9,8 +9,11 @@ export interface BuildInfo { version: string; commit: string; node: string }
 
 let cached: BuildInfo | undefined;
 
-/** The package root: the nearest folder above this module (or the bundle in dist/) with our package.json. */
-function packageRoot(): string | undefined {
+/**
+ * The package root: the nearest folder above this module (or the bundle in dist/) with our
+ * package.json; where the checkout's files (proto/, package.json) are, from sources or a bundle.
+ */
+export function packageRoot(): string | undefined {
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
     const p = join(dir, "package.json");
     if (existsSync(p) && (JSON.parse(readFileSync(p, "utf8")) as { name?: string }).name === "mip46") return dir;

@@ -6,12 +6,14 @@ import { type ServerInterceptor, Server, ServerCredentials, status } from "@grpc
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ControlEngineService } from "../../gen/mip46/v1/control.js";
 import { DataPlaneSyncService } from "../../gen/mip46/v1/dataplane.js";
 import type { RulePublisher } from "../rules/push.js";
 import { dataPlaneSyncService } from "./dataplane.js";
 import type { Logger } from "../../lib/log.js";
+import { packageRoot } from "../../lib/process/version.js";
 import type { Engine } from "../engine/engine.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import { controlService, SERVICE_NAME } from "./control.js";
@@ -19,7 +21,8 @@ import { authInterceptor, type Denial, type LeaseOwners } from "./auth.js";
 import { readTlsFiles, serverCredentials } from "../../lib/tls/tls.js";
 
 export const SYNC_SERVICE_NAME = "mip46.v1.DataPlaneSync";
-export const PROTO_DIR = fileURLToPath(new URL("../../proto", import.meta.url));
+/** The .proto files reflection serves: the checkout's proto/, from the sources or from dist/. */
+export const PROTO_DIR = join(packageRoot() ?? fileURLToPath(new URL("../..", import.meta.url)), "proto");
 
 export interface GrpcServer {
   server: Server;

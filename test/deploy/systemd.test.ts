@@ -35,6 +35,19 @@ test("systemd-analyze verify accepts every unit (the template as r1 and r2)", as
   }
 });
 
+test("every mip46 daemon runs its bin/ wrapper (no TypeScript compiled at start) and reloads with SIGHUP", (t) => {
+  for (const u of units.filter((x) => x !== "mip46-etcd.service")) {
+    const d = directives(u);
+    t.regex(d.get("ExecStart")![0], /^\/usr\/bin\/node \/opt\/mip46\/bin\/mip46-[a-z-]+\.js /, u);
+    t.deepEqual(d.get("ExecReload"), ["/bin/kill -HUP $MAINPID"], u);
+  }
+  // Each wrapper a unit runs loads a bundle from dist/, never the sources through tsx.
+  for (const name of ["mip46-engine", "mip46-dataplane", "mip46-agent", "mip46-home-agent"]) {
+    const wrapper = readFileSync(join(DIR, "../../bin", `${name}.js`), "utf8");
+    t.regex(wrapper, new RegExp(`runBundle\\("${name}"\\)`), name);
+  }
+});
+
 test("hardening: dynamic users, restart on failure, capabilities only on the packet path", (t) => {
   const packetPath = new Set(["mip46-dataplane.service", "mip46-home-agent@.service", "mip46-agent.service"]);
   for (const u of units) {

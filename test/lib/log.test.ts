@@ -86,3 +86,18 @@ test("MIP46_LOG_LEVEL: the four levels and unset are taken; anything else is ref
   }
   t.throws(() => createLogger({}, "loud" as never), { message: /not one of debug, info, warn, error/ });
 });
+
+test("setLevel on a root logger changes what it and its children write", (t) => {
+  const lines: string[] = [];
+  const root = createLogger({ component: "x" }, "info", (l) => lines.push(l));
+  const child = root.child({ part: "y" });
+  child.debug("hidden");
+  root.setLevel("debug");
+  child.debug("shown");
+  root.debug("shown too");
+  root.setLevel("warn");
+  child.info("hidden again");
+  t.deepEqual(lines.map((l) => JSON.parse(l).msg), ["shown", "shown too"]);
+  t.is(root.level, "warn");
+  t.throws(() => root.setLevel("loud" as never), { message: /not one of debug, info, warn, error/ });
+});
