@@ -16,6 +16,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { createRequire } from "node:module";
+import { formatMac } from "../packet/ethernet.js";
 import type { FrameBatchHandler, FrameIo, FramePort, FramePortOptions, FramePortStats } from "./frames.js";
 
 interface CapHandle {
@@ -68,10 +69,6 @@ export function interfaceMac(name: string): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
-function macText(mac: Uint8Array): string {
-  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join(":");
-}
-
 class CapPort implements FramePort {
   readonly mac: Uint8Array;
   private readonly handle: CapHandle;
@@ -91,7 +88,7 @@ class CapPort implements FramePort {
     this.mac = interfaceMac(name);
     this.maxBatch = options.maxBatch ?? 1024;
     this.handle = newCapHandle(this);
-    const linkType = this.handle.open(name, `not ether src ${macText(this.mac)}`, options.bufferBytes ?? DEFAULT_CAPTURE_BUFFER, this.captureBuffer);
+    const linkType = this.handle.open(name, `not ether src ${formatMac(this.mac)}`, options.bufferBytes ?? DEFAULT_CAPTURE_BUFFER, this.captureBuffer);
     if (linkType !== "ETHERNET") {
       this.handle.close();
       throw new Error(`${name}: link type ${linkType}, only Ethernet is supported`);

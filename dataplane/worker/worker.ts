@@ -8,6 +8,7 @@ import type { RuleTable } from "../../lib/rules/rules.js";
 import { registerBuildInfo, serveMetrics } from "../../lib/metrics/http.js";
 import { Forwarder, parseForwarderConfig, type Emit, type Intercept, type StationSeen } from "../forward/index.js";
 import { CapIo, interfaceMac } from "../io/cap.js";
+import { formatMac } from "../packet/ethernet.js";
 import { loadRingAddon, ringLoadError, RingIo } from "../io/ring.js";
 import type { FrameIo, FramePort } from "../io/frames.js";
 import { RuleSyncClient } from "../sync/client.js";
@@ -150,10 +151,6 @@ export function chooseIo(backend: "ring" | "cap", log: Logger, load = loadRingAd
     log.warn("capture backend ring unavailable, using cap", { reason: ringLoadError() ?? "addon did not load" });
   }
   return new CapIo();
-}
-
-function formatMac(mac: Uint8Array): string {
-  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
 function neighbourCounts(forwarder: Forwarder): { family: string; state: string; count: number }[] {
