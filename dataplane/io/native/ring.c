@@ -67,6 +67,14 @@ static Ring *get_ring(napi_env env, napi_value v) {
   return r;
 }
 
+/* The ring of a call whose one argument is the handle (stats, close). */
+static Ring *handle_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  return get_ring(env, argv[0]); /* a missing argument is undefined: a TypeError */
+}
+
 static void release_ring(Ring *r) {
   if (r->ring) munmap(r->ring, r->ring_bytes);
   r->ring = NULL;
@@ -303,10 +311,7 @@ static napi_value ring_send(napi_env env, napi_callback_info info) {
 
 /* stats(handle) -> [captureDrops, truncated, sendRetries, sendErrors, socketErrors] */
 static napi_value ring_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  Ring *r = get_ring(env, argv[0]);
+  Ring *r = handle_arg(env, info);
   if (!r) return NULL;
   if (r->fd >= 0) {
     struct tpacket_stats st;
@@ -321,10 +326,7 @@ static napi_value ring_stats(napi_env env, napi_callback_info info) {
 }
 
 static napi_value ring_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  Ring *r = get_ring(env, argv[0]);
+  Ring *r = handle_arg(env, info);
   if (!r || r->fd < 0) return NULL;
   if (r->polling) uv_poll_stop(&r->poll);
   napi_delete_reference(env, r->callback);
