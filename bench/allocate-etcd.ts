@@ -12,8 +12,8 @@ import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { connectControl, type ControlClient } from "../clients/control.js";
 import { spawnUntilReady, type Started } from "../lib/process/spawn.js";
-import { labConfig } from "../test/helpers/engine.js";
-import { startEtcdCluster, type EtcdCluster } from "../test/helpers/etcd.js";
+import { labConfig } from "../harness/engine.js";
+import { startEtcdCluster, type EtcdCluster } from "../harness/etcd.js";
 
 const { values } = parseArgs({ options: { calls: { type: "string" }, concurrency: { type: "string" }, json: { type: "string" } } });
 const CALLS = Number(values.calls ?? 3000);

@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { connectControl } from "../clients/control.js";
 import { spawnUntilReady } from "../lib/process/spawn.js";
-import { labConfig } from "../test/helpers/engine.js";
+import { labConfig } from "../harness/engine.js";
 
 const { values } = parseArgs({ options: { calls: { type: "string" }, concurrency: { type: "string" }, json: { type: "string" } } });
 const CALLS = Number(values.calls ?? 5000);

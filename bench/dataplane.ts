@@ -25,9 +25,9 @@ import { buildEthernetFrame, ETHERTYPE } from "../dataplane/packet/ethernet.js";
 import { buildIPv4Packet } from "../dataplane/packet/ipv4.js";
 import { buildIPv6Packet } from "../dataplane/packet/ipv6.js";
 import { buildUdp4, buildUdp6 } from "../dataplane/packet/udp.js";
-import { NetnsLab, netnsAvailable } from "../test/helpers/netns.js";
+import { NetnsLab, netnsAvailable } from "../harness/netns.js";
 import { latencyTable } from "./latency.js";
-import { createTopology, metricValue, parseMac, startWorker, workerMetricsText, type Topology } from "../test/dataplane/live/topology.js";
+import { createTopology, metricValue, parseMac, startWorker, workerMetricsText, type Topology } from "../harness/topology.js";
 
 const { values: args } = parseArgs({
   options: { "frame-bytes": { type: "string" }, "latency-count": { type: "string", default: "3000" }, seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, backends: { type: "string", default: "ring,cap" }, warmup: { type: "string", default: "1" } },

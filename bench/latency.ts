@@ -9,8 +9,8 @@
 //   node --import tsx bench/latency.ts [--count 3000] [--rate 1000] [--backends ring,cap]
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { NetnsLab } from "../test/helpers/netns.js";
-import { configureHost, createTopology, startLines, startWorker, SYSTEM_PYTHON, type Topology } from "../test/dataplane/live/topology.js";
+import { NetnsLab } from "../harness/netns.js";
+import { configureHost, createTopology, startLines, startWorker, SYSTEM_PYTHON, type Topology } from "../harness/topology.js";
 
 const PROBE = fileURLToPath(new URL("./latency.py", import.meta.url));
 const PORT = 9;

@@ -24,7 +24,7 @@ import { stringify } from "yaml";
 import { connectControl } from "../clients/control.js";
 import { HeartbeatRequest, type VmReport } from "../gen/mip46/v1/control.js";
 import { spawnUntilReady } from "../lib/process/spawn.js";
-import { labConfig } from "../test/helpers/engine.js";
+import { labConfig } from "../harness/engine.js";
 import { seededRandom } from "../lib/random.js";
 
 const { values } = parseArgs({

@@ -7,7 +7,7 @@ import { createServer } from "node:net";
 import { connectControl, neverSent, type ControlClient } from "../../clients/control.js";
 import { connectControlAny, idempotentMethods, type ServiceDefinition } from "../../clients/failover.js";
 import { ControlEngineDefinition } from "../../gen/mip46/v1/control.js";
-import { startTestEngine } from "../helpers/engine.js";
+import { startTestEngine } from "../../harness/engine.js";
 
 /** A replica whose every call fails with `fail(address)` (when it gives an error) or answers its address. */
 function fakes(calls: string[], fail: (address: string) => Error | undefined) {

@@ -2,7 +2,7 @@
 import test from "ava";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { hostOn, startTestEngine } from "../helpers/engine.js";
+import { hostOn, startTestEngine } from "../../harness/engine.js";
 
 const run = promisify(execFile);
 const mipctl = (address: string, ...args: string[]) => run(process.execPath, ["bin/mipctl.js", "--engine", address, ...args], { encoding: "utf8" });

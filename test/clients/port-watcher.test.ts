@@ -4,7 +4,7 @@
 import test from "ava";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
-import { NetnsLab, netnsAvailable } from "../helpers/netns.js";
+import { NetnsLab, netnsAvailable } from "../../harness/netns.js";
 
 test("a port joining and leaving a bridge is reported from the kernel's link events", async (t) => {
   if (!netnsAvailable()) return t.pass("needs root");

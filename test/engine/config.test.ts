@@ -3,7 +3,7 @@
 import test from "ava";
 import { parseConfig } from "../../services/config/config.js";
 import { ConfigError } from "../../services/errors.js";
-import { labConfig } from "../helpers/engine.js";
+import { labConfig } from "../../harness/engine.js";
 
 const base = (o: Record<string, unknown> = {}) => labConfig("/nonexistent", o);
 

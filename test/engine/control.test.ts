@@ -1,7 +1,7 @@
 // The ControlEngine API against a real engine on port 0, through the generated client.
 import test from "ava";
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { hostOn, startTestEngine, type TestEngine } from "../helpers/engine.js";
+import { hostOn, startTestEngine, type TestEngine } from "../../harness/engine.js";
 import { LeasePurpose, NetworkFamily, HostState } from "../../gen/mip46/v1/control.js";
 
 async function code(p: Promise<unknown>): Promise<{ code: number; details: string }> {

@@ -5,7 +5,7 @@ import { credentials } from "@grpc/grpc-js";
 import { DataPlaneSyncClient, type EngineMessage } from "../../gen/mip46/v1/dataplane.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import { RuleSyncClient } from "../../dataplane/sync/client.js";
-import { hostOn, killHard, spawnEngine, startTestEngine, tempDir } from "../helpers/engine.js";
+import { hostOn, killHard, spawnEngine, startTestEngine, tempDir } from "../../harness/engine.js";
 import { rmSync } from "node:fs";
 import { createServer } from "node:net";
 

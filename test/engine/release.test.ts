@@ -12,7 +12,7 @@ import { Engine } from "../../services/engine/engine.js";
 import { NotFoundError } from "../../services/errors.js";
 import { SqliteStore } from "../../services/store/sqlite.js";
 import type { Store } from "../../services/store/store.js";
-import { labConfig, tempDir } from "../helpers/engine.js";
+import { labConfig, tempDir } from "../../harness/engine.js";
 
 test("release by address and its authorisation look the lease up by address, never listing every lease", async (t) => {
   const dir = tempDir("mip46-release-");

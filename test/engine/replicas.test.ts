@@ -10,8 +10,8 @@ import { connectControlAny, type FailoverClient } from "../../clients/failover.j
 import { RuleSyncClient } from "../../dataplane/sync/client.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import { EtcdStore } from "../../services/store/etcd.js";
-import { hostOn, killHard, spawnEngine, startTestEngine, tempDir, type ChildEngine } from "../helpers/engine.js";
-import { startEtcdCluster, type EtcdCluster } from "../helpers/etcd.js";
+import { hostOn, killHard, spawnEngine, startTestEngine, tempDir, type ChildEngine } from "../../harness/engine.js";
+import { startEtcdCluster, type EtcdCluster } from "../../harness/etcd.js";
 
 const PREFIX = "/mip46-replicas-test";
 

@@ -13,7 +13,7 @@ import { MigrationAdvisor, utilisation } from "../../services/migration/advisor.
 import { everyHost } from "../../services/migration/headroom.js";
 import { SqliteStore } from "../../services/store/sqlite.js";
 import type { HostRecord, Store, VmRecord } from "../../services/store/store.js";
-import { labConfig, tempDir } from "../helpers/engine.js";
+import { labConfig, tempDir } from "../../harness/engine.js";
 import { seededRandom } from "../../lib/random.js";
 
 const GIB = 1 << 30;

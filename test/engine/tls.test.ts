@@ -12,9 +12,9 @@ import { DataPlaneSyncClient, type EngineMessage } from "../../gen/mip46/v1/data
 import { ControlEngineClient } from "../../gen/mip46/v1/control.js";
 import { identityFromAltNames, IdentityError, subjectAltNames } from "../../lib/tls/identity.js";
 import type { TlsFiles } from "../../lib/tls/tls.js";
-import { hostOn, startTestEngine, tempDir, type TestEngine } from "../helpers/engine.js";
+import { hostOn, startTestEngine, tempDir, type TestEngine } from "../../harness/engine.js";
 import { parseConfig } from "../../services/config/config.js";
-import { labConfig } from "../helpers/engine.js";
+import { labConfig } from "../../harness/engine.js";
 import { parseWorkerConfig } from "../../dataplane/worker/config.js";
 import { runEngine } from "../../services/engine/run.js";
 import { createLogger } from "../../lib/log.js";

@@ -12,7 +12,7 @@ import { LAB_ENDPOINTS } from "../../deploy/lab/configs.js";
 import { destroyLab, exec, spawnIn } from "../../deploy/lab/netns.js";
 import { GUEST_DIR } from "../../deploy/lab/qemu.js";
 import type { LabNamespace } from "../../deploy/lab/topology.js";
-import { netnsAvailable } from "./netns.js";
+import { netnsAvailable } from "../../harness/netns.js";
 
 export { labRpc, LAB_ENDPOINTS };
 

@@ -4,7 +4,7 @@
 // guests too) and nothing else. What the guests answer is test/lab/guest.test.ts's business.
 import anyTest, { type TestFn } from "ava";
 import { randomBytes } from "node:crypto";
-import { netnsAvailable } from "../helpers/netns.js";
+import { netnsAvailable } from "../../harness/netns.js";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { createLab, destroyLab, exec, labNamespaces, run } from "../../deploy/lab/netns.js";
 import { addVm, alive, migrate, readGuest, removeVm, vmHost } from "../../deploy/lab/qemu.js";
@@ -59,7 +59,7 @@ test("names: prefixes and VM names are checked, and a lab's names never match an
   t.true(isLabNamespace("m46", "m46-eng"));
   t.true(isLabNamespace("m46", "m46-vm-web1"));
   t.false(isLabNamespace("m46", "m46-vm-web-1"));
-  t.false(isLabNamespace("m46", "m46-a1b2c3-eng")); // test/helpers/netns.ts names
+  t.false(isLabNamespace("m46", "m46-a1b2c3-eng")); // harness/netns.ts names
   t.false(isLabNamespace("m46", "m46x-eng"));
   t.false(isLabNamespace("m46", "m46-engx"));
   t.is(bridgeFor(4, "h4"), "brh");

@@ -6,7 +6,7 @@
 // views into the ring gives the bytes it gives when fed copies.
 import test from "ava";
 import { join } from "node:path";
-import { NetnsLab, netnsAvailable } from "../../helpers/netns.js";
+import { NetnsLab, netnsAvailable } from "../../../harness/netns.js";
 
 const PROBE = join(import.meta.dirname, "ring-probe.ts");
 const REOPEN_PROBE = join(import.meta.dirname, "ring-reopen-probe.ts");

@@ -8,13 +8,13 @@ import { parseEthernet, ETHERTYPE } from "../../../dataplane/packet/ethernet.js"
 import { parseIPv4 } from "../../../dataplane/packet/ipv4.js";
 import { parseIPv6 } from "../../../dataplane/packet/ipv6.js";
 import { ipv4FromBytes, ipv6FromBytes } from "../../../lib/net/address.js";
-import { netnsAvailable } from "../../helpers/netns.js";
+import { netnsAvailable } from "../../../harness/netns.js";
 import { scapyBuild } from "../../helpers/scapy.js";
 import { decodeWithTshark, frameProtocols } from "../../helpers/tshark.js";
 import {
   captureFrames, configureHost, createTopology, FRAMES_PY, metricValue, sendFrames, startLines, startWorker, SYSTEM_PYTHON,
   workerMetricsText, type StartedWorker, type Topology,
-} from "./topology.js";
+} from "../../../harness/topology.js";
 import { configureEnds, TABLE, WORKER_CONFIG } from "./static-lab.js";
 
 const test = anyTest as TestFn<{ topo: Topology; worker: StartedWorker; teardowns: (() => Promise<void> | void)[] }>;

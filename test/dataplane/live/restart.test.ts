@@ -10,10 +10,10 @@ import { connectControl } from "../../../clients/control.js";
 import { silentLogger } from "../../../lib/log.js";
 import { parseConfig } from "../../../services/config/config.js";
 import { runEngine } from "../../../services/engine/run.js";
-import { hostOn, labConfig } from "../../helpers/engine.js";
-import { NetnsLab, netnsAvailable } from "../../helpers/netns.js";
+import { hostOn, labConfig } from "../../../harness/engine.js";
+import { NetnsLab, netnsAvailable } from "../../../harness/netns.js";
 import { scapyBuild } from "../../helpers/scapy.js";
-import { captureFrames, configureHost, createTopology, FRAMES_PY, metricValue, startWorker, SYSTEM_PYTHON, workerMetricsText } from "./topology.js";
+import { captureFrames, configureHost, createTopology, FRAMES_PY, metricValue, startWorker, SYSTEM_PYTHON, workerMetricsText } from "../../../harness/topology.js";
 
 const live = netnsAvailable() ? test : test.skip;
 

@@ -1,6 +1,6 @@
 // The static lab of the live tests and the restart test: the worker's configuration, a rule table
 // covering every kind of rule, and the sender's and receiver's addresses.
-import { configureHost, type Topology } from "./topology.js";
+import { configureHost, type Topology } from "../../../harness/topology.js";
 
 export const WORKER_CONFIG = {
   workerId: "live-static",

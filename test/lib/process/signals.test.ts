@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { connectControl } from "../../../clients/control.js";
 import { changedKeys } from "../../../lib/process/main.js";
-import { labConfig } from "../../helpers/engine.js";
+import { labConfig } from "../../../harness/engine.js";
 
 type Line = { level: string; msg: string; changed?: string[]; error?: string; logLevel?: string };
 

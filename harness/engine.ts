@@ -1,14 +1,14 @@
 // Starts real engines for tests: in this process on port 0, or as a child process (for kill -9).
 import type { ChildProcess } from "node:child_process";
-import { spawnUntilReady } from "../../lib/process/spawn.js";
+import { spawnUntilReady } from "../lib/process/spawn.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { connectControl, type ControlClient } from "../../clients/control.js";
-import { parseConfig } from "../../services/config/config.js";
-import { runEngine, type RunningEngine } from "../../services/engine/run.js";
-import { silentLogger } from "../../lib/log.js";
+import { connectControl, type ControlClient } from "../clients/control.js";
+import { parseConfig } from "../services/config/config.js";
+import { runEngine, type RunningEngine } from "../services/engine/run.js";
+import { silentLogger } from "../lib/log.js";
 
 /** The lab plan of shared/paper.md, with settings tests may override. */
 export function labConfig(dir: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {

@@ -6,7 +6,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { spawnUntilReady, type Started } from "../../lib/process/spawn.js";
+import { spawnUntilReady, type Started } from "../lib/process/spawn.js";
 
 export interface ExecResult { stdout: string; stderr: string }
 

@@ -8,11 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { NetnsLab, type Teardown } from "../../helpers/netns.js";
+import { NetnsLab, type Teardown } from "./netns.js";
 
 export const SYSTEM_PYTHON = "/usr/bin/python3";
 export const FRAMES_PY = fileURLToPath(new URL("./frames.py", import.meta.url));
-const REPO = fileURLToPath(new URL("../../../", import.meta.url));
+const REPO = fileURLToPath(new URL("../", import.meta.url));
 
 export interface Topology {
   lab: NetnsLab;
