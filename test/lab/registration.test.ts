@@ -9,6 +9,8 @@
 //  (d) the same for r2 with binding updates: accepted (0), wrong key 146, replay 144.
 // The test namespaces hang off the lab's net4/net6 bridges and are removed at the end; vm4 and vm6
 // are announced again on their home links afterwards, so the lab is left as it was found.
+// About 450 lines, one file: the four checks share one running lab (its guests take a while to
+// boot), and most of the length is the Python that builds and signs the registrations.
 import anyTest, { type TestFn } from "ava";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";

@@ -8,14 +8,16 @@ import test from "ava";
 import { join } from "node:path";
 import { NetnsLab, netnsAvailable } from "../../../harness/netns.js";
 
+// Real packet sockets on veths: root only.
+const live = netnsAvailable() ? test : test.skip;
+
 const PROBE = join(import.meta.dirname, "ring-probe.ts");
 const REOPEN_PROBE = join(import.meta.dirname, "ring-reopen-probe.ts");
 const FAULTS_PROBE = join(import.meta.dirname, "ring-faults-probe.ts");
 const FANOUT_PROBE = join(import.meta.dirname, "ring-fanout-probe.ts");
 const PIPELINE_PROBE = join(import.meta.dirname, "ring-pipeline-probe.ts");
 
-test("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames left out", async (t) => {
-  if (!netnsAvailable()) return t.pass("needs root");
+live("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames left out", async (t) => {
   const lab = NetnsLab.create(t);
   const ns = await lab.addNamespace("m46io");
   await lab.addVethPair(ns, "ra", ns, "rb", 4000);
@@ -35,8 +37,7 @@ test("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames lef
 // The fault behind the live tests' rare "no packets through the worker": a packet socket opened
 // with ETH_P_ALL takes in every interface's frames before bind(), which moved the kernel's ring head
 // away from ours; every frame then waited a whole turn of the ring.
-test("a ring opened while another interface is flooded gets the first frame sent to it", async (t) => {
-  if (!netnsAvailable()) return t.pass("needs root");
+live("a ring opened while another interface is flooded gets the first frame sent to it", async (t) => {
   const lab = NetnsLab.create(t);
   const ns = await lab.addNamespace("m46io");
   await lab.addVethPair(ns, "ra", ns, "rb", 1500);
@@ -47,8 +48,7 @@ test("a ring opened while another interface is flooded gets the first frame sent
   t.deepEqual(r.missed, [], "every reopened ring received the frame sent right after it opened");
 });
 
-test("a burst that overruns the ring is counted as drops, and a link that goes down and comes back is read again", async (t) => {
-  if (!netnsAvailable()) return t.pass("needs root");
+live("a burst that overruns the ring is counted as drops, and a link that goes down and comes back is read again", async (t) => {
   const lab = NetnsLab.create(t);
   const ns = await lab.addNamespace("m46io");
   await lab.addVethPair(ns, "ra", ns, "rb", 1500);
@@ -65,8 +65,7 @@ test("a burst that overruns the ring is counted as drops, and a link that goes d
   t.true(r.afterUp, "a frame sent after the link came back arrived");
 });
 
-test("two ports in one fanout group share an interface: each flow on one port, in order, no datagram twice or lost", async (t) => {
-  if (!netnsAvailable()) return t.pass("needs root");
+live("two ports in one fanout group share an interface: each flow on one port, in order, no datagram twice or lost", async (t) => {
   const lab = NetnsLab.create(t);
   const ns = await lab.addNamespace("m46io");
   await lab.addVethPair(ns, "ra", ns, "rb", 1500);
@@ -95,8 +94,7 @@ test("two ports in one fanout group share an interface: each flow on one port, i
   }
 });
 
-test("the pipeline fed views into the ring gives the same bytes as fed copies: 6,000 seeded mutations of every kind of frame", async (t) => {
-  if (!netnsAvailable()) return t.pass("needs root");
+live("the pipeline fed views into the ring gives the same bytes as fed copies: 6,000 seeded mutations of every kind of frame", async (t) => {
   const lab = NetnsLab.create(t);
   const ns = await lab.addNamespace("m46io");
   await lab.addVethPair(ns, "ra", ns, "rb", 1500);
