@@ -1,6 +1,7 @@
 // Prometheus metrics of the worker, read from the forwarder's plain counters and the ports'
 // statistics when /metrics is scraped, so the packet path only increments numbers.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
+import { registerProcessMetrics } from "../../lib/metrics/http.js";
 import type { FramePortStats } from "../io/frames.js";
 
 /** What the metrics read; the worker fills it in. */
@@ -21,7 +22,7 @@ export function workerMetrics(source: WorkerMetricsSource): Registry {
   const registry = new Registry();
   const registers = [registry];
   // Prometheus' standard process_* and nodejs_* names: the job label says which process.
-  collectDefaultMetrics({ register: registry });
+  registerProcessMetrics(registry);
   new Counter({
     name: "mip46_dataplane_packets_total", help: "Frames received (direction=in) and sent (direction=out) on each interface.",
     labelNames: ["interface", "direction"], registers,

@@ -1,7 +1,7 @@
 // The HTTP side of Prometheus metrics, shared by every mip46 process (engine, data-plane worker,
 // home agents, agents): /metrics from a prom-client registry, and /healthz.
 import { createServer, type Server } from "node:http";
-import { Gauge, type Registry } from "prom-client";
+import { collectDefaultMetrics, Gauge, type Registry } from "prom-client";
 import { buildInfo } from "../process/version.js";
 
 /** Serves /metrics (and /healthz) on `listen` ("host:port"); resolves with the bound port. */
@@ -33,6 +33,17 @@ export function splitHostPort(listen: string): { host: string; port: number } {
   if (!m) throw new Error(`'${listen}' must be HOST:PORT or [IPv6]:PORT`);
   return { host: m[1], port: Number(m[2]) };
 }
+
+/**
+ * Prometheus' standard process_* and nodejs_* metrics (the job label says which process), less
+ * the three gauges prom-client names with _total, a suffix Prometheus keeps for counters
+ * (`promtool check metrics` flags them): their totals are sum(nodejs_active_handles) and so on.
+ */
+export function registerProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of GAUGES_NAMED_TOTAL) registry.removeSingleMetric(name);
+}
+export const GAUGES_NAMED_TOTAL = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"];
 
 /** mip46_build_info{version, commit, node} 1, the Prometheus convention for what runs. */
 export function registerBuildInfo(registry: Registry): void {

@@ -1,6 +1,7 @@
 // Prometheus metrics for the engine: the go-grpc-prometheus names for the RPCs, and
 // mip46_<subsystem>_<thing> series read from the store when scraped.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerProcessMetrics } from "../../lib/metrics/http.js";
 import type { HostRecord, Store } from "../store/store.js";
 import type { EngineEvents } from "../engine/engine.js";
 import type { RulePublisher } from "../rules/push.js";
@@ -15,7 +16,7 @@ export class EngineMetrics implements EngineEvents {
   constructor(store: Store, now: () => number = Date.now) {
     const registers = [this.registry];
     // Prometheus' standard process_* and nodejs_* names: the job label says which process.
-    collectDefaultMetrics({ register: this.registry });
+    registerProcessMetrics(this.registry);
     this.handled = new Counter({
       name: "grpc_server_handled_total", help: "RPCs completed on the server, by status code.",
       labelNames: ["grpc_type", "grpc_service", "grpc_method", "grpc_code"], registers,

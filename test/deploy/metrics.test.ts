@@ -1,10 +1,15 @@
 // The Grafana dashboard and the alert rules may only name metrics that the code defines: the
 // names are read from the source (every `new Counter/Gauge/Histogram/Summary({ name: "..." })`)
-// and from prom-client's default metrics under the prefixes the code gives them.
+// and from the process metrics lib/metrics/http.ts registers. promtool checks what the engine and
+// the worker serve.
 import test from "ava";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { execFileSync } from "node:child_process";
+import { Registry } from "prom-client";
+import { registerProcessMetrics } from "../../lib/metrics/http.js";
+import { workerMetrics } from "../../dataplane/worker/metrics.js";
+import { startTestEngine } from "../../harness/engine.js";
 import { parse } from "yaml";
 
 // The whole tree but what is not ours or not the product: a metric defined in a new folder is
@@ -25,15 +30,15 @@ function sources(dir: string): string[] {
 /** Metric name to its type, as defined in the code. */
 async function definedMetrics(): Promise<Map<string, string>> {
   const defined = new Map<string, string>();
-  const prefixes = new Set<string>();
+  let processMetrics = false;
   for (const file of sources(".")) {
     const text = readFileSync(file, "utf8");
     for (const m of text.matchAll(/new (Counter|Gauge|Histogram|Summary)\(\{\s*name:\s*"([^"]+)"/g)) defined.set(m[2], m[1].toLowerCase());
-    for (const m of text.matchAll(/collectDefaultMetrics\(\{([^}]*)\}/g)) prefixes.add(/prefix:\s*"([^"]+)"/.exec(m[1])?.[1] ?? "");
+    if (/registerProcessMetrics\(this\.registry\)|registerProcessMetrics\(registry\)/.test(text) && !file.endsWith("http.ts")) processMetrics = true;
   }
-  for (const prefix of prefixes) {
+  if (processMetrics) {
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry, prefix });
+    registerProcessMetrics(registry);
     for (const m of await registry.getMetricsAsJSON()) defined.set(m.name, String(m.type));
   }
   return defined;
@@ -107,4 +112,30 @@ test("the dashboard and the alert rules select only jobs that prometheus.yml scr
   const selected = exprs.flatMap((e) => [...e.matchAll(/\bjob\s*=\s*"([^"]+)"/g)].map((m) => m[1]));
   t.true(selected.length > 10);
   t.deepEqual([...new Set(selected)].filter((j) => !jobs.has(j)), []);
+});
+
+/** What `promtool check metrics` says of a scrape (nothing when every name follows the conventions). */
+function promtool(text: string): string {
+  try {
+    return execFileSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string };
+    return `${err.stdout ?? ""}${err.stderr ?? ""}`;
+  }
+}
+
+test("promtool check metrics finds nothing to say of what the engine and a worker serve", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  const engine = await (await fetch(`http://127.0.0.1:${e.running.metricsPort}/metrics`)).text();
+  t.regex(engine, /^nodejs_active_handles\{/m, "the per-type gauges stay");
+  t.notRegex(engine, /^nodejs_active_handles_total /m);
+  t.is(promtool(engine), "", "engine");
+  const port = { received: 0, batches: 0, sent: 0, sendErrors: 0, truncated: 0, captureDrops: 0, socketErrors: 0 };
+  const worker = await workerMetrics({
+    interfaces: () => [{ name: "w0", rxPackets: 1, txPackets: 1, rxBytes: 60, txBytes: 60, port }], actions: () => ({ decap: 1 }), drops: () => ({ "no-route": 1 }),
+    revision: () => 1n, rules: () => 3, neighbours: () => [{ family: "ipv4", state: "reachable", count: 1 }], engineConnected: () => true,
+  }).metrics();
+  t.regex(worker, /^mip46_dataplane_socket_errors_total\{interface="w0"\} 0/m);
+  t.is(promtool(worker), "", "worker");
 });
