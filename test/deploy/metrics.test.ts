@@ -97,6 +97,44 @@ test("the Grafana dashboard is valid JSON and names only defined metrics", async
   t.deepEqual(unknownNames(exprs, await definedMetrics()), []);
 });
 
+test("the dashboard: a leader panel, worker and host variables every data-plane and agent panel follows, handover annotations", async (t) => {
+  type Target = { expr: string };
+  const d = JSON.parse(readFileSync("deploy/grafana/mip46.json", "utf8")) as {
+    panels: { title: string; gridPos: { x: number; y: number; w: number; h: number }; targets?: Target[] }[];
+    templating: { list: { name: string; definition?: string }[] };
+    annotations: { list: { name: string; expr: string }[] };
+  };
+  const leader = d.panels.find((p) => p.title === "Leader");
+  t.regex(leader?.targets?.[0].expr ?? "", /mip46_engine_leader\{[^}]*\} == 1/);
+  const vars = new Map(d.templating.list.map((v) => [v.name, v.definition ?? ""]));
+  t.regex(vars.get("worker") ?? "", /^label_values\(mip46_dataplane_rules_revision, instance\)$/);
+  t.regex(vars.get("host") ?? "", /^label_values\(mip46_build_info\{job="mip46-agent"\}, instance\)$/);
+  const defined = await definedMetrics();
+  t.deepEqual(unknownNames([...vars.values()].map((v) => v.replace(/^label_values\((.*), instance\)$/, "$1")), defined), []);
+  // Every series of a worker or an agent is filtered by its variable (the engine's own are not).
+  for (const p of d.panels) {
+    for (const { expr } of p.targets ?? []) {
+      for (const m of expr.matchAll(/\b(mip46_(?:dataplane|agent)_[a-z_]+)(\{[^}]*\})?/g)) {
+        if (m[2]?.includes('job="mip46-engine"')) continue;
+        t.regex(m[2] ?? "", m[1].startsWith("mip46_agent_") ? /instance=~"\$host"/ : /instance=~"\$worker"/, `${p.title}: ${m[1]}`);
+      }
+    }
+  }
+  const handovers = d.annotations.list.find((a) => a.name === "Handovers");
+  t.regex(handovers?.expr ?? "", /mip46_agent_handover_seconds_count\{step="registered"/);
+  t.deepEqual(unknownNames([handovers!.expr], defined), []);
+  // No two panels overlap on the grid.
+  const cells = new Set<string>();
+  for (const p of d.panels) {
+    for (let x = p.gridPos.x; x < p.gridPos.x + p.gridPos.w; x++) {
+      for (let y = p.gridPos.y; y < p.gridPos.y + p.gridPos.h; y++) {
+        t.false(cells.has(`${x},${y}`), `${p.title} overlaps another panel at ${x},${y}`);
+        cells.add(`${x},${y}`);
+      }
+    }
+  }
+});
+
 test("the alert rules name only defined metrics", async (t) => {
   const doc = parse(readFileSync("deploy/prometheus/alerts.yml", "utf8")) as { groups: { rules: { alert: string; expr: string }[] }[] };
   const exprs = doc.groups.flatMap((g) => g.rules.map((r) => r.expr));
