@@ -4,27 +4,17 @@
 import test from "ava";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parse } from "yaml";
 import { parseConfig } from "../../services/config/config.js";
+import { freePort } from "../../harness/etcd.js";
 
 const run = promisify(execFile);
 const DIR = "deploy/examples/cluster";
 const MEMBERS = [1, 2, 3];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test("the engine replica files pass the configuration check and list every etcd member", (t) => {
   const members = MEMBERS.map((n) => parse(readFileSync(`${DIR}/etcd-${n}.yaml`, "utf8")) as Record<string, string>);
