@@ -158,7 +158,10 @@ for (const { mode, vm, home, dest, client, address } of ABORTS) {
     checkSession(t, `${client} → ${vm} through the ${mode}`, c, first, last);
     const gap = c.gapSince(mark);
     test.log(`longest echo gap from the migration's start to 0.5 s after the abort: ${gap} ms (QEMU: ${JSON.stringify(m.qemu)})`);
-    t.true(gap <= 100, `no echo gap over 100 ms while the migration ran and was undone (longest ${gap} ms)`);
+    // Diverted traffic would stay lost until the abort undid the rules, 800 ms or more after the
+    // start; an echo gap under half of that says the VM stayed reachable where it ran. (100 ms was
+    // too tight for a loaded machine, where a TCG guest's echo can pause 130 ms on its own.)
+    t.true(gap <= 400, `no echo gap over 400 ms while the migration ran and was undone (longest ${gap} ms)`);
     await endSessions(t, [{ label: `${client} → ${vm}`, client: c }]);
     await stateBack(t, `after the ${mode}`, before);
     t.done();
