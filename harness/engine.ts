@@ -89,3 +89,26 @@ export function hostOn(family: 4 | 6, hostId: string, n = 10) {
     vms: [],
   };
 }
+
+/**
+ * Everything the engine stores, as operators see it (the List RPCs and the rule table), as one
+ * comparable text: a refused request must leave it unchanged. Heartbeat times are left out.
+ */
+export async function storedState(client: ControlClient): Promise<string> {
+  const [pools, leases, bindings, hosts, rules, migrations] = await Promise.all([
+    client.listPools({}), client.listLeases({}), client.listBindings({}), client.listHosts({}), client.getRuleTable({}), client.listMigrations({}),
+  ]);
+  return JSON.stringify({ pools, leases, bindings, hosts: hosts.hosts.map((h) => ({ ...h, lastSeenMs: 0 })), rules, migrations },
+    (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+}
+
+/** The gRPC status of a call that must fail. */
+export async function failure(p: Promise<unknown>): Promise<{ code: number; details: string }> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as { code: number; details: string };
+    return { code: err.code, details: err.details };
+  }
+  throw new Error("call succeeded, but an error was expected");
+}

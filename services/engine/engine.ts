@@ -96,7 +96,7 @@ export class Engine {
     this.hostsInStore = config.store.kind === "etcd";
     this.migrations = new Migrations({
       config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs,
-      exclusive: (fn) => this.exclusive(fn),
+      exclusive: (fn) => this.exclusive(fn), host: (hostId) => this.host(hostId),
     });
   }
 
@@ -126,6 +126,11 @@ export class Engine {
     this.timers.length = 0;
   }
 
+  /** A known host's latest record: this engine's memory with the embedded store, etcd's otherwise. */
+  private async host(hostId: string): Promise<HostRecord | undefined> {
+    return this.hostsInStore ? this.store.getHost(hostId) : this.hosts.get(hostId);
+  }
+
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.serial.then(fn, fn);
     this.serial = run.catch(() => undefined);
@@ -139,7 +144,7 @@ export class Engine {
   // --- AllocateCareOf / ReleaseCareOf ----------------------------------------------------------
 
   async allocateCareOf(hostId: string, vmId: string, home: IPAddress): Promise<CareOf> {
-    const host = this.hostsInStore ? await this.store.getHost(hostId) : this.hosts.get(hostId);
+    const host = await this.host(hostId);
     if (!host) throw new FailedPreconditionError(`host ${hostId} is unknown: its agent must send a Heartbeat with its addresses first`);
     // The network was worked out from the host's addresses when it last beat.
     const net = this.plan.networkByCidr(host.network);
@@ -152,7 +157,7 @@ export class Engine {
       // Flow 3.1 b-c: an IPv4 VM in the IPv6 network gets a pool address, and an IPv6 care-of
       // address of the host network's prefix + its home address.
       const lease = await this.store.acquireLease({ ...base, pool: this.config.pool.name });
-      const v6 = this.plan.careOfInIPv6Network(net.network, home);
+      const v6 = this.plan.careOfIPv6(net, home, parseIPv4(lease.address, "care_of_ipv4"))!;
       return { careOfIPv4: lease.address, careOfIPv6: v6.text, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
     }
     if (net.family === 4) {
@@ -166,7 +171,7 @@ export class Engine {
       // segment's prefix + that address. An IPv4 VM on a foreign IPv4 segment gets a co-located
       // care-of address the same way (RFC 5944 §1.2).
       const lease = await this.store.acquireLease({ ...base, pool: seg.careOfPool.name });
-      const v6 = seg.prefix ? this.plan.careOfInSegment(seg.prefix, parseIPv4(lease.address, "care_of_ipv4")).text : "";
+      const v6 = this.plan.careOfIPv6(net, home, parseIPv4(lease.address, "care_of_ipv4"))?.text ?? "";
       return { careOfIPv4: lease.address, careOfIPv6: v6, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
     }
     throw new FailedPreconditionError(

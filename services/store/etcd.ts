@@ -102,6 +102,7 @@ export class EtcdStore extends EtcdPart implements Store {
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }> { return this.rules.deleteBinding(vmId, migration); }
   getBinding(vmId: string): Promise<BindingRecord | undefined> { return this.rules.getBinding(vmId); }
   listBindings(): Promise<BindingRecord[]> { return this.rules.listBindings(); }
+  bindingsWithHome(homeAddress: string): Promise<BindingRecord[]> { return this.rules.bindingsWithHome(homeAddress); }
   listMigrations(limit: number): Promise<MigrationRecord[]> { return this.rules.listMigrations(limit); }
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> { return this.rules.ruleTable(); }
   ruleChangesSince(revision: bigint): Promise<RuleChange[] | undefined> { return this.rules.ruleChangesSince(revision); }

@@ -263,6 +263,10 @@ export class SqliteStore implements Store {
     return this.q.bindings.all().map((r) => JSON.parse(r.body) as BindingRecord);
   }
 
+  async bindingsWithHome(homeAddress: string): Promise<BindingRecord[]> {
+    return this.q.bindingsWithHome.all(homeAddress).map((r) => JSON.parse(r.body) as BindingRecord);
+  }
+
   async listMigrations(limit: number): Promise<MigrationRecord[]> {
     return this.q.migrations.all(limit).map((r) => JSON.parse(r.body) as MigrationRecord);
   }

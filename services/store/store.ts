@@ -143,6 +143,8 @@ export interface Store {
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }>;
   getBinding(vmId: string): Promise<BindingRecord | undefined>;
   listBindings(): Promise<BindingRecord[]>;
+  /** The bindings whose VM has this home address (at most one when the engine held to its rules). */
+  bindingsWithHome(homeAddress: string): Promise<BindingRecord[]>;
   listMigrations(limit: number): Promise<MigrationRecord[]>;
 
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }>;

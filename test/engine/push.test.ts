@@ -48,6 +48,7 @@ test("a worker gets a snapshot, then one delta per revision, and its table match
   const e = await startTestEngine();
   t.teardown(() => e.stop());
   await e.client.heartbeat(hostOn(6, "h6"));
+  await e.client.heartbeat(hostOn(4, "h4")); // vm-a's home host, which registers it home below
   await migrate(e.client, "vm-a", "192.0.2.1");
   const m = mirror();
   const sync = new RuleSyncClient({ workerId: "w1", engines: [e.address], onSnapshot: m.onSnapshot, onDelta: m.onDelta });

@@ -109,6 +109,11 @@ export class EtcdRules extends EtcdPart {
     return this.listDocs<BindingRecord>("bindings/");
   }
 
+  /** A scan of the bindings: etcd keeps no index by home address (a registration's check, not a hot path). */
+  async bindingsWithHome(homeAddress: string): Promise<BindingRecord[]> {
+    return (await this.listBindings()).filter((b) => b.homeAddress === homeAddress);
+  }
+
   async listMigrations(limit: number): Promise<MigrationRecord[]> {
     const res = await this.s.client.getAll().prefix(this.k("migrations/")).sort("Key", "Descend").limit(limit).exec();
     return res.kvs.map((kv) => JSON.parse(kv.value.toString()) as MigrationRecord);
