@@ -8,7 +8,7 @@ import { stringify } from "yaml";
 import { connectControl, type ControlClient } from "../clients/control.js";
 import { parseConfig } from "../services/config/config.js";
 import { runEngine, type RunningEngine } from "../services/engine/run.js";
-import { silentLogger } from "../lib/log.js";
+import { type Logger, silentLogger } from "../lib/log.js";
 
 /** The lab plan of shared/paper.md, with settings tests may override. */
 export function labConfig(dir: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -39,9 +39,9 @@ export function tempDir(prefix = "mip46-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export async function startTestEngine(overrides: Record<string, unknown> = {}, dir = tempDir()): Promise<TestEngine> {
+export async function startTestEngine(overrides: Record<string, unknown> = {}, dir = tempDir(), log: Logger = silentLogger): Promise<TestEngine> {
   const config = parseConfig(labConfig(dir, overrides));
-  const running = await runEngine(config, silentLogger);
+  const running = await runEngine(config, log);
   const address = `127.0.0.1:${running.grpcPort}`;
   const client = connectControl(address);
   return {

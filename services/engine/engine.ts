@@ -7,7 +7,7 @@ import { AddressError, cidrText, parseIPv4, prefixContains } from "../../lib/net
 import type { Logger } from "../../lib/log.js";
 import { silentLogger } from "../../lib/log.js";
 import type { EngineConfig } from "../config/config.js";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { ConflictError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import { MigrationAdvisor } from "../migration/advisor.js";
 import { poolAddresses } from "../pool/pool.js";
@@ -29,6 +29,16 @@ export type { AbortResult, MigrationInput, MigrationResult, PrepareResult } from
  * this is the one place the cap is set.
  */
 export const MIGRATIONS_LISTED = 1000;
+
+/** What a release did: the named lease, cooling down, and what it found and released. */
+export interface Released extends CoolingRecord {
+  /** The lease as it was. */
+  lease: LeaseRecord;
+  /** The binding a forced release removed. */
+  binding?: BindingRecord;
+  /** Every lease released (the named one, and a forced release's translation lease). */
+  released: CoolingRecord[];
+}
 
 export interface CareOf {
   careOfIPv4: string;
@@ -178,27 +188,48 @@ export class Engine {
       `vm ${vmId} is an IPv6 VM on IPv6 network ${net.name}: it forms its care-of address itself (RFC 6275 §11.5); the engine serves cross-protocol moves`);
   }
 
-  releaseCareOf(sel: { address: IPv4 } | { vmId: string }): Promise<CoolingRecord> {
+  /**
+   * Gives a lease back. A binding cannot outlive the address it points at (as on expiry): a lease
+   * that a binding uses is refused, unless `force`; then the binding, its rules and its own
+   * translation lease (or, for a correspondent's lease, the mapping) go with the lease, in one
+   * store transaction. Answers what was there before and what was released, for the audit log.
+   */
+  releaseCareOf(sel: { address: IPv4 } | { vmId: string }, force = false): Promise<Released> {
     return this.exclusive(async () => {
-      // A binding cannot outlive the address it points at (as on expiry): a lease that a binding
-      // uses is not released; the VM must come home, or move, first.
+      const nowMs = this.now();
       const lease = "address" in sel ? await this.store.leaseByAddress(sel.address.text) : await this.store.getLease(sel.vmId, "care-of");
-      const b = lease && (lease.purpose === "care-of" || lease.purpose === "translation") ? await this.store.getBinding(lease.holder) : undefined;
-      if (lease) {
-        if (b && (b.careOfIPv4 === lease.address || b.translatedIPv4 === lease.address)) {
-          const use = b.careOfIPv4 === lease.address ? "care-of address" : "translated address";
-          throw new FailedPreconditionError(`address: ${lease.address} is the ${use} of vm ${b.vmId}'s binding at ${b.hostId} (migration ${b.migrationId}); it is released when the VM comes home or moves on`);
-        }
+      if (!lease) throw new NotFoundError("address" in sel ? `no lease holds ${sel.address.text}` : `vm ${sel.vmId} holds no care-of lease`);
+      const b = await this.bindingUsing(lease);
+      if (b && !force) {
+        const use = b.careOfIPv4 === lease.address ? "care-of address" : "translated address";
+        throw new FailedPreconditionError(`address: ${lease.address} is the ${use} of vm ${b.vmId}'s binding at ${b.hostId} (migration ${b.migrationId}); it is released when the VM comes home or moves on, or with force, which removes the binding`);
       }
-      const released = await this.store.releaseLease(
-        "address" in sel ? { address: sel.address.text } : { holder: sel.vmId, purpose: "care-of" }, this.now(), this.cooldownMs);
-      if (!released) throw new NotFoundError("address" in sel ? `no lease holds ${sel.address.text}` : `vm ${sel.vmId} holds no care-of lease`);
+      if (b) {
+        const addresses = [lease.address];
+        const own = await this.store.getLease(b.vmId, "translation");
+        if (own && own.address !== lease.address && own.address === b.translatedIPv4) addresses.push(own.address);
+        const owners = [vmOwner(b.vmId), ...(lease.purpose === "correspondent" ? [correspondentOwner(lease.holder)] : [])];
+        const { released } = await this.store.forceRelease(b.vmId, owners, addresses, nowMs, this.cooldownMs);
+        const cooling = released.find((r) => r.address === lease.address);
+        if (!cooling) throw new ConflictError(`address: the lease on ${lease.address} changed during the release; try again`);
+        this.log.warn("binding removed by a forced release", { vmId: b.vmId, hostId: b.hostId, migrationId: b.migrationId, released: released.map((r) => r.address) });
+        return { ...cooling, lease, binding: b, released };
+      }
+      const cooling = await this.store.releaseLease({ address: lease.address }, nowMs, this.cooldownMs);
+      if (!cooling) throw new NotFoundError(`no lease holds ${lease.address}`);
       // A correspondent's address mapping (RFC 7757) goes with its lease, as on expiry; so do
       // the rules of a migration prepared with a care-of address that never arrived.
-      if (released.purpose === "correspondent") await this.store.replaceRules(correspondentOwner(released.holder), []);
-      if (released.purpose === "care-of" && b === undefined) await this.store.replaceRules(vmOwner(released.holder), []);
-      return released;
+      if (cooling.purpose === "correspondent") await this.store.replaceRules(correspondentOwner(cooling.holder), []);
+      if (cooling.purpose === "care-of" && !(await this.store.getBinding(cooling.holder))) await this.store.replaceRules(vmOwner(cooling.holder), []);
+      return { ...cooling, lease, released: [cooling] };
     });
+  }
+
+  /** The binding that points at a lease's address: its VM's (care-of, translation), or one whose home the correspondent mapping names. */
+  private async bindingUsing(lease: LeaseRecord): Promise<BindingRecord | undefined> {
+    if (lease.purpose === "correspondent") return (await this.store.bindingsWithHome(lease.holder)).find((b) => b.translatedIPv4 === lease.address);
+    const b = await this.store.getBinding(lease.holder);
+    return b && (b.careOfIPv4 === lease.address || b.translatedIPv4 === lease.address) ? b : undefined;
   }
 
   // --- RequestPrefix ---------------------------------------------------------------------------
@@ -229,7 +260,8 @@ export class Engine {
 
   // --- MapCorrespondent ------------------------------------------------------------------------
 
-  mapCorrespondent(ipv6: IPv6): Promise<LeaseRecord> {
+  /** Answers the mapping's lease, and the lease before (undefined for a new mapping), for the audit log. */
+  mapCorrespondent(ipv6: IPv6): Promise<{ lease: LeaseRecord; before?: LeaseRecord }> {
     const xlat = this.config.translationPrefix;
     // An address inside our own translation prefix stands for an IPv4 node already (RFC 6052):
     // mapping it too would give one IPv4 node two IPv6 names, and loop the translator.
@@ -238,12 +270,13 @@ export class Engine {
     }
     return this.exclusive(async () => {
       const nowMs = this.now();
+      const before = await this.store.getLease(ipv6.text, "correspondent");
       const lease = await this.store.acquireLease({
         pool: this.config.pool.name, holder: ipv6.text, purpose: "correspondent", hostId: "", nowMs,
         expiresAtMs: nowMs + this.config.leases.correspondentLifetimeSeconds * 1000, cooldownMs: this.cooldownMs,
       });
       await this.store.replaceRules(correspondentOwner(ipv6.text), correspondentRules(ipv6.text, lease.address));
-      return lease;
+      return { lease, before };
     });
   }
 

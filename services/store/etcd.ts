@@ -100,6 +100,9 @@ export class EtcdStore extends EtcdPart implements Store {
   replaceRules(owner: string, rules: Rule[]): Promise<bigint> { return this.rules.replaceRules(owner, rules); }
   putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> { return this.rules.putBinding(binding, migration, rules); }
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }> { return this.rules.deleteBinding(vmId, migration); }
+  forceRelease(vmId: string, owners: string[], addresses: string[], nowMs: number, cooldownMs: number): Promise<{ revision: bigint; released: CoolingRecord[] }> {
+    return this.rules.forceRelease(vmId, owners, addresses, nowMs, cooldownMs);
+  }
   getBinding(vmId: string): Promise<BindingRecord | undefined> { return this.rules.getBinding(vmId); }
   listBindings(): Promise<BindingRecord[]> { return this.rules.listBindings(); }
   bindingsWithHome(homeAddress: string): Promise<BindingRecord[]> { return this.rules.bindingsWithHome(homeAddress); }

@@ -254,6 +254,22 @@ export class SqliteStore implements Store {
     });
   }
 
+  forceRelease(vmId: string, owners: string[], addresses: string[], nowMs: number, cooldownMs: number): Promise<{ revision: bigint; released: CoolingRecord[] }> {
+    return this.write(() => {
+      const released: CoolingRecord[] = [];
+      for (const address of addresses) {
+        const row = this.q.byValue.get(parseIPv4(address, "address").value);
+        if (!row || row.state !== LEASED) continue;
+        this.q.cool.run(nowMs + cooldownMs, row.value);
+        released.push(toCooling(row, nowMs + cooldownMs));
+      }
+      this.q.deleteBinding.run(vmId);
+      let revision = this.currentRevision();
+      for (const owner of owners) revision = this.setRules(owner, []);
+      return { revision, released };
+    });
+  }
+
   async getBinding(vmId: string): Promise<BindingRecord | undefined> {
     const row = this.q.getBinding.get(vmId);
     return row ? (JSON.parse(row.body) as BindingRecord) : undefined;

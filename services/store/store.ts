@@ -141,6 +141,12 @@ export interface Store {
   putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint>;
   /** Removes a VM's binding and its rules (the VM came home, or its care-of lease ended). */
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }>;
+  /**
+   * A forced release, in one atomic change: removes a VM's binding, clears the rules of each of
+   * `owners` (the VM's, a correspondent's mapping), and moves the leases on `addresses` to cooling
+   * (those no longer leased are skipped). Resolves the cooled leases and the rule revision.
+   */
+  forceRelease(vmId: string, owners: string[], addresses: string[], nowMs: number, cooldownMs: number): Promise<{ revision: bigint; released: CoolingRecord[] }>;
   getBinding(vmId: string): Promise<BindingRecord | undefined>;
   listBindings(): Promise<BindingRecord[]>;
   /** The bindings whose VM has this home address (at most one when the engine held to its rules). */

@@ -4,7 +4,9 @@
 // migrations) is compared before and after.
 import test, { type ExecutionContext } from "ava";
 import { status } from "@grpc/grpc-js";
-import { failure, hostOn, startTestEngine, storedState, type TestEngine } from "../../harness/engine.js";
+import { LeasePurpose } from "../../gen/mip46/v1/control.js";
+import { createLogger } from "../../lib/log.js";
+import { failure, hostOn, startTestEngine, storedState, tempDir, type TestEngine } from "../../harness/engine.js";
 import { startEtcdCluster, type EtcdCluster } from "../../harness/etcd.js";
 
 let cluster: EtcdCluster | undefined;
@@ -19,15 +21,28 @@ test.after.always(async () => {
 
 const STORES = ["sqlite", "etcd"] as const;
 
-/** An engine on the given store; hosts are not marked down while a test runs. */
-async function engineOn(t: ExecutionContext, kind: (typeof STORES)[number]): Promise<TestEngine> {
+/** An engine on the given store, with its log lines kept; hosts are not marked down while a test runs. */
+async function engineOn(t: ExecutionContext, kind: (typeof STORES)[number]): Promise<TestEngine & { logs: Record<string, unknown>[] }> {
   const store = kind === "sqlite" ? {} : {
     replica: "r0",
     store: { kind: "etcd", etcd: { endpoints: cluster!.endpoints, prefix: `/mip46-integrity-${process.pid}-${++prefixes}`, leaderTtlSeconds: 1 } },
   };
-  const e = await startTestEngine({ ...store, hosts: { heartbeatIntervalSeconds: 1, downAfterSeconds: 600 } });
+  const logs: Record<string, unknown>[] = [];
+  const log = createLogger({}, "info", (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
+  const e = await startTestEngine({ ...store, hosts: { heartbeatIntervalSeconds: 1, downAfterSeconds: 600 } }, tempDir(), log);
   t.teardown(() => e.stop());
-  return e;
+  return { ...e, logs };
+}
+
+/** The stored state as comparable lists: leases, bindings and rule keys (each sorted), and cooling addresses per pool. */
+async function parts(e: TestEngine) {
+  const [leases, bindings, rules, pools] = await Promise.all([e.client.listLeases({}), e.client.listBindings({}), e.client.getRuleTable({}), e.client.listPools({})]);
+  return {
+    leases: leases.leases.map((l) => `${l.address} ${l.holder} ${LeasePurpose[l.purpose]}`).sort(),
+    bindings: bindings.bindings.map((b) => `${b.vmId}@${b.hostId} ${b.careOfIpv4} ${b.translatedIpv4}`).sort(),
+    rules: rules.rules.map((r) => r.key).sort(),
+    cooling: Object.fromEntries(pools.pools.map((p) => [p.name, p.cooling])),
+  };
 }
 
 for (const kind of STORES) {
@@ -78,5 +93,81 @@ for (const kind of STORES) {
     t.false((await e.client.registerMigration(v6)).returnedHome);
     const bindings = (await e.client.listBindings({})).bindings.map((x) => `${x.vmId} ${x.homeAddress} ${x.hostId} ${x.careOfIpv6}`);
     t.deepEqual(bindings, ["a 192.0.2.1 h6 2001:db8:1::c000:201", "b 192.0.2.7 h6 2001:db8:1::c000:207", `v6 2001:db8:1::2 h4 ${c6.careOfIpv6}`]);
+  });
+}
+
+for (const kind of STORES) {
+  test(`${kind}: ReleaseCareOf refuses a lease a binding uses; with force the binding, its rules and its translation lease or mapping go with it; each release is audited`, async (t) => {
+    const e = await engineOn(t, kind);
+    await e.client.heartbeat(hostOn(6, "h6"));
+    await e.client.heartbeat(hostOn(4, "h4"));
+    const register = async (vmId: string, home: string, ha: string, hostId: string) => {
+      const c = await e.client.allocateCareOf({ hostId, vmId, homeAddress: home });
+      const r = await e.client.registerMigration({ vmId, homeAddress: home, homeAgent: ha, sourceHostId: "src", destinationHostId: hostId, careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+      return { careOf: c.careOfIpv4, translated: r.translatedIpv4 };
+    };
+    // vm a: flow 3.1. vm p6: flow 3.2 with a translation lease of its own. vm m6: flow 3.2 with
+    // the pool address it was mapped to while home (MapCorrespondent), kept as its translated address.
+    const a = await register("a", "192.0.2.1", "192.0.2.2", "h6");
+    const p6 = await register("p6", "2001:db8:1::2", "2001:db8:1::1", "h4");
+    const mapped = (await e.client.mapCorrespondent({ ipv6Address: "2001:db8:1::3" })).ipv4Address;
+    const m6 = await register("m6", "2001:db8:1::3", "2001:db8:1::1", "h4");
+    t.is(m6.translated, mapped);
+    const start = await parts(e);
+    t.deepEqual(start.bindings, [`a@h6 ${a.careOf} `, `m6@h4 ${m6.careOf} ${mapped}`, `p6@h4 ${p6.careOf} ${p6.translated}`]);
+
+    const before = await storedState(e.client);
+    const refusals: [string, Parameters<typeof e.client.releaseCareOf>[0], RegExp][] = [
+      ["a care-of lease by VM", { address: "", vmId: "p6" }, new RegExp(`^address: ${p6.careOf} is the care-of address of vm p6's binding at h4 \\(migration [0-9a-f-]+\\)`)],
+      ["a care-of lease by address", { address: a.careOf, vmId: "" }, /^address: .* is the care-of address of vm a's binding at h6/],
+      ["a translation lease", { address: p6.translated, vmId: "" }, /^address: .* is the translated address of vm p6's binding at h4/],
+      ["a correspondent mapping a binding uses", { address: mapped, vmId: "" }, /^address: .* is the translated address of vm m6's binding at h4/],
+    ];
+    for (const [what, req, details] of refusals) {
+      const got = await failure(e.client.releaseCareOf(req));
+      t.is(got.code, status.FAILED_PRECONDITION, what);
+      t.regex(got.details, details, what);
+    }
+    t.is(await storedState(e.client), before, "no refused release changed the stored state");
+    t.false(e.logs.some((l) => l.msg === "operator action" && l.what === "ReleaseCareOf"), "and none was audited as done");
+
+    // Forced, by VM: p6's binding, its rules, its care-of and translation leases go; nothing else.
+    const r1 = await e.client.releaseCareOf({ address: "", vmId: "p6", force: true });
+    t.is(r1.address, p6.careOf);
+    const after1 = await parts(e);
+    t.deepEqual(after1.bindings, start.bindings.filter((b) => !b.startsWith("p6@")));
+    t.deepEqual(after1.rules, start.rules.filter((k) => !k.startsWith("vm/p6/")));
+    t.true(start.rules.some((k) => k.startsWith("vm/p6/")));
+    t.deepEqual(after1.leases, start.leases.filter((l) => !l.startsWith(`${p6.careOf} `) && !l.startsWith(`${p6.translated} `)));
+    t.deepEqual(after1.cooling, { ...start.cooling, engine: start.cooling.engine + 1, "ipv4-lab": start.cooling["ipv4-lab"] + 1 }, "both addresses cool down");
+
+    // Forced, a correspondent mapping: m6's binding and rules go with the mapping and its lease; m6 keeps its care-of lease.
+    await e.client.releaseCareOf({ address: mapped, vmId: "", force: true });
+    const after2 = await parts(e);
+    t.deepEqual(after2.bindings, [`a@h6 ${a.careOf} `]);
+    t.deepEqual(after2.rules, after1.rules.filter((k) => !k.startsWith("vm/m6/") && k !== "correspondent/2001:db8:1::3"));
+    t.true(after1.rules.includes("correspondent/2001:db8:1::3"));
+    t.deepEqual(after2.leases, after1.leases.filter((l) => !l.startsWith(`${mapped} `)));
+    t.true(after2.leases.includes(`${m6.careOf} m6 LEASE_PURPOSE_CARE_OF`));
+
+    // A release no binding stops needs no force; a second one finds nothing.
+    await e.client.releaseCareOf({ address: "", vmId: "m6" });
+    t.is((await failure(e.client.releaseCareOf({ address: "", vmId: "m6", force: true }))).code, status.NOT_FOUND);
+
+    const audit = e.logs.filter((l) => l.msg === "operator action");
+    t.deepEqual(audit.map((l) => [l.who, l.what, (l.request as { force?: boolean }).force]), [
+      ["plaintext", "MapCorrespondent", undefined],
+      ["plaintext", "ReleaseCareOf", true],
+      ["plaintext", "ReleaseCareOf", true],
+      ["plaintext", "ReleaseCareOf", false],
+    ]);
+    const forced = audit[1] as { before: { lease: { address: string }; binding: { vmId: string } }; after: { cooling: { address: string }[]; binding: null } };
+    t.is(forced.before.lease.address, p6.careOf, "before: the lease");
+    t.is(forced.before.binding.vmId, "p6", "before: the binding it removed");
+    t.deepEqual(forced.after.cooling.map((c) => c.address).sort(), [p6.careOf, p6.translated].sort(), "after: what cools down");
+    t.is(forced.after.binding, null);
+    const map = audit[0] as { before: { lease: null }; after: { lease: { address: string; holder: string } } };
+    t.is(map.before.lease, null);
+    t.like(map.after.lease, { address: mapped, holder: "2001:db8:1::3" });
   });
 }

@@ -24,6 +24,8 @@ const run = promisify(execFile);
 let certs: string;
 let rogue: string;
 let e: TestEngine;
+/** The engine's log lines. */
+const logs: Record<string, unknown>[] = [];
 const clients: { close(): void }[] = [];
 
 const files = (dir: string, name: string): TlsFiles => ({ ca: join(dir, "ca.pem"), cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) });
@@ -47,7 +49,7 @@ test.before(async () => {
   await run("bash", ["scripts/lab-certs.sh", certs, "engine:e1", "host:h4", "host:h6", "worker:dp-1", "operator:admin"]);
   // The same identity, signed by a CA the engine does not trust.
   await run("bash", ["scripts/lab-certs.sh", rogue, "host:h4"]);
-  e = await startTestEngine({ tls: files(certs, "engine-e1") });
+  e = await startTestEngine({ tls: files(certs, "engine-e1") }, tempDir(), createLogger({}, "info", (line) => logs.push(JSON.parse(line) as Record<string, unknown>)));
 });
 
 test.after.always(async () => {
@@ -113,6 +115,9 @@ test.serial("an operator lists and releases, and may not act as an agent", async
   // And h4's agent releases a lease of its own host.
   await h4.allocateCareOf({ hostId: "h4", vmId: "v4", homeAddress: "192.0.2.4" });
   t.truthy((await h4.releaseCareOf({ address: "", vmId: "v4" })).address);
+  // Each release is in the audit log, with the certificate's identity of who made it.
+  const audit = logs.filter((l) => l.msg === "operator action" && l.what === "ReleaseCareOf");
+  t.deepEqual(audit.map((l) => [l.who, (l.request as { vmId: string }).vmId, (l.before as { lease: { holder: string } }).lease.holder]), [["operator:admin", "v3", "v3"], ["host:h4", "v4", "v4"]]);
 });
 
 test.serial("mipctl lists with --ca --cert --key; without them it says the engine wants TLS", async (t) => {
