@@ -7,7 +7,7 @@ import type { Logger } from "../../lib/log.js";
 import type { EngineConfig } from "../config/config.js";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import type { MigrationAdvisor } from "../migration/advisor.js";
-import type { PrefixPlan } from "../prefix/plan.js";
+import { networkText, type PrefixPlan } from "../prefix/plan.js";
 import { vmOwner } from "../store/store.js";
 import type { BindingRecord, HostRecord, MigrationRecord, Store } from "../store/store.js";
 import { bindingRules } from "../rules/compile.js";
@@ -117,13 +117,17 @@ export class Migrations {
     if (other) {
       throw new FailedPreconditionError(`home_address: ${m.home.text} is the home address of vm ${other.vmId}, bound at ${other.hostId} (migration ${other.migrationId}); two VMs cannot hold one home address`);
     }
+    // A VM comes home to a host on its home network: no other host may declare it home.
+    const homeNet = this.core.plan.homeNetworkOf(m.home);
+    if (!m.careOfIPv4 && !m.careOfIPv6 && homeNet && host.network !== networkText(homeNet)) {
+      throw new FailedPreconditionError(`destination_host_id: host ${host.hostId} is on ${host.network || "no network the engine serves"}, not vm ${m.vmId}'s home network ${homeNet.name} (${networkText(homeNet)}): only a host there registers the VM home`);
+    }
     // The home agent is a router on the mobile node's home network (RFC 5944 §1.2, RFC 6275 §2).
     // The engine's configuration names the home networks, not their agents: it checks the agent
     // is on the VM's home network. A home address on no configured network is taken as given.
-    const net = this.core.plan.homeNetworkOf(m.home);
-    const cidr = net && (net.family === 4 ? net.segment.network : net.network.network);
+    const cidr = homeNet && (homeNet.family === 4 ? homeNet.segment.network : homeNet.network.network);
     if (cidr && !prefixContains(cidr.network.bytes, cidr.length, m.homeAgent.bytes)) {
-      throw new FailedPreconditionError(`home_agent: ${quoted(m.homeAgent.text)} is not on vm ${m.vmId}'s home network ${net!.name} (${cidrText(cidr)}); its home agent is a router of that network`);
+      throw new FailedPreconditionError(`home_agent: ${quoted(m.homeAgent.text)} is not on vm ${m.vmId}'s home network ${homeNet!.name} (${cidrText(cidr)}); its home agent is a router of that network`);
     }
     return host;
   }
@@ -225,9 +229,13 @@ export class Migrations {
         this.core.log.info("migration aborted", { vmId, hostId, released, boundAt: binding.hostId });
         return { ruleRevision: (await this.core.store.ruleTable()).revision, released };
       }
-      const revision = await this.core.store.replaceRules(vmOwner(vmId), []);
       const careOf = await this.core.store.getLease(vmId, "care-of");
-      if (careOf && careOf.hostId === hostId) {
+      if (careOf && careOf.hostId !== hostId) {
+        // Only the host a migration was prepared for may abort it (issue 11 §4).
+        throw new FailedPreconditionError(`host_id: vm ${vmId}'s care-of address ${careOf.address} is leased for host ${careOf.hostId}, not ${hostId}: only that host aborts its migration`);
+      }
+      const revision = await this.core.store.replaceRules(vmOwner(vmId), []);
+      if (careOf) {
         const r = await this.core.store.releaseLease({ holder: vmId, purpose: "care-of" }, nowMs, this.core.cooldownMs);
         if (r) released.push(r.address);
       }

@@ -86,6 +86,12 @@ for (const kind of STORES) {
     const home = await failure(e.client.registerMigration({ ...a, destinationHostId: "nobody", careOfIpv4: "", careOfIpv6: "" }));
     t.is(home.code, status.FAILED_PRECONDITION, "a move home to an unknown host");
     t.regex(home.details, /^destination_host_id: host nobody is unknown/);
+    const offHome = await failure(e.client.registerMigration({ ...b, destinationHostId: "h7", careOfIpv4: "", careOfIpv6: "" }));
+    t.is(offHome.code, status.FAILED_PRECONDITION, "a move home declared by a host off the VM's home network");
+    t.regex(offHome.details, /^destination_host_id: host h7 is on 2001:db8:1::\/64, not vm b's home network ipv4-lab \(192\.0\.2\.0\/24\): only a host there registers the VM home/);
+    const abort = await failure(e.client.abortMigration({ vmId: "a", hostId: "h7" }));
+    t.is(abort.code, status.FAILED_PRECONDITION, "an abort by a host the migration was not prepared for");
+    t.regex(abort.details, /^host_id: vm a's care-of address 198\.51\.100\.\d+ is leased for host h6, not h7: only that host aborts its migration/);
     t.is(await storedState(e.client), before, "no refused call changed the stored state");
 
     // The same registrations with what the engine gave out are taken.
