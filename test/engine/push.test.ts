@@ -96,6 +96,24 @@ test("a worker that does not acknowledge shows up as lagging", async (t) => {
   t.regex(metrics, /^mip46_dataplane_workers_connected 1$/m);
 });
 
+test("a stream is the worker its first hello names: a second hello naming another worker ends it, and no session is left", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  const raw = new DataPlaneSyncClient(e.address, credentials.createInsecure());
+  t.teardown(() => raw.close());
+  const stream = raw.syncRules();
+  const ended = new Promise<{ code: number }>((resolve) => stream.on("status", resolve));
+  stream.on("data", () => undefined);
+  stream.on("error", () => undefined);
+  stream.write({ message: { $case: "hello", value: { workerId: "w1", appliedRevision: 0n } } });
+  stream.write({ message: { $case: "hello", value: { workerId: "w2", appliedRevision: 0n } } });
+  await ended;
+  const metrics = async () => (await fetch(`http://127.0.0.1:${e.running.metricsPort}/metrics`)).text();
+  await until(async () => /^mip46_dataplane_workers_connected 0$/m.test(await metrics())).catch(() => undefined);
+  t.regex(await metrics(), /^mip46_dataplane_workers_connected 0$/m, "the stream's session is gone");
+  t.notRegex(await metrics(), /worker="w2"/, "and w2 was never attached");
+});
+
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, "127.0.0.1", () => {
