@@ -7,7 +7,7 @@ import { AddressError, cidrText, parseIPv4, prefixContains } from "../../lib/net
 import type { Logger } from "../../lib/log.js";
 import { silentLogger } from "../../lib/log.js";
 import type { EngineConfig } from "../config/config.js";
-import { ConflictError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import { MigrationAdvisor } from "../migration/advisor.js";
 import { poolAddresses } from "../pool/pool.js";
@@ -15,30 +15,22 @@ import { networkText, PrefixPlan } from "../prefix/plan.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { vmOwner } from "../store/store.js";
 import type {
-  AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, PoolUsage, ResourcesRecord, Store, VmRecord,
+  AdviceRecord, BindingRecord, HostRecord, LeaseRecord, MigrationRecord, PoolUsage, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";
 import { CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../rules/compile.js";
 import { HostTable } from "./hosts.js";
 import { soleLeader, type Leadership } from "./leader.js";
 import { type AbortResult, type MigrationInput, type MigrationResult, Migrations, type PrepareResult } from "./migrations.js";
+import { type Released, Releases } from "./release.js";
 
 export type { AbortResult, MigrationInput, MigrationResult, PrepareResult } from "./migrations.js";
+export type { Released } from "./release.js";
 
 /**
  * ListMigrations answers with at most this many, the newest first. The API has no paging yet;
  * this is the one place the cap is set.
  */
 export const MIGRATIONS_LISTED = 1000;
-
-/** What a release did: the named lease, cooling down, and what it found and released. */
-export interface Released extends CoolingRecord {
-  /** The lease as it was. */
-  lease: LeaseRecord;
-  /** The binding a forced release removed. */
-  binding?: BindingRecord;
-  /** Every lease released (the named one, and a forced release's translation lease). */
-  released: CoolingRecord[];
-}
 
 export interface CareOf {
   careOfIPv4: string;
@@ -86,6 +78,7 @@ export class Engine {
   private readonly hosts = new HostTable();
   private readonly hostsInStore: boolean;
   private readonly migrations: Migrations;
+  private readonly releases: Releases;
 
   constructor(
     readonly config: EngineConfig,
@@ -104,10 +97,12 @@ export class Engine {
       vmCooldownMs: config.migration.vmCooldownSeconds * 1000,
     });
     this.hostsInStore = config.store.kind === "etcd";
-    this.migrations = new Migrations({
+    const core = {
       config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs,
-      exclusive: (fn) => this.exclusive(fn), host: (hostId) => this.host(hostId),
-    });
+      exclusive: <T>(fn: () => Promise<T>) => this.exclusive(fn), host: (hostId: string) => this.host(hostId),
+    };
+    this.migrations = new Migrations(core);
+    this.releases = new Releases(core);
   }
 
   async start(): Promise<void> {
@@ -188,48 +183,8 @@ export class Engine {
       `vm ${vmId} is an IPv6 VM on IPv6 network ${net.name}: it forms its care-of address itself (RFC 6275 §11.5); the engine serves cross-protocol moves`);
   }
 
-  /**
-   * Gives a lease back. A binding cannot outlive the address it points at (as on expiry): a lease
-   * that a binding uses is refused, unless `force`; then the binding, its rules and its own
-   * translation lease (or, for a correspondent's lease, the mapping) go with the lease, in one
-   * store transaction. Answers what was there before and what was released, for the audit log.
-   */
   releaseCareOf(sel: { address: IPv4 } | { vmId: string }, force = false): Promise<Released> {
-    return this.exclusive(async () => {
-      const nowMs = this.now();
-      const lease = "address" in sel ? await this.store.leaseByAddress(sel.address.text) : await this.store.getLease(sel.vmId, "care-of");
-      if (!lease) throw new NotFoundError("address" in sel ? `no lease holds ${sel.address.text}` : `vm ${sel.vmId} holds no care-of lease`);
-      const b = await this.bindingUsing(lease);
-      if (b && !force) {
-        const use = b.careOfIPv4 === lease.address ? "care-of address" : "translated address";
-        throw new FailedPreconditionError(`address: ${lease.address} is the ${use} of vm ${b.vmId}'s binding at ${b.hostId} (migration ${b.migrationId}); it is released when the VM comes home or moves on, or with force, which removes the binding`);
-      }
-      if (b) {
-        const addresses = [lease.address];
-        const own = await this.store.getLease(b.vmId, "translation");
-        if (own && own.address !== lease.address && own.address === b.translatedIPv4) addresses.push(own.address);
-        const owners = [vmOwner(b.vmId), ...(lease.purpose === "correspondent" ? [correspondentOwner(lease.holder)] : [])];
-        const { released } = await this.store.forceRelease(b.vmId, owners, addresses, nowMs, this.cooldownMs);
-        const cooling = released.find((r) => r.address === lease.address);
-        if (!cooling) throw new ConflictError(`address: the lease on ${lease.address} changed during the release; try again`);
-        this.log.warn("binding removed by a forced release", { vmId: b.vmId, hostId: b.hostId, migrationId: b.migrationId, released: released.map((r) => r.address) });
-        return { ...cooling, lease, binding: b, released };
-      }
-      const cooling = await this.store.releaseLease({ address: lease.address }, nowMs, this.cooldownMs);
-      if (!cooling) throw new NotFoundError(`no lease holds ${lease.address}`);
-      // A correspondent's address mapping (RFC 7757) goes with its lease, as on expiry; so do
-      // the rules of a migration prepared with a care-of address that never arrived.
-      if (cooling.purpose === "correspondent") await this.store.replaceRules(correspondentOwner(cooling.holder), []);
-      if (cooling.purpose === "care-of" && !(await this.store.getBinding(cooling.holder))) await this.store.replaceRules(vmOwner(cooling.holder), []);
-      return { ...cooling, lease, released: [cooling] };
-    });
-  }
-
-  /** The binding that points at a lease's address: its VM's (care-of, translation), or one whose home the correspondent mapping names. */
-  private async bindingUsing(lease: LeaseRecord): Promise<BindingRecord | undefined> {
-    if (lease.purpose === "correspondent") return (await this.store.bindingsWithHome(lease.holder)).find((b) => b.translatedIPv4 === lease.address);
-    const b = await this.store.getBinding(lease.holder);
-    return b && (b.careOfIPv4 === lease.address || b.translatedIPv4 === lease.address) ? b : undefined;
+    return this.releases.release(sel, force);
   }
 
   // --- RequestPrefix ---------------------------------------------------------------------------
