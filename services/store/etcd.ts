@@ -12,6 +12,7 @@
 //   rules/owner/<owner>        the owner's rules, for the diff of replaceRules
 //   rules/log/<revision>       the changes of one revision, for workers that reconnect
 //   bindings/<vm>, migrations/<at>/<id>, hosts/<id>, advice/<at>/<id>
+//   homes/<home address>       the VM whose binding holds it; claimed with the binding
 // A replica keeps a watched copy of the addresses only to choose a candidate; the transaction's
 // compare on the address's mod revision is what decides, so a stale copy costs a retry, never a
 // double lease.

@@ -5,7 +5,7 @@
 import Database from "better-sqlite3";
 import { ipv4FromValue, parseIPv4 } from "../../lib/net/address.js";
 import type { Rule } from "../../lib/rules/rules.js";
-import { ResourceExhaustedError } from "../errors.js";
+import { FailedPreconditionError, ResourceExhaustedError } from "../errors.js";
 import { type AddressRow, LEASED, SCHEMA, type Statements, statements } from "./sqlite/schema.js";
 import { vmOwner } from "./store.js";
 import type {
@@ -238,6 +238,9 @@ export class SqliteStore implements Store {
 
   putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> {
     return this.write(() => {
+      // One binding per home address, checked in the write that makes it.
+      const other = this.q.bindingsWithHome.all(binding.homeAddress).map((r) => JSON.parse(r.body) as BindingRecord).find((b) => b.vmId !== binding.vmId);
+      if (other) throw new FailedPreconditionError(`home_address: ${binding.homeAddress} is the home address of vm ${other.vmId}'s binding; two VMs cannot hold one home address`);
       this.q.putMigration.run(migration.migrationId, migration.vmId, migration.registeredAtMs, JSON.stringify(migration));
       this.q.putBinding.run(binding.vmId, JSON.stringify(binding));
       return this.setRules(vmOwner(binding.vmId), rules);

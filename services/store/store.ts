@@ -137,7 +137,10 @@ export interface Store {
 
   /** Replaces the rules owned by `owner` (a VM, a correspondent, the configuration). */
   replaceRules(owner: string, rules: Rule[]): Promise<bigint>;
-  /** Records a migration, replaces the VM's binding and its rules, in one atomic change. */
+  /**
+   * Records a migration, replaces the VM's binding and its rules, in one atomic change; refuses
+   * (FailedPreconditionError) a home address that another VM's binding holds.
+   */
   putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint>;
   /** Removes a VM's binding and its rules (the VM came home, or its care-of lease ended). */
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }>;

@@ -3,7 +3,7 @@
 // serialised by etcd; each revision's changes are logged for workers that reconnect.
 import type { IOperation } from "etcd3";
 import type { Rule } from "../../../lib/rules/rules.js";
-import { ConflictError } from "../../errors.js";
+import { ConflictError, FailedPreconditionError } from "../../errors.js";
 import { vmOwner } from "../store.js";
 import { parseIPv4 } from "../../../lib/net/address.js";
 import { sleep } from "../../../lib/retry.js";
@@ -88,23 +88,48 @@ export class EtcdRules extends EtcdPart {
     return this.k(`migrations/${String(m.registeredAtMs).padStart(15, "0")}/${m.migrationId}`);
   }
 
+  /** The key naming the VM whose binding holds a home address: one binding per home address, across replicas. */
+  private homeKey(homeAddress: string): string {
+    return this.k(`homes/${homeAddress}`);
+  }
+
   async putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> {
-    return (await this.setRules([[vmOwner(binding.vmId), rules]], async () => ({
-      compares: [], ops: [this.put(this.migrationKey(migration), migration), this.put(this.k(`bindings/${binding.vmId}`), binding)], result: undefined,
-    }))).revision;
+    const hKey = this.homeKey(binding.homeAddress);
+    return (await this.setRules([[vmOwner(binding.vmId), rules]], async () => {
+      // Claimed in the same transaction as the binding: two replicas cannot bind one home address to two VMs.
+      const home = await this.getKv(hKey);
+      if (home && home.value.toString() !== binding.vmId) {
+        throw new FailedPreconditionError(`home_address: ${binding.homeAddress} is the home address of vm ${home.value.toString()}'s binding; two VMs cannot hold one home address`);
+      }
+      return {
+        compares: [home ? [hKey, "Mod", "==", home.mod_revision] : [hKey, "Create", "==", 0]],
+        ops: [this.put(this.migrationKey(migration), migration), this.put(this.k(`bindings/${binding.vmId}`), binding), this.put(hKey, binding.vmId)],
+        result: undefined,
+      };
+    })).revision;
+  }
+
+  /** The compares and deletions that remove a VM's binding and its claim on its home address. */
+  private async unbind(vmId: string): Promise<{ compares: Compare[]; ops: IOperation[]; binding?: BindingRecord }> {
+    const bKey = this.k(`bindings/${vmId}`);
+    const kv = await this.getKv(bKey);
+    if (!kv) return { compares: [[bKey, "Create", "==", 0]], ops: [] };
+    const binding = JSON.parse(kv.value.toString()) as BindingRecord;
+    const compares: Compare[] = [[bKey, "Mod", "==", kv.mod_revision]];
+    const ops: IOperation[] = [this.del(bKey)];
+    const home = await this.getKv(this.homeKey(binding.homeAddress));
+    if (home && home.value.toString() === vmId) {
+      compares.push([this.homeKey(binding.homeAddress), "Mod", "==", home.mod_revision]);
+      ops.push(this.del(this.homeKey(binding.homeAddress)));
+    }
+    return { compares, ops, binding };
   }
 
   async deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }> {
-    const bKey = this.k(`bindings/${vmId}`);
     const { revision, result } = await this.setRules([[vmOwner(vmId), []]], async () => {
-      const kv = await this.getKv(bKey);
-      const ops: IOperation[] = [];
+      const { compares, ops, binding } = await this.unbind(vmId);
       if (migration) ops.push(this.put(this.migrationKey(migration), migration));
-      if (kv) ops.push(this.del(bKey));
-      return {
-        compares: [kv ? [bKey, "Mod", "==", kv.mod_revision] : [bKey, "Create", "==", 0]],
-        ops, result: kv ? (JSON.parse(kv.value.toString()) as BindingRecord) : undefined,
-      };
+      return { compares, ops, result: binding };
     });
     return { revision, binding: result };
   }
@@ -114,12 +139,9 @@ export class EtcdRules extends EtcdPart {
    * leased address is compared on its mod revision (as a release is), the binding on its own.
    */
   async forceRelease(vmId: string, owners: string[], addresses: string[], nowMs: number, cooldownMs: number): Promise<{ revision: bigint; released: CoolingRecord[] }> {
-    const bKey = this.k(`bindings/${vmId}`);
     const until = nowMs + cooldownMs;
     const { revision, result } = await this.setRules(owners.map((o) => [o, []]), async () => {
-      const kv = await this.getKv(bKey);
-      const compares: Compare[] = [kv ? [bKey, "Mod", "==", kv.mod_revision] : [bKey, "Create", "==", 0]];
-      const ops: IOperation[] = kv ? [this.del(bKey)] : [];
+      const { compares, ops } = await this.unbind(vmId);
       const released: CoolingRecord[] = [];
       for (const address of addresses) {
         const aKey = this.addressKey(parseIPv4(address, "address").value);
