@@ -385,7 +385,10 @@ async function pairClient(address: string): Promise<void> {
       const dest = `host-${(i * 2) % job.hosts}`;
       const source = `host-${((i * 2) % job.hosts) + 1}`;
       const vmId = `moved-${i}`;
-      const home = `192.0.2.${(i % 250) + 2}`;
+      // One home address per VM (the engine refuses a second VM with another's): 10.0.0.1 onwards,
+      // on no network the engine serves, so its home agent is taken as given.
+      const n = i + 1;
+      const home = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
       const t = performance.now();
       const c = await control.allocateCareOf({ hostId: dest, vmId, homeAddress: home });
       await control.registerMigration({

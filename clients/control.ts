@@ -8,7 +8,8 @@ type Call<Req, Res> = (req: Req, deadlineMs?: number) => Promise<Res>;
 
 export interface ControlClient {
   allocateCareOf: Call<pb.AllocateCareOfRequest, pb.AllocateCareOfResponse>;
-  releaseCareOf: Call<pb.ReleaseCareOfRequest, pb.ReleaseCareOfResponse>;
+  /** `force` may be left out (false): a lease a binding uses is then refused. */
+  releaseCareOf: Call<Omit<pb.ReleaseCareOfRequest, "force"> & { force?: boolean }, pb.ReleaseCareOfResponse>;
   requestPrefix: Call<pb.RequestPrefixRequest, pb.RequestPrefixResponse>;
   registerMigration: Call<pb.RegisterMigrationRequest, pb.RegisterMigrationResponse>;
   prepareMigration: Call<pb.PrepareMigrationRequest, pb.PrepareMigrationResponse>;
@@ -52,6 +53,8 @@ export function connectControl(address: string, defaultDeadlineMs = 10_000, tls?
         });
       });
   }
+  const release = client.releaseCareOf as (req: object, deadlineMs?: number) => Promise<unknown>;
+  client.releaseCareOf = (req: object, deadlineMs?: number) => release({ force: false, ...req }, deadlineMs);
   return client as unknown as ControlClient;
 }
 

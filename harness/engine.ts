@@ -8,7 +8,7 @@ import { stringify } from "yaml";
 import { connectControl, type ControlClient } from "../clients/control.js";
 import { parseConfig } from "../services/config/config.js";
 import { runEngine, type RunningEngine } from "../services/engine/run.js";
-import { silentLogger } from "../lib/log.js";
+import { type Logger, silentLogger } from "../lib/log.js";
 
 /** The lab plan of shared/paper.md, with settings tests may override. */
 export function labConfig(dir: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -39,9 +39,9 @@ export function tempDir(prefix = "mip46-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export async function startTestEngine(overrides: Record<string, unknown> = {}, dir = tempDir()): Promise<TestEngine> {
+export async function startTestEngine(overrides: Record<string, unknown> = {}, dir = tempDir(), log: Logger = silentLogger): Promise<TestEngine> {
   const config = parseConfig(labConfig(dir, overrides));
-  const running = await runEngine(config, silentLogger);
+  const running = await runEngine(config, log);
   const address = `127.0.0.1:${running.grpcPort}`;
   const client = connectControl(address);
   return {
@@ -88,4 +88,27 @@ export function hostOn(family: 4 | 6, hostId: string, n = 10) {
     resources: { cpuUsedCores: 1, cpuTotalCores: 8, memoryUsedBytes: 1n << 30n, memoryTotalBytes: 16n << 30n },
     vms: [],
   };
+}
+
+/**
+ * Everything the engine stores, as operators see it (the List RPCs and the rule table), as one
+ * comparable text: a refused request must leave it unchanged. Heartbeat times are left out.
+ */
+export async function storedState(client: ControlClient): Promise<string> {
+  const [pools, leases, bindings, hosts, rules, migrations] = await Promise.all([
+    client.listPools({}), client.listLeases({}), client.listBindings({}), client.listHosts({}), client.getRuleTable({}), client.listMigrations({}),
+  ]);
+  return JSON.stringify({ pools, leases, bindings, hosts: hosts.hosts.map((h) => ({ ...h, lastSeenMs: 0 })), rules, migrations },
+    (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+}
+
+/** The gRPC status of a call that must fail. */
+export async function failure(p: Promise<unknown>): Promise<{ code: number; details: string }> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as { code: number; details: string };
+    return { code: err.code, details: err.details };
+  }
+  throw new Error("call succeeded, but an error was expected");
 }

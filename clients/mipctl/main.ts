@@ -22,8 +22,11 @@ Commands:
   hosts                     hypervisor hosts, their network and state
   migrations                registered migrations, newest first
   rules                     the data-plane rule table and its revision
-  release ADDRESS           release a lease (it cools down before reuse)
+  release ADDRESS           release a lease (it cools down before reuse); a lease a binding
+                            uses is refused, naming the binding
   release --vm VM_ID        release a VM's care-of lease
+  release --force ...       also remove the binding that uses the lease, its rules and its
+                            translation lease (or the correspondent's mapping), in one change
   map IPV6                  a pool IPv4 address for an IPv6 correspondent (MapCorrespondent, RFC 7757)
   unmap IPV6                give a correspondent's mapping back
   eam [--csv]               the translator's explicit address mappings, IPv6 beside IPv4
@@ -73,7 +76,7 @@ function speaksTls(address: string): Promise<boolean> {
 
 const withLength = (address: string, bits: number) => (address.includes("/") ? address : `${address}/${bits}`);
 
-async function run(client: ControlClient, command: string, rest: string[], vm: string | undefined, csv = false): Promise<Output> {
+async function run(client: ControlClient, command: string, rest: string[], vm: string | undefined, csv = false, force = false): Promise<Output> {
   switch (command) {
     case "pools": {
       const r = await client.listPools({});
@@ -127,8 +130,8 @@ async function run(client: ControlClient, command: string, rest: string[], vm: s
     }
     case "release": {
       if ((rest.length === 1) === (vm !== undefined)) throw new UsageError("release takes an ADDRESS or --vm VM_ID");
-      const r = await client.releaseCareOf({ address: rest[0] ?? "", vmId: vm ?? "" });
-      return { json: r, table: `released ${r.address}; it cools down until ${time(r.cooldownUntilMs)}\n` };
+      const r = await client.releaseCareOf({ address: rest[0] ?? "", vmId: vm ?? "", force });
+      return { json: r, table: `released ${r.address}${force ? " (and any binding that used it)" : ""}; it cools down until ${time(r.cooldownUntilMs)}\n` };
     }
     case "map": {
       if (rest.length !== 1) throw new UsageError("map takes one IPV6 address");
@@ -162,7 +165,7 @@ async function main(): Promise<number> {
     parsed = parseArgs({
       options: {
         engine: { type: "string" }, ca: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, json: { type: "boolean" },
-        vm: { type: "string" }, csv: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
+        vm: { type: "string" }, csv: { type: "boolean" }, force: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       allowPositionals: true, strict: true,
     });
@@ -197,7 +200,8 @@ async function main(): Promise<number> {
     return 1;
   }
   try {
-    const out = await run(client, positionals[0], positionals.slice(1), values.vm, values.csv);
+    if (values.force && positionals[0] !== "release") throw new UsageError("--force goes with release only");
+    const out = await run(client, positionals[0], positionals.slice(1), values.vm, values.csv, values.force);
     process.stdout.write(values.json ? JSON.stringify(out.json, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n" : out.table);
     return 0;
   } catch (e) {

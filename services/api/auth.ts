@@ -14,8 +14,9 @@ export class PermissionDeniedError extends Error {
   override name = "PermissionDeniedError";
 }
 
-/** Answers the host a lease is held for, to let an agent release only its own leases. */
+/** Answers the host a lease is held for, to let an agent act only on its own leases and VMs. */
 export interface LeaseOwners {
+  /** The host a lease (by address, or a VM's care-of lease) is held for; undefined when there is none. */
   hostOfLease(sel: { address: string } | { vmId: string }): Promise<string | undefined>;
 }
 
@@ -25,6 +26,8 @@ interface Rule {
   roles: readonly Role[];
   /** Runs on the first request message, for a role that is allowed. */
   check?: Check;
+  /** The check runs on every message of the stream, not only the first. */
+  everyMessage?: boolean;
 }
 
 /** An agent acts only for its own host: each listed field must name the certificate's host. */
@@ -37,6 +40,33 @@ function ownHost<Req>(fields: (req: Req) => [string, string][]): Check {
   };
 }
 
+/**
+ * A host acts only on VMs that are on it or coming to it (issue 11 §4): a VM whose care-of lease
+ * is held for another host is that host's. A VM with no care-of lease is left to the engine (a
+ * registration then answers FAILED_PRECONDITION; a move home is checked against the home network).
+ */
+function ownVm<Req>(vm: (req: Req) => { vmId: string; careOf: boolean }): Check {
+  return async (who, req, owners) => {
+    if (who.role !== "host") return;
+    const { vmId, careOf } = vm(req as Req);
+    if (!careOf) return;
+    const holder = await owners.hostOfLease({ vmId });
+    if (holder !== undefined && holder !== who.id) {
+      throw new PermissionDeniedError(`vm_id: vm ${vmId.slice(0, 64)}'s care-of lease is held for host '${holder}', not this agent's host (its certificate says ${identityText(who)})`);
+    }
+  };
+}
+
+/** Every check in turn; the first refusal wins. */
+function all(...checks: Check[]): Check {
+  return async (who, req, owners) => {
+    for (const c of checks) await c(who, req, owners);
+  };
+}
+
+type Migration = control.RegisterMigrationRequest | control.PrepareMigrationRequest;
+const movingVm = (r: Migration) => ({ vmId: r.vmId, careOf: r.careOfIpv4 !== "" || r.careOfIpv6 !== "" });
+
 const CONTROL = "/mip46.v1.ControlEngine/";
 const READ_ONLY = ["ListPools", "ListLeases", "ListPrefixes", "ListBindings", "ListHosts", "ListMigrations", "GetRuleTable"];
 
@@ -44,11 +74,17 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   [`${CONTROL}AllocateCareOf`]: { roles: ["host"], check: ownHost<control.AllocateCareOfRequest>((r) => [["host_id", r.hostId]]) },
   [`${CONTROL}RequestPrefix`]: { roles: ["host"], check: ownHost<control.RequestPrefixRequest>((r) => [["host_id", r.hostId]]) },
   [`${CONTROL}Heartbeat`]: { roles: ["host"], check: ownHost<control.HeartbeatRequest>((r) => [["host_id", r.hostId]]) },
-  // The agent of the host the VM arrived on registers the move; the source may be any host.
-  [`${CONTROL}RegisterMigration`]: { roles: ["host"], check: ownHost<control.RegisterMigrationRequest>((r) => [["destination_host_id", r.destinationHostId]]) },
-  [`${CONTROL}PrepareMigration`]: { roles: ["host"], check: ownHost<control.PrepareMigrationRequest>((r) => [["destination_host_id", r.destinationHostId]]) },
-  [`${CONTROL}AbortMigration`]: { roles: ["host"], check: ownHost<control.AbortMigrationRequest>((r) => [["host_id", r.hostId]]) },
-  [`${CONTROL}MapCorrespondent`]: { roles: ["host", "operator"] },
+  // The agent of the host the VM arrived on registers the move, for a VM whose care-of lease it
+  // holds; the source may be any host.
+  [`${CONTROL}RegisterMigration`]: { roles: ["host"], check: all(ownHost<Migration>((r) => [["destination_host_id", r.destinationHostId]]), ownVm(movingVm)) },
+  [`${CONTROL}PrepareMigration`]: { roles: ["host"], check: all(ownHost<Migration>((r) => [["destination_host_id", r.destinationHostId]]), ownVm(movingVm)) },
+  [`${CONTROL}AbortMigration`]: {
+    roles: ["host"],
+    check: all(ownHost<control.AbortMigrationRequest>((r) => [["host_id", r.hostId]]), ownVm<control.AbortMigrationRequest>((r) => ({ vmId: r.vmId, careOf: true }))),
+  },
+  // Operators only: each mapping takes an address of the engine pool, which the VMs' care-of and
+  // translation addresses come from, and an agent has no need of one (issue 11 §4).
+  [`${CONTROL}MapCorrespondent`]: { roles: ["operator"] },
   [`${CONTROL}ReleaseCareOf`]: {
     roles: ["host", "operator"],
     async check(who, req: control.ReleaseCareOfRequest, owners) {
@@ -65,6 +101,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   ...Object.fromEntries(READ_ONLY.map((m) => [`${CONTROL}${m}`, { roles: ["operator", "engine"] }])),
   "/mip46.v1.DataPlaneSync/SyncRules": {
     roles: ["worker"],
+    // Every hello of the stream, not only a first message (an ack first, then a hello naming another worker).
+    everyMessage: true,
     check(who, m: WorkerMessage) {
       const msg = m.message;
       if (msg?.$case === "hello" && msg.value.workerId !== who.id) {
@@ -97,13 +135,16 @@ export interface Denial {
 
 /**
  * The interceptor: checks the role when the call starts (before any message), and the fields on
- * the first message. A refused call gets PERMISSION_DENIED (UNAUTHENTICATED when the certificate
- * says nothing we understand) and its handler never runs, so it changes nothing.
+ * the first message (on every message, for a rule that says so). Messages reach the handler in
+ * their order, each after its check. A refused call gets PERMISSION_DENIED (UNAUTHENTICATED when
+ * the certificate says nothing we understand) and its handler never runs, so it changes nothing.
  */
 export function authInterceptor(owners: LeaseOwners, log: Logger, onDenied: (d: Denial) => void = () => {}): ServerInterceptor {
   return (method: ServerMethodDefinition<unknown, unknown>, call: ServerInterceptingCallInterface) => {
     let refused = false;
     let checkedFirst = false;
+    /** The messages received so far, each passed on once its check (if any) answered. */
+    let inOrder: Promise<void> = Promise.resolve();
     let who: Identity | undefined;
     const rule = POLICY[method.path];
     const refuse = (code: status, details: string) => {
@@ -134,10 +175,10 @@ export function authInterceptor(owners: LeaseOwners, log: Logger, onDenied: (d: 
           },
           onReceiveMessage(message, nextMessage) {
             if (refused) return;
-            if (checkedFirst || !rule?.check || !who) return nextMessage(message);
+            const check = rule?.check && who && (!checkedFirst || rule.everyMessage) ? rule.check : undefined;
             checkedFirst = true;
-            Promise.resolve()
-              .then(() => rule.check!(who!, message as never, owners))
+            inOrder = inOrder
+              .then(() => { if (check && !refused) return check(who!, message as never, owners); })
               .then(() => { if (!refused) nextMessage(message); }, (e: unknown) => {
                 if (e instanceof PermissionDeniedError) refuse(status.PERMISSION_DENIED, e.message);
                 else {
@@ -147,7 +188,8 @@ export function authInterceptor(owners: LeaseOwners, log: Logger, onDenied: (d: 
               });
           },
           onReceiveHalfClose(nextHalfClose) {
-            if (!refused) nextHalfClose();
+            // After the messages before it, so a unary call's request is checked before its end.
+            inOrder = inOrder.then(() => { if (!refused) nextHalfClose(); });
           },
         });
       },

@@ -9,6 +9,7 @@ import {
 } from "../../gen/mip46/v1/control.js";
 import { AddressError, type IPAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6, parseUnicast, parseUnicast6, quoted } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
+import { audit } from "./audit.js";
 import { ruleToMessage } from "../../lib/rules/wire.js";
 import type { Engine, HeartbeatInput, MigrationInput } from "../engine/engine.js";
 import {
@@ -114,11 +115,13 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       return { careOfIpv4: c.careOfIPv4, careOfIpv6: c.careOfIPv6, lifetimeSeconds: c.lifetimeSeconds, pool: c.pool, expiresAtMs: BigInt(c.expiresAtMs) };
     }),
 
-    releaseCareOf: unary("ReleaseCareOf", async (req) => {
+    releaseCareOf: unary("ReleaseCareOf", async (req, call) => {
       if ((req.address === "") === (req.vmId === "")) throw new InvalidArgumentError("address", "give either address or vm_id, not both or neither");
-      const r = req.address !== ""
-        ? await engine.releaseCareOf({ address: parseIPv4(req.address, "address") })
-        : await engine.releaseCareOf({ vmId: id(req.vmId, "vm_id") });
+      const r = await engine.releaseCareOf(req.address !== "" ? { address: parseIPv4(req.address, "address") } : { vmId: id(req.vmId, "vm_id") }, req.force);
+      audit(log, call, {
+        what: "ReleaseCareOf", request: { address: req.address, vmId: req.vmId, force: req.force },
+        before: { lease: r.lease, binding: r.binding ?? null }, after: { cooling: r.released, binding: null },
+      });
       return { address: r.address, cooldownUntilMs: BigInt(r.cooldownUntilMs) };
     }),
 
@@ -155,8 +158,9 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       };
     }),
 
-    mapCorrespondent: unary("MapCorrespondent", async (req) => {
-      const lease = await engine.mapCorrespondent(parseUnicast6(req.ipv6Address, "ipv6_address"));
+    mapCorrespondent: unary("MapCorrespondent", async (req, call) => {
+      const { lease, before } = await engine.mapCorrespondent(parseUnicast6(req.ipv6Address, "ipv6_address"));
+      audit(log, call, { what: "MapCorrespondent", request: { ipv6Address: req.ipv6Address }, before: { lease: before ?? null }, after: { lease } });
       return { ipv4Address: lease.address, lifetimeSeconds: engine.config.leases.correspondentLifetimeSeconds };
     }),
 

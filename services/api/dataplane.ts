@@ -8,6 +8,8 @@ export function dataPlaneSyncService(publisher: RulePublisher, log: Logger): Dat
   return {
     syncRules(call: ServerDuplexStream<WorkerMessage, EngineMessage>) {
       let session: WorkerSession | undefined;
+      /** The worker the stream's hello named: a stream is one worker's, from its first hello on. */
+      let workerId: string | undefined;
       let ended = false;
       const send = (m: EngineMessage) => {
         if (!ended) call.write(m);
@@ -20,11 +22,20 @@ export function dataPlaneSyncService(publisher: RulePublisher, log: Logger): Dat
       };
       call.on("data", (m: WorkerMessage) => {
         const msg = m.message;
-        if (msg?.$case === "hello" && !session) {
+        if (msg?.$case === "hello" && workerId !== undefined) {
+          // A repeated hello changes nothing; one naming another worker ends the stream (the
+          // certificate is checked on every hello too, in auth.ts).
+          if (msg.value.workerId === workerId) return;
+          log.warn("worker stream refused", { workerId, hello: msg.value.workerId.slice(0, 64) });
+          call.emit("error", new Error(`hello.worker_id: this stream is worker ${workerId}'s; a stream says hello once`));
+          return call.end();
+        }
+        if (msg?.$case === "hello") {
           if (!msg.value.workerId) {
             call.emit("error", new Error("hello.worker_id is required"));
             return call.end();
           }
+          workerId = msg.value.workerId;
           log.info("worker connected", { workerId: msg.value.workerId, appliedRevision: msg.value.appliedRevision });
           publisher.attach(msg.value.workerId, send).then((s) => {
             session = s;

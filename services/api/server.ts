@@ -6,6 +6,7 @@ import { type ServerInterceptor, Server, ServerCredentials, status } from "@grpc
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import type { Server as NetServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ControlEngineService } from "../../gen/mip46/v1/control.js";
@@ -32,7 +33,34 @@ export interface GrpcServer {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-export async function startGrpcServer(engine: Engine, publisher: RulePublisher, metrics: EngineMetrics, log: Logger, listen: string): Promise<GrpcServer> {
+/**
+ * The gRPC port's connection limits (issue 11 §4). These are defaults until the configuration
+ * has keys for them; grpc-js's own names are given for each.
+ */
+export interface ServerLimits {
+  /** `grpc.max_connection_idle_ms`: a connection with no call for this long gets a GOAWAY and closes (agents beat every few seconds; a worker's stream is a call). */
+  maxConnectionIdleMs: number;
+  /** `grpc.keepalive_time_ms`: the server pings a connection after this long... */
+  keepaliveTimeMs: number;
+  /** `grpc.keepalive_timeout_ms`: ...and closes it when the ping is not answered within this: a peer that vanished does not hold a connection. */
+  keepaliveTimeoutMs: number;
+  /** `grpc.max_concurrent_streams`: calls in flight on one connection. */
+  maxConcurrentStreams: number;
+  /** Open connections on the listening socket; more are closed at once (the socket's `maxConnections`: grpc-js has no option for it). */
+  maxConnections: number;
+}
+
+export const SERVER_LIMITS: Readonly<ServerLimits> = {
+  maxConnectionIdleMs: 5 * 60_000,
+  keepaliveTimeMs: 60_000,
+  keepaliveTimeoutMs: 20_000,
+  maxConcurrentStreams: 100,
+  maxConnections: 4096,
+};
+
+export async function startGrpcServer(
+  engine: Engine, publisher: RulePublisher, metrics: EngineMetrics, log: Logger, listen: string, limits: ServerLimits = SERVER_LIMITS,
+): Promise<GrpcServer> {
   const tls = engine.config.tls;
   let creds = ServerCredentials.createInsecure();
   const interceptors: ServerInterceptor[] = [];
@@ -44,7 +72,13 @@ export async function startGrpcServer(engine: Engine, publisher: RulePublisher, 
   } else {
     log.warn("gRPC without TLS: callers are not authenticated and every call is allowed; configure tls {ca, cert, key} outside a lab");
   }
-  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024, "grpc.enable_channelz": 0, interceptors });
+  const server = new Server({
+    "grpc.max_receive_message_length": 4 * 1024 * 1024, "grpc.enable_channelz": 0, interceptors,
+    "grpc.max_connection_idle_ms": limits.maxConnectionIdleMs,
+    "grpc.keepalive_time_ms": limits.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+  });
   server.addService(ControlEngineService, controlService(engine, metrics, log));
   server.addService(DataPlaneSyncService, dataPlaneSyncService(publisher, log));
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING", [SYNC_SERVICE_NAME]: "SERVING" });
@@ -56,6 +90,7 @@ export async function startGrpcServer(engine: Engine, publisher: RulePublisher, 
   if (tls) log.info("gRPC over mutual TLS; calls are checked against the client certificate's identity", { ca: tls.ca, cert: tls.cert });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(listen, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  capConnections(server, limits.maxConnections, log);
   return {
     server, port, health,
     async shutdown(graceMs = 5000) {
@@ -68,6 +103,20 @@ export async function startGrpcServer(engine: Engine, publisher: RulePublisher, 
       });
     },
   };
+}
+
+/**
+ * grpc-js has no option for a connection cap, but each listening socket is a node:net server,
+ * whose `maxConnections` closes a connection over the cap as it is accepted. grpc-js keeps those
+ * servers in a private map; should a release rename it, the engine says the cap is not applied.
+ */
+function capConnections(server: Server, max: number, log: Logger): void {
+  const listening = (server as unknown as { http2Servers?: Map<NetServer, unknown> }).http2Servers;
+  if (!(listening instanceof Map)) {
+    log.warn("the gRPC connection cap is not applied: this grpc-js keeps its listening sockets elsewhere", { maxConnections: max });
+    return;
+  }
+  for (const s of listening.keys()) s.maxConnections = max;
 }
 
 /** What the authorisation of ReleaseCareOf asks: whose lease a call names (one lookup, through the engine). */

@@ -15,14 +15,16 @@ import { networkText, PrefixPlan } from "../prefix/plan.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { vmOwner } from "../store/store.js";
 import type {
-  AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeaseRecord, MigrationRecord, PoolUsage, ResourcesRecord, Store, VmRecord,
+  AdviceRecord, BindingRecord, HostRecord, LeaseRecord, MigrationRecord, PoolUsage, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";
 import { CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../rules/compile.js";
 import { HostTable } from "./hosts.js";
 import { soleLeader, type Leadership } from "./leader.js";
 import { type AbortResult, type MigrationInput, type MigrationResult, Migrations, type PrepareResult } from "./migrations.js";
+import { type Released, Releases } from "./release.js";
 
 export type { AbortResult, MigrationInput, MigrationResult, PrepareResult } from "./migrations.js";
+export type { Released } from "./release.js";
 
 /**
  * ListMigrations answers with at most this many, the newest first. The API has no paging yet;
@@ -76,6 +78,7 @@ export class Engine {
   private readonly hosts = new HostTable();
   private readonly hostsInStore: boolean;
   private readonly migrations: Migrations;
+  private readonly releases: Releases;
 
   constructor(
     readonly config: EngineConfig,
@@ -94,10 +97,12 @@ export class Engine {
       vmCooldownMs: config.migration.vmCooldownSeconds * 1000,
     });
     this.hostsInStore = config.store.kind === "etcd";
-    this.migrations = new Migrations({
+    const core = {
       config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs,
-      exclusive: (fn) => this.exclusive(fn),
-    });
+      exclusive: <T>(fn: () => Promise<T>) => this.exclusive(fn), host: (hostId: string) => this.host(hostId),
+    };
+    this.migrations = new Migrations(core);
+    this.releases = new Releases(core);
   }
 
   async start(): Promise<void> {
@@ -126,6 +131,11 @@ export class Engine {
     this.timers.length = 0;
   }
 
+  /** A known host's latest record: this engine's memory with the embedded store, etcd's otherwise. */
+  private async host(hostId: string): Promise<HostRecord | undefined> {
+    return this.hostsInStore ? this.store.getHost(hostId) : this.hosts.get(hostId);
+  }
+
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.serial.then(fn, fn);
     this.serial = run.catch(() => undefined);
@@ -139,7 +149,7 @@ export class Engine {
   // --- AllocateCareOf / ReleaseCareOf ----------------------------------------------------------
 
   async allocateCareOf(hostId: string, vmId: string, home: IPAddress): Promise<CareOf> {
-    const host = this.hostsInStore ? await this.store.getHost(hostId) : this.hosts.get(hostId);
+    const host = await this.host(hostId);
     if (!host) throw new FailedPreconditionError(`host ${hostId} is unknown: its agent must send a Heartbeat with its addresses first`);
     // The network was worked out from the host's addresses when it last beat.
     const net = this.plan.networkByCidr(host.network);
@@ -152,7 +162,7 @@ export class Engine {
       // Flow 3.1 b-c: an IPv4 VM in the IPv6 network gets a pool address, and an IPv6 care-of
       // address of the host network's prefix + its home address.
       const lease = await this.store.acquireLease({ ...base, pool: this.config.pool.name });
-      const v6 = this.plan.careOfInIPv6Network(net.network, home);
+      const v6 = this.plan.careOfIPv6(net, home, parseIPv4(lease.address, "care_of_ipv4"))!;
       return { careOfIPv4: lease.address, careOfIPv6: v6.text, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
     }
     if (net.family === 4) {
@@ -166,34 +176,15 @@ export class Engine {
       // segment's prefix + that address. An IPv4 VM on a foreign IPv4 segment gets a co-located
       // care-of address the same way (RFC 5944 §1.2).
       const lease = await this.store.acquireLease({ ...base, pool: seg.careOfPool.name });
-      const v6 = seg.prefix ? this.plan.careOfInSegment(seg.prefix, parseIPv4(lease.address, "care_of_ipv4")).text : "";
+      const v6 = this.plan.careOfIPv6(net, home, parseIPv4(lease.address, "care_of_ipv4"))?.text ?? "";
       return { careOfIPv4: lease.address, careOfIPv6: v6, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
     }
     throw new FailedPreconditionError(
       `vm ${vmId} is an IPv6 VM on IPv6 network ${net.name}: it forms its care-of address itself (RFC 6275 §11.5); the engine serves cross-protocol moves`);
   }
 
-  releaseCareOf(sel: { address: IPv4 } | { vmId: string }): Promise<CoolingRecord> {
-    return this.exclusive(async () => {
-      // A binding cannot outlive the address it points at (as on expiry): a lease that a binding
-      // uses is not released; the VM must come home, or move, first.
-      const lease = "address" in sel ? await this.store.leaseByAddress(sel.address.text) : await this.store.getLease(sel.vmId, "care-of");
-      const b = lease && (lease.purpose === "care-of" || lease.purpose === "translation") ? await this.store.getBinding(lease.holder) : undefined;
-      if (lease) {
-        if (b && (b.careOfIPv4 === lease.address || b.translatedIPv4 === lease.address)) {
-          const use = b.careOfIPv4 === lease.address ? "care-of address" : "translated address";
-          throw new FailedPreconditionError(`address: ${lease.address} is the ${use} of vm ${b.vmId}'s binding at ${b.hostId} (migration ${b.migrationId}); it is released when the VM comes home or moves on`);
-        }
-      }
-      const released = await this.store.releaseLease(
-        "address" in sel ? { address: sel.address.text } : { holder: sel.vmId, purpose: "care-of" }, this.now(), this.cooldownMs);
-      if (!released) throw new NotFoundError("address" in sel ? `no lease holds ${sel.address.text}` : `vm ${sel.vmId} holds no care-of lease`);
-      // A correspondent's address mapping (RFC 7757) goes with its lease, as on expiry; so do
-      // the rules of a migration prepared with a care-of address that never arrived.
-      if (released.purpose === "correspondent") await this.store.replaceRules(correspondentOwner(released.holder), []);
-      if (released.purpose === "care-of" && b === undefined) await this.store.replaceRules(vmOwner(released.holder), []);
-      return released;
-    });
+  releaseCareOf(sel: { address: IPv4 } | { vmId: string }, force = false): Promise<Released> {
+    return this.releases.release(sel, force);
   }
 
   // --- RequestPrefix ---------------------------------------------------------------------------
@@ -224,7 +215,8 @@ export class Engine {
 
   // --- MapCorrespondent ------------------------------------------------------------------------
 
-  mapCorrespondent(ipv6: IPv6): Promise<LeaseRecord> {
+  /** Answers the mapping's lease, and the lease before (undefined for a new mapping), for the audit log. */
+  mapCorrespondent(ipv6: IPv6): Promise<{ lease: LeaseRecord; before?: LeaseRecord }> {
     const xlat = this.config.translationPrefix;
     // An address inside our own translation prefix stands for an IPv4 node already (RFC 6052):
     // mapping it too would give one IPv4 node two IPv6 names, and loop the translator.
@@ -233,12 +225,13 @@ export class Engine {
     }
     return this.exclusive(async () => {
       const nowMs = this.now();
+      const before = await this.store.getLease(ipv6.text, "correspondent");
       const lease = await this.store.acquireLease({
         pool: this.config.pool.name, holder: ipv6.text, purpose: "correspondent", hostId: "", nowMs,
         expiresAtMs: nowMs + this.config.leases.correspondentLifetimeSeconds * 1000, cooldownMs: this.cooldownMs,
       });
       await this.store.replaceRules(correspondentOwner(ipv6.text), correspondentRules(ipv6.text, lease.address));
-      return lease;
+      return { lease, before };
     });
   }
 

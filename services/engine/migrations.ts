@@ -2,14 +2,14 @@
 // PrepareMigration and AbortMigration. A VM's binding, its compiled rules and the leases they use
 // change together, one VM's move at a time (the engine's queue of composite operations).
 import { randomUUID } from "node:crypto";
-import type { IPAddress, IPv4, IPv6 } from "../../lib/net/address.js";
+import { type IPAddress, type IPv4, type IPv6, cidrText, prefixContains, quoted } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
 import type { EngineConfig } from "../config/config.js";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import type { MigrationAdvisor } from "../migration/advisor.js";
-import type { PrefixPlan } from "../prefix/plan.js";
+import { networkText, type PrefixPlan } from "../prefix/plan.js";
 import { vmOwner } from "../store/store.js";
-import type { BindingRecord, MigrationRecord, Store } from "../store/store.js";
+import type { BindingRecord, HostRecord, MigrationRecord, Store } from "../store/store.js";
 import { bindingRules } from "../rules/compile.js";
 
 export interface MigrationInput {
@@ -54,6 +54,8 @@ export interface EngineCore {
   now(): number;
   /** Runs `fn` in the engine's one queue of composite operations, after those before it. */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /** A known host's latest record (its last heartbeat). */
+  host(hostId: string): Promise<HostRecord | undefined>;
 }
 
 export class Migrations {
@@ -68,9 +70,11 @@ export class Migrations {
         migrationId: randomUUID(), vmId: m.vmId, sourceHostId: m.sourceHostId, destinationHostId: m.destinationHostId,
         careOfIPv4: m.careOfIPv4?.text ?? "", careOfIPv6: m.careOfIPv6?.text ?? "", registeredAtMs: nowMs,
       };
+      const existing = await this.core.store.getBinding(m.vmId);
+      const host = await this.checkHome(m, existing);
       if (!m.careOfIPv4 && !m.careOfIPv6) {
         // The VM is home again: its rules go, and its addresses cool down.
-        if (migration.sourceHostId === "") migration.sourceHostId = (await this.core.store.getBinding(m.vmId))?.hostId ?? "";
+        if (migration.sourceHostId === "") migration.sourceHostId = existing?.hostId ?? "";
         const { revision, binding } = await this.core.store.deleteBinding(m.vmId, migration);
         await this.core.store.releaseLease({ holder: m.vmId, purpose: "translation" }, nowMs, this.core.cooldownMs);
         await this.core.store.releaseLease({ holder: m.vmId, purpose: "care-of" }, nowMs, this.core.cooldownMs);
@@ -78,8 +82,7 @@ export class Migrations {
         this.core.log.info("vm returned home", { vmId: m.vmId, hadBinding: binding !== undefined, revision });
         return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4: "", translatedIPv6: "", returnedHome: true };
       }
-      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m);
-      const existing = await this.core.store.getBinding(m.vmId);
+      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m, host);
       if (existing && sameBinding(existing, m, careOfIPv4, careOfIPv6)) {
         // A repeat: same binding, same rules; nothing to write.
         const { revision } = await this.core.store.ruleTable();
@@ -94,13 +97,60 @@ export class Migrations {
     });
   }
 
-  /** The care-of addresses of a registration must be the VM's lease (RegisterMigration, PrepareMigration). */
-  private async checkCareOf(m: MigrationInput): Promise<{ careOfIPv4: IPv4; careOfIPv6: IPv6 }> {
+  /**
+   * What every registration records must agree with what the engine knows (issue 11 §1): the
+   * destination is a host that beat; the VM keeps its home address, which no other VM's binding
+   * holds and which the destination's heartbeat does not contradict; and the home agent is on the
+   * VM's home network. Answers the destination's record.
+   */
+  private async checkHome(m: MigrationInput, existing: BindingRecord | undefined): Promise<HostRecord> {
+    const host = await this.core.host(m.destinationHostId);
+    if (!host) throw new FailedPreconditionError(`destination_host_id: host ${m.destinationHostId} is unknown: its agent must send a Heartbeat with its addresses first`);
+    if (existing && existing.homeAddress !== m.home.text) {
+      throw new FailedPreconditionError(`home_address: ${quoted(m.home.text)} is not vm ${m.vmId}'s home address: its binding at ${existing.hostId} (migration ${existing.migrationId}) has ${existing.homeAddress}; a VM keeps its home address`);
+    }
+    const reported = host.vms.find((v) => v.vmId === m.vmId);
+    if (reported && reported.homeAddress !== "" && reported.homeAddress !== m.home.text) {
+      throw new FailedPreconditionError(`home_address: ${quoted(m.home.text)} is not vm ${m.vmId}'s home address: host ${host.hostId} reports it with ${reported.homeAddress} in its heartbeat`);
+    }
+    const other = (await this.core.store.bindingsWithHome(m.home.text)).find((b) => b.vmId !== m.vmId);
+    if (other) {
+      throw new FailedPreconditionError(`home_address: ${m.home.text} is the home address of vm ${other.vmId}, bound at ${other.hostId} (migration ${other.migrationId}); two VMs cannot hold one home address`);
+    }
+    // A VM comes home to a host on its home network: no other host may declare it home.
+    const homeNet = this.core.plan.homeNetworkOf(m.home);
+    if (!m.careOfIPv4 && !m.careOfIPv6 && homeNet && host.network !== networkText(homeNet)) {
+      throw new FailedPreconditionError(`destination_host_id: host ${host.hostId} is on ${host.network || "no network the engine serves"}, not vm ${m.vmId}'s home network ${homeNet.name} (${networkText(homeNet)}): only a host there registers the VM home`);
+    }
+    // The home agent is a router on the mobile node's home network (RFC 5944 §1.2, RFC 6275 §2).
+    // The engine's configuration names the home networks, not their agents: it checks the agent
+    // is on the VM's home network. A home address on no configured network is taken as given.
+    const cidr = homeNet && (homeNet.family === 4 ? homeNet.segment.network : homeNet.network.network);
+    if (cidr && !prefixContains(cidr.network.bytes, cidr.length, m.homeAgent.bytes)) {
+      throw new FailedPreconditionError(`home_agent: ${quoted(m.homeAgent.text)} is not on vm ${m.vmId}'s home network ${homeNet!.name} (${cidrText(cidr)}); its home agent is a router of that network`);
+    }
+    return host;
+  }
+
+  /**
+   * The care-of addresses of a registration must be those the engine gave the VM: its care-of
+   * lease, held for the destination host, and the IPv6 care-of address derived from it on the
+   * destination's network (as AllocateCareOf answered them).
+   */
+  private async checkCareOf(m: MigrationInput, host: HostRecord): Promise<{ careOfIPv4: IPv4; careOfIPv6: IPv6 }> {
     if (!m.careOfIPv4) throw new InvalidArgumentError("care_of_ipv4", "is required unless both care-of addresses are empty (the VM came home)");
     if (!m.careOfIPv6) throw new InvalidArgumentError("care_of_ipv6", "is required unless both care-of addresses are empty (the VM came home)");
     const lease = await this.core.store.getLease(m.vmId, "care-of");
     if (!lease || lease.address !== m.careOfIPv4.text) {
       throw new FailedPreconditionError(`care_of_ipv4: ${m.careOfIPv4.text} is not leased to vm ${m.vmId}; call AllocateCareOf first`);
+    }
+    if (lease.hostId !== m.destinationHostId) {
+      throw new FailedPreconditionError(`destination_host_id: vm ${m.vmId}'s care-of address ${lease.address} is leased for host ${lease.hostId}, not ${m.destinationHostId}; the host the VM arrives on allocates it`);
+    }
+    const net = this.core.plan.networkByCidr(host.network);
+    const derived = net && this.core.plan.careOfIPv6(net, m.home, m.careOfIPv4);
+    if (!derived || derived.text !== m.careOfIPv6.text) {
+      throw new FailedPreconditionError(`care_of_ipv6: ${quoted(m.careOfIPv6.text)} is not the IPv6 care-of address the engine derived for vm ${m.vmId} at host ${host.hostId} (${derived?.text ?? "none on its network"})`);
     }
     return { careOfIPv4: m.careOfIPv4, careOfIPv6: m.careOfIPv6 };
   }
@@ -147,8 +197,8 @@ export class Migrations {
    */
   prepare(m: MigrationInput): Promise<PrepareResult> {
     return this.core.exclusive(async () => {
-      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m);
       const existing = await this.core.store.getBinding(m.vmId);
+      const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m, await this.checkHome(m, existing));
       if (existing) {
         const { revision } = await this.core.store.ruleTable();
         const active = sameBinding(existing, m, careOfIPv4, careOfIPv6);
@@ -179,9 +229,13 @@ export class Migrations {
         this.core.log.info("migration aborted", { vmId, hostId, released, boundAt: binding.hostId });
         return { ruleRevision: (await this.core.store.ruleTable()).revision, released };
       }
-      const revision = await this.core.store.replaceRules(vmOwner(vmId), []);
       const careOf = await this.core.store.getLease(vmId, "care-of");
-      if (careOf && careOf.hostId === hostId) {
+      if (careOf && careOf.hostId !== hostId) {
+        // Only the host a migration was prepared for may abort it (issue 11 §4).
+        throw new FailedPreconditionError(`host_id: vm ${vmId}'s care-of address ${careOf.address} is leased for host ${careOf.hostId}, not ${hostId}: only that host aborts its migration`);
+      }
+      const revision = await this.core.store.replaceRules(vmOwner(vmId), []);
+      if (careOf) {
         const r = await this.core.store.releaseLease({ holder: vmId, purpose: "care-of" }, nowMs, this.core.cooldownMs);
         if (r) released.push(r.address);
       }

@@ -2,7 +2,7 @@
 // which run a real engine on port 0.
 import type { Server as HttpServer } from "node:http";
 import { createLogger, type Logger } from "../../lib/log.js";
-import { startGrpcServer, type GrpcServer } from "../api/server.js";
+import { SERVER_LIMITS, type ServerLimits, startGrpcServer, type GrpcServer } from "../api/server.js";
 import type { EngineConfig } from "../config/config.js";
 import { EngineMetrics } from "../metrics/metrics.js";
 import { registerBuildInfo, serveMetrics } from "../../lib/metrics/http.js";
@@ -26,7 +26,9 @@ export interface RunningEngine {
   stop(): Promise<void>;
 }
 
-export async function runEngine(config: EngineConfig, log: Logger = createLogger({ component: "engine" })): Promise<RunningEngine> {
+export async function runEngine(
+  config: EngineConfig, log: Logger = createLogger({ component: "engine" }), grpcLimits: ServerLimits = SERVER_LIMITS,
+): Promise<RunningEngine> {
   let store: Store;
   let election: EtcdLeaderElection | undefined;
   let leadership: Leadership;
@@ -57,7 +59,7 @@ export async function runEngine(config: EngineConfig, log: Logger = createLogger
   let grpc: GrpcServer;
   let http: { server: HttpServer; port: number };
   try {
-    grpc = await startGrpcServer(engine, publisher, metrics, log, config.listen);
+    grpc = await startGrpcServer(engine, publisher, metrics, log, config.listen, grpcLimits);
     registerBuildInfo(metrics.registry);
     http = await serveMetrics(metrics.registry, config.metricsListen);
   } catch (e) {

@@ -1,7 +1,7 @@
 // Prefix management (paper, "The parts" 1): the IPv6 prefix assigned to each IPv4 segment, the
 // IPv6 host networks, and the care-of addresses built from them.
 import {
-  type Cidr6, type IPv4, type IPv6, cidrText, ipv6FromBytes, parseCidr, parseCidr4, prefixContains,
+  type Cidr6, type IPAddress, type IPv4, type IPv6, cidrText, ipv6FromBytes, parseCidr, parseCidr4, prefixContains,
 } from "../../lib/net/address.js";
 import { embedIPv4 } from "../../lib/net/rfc6052.js";
 import type { EngineConfig, IPv6NetworkConfig, SegmentConfig } from "../config/config.js";
@@ -52,6 +52,30 @@ export class PrefixPlan {
       }
     }
     return v6;
+  }
+
+  /**
+   * The configured network a home address belongs to: the IPv4 segment holding an IPv4 address,
+   * the IPv6 network holding an IPv6 one; undefined for an address on no network the engine serves.
+   */
+  homeNetworkOf(home: IPAddress): HostNetwork | undefined {
+    if (home.family === 4) {
+      const seg = this.config.segments.find((s) => prefixContains(s.network.network.bytes, s.network.length, home.bytes));
+      return seg && { family: 4, name: seg.name, segment: seg };
+    }
+    const net = this.config.ipv6Networks.find((n) => prefixContains(n.network.network.bytes, n.network.length, home.bytes));
+    return net && { family: 6, name: net.name, network: net };
+  }
+
+  /**
+   * The IPv6 care-of address the engine derives for a VM with `home` and the IPv4 care-of address
+   * `careOf` on host network `net`, as AllocateCareOf hands it out: flow 3.1 b in an IPv6 network
+   * (its prefix + the IPv4 home address), flow 3.2 c on a segment with a prefix (the segment's
+   * RFC 6052 prefix + the care-of address); undefined where the engine derives none.
+   */
+  careOfIPv6(net: HostNetwork, home: IPAddress, careOf: IPv4): IPv6 | undefined {
+    if (net.family === 6) return home.family === 4 ? this.careOfInIPv6Network(net.network, home) : undefined;
+    return net.segment.prefix ? this.careOfInSegment(net.segment.prefix, careOf) : undefined;
   }
 
   /** Flow 3.1 b: the IPv6 network's prefix with the IPv4 home address in the low 32 bits. */

@@ -12,6 +12,7 @@
 //   rules/owner/<owner>        the owner's rules, for the diff of replaceRules
 //   rules/log/<revision>       the changes of one revision, for workers that reconnect
 //   bindings/<vm>, migrations/<at>/<id>, hosts/<id>, advice/<at>/<id>
+//   homes/<home address>       the VM whose binding holds it; claimed with the binding
 // A replica keeps a watched copy of the addresses only to choose a candidate; the transaction's
 // compare on the address's mod revision is what decides, so a stale copy costs a retry, never a
 // double lease.
@@ -100,8 +101,12 @@ export class EtcdStore extends EtcdPart implements Store {
   replaceRules(owner: string, rules: Rule[]): Promise<bigint> { return this.rules.replaceRules(owner, rules); }
   putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> { return this.rules.putBinding(binding, migration, rules); }
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }> { return this.rules.deleteBinding(vmId, migration); }
+  forceRelease(vmId: string, owners: string[], addresses: string[], nowMs: number, cooldownMs: number): Promise<{ revision: bigint; released: CoolingRecord[] }> {
+    return this.rules.forceRelease(vmId, owners, addresses, nowMs, cooldownMs);
+  }
   getBinding(vmId: string): Promise<BindingRecord | undefined> { return this.rules.getBinding(vmId); }
   listBindings(): Promise<BindingRecord[]> { return this.rules.listBindings(); }
+  bindingsWithHome(homeAddress: string): Promise<BindingRecord[]> { return this.rules.bindingsWithHome(homeAddress); }
   listMigrations(limit: number): Promise<MigrationRecord[]> { return this.rules.listMigrations(limit); }
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> { return this.rules.ruleTable(); }
   ruleChangesSince(revision: bigint): Promise<RuleChange[] | undefined> { return this.rules.ruleChangesSince(revision); }

@@ -5,7 +5,7 @@
 import Database from "better-sqlite3";
 import { ipv4FromValue, parseIPv4 } from "../../lib/net/address.js";
 import type { Rule } from "../../lib/rules/rules.js";
-import { ResourceExhaustedError } from "../errors.js";
+import { FailedPreconditionError, ResourceExhaustedError } from "../errors.js";
 import { type AddressRow, LEASED, SCHEMA, type Statements, statements } from "./sqlite/schema.js";
 import { vmOwner } from "./store.js";
 import type {
@@ -238,6 +238,9 @@ export class SqliteStore implements Store {
 
   putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> {
     return this.write(() => {
+      // One binding per home address, checked in the write that makes it.
+      const other = this.q.bindingsWithHome.all(binding.homeAddress).map((r) => JSON.parse(r.body) as BindingRecord).find((b) => b.vmId !== binding.vmId);
+      if (other) throw new FailedPreconditionError(`home_address: ${binding.homeAddress} is the home address of vm ${other.vmId}'s binding; two VMs cannot hold one home address`);
       this.q.putMigration.run(migration.migrationId, migration.vmId, migration.registeredAtMs, JSON.stringify(migration));
       this.q.putBinding.run(binding.vmId, JSON.stringify(binding));
       return this.setRules(vmOwner(binding.vmId), rules);
@@ -254,6 +257,22 @@ export class SqliteStore implements Store {
     });
   }
 
+  forceRelease(vmId: string, owners: string[], addresses: string[], nowMs: number, cooldownMs: number): Promise<{ revision: bigint; released: CoolingRecord[] }> {
+    return this.write(() => {
+      const released: CoolingRecord[] = [];
+      for (const address of addresses) {
+        const row = this.q.byValue.get(parseIPv4(address, "address").value);
+        if (!row || row.state !== LEASED) continue;
+        this.q.cool.run(nowMs + cooldownMs, row.value);
+        released.push(toCooling(row, nowMs + cooldownMs));
+      }
+      this.q.deleteBinding.run(vmId);
+      let revision = this.currentRevision();
+      for (const owner of owners) revision = this.setRules(owner, []);
+      return { revision, released };
+    });
+  }
+
   async getBinding(vmId: string): Promise<BindingRecord | undefined> {
     const row = this.q.getBinding.get(vmId);
     return row ? (JSON.parse(row.body) as BindingRecord) : undefined;
@@ -261,6 +280,10 @@ export class SqliteStore implements Store {
 
   async listBindings(): Promise<BindingRecord[]> {
     return this.q.bindings.all().map((r) => JSON.parse(r.body) as BindingRecord);
+  }
+
+  async bindingsWithHome(homeAddress: string): Promise<BindingRecord[]> {
+    return this.q.bindingsWithHome.all(homeAddress).map((r) => JSON.parse(r.body) as BindingRecord);
   }
 
   async listMigrations(limit: number): Promise<MigrationRecord[]> {

@@ -137,12 +137,23 @@ export interface Store {
 
   /** Replaces the rules owned by `owner` (a VM, a correspondent, the configuration). */
   replaceRules(owner: string, rules: Rule[]): Promise<bigint>;
-  /** Records a migration, replaces the VM's binding and its rules, in one atomic change. */
+  /**
+   * Records a migration, replaces the VM's binding and its rules, in one atomic change; refuses
+   * (FailedPreconditionError) a home address that another VM's binding holds.
+   */
   putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint>;
   /** Removes a VM's binding and its rules (the VM came home, or its care-of lease ended). */
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }>;
+  /**
+   * A forced release, in one atomic change: removes a VM's binding, clears the rules of each of
+   * `owners` (the VM's, a correspondent's mapping), and moves the leases on `addresses` to cooling
+   * (those no longer leased are skipped). Resolves the cooled leases and the rule revision.
+   */
+  forceRelease(vmId: string, owners: string[], addresses: string[], nowMs: number, cooldownMs: number): Promise<{ revision: bigint; released: CoolingRecord[] }>;
   getBinding(vmId: string): Promise<BindingRecord | undefined>;
   listBindings(): Promise<BindingRecord[]>;
+  /** The bindings whose VM has this home address (at most one when the engine held to its rules). */
+  bindingsWithHome(homeAddress: string): Promise<BindingRecord[]>;
   listMigrations(limit: number): Promise<MigrationRecord[]>;
 
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }>;

@@ -12,6 +12,7 @@ test("mipctl lists leases, bindings and rules as tables and JSON, and releases a
   const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
   t.teardown(() => e.stop());
   await e.client.heartbeat(hostOn(6, "h6"));
+  await e.client.heartbeat(hostOn(4, "h4")); // sv's home host, which registers it home below
   const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
   await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
 
@@ -40,6 +41,24 @@ test("mipctl lists leases, bindings and rules as tables and JSON, and releases a
   const usage = await t.throwsAsync(mipctl(e.address, "frobnicate")) as Error & { code: number; stderr: string };
   t.is(usage.code, 2);
   t.regex(usage.stderr, /unknown command 'frobnicate'/);
+});
+
+test("mipctl release --force removes the binding that uses the lease, with its rules, in one change; --force goes with release only", async (t) => {
+  const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
+  await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  const rulesBefore = (await e.client.getRuleTable({})).rules.map((r) => r.key);
+  t.true(rulesBefore.some((k) => k.startsWith("vm/sv/")));
+  const usage = await t.throwsAsync(mipctl(e.address, "--force", "pools")) as Error & { code: number; stderr: string };
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /--force goes with release only/);
+  t.regex((await mipctl(e.address, "release", "--force", c.careOfIpv4)).stdout, /^released 198\.51\.100\.2 \(and any binding that used it\); it cools down until /);
+  t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "bindings")).stdout), [], "the binding is gone");
+  t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "leases")).stdout), [], "so is the lease");
+  const rules = JSON.parse((await mipctl(e.address, "--json", "rules")).stdout) as { rules: { key: string }[] };
+  t.deepEqual(rules.rules.map((r) => r.key), rulesBefore.filter((k) => !k.startsWith("vm/sv/")), "and the VM's rules; the rest are kept");
 });
 
 test("mipctl map, eam and unmap: a correspondent's mapping made, shown as jool_siit's eamt shows it, and given back; the whole lease and rule state after each", async (t) => {

@@ -1,27 +1,13 @@
 // The ControlEngine API against a real engine on port 0, through the generated client.
 import test from "ava";
-import { status, type ServiceError } from "@grpc/grpc-js";
-import { hostOn, startTestEngine, type TestEngine } from "../../harness/engine.js";
+import { status } from "@grpc/grpc-js";
+import { failure, hostOn, startTestEngine, storedState, type TestEngine } from "../../harness/engine.js";
 import { LeasePurpose, NetworkFamily, HostState } from "../../gen/mip46/v1/control.js";
 
-async function code(p: Promise<unknown>): Promise<{ code: number; details: string }> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as ServiceError;
-    return { code: err.code, details: err.details };
-  }
-  throw new Error("call succeeded, but an error was expected");
-}
+const code = failure;
 
 /** Everything the engine stores, as operators see it: a bad request must leave it unchanged. */
-async function snapshot(e: TestEngine) {
-  const [pools, leases, bindings, hosts, rules, migrations] = await Promise.all([
-    e.client.listPools({}), e.client.listLeases({}), e.client.listBindings({}), e.client.listHosts({}), e.client.getRuleTable({}), e.client.listMigrations({}),
-  ]);
-  return JSON.stringify({ pools, leases, bindings, hosts: hosts.hosts.map((h) => ({ ...h, lastSeenMs: 0 })), rules, migrations },
-    (_k, v) => (typeof v === "bigint" ? v.toString() : v));
-}
+const snapshot = (e: TestEngine) => storedState(e.client);
 
 test("flow 3.1 b-c: an IPv4 VM on an IPv6 host gets a pool address and prefix + home address", async (t) => {
   const e = await startTestEngine();
@@ -166,6 +152,7 @@ test("RegisterMigration, flow 3.1: rules for re-encapsulation and decapsulation;
   const e = await startTestEngine();
   t.teardown(() => e.stop());
   await e.client.heartbeat(hostOn(6, "h6"));
+  await e.client.heartbeat(hostOn(4, "h4")); // the home host, which registers the VM home below
   const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
   const r0 = (await e.client.getRuleTable({})).revision;
   const req = { vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 };

@@ -48,6 +48,7 @@ test("a worker gets a snapshot, then one delta per revision, and its table match
   const e = await startTestEngine();
   t.teardown(() => e.stop());
   await e.client.heartbeat(hostOn(6, "h6"));
+  await e.client.heartbeat(hostOn(4, "h4")); // vm-a's home host, which registers it home below
   await migrate(e.client, "vm-a", "192.0.2.1");
   const m = mirror();
   const sync = new RuleSyncClient({ workerId: "w1", engines: [e.address], onSnapshot: m.onSnapshot, onDelta: m.onDelta });
@@ -93,6 +94,24 @@ test("a worker that does not acknowledge shows up as lagging", async (t) => {
   t.is(revision, 3n, "the snapshot's revision 1, and one for each migration");
   t.regex(metrics, /^mip46_dataplane_worker_lag_revisions\{worker="silent"\} 3$/m, "nothing was acknowledged, not even the snapshot");
   t.regex(metrics, /^mip46_dataplane_workers_connected 1$/m);
+});
+
+test("a stream is the worker its first hello names: a second hello naming another worker ends it, and no session is left", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  const raw = new DataPlaneSyncClient(e.address, credentials.createInsecure());
+  t.teardown(() => raw.close());
+  const stream = raw.syncRules();
+  const ended = new Promise<{ code: number }>((resolve) => stream.on("status", resolve));
+  stream.on("data", () => undefined);
+  stream.on("error", () => undefined);
+  stream.write({ message: { $case: "hello", value: { workerId: "w1", appliedRevision: 0n } } });
+  stream.write({ message: { $case: "hello", value: { workerId: "w2", appliedRevision: 0n } } });
+  await ended;
+  const metrics = async () => (await fetch(`http://127.0.0.1:${e.running.metricsPort}/metrics`)).text();
+  await until(async () => /^mip46_dataplane_workers_connected 0$/m.test(await metrics())).catch(() => undefined);
+  t.regex(await metrics(), /^mip46_dataplane_workers_connected 0$/m, "the stream's session is gone");
+  t.notRegex(await metrics(), /worker="w2"/, "and w2 was never attached");
 });
 
 async function freePort(): Promise<number> {

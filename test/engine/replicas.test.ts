@@ -186,6 +186,7 @@ test.serial("every replica pushes the shared rule table: a worker on one replica
   };
   await until("the worker in sync", () => sync.connected);
   await a.client.heartbeat(hostOn(6, "h6"));
+  await a.client.heartbeat(hostOn(4, "h4")); // vm-a's home host, which registers it home below
   for (const vm of ["vm-a", "vm-b"]) {
     const c = await a.client.allocateCareOf({ hostId: "h6", vmId: vm, homeAddress: vm === "vm-a" ? "192.0.2.1" : "192.0.2.2" });
     await a.client.registerMigration({ vmId: vm, homeAddress: vm === "vm-a" ? "192.0.2.1" : "192.0.2.2", homeAgent: "192.0.2.254", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });

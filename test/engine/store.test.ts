@@ -6,7 +6,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseIPv4 } from "../../lib/net/address.js";
 import type { Rule } from "../../lib/rules/rules.js";
-import { ResourceExhaustedError } from "../../services/errors.js";
+import { FailedPreconditionError, ResourceExhaustedError } from "../../services/errors.js";
 import { EtcdStore, LeadershipLostError } from "../../services/store/etcd.js";
 import { SqliteStore } from "../../services/store/sqlite.js";
 import type { BindingRecord, HostRecord, MigrationRecord, PoolAddressSet, Store } from "../../services/store/store.js";
@@ -188,6 +188,31 @@ for (const kind of kinds) {
     t.like((await store.poolUsage(1000))[0], { size: 1, leased: 1 });
     await store.syncPools([POOL]);
     t.like((await store.poolUsage(1000))[0], { size: 3, leased: 1 });
+  });
+
+  test(name("one binding per home address: another VM's is refused (on etcd, from another replica too) and changes nothing; once the first goes, the home is free"), async (t) => {
+    const { store, another } = await kind.open(t);
+    const other = another ? await another() : store;
+    const a = binding("vm-a", "m1");
+    await store.putBinding(a.b, a.m, [rule("vm-a", 1)]);
+    const before = { table: await store.ruleTable(), bindings: await store.listBindings(), migrations: await store.listMigrations(10) };
+    const b = binding("vm-b", "m2");
+    await t.throwsAsync(other.putBinding(b.b, b.m, [rule("vm-b", 1)]), {
+      instanceOf: FailedPreconditionError, message: "home_address: 192.0.2.1 is the home address of vm vm-a's binding; two VMs cannot hold one home address",
+    });
+    t.deepEqual({ table: await store.ruleTable(), bindings: await store.listBindings(), migrations: await store.listMigrations(10) }, before, "nothing was written");
+    t.deepEqual((await store.bindingsWithHome("192.0.2.1")).map((x) => x.vmId), ["vm-a"]);
+    t.deepEqual(await store.bindingsWithHome("192.0.2.9"), []);
+    // The same VM re-registers with its home; then it goes, by a forced release, and vm-b may bind.
+    await other.putBinding({ ...a.b, hostId: "h4" }, { ...a.m, migrationId: "m3" }, [rule("vm-a", 1)]);
+    const { released } = await store.forceRelease("vm-a", ["vm:vm-a"], [], 6000, 1000);
+    t.deepEqual(released, []);
+    t.deepEqual(await store.listBindings(), []);
+    await other.putBinding(b.b, b.m, [rule("vm-b", 1)]);
+    t.deepEqual((await store.bindingsWithHome("192.0.2.1")).map((x) => x.vmId), ["vm-b"]);
+    await store.deleteBinding("vm-b");
+    await store.putBinding(a.b, a.m, [rule("vm-a", 1)]);
+    t.deepEqual((await other.listBindings()).map((x) => x.vmId), ["vm-a"], "deleteBinding frees the home too");
   });
 
   test(name("bindings and rules change together, with one revision per change, and a log"), async (t) => {

@@ -12,7 +12,7 @@ import { DataPlaneSyncClient, type EngineMessage } from "../../gen/mip46/v1/data
 import { ControlEngineClient } from "../../gen/mip46/v1/control.js";
 import { identityFromAltNames, IdentityError, subjectAltNames } from "../../lib/tls/identity.js";
 import type { TlsFiles } from "../../lib/tls/tls.js";
-import { hostOn, startTestEngine, tempDir, type TestEngine } from "../../harness/engine.js";
+import { hostOn, startTestEngine, storedState, tempDir, type TestEngine } from "../../harness/engine.js";
 import { parseConfig } from "../../services/config/config.js";
 import { labConfig } from "../../harness/engine.js";
 import { parseWorkerConfig } from "../../dataplane/worker/config.js";
@@ -24,6 +24,8 @@ const run = promisify(execFile);
 let certs: string;
 let rogue: string;
 let e: TestEngine;
+/** The engine's log lines. */
+const logs: Record<string, unknown>[] = [];
 const clients: { close(): void }[] = [];
 
 const files = (dir: string, name: string): TlsFiles => ({ ca: join(dir, "ca.pem"), cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) });
@@ -47,7 +49,7 @@ test.before(async () => {
   await run("bash", ["scripts/lab-certs.sh", certs, "engine:e1", "host:h4", "host:h6", "worker:dp-1", "operator:admin"]);
   // The same identity, signed by a CA the engine does not trust.
   await run("bash", ["scripts/lab-certs.sh", rogue, "host:h4"]);
-  e = await startTestEngine({ tls: files(certs, "engine-e1") });
+  e = await startTestEngine({ tls: files(certs, "engine-e1") }, tempDir(), createLogger({}, "info", (line) => logs.push(JSON.parse(line) as Record<string, unknown>)));
 });
 
 test.after.always(async () => {
@@ -113,6 +115,38 @@ test.serial("an operator lists and releases, and may not act as an agent", async
   // And h4's agent releases a lease of its own host.
   await h4.allocateCareOf({ hostId: "h4", vmId: "v4", homeAddress: "192.0.2.4" });
   t.truthy((await h4.releaseCareOf({ address: "", vmId: "v4" })).address);
+  // Each release is in the audit log, with the certificate's identity of who made it.
+  const audit = logs.filter((l) => l.msg === "operator action" && l.what === "ReleaseCareOf");
+  t.deepEqual(audit.map((l) => [l.who, (l.request as { vmId: string }).vmId, (l.before as { lease: { holder: string } }).lease.holder]), [["operator:admin", "v3", "v3"], ["host:h4", "v4", "v4"]]);
+});
+
+test.serial("a host acts only on VMs on it or coming to it, and MapCorrespondent is an operator's; each refusal changes nothing", async (t) => {
+  const h4 = client("host-h4");
+  const h6 = client("host-h6");
+  const admin = client("operator-admin");
+  await h6.heartbeat(hostOn(6, "h6", 11));
+  await h4.heartbeat(hostOn(6, "h4"));
+  // vm w6 arrived at h6: its care-of lease is held for h6.
+  const c = await h6.allocateCareOf({ hostId: "h6", vmId: "w6", homeAddress: "192.0.2.60" });
+  const before = await storedState(admin);
+  const move = { vmId: "w6", homeAddress: "192.0.2.60", homeAgent: "192.0.2.254", sourceHostId: "h6", destinationHostId: "h4", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 };
+  for (const [what, call] of [
+    ["RegisterMigration", () => h4.registerMigration(move)],
+    ["PrepareMigration", () => h4.prepareMigration(move)],
+    ["AbortMigration", () => h4.abortMigration({ vmId: "w6", hostId: "h4" })],
+  ] as const) {
+    const got = await code(call());
+    t.is(got.code, status.PERMISSION_DENIED, what);
+    t.is(got.details, "vm_id: vm w6's care-of lease is held for host 'h6', not this agent's host (its certificate says host:h4)", what);
+  }
+  const map = await code(h4.mapCorrespondent({ ipv6Address: "2001:db8:c::44" }));
+  t.is(map.code, status.PERMISSION_DENIED);
+  t.regex(map.details, /MapCorrespondent: host:h4 may not call this method \(allowed: operator\)/);
+  t.is(await storedState(admin), before, "no refused call changed the stored state");
+  // The host that holds the lease registers; an operator maps, and is audited for it.
+  t.false((await h6.registerMigration({ ...move, destinationHostId: "h6" })).returnedHome);
+  t.truthy((await admin.mapCorrespondent({ ipv6Address: "2001:db8:c::44" })).ipv4Address);
+  t.true(logs.some((l) => l.msg === "operator action" && l.what === "MapCorrespondent" && l.who === "operator:admin"));
 });
 
 test.serial("mipctl lists with --ca --cert --key; without them it says the engine wants TLS", async (t) => {
@@ -167,6 +201,19 @@ test.serial("a worker with a worker certificate syncs the rules over TLS; others
   t.is(other.code, status.PERMISSION_DENIED);
   t.regex(other.details, /^hello\.worker_id: 'dp-2' is not this worker/);
   t.is((await refused("host-h4", "h4")).code, status.PERMISSION_DENIED);
+  // Every hello is checked, not only a first message: an acknowledgement first, then a hello as another worker.
+  const late = await new Promise<ServiceError>((resolve, reject) => {
+    const f = files(certs, "worker-dp-1");
+    const c = new DataPlaneSyncClient(e.address, ChannelCredentials.createSsl(readFileSync(f.ca), readFileSync(f.key), readFileSync(f.cert)), {});
+    clients.push(c);
+    const stream = c.syncRules();
+    stream.on("data", (m: EngineMessage) => reject(new Error(`got ${m.message?.$case}`)));
+    stream.on("error", (err: ServiceError) => resolve(err));
+    stream.write({ message: { $case: "ack", value: { revision: 0n } } });
+    stream.write({ message: { $case: "hello", value: { workerId: "dp-2", appliedRevision: 0n } } });
+  });
+  t.is(late.code, status.PERMISSION_DENIED);
+  t.regex(late.details, /^hello\.worker_id: 'dp-2' is not this worker \(its certificate says worker:dp-1\)/);
   t.is((await code(client("worker-dp-1").listPools({}))).code, status.PERMISSION_DENIED);
 });
 

@@ -231,6 +231,11 @@ export interface ReleaseCareOfRequest {
   /** Either the address, or the VM whose care-of lease is released. */
   address: string;
   vmId: string;
+  /**
+   * A lease that a binding uses is refused (FAILED_PRECONDITION) unless force is set: then the
+   * binding, its rules and its translation lease (or the correspondent mapping) go with it.
+   */
+  force: boolean;
 }
 
 export interface ReleaseCareOfResponse {
@@ -838,7 +843,7 @@ export const AllocateCareOfResponse: MessageFns<AllocateCareOfResponse> = {
 };
 
 function createBaseReleaseCareOfRequest(): ReleaseCareOfRequest {
-  return { address: "", vmId: "" };
+  return { address: "", vmId: "", force: false };
 }
 
 export const ReleaseCareOfRequest: MessageFns<ReleaseCareOfRequest> = {
@@ -848,6 +853,9 @@ export const ReleaseCareOfRequest: MessageFns<ReleaseCareOfRequest> = {
     }
     if (message.vmId !== "") {
       writer.uint32(18).string(message.vmId);
+    }
+    if (message.force !== false) {
+      writer.uint32(24).bool(message.force);
     }
     return writer;
   },
@@ -881,6 +889,14 @@ export const ReleaseCareOfRequest: MessageFns<ReleaseCareOfRequest> = {
             message.vmId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -901,6 +917,7 @@ export const ReleaseCareOfRequest: MessageFns<ReleaseCareOfRequest> = {
         : isSet(object.vm_id)
         ? globalThis.String(object.vm_id)
         : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
     };
   },
 
@@ -912,6 +929,9 @@ export const ReleaseCareOfRequest: MessageFns<ReleaseCareOfRequest> = {
     if (message.vmId !== "") {
       obj.vmId = message.vmId;
     }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
     return obj;
   },
 
@@ -922,6 +942,7 @@ export const ReleaseCareOfRequest: MessageFns<ReleaseCareOfRequest> = {
     const message = createBaseReleaseCareOfRequest();
     message.address = object.address ?? "";
     message.vmId = object.vmId ?? "";
+    message.force = object.force ?? false;
     return message;
   },
 };

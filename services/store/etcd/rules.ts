@@ -3,11 +3,12 @@
 // serialised by etcd; each revision's changes are logged for workers that reconnect.
 import type { IOperation } from "etcd3";
 import type { Rule } from "../../../lib/rules/rules.js";
-import { ConflictError } from "../../errors.js";
+import { ConflictError, FailedPreconditionError } from "../../errors.js";
 import { vmOwner } from "../store.js";
-import type { BindingRecord, MigrationRecord, RuleChange } from "../store.js";
+import { parseIPv4 } from "../../../lib/net/address.js";
 import { sleep } from "../../../lib/retry.js";
-import { type Compare, conflictBackoff, EtcdPart, MAX_CONFLICT_RETRIES } from "./base.js";
+import type { BindingRecord, CoolingRecord, MigrationRecord, RuleChange } from "../store.js";
+import { type AddressDoc, type Compare, conflictBackoff, COOLING, EtcdPart, LEASED, MAX_CONFLICT_RETRIES } from "./base.js";
 
 /** Rule-log entries (revisions) kept for reconnecting workers; one old entry is deleted per new one. */
 const RULE_LOG_KEEP = 10_000n;
@@ -26,34 +27,41 @@ export class EtcdRules extends EtcdPart {
   // --- rules and bindings ---------------------------------------------------------------------
 
   /**
-   * Makes the owner's rules exactly `rules`, with `prepare`'s compares and writes in the same
-   * transaction. Every rule change compares the revision key, so changes from all replicas are
-   * serialised by etcd and the revision counts each exactly once.
+   * Makes each owner's rules exactly the rules given for it, with `prepare`'s compares and writes
+   * in the same transaction, as one revision. Every rule change compares the revision key, so
+   * changes from all replicas are serialised by etcd and the revision counts each exactly once.
    */
   private async setRules<T>(
-    owner: string, rules: Rule[], prepare: () => Promise<{ compares: Compare[]; ops: IOperation[]; result: T }> = async () => ({ compares: [], ops: [], result: undefined as T }),
+    owners: [string, Rule[]][], prepare: () => Promise<{ compares: Compare[]; ops: IOperation[]; result: T }> = async () => ({ compares: [], ops: [], result: undefined as T }),
   ): Promise<{ revision: bigint; result: T }> {
     const revKey = this.k("rules/revision");
-    const ownerKey = this.k(`rules/owner/${owner}`);
     const backoff = conflictBackoff();
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
-      const [revKv, ownerKv] = await Promise.all([this.getKv(revKey), this.getKv(ownerKey)]);
+      const [revKv, ...ownerKvs] = await Promise.all([this.getKv(revKey), ...owners.map(([owner]) => this.getKv(this.k(`rules/owner/${owner}`)))]);
       const extra = await prepare();
       const current = BigInt(revKv?.value.toString() ?? "0");
-      const before = ownerKv ? (JSON.parse(ownerKv.value.toString()) as Record<string, string>) : {};
-      const after: Record<string, string> = {};
-      for (const r of rules) after[r.key] = JSON.stringify(r);
       const changes: [string, string | null][] = [];
-      for (const [key, body] of Object.entries(after)) if (before[key] !== body) changes.push([key, body]);
-      for (const key of Object.keys(before)) if (!(key in after)) changes.push([key, null]);
+      const ownerOps: IOperation[] = [];
+      owners.forEach(([owner, rules], i) => {
+        const ownerKv = ownerKvs[i];
+        const before = ownerKv ? (JSON.parse(ownerKv.value.toString()) as Record<string, string>) : {};
+        const after: Record<string, string> = {};
+        for (const r of rules) after[r.key] = JSON.stringify(r);
+        const mine: [string, string | null][] = [];
+        for (const [key, body] of Object.entries(after)) if (before[key] !== body) mine.push([key, body]);
+        for (const key of Object.keys(before)) if (!(key in after)) mine.push([key, null]);
+        if (mine.length === 0) return;
+        for (const [key, body] of mine) {
+          ownerOps.push(body === null ? this.del(this.k(`rules/key/${key}`)) : this.put(this.k(`rules/key/${key}`), `{"owner":${JSON.stringify(owner)},"rule":${body}}`));
+        }
+        const ownerKey = this.k(`rules/owner/${owner}`);
+        ownerOps.push(Object.keys(after).length > 0 ? this.put(ownerKey, after) : this.del(ownerKey));
+        changes.push(...mine);
+      });
       if (changes.length === 0 && extra.ops.length === 0) return { revision: current, result: extra.result };
       const revision = changes.length > 0 ? current + 1n : current;
-      const ops: IOperation[] = [...extra.ops];
+      const ops: IOperation[] = [...extra.ops, ...ownerOps];
       if (changes.length > 0) {
-        for (const [key, body] of changes) {
-          ops.push(body === null ? this.del(this.k(`rules/key/${key}`)) : this.put(this.k(`rules/key/${key}`), `{"owner":${JSON.stringify(owner)},"rule":${body}}`));
-        }
-        ops.push(Object.keys(after).length > 0 ? this.put(ownerKey, after) : this.del(ownerKey));
         ops.push(this.put(revKey, revision.toString()));
         ops.push(this.put(this.logKey(revision), changes.map(([key, body]) => ({ key, rule: body === null ? null : (JSON.parse(body) as Rule) }))));
         if (revision > RULE_LOG_KEEP) ops.push(this.del(this.logKey(revision - RULE_LOG_KEEP)));
@@ -65,7 +73,7 @@ export class EtcdRules extends EtcdPart {
       }
       await sleep(backoff.next());
     }
-    throw new ConflictError(`rules of ${owner}: ${MAX_CONFLICT_RETRIES} conflicting changes in a row; try again`);
+    throw new ConflictError(`rules of ${owners.map(([o]) => o).join(", ")}: ${MAX_CONFLICT_RETRIES} conflicting changes in a row; try again`);
   }
 
   private logKey(revision: bigint): string {
@@ -73,32 +81,80 @@ export class EtcdRules extends EtcdPart {
   }
 
   async replaceRules(owner: string, rules: Rule[]): Promise<bigint> {
-    return (await this.setRules(owner, rules)).revision;
+    return (await this.setRules([[owner, rules]])).revision;
   }
 
   private migrationKey(m: MigrationRecord): string {
     return this.k(`migrations/${String(m.registeredAtMs).padStart(15, "0")}/${m.migrationId}`);
   }
 
+  /** The key naming the VM whose binding holds a home address: one binding per home address, across replicas. */
+  private homeKey(homeAddress: string): string {
+    return this.k(`homes/${homeAddress}`);
+  }
+
   async putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> {
-    return (await this.setRules(vmOwner(binding.vmId), rules, async () => ({
-      compares: [], ops: [this.put(this.migrationKey(migration), migration), this.put(this.k(`bindings/${binding.vmId}`), binding)], result: undefined,
-    }))).revision;
+    const hKey = this.homeKey(binding.homeAddress);
+    return (await this.setRules([[vmOwner(binding.vmId), rules]], async () => {
+      // Claimed in the same transaction as the binding: two replicas cannot bind one home address to two VMs.
+      const home = await this.getKv(hKey);
+      if (home && home.value.toString() !== binding.vmId) {
+        throw new FailedPreconditionError(`home_address: ${binding.homeAddress} is the home address of vm ${home.value.toString()}'s binding; two VMs cannot hold one home address`);
+      }
+      return {
+        compares: [home ? [hKey, "Mod", "==", home.mod_revision] : [hKey, "Create", "==", 0]],
+        ops: [this.put(this.migrationKey(migration), migration), this.put(this.k(`bindings/${binding.vmId}`), binding), this.put(hKey, binding.vmId)],
+        result: undefined,
+      };
+    })).revision;
+  }
+
+  /** The compares and deletions that remove a VM's binding and its claim on its home address. */
+  private async unbind(vmId: string): Promise<{ compares: Compare[]; ops: IOperation[]; binding?: BindingRecord }> {
+    const bKey = this.k(`bindings/${vmId}`);
+    const kv = await this.getKv(bKey);
+    if (!kv) return { compares: [[bKey, "Create", "==", 0]], ops: [] };
+    const binding = JSON.parse(kv.value.toString()) as BindingRecord;
+    const compares: Compare[] = [[bKey, "Mod", "==", kv.mod_revision]];
+    const ops: IOperation[] = [this.del(bKey)];
+    const home = await this.getKv(this.homeKey(binding.homeAddress));
+    if (home && home.value.toString() === vmId) {
+      compares.push([this.homeKey(binding.homeAddress), "Mod", "==", home.mod_revision]);
+      ops.push(this.del(this.homeKey(binding.homeAddress)));
+    }
+    return { compares, ops, binding };
   }
 
   async deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }> {
-    const bKey = this.k(`bindings/${vmId}`);
-    const { revision, result } = await this.setRules(vmOwner(vmId), [], async () => {
-      const kv = await this.getKv(bKey);
-      const ops: IOperation[] = [];
+    const { revision, result } = await this.setRules([[vmOwner(vmId), []]], async () => {
+      const { compares, ops, binding } = await this.unbind(vmId);
       if (migration) ops.push(this.put(this.migrationKey(migration), migration));
-      if (kv) ops.push(this.del(bKey));
-      return {
-        compares: [kv ? [bKey, "Mod", "==", kv.mod_revision] : [bKey, "Create", "==", 0]],
-        ops, result: kv ? (JSON.parse(kv.value.toString()) as BindingRecord) : undefined,
-      };
+      return { compares, ops, result: binding };
     });
     return { revision, binding: result };
+  }
+
+  /**
+   * The binding goes, the owners' rules go, and the leases cool down, in one transaction: each
+   * leased address is compared on its mod revision (as a release is), the binding on its own.
+   */
+  async forceRelease(vmId: string, owners: string[], addresses: string[], nowMs: number, cooldownMs: number): Promise<{ revision: bigint; released: CoolingRecord[] }> {
+    const until = nowMs + cooldownMs;
+    const { revision, result } = await this.setRules(owners.map((o) => [o, []]), async () => {
+      const { compares, ops } = await this.unbind(vmId);
+      const released: CoolingRecord[] = [];
+      for (const address of addresses) {
+        const aKey = this.addressKey(parseIPv4(address, "address").value);
+        const akv = await this.getKv(aKey);
+        const doc = akv ? (JSON.parse(akv.value.toString()) as AddressDoc) : undefined;
+        if (!akv || !doc || doc.state !== LEASED) continue;
+        compares.push([aKey, "Mod", "==", akv.mod_revision]);
+        ops.push(this.put(aKey, { ...doc, state: COOLING, expiresAtMs: null, cooldownUntilMs: until } satisfies AddressDoc), this.del(this.holderKey(doc.holder!, doc.purpose!)));
+        released.push({ address, pool: doc.pool, holder: doc.holder ?? "", purpose: doc.purpose ?? "care-of", cooldownUntilMs: until });
+      }
+      return { compares, ops, result: released };
+    });
+    return { revision, released: result };
   }
 
   getBinding(vmId: string): Promise<BindingRecord | undefined> {
@@ -107,6 +163,11 @@ export class EtcdRules extends EtcdPart {
 
   listBindings(): Promise<BindingRecord[]> {
     return this.listDocs<BindingRecord>("bindings/");
+  }
+
+  /** A scan of the bindings: etcd keeps no index by home address (a registration's check, not a hot path). */
+  async bindingsWithHome(homeAddress: string): Promise<BindingRecord[]> {
+    return (await this.listBindings()).filter((b) => b.homeAddress === homeAddress);
   }
 
   async listMigrations(limit: number): Promise<MigrationRecord[]> {

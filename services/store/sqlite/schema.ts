@@ -24,6 +24,7 @@ CREATE INDEX IF NOT EXISTS addresses_cooling ON addresses(pool, state, cooldown_
 CREATE INDEX IF NOT EXISTS addresses_holder ON addresses(holder, purpose, state);
 CREATE INDEX IF NOT EXISTS addresses_expiry ON addresses(state, expires_at);
 CREATE TABLE IF NOT EXISTS bindings (vm_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS bindings_home ON bindings(json_extract(body, '$.homeAddress'));
 CREATE TABLE IF NOT EXISTS migrations (migration_id TEXT PRIMARY KEY, vm_id TEXT NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS migrations_at ON migrations(at);
 CREATE TABLE IF NOT EXISTS rules (key TEXT PRIMARY KEY, owner TEXT NOT NULL, body TEXT NOT NULL);
@@ -86,6 +87,7 @@ export function statements(db: Database.Database) {
     getBinding: db.prepare<[string], { body: string }>("SELECT body FROM bindings WHERE vm_id = ?"),
     deleteBinding: db.prepare("DELETE FROM bindings WHERE vm_id = ?"),
     bindings: db.prepare<[], { body: string }>("SELECT body FROM bindings ORDER BY vm_id"),
+    bindingsWithHome: db.prepare<[string], { body: string }>("SELECT body FROM bindings WHERE json_extract(body, '$.homeAddress') = ? ORDER BY vm_id"),
     putMigration: db.prepare("INSERT OR REPLACE INTO migrations(migration_id, vm_id, at, body) VALUES (?, ?, ?, ?)"),
     migrations: db.prepare<[number], { body: string }>("SELECT body FROM migrations ORDER BY at DESC LIMIT ?"),
     putHost: db.prepare("INSERT INTO hosts(host_id, body) VALUES (?, ?) ON CONFLICT(host_id) DO UPDATE SET body = excluded.body"),
