@@ -4,14 +4,14 @@
 import test, { type ExecutionContext } from "ava";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { parseIPv4 } from "../../lib/net/address.js";
-import type { Rule } from "../../lib/rules/rules.js";
-import { FailedPreconditionError, ResourceExhaustedError } from "../../services/errors.js";
-import { EtcdStore, LeadershipLostError } from "../../services/store/etcd.js";
-import { SqliteStore } from "../../services/store/sqlite.js";
-import type { BindingRecord, HostRecord, MigrationRecord, PoolAddressSet, Store } from "../../services/store/store.js";
-import { startEtcdCluster, type EtcdCluster } from "../../harness/etcd.js";
-import { tempDir } from "../../harness/engine.js";
+import { parseIPv4 } from "../../../lib/net/address.js";
+import type { Rule } from "../../../lib/rules/rules.js";
+import { FailedPreconditionError, ResourceExhaustedError } from "../../../services/errors.js";
+import { EtcdStore, LeadershipLostError } from "../../../services/store/etcd.js";
+import { SqliteStore } from "../../../services/store/sqlite.js";
+import type { BindingRecord, HostRecord, MigrationRecord, PoolAddressSet, Store } from "../../../services/store/store.js";
+import { startEtcdCluster, type EtcdCluster } from "../../../harness/etcd.js";
+import { tempDir } from "../../../harness/engine.js";
 
 let cluster: EtcdCluster | undefined;
 let prefixes = 0;
@@ -297,9 +297,9 @@ test("etcd: a view guarded by a leader key cannot write once the key is gone", a
 });
 
 test("config: store.kind etcd needs endpoints; the prefix is absolute; other kinds are refused", async (t) => {
-  const { parseConfig } = await import("../../services/config/config.js");
-  const { labConfig } = await import("../../harness/engine.js");
-  const { ConfigError } = await import("../../services/errors.js");
+  const { parseConfig } = await import("../../../services/config/config.js");
+  const { labConfig } = await import("../../../harness/engine.js");
+  const { ConfigError } = await import("../../../services/errors.js");
   const c = parseConfig(labConfig("/tmp", { replica: "r1", store: { kind: "etcd", etcd: { endpoints: ["127.0.0.1:2379"] } } }));
   t.deepEqual(c.store.etcd, { endpoints: ["127.0.0.1:2379"], prefix: "/mip46", dialTimeoutMs: 5000, leaderTtlSeconds: 2 });
   t.is(c.replica, "r1");

@@ -4,12 +4,12 @@ import test from "ava";
 import { connectivityState, status } from "@grpc/grpc-js";
 import { rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { connectControl } from "../../clients/control.js";
-import { silentLogger } from "../../lib/log.js";
-import { SERVER_LIMITS } from "../../services/api/server.js";
-import { parseConfig } from "../../services/config/config.js";
-import { runEngine } from "../../services/engine/run.js";
-import { failure, labConfig, tempDir } from "../../harness/engine.js";
+import { connectControl } from "../../../clients/control.js";
+import { silentLogger } from "../../../lib/log.js";
+import { SERVER_LIMITS } from "../../../services/api/server.js";
+import { parseConfig } from "../../../services/config/config.js";
+import { runEngine } from "../../../services/engine/run.js";
+import { failure, labConfig, tempDir } from "../../../harness/engine.js";
 
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { hostOn, killHard, spawnEngine, startTestEngine, tempDir } from "../../harness/engine.js";
+import { hostOn, killHard, spawnEngine, startTestEngine, tempDir } from "../../../harness/engine.js";
 
 test("1,000 concurrent AllocateCareOf calls from distinct VMs get distinct addresses", async (t) => {
   // 198.18.0.0/22 (RFC 2544 benchmarking range) only as lease bookkeeping: no packet is sent; the

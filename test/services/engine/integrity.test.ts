@@ -4,10 +4,10 @@
 // migrations) is compared before and after.
 import test, { type ExecutionContext } from "ava";
 import { status } from "@grpc/grpc-js";
-import { LeasePurpose } from "../../gen/mip46/v1/control.js";
-import { createLogger } from "../../lib/log.js";
-import { failure, hostOn, startTestEngine, storedState, tempDir, type TestEngine } from "../../harness/engine.js";
-import { startEtcdCluster, type EtcdCluster } from "../../harness/etcd.js";
+import { LeasePurpose } from "../../../gen/mip46/v1/control.js";
+import { createLogger } from "../../../lib/log.js";
+import { failure, hostOn, startTestEngine, storedState, tempDir, type TestEngine } from "../../../harness/engine.js";
+import { startEtcdCluster, type EtcdCluster } from "../../../harness/etcd.js";
 
 let cluster: EtcdCluster | undefined;
 let prefixes = 0;

@@ -7,7 +7,7 @@ import { makeGenericClientConstructor } from "@grpc/grpc-js";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { rmSync } from "node:fs";
-import { hostOn, spawnEngine, startTestEngine, tempDir } from "../../harness/engine.js";
+import { hostOn, spawnEngine, startTestEngine, tempDir } from "../../../harness/engine.js";
 
 test("the health service reports SERVING for the server and for ControlEngine", async (t) => {
   const e = await startTestEngine();

@@ -2,8 +2,8 @@
 // window, hysteresis holds a host hot until it falls below the low watermark, and advice never
 // sends a VM somewhere it would make hot.
 import test from "ava";
-import { MigrationAdvisor, utilisation } from "../../services/migration/advisor.js";
-import type { HostRecord } from "../../services/store/store.js";
+import { MigrationAdvisor, utilisation } from "../../../services/migration/advisor.js";
+import type { HostRecord } from "../../../services/store/store.js";
 
 const settings = { highWatermark: 0.8, lowWatermark: 0.6, windowMs: 30_000, vmCooldownMs: 300_000 };
 

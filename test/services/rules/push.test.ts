@@ -2,10 +2,10 @@
 // snapshot, in-sync, deltas with revisions, acknowledgements, lag, and reconnection.
 import test from "ava";
 import { credentials } from "@grpc/grpc-js";
-import { DataPlaneSyncClient, type EngineMessage } from "../../gen/mip46/v1/dataplane.js";
-import type { Rule } from "../../lib/rules/rules.js";
-import { RuleSyncClient } from "../../dataplane/sync/client.js";
-import { hostOn, killHard, spawnEngine, startTestEngine, tempDir } from "../../harness/engine.js";
+import { DataPlaneSyncClient, type EngineMessage } from "../../../gen/mip46/v1/dataplane.js";
+import type { Rule } from "../../../lib/rules/rules.js";
+import { RuleSyncClient } from "../../../dataplane/sync/client.js";
+import { hostOn, killHard, spawnEngine, startTestEngine, tempDir } from "../../../harness/engine.js";
 import { rmSync } from "node:fs";
 import { createServer } from "node:net";
 

@@ -4,15 +4,15 @@
 import test from "ava";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { parseAddress, parseIPv4 } from "../../lib/net/address.js";
-import { silentLogger } from "../../lib/log.js";
-import { leaseOwners } from "../../services/api/server.js";
-import { parseConfig } from "../../services/config/config.js";
-import { Engine } from "../../services/engine/engine.js";
-import { NotFoundError } from "../../services/errors.js";
-import { SqliteStore } from "../../services/store/sqlite.js";
-import type { Store } from "../../services/store/store.js";
-import { labConfig, tempDir } from "../../harness/engine.js";
+import { parseAddress, parseIPv4 } from "../../../lib/net/address.js";
+import { silentLogger } from "../../../lib/log.js";
+import { leaseOwners } from "../../../services/api/server.js";
+import { parseConfig } from "../../../services/config/config.js";
+import { Engine } from "../../../services/engine/engine.js";
+import { NotFoundError } from "../../../services/errors.js";
+import { SqliteStore } from "../../../services/store/sqlite.js";
+import type { Store } from "../../../services/store/store.js";
+import { labConfig, tempDir } from "../../../harness/engine.js";
 
 test("release by address and its authorisation look the lease up by address, never listing every lease", async (t) => {
   const dir = tempDir("mip46-release-");

@@ -1,8 +1,8 @@
 // The ControlEngine API against a real engine on port 0, through the generated client.
 import test from "ava";
 import { status } from "@grpc/grpc-js";
-import { failure, hostOn, startTestEngine, storedState, type TestEngine } from "../../harness/engine.js";
-import { LeasePurpose, NetworkFamily, HostState } from "../../gen/mip46/v1/control.js";
+import { failure, hostOn, startTestEngine, storedState, type TestEngine } from "../../../harness/engine.js";
+import { LeasePurpose, NetworkFamily, HostState } from "../../../gen/mip46/v1/control.js";
 
 const code = failure;
 

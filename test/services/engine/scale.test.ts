@@ -5,16 +5,16 @@
 import test, { type ExecutionContext } from "ava";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { parseAddress, parseIPv4, parseIPv6 } from "../../lib/net/address.js";
-import { silentLogger } from "../../lib/log.js";
-import { parseConfig } from "../../services/config/config.js";
-import { Engine, type HeartbeatInput } from "../../services/engine/engine.js";
-import { MigrationAdvisor, utilisation } from "../../services/migration/advisor.js";
-import { everyHost } from "../../services/migration/headroom.js";
-import { SqliteStore } from "../../services/store/sqlite.js";
-import type { HostRecord, Store, VmRecord } from "../../services/store/store.js";
-import { labConfig, tempDir } from "../../harness/engine.js";
-import { seededRandom } from "../../lib/random.js";
+import { parseAddress, parseIPv4, parseIPv6 } from "../../../lib/net/address.js";
+import { silentLogger } from "../../../lib/log.js";
+import { parseConfig } from "../../../services/config/config.js";
+import { Engine, type HeartbeatInput } from "../../../services/engine/engine.js";
+import { MigrationAdvisor, utilisation } from "../../../services/migration/advisor.js";
+import { everyHost } from "../../../services/migration/headroom.js";
+import { SqliteStore } from "../../../services/store/sqlite.js";
+import type { HostRecord, Store, VmRecord } from "../../../services/store/store.js";
+import { labConfig, tempDir } from "../../../harness/engine.js";
+import { seededRandom } from "../../../lib/random.js";
 
 const GIB = 1 << 30;
 

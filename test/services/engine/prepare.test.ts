@@ -3,7 +3,7 @@
 // nothing behind. The whole stored state is checked after each call.
 import test from "ava";
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { hostOn, startTestEngine, type TestEngine } from "../../harness/engine.js";
+import { hostOn, startTestEngine, type TestEngine } from "../../../harness/engine.js";
 
 async function state(e: TestEngine) {
   const [leases, bindings, rules, migrations] = await Promise.all([e.client.listLeases({}), e.client.listBindings({}), e.client.getRuleTable({}), e.client.listMigrations({})]);

@@ -6,12 +6,12 @@
 import test from "ava";
 import type { ServiceError } from "@grpc/grpc-js";
 import { rmSync } from "node:fs";
-import { connectControlAny, type FailoverClient } from "../../clients/failover.js";
-import { RuleSyncClient } from "../../dataplane/sync/client.js";
-import type { Rule } from "../../lib/rules/rules.js";
-import { EtcdStore } from "../../services/store/etcd.js";
-import { hostOn, killHard, spawnEngine, startTestEngine, tempDir, type ChildEngine } from "../../harness/engine.js";
-import { startEtcdCluster, type EtcdCluster } from "../../harness/etcd.js";
+import { connectControlAny, type FailoverClient } from "../../../clients/failover.js";
+import { RuleSyncClient } from "../../../dataplane/sync/client.js";
+import type { Rule } from "../../../lib/rules/rules.js";
+import { EtcdStore } from "../../../services/store/etcd.js";
+import { hostOn, killHard, spawnEngine, startTestEngine, tempDir, type ChildEngine } from "../../../harness/engine.js";
+import { startEtcdCluster, type EtcdCluster } from "../../../harness/etcd.js";
 
 const PREFIX = "/mip46-replicas-test";
 

@@ -2,9 +2,9 @@
 // ruleToMessage → binary encoding → ruleFromMessage, optional fields stay absent, and a message
 // this version cannot read (an unknown tunnel kind) gives undefined rather than a wrong rule.
 import test from "ava";
-import { Rule as RuleMessage, TunnelKind } from "../../gen/mip46/v1/control.js";
-import type { Rule } from "../../lib/rules/rules.js";
-import { inDependencyOrder, ruleFromMessage, ruleToMessage } from "../../lib/rules/wire.js";
+import { Rule as RuleMessage, TunnelKind } from "../../../gen/mip46/v1/control.js";
+import type { Rule } from "../../../lib/rules/rules.js";
+import { inDependencyOrder, ruleFromMessage, ruleToMessage } from "../../../lib/rules/wire.js";
 
 const RULES: Rule[] = [
   { key: "vm/a/reencap", kind: "reencap-4in4-to-4in6", poolIPv4: "198.51.100.10", careOfIPv6: "2001:db8:1::c000:201", vmId: "a" },

@@ -1,9 +1,9 @@
 // The configuration is checked at start-up: every RFC 6052 length is accepted; overlaps and
 // impossible plans are refused with the key named.
 import test from "ava";
-import { parseConfig } from "../../services/config/config.js";
-import { ConfigError } from "../../services/errors.js";
-import { labConfig } from "../../harness/engine.js";
+import { parseConfig } from "../../../services/config/config.js";
+import { ConfigError } from "../../../services/errors.js";
+import { labConfig } from "../../../harness/engine.js";
 
 const base = (o: Record<string, unknown> = {}) => labConfig("/nonexistent", o);
 
