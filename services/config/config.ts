@@ -59,6 +59,7 @@ export interface EngineConfig {
   leases: { lifetimeSeconds: number; cooldownSeconds: number; correspondentLifetimeSeconds: number };
   hosts: { heartbeatIntervalSeconds: number; downAfterSeconds: number };
   migration: { highWatermark: number; lowWatermark: number; windowSeconds: number; vmCooldownSeconds: number };
+  grpc: { maxConnectionIdleSeconds: number; keepaliveTimeSeconds: number; keepaliveTimeoutSeconds: number; maxConcurrentStreams: number; maxConnections: number };
 }
 
 function wrap<T>(fn: () => T): T {
@@ -188,6 +189,7 @@ function engineConfig(raw: EngineFile): EngineConfig {
     leases: raw.leases,
     hosts: raw.hosts,
     migration: raw.migration,
+    grpc: raw.grpc,
   };
   if (config.migration.lowWatermark >= config.migration.highWatermark) {
     throw new ConfigError("migration.lowWatermark: must be below migration.highWatermark (the gap is the hysteresis)");

@@ -65,6 +65,14 @@ export const ENGINE_FILE = strict({
     heartbeatIntervalSeconds: number(0.1, 3600).default(5),
     downAfterSeconds: number(0.2, 86400).default(15),
   }).prefault({}),
+  /** The gRPC port's limits (issue 11 §4); the defaults are services/api/server.ts's SERVER_LIMITS. */
+  grpc: strict({
+    maxConnectionIdleSeconds: number(1, 86400).default(300),
+    keepaliveTimeSeconds: number(1, 86400).default(60),
+    keepaliveTimeoutSeconds: number(1, 3600).default(20),
+    maxConcurrentStreams: number(1, 1_000_000).default(100),
+    maxConnections: number(1, 1_000_000).default(4096),
+  }).prefault({}),
   migration: strict({
     highWatermark: number(0.01, 1).default(0.85),
     lowWatermark: number(0, 1).default(0.7),

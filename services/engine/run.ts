@@ -27,7 +27,7 @@ export interface RunningEngine {
 }
 
 export async function runEngine(
-  config: EngineConfig, log: Logger = createLogger({ component: "engine" }), grpcLimits: ServerLimits = SERVER_LIMITS,
+  config: EngineConfig, log: Logger = createLogger({ component: "engine" }), grpcLimits: ServerLimits = limitsOf(config),
 ): Promise<RunningEngine> {
   let store: Store;
   let election: EtcdLeaderElection | undefined;
@@ -81,5 +81,15 @@ export async function runEngine(
       await store.close();
       log.info("engine stopped");
     },
+  };
+}
+
+/** The gRPC port's limits from the configuration's `grpc` section (SERVER_LIMITS where it has none). */
+export function limitsOf(config: EngineConfig): ServerLimits {
+  const g = config.grpc;
+  if (!g) return SERVER_LIMITS;
+  return {
+    maxConnectionIdleMs: g.maxConnectionIdleSeconds * 1000, keepaliveTimeMs: g.keepaliveTimeSeconds * 1000,
+    keepaliveTimeoutMs: g.keepaliveTimeoutSeconds * 1000, maxConcurrentStreams: g.maxConcurrentStreams, maxConnections: g.maxConnections,
   };
 }

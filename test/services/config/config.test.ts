@@ -4,6 +4,8 @@ import test from "ava";
 import { parseConfig } from "../../../services/config/config.js";
 import { ConfigError } from "../../../services/errors.js";
 import { labConfig } from "../../../harness/engine.js";
+import { SERVER_LIMITS } from "../../../services/api/server.js";
+import { limitsOf } from "../../../services/engine/run.js";
 
 const base = (o: Record<string, unknown> = {}) => labConfig("/nonexistent", o);
 
@@ -62,4 +64,13 @@ test("an unknown key anywhere is refused, naming its path, instead of its defaul
     const doc = JSON.parse(JSON.stringify({ ...plan, ...over }));
     t.throws(() => parseConfig(doc), { instanceOf: ConfigError, message }, JSON.stringify(over));
   }
+});
+
+test("the grpc section sets the port's limits; without it they are SERVER_LIMITS; out of range is refused by name", (t) => {
+  const dir = "/tmp/m46-config-none";
+  t.deepEqual(limitsOf(parseConfig(labConfig(dir))), SERVER_LIMITS);
+  const set = parseConfig(labConfig(dir, { grpc: { maxConnectionIdleSeconds: 30, maxConnections: 10 } }));
+  t.deepEqual(limitsOf(set), { ...SERVER_LIMITS, maxConnectionIdleMs: 30_000, maxConnections: 10 });
+  t.throws(() => parseConfig(labConfig(dir, { grpc: { maxConnections: 0 } })), { instanceOf: ConfigError, message: /^grpc\.maxConnections: / });
+  t.throws(() => parseConfig(labConfig(dir, { grpc: { maxConnection: 5 } })), { instanceOf: ConfigError, message: /^grpc\.maxConnection: unknown key/ });
 });
