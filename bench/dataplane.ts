@@ -16,8 +16,7 @@
 // ceiling-ring is bench/ceiling/forward.c (built here with cc): the worker's ring I/O and nothing
 // else, so "× ceiling" is the share of the raw I/O rate each worker case reaches.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseIPv4, parseIPv6 } from "../lib/net/address.js";
@@ -26,6 +25,7 @@ import { buildIPv4Packet } from "../dataplane/packet/ipv4.js";
 import { buildIPv6Packet } from "../dataplane/packet/ipv6.js";
 import { buildUdp4, buildUdp6 } from "../dataplane/packet/udp.js";
 import { NetnsLab, netnsAvailable } from "../harness/netns.js";
+import { ceilingBinary } from "./ceiling/build.js";
 import { latencyTable } from "./latency.js";
 import { createTopology, metricValue, parseMac, startWorker, workerMetricsText, type Topology } from "../harness/topology.js";
 
@@ -168,15 +168,6 @@ const SCENARIOS: Scenario[] = [
     },
   },
 ];
-
-let ceiling: string | undefined;
-/** Builds bench/ceiling/forward.c once per run. */
-function ceilingBinary(): string {
-  if (ceiling) return ceiling;
-  const out = join(mkdtempSync(join(tmpdir(), "mip46-ceiling-")), "forward");
-  execFileSync("cc", ["-O2", "-o", out, join(import.meta.dirname, "ceiling", "forward.c")], { stdio: "inherit" });
-  return (ceiling = out);
-}
 
 function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");

@@ -3,12 +3,15 @@
 // receiver's kernel receive (SO_TIMESTAMPNS); see bench/latency.py. Cases, in one run:
 // - direct: one veth pair, no middle: the floor that the others are measured against;
 // - kernel: the middle namespace forwarding IPv4 in the kernel;
+// - ceiling: bench/ceiling/forward.c in the middle (the worker's ring I/O in C, no packet work):
+//   what the I/O alone adds;
 // - translate-4to6/BACKEND: the worker in the middle translating 4→6 (RFC 7915 §4).
 // "added" is a case's percentile minus the direct one's: what the middle costs.
 //
 //   node --import tsx bench/latency.ts [--count 3000] [--rate 1000] [--backends ring,cap]
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { ceilingBinary } from "./ceiling/build.js";
 import { NetnsLab } from "../harness/netns.js";
 import { configureHost, createTopology, startLines, startWorker, SYSTEM_PYTHON, type Topology } from "../harness/topology.js";
 
@@ -72,6 +75,23 @@ async function kernel(count: number, rate: number): Promise<LatencyResult> {
   }
 }
 
+async function ceiling(count: number, rate: number): Promise<LatencyResult> {
+  const topo = await createTopology();
+  try {
+    await sender(topo);
+    await configureHost(topo, topo.receiver, "r0", ["192.0.2.1/24"], [["default", "dev", "r0"]]);
+    const child = topo.lab.spawn(topo.worker, [ceilingBinary(), "w0", "w1", topo.macs.r0], "ignore");
+    await new Promise((r) => setTimeout(r, 200));
+    try {
+      return await probe(topo.lab, topo.sender, topo.receiver, 4, "192.0.2.1", count, rate, "ceiling");
+    } finally {
+      await NetnsLab.stop(child);
+    }
+  } finally {
+    await topo.destroy();
+  }
+}
+
 async function translate(count: number, rate: number, backend: string): Promise<LatencyResult> {
   const topo = await createTopology();
   try {
@@ -98,7 +118,7 @@ async function translate(count: number, rate: number, backend: string): Promise<
 
 /** Every latency case, one after the other, and the table with the added latency of each. */
 export async function latencyTable(count: number, rate: number, backends: string[]): Promise<string> {
-  const results = [await direct(count, rate), await kernel(count, rate)];
+  const results = [await direct(count, rate), await kernel(count, rate), await ceiling(count, rate)];
   for (const b of backends) results.push(await translate(count, rate, b));
   const floor = results[0];
   const us = (n: number) => n.toFixed(0);
