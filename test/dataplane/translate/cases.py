@@ -6,7 +6,7 @@ import sys
 from scapy.all import (IP, IPv6, UDP, TCP, ICMP, Raw, raw, fragment, IPOption_LSRR,
                        ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6DestUnreach, ICMPv6PacketTooBig,
                        ICMPv6TimeExceeded, ICMPv6ParamProblem, ICMPv6ND_NS,
-                       IPv6ExtHdrFragment, IPv6ExtHdrRouting, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt)
+                       IPv6ExtHdrFragment, IPv6ExtHdrRouting, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, HAO)
 import scapy.config
 scapy.config.conf.verb = 0
 
@@ -234,6 +234,24 @@ case("§5.1 routing header with segments left → parameter problem at the field
 rh0 = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrRouting(addresses=["2001:db8::5"], segleft=0) / UDP(sport=1, dport=2) / b"rh"
 case("§5.1 routing header with segments left 0 is removed", "6to4", rh0, "forward",
      [IP(src=POOL4, dst=CN4, ttl=63, id=0) / UDP(sport=1, dport=2) / b"rh"], ignore=V4_FREE)
+rh2 = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrRouting(addresses=["2001:db8::5"], segleft=1) / IPv6ExtHdrRouting(addresses=["2001:db8::6"], segleft=0, nh=253) / b"rh"
+case("§5.1 two routing headers, the first with segments left → parameter problem at its field", "6to4", rh2, "icmp",
+     [IPv6(src=CN6, dst=VM6, hlim=64) / ICMPv6ParamProblem(code=0, ptr=43) / Raw(raw(rh2))], reason="segments-left")
+rh2b = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrRouting(addresses=["2001:db8::5"], segleft=0) / IPv6ExtHdrRouting(addresses=["2001:db8::6"], segleft=1, nh=253) / b"rh"
+case("§5.1 two routing headers, the second with segments left → parameter problem at its field", "6to4", rh2b, "icmp",
+     [IPv6(src=CN6, dst=VM6, hlim=64) / ICMPv6ParamProblem(code=0, ptr=67) / Raw(raw(rh2b))], reason="segments-left")
+# RFC 6275 §6.3, RFC 8200 §8.1: a mobile node's checksums cover its home address; scapy computes them so.
+# §5.1 translates the Source Address (the care-of address, VM6 here) and drops the options header.
+HOME6 = "2001:db8:1::99"
+hao = IPv6ExtHdrDestOpt(options=[HAO(hoa=HOME6)])
+case("§5.1 §5.5 Home Address option: UDP checksum follows the home address", "6to4", IPv6(src=VM6, dst=CN6) / hao / UDP(sport=9, dport=1234) / PAY,
+     "forward", [IP(src=POOL4, dst=CN4, ttl=63, id=0) / UDP(sport=9, dport=1234) / PAY], ignore=V4_FREE)
+case("§5.1 §5.5 Home Address option: TCP SYN checksum follows the home address", "6to4", IPv6(src=VM6, dst=CN6) / hao / TCP(**tcp),
+     "forward", [IP(src=POOL4, dst=CN4, ttl=63, id=0) / TCP(**tcp)], ignore=V4_FREE)
+case("§5.2 Home Address option: ICMPv6 echo request checksum follows the home address", "6to4", IPv6(src=VM6, dst=CN6) / hao / ICMPv6EchoRequest(id=9, seq=3, data=PAY),
+     "forward", [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=8, id=9, seq=3) / PAY], ignore=V4_FREE)
+case("§5.2 Home Address option: an ICMPv6 error's checksum is verified against the home address", "6to4", IPv6(src=VM6, dst=CN6) / hao / ICMPv6DestUnreach(code=4) / p6,
+     "forward", [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=3, code=3) / p4], ignore=V4_FREE)
 hbh = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP(sport=1, dport=2) / b"hbh"
 case("§5.1 hop-by-hop and destination options headers are removed", "6to4", hbh, "forward",
      [IP(src=POOL4, dst=CN4, ttl=63, id=0) / UDP(sport=1, dport=2) / b"hbh"], ignore=V4_FREE)
