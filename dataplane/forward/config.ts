@@ -45,6 +45,8 @@ export interface TranslatorSettings {
   routerAddress6?: string;
   udpZeroChecksum?: "compute" | "drop";
   sendUntranslatableErrors?: boolean;
+  /** RFC 1812 §4.3.2.3: largest translated ICMPv4 error, IPv4 header included; 576..65535, default 576. */
+  icmp4ErrorMaxBytes?: number;
 }
 
 export interface TunnelSettings {
@@ -118,6 +120,7 @@ export const FORWARDER_SETTINGS = {
     routerAddress6: address.optional(),
     udpZeroChecksum: oneOf(["compute", "drop"]).optional(),
     sendUntranslatableErrors: flag().optional(),
+    icmp4ErrorMaxBytes: integer(576, 65535).optional(),
   }).optional(),
   tunnels: strict({
     hopLimit: integer(1, 255).optional(),

@@ -70,6 +70,7 @@ export function newTranslator(r: Router, firstIdentification: number): Translato
       routerAddress4: s.routerAddress4 !== undefined ? read32(ipv4Bytes(s.routerAddress4, "routerAddress4")) : first4,
       routerAddress6: s.routerAddress6 === undefined ? undefined : ipv6Bytes(s.routerAddress6, "routerAddress6"),
       sendUntranslatableErrors: s.sendUntranslatableErrors,
+      icmp4ErrorMaxBytes: s.icmp4ErrorMaxBytes,
     }, firstIdentification, r.outIp);
   } catch (e) {
     throw new ForwarderConfigError("worker.translator", (e as Error).message);

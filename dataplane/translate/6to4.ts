@@ -10,7 +10,7 @@ import { fragmentIPv4Payload } from "../packet/fragment.js";
 import { icmp6Back, icmp6Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
-import { rewriteEcho, updateTransportChecksum, withExtension } from "./transport.js";
+import { errorBody, rewriteEcho, updateTransportChecksum } from "./transport.js";
 
 /** RFC 7915 §5.1: translated packets up to this size go with DF clear, bigger ones with DF set. */
 const DF_THRESHOLD = 1260;
@@ -230,14 +230,12 @@ function icmpError6to4(t: TranslatorState, packet: Uint8Array, offset: number, l
   const quotedLength = hasExtension ? lengthAttribute : bodyLength;
   const inner = quoted6to4(t, packet, body, quotedLength);
   if (inner === undefined) return "icmp-error-inner";
-  let payload = inner;
-  // RFC 4884 §4.1: Destination Unreachable (3), Time Exceeded (11) and Parameter Problem (12) carry a length in ICMPv4.
-  if (hasExtension && (type === 3 || type === 11 || type === 12)) {
-    // RFC 4884 §4.1: the original datagram is zero-padded to a 32-bit boundary and at least 128 bytes.
-    payload = withExtension(inner, packet.subarray(body + quotedLength, body + bodyLength), 4);
-    const padded = payload.length - (bodyLength - quotedLength);
-    rest = (rest | ((padded >> 2) << 16)) >>> 0; // RFC 4884 §4.1: ICMPv4 length in byte 5, 32-bit words
-  }
+  // RFC 1812 §4.3.2.3: an ICMPv4 error is at most icmp4ErrorMaxBytes (576) with its IP header;
+  // an extension stays whole (errorBody). RFC 4884 §4.1: Destination Unreachable (3), Time
+  // Exceeded (11) and Parameter Problem (12) carry a length in ICMPv4, in byte 5, in 32-bit words.
+  const extension = hasExtension && (type === 3 || type === 11 || type === 12) ? packet.subarray(body + quotedLength, body + bodyLength) : undefined;
+  const { body: payload, lengthWords } = errorBody(inner, extension, 4, t.cfg.icmp4ErrorMaxBytes - IPV4_HEADER_LENGTH - 8);
+  rest = (rest | (lengthWords << 16)) >>> 0;
   return buildIcmp4Message(type, code, rest, payload);
 }
 

@@ -3,6 +3,7 @@
 # Addresses: documentation ranges only (RFC 5737, RFC 3849).
 import json
 import sys
+from scapy.utils import checksum
 from scapy.all import (IP, IPv6, UDP, TCP, ICMP, Raw, raw, fragment, IPOption_LSRR,
                        ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6DestUnreach, ICMPv6PacketTooBig,
                        ICMPv6TimeExceeded, ICMPv6ParamProblem, ICMPv6ND_NS,
@@ -150,6 +151,42 @@ qfrag = fragment(qwhole, fragsize=256)[0]
 qup6 = raw(IPv6(src=VM6, dst=CN6) / UDP(sport=5000, dport=9) / (PAY * 4))[40:]
 case("§4.3 a quoted IPv4 fragment gets a Fragment Header", "4to6", IP(src=CN4, dst=POOL4) / ICMP(type=11, code=1) / qfrag, "forward",
      [IPv6(src=CN6, dst=VM6, hlim=63) / ICMPv6TimeExceeded(code=1) / IPv6(src=VM6, dst=CN6, hlim=60) / IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=0x99) / Raw(qup6[:256])])
+
+# --- ICMP error sizes (RFC 1812 §4.3.2.3, RFC 4884 §4.1, RFC 7915 §4.2 §5.3) ---
+def ext_with(n):  # an RFC 4884 §7 extension: version 2 header, one object of n data bytes, checksum over the whole
+    e = bytearray(bytes.fromhex("20000000") + (4 + n).to_bytes(2, "big") + bytes([1, 1]) + (bytes(range(256)) * 8)[:n])
+    e[2:4] = checksum(bytes(e)).to_bytes(2, "big")
+    return bytes(e)
+long6 = IPv6(src=CN6, dst=VM6, hlim=50) / UDP(sport=9, dport=5000) / (PAY * 8)      # 1048 bytes
+long4 = raw(IP(src=CN4, dst=POOL4, ttl=50, id=0) / UDP(sport=9, dport=5000) / (PAY * 8))  # 1028 bytes
+case("RFC 1812 §4.3.2.3 translated ICMPv4 error capped at 576 bytes", "6to4", IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0) / long6, "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0) / Raw(long4[:548])], ignore=V4_FREE)
+case("RFC 1812 §4.3.2.3 icmp4ErrorMaxBytes 1500 keeps the whole quote", "6to4", IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0) / long6, "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0) / Raw(long4)], ignore=V4_FREE, config={"icmp4ErrorMaxBytes": 1500})
+ext12 = ext_with(8)  # 16 bytes
+mid6q = raw(IPv6(src=CN6, dst=VM6, hlim=50) / UDP(sport=9, dport=5000) / (PAY * 9)[:1032])      # 1080 bytes, 135 words of 8
+mid4q = raw(IP(src=CN4, dst=POOL4, ttl=50, id=0) / UDP(sport=9, dport=5000) / (PAY * 9)[:1032])  # 1060 bytes
+case("RFC 4884 §4.1 ICMPv4 length attribute fits 8 bits: quote cut to 255 words, extension whole", "6to4",
+     IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0, length=135) / Raw(mid6q + ext12), "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0, length=255) / Raw(mid4q[:1020] + ext12)], ignore=V4_FREE, config={"icmp4ErrorMaxBytes": 1500})
+case("RFC 1812 §4.3.2.3 RFC 4884 576-byte cap cuts the quote, not the extension", "6to4",
+     IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0, length=135) / Raw(mid6q + ext12), "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0, length=133) / Raw(mid4q[:532] + ext12)], ignore=V4_FREE)
+ext500 = ext_with(492)
+case("RFC 4884 §4.1 extension that cannot fit beside 128 bytes of quote is dropped 6→4", "6to4",
+     IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0, length=16) / Raw(p6pad + ext500), "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0) / p4], ignore=V4_FREE)
+ext252 = ext_with(244)
+# Longer than quote and extension together, or tshark checks the quoted UDP over the extension's bytes.
+q4long = raw(IP(src=POOL4, dst=CN4, ttl=60) / UDP(sport=5000, dport=9) / (PAY * 12))
+q6long = raw(IPv6(src=VM6, dst=CN6, hlim=60) / UDP(sport=5000, dport=9) / (PAY * 12))
+case("§4.2 RFC 4884 extension past 1280 once translated: quote cut, extension whole", "4to6",
+     IP(src=ROUTER4, dst=POOL4) / ICMP(type=11, code=0, length=250) / Raw(q4long[:1000] + ext252), "forward",
+     [IPv6(src=ROUTER4_6, dst=VM6, hlim=63) / ICMPv6TimeExceeded(code=0, length=122) / Raw(q6long[:976] + ext252)])
+ext1200 = ext_with(1192)
+case("§4.2 RFC 4884 extension that cannot fit beside 128 bytes of quote is dropped 4→6", "4to6",
+     IP(src=ROUTER4, dst=POOL4) / ICMP(type=11, code=0, length=32) / Raw(q4pad + ext1200), "forward",
+     [IPv6(src=ROUTER4_6, dst=VM6, hlim=63) / ICMPv6TimeExceeded(code=0) / q6])
 
 # --- Fragments (§4.1 Fragment Header, §5.1.1) ---
 whole4 = IP(src=CN4, dst=POOL4, id=0x4242, ttl=64) / UDP(sport=1000, dport=2000) / (PAY * 12)
