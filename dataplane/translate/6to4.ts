@@ -71,12 +71,17 @@ export function translateWalked6to4(t: TranslatorState, packet: Uint8Array, chai
   // §5.1: a routing header with Segments Left non-zero is answered with Parameter Problem pointing at the field.
   if (chain.segmentsLeft !== 0) return icmp6Back(t, packet, 4, 0, chain.routingHeaderOffset + 3, "segments-left");
 
-  const isFragment = chain.fragmentHeaderOffset >= 0;
   const initial = chain.fragmentOffset === 0;
+  // RFC 6946 §4: an atomic fragment (offset 0, M clear) is a whole packet. ICMPv6 in one is
+  // translated as if the Fragment Header were not there (§5.2 has the whole message); other
+  // protocols keep the §5.1.1 rules (the identification is carried over).
+  const atomicIcmp = chain.fragmentHeaderOffset >= 0 && initial && !chain.moreFragments && chain.upperProtocol === IPPROTO.ICMPV6;
+  const isFragment = chain.fragmentHeaderOffset >= 0 && !atomicIcmp;
   // RFC 6145 erratum 3061 (on §5.1.1, kept by RFC 7915): extension headers after the fragment
   // header shift the data of later fragments by a length this stateless translator cannot know.
+  // §5.4: say so when allowed (about the first fragment; the later ones do not show the headers).
   if (isFragment && (chain.upperProtocolFieldOffset !== chain.fragmentHeaderOffset || isIPv6ExtensionHeader(chain.upperProtocol))) {
-    return drop("fragment-extension-headers");
+    return initial ? icmp6Untranslatable(t, packet, "fragment-extension-headers") : drop("fragment-extension-headers");
   }
   const upperLength = end - chain.upperOffset;
   const isIcmpError = chain.upperProtocol === IPPROTO.ICMPV6 && initial && upperLength > 0 && isIcmp6Error(packet[chain.upperOffset]);

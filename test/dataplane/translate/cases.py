@@ -203,8 +203,30 @@ for i, (a, b) in enumerate([(0, 600), (600, len(upper6b))]):
     case(f"§5.1.1 IPv6 fragment {i} → IPv4 fragment", "6to4",
          IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(nh=17, offset=a // 8, m=m, id=0xabcd1234) / Raw(upper6b[a:b]), "forward",
          [IP(src=POOL4, dst=CN4, ttl=63, id=0x1234, flags="MF" if m else 0, frag=a // 8, proto=17) / Raw(upper4[a:b])], ignore=V4_CKSUM)
-case("§5.1.1 extension header after the fragment header is dropped (erratum 3061)", "6to4",
-     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=1, id=7) / IPv6ExtHdrDestOpt() / UDP() / PAY, "drop", reason="fragment-extension-headers")
+fx = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=1, id=7) / IPv6ExtHdrDestOpt() / UDP() / PAY
+case("§5.1.1 §5.4 extension header after the fragment header → administratively prohibited (erratum 3061)", "6to4", fx, "icmp",
+     [IPv6(src=CN6, dst=VM6, hlim=64) / ICMPv6DestUnreach(code=1) / Raw(raw(fx))], reason="fragment-extension-headers")
+case("§5.1.1 extension header after the fragment header is dropped without untranslatable errors", "6to4", fx, "drop",
+     reason="fragment-extension-headers", config={"sendUntranslatableErrors": False})
+# RFC 6946 §4: an atomic fragment is a whole packet.
+case("§5.2 RFC 6946 §4 ICMPv6 echo request in an atomic fragment → ICMP echo request", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=0, id=0x55) / ICMPv6EchoRequest(id=9, seq=3, data=PAY), "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=8, id=9, seq=3) / PAY], ignore=V4_FREE)
+case("§5.2 RFC 6946 §4 ICMPv6 error in an atomic fragment → ICMP error", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=0, id=0x56) / ICMPv6DestUnreach(code=4) / p6, "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=3, code=3) / p4], ignore=V4_FREE)
+# RFC 4443 §2.4(e): an ICMPv6 error is never answered with one, whatever the reason it is not translated.
+err6 = ICMPv6DestUnreach(code=4) / p6
+case("RFC 4443 §2.4(e) ICMPv6 error with hop limit 1 is dropped, not answered", "6to4", IPv6(src=VM6, dst=CN6, hlim=1) / err6, "drop", reason="ttl-expired")
+case("RFC 4443 §2.4(e) ICMPv6 error behind a routing header with segments left is dropped, not answered", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrRouting(addresses=["2001:db8::5"], segleft=1) / err6, "drop", reason="segments-left")
+case("RFC 4443 §2.4(e) fragmented ICMPv6 error is dropped, not answered", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=1, id=8) / err6, "drop", reason="icmp-fragmented")
+case("RFC 4443 §2.4(e) ICMPv6 error behind headers after the fragment header is dropped, not answered", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=1, id=9) / IPv6ExtHdrDestOpt() / err6, "drop", reason="fragment-extension-headers")
+# RFC 7915 §4.1: ICMPv4 errors from RFC 1812 §5.3.7 "illegal" sources are translated.
+case("§4.1 ICMPv4 error from 127.0.0.1 is translated", "4to6", IP(src="127.0.0.1", dst=POOL4) / ICMP(type=3, code=1) / q4, "forward",
+     [IPv6(src="2001:db8:64::127.0.0.1", dst=VM6, hlim=63) / ICMPv6DestUnreach(code=0) / q6])
 fi = fragment(IP(src=CN4, dst=POOL4, id=9) / ICMP(type=8) / (PAY * 8), fragsize=256)[0]
 case("§4.2 fragmented ICMPv4 → administratively prohibited", "4to6", fi, "icmp",
      [IP(src=SELF4, dst=CN4, tos=0xc0, ttl=64, id=0) / ICMP(type=3, code=13) / Raw(raw(fi)[:548])], reason="icmp-fragmented", ignore=V4_FREE)
