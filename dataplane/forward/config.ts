@@ -47,6 +47,8 @@ export interface TranslatorSettings {
   sendUntranslatableErrors?: boolean;
   /** RFC 1812 §4.3.2.3: largest translated ICMPv4 error, IPv4 header included; 576..65535, default 576. */
   icmp4ErrorMaxBytes?: number;
+  /** RFC 7757 §4: IPv6 to the RFC 6052 form of an explicit-mapping IPv4 address comes back as IPv6; default true. */
+  eamHairpinning?: boolean;
 }
 
 export interface TunnelSettings {
@@ -121,6 +123,7 @@ export const FORWARDER_SETTINGS = {
     udpZeroChecksum: oneOf(["compute", "drop"]).optional(),
     sendUntranslatableErrors: flag().optional(),
     icmp4ErrorMaxBytes: integer(576, 65535).optional(),
+    eamHairpinning: flag().optional(),
   }).optional(),
   tunnels: strict({
     hopLimit: integer(1, 255).optional(),

@@ -71,6 +71,7 @@ export function newTranslator(r: Router, firstIdentification: number): Translato
       routerAddress6: s.routerAddress6 === undefined ? undefined : ipv6Bytes(s.routerAddress6, "routerAddress6"),
       sendUntranslatableErrors: s.sendUntranslatableErrors,
       icmp4ErrorMaxBytes: s.icmp4ErrorMaxBytes,
+      eamHairpinning: s.eamHairpinning,
     }, firstIdentification, r.outIp);
   } catch (e) {
     throw new ForwarderConfigError("worker.translator", (e as Error).message);

@@ -29,8 +29,10 @@ const UNTRANSLATABLE_4 = new Set<number>([IPPROTO.HOPOPTS, IPPROTO.ROUTING, IPPR
 /**
  * Translates one IPv4 packet (from its IP header on, no link header). Never throws on packet
  * data. `mapped`: the destination's explicit mapping is already in t.dst6 (Translator.destination4).
+ * `hairpin`: the packet is the IPv4 form of an IPv6 packet coming back (RFC 7757 §4), whose
+ * source takes its RFC 6052 form, so that the answer comes back through the translator too.
  */
-export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = false): TranslateResult {
+export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = false, hairpin = false): TranslateResult {
   const cfg = t.cfg;
   const ip = parseIPv4(packet, 0, packet.length, t.ip4);
   if (ip === undefined) return drop("malformed");
@@ -48,7 +50,8 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = f
     return icmp4Back(t, packet, 3, 5, 0, "source-route");
   }
   // §4.1 "Source Address", §6 (RFC 7757 §3.3 and RFC 6052).
-  if (!cfg.mapping.map4to6(ip.src, t.src6, 0)) return icmp4Untranslatable(t, packet, "unmapped-source");
+  const srcMapped = hairpin ? cfg.mapping.prefix4to6(ip.src, t.src6, 0) : cfg.mapping.map4to6(ip.src, t.src6, 0);
+  if (!srcMapped) return icmp4Untranslatable(t, packet, "unmapped-source");
 
   const isFragment = ip.moreFragments || ip.fragmentOffset !== 0;
   const initial = ip.fragmentOffset === 0;

@@ -34,6 +34,11 @@ export interface TranslatorConfig {
    * datagram is cut to fit (RFC 1812 §4.3.2.3; RFC 7915 §5.3 allows it). 576..65535, default 576.
    */
   icmp4ErrorMaxBytes?: number;
+  /**
+   * RFC 7757 §4: an IPv6 packet whose destination's IPv4 form is itself an explicit-mapping IPv4
+   * address is translated back to IPv6 (Jool's "intrinsic" hairpinning). Default true.
+   */
+  eamHairpinning?: boolean;
 }
 
 export interface ResolvedConfig {
@@ -47,6 +52,7 @@ export interface ResolvedConfig {
   routerAddress6: Uint8Array | undefined;
   sendUntranslatableErrors: boolean;
   icmp4ErrorMaxBytes: number;
+  eamHairpinning: boolean;
 }
 
 /** RFC 7600 §4: 192.0.0.8, for ICMPv4 errors whose real source has no IPv4 address. */
@@ -81,5 +87,6 @@ export function resolveConfig(c: TranslatorConfig): ResolvedConfig {
     routerAddress6: c.routerAddress6 === undefined ? undefined : Uint8Array.from(c.routerAddress6),
     sendUntranslatableErrors: c.sendUntranslatableErrors ?? true,
     icmp4ErrorMaxBytes,
+    eamHairpinning: c.eamHairpinning ?? true,
   };
 }

@@ -64,6 +64,12 @@ const CASES: ExactCase[] = [
     input: "e6(VMB6)/FX6",
     expected: ["o6(VMB6)/IPv6(src=T6, dst='2001:db8:1::50', hlim=64)/ICMPv6DestUnreach(code=1)/Raw(bytes(FX6))"],
   },
+  {
+    title: "RFC 7757 §4: IPv6 to the RFC 6052 form of an EAM IPv4 address comes back as IPv6 to the EAM's IPv6 address (hairpinning)",
+    ingress: "v6",
+    input: "e6(VMB6)/IPv6(src='2001:db8:1::50', dst='2001:db8:64::c633:6414')/UDP(sport=2000, dport=1000)/P",
+    expected: ["o6(VMB6)/IPv6(src='2001:db8:64::c633:6414', dst='2001:db8:1::50', hlim=62)/UDP(sport=2000, dport=1000)/P"],
+  },
 ];
 
 const outputs = exactOutputCases(test, CASES, PRELUDE, () => EXAMPLE_TABLE);

@@ -330,6 +330,23 @@ case("RFC 7757 §3.2 EAM prefix entry /24 ↔ /120, 4→6", "4to6", IP(src="203.
 case("RFC 7757 §3.2 EAM prefix entry /24 ↔ /120, 6→4", "6to4", IPv6(src=VM6, dst="2001:db8:ea::4e") / UDP(sport=1, dport=2) / b"pfx", "forward",
      [IP(src=POOL4, dst="203.0.113.78", ttl=63, id=0) / UDP(sport=1, dport=2) / b"pfx"], ignore=V4_FREE)
 
+# --- EAM hairpinning (RFC 7757 §4): VM6 (EAM 192.0.2.10) to the RFC 6052 form of another EAM's IPv4 address ---
+HP6 = "2001:db8:64::198.51.100.20"   # 198.51.100.20 is the EAM of 2001:db8:2::20
+case("RFC 7757 §4 EAM hairpinning: UDP comes back as IPv6 to the EAM's IPv6 address, source in RFC 6052 form", "6to4",
+     IPv6(src=VM6, dst=HP6, hlim=64) / UDP(sport=1, dport=2) / PAY, "forward",
+     [IPv6(src="2001:db8:64::192.0.2.10", dst="2001:db8:2::20", hlim=62) / UDP(sport=1, dport=2) / PAY])
+case("RFC 7757 §4 EAM hairpinning: ICMPv6 echo request comes back as ICMPv6", "6to4",
+     IPv6(src=VM6, dst=HP6, hlim=64) / ICMPv6EchoRequest(id=4, seq=5, data=b"hairpin"), "forward",
+     [IPv6(src="2001:db8:64::192.0.2.10", dst="2001:db8:2::20", hlim=62) / ICMPv6EchoRequest(id=4, seq=5, data=b"hairpin")])
+case("RFC 7757 §4 the reply hairpins the same way back", "6to4",
+     IPv6(src="2001:db8:2::20", dst="2001:db8:64::192.0.2.10", hlim=64) / UDP(sport=2, dport=1) / PAY, "forward",
+     [IPv6(src=HP6, dst=VM6, hlim=62) / UDP(sport=2, dport=1) / PAY])
+case("RFC 7757 §4 EAM hairpinning off: the IPv4 form goes out", "6to4",
+     IPv6(src=VM6, dst=HP6, hlim=64) / UDP(sport=1, dport=2) / PAY, "forward",
+     [IP(src=POOL4, dst="198.51.100.20", ttl=63, id=0) / UDP(sport=1, dport=2) / PAY], ignore=V4_FREE, config={"eamHairpinning": False})
+case("RFC 7757 §4 EAM hairpinning with hop limit 2 is dropped (no ICMPv4 error to an IPv6 node)", "6to4",
+     IPv6(src=VM6, dst=HP6, hlim=2) / UDP(sport=1, dport=2) / PAY, "drop", reason="ttl-expired")
+
 # --- Every RFC 6052 prefix length: the examples of RFC 6052 §2.4 for 192.0.2.33 ---
 for prefix, length, embedded in [("2001:db8::", 32, "2001:db8:c000:221::"), ("2001:db8:100::", 40, "2001:db8:1c0:2:21::"),
                                  ("2001:db8:122::", 48, "2001:db8:122:c000:2:2100::"), ("2001:db8:122:300::", 56, "2001:db8:122:3c0:0:221::"),
