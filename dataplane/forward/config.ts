@@ -64,6 +64,14 @@ export interface TunnelSettings {
   icmpSource6?: string;
 }
 
+/** RFC 4443 §2.4(f), RFC 1812 §4.3.2.8: a token bucket on the ICMP errors the worker originates. */
+export interface IcmpErrorLimit {
+  /** Errors per second once the burst is spent; default 100. */
+  perSecond?: number;
+  /** Errors that may go at once; default 100. */
+  burst?: number;
+}
+
 export interface StaticNeighbour {
   interface: string;
   address: string;
@@ -77,6 +85,8 @@ export interface ForwarderConfig {
   served?: string[];
   translator?: TranslatorSettings;
   tunnels?: TunnelSettings;
+  /** Rate limit of the ICMP errors of the router, the tunnels and the translator (ratelimit.ts). */
+  icmpErrorLimit?: IcmpErrorLimit;
   neighbours?: StaticNeighbour[];
   neighbourTimers?: Partial<NeighbourTimers>;
   /**
@@ -132,6 +142,7 @@ export const FORWARDER_SETTINGS = {
     icmpSource4: address.optional(),
     icmpSource6: address.optional(),
   }).optional(),
+  icmpErrorLimit: strict({ perSecond: integer(1, 1_000_000).optional(), burst: integer(1, 1_000_000).optional() }).optional(),
   neighbours: list(strict({ interface: text(), address, mac: text("a MAC address") })).optional(),
   neighbourTimers: strict({
     reachableMs: timer(0), retransMs: timer(1), maxRetries: timer(0), delayMs: timer(0), staleExpiryMs: timer(0), queueLength: timer(0), maxEntries: timer(1),
