@@ -45,6 +45,10 @@ export interface TranslatorSettings {
   routerAddress6?: string;
   udpZeroChecksum?: "compute" | "drop";
   sendUntranslatableErrors?: boolean;
+  /** RFC 1812 §4.3.2.3: largest translated ICMPv4 error, IPv4 header included; 576..65535, default 576. */
+  icmp4ErrorMaxBytes?: number;
+  /** RFC 7757 §4: IPv6 to the RFC 6052 form of an explicit-mapping IPv4 address comes back as IPv6; default true. */
+  eamHairpinning?: boolean;
 }
 
 export interface TunnelSettings {
@@ -60,6 +64,14 @@ export interface TunnelSettings {
   icmpSource6?: string;
 }
 
+/** RFC 4443 §2.4(f), RFC 1812 §4.3.2.8: a token bucket on the ICMP errors the worker originates. */
+export interface IcmpErrorLimit {
+  /** Errors per second once the burst is spent; default 100. */
+  perSecond?: number;
+  /** Errors that may go at once; default 100. */
+  burst?: number;
+}
+
 export interface StaticNeighbour {
   interface: string;
   address: string;
@@ -73,6 +85,8 @@ export interface ForwarderConfig {
   served?: string[];
   translator?: TranslatorSettings;
   tunnels?: TunnelSettings;
+  /** Rate limit of the ICMP errors of the router, the tunnels and the translator (ratelimit.ts). */
+  icmpErrorLimit?: IcmpErrorLimit;
   neighbours?: StaticNeighbour[];
   neighbourTimers?: Partial<NeighbourTimers>;
   /**
@@ -118,6 +132,8 @@ export const FORWARDER_SETTINGS = {
     routerAddress6: address.optional(),
     udpZeroChecksum: oneOf(["compute", "drop"]).optional(),
     sendUntranslatableErrors: flag().optional(),
+    icmp4ErrorMaxBytes: integer(576, 65535).optional(),
+    eamHairpinning: flag().optional(),
   }).optional(),
   tunnels: strict({
     hopLimit: integer(1, 255).optional(),
@@ -126,6 +142,7 @@ export const FORWARDER_SETTINGS = {
     icmpSource4: address.optional(),
     icmpSource6: address.optional(),
   }).optional(),
+  icmpErrorLimit: strict({ perSecond: integer(1, 1_000_000).optional(), burst: integer(1, 1_000_000).optional() }).optional(),
   neighbours: list(strict({ interface: text(), address, mac: text("a MAC address") })).optional(),
   neighbourTimers: strict({
     reachableMs: timer(0), retransMs: timer(1), maxRetries: timer(0), delayMs: timer(0), staleExpiryMs: timer(0), queueLength: timer(0), maxEntries: timer(1),

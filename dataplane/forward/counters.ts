@@ -36,6 +36,8 @@ export const OWN_DROP_REASONS = [
   "egress-too-big",
   /** A binding update to a correspondent that the rule table does not back (correspondent router, see correspondent.ts). */
   "correspondent-refused",
+  /** An ICMP error we would originate, over the rate limit (`icmpErrorLimit`; RFC 4443 §2.4(f), RFC 1812 §4.3.2.8). */
+  "icmp-rate-limited",
   /** A bug: an exception inside the pipeline, caught so one frame cannot stop the worker. */
   "internal-error",
 ] as const;

@@ -89,6 +89,7 @@ export function route6(r: Router, s: PacketState, pkt: Uint8Array): void {
 function error4(r: Router, s: PacketState, pkt: Uint8Array, type: number, code: number, rest: number): void {
   const src = r.node.icmpSource4;
   if (src === undefined || !mayQuoteIcmp4(pkt)) return;
+  if (!r.icmpErrors.take(r.now)) return r.drop("icmp-rate-limited");
   r.counters.actions.icmp++;
   originate(r, s, buildIcmp4Error(type, code, rest, pkt, src, pkt.subarray(12, 16)), undefined);
 }
@@ -96,8 +97,20 @@ function error4(r: Router, s: PacketState, pkt: Uint8Array, type: number, code: 
 function error6(r: Router, s: PacketState, pkt: Uint8Array, type: number, code: number, rest: number): void {
   const src = r.node.icmpSource6;
   if (src === undefined || !mayQuoteIcmp6(pkt, type, code)) return;
+  if (!r.icmpErrors.take(r.now)) return r.drop("icmp-rate-limited");
   r.counters.actions.icmp++;
   originate(r, s, buildIcmp6Error(type, code, rest, pkt, src, pkt.subarray(8, 24)), undefined);
+}
+
+/**
+ * Sends an ICMP error that a tunnel or the translator built, within the worker's rate limit
+ * (ratelimit.ts); the packet it is about was dropped for `reason`, counted here.
+ */
+export function sendError(r: Router, s: PacketState, error: Uint8Array, reason: string): void {
+  r.drop(reason);
+  if (!r.icmpErrors.take(r.now)) return r.drop("icmp-rate-limited");
+  r.counters.actions.icmp++;
+  originate(r, s, error, undefined);
 }
 
 /**
@@ -146,9 +159,7 @@ export function sendTunnelResult(r: Router, s: PacketState, t: TunnelResult, act
       return;
     }
     case "icmp":
-      r.drop(t.reason);
-      r.counters.actions.icmp++;
-      return originate(r, s, t.packet.subarray(0, t.length), undefined);
+      return sendError(r, s, t.packet.subarray(0, t.length), t.reason);
     case "drop":
       return r.drop(t.reason);
   }

@@ -9,7 +9,7 @@ import type { PacketState } from "./packet.js";
 import type { Router } from "./router.js";
 import { translate4 } from "./translation.js";
 import { decap, encap, reencap4 } from "./tunnels.js";
-import { wellFormed4 } from "./wellformed.js";
+import { martianSource4, wellFormed4 } from "./wellformed.js";
 
 export function ipv4(r: Router, s: PacketState, packet: Uint8Array): void {
   const pkt = wellFormed4(r, s, packet);
@@ -28,6 +28,9 @@ export function ipv4(r: Router, s: PacketState, packet: Uint8Array): void {
   const own = r.own.has(pkt, 16, 4);
   // Looked up once: the translator keeps the IPv6 form it found for translate4.
   const mapped = r.translator.destination4(dst);
+  // wellFormed4 let an ICMPv4 error from an RFC 1812 §5.3.7 source through for the translator
+  // alone (RFC 7915 §4.1); a router does not forward it.
+  if (!mapped && martianSource4(read32(pkt, 12))) return r.drop("malformed");
   const local = own || mapped || r.inServed4(dst);
   if ((proto === IPPROTO.IPIP || proto === IPPROTO.IPV6) && local) {
     const kind: TunnelKind = proto === IPPROTO.IPIP ? "4in4" : "6in4";

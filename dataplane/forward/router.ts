@@ -17,6 +17,7 @@ import { ETH, type Port } from "./packet.js";
 import { solicit } from "./responder.js";
 import { CompiledRules } from "./compiled.js";
 import { newTranslator } from "./translation.js";
+import { TokenBucket } from "./ratelimit.js";
 
 
 export interface Route4 { network: number; mask: number; length: number; port: Port; gateway: Uint8Array | null }
@@ -65,6 +66,8 @@ export class Router {
   readonly served4: { network: number; mask: number }[] = [];
   readonly served6: { prefix: Uint8Array; length: number }[] = [];
   readonly node: TunnelNode;
+  /** The ICMP errors this worker originates, rate-limited (ratelimit.ts). */
+  readonly icmpErrors: TokenBucket;
   readonly tunnelHopLimit: number;
   readonly source4?: Uint8Array;
   readonly source6?: Uint8Array;
@@ -84,6 +87,7 @@ export class Router {
   constructor(config: ForwarderConfig, now: number, options: ForwarderOptions) {
     this.config = parseForwarderConfig(config);
     this.now = now;
+    this.icmpErrors = new TokenBucket(this.config.icmpErrorLimit?.perSecond ?? 100, this.config.icmpErrorLimit?.burst ?? 100, now);
     const cfg = this.config;
     for (const [i, ic] of cfg.interfaces.entries()) {
       const mac = macBytes(ic.mac, `worker.interfaces[${i}].mac`);

@@ -6,7 +6,7 @@ import { Translator, type TranslateResult } from "../translate/index.js";
 import { ipv4Bytes, ipv6Bytes } from "./addresses.js";
 import { ForwarderConfigError } from "./config.js";
 import type { ForwardAction } from "./counters.js";
-import { originate } from "./egress.js";
+import { originate, sendError } from "./egress.js";
 import type { PacketState } from "./packet.js";
 import type { Router } from "./router.js";
 import { encap6in4, shortcut6 } from "./tunnels.js";
@@ -43,9 +43,7 @@ function translated(r: Router, s: PacketState, t: TranslateResult, action: Forwa
       }
       return;
     case "icmp":
-      r.drop(t.reason);
-      r.counters.actions.icmp++;
-      return originate(r, s, t.packet, undefined);
+      return sendError(r, s, t.packet, t.reason);
     case "drop":
       return r.drop(t.reason);
   }
@@ -70,6 +68,8 @@ export function newTranslator(r: Router, firstIdentification: number): Translato
       routerAddress4: s.routerAddress4 !== undefined ? read32(ipv4Bytes(s.routerAddress4, "routerAddress4")) : first4,
       routerAddress6: s.routerAddress6 === undefined ? undefined : ipv6Bytes(s.routerAddress6, "routerAddress6"),
       sendUntranslatableErrors: s.sendUntranslatableErrors,
+      icmp4ErrorMaxBytes: s.icmp4ErrorMaxBytes,
+      eamHairpinning: s.eamHairpinning,
     }, firstIdentification, r.outIp);
   } catch (e) {
     throw new ForwarderConfigError("worker.translator", (e as Error).message);

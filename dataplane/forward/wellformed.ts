@@ -6,6 +6,7 @@
 // are not verified here: routers pass them on. The IPv6 extension chain is walked once per
 // packet, here, and left in the packet state (chain6, tunnel6) for the steps after.
 import { checksumOk, read32 } from "../packet/checksum.js";
+import { isIcmp4Error } from "../packet/icmp4.js";
 import { IPPROTO } from "../packet/ipv4.js";
 import { walkIPv6Extensions, type IPv6Chain } from "../packet/ipv6.js";
 import type { PacketState } from "./packet.js";
@@ -28,7 +29,9 @@ export function wellFormed4(r: Router, s: PacketState, pkt: Uint8Array): Uint8Ar
   const src = read32(pkt, 12);
   // RFC 1812 §5.3.7: no forwarding to or from multicast/broadcast/"this network"/loopback here.
   if (dst >>> 28 >= 0xe || dst >>> 24 === 0 || dst >>> 24 === 127) return dropped(r, "not-for-us");
-  if (src >>> 28 >= 0xe || src >>> 24 === 127) return dropped(r, "malformed");
+  // An ICMPv4 error from such a source goes on to the translator, which translates it for
+  // troubleshooting (RFC 7915 §4.1); ipv4.ts drops it when it is not translated.
+  if (martianSource4(src) && !isIcmp4ErrorPacket(pkt, ihl)) return dropped(r, "malformed");
   if (!sound4(pkt, 0, s)) return dropped(r, "malformed");
   return pkt;
 }
@@ -66,6 +69,16 @@ export function sound6Outer(s: PacketState, pkt: Uint8Array): boolean {
   if (c === undefined) return false;
   s.tunnel6 = tunnelProtocol6(c);
   return chainSound(pkt, c, 0, s);
+}
+
+/** RFC 1812 §5.3.7: a source a router does not forward from (multicast, class E, loopback). */
+export function martianSource4(src: number): boolean {
+  return src >>> 28 >= 0xe || src >>> 24 === 127;
+}
+
+/** An unfragmented ICMPv4 error (its header is checked later, by sound4). */
+function isIcmp4ErrorPacket(pkt: Uint8Array, ihl: number): boolean {
+  return pkt[9] === IPPROTO.ICMP && (((pkt[6] << 8) | pkt[7]) & 0x3fff) === 0 && pkt.length > ihl && isIcmp4Error(pkt[ihl]);
 }
 
 function dropped(r: Router, reason: string): undefined {

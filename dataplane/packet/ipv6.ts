@@ -111,9 +111,13 @@ export interface IPv6Chain {
   homeAddressOffset: number;
   /** Offset of the 16-byte address in a type 2 routing header (RFC 6275 §6.4), or -1. */
   routingType2AddressOffset: number;
-  /** Segments left of the last routing header seen (0 without one). */
+  /**
+   * Segments Left of the first routing header whose Segments Left is non-zero, else of the last
+   * routing header (0 without one). RFC 8200 §4.4: a node processes the first routing header
+   * first, so a later one with nothing left does not make the packet final.
+   */
   segmentsLeft: number;
-  /** Offset of the last routing header seen, or -1. */
+  /** Offset of the routing header `segmentsLeft` comes from, or -1. */
   routingHeaderOffset: number;
   /** Number of extension headers walked. */
   extensionCount: number;
@@ -181,8 +185,10 @@ export function walkIPv6Extensions(buf: Uint8Array, ipOffset: number, end?: numb
     }
     if (off + length > stop) return undefined;
     if (nh === IPPROTO.ROUTING) {
-      c.segmentsLeft = buf[off + 3];
-      c.routingHeaderOffset = off;
+      if (c.segmentsLeft === 0) {
+        c.segmentsLeft = buf[off + 3];
+        c.routingHeaderOffset = off;
+      }
       // RFC 6275 §6.4: type 2 carries exactly one address, Hdr Ext Len 2, Segments Left 1 (0 once processed).
       if (buf[off + 2] === 2) {
         if (buf[off + 1] !== 2) return undefined;

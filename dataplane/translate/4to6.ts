@@ -10,7 +10,7 @@ import { fragmentIPv6Payload } from "../packet/fragment.js";
 import { icmp4Back, icmp4Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
-import { computeUdpChecksum6, rewriteEcho, updateTransportChecksum, withExtension } from "./transport.js";
+import { computeUdpChecksum6, errorBody, rewriteEcho, updateTransportChecksum } from "./transport.js";
 
 /** RFC 1191 §7 plateau table, for a Fragmentation Needed with no MTU in it (RFC 7915 §4.2). */
 const PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68];
@@ -29,8 +29,10 @@ const UNTRANSLATABLE_4 = new Set<number>([IPPROTO.HOPOPTS, IPPROTO.ROUTING, IPPR
 /**
  * Translates one IPv4 packet (from its IP header on, no link header). Never throws on packet
  * data. `mapped`: the destination's explicit mapping is already in t.dst6 (Translator.destination4).
+ * `hairpin`: the packet is the IPv4 form of an IPv6 packet coming back (RFC 7757 §4), whose
+ * source takes its RFC 6052 form, so that the answer comes back through the translator too.
  */
-export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = false): TranslateResult {
+export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = false, hairpin = false): TranslateResult {
   const cfg = t.cfg;
   const ip = parseIPv4(packet, 0, packet.length, t.ip4);
   if (ip === undefined) return drop("malformed");
@@ -48,7 +50,8 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = f
     return icmp4Back(t, packet, 3, 5, 0, "source-route");
   }
   // §4.1 "Source Address", §6 (RFC 7757 §3.3 and RFC 6052).
-  if (!cfg.mapping.map4to6(ip.src, t.src6, 0)) return icmp4Untranslatable(t, packet, "unmapped-source");
+  const srcMapped = hairpin ? cfg.mapping.prefix4to6(ip.src, t.src6, 0) : cfg.mapping.map4to6(ip.src, t.src6, 0);
+  if (!srcMapped) return icmp4Untranslatable(t, packet, "unmapped-source");
 
   const isFragment = ip.moreFragments || ip.fragmentOffset !== 0;
   const initial = ip.fragmentOffset === 0;
@@ -216,18 +219,12 @@ function icmpError4to6(t: TranslatorState, packet: Uint8Array, ip: IPv4Header, t
   const quotedLength = hasExtension ? lengthAttribute : bodyLength;
   const inner = quoted4to6(t, packet, body, quotedLength);
   if (inner === undefined) return "icmp-error-inner";
-  // RFC 4443 §2.4(c): the error packet must fit the minimum IPv6 MTU.
-  const maxBody = IPV6_MIN_MTU - IPV6_HEADER_LENGTH - 8;
-  let payload = inner;
-  // RFC 4884 §4.1: only Destination Unreachable (1) and Time Exceeded (3) carry a length in ICMPv6.
-  if (hasExtension && (type === 1 || type === 3)) {
-    // RFC 4884 §4.1: the original datagram is zero-padded to a 64-bit boundary and at least 128 bytes.
-    payload = withExtension(inner, packet.subarray(body + quotedLength, body + bodyLength), 8);
-    const padded = payload.length - (bodyLength - quotedLength);
-    rest = (rest | ((padded >> 3) << 24)) >>> 0; // RFC 4884 §4.1: ICMPv6 length in byte 4, 64-bit words
-  }
-  // §4.2 "ICMP Error Payload": an extension that does not fit is truncated.
-  if (payload.length > maxBody) payload = payload.subarray(0, maxBody);
+  // RFC 4443 §2.4(c), §4.2 "ICMP Error Payload": the error packet fits the minimum IPv6 MTU;
+  // an extension stays whole (errorBody). RFC 4884 §4.1: only Destination Unreachable (1) and
+  // Time Exceeded (3) carry a length in ICMPv6, in byte 4, in 64-bit words.
+  const extension = hasExtension && (type === 1 || type === 3) ? packet.subarray(body + quotedLength, body + bodyLength) : undefined;
+  const { body: payload, lengthWords } = errorBody(inner, extension, 8, IPV6_MIN_MTU - IPV6_HEADER_LENGTH - 8);
+  rest = (rest | (lengthWords << 24)) >>> 0;
   return buildIcmp6Message(type, code, rest, payload, t.src6, t.dst6);
 }
 

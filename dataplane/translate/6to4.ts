@@ -1,6 +1,6 @@
 // IPv6 → IPv4, RFC 7915 §5: the header rules of §5.1 and §5.1.1, the ICMP rules of §5.2 and
 // §5.3, and the order of the steps. Read beside the RFC; each rule cites its section.
-import { pseudoHeaderSum6, pseudoHeaderSum6At, sum16 } from "../packet/checksum.js";
+import { sum16 } from "../packet/checksum.js";
 import { buildIcmp4Message } from "../packet/icmp4.js";
 import { isIcmp6Error, verifyIcmp6Checksum } from "../packet/icmp6.js";
 import { IPPROTO, IPV4_HEADER_LENGTH, writeIPv4Header } from "../packet/ipv4.js";
@@ -10,7 +10,7 @@ import { fragmentIPv4Payload } from "../packet/fragment.js";
 import { icmp6Back, icmp6Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
-import { rewriteEcho, updateTransportChecksum, withExtension } from "./transport.js";
+import { errorBody, rewriteEcho, updateTransportChecksum } from "./transport.js";
 
 /** RFC 7915 §5.1: translated packets up to this size go with DF clear, bigger ones with DF set. */
 const DF_THRESHOLD = 1260;
@@ -24,6 +24,18 @@ function pointer6to4(p: number): number {
   if (p >= 8 && p < 24) return 12;
   if (p >= 24 && p < 40) return 16;
   return -1; // Flow Label and anything past the fixed header
+}
+
+/**
+ * The sum of the two addresses of the pseudo-header the sender of the IPv6 packet at `ipOffset`
+ * computed its upper-layer checksum over. RFC 8200 §8.1 and RFC 6275 §6.3: with a Home Address
+ * option that is the home address, not the Source Address (the care-of address). The header
+ * source is still what §5.1 translates; only the checksum update must start from the right sum.
+ * (A routing header with Segments Left 0 has already made Destination Address final.)
+ */
+function pseudoAddressSum6(buf: Uint8Array, ipOffset: number, chain: IPv6Chain): number {
+  const src = chain.homeAddressOffset >= 0 ? chain.homeAddressOffset : ipOffset + 8;
+  return sum16(buf, src, src + 16) + sum16(buf, ipOffset + 24, ipOffset + 40);
 }
 
 /** Translates one IPv6 packet (from its IP header on, no link header). Never throws on packet data. */
@@ -59,12 +71,17 @@ export function translateWalked6to4(t: TranslatorState, packet: Uint8Array, chai
   // §5.1: a routing header with Segments Left non-zero is answered with Parameter Problem pointing at the field.
   if (chain.segmentsLeft !== 0) return icmp6Back(t, packet, 4, 0, chain.routingHeaderOffset + 3, "segments-left");
 
-  const isFragment = chain.fragmentHeaderOffset >= 0;
   const initial = chain.fragmentOffset === 0;
+  // RFC 6946 §4: an atomic fragment (offset 0, M clear) is a whole packet. ICMPv6 in one is
+  // translated as if the Fragment Header were not there (§5.2 has the whole message); other
+  // protocols keep the §5.1.1 rules (the identification is carried over).
+  const atomicIcmp = chain.fragmentHeaderOffset >= 0 && initial && !chain.moreFragments && chain.upperProtocol === IPPROTO.ICMPV6;
+  const isFragment = chain.fragmentHeaderOffset >= 0 && !atomicIcmp;
   // RFC 6145 erratum 3061 (on §5.1.1, kept by RFC 7915): extension headers after the fragment
   // header shift the data of later fragments by a length this stateless translator cannot know.
+  // §5.4: say so when allowed (about the first fragment; the later ones do not show the headers).
   if (isFragment && (chain.upperProtocolFieldOffset !== chain.fragmentHeaderOffset || isIPv6ExtensionHeader(chain.upperProtocol))) {
-    return drop("fragment-extension-headers");
+    return initial ? icmp6Untranslatable(t, packet, "fragment-extension-headers") : drop("fragment-extension-headers");
   }
   const upperLength = end - chain.upperOffset;
   const isIcmpError = chain.upperProtocol === IPPROTO.ICMPV6 && initial && upperLength > 0 && isIcmp6Error(packet[chain.upperOffset]);
@@ -84,7 +101,7 @@ export function translateWalked6to4(t: TranslatorState, packet: Uint8Array, chai
   if (chain.upperProtocol === IPPROTO.ICMPV6) {
     // §5.2 needs the whole message to take the pseudo-header out of its checksum (§5.4: say so if allowed).
     if (isFragment) return initial ? icmp6Untranslatable(t, packet, "icmp-fragmented") : drop("icmp-fragmented");
-    const r = translateIcmp6to4(t, packet, chain.upperOffset, upperLength);
+    const r = translateIcmp6to4(t, packet, chain.upperOffset, upperLength, pseudoAddressSum6(packet, 0, chain));
     if (typeof r === "string") return drop(r);
     icmp4 = r;
   }
@@ -97,7 +114,7 @@ export function translateWalked6to4(t: TranslatorState, packet: Uint8Array, chai
   // §5.1 "Identification": from the translator's generator; §5.1.1: the low 16 bits of the fragment identification.
   const identification = isFragment ? chain.identification & 0xffff : t.nextIdentification();
   const ttl = hopLimit - 1;
-  const oldSum = sum16(packet, 8, 40);
+  const oldSum = pseudoAddressSum6(packet, 0, chain);
 
   if (total4 > cfg.ipv4Mtu) {
     // An IPv4 router may not fragment with DF set, and the source is IPv6: Packet Too Big, with
@@ -152,8 +169,10 @@ export function translateWalked6to4(t: TranslatorState, packet: Uint8Array, chai
  * §5.2 and §5.3: the ICMP message for the ICMPv6 message at packet[offset, offset+length) (whole,
  * not fragmented), or the reason to drop it silently.
  */
-function translateIcmp6to4(t: TranslatorState, packet: Uint8Array, offset: number, length: number): Uint8Array | DropReason {
+function translateIcmp6to4(t: TranslatorState, packet: Uint8Array, offset: number, length: number, addressSum6: number): Uint8Array | DropReason {
   if (length < 8) return "malformed";
+  // RFC 4443 §2.3: the ICMPv6 checksum covers the pseudo-header the sender used.
+  const pseudo6 = addressSum6 + (length >>> 16) + (length & 0xffff) + IPPROTO.ICMPV6;
   const type = packet[offset];
   const code = packet[offset + 1];
   const cfg = t.cfg;
@@ -162,7 +181,7 @@ function translateIcmp6to4(t: TranslatorState, packet: Uint8Array, offset: numbe
     case 129: { // Echo Reply → 0; §5.2: "Code 0".
       const out = copyPacket(packet, offset, offset + length);
       // §5.2: ICMPv4 has no pseudo-header; take it out of the checksum (RFC 1624 update).
-      rewriteEcho(out, 0, type === 128 ? 8 : 0, pseudoHeaderSum6At(packet, 0, IPPROTO.ICMPV6, length), 0);
+      rewriteEcho(out, 0, type === 128 ? 8 : 0, pseudo6, 0);
       return out;
     }
     case 1: { // Destination Unreachable → Type 3
@@ -170,7 +189,7 @@ function translateIcmp6to4(t: TranslatorState, packet: Uint8Array, offset: numbe
       // administratively prohibited → Host Administratively Prohibited (10); port → Port Unreachable (3).
       const code4 = code === 0 || code === 2 || code === 3 ? 1 : code === 1 ? 10 : code === 4 ? 3 : -1;
       if (code4 < 0) return "icmp-untranslatable";
-      return icmpError6to4(t, packet, offset, length, 3, code4, 0);
+      return icmpError6to4(t, packet, offset, length, pseudo6, 3, code4, 0);
     }
     case 2: { // Packet Too Big → Fragmentation Needed (3/4)
       const mtu6 = ((packet[offset + 4] << 24) | (packet[offset + 5] << 16) | (packet[offset + 6] << 8) | packet[offset + 7]) >>> 0;
@@ -179,17 +198,17 @@ function translateIcmp6to4(t: TranslatorState, packet: Uint8Array, offset: numbe
       const quotedHasFragmentHeader = length >= 48 && packet[offset + 8 + 6] === IPPROTO.FRAGMENT;
       const mtu4 = Math.min(mtu6 - 20 - (quotedHasFragmentHeader ? 8 : 0), cfg.ipv4Mtu, cfg.ipv6Mtu - 20);
       if (mtu4 < 68) return "icmp-untranslatable"; // RFC 791: no IPv4 link is smaller
-      return icmpError6to4(t, packet, offset, length, 3, 4, mtu4 & 0xffff);
+      return icmpError6to4(t, packet, offset, length, pseudo6, 3, 4, mtu4 & 0xffff);
     }
     case 3: // §5.2 Time Exceeded → Type 11, code unchanged.
-      return icmpError6to4(t, packet, offset, length, 11, code, 0);
+      return icmpError6to4(t, packet, offset, length, pseudo6, 11, code, 0);
     case 4: { // Parameter Problem
-      if (code === 1) return icmpError6to4(t, packet, offset, length, 3, 2, 0); // §5.2: unrecognized Next Header → Protocol Unreachable
+      if (code === 1) return icmpError6to4(t, packet, offset, length, pseudo6, 3, 2, 0); // §5.2: unrecognized Next Header → Protocol Unreachable
       if (code !== 0) return "icmp-untranslatable"; // §5.2: Code 2 (unrecognized option) and others: drop.
       const p6 = ((packet[offset + 4] << 24) | (packet[offset + 5] << 16) | (packet[offset + 6] << 8) | packet[offset + 7]) >>> 0;
       const p4 = p6 < 40 ? pointer6to4(p6) : -1; // Figure 6
       if (p4 < 0) return "icmp-untranslatable";
-      return icmpError6to4(t, packet, offset, length, 12, 0, (p4 << 24) >>> 0);
+      return icmpError6to4(t, packet, offset, length, pseudo6, 12, 0, (p4 << 24) >>> 0);
     }
     default:
       // §5.2: MLD, Neighbor Discovery and other single-hop messages, unknown informational and
@@ -203,10 +222,10 @@ function translateIcmp6to4(t: TranslatorState, packet: Uint8Array, offset: numbe
  * Unreachable and Time Exceeded may carry RFC 4884 extensions; their length attribute is
  * converted (§5.2 "ICMP Error Payload").
  */
-function icmpError6to4(t: TranslatorState, packet: Uint8Array, offset: number, length: number, type: number, code: number, rest: number): Uint8Array | DropReason {
+function icmpError6to4(t: TranslatorState, packet: Uint8Array, offset: number, length: number, pseudo6: number, type: number, code: number, rest: number): Uint8Array | DropReason {
   // §5: the checksum is evaluated before translation; the ICMPv4 one is computed afresh and
   // must not make a damaged error look whole (RFC 4443 §2.3).
-  if (!verifyIcmp6Checksum(packet, offset, length, pseudoHeaderSum6At(packet, 0, IPPROTO.ICMPV6, length))) return "icmp-checksum";
+  if (!verifyIcmp6Checksum(packet, offset, length, pseudo6)) return "icmp-checksum";
   const body = offset + 8;
   const bodyLength = length - 8;
   const type6 = packet[offset];
@@ -216,14 +235,12 @@ function icmpError6to4(t: TranslatorState, packet: Uint8Array, offset: number, l
   const quotedLength = hasExtension ? lengthAttribute : bodyLength;
   const inner = quoted6to4(t, packet, body, quotedLength);
   if (inner === undefined) return "icmp-error-inner";
-  let payload = inner;
-  // RFC 4884 §4.1: Destination Unreachable (3), Time Exceeded (11) and Parameter Problem (12) carry a length in ICMPv4.
-  if (hasExtension && (type === 3 || type === 11 || type === 12)) {
-    // RFC 4884 §4.1: the original datagram is zero-padded to a 32-bit boundary and at least 128 bytes.
-    payload = withExtension(inner, packet.subarray(body + quotedLength, body + bodyLength), 4);
-    const padded = payload.length - (bodyLength - quotedLength);
-    rest = (rest | ((padded >> 2) << 16)) >>> 0; // RFC 4884 §4.1: ICMPv4 length in byte 5, 32-bit words
-  }
+  // RFC 1812 §4.3.2.3: an ICMPv4 error is at most icmp4ErrorMaxBytes (576) with its IP header;
+  // an extension stays whole (errorBody). RFC 4884 §4.1: Destination Unreachable (3), Time
+  // Exceeded (11) and Parameter Problem (12) carry a length in ICMPv4, in byte 5, in 32-bit words.
+  const extension = hasExtension && (type === 3 || type === 11 || type === 12) ? packet.subarray(body + quotedLength, body + bodyLength) : undefined;
+  const { body: payload, lengthWords } = errorBody(inner, extension, 4, t.cfg.icmp4ErrorMaxBytes - IPV4_HEADER_LENGTH - 8);
+  rest = (rest | (lengthWords << 16)) >>> 0;
   return buildIcmp4Message(type, code, rest, payload);
 }
 
@@ -269,9 +286,9 @@ function quoted6to4(t: TranslatorState, buf: Uint8Array, offset: number, availab
     const type = out[at];
     if (isIcmp6Error(type)) return undefined; // §5.3: no error inside an error.
     if (type !== 128 && type !== 129) return undefined; // only echo has an ICMPv4 counterpart to quote
-    rewriteEcho(out, at, type === 128 ? 8 : 0, pseudoHeaderSum6(buf, offset + 8, buf, offset + 24, IPPROTO.ICMPV6, declaredUpper), 0);
+    rewriteEcho(out, at, type === 128 ? 8 : 0, pseudoAddressSum6(buf, offset, chain) + (declaredUpper >>> 16) + (declaredUpper & 0xffff) + IPPROTO.ICMPV6, 0);
   } else {
-    updateTransportChecksum(out, at, have, chain.upperProtocol, sum16(buf, offset + 8, offset + 40), sum16(out, 12, 20));
+    updateTransportChecksum(out, at, have, chain.upperProtocol, pseudoAddressSum6(buf, offset, chain), sum16(out, 12, 20));
   }
   return out;
 }

@@ -29,6 +29,16 @@ export interface TranslatorConfig {
   routerAddress6?: Uint8Array;
   /** RFC 7915 §4.4 / §5.4: send ICMP errors for packets that cannot be translated. Default true. */
   sendUntranslatableErrors?: boolean;
+  /**
+   * Largest ICMPv4 error translated from an ICMPv6 error, IPv4 header included: the quoted
+   * datagram is cut to fit (RFC 1812 §4.3.2.3; RFC 7915 §5.3 allows it). 576..65535, default 576.
+   */
+  icmp4ErrorMaxBytes?: number;
+  /**
+   * RFC 7757 §4: an IPv6 packet whose destination's IPv4 form is itself an explicit-mapping IPv4
+   * address is translated back to IPv6 (Jool's "intrinsic" hairpinning). Default true.
+   */
+  eamHairpinning?: boolean;
 }
 
 export interface ResolvedConfig {
@@ -41,6 +51,8 @@ export interface ResolvedConfig {
   routerAddress4: number;
   routerAddress6: Uint8Array | undefined;
   sendUntranslatableErrors: boolean;
+  icmp4ErrorMaxBytes: number;
+  eamHairpinning: boolean;
 }
 
 /** RFC 7600 §4: 192.0.0.8, for ICMPv4 errors whose real source has no IPv4 address. */
@@ -59,6 +71,9 @@ export function resolveConfig(c: TranslatorConfig): ResolvedConfig {
   if (!(ipv6Mtu >= 1280 && ipv6Mtu <= 65535)) throw new TranslatorConfigError(`ipv6Mtu must be 1280..65535, not ${ipv6Mtu}`);
   // RFC 791: every IPv4 link carries 68 bytes.
   if (!(ipv4Mtu >= 68 && ipv4Mtu <= 65535)) throw new TranslatorConfigError(`ipv4Mtu must be 68..65535, not ${ipv4Mtu}`);
+  const icmp4ErrorMaxBytes = c.icmp4ErrorMaxBytes ?? 576;
+  // RFC 1812 §4.3.2.3: 576 is what every IPv4 host accepts; less would cut quotes for nothing.
+  if (!(Number.isInteger(icmp4ErrorMaxBytes) && icmp4ErrorMaxBytes >= 576 && icmp4ErrorMaxBytes <= 65535)) throw new TranslatorConfigError(`icmp4ErrorMaxBytes must be 576..65535, not ${icmp4ErrorMaxBytes}`);
   if (c.routerAddress6 !== undefined && c.routerAddress6.length !== 16) throw new TranslatorConfigError("routerAddress6 must be 16 bytes");
   const icmpErrorSource4 = (c.icmpErrorSource4 ?? IPV4_DUMMY_ADDRESS) >>> 0;
   return {
@@ -71,5 +86,7 @@ export function resolveConfig(c: TranslatorConfig): ResolvedConfig {
     routerAddress4: (c.routerAddress4 ?? icmpErrorSource4) >>> 0,
     routerAddress6: c.routerAddress6 === undefined ? undefined : Uint8Array.from(c.routerAddress6),
     sendUntranslatableErrors: c.sendUntranslatableErrors ?? true,
+    icmp4ErrorMaxBytes,
+    eamHairpinning: c.eamHairpinning ?? true,
   };
 }

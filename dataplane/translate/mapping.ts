@@ -175,7 +175,11 @@ export class AddressMapping {
    */
   map4to6(ipv4: number, out: Uint8Array, offset: number): boolean {
     // RFC 7757 §3.3: the EAM table is consulted before the RFC 6052 algorithm.
-    if (this.eam4to6(ipv4, out, offset)) return true;
+    return this.eam4to6(ipv4, out, offset) || this.prefix4to6(ipv4, out, offset);
+  }
+
+  /** The RFC 6052 form of `ipv4` alone (explicit mappings aside), written like map4to6's; false when no prefix covers it. */
+  prefix4to6(ipv4: number, out: Uint8Array, offset: number): boolean {
     for (let i = 0; i < this.prefixes.length; i++) {
       const p = this.prefixes[i];
       if (((ipv4 & p.ipv4Mask) >>> 0) !== p.ipv4Network) continue;

@@ -5,8 +5,14 @@ import { newIPv6Chain, newIPv6Header, type IPv6Chain } from "../packet/ipv6.js";
 import { translate4to6 } from "./4to6.js";
 import { translate6to4, translateWalked6to4 } from "./6to4.js";
 import { resolveConfig, type ResolvedConfig, type TranslatorConfig } from "./config.js";
-import type { TranslateResult } from "./result.js";
+import { drop, type TranslateResult } from "./result.js";
+import { copyPacket } from "./alloc.js";
 import type { TranslatorState } from "./state.js";
+
+function equal16(a: Uint8Array, b: Uint8Array, offset: number): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== b[offset + i]) return false;
+  return true;
+}
 
 export class Translator implements TranslatorState {
   readonly cfg: ResolvedConfig;
@@ -50,7 +56,7 @@ export class Translator implements TranslatorState {
 
   /** RFC 7915 §5: an IPv6 packet (IP header first) towards the IPv4 side, parsed and walked here. */
   translate6to4(packet: Uint8Array): TranslateResult {
-    return translate6to4(this, packet);
+    return this.hairpin(translate6to4(this, packet), packet);
   }
 
   /**
@@ -59,7 +65,38 @@ export class Translator implements TranslatorState {
    * from `destination6`. Nothing is parsed, walked or looked up twice.
    */
   translateWalked6to4(packet: Uint8Array, chain: IPv6Chain, dst4: number): TranslateResult {
-    return translateWalked6to4(this, packet, chain, dst4);
+    return this.hairpin(translateWalked6to4(this, packet, chain, dst4), packet);
+  }
+
+  /**
+   * RFC 7757 §4 (intrinsic hairpinning): when the IPv4 destination of a translated IPv6 packet is
+   * an explicit-mapping IPv4 address, the IPv4 packet (or each fragment) is translated back to
+   * IPv6 at once, towards that mapping's IPv6 address, with its source in RFC 6052 form. It
+   * crosses the translator twice, so the hop limit goes down by two. When the way back cannot
+   * be translated, the packet is dropped with that reason: an ICMPv4 error about the IPv4 form
+   * would go to an address that is really an IPv6 node.
+   */
+  /** `p`, or a copy of it when it lies in the output buffer. */
+  private outside(p: Uint8Array): Uint8Array {
+    return this.output !== undefined && p.buffer === this.output.buffer ? copyPacket(p, 0, p.length) : p;
+  }
+
+  private hairpin(r: TranslateResult, input: Uint8Array): TranslateResult {
+    if (r.action !== "forward" || !this.cfg.eamHairpinning) return r;
+    const first = r.packets[0];
+    const dst4 = ((first[16] << 24) | (first[17] << 16) | (first[18] << 8) | first[19]) >>> 0;
+    if (!this.cfg.mapping.eam4to6(dst4, this.dst6, 0)) return r;
+    // Sent to that mapping's own IPv6 address (RFC 7757 §3.3: EAM first), it is no hairpin.
+    if (equal16(this.dst6, input, 24)) return r;
+    const packets: Uint8Array[] = [];
+    for (const p of r.packets) {
+      // The first translation may sit in the output buffer: it moves out, so the way back can be
+      // written there. With several fragments, only the last may stay there.
+      const back = translate4to6(this, this.outside(p), true, true);
+      if (back.action !== "forward") return back.action === "drop" ? back : drop(back.reason);
+      for (const q of back.packets) packets.push(r.packets.length > 1 ? this.outside(q) : q);
+    }
+    return { action: "forward", packets };
   }
 
   /**

@@ -49,15 +49,32 @@ export function rewriteEcho(buf: Uint8Array, at: number, type: number, oldPseudo
   buf[at + 3] = c & 0xff;
 }
 
+/** RFC 4884 §4.1: the "original datagram" field of an error with an extension is at least 128 bytes. */
+const RFC4884_MIN_ORIGINAL = 128;
+
 /**
- * RFC 4884 §4.1: an ICMP error body with an extension structure: the quoted datagram zero-padded
- * to a multiple of `align` bytes (4 for ICMPv4, 8 for ICMPv6) and to at least 128, then the
- * extension. The padded length is the body's length less the extension's.
+ * The body of a translated ICMP error: `inner` (the translated packet in error) and, when the
+ * error has one and the new type can say so, the RFC 4884 `extension`, all within `maxBody`.
+ * Returns the body and the RFC 4884 length attribute in `align`-byte words (0: no extension).
+ *
+ * RFC 4884 §4.1 and §4 (ours, written down in README.md "choices"):
+ * - the quoted datagram is zero-padded to a multiple of `align` (4 for ICMPv4, 8 for ICMPv6) and
+ *   to at least 128 bytes; when it must be cut, it is cut at such a multiple, never padded past it;
+ * - it is cut so that the extension fits `maxBody` whole and the 8-bit length attribute can
+ *   count it (at most 255 words): the extension is never cut, which would break its checksum;
+ * - when even 128 bytes of quote and the whole extension do not fit, the extension is dropped
+ *   and the body is the quote alone, cut at `maxBody`.
  */
-export function withExtension(inner: Uint8Array, extension: Uint8Array, align: 4 | 8): Uint8Array {
-  const padded = Math.max(128, (inner.length + align - 1) & ~(align - 1));
-  const payload = new Uint8Array(padded + extension.length);
-  payload.set(inner, 0);
-  payload.set(extension, padded);
-  return payload;
+export function errorBody(inner: Uint8Array, extension: Uint8Array | undefined, align: 4 | 8, maxBody: number): { body: Uint8Array; lengthWords: number } {
+  if (extension !== undefined && extension.length > 0) {
+    const room = Math.min(maxBody - extension.length, 255 * align) & ~(align - 1);
+    if (room >= RFC4884_MIN_ORIGINAL) {
+      const quoted = Math.min(room, Math.max(RFC4884_MIN_ORIGINAL, (inner.length + align - 1) & ~(align - 1)));
+      const body = new Uint8Array(quoted + extension.length);
+      body.set(inner.subarray(0, quoted), 0);
+      body.set(extension, quoted);
+      return { body, lengthWords: quoted / align };
+    }
+  }
+  return { body: inner.length > maxBody ? inner.subarray(0, maxBody) : inner, lengthWords: 0 };
 }

@@ -183,6 +183,7 @@ test("configuration errors name the field", (t) => {
   t.regex(bad((c) => (c.served = ["198.51.100.1/24"])), /^worker\.served\[0\]: .*host bits/);
   t.regex(bad((c) => (c.translator.icmpErrorSource4 = "2001:db8::1")), /^worker\.translator\.icmpErrorSource4: /);
   t.regex(bad((c) => (c.translator.lowestIpv6Mtu = 1000)), /^worker\.translator\.lowestIpv6Mtu: must be an integer in 1280\.\.65535/);
+  t.regex(bad((c) => (c.translator.icmp4ErrorMaxBytes = 500)), /^worker\.translator\.icmp4ErrorMaxBytes: must be an integer in 576\.\.65535/);
   t.regex(bad((c) => (c.interfaces[1].mtu = 1200)), /^worker\.interfaces\[1\]\.mtu: .*1280/);
   t.regex(bad((c) => (c.colour = "blue")), /^worker\.colour: unknown key/);
   t.regex(bad((c) => (c.interfaces[0].addresses = ["192.0.2.300/24"])), /^worker\.interfaces\[0\]\.addresses\[0\]: /);

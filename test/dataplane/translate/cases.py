@@ -3,10 +3,11 @@
 # Addresses: documentation ranges only (RFC 5737, RFC 3849).
 import json
 import sys
+from scapy.utils import checksum
 from scapy.all import (IP, IPv6, UDP, TCP, ICMP, Raw, raw, fragment, IPOption_LSRR,
                        ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6DestUnreach, ICMPv6PacketTooBig,
                        ICMPv6TimeExceeded, ICMPv6ParamProblem, ICMPv6ND_NS,
-                       IPv6ExtHdrFragment, IPv6ExtHdrRouting, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt)
+                       IPv6ExtHdrFragment, IPv6ExtHdrRouting, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, HAO)
 import scapy.config
 scapy.config.conf.verb = 0
 
@@ -151,6 +152,42 @@ qup6 = raw(IPv6(src=VM6, dst=CN6) / UDP(sport=5000, dport=9) / (PAY * 4))[40:]
 case("§4.3 a quoted IPv4 fragment gets a Fragment Header", "4to6", IP(src=CN4, dst=POOL4) / ICMP(type=11, code=1) / qfrag, "forward",
      [IPv6(src=CN6, dst=VM6, hlim=63) / ICMPv6TimeExceeded(code=1) / IPv6(src=VM6, dst=CN6, hlim=60) / IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=0x99) / Raw(qup6[:256])])
 
+# --- ICMP error sizes (RFC 1812 §4.3.2.3, RFC 4884 §4.1, RFC 7915 §4.2 §5.3) ---
+def ext_with(n):  # an RFC 4884 §7 extension: version 2 header, one object of n data bytes, checksum over the whole
+    e = bytearray(bytes.fromhex("20000000") + (4 + n).to_bytes(2, "big") + bytes([1, 1]) + (bytes(range(256)) * 8)[:n])
+    e[2:4] = checksum(bytes(e)).to_bytes(2, "big")
+    return bytes(e)
+long6 = IPv6(src=CN6, dst=VM6, hlim=50) / UDP(sport=9, dport=5000) / (PAY * 8)      # 1048 bytes
+long4 = raw(IP(src=CN4, dst=POOL4, ttl=50, id=0) / UDP(sport=9, dport=5000) / (PAY * 8))  # 1028 bytes
+case("RFC 1812 §4.3.2.3 translated ICMPv4 error capped at 576 bytes", "6to4", IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0) / long6, "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0) / Raw(long4[:548])], ignore=V4_FREE)
+case("RFC 1812 §4.3.2.3 icmp4ErrorMaxBytes 1500 keeps the whole quote", "6to4", IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0) / long6, "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0) / Raw(long4)], ignore=V4_FREE, config={"icmp4ErrorMaxBytes": 1500})
+ext12 = ext_with(8)  # 16 bytes
+mid6q = raw(IPv6(src=CN6, dst=VM6, hlim=50) / UDP(sport=9, dport=5000) / (PAY * 9)[:1032])      # 1080 bytes, 135 words of 8
+mid4q = raw(IP(src=CN4, dst=POOL4, ttl=50, id=0) / UDP(sport=9, dport=5000) / (PAY * 9)[:1032])  # 1060 bytes
+case("RFC 4884 §4.1 ICMPv4 length attribute fits 8 bits: quote cut to 255 words, extension whole", "6to4",
+     IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0, length=135) / Raw(mid6q + ext12), "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0, length=255) / Raw(mid4q[:1020] + ext12)], ignore=V4_FREE, config={"icmp4ErrorMaxBytes": 1500})
+case("RFC 1812 §4.3.2.3 RFC 4884 576-byte cap cuts the quote, not the extension", "6to4",
+     IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0, length=135) / Raw(mid6q + ext12), "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0, length=133) / Raw(mid4q[:532] + ext12)], ignore=V4_FREE)
+ext500 = ext_with(492)
+case("RFC 4884 §4.1 extension that cannot fit beside 128 bytes of quote is dropped 6→4", "6to4",
+     IPv6(src=VM6, dst=CN6) / ICMPv6TimeExceeded(code=0, length=16) / Raw(p6pad + ext500), "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=11, code=0) / p4], ignore=V4_FREE)
+ext252 = ext_with(244)
+# Longer than quote and extension together, or tshark checks the quoted UDP over the extension's bytes.
+q4long = raw(IP(src=POOL4, dst=CN4, ttl=60) / UDP(sport=5000, dport=9) / (PAY * 12))
+q6long = raw(IPv6(src=VM6, dst=CN6, hlim=60) / UDP(sport=5000, dport=9) / (PAY * 12))
+case("§4.2 RFC 4884 extension past 1280 once translated: quote cut, extension whole", "4to6",
+     IP(src=ROUTER4, dst=POOL4) / ICMP(type=11, code=0, length=250) / Raw(q4long[:1000] + ext252), "forward",
+     [IPv6(src=ROUTER4_6, dst=VM6, hlim=63) / ICMPv6TimeExceeded(code=0, length=122) / Raw(q6long[:976] + ext252)])
+ext1200 = ext_with(1192)
+case("§4.2 RFC 4884 extension that cannot fit beside 128 bytes of quote is dropped 4→6", "4to6",
+     IP(src=ROUTER4, dst=POOL4) / ICMP(type=11, code=0, length=32) / Raw(q4pad + ext1200), "forward",
+     [IPv6(src=ROUTER4_6, dst=VM6, hlim=63) / ICMPv6TimeExceeded(code=0) / q6])
+
 # --- Fragments (§4.1 Fragment Header, §5.1.1) ---
 whole4 = IP(src=CN4, dst=POOL4, id=0x4242, ttl=64) / UDP(sport=1000, dport=2000) / (PAY * 12)
 upper6 = raw(IPv6(src=CN6, dst=VM6) / UDP(sport=1000, dport=2000) / (PAY * 12))[40:]
@@ -166,8 +203,30 @@ for i, (a, b) in enumerate([(0, 600), (600, len(upper6b))]):
     case(f"§5.1.1 IPv6 fragment {i} → IPv4 fragment", "6to4",
          IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(nh=17, offset=a // 8, m=m, id=0xabcd1234) / Raw(upper6b[a:b]), "forward",
          [IP(src=POOL4, dst=CN4, ttl=63, id=0x1234, flags="MF" if m else 0, frag=a // 8, proto=17) / Raw(upper4[a:b])], ignore=V4_CKSUM)
-case("§5.1.1 extension header after the fragment header is dropped (erratum 3061)", "6to4",
-     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=1, id=7) / IPv6ExtHdrDestOpt() / UDP() / PAY, "drop", reason="fragment-extension-headers")
+fx = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=1, id=7) / IPv6ExtHdrDestOpt() / UDP() / PAY
+case("§5.1.1 §5.4 extension header after the fragment header → administratively prohibited (erratum 3061)", "6to4", fx, "icmp",
+     [IPv6(src=CN6, dst=VM6, hlim=64) / ICMPv6DestUnreach(code=1) / Raw(raw(fx))], reason="fragment-extension-headers")
+case("§5.1.1 extension header after the fragment header is dropped without untranslatable errors", "6to4", fx, "drop",
+     reason="fragment-extension-headers", config={"sendUntranslatableErrors": False})
+# RFC 6946 §4: an atomic fragment is a whole packet.
+case("§5.2 RFC 6946 §4 ICMPv6 echo request in an atomic fragment → ICMP echo request", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=0, id=0x55) / ICMPv6EchoRequest(id=9, seq=3, data=PAY), "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=8, id=9, seq=3) / PAY], ignore=V4_FREE)
+case("§5.2 RFC 6946 §4 ICMPv6 error in an atomic fragment → ICMP error", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=0, id=0x56) / ICMPv6DestUnreach(code=4) / p6, "forward",
+     [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=3, code=3) / p4], ignore=V4_FREE)
+# RFC 4443 §2.4(e): an ICMPv6 error is never answered with one, whatever the reason it is not translated.
+err6 = ICMPv6DestUnreach(code=4) / p6
+case("RFC 4443 §2.4(e) ICMPv6 error with hop limit 1 is dropped, not answered", "6to4", IPv6(src=VM6, dst=CN6, hlim=1) / err6, "drop", reason="ttl-expired")
+case("RFC 4443 §2.4(e) ICMPv6 error behind a routing header with segments left is dropped, not answered", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrRouting(addresses=["2001:db8::5"], segleft=1) / err6, "drop", reason="segments-left")
+case("RFC 4443 §2.4(e) fragmented ICMPv6 error is dropped, not answered", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=1, id=8) / err6, "drop", reason="icmp-fragmented")
+case("RFC 4443 §2.4(e) ICMPv6 error behind headers after the fragment header is dropped, not answered", "6to4",
+     IPv6(src=VM6, dst=CN6) / IPv6ExtHdrFragment(offset=0, m=1, id=9) / IPv6ExtHdrDestOpt() / err6, "drop", reason="fragment-extension-headers")
+# RFC 7915 §4.1: ICMPv4 errors from RFC 1812 §5.3.7 "illegal" sources are translated.
+case("§4.1 ICMPv4 error from 127.0.0.1 is translated", "4to6", IP(src="127.0.0.1", dst=POOL4) / ICMP(type=3, code=1) / q4, "forward",
+     [IPv6(src="2001:db8:64::127.0.0.1", dst=VM6, hlim=63) / ICMPv6DestUnreach(code=0) / q6])
 fi = fragment(IP(src=CN4, dst=POOL4, id=9) / ICMP(type=8) / (PAY * 8), fragsize=256)[0]
 case("§4.2 fragmented ICMPv4 → administratively prohibited", "4to6", fi, "icmp",
      [IP(src=SELF4, dst=CN4, tos=0xc0, ttl=64, id=0) / ICMP(type=3, code=13) / Raw(raw(fi)[:548])], reason="icmp-fragmented", ignore=V4_FREE)
@@ -234,6 +293,24 @@ case("§5.1 routing header with segments left → parameter problem at the field
 rh0 = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrRouting(addresses=["2001:db8::5"], segleft=0) / UDP(sport=1, dport=2) / b"rh"
 case("§5.1 routing header with segments left 0 is removed", "6to4", rh0, "forward",
      [IP(src=POOL4, dst=CN4, ttl=63, id=0) / UDP(sport=1, dport=2) / b"rh"], ignore=V4_FREE)
+rh2 = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrRouting(addresses=["2001:db8::5"], segleft=1) / IPv6ExtHdrRouting(addresses=["2001:db8::6"], segleft=0, nh=253) / b"rh"
+case("§5.1 two routing headers, the first with segments left → parameter problem at its field", "6to4", rh2, "icmp",
+     [IPv6(src=CN6, dst=VM6, hlim=64) / ICMPv6ParamProblem(code=0, ptr=43) / Raw(raw(rh2))], reason="segments-left")
+rh2b = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrRouting(addresses=["2001:db8::5"], segleft=0) / IPv6ExtHdrRouting(addresses=["2001:db8::6"], segleft=1, nh=253) / b"rh"
+case("§5.1 two routing headers, the second with segments left → parameter problem at its field", "6to4", rh2b, "icmp",
+     [IPv6(src=CN6, dst=VM6, hlim=64) / ICMPv6ParamProblem(code=0, ptr=67) / Raw(raw(rh2b))], reason="segments-left")
+# RFC 6275 §6.3, RFC 8200 §8.1: a mobile node's checksums cover its home address; scapy computes them so.
+# §5.1 translates the Source Address (the care-of address, VM6 here) and drops the options header.
+HOME6 = "2001:db8:1::99"
+hao = IPv6ExtHdrDestOpt(options=[HAO(hoa=HOME6)])
+case("§5.1 §5.5 Home Address option: UDP checksum follows the home address", "6to4", IPv6(src=VM6, dst=CN6) / hao / UDP(sport=9, dport=1234) / PAY,
+     "forward", [IP(src=POOL4, dst=CN4, ttl=63, id=0) / UDP(sport=9, dport=1234) / PAY], ignore=V4_FREE)
+case("§5.1 §5.5 Home Address option: TCP SYN checksum follows the home address", "6to4", IPv6(src=VM6, dst=CN6) / hao / TCP(**tcp),
+     "forward", [IP(src=POOL4, dst=CN4, ttl=63, id=0) / TCP(**tcp)], ignore=V4_FREE)
+case("§5.2 Home Address option: ICMPv6 echo request checksum follows the home address", "6to4", IPv6(src=VM6, dst=CN6) / hao / ICMPv6EchoRequest(id=9, seq=3, data=PAY),
+     "forward", [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=8, id=9, seq=3) / PAY], ignore=V4_FREE)
+case("§5.2 Home Address option: an ICMPv6 error's checksum is verified against the home address", "6to4", IPv6(src=VM6, dst=CN6) / hao / ICMPv6DestUnreach(code=4) / p6,
+     "forward", [IP(src=POOL4, dst=CN4, ttl=63, id=0) / ICMP(type=3, code=3) / p4], ignore=V4_FREE)
 hbh = IPv6(src=VM6, dst=CN6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP(sport=1, dport=2) / b"hbh"
 case("§5.1 hop-by-hop and destination options headers are removed", "6to4", hbh, "forward",
      [IP(src=POOL4, dst=CN4, ttl=63, id=0) / UDP(sport=1, dport=2) / b"hbh"], ignore=V4_FREE)
@@ -252,6 +329,23 @@ case("RFC 7757 §3.2 EAM prefix entry /24 ↔ /120, 4→6", "4to6", IP(src="203.
      [IPv6(src="2001:db8:ea::4d", dst=VM6, hlim=63) / UDP(sport=1, dport=2) / b"pfx"])
 case("RFC 7757 §3.2 EAM prefix entry /24 ↔ /120, 6→4", "6to4", IPv6(src=VM6, dst="2001:db8:ea::4e") / UDP(sport=1, dport=2) / b"pfx", "forward",
      [IP(src=POOL4, dst="203.0.113.78", ttl=63, id=0) / UDP(sport=1, dport=2) / b"pfx"], ignore=V4_FREE)
+
+# --- EAM hairpinning (RFC 7757 §4): VM6 (EAM 192.0.2.10) to the RFC 6052 form of another EAM's IPv4 address ---
+HP6 = "2001:db8:64::198.51.100.20"   # 198.51.100.20 is the EAM of 2001:db8:2::20
+case("RFC 7757 §4 EAM hairpinning: UDP comes back as IPv6 to the EAM's IPv6 address, source in RFC 6052 form", "6to4",
+     IPv6(src=VM6, dst=HP6, hlim=64) / UDP(sport=1, dport=2) / PAY, "forward",
+     [IPv6(src="2001:db8:64::192.0.2.10", dst="2001:db8:2::20", hlim=62) / UDP(sport=1, dport=2) / PAY])
+case("RFC 7757 §4 EAM hairpinning: ICMPv6 echo request comes back as ICMPv6", "6to4",
+     IPv6(src=VM6, dst=HP6, hlim=64) / ICMPv6EchoRequest(id=4, seq=5, data=b"hairpin"), "forward",
+     [IPv6(src="2001:db8:64::192.0.2.10", dst="2001:db8:2::20", hlim=62) / ICMPv6EchoRequest(id=4, seq=5, data=b"hairpin")])
+case("RFC 7757 §4 the reply hairpins the same way back", "6to4",
+     IPv6(src="2001:db8:2::20", dst="2001:db8:64::192.0.2.10", hlim=64) / UDP(sport=2, dport=1) / PAY, "forward",
+     [IPv6(src=HP6, dst=VM6, hlim=62) / UDP(sport=2, dport=1) / PAY])
+case("RFC 7757 §4 EAM hairpinning off: the IPv4 form goes out", "6to4",
+     IPv6(src=VM6, dst=HP6, hlim=64) / UDP(sport=1, dport=2) / PAY, "forward",
+     [IP(src=POOL4, dst="198.51.100.20", ttl=63, id=0) / UDP(sport=1, dport=2) / PAY], ignore=V4_FREE, config={"eamHairpinning": False})
+case("RFC 7757 §4 EAM hairpinning with hop limit 2 is dropped (no ICMPv4 error to an IPv6 node)", "6to4",
+     IPv6(src=VM6, dst=HP6, hlim=2) / UDP(sport=1, dport=2) / PAY, "drop", reason="ttl-expired")
 
 # --- Every RFC 6052 prefix length: the examples of RFC 6052 §2.4 for 192.0.2.33 ---
 for prefix, length, embedded in [("2001:db8::", 32, "2001:db8:c000:221::"), ("2001:db8:100::", 40, "2001:db8:1c0:2:21::"),

@@ -13,7 +13,7 @@ export interface PairCase {
   reason: string | null;
   /** Byte offsets the RFC leaves to the translator (IPv4 Identification and the header checksum). */
   ignore: number[];
-  config: { noPrefix?: boolean; prefix?: string; length?: number; lowestIpv6Mtu?: number; ipv4Mtu?: number; ipv6Mtu?: number; udpZeroChecksum?: "compute" | "drop" };
+  config: { noPrefix?: boolean; prefix?: string; length?: number; lowestIpv6Mtu?: number; ipv4Mtu?: number; ipv6Mtu?: number; udpZeroChecksum?: "compute" | "drop"; icmp4ErrorMaxBytes?: number; sendUntranslatableErrors?: boolean; eamHairpinning?: boolean };
 }
 
 /** All cases, built by one scapy process. */
@@ -53,6 +53,9 @@ export function translatorFor(c: PairCase["config"], extra: Partial<TranslatorCo
     ipv4Mtu: c.ipv4Mtu,
     ipv6Mtu: c.ipv6Mtu,
     udpZeroChecksum: c.udpZeroChecksum,
+    icmp4ErrorMaxBytes: c.icmp4ErrorMaxBytes,
+    sendUntranslatableErrors: c.sendUntranslatableErrors,
+    eamHairpinning: c.eamHairpinning,
     ...extra,
   }, 1, output);
 }

@@ -78,6 +78,11 @@ test("RFC 7915 §4.1: lowest-ipv6-mtu below 1280 is refused", (t) => {
   t.throws(() => new Translator({ mapping: testMapping(), ipv4Mtu: 60 }), { instanceOf: TranslatorConfigError });
 });
 
+test("RFC 1812 §4.3.2.3: an ICMPv4 error size limit below 576 is refused", (t) => {
+  t.throws(() => new Translator({ mapping: testMapping(), icmp4ErrorMaxBytes: 575 }), { instanceOf: TranslatorConfigError, message: /icmp4ErrorMaxBytes/ });
+  t.notThrows(() => new Translator({ mapping: testMapping(), icmp4ErrorMaxBytes: 576 }));
+});
+
 test("RFC 7915 §4.4 §5.4: the untranslatable-packet errors can be turned off", (t) => {
   const [un6, z4] = scapyBuild([
     'IPv6(src="2001:db8:ffff::2", dst="2001:db8:64::198.51.100.10")/UDP(sport=1, dport=2)/b"who"',
