@@ -231,7 +231,18 @@ export interface MigrateOptions {
   failAfterMs?: number;
   /** max-bandwidth in bytes/s; the abort modes default to 2 MiB/s so that they land mid-migration. */
   maxBandwidth?: number;
+  /**
+   * Keeps the migration in its pre-copy until this settles, then lets it finish. A freshly booted
+   * guest's memory is mostly zero pages, which cost QEMU nearly nothing to send, so no bandwidth
+   * limit makes a pre-copy last; instead QEMU's downtime-limit is 0 meanwhile, and a pre-copy
+   * never converges while the guest dirties any page (a running guest with a session always
+   * does). Then QEMU's default, 300 ms. The abort modes hold until the abort.
+   */
+  holdPreCopy?: Promise<unknown>;
 }
+
+/** QEMU's default downtime-limit (ms). */
+const QEMU_DOWNTIME_LIMIT_MS = 300;
 
 /** A QEMU live migration of `name` to host `to`. Migrating to where it runs changes nothing. */
 export async function migrate(prefix: string, name: string, to: HostRole, options: MigrateOptions = {}): Promise<Migration> {
@@ -249,8 +260,12 @@ export async function migrate(prefix: string, name: string, to: HostRole, option
   const src = await Qmp.open(rec.qmp);
   const timers: NodeJS.Timeout[] = [];
   try {
-    await src.execute("migrate-set-parameters", { "max-bandwidth": options.maxBandwidth ?? (aborting ? 2 << 20 : 4 << 30) });
+    const hold = options.holdPreCopy ?? (aborting ? new Promise<never>(() => {}) : undefined);
+    await src.execute("migrate-set-parameters", {
+      "max-bandwidth": options.maxBandwidth ?? (aborting ? 2 << 20 : 4 << 30), "downtime-limit": hold ? 0 : QEMU_DOWNTIME_LIMIT_MS,
+    });
     await src.execute("migrate", { uri: `unix:${socket}` });
+    if (hold) void hold.then(() => src.execute("migrate-set-parameters", { "downtime-limit": QEMU_DOWNTIME_LIMIT_MS }).catch(() => undefined));
     if (options.cancelAfterMs !== undefined) timers.push(setTimeout(() => void src.execute("migrate_cancel").catch(() => undefined), options.cancelAfterMs));
     if (options.failAfterMs !== undefined) timers.push(setTimeout(() => { try { process.kill(dest.pid, "SIGKILL"); } catch { /* gone */ } }, options.failAfterMs));
     let info: Record<string, unknown>;

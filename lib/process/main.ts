@@ -121,6 +121,11 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
   const metricsListen = stringFlag(args, "metrics-listen");
   if (metricsListen !== undefined) d.metricsOf(config).metricsListen = metricsListen;
   d.override?.(config, args);
+  // Before the start: a SIGHUP while the daemon starts must not end it (SIGHUP's default action).
+  const reread = () => reloadCheck(d, path, args, config, log);
+  const toggle = () => switchLogLevel(log);
+  process.on("SIGHUP", reread);
+  process.on("SIGUSR2", toggle);
   let running;
   try {
     running = await d.start(config, log);
@@ -128,10 +133,6 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
     log.error(`${d.role ?? d.component} could not start`, { error: (e as Error).message });
     return 1;
   }
-  const reread = () => reloadCheck(d, path, args, config, log);
-  const toggle = () => switchLogLevel(log);
-  process.on("SIGHUP", reread);
-  process.on("SIGUSR2", toggle);
   await stopSignal(log);
   process.off("SIGHUP", reread);
   process.off("SIGUSR2", toggle);
