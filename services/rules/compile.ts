@@ -14,7 +14,8 @@ export function configRules(config: EngineConfig): Rule[] {
     const prefix = `${config.translationPrefix.network.text}/${config.translationPrefix.length}`;
     const rule: Rule = { key: "config/translation-prefix", kind: "translation-prefix", prefix };
     // RFC 6052 §2: the IPv4 destinations the workers translate with this prefix.
-    if (config.ipv4Translatable.length > 0) rule.ipv4Translatable = config.ipv4Translatable.map(cidrText);
+    const translatable = config.ipv4Translatable ?? [];
+    if (translatable.length > 0) rule.ipv4Translatable = translatable.map(cidrText);
     rules.push(rule);
   }
   return rules;
