@@ -18,7 +18,7 @@ export interface Rfc6052Prefix {
   ipv4Network?: number;
   ipv4Length?: number;
   /**
-   * IPv4-translatable destinations (RFC 6052 §2, RFC 6144 §3.2.1): the IPv4 prefixes whose
+   * IPv4-translatable destinations (RFC 6052 §2, RFC 6144): the IPv4 prefixes whose
    * addresses stand for IPv6 nodes at this prefix, so an IPv4 packet to one is translated with
    * this prefix when no explicit mapping covers it (RFC 7757 §3.3). The forwarder's decision
    * (`translatable4to6`); prefixes of all the lists may not overlap.
