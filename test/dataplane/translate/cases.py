@@ -1,6 +1,6 @@
 # Packet pairs for the RFC 7915 translator tests, built by scapy, independent of our codec.
 # Prints a JSON list of cases: name, direction, input hex, expected action and packets.
-# Addresses: documentation ranges only (RFC 5737, RFC 3849), and 198.18.0.0/15 (RFC 2544) where noted.
+# Addresses: documentation ranges only (RFC 5737, RFC 3849).
 # One file over ~400 lines on purpose: one scapy process builds every pair, and the cases read as one list.
 import json
 import sys
