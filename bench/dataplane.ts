@@ -12,7 +12,8 @@
 //        of these sizes (Ethernet header included), named CASE@BYTES; × TAYGA compares equal sizes
 //   --latency-count N: after the throughput table, bench/latency.ts's one-way latency at 1 kpps
 //        with N datagrams per case (0: none)
-//        (cases: encap-4in6, decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, tayga-6to4, kernel-ipv4, ceiling-ring)
+//        (cases: encap-4in6, decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, translate-4to6-pool6,
+//         tayga-6to4, kernel-ipv4, ceiling-ring)
 // ceiling-ring is bench/ceiling/forward.c (built here with cc): the worker's ring I/O and nothing
 // else, so "× ceiling" is the share of the raw I/O rate each worker case reaches.
 import { execFileSync } from "node:child_process";
@@ -38,7 +39,7 @@ const REPEAT = Math.max(1, Number(args.repeat));
 // 18 bytes: 60-byte IPv4 frames, 80-byte IPv6 frames; --frame-bytes sets it per case.
 let payload = new Uint8Array(18).fill(0x6d);
 /** The cases that --frame-bytes runs again at each size. */
-const SIZED = new Set(["translate-6to4", "translate-4to6", "reencap-4in4-4in6", "tayga-6to4"]);
+const SIZED = new Set(["translate-6to4", "translate-4to6", "translate-4to6-pool6", "reencap-4in4-4in6", "tayga-6to4"]);
 
 const v4 = (t: string) => parseIPv4(t, "bench").bytes;
 const v6 = (t: string) => parseIPv6(t, "bench").bytes;
@@ -121,6 +122,17 @@ const SCENARIOS: Scenario[] = [
       neighbours: [{ interface: "w1", address: "2001:db8:1::2", mac: topo.macs.r0 }],
     }),
     [{ key: "pfx", kind: "translation-prefix", prefix: "2001:db8:64::/96" },
+      { key: "eam", kind: "address-mapping", ipv4: "198.51.100.20", ipv6: "2001:db8:1::2" }]),
+  // The same topology and traffic, the destination IPv4-translatable (RFC 6052 §2) instead of an EAM:
+  // the EAM lookup misses, then the prefix's list is tried; the RFC 6052 form goes by a route to r0.
+  workerScenario("translate-4to6-pool6", "IPv4 client to an IPv4-translatable IPv6 node, SIIT 4→6 with the RFC 6052 prefix (RFC 6052 §2)",
+    (topo) => eth(topo, ETHERTYPE.IPV4, udp4("203.0.113.10", "198.51.100.130")),
+    (topo) => ({
+      interfaces: [{ name: "w0", addresses: ["203.0.113.1/24"] }, { name: "w1", addresses: ["2001:db8:1::fe/64"] }],
+      routes: [{ prefix: "2001:db8:64::/96", interface: "w1", via: "2001:db8:1::2" }],
+      neighbours: [{ interface: "w1", address: "2001:db8:1::2", mac: topo.macs.r0 }],
+    }),
+    [{ key: "pfx", kind: "translation-prefix", prefix: "2001:db8:64::/96", ipv4Translatable: ["198.51.100.128/25"] },
       { key: "eam", kind: "address-mapping", ipv4: "198.51.100.20", ipv6: "2001:db8:1::2" }]),
   {
     name: "tayga-6to4", what: "baseline: TAYGA translating 6→4 (tun device, kernel forwarding around it)",

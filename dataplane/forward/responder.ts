@@ -23,7 +23,7 @@ function isZero(buf: Uint8Array, off: number, n: number): boolean {
 /** Whether we answer ARP for the address on `port`: our own, or a served one not behind `port`. */
 function answersFor4(r: Router, port: Port, a: number, buf: Uint8Array, off: number): boolean {
   if (r.own.has(buf, off, 4) || r.proxied.has(buf, off, 4)) return true;
-  if (!(r.inServed4(a) || r.rules.eam.isMappedIPv4(a))) return false;
+  if (!(r.inServed4(a) || r.rules.eam.isMappedIPv4(a) || r.rules.mapping.isTranslatable4(a))) return false;
   // Proxy ARP only for addresses that are not on the asking link.
   return r.lookup4(a)?.port !== port;
 }

@@ -128,21 +128,33 @@ function parseFields(rule: Rule, r: Record<string, unknown>, key: string): Parse
       if (v4.bytes.length !== 4) throw fieldError(key, "ipv4", "must be an IPv4 address");
       const v6 = addressOrPrefix(r.ipv6, "ipv6");
       if (v6.bytes.length !== 16) throw fieldError(key, "ipv6", "must be an IPv6 address");
-      // RFC 7757 §3.1: the suffixes have the same length.
-      if (32 - v4.length !== 128 - v6.length) throw fieldError(key, "ipv6", `a /${v4.length} maps to a /${96 + v4.length}, not a /${v6.length} (RFC 7757 §3.1)`);
+      // RFC 7757 §3.2: the IPv4 suffix is copied into the IPv6 suffix, which must hold it.
+      if (128 - v6.length < 32 - v4.length) throw fieldError(key, "ipv6", `a /${v4.length} needs an IPv6 prefix of /${96 + v4.length} or shorter to hold its ${32 - v4.length}-bit suffix, not a /${v6.length} (RFC 7757 §3.2)`);
       return { kind: "address-mapping", rule, eam: { ipv4: read32(v4.bytes), ipv4Length: v4.length, ipv6: v6.bytes, ipv6Length: v6.length } };
     }
     case "translation-prefix": {
       const p = prefixBytes(r.prefix, "prefix", true);
       if (p.bytes.length !== 16) throw fieldError(key, "prefix", "must be an IPv6 prefix");
       if (!isRfc6052Length(p.length)) throw fieldError(key, "prefix", `length must be 32, 40, 48, 56, 64 or 96 (RFC 6052 §2.2), not ${p.length}`);
-      return { kind: "translation-prefix", rule, prefix: { prefix: p.bytes, length: p.length } };
+      return { kind: "translation-prefix", rule, prefix: { prefix: p.bytes, length: p.length, ipv4Translatable: translatableList(key, r.ipv4Translatable) } };
     }
     case "encapsulate":
       return { kind: "encapsulate", rule, entry: parseEncapsulate(r, key) };
     default:
       throw fieldError(key, "kind", `unknown rule kind ${JSON.stringify(r.kind)}`);
   }
+}
+
+/** `ipv4Translatable` of a translation-prefix rule: IPv4 prefixes (RFC 6052 §2); absent: none. */
+function translatableList(key: string, v: unknown): { network: number; length: number }[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) throw fieldError(key, "ipv4Translatable", "must be a list of IPv4 prefixes");
+  return v.map((text, i) => {
+    const field = `ipv4Translatable[${i}]`;
+    const p = prefixBytes(text, field, true);
+    if (p.bytes.length !== 4) throw fieldError(key, field, "must be an IPv4 prefix");
+    return { network: read32(p.bytes), length: p.length };
+  });
 }
 
 /** Why an outer endpoint cannot be one, or undefined (RFC 1812 §5.3.7, RFC 4291 §2.5.2, §2.7). */

@@ -12,8 +12,8 @@ import type { Router } from "./router.js";
 import { encap6in4, shortcut6 } from "./tunnels.js";
 
 /**
- * Translates an IPv4 packet to an EAM-mapped destination toward the IPv6 side (RFC 7915 §4); the
- * decision (ipv4.ts, Translator.destination4) has looked the mapping up.
+ * Translates an IPv4 packet to an EAM-mapped or IPv4-translatable destination toward the IPv6
+ * side (RFC 7915 §4); the decision (ipv4.ts, Translator.destination4) has looked the mapping up.
  */
 export function translate4(r: Router, s: PacketState, pkt: Uint8Array): void {
   translated(r, s, r.translator.translate4to6(pkt, true), "translate-4to6");

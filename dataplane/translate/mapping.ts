@@ -17,12 +17,20 @@ export interface Rfc6052Prefix {
    */
   ipv4Network?: number;
   ipv4Length?: number;
+  /**
+   * IPv4-translatable destinations (RFC 6052 §2, RFC 6144): the IPv4 prefixes whose
+   * addresses stand for IPv6 nodes at this prefix, so an IPv4 packet to one is translated with
+   * this prefix when no explicit mapping covers it (RFC 7757 §3.3). The forwarder's decision
+   * (`translatable4to6`); prefixes of all the lists may not overlap.
+   */
+  ipv4Translatable?: readonly { network: number; length: number }[];
 }
 
 /**
- * An explicit address mapping entry (RFC 7757 §3.1): an IPv4 prefix and an IPv6 prefix whose
- * suffixes have the same length, so the suffix bits are copied across. A single-address entry
- * is /32 ↔ /128.
+ * An explicit address mapping entry (RFC 7757 §3.1): an IPv4 prefix and an IPv6 prefix. The
+ * IPv4 suffix bits are copied right after the IPv6 prefix (§3.2); an IPv6 suffix longer than the
+ * IPv4 one (a /24 ↔ /72) leaves its remaining bits zero 4→6 and ignored 6→4. A shorter one
+ * cannot hold the IPv4 suffix and is refused. A single-address entry is /32 ↔ /128.
  */
 export interface ExplicitAddressMapping {
   /** The IPv4 network as an unsigned 32-bit integer. */
@@ -45,10 +53,26 @@ export class AddressMappingError extends Error {
 
 interface EamEntry {
   ipv4: number;
-  /** 16 bytes, the suffix bits cleared. */
+  /** 16 bytes, the bits past the IPv6 prefix cleared. */
   ipv6: Uint8Array;
-  /** Mask of the suffix bits (32 − IPv4 length = 128 − IPv6 length, RFC 7757 §3.1) within the last 32 bits. */
+  /** Mask of the IPv4 suffix bits (32 − IPv4 length). */
   suffixMask: number;
+  /**
+   * Where the IPv4 suffix lies in the IPv6 address (RFC 7757 §3.2: right after the IPv6 prefix):
+   * its lowest bit is bit `shift` of 32-bit word `word` (0 = the first); when it crosses into
+   * the word before, `spill` is true. For equal suffix lengths: word 3, shift 0.
+   */
+  word: number;
+  shift: number;
+  spill: boolean;
+}
+
+interface TranslatableEntry {
+  network: number;
+  mask: number;
+  length: number;
+  /** Index into `prefixes`. */
+  prefix: number;
 }
 
 interface ResolvedPrefix {
@@ -56,6 +80,10 @@ interface ResolvedPrefix {
   length: number;
   ipv4Network: number;
   ipv4Mask: number;
+}
+
+function write32(buf: Uint8Array, offset: number, v: number): void {
+  buf[offset] = v >>> 24; buf[offset + 1] = (v >>> 16) & 255; buf[offset + 2] = (v >>> 8) & 255; buf[offset + 3] = v & 255;
 }
 
 function mask4(length: number): number {
@@ -101,6 +129,8 @@ export class AddressMapping {
   private readonly eam6Masks: Uint32Array[];
   private readonly eam6: Map<number, EamEntry[]>[];
   private readonly prefixes: ResolvedPrefix[];
+  /** The IPv4-translatable prefixes of all the RFC 6052 prefixes; few, so a list. */
+  private readonly translatable: TranslatableEntry[] = [];
   private readonly scratch4 = new Uint8Array(4);
   private readonly scratch16 = new Uint8Array(16);
   private readonly entries: number;
@@ -110,20 +140,24 @@ export class AddressMapping {
     const by6 = new Map<number, Map<number, EamEntry[]>>();
     let entries = 0;
     for (const e of config.eam ?? []) {
-      if (!(Number.isInteger(e.ipv4Length) && e.ipv4Length >= 0 && e.ipv4Length <= 32 && Number.isInteger(e.ipv6Length) && e.ipv6Length >= 96 && e.ipv6Length <= 128)) {
+      if (!(Number.isInteger(e.ipv4Length) && e.ipv4Length >= 0 && e.ipv4Length <= 32 && Number.isInteger(e.ipv6Length) && e.ipv6Length >= 0 && e.ipv6Length <= 128)) {
         throw new AddressMappingError(`explicit address mapping has an invalid prefix length (/${e.ipv4Length} ↔ /${e.ipv6Length})`);
       }
-      // RFC 7757 §3.1: both prefixes leave the same number of suffix bits.
-      if (32 - e.ipv4Length !== 128 - e.ipv6Length) {
-        throw new AddressMappingError(`explicit address mapping /${e.ipv4Length} ↔ /${e.ipv6Length}: the suffix lengths differ (RFC 7757 §3.1)`);
+      // RFC 7757 §3.2: the IPv4 suffix is carried in the IPv6 suffix, so it must fit.
+      const s4 = 32 - e.ipv4Length;
+      if (128 - e.ipv6Length < s4) {
+        throw new AddressMappingError(`explicit address mapping /${e.ipv4Length} ↔ /${e.ipv6Length}: the IPv6 suffix (${128 - e.ipv6Length} bits) cannot hold the IPv4 suffix (${s4} bits) (RFC 7757 §3.2)`);
       }
       if (e.ipv6.length !== 16) throw new AddressMappingError("explicit address mapping: the IPv6 prefix must be 16 bytes");
       const suffixMask = ~mask4(e.ipv4Length) >>> 0;
       const ipv6 = Uint8Array.from(e.ipv6);
       // Clear the IPv6 suffix, so translation only has to OR the IPv4 suffix in.
-      const tail = (read32(ipv6, 12) & ~suffixMask) >>> 0;
-      ipv6[12] = tail >>> 24; ipv6[13] = (tail >>> 16) & 255; ipv6[14] = (tail >>> 8) & 255; ipv6[15] = tail & 255;
-      const entry: EamEntry = { ipv4: (e.ipv4 & ~suffixMask) >>> 0, ipv6, suffixMask };
+      const keep = masks6(e.ipv6Length);
+      for (let w = 0; w < 4; w++) write32(ipv6, 4 * w, (read32(ipv6, 4 * w) & keep[w]) >>> 0);
+      // The suffix's lowest bit, counted from the address's last bit.
+      const low = 128 - e.ipv6Length - s4;
+      const shift = low % 32;
+      const entry: EamEntry = { ipv4: (e.ipv4 & ~suffixMask) >>> 0, ipv6, suffixMask, word: 3 - Math.floor(low / 32), shift, spill: shift > 0 && shift + s4 > 32 };
 
       let m4 = by4.get(e.ipv4Length);
       if (m4 === undefined) by4.set(e.ipv4Length, (m4 = new Map()));
@@ -156,8 +190,23 @@ export class AddressMapping {
       const prefix = new Uint8Array(16);
       prefix.set(p.prefix.subarray(0, p.length >> 3));
       const ipv4Mask = mask4(p.ipv4Length ?? 0);
+      for (const t of p.ipv4Translatable ?? []) this.addTranslatable(t.network, t.length, this.prefixes.length);
       this.prefixes.push({ prefix, length: p.length, ipv4Mask, ipv4Network: ((p.ipv4Network ?? 0) & ipv4Mask) >>> 0 });
     }
+  }
+
+  private addTranslatable(network: number, length: number, prefix: number): void {
+    if (!(Number.isInteger(length) && length >= 0 && length <= 32)) throw new AddressMappingError(`IPv4-translatable prefix length must be 0..32, not ${length}`);
+    const mask = mask4(length);
+    const entry: TranslatableEntry = { network: (network & mask) >>> 0, mask, length, prefix };
+    for (const o of this.translatable) {
+      // Two prefixes overlap when the shorter one contains the other's network.
+      const m = (o.mask & mask) >>> 0;
+      if (((o.network & m) >>> 0) === ((entry.network & m) >>> 0)) {
+        throw new AddressMappingError(`IPv4-translatable prefix ${ipv4Text(entry.network)}/${length} overlaps ${ipv4Text(o.network)}/${o.length}`);
+      }
+    }
+    this.translatable.push(entry);
   }
 
   /** Validates and indexes a table; throws AddressMappingError on a bad entry. */
@@ -193,6 +242,33 @@ export class AddressMapping {
   }
 
   /**
+   * For an IPv4-translatable destination (an address of some prefix's `ipv4Translatable`), its
+   * RFC 6052 form at that prefix, written like map4to6's; false for any other address. The
+   * forwarder asks this after the explicit mappings (RFC 7757 §3.3).
+   */
+  translatable4to6(ipv4: number, out: Uint8Array, offset: number): boolean {
+    const i = this.translatableIndex(ipv4);
+    if (i < 0) return false;
+    const p = this.prefixes[i];
+    const s = this.scratch4;
+    s[0] = ipv4 >>> 24; s[1] = (ipv4 >>> 16) & 255; s[2] = (ipv4 >>> 8) & 255; s[3] = ipv4 & 255;
+    // RFC 6052 §2.2.
+    out.set(embedIPv4(p.prefix, p.length, s, this.scratch16), offset);
+    return true;
+  }
+
+  /** Whether `ipv4` is an IPv4-translatable address (the responder answers ARP for it). */
+  isTranslatable4(ipv4: number): boolean {
+    return this.translatableIndex(ipv4) >= 0;
+  }
+
+  private translatableIndex(ipv4: number): number {
+    const t = this.translatable;
+    for (let i = 0; i < t.length; i++) if (((ipv4 & t[i].mask) >>> 0) === t[i].network) return t[i].prefix;
+    return -1;
+  }
+
+  /**
    * The explicit mapping (RFC 7757) of the IPv4 address `ipv4` alone, written like map4to6's;
    * false when no EAM covers it. map4to6 gives the same address whenever this finds one.
    */
@@ -201,12 +277,11 @@ export class AddressMapping {
       const e = this.eam4[i].get((ipv4 & this.eam4Masks[i]) >>> 0);
       if (e === undefined) continue;
       out.set(e.ipv6, offset);
-      // RFC 7757 §3.2: the suffix bits of the IPv4 address become the suffix of the IPv6 one.
-      const tail = (read32(e.ipv6, 12) | (ipv4 & e.suffixMask)) >>> 0;
-      out[offset + 12] = tail >>> 24;
-      out[offset + 13] = (tail >>> 16) & 255;
-      out[offset + 14] = (tail >>> 8) & 255;
-      out[offset + 15] = tail & 255;
+      // RFC 7757 §3.2: the suffix bits of the IPv4 address follow the IPv6 prefix.
+      const v = (ipv4 & e.suffixMask) >>> 0;
+      const at = offset + 4 * e.word;
+      write32(out, at, (read32(e.ipv6, 4 * e.word) | (v << e.shift)) >>> 0);
+      if (e.spill) write32(out, at - 4, (read32(e.ipv6, 4 * e.word - 4) | (v >>> (32 - e.shift))) >>> 0);
       return true;
     }
     return false;
@@ -247,7 +322,12 @@ export class AddressMapping {
       if (bucket === undefined) continue;
       for (let j = 0; j < bucket.length; j++) {
         const e = bucket[j];
-        if (samePrefix(e.ipv6, buf, offset, mask)) return (e.ipv4 | (read32(buf, offset + 12) & e.suffixMask)) >>> 0;
+        if (!samePrefix(e.ipv6, buf, offset, mask)) continue;
+        // RFC 7757 §3.2: the IPv4 suffix is read from right after the IPv6 prefix; bits past it are not part of the mapping.
+        const at = offset + 4 * e.word;
+        let v = read32(buf, at) >>> e.shift;
+        if (e.spill) v |= read32(buf, at - 4) << (32 - e.shift);
+        return (e.ipv4 | (v & e.suffixMask)) >>> 0;
       }
     }
     return -1;

@@ -100,11 +100,13 @@ export class Translator implements TranslatorState {
   }
 
   /**
-   * The forwarder's decision for an IPv4 destination (RFC 7757): whether an explicit mapping
-   * covers it. When one does, its IPv6 form is kept for translate4to6(packet, true).
+   * The forwarder's decision for an IPv4 destination: whether an explicit mapping covers it, or
+   * else (RFC 7757 §3.3) whether it is IPv4-translatable at an RFC 6052 prefix (RFC 6052 §2,
+   * `Rfc6052Prefix.ipv4Translatable`). When so, its IPv6 form is kept for translate4to6(packet, true).
    */
   destination4(dst: number): boolean {
-    return this.cfg.mapping.eam4to6(dst, this.dst6, 0);
+    const m = this.cfg.mapping;
+    return m.eam4to6(dst, this.dst6, 0) || m.translatable4to6(dst, this.dst6, 0);
   }
 
   /** The forwarder's decision for an IPv6 destination: its IPv4 form when it is in a translation prefix (RFC 6052), else -1. */

@@ -13,8 +13,12 @@ export type Rule =
   | { key: string; kind: "tunnel-peer"; tunnel: TunnelType; peer: string; innerSource?: string; vmId?: string }
   /** An explicit address mapping for the translator (RFC 7757). */
   | { key: string; kind: "address-mapping"; ipv4: string; ipv6: string }
-  /** An RFC 6052 prefix for the translator. */
-  | { key: string; kind: "translation-prefix"; prefix: string }
+  /**
+   * An RFC 6052 prefix for the translator; `ipv4Translatable`: the IPv4 prefixes (CIDR) whose
+   * addresses are IPv6 nodes at this prefix (RFC 6052 §2): IPv4 packets to them are translated
+   * and the worker answers ARP for them. Absent: only explicit mappings are translated 4→6.
+   */
+  | { key: string; kind: "translation-prefix"; prefix: string; ipv4Translatable?: string[] }
   /**
    * Flows 3.1 f, l and 3.2 d, k (the privileged VM on a hypervisor host): a plain packet whose
    * source matches `innerSource` and destination matches `innerDestination` (absent: any) is sent

@@ -22,7 +22,7 @@ export function ruleToMessage(r: Rule): RuleMessage {
     case "address-mapping":
       return { key: r.key, kind: { $case: "addressMapping", value: { ipv4: r.ipv4, ipv6: r.ipv6 } } };
     case "translation-prefix":
-      return { key: r.key, kind: { $case: "translationPrefix", value: { prefix: r.prefix } } };
+      return { key: r.key, kind: { $case: "translationPrefix", value: { prefix: r.prefix, ipv4Translatable: r.ipv4Translatable ?? [] } } };
     case "encapsulate":
       return {
         key: r.key,
@@ -49,8 +49,12 @@ export function ruleFromMessage(m: RuleMessage): Rule | undefined {
     }
     case "addressMapping":
       return { key: m.key, kind: "address-mapping", ipv4: k.value.ipv4, ipv6: k.value.ipv6 };
-    case "translationPrefix":
-      return { key: m.key, kind: "translation-prefix", prefix: k.value.prefix };
+    case "translationPrefix": {
+      const r: Rule = { key: m.key, kind: "translation-prefix", prefix: k.value.prefix };
+      // A repeated field has no absent form: empty means "not given".
+      if (k.value.ipv4Translatable.length > 0) r.ipv4Translatable = [...k.value.ipv4Translatable];
+      return r;
+    }
     case "encapsulate": {
       const tunnel = TUNNEL_TYPE.get(k.value.kind);
       if (!tunnel) return undefined;

@@ -56,6 +56,12 @@ export interface EngineConfig {
   translationPrefix?: Cidr6;
   /** RFC 6791: the IPv4 source of ICMPv4 errors translated from untranslatable IPv6 sources. */
   icmpErrorSource?: IPv4;
+  /**
+   * IPv4 prefixes whose addresses are IPv6 nodes at translationPrefix (RFC 6052 §2,
+   * "IPv4-translatable"): the workers translate IPv4 packets to them and answer ARP for them.
+   * Never overlapping the pool (its addresses get explicit mappings) nor a segment.
+   */
+  ipv4Translatable: Cidr4[];
   leases: { lifetimeSeconds: number; cooldownSeconds: number; correspondentLifetimeSeconds: number };
   hosts: { heartbeatIntervalSeconds: number; downAfterSeconds: number };
   migration: { highWatermark: number; lowWatermark: number; windowSeconds: number; vmCooldownSeconds: number };
@@ -176,7 +182,11 @@ function engineConfig(raw: EngineFile): EngineConfig {
   const translationPrefix = xlat.prefix === undefined ? undefined : rfc6052Prefix(xlat.prefix, "translation.prefix");
   const icmpErrorSource = xlat.icmpErrorSource === undefined ? undefined : parseIPv4(xlat.icmpErrorSource, "translation.icmpErrorSource");
 
-  checkOverlaps(pool, poolNet, segments, ipv6Networks, translationPrefix);
+  const ipv4Translatable = xlat.ipv4Translatable.map((t, i) => parseCidr4(t, `translation.ipv4Translatable[${i}]`));
+  if (ipv4Translatable.length > 0 && translationPrefix === undefined) {
+    throw new ConfigError("translation.ipv4Translatable: needs translation.prefix (the RFC 6052 prefix the addresses are translated with)");
+  }
+  checkOverlaps(pool, poolNet, segments, ipv6Networks, translationPrefix, ipv4Translatable);
 
   const kind = raw.store.kind;
   const config: EngineConfig = {
@@ -185,7 +195,7 @@ function engineConfig(raw: EngineFile): EngineConfig {
     tls: raw.tls,
     store: { kind, path: raw.store.path, sync: raw.store.sync, etcd: kind === "etcd" ? etcdConfig(raw.store.etcd) : undefined },
     replica: raw.replica ?? `${hostname()}-${process.pid}`,
-    pool, segments, ipv6Networks, translationPrefix, icmpErrorSource,
+    pool, segments, ipv6Networks, translationPrefix, icmpErrorSource, ipv4Translatable,
     leases: raw.leases,
     hosts: raw.hosts,
     migration: raw.migration,
@@ -200,8 +210,13 @@ function engineConfig(raw: EngineFile): EngineConfig {
   return config;
 }
 
-function checkOverlaps(pool: PoolConfig, poolNet: Cidr4, segments: SegmentConfig[], nets: IPv6NetworkConfig[], xlat?: Cidr6): void {
-  const v4: [string, Cidr4][] = [["pool.prefix", poolNet], ...segments.map((s, i): [string, Cidr4] => [`segments[${i}].network`, s.network])];
+function checkOverlaps(pool: PoolConfig, poolNet: Cidr4, segments: SegmentConfig[], nets: IPv6NetworkConfig[], xlat: Cidr6 | undefined, translatable: Cidr4[]): void {
+  const v4: [string, Cidr4][] = [
+    ["pool.prefix", poolNet],
+    ...segments.map((s, i): [string, Cidr4] => [`segments[${i}].network`, s.network]),
+    // The pool's addresses are translated by their explicit mappings, a segment's are VMs' care-of addresses: neither is IPv4-translatable.
+    ...translatable.map((t, i): [string, Cidr4] => [`translation.ipv4Translatable[${i}]`, t]),
+  ];
   const v6: [string, Cidr6][] = [
     ...segments.flatMap((s, i): [string, Cidr6][] => (s.prefix ? [[`segments[${i}].prefix`, s.prefix]] : [])),
     ...nets.map((n, i): [string, Cidr6] => [`ipv6Networks[${i}].network`, n.network]),

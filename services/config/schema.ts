@@ -55,6 +55,8 @@ export const ENGINE_FILE = strict({
   translation: strict({
     prefix: text("an IPv6 prefix").optional(),
     icmpErrorSource: text("an IPv4 address").optional(),
+    /** IPv4 prefixes of IPv6 nodes reached at translation.prefix (RFC 6052 §2); config.ts checks them. */
+    ipv4Translatable: list(text("an IPv4 prefix")).default([]),
   }).prefault({}),
   leases: strict({
     lifetimeSeconds: number(1, 86400 * 365).default(600),

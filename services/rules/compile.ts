@@ -1,6 +1,7 @@
 // Tunnel management (paper, "The parts" 1): the data-plane rules a binding needs. Pure: binding
 // in, rules out; the store diffs them against what the data plane already has.
 import type { Rule } from "../../lib/rules/rules.js";
+import { cidrText } from "../../lib/net/address.js";
 import type { EngineConfig } from "../config/config.js";
 import type { BindingRecord } from "../store/store.js";
 
@@ -11,7 +12,11 @@ export function configRules(config: EngineConfig): Rule[] {
   const rules: Rule[] = [];
   if (config.translationPrefix) {
     const prefix = `${config.translationPrefix.network.text}/${config.translationPrefix.length}`;
-    rules.push({ key: "config/translation-prefix", kind: "translation-prefix", prefix });
+    const rule: Rule = { key: "config/translation-prefix", kind: "translation-prefix", prefix };
+    // RFC 6052 §2: the IPv4 destinations the workers translate with this prefix.
+    const translatable = config.ipv4Translatable ?? [];
+    if (translatable.length > 0) rule.ipv4Translatable = translatable.map(cidrText);
+    rules.push(rule);
   }
   return rules;
 }

@@ -565,6 +565,11 @@ export interface AddressMapping {
 
 export interface TranslationPrefix {
   prefix: string;
+  /**
+   * IPv4 prefixes (CIDR) whose addresses are IPv4-translatable at this prefix (RFC 6052 §2):
+   * IPv4 packets to them are translated 4→6 when no explicit mapping covers them.
+   */
+  ipv4Translatable: string[];
 }
 
 export interface GetRuleTableRequest {
@@ -5709,13 +5714,16 @@ export const AddressMapping: MessageFns<AddressMapping> = {
 };
 
 function createBaseTranslationPrefix(): TranslationPrefix {
-  return { prefix: "" };
+  return { prefix: "", ipv4Translatable: [] };
 }
 
 export const TranslationPrefix: MessageFns<TranslationPrefix> = {
   encode(message: TranslationPrefix, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.prefix !== "") {
       writer.uint32(10).string(message.prefix);
+    }
+    for (const v of message.ipv4Translatable) {
+      writer.uint32(18).string(v!);
     }
     return writer;
   },
@@ -5741,6 +5749,14 @@ export const TranslationPrefix: MessageFns<TranslationPrefix> = {
             message.prefix = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ipv4Translatable.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5754,13 +5770,23 @@ export const TranslationPrefix: MessageFns<TranslationPrefix> = {
   },
 
   fromJSON(object: any): TranslationPrefix {
-    return { prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "" };
+    return {
+      prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
+      ipv4Translatable: globalThis.Array.isArray(object?.ipv4Translatable)
+        ? object.ipv4Translatable.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.ipv4_translatable)
+        ? object.ipv4_translatable.map((e: any) => globalThis.String(e))
+        : [],
+    };
   },
 
   toJSON(message: TranslationPrefix): unknown {
     const obj: any = {};
     if (message.prefix !== "") {
       obj.prefix = message.prefix;
+    }
+    if (message.ipv4Translatable?.length) {
+      obj.ipv4Translatable = message.ipv4Translatable;
     }
     return obj;
   },
@@ -5771,6 +5797,7 @@ export const TranslationPrefix: MessageFns<TranslationPrefix> = {
   fromPartial(object: DeepPartial<TranslationPrefix>): TranslationPrefix {
     const message = createBaseTranslationPrefix();
     message.prefix = object.prefix ?? "";
+    message.ipv4Translatable = object.ipv4Translatable?.map((e) => e) || [];
     return message;
   },
 };

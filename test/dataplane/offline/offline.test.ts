@@ -44,7 +44,8 @@ test("table errors name the field", (t) => {
   t.regex(bad((o) => (o.rules[1].poolIPv4 = "198.51.100.256")), /^rules\[1\]: rule "vm\/a\/reencap": poolIPv4: /);
   t.regex(bad((o) => (o.rules[2].tunnel = "gre")), /^rules\[2\]: rule "vm\/a\/peer-home-agent": tunnel: must be one of/);
   t.regex(bad((o) => (o.rules[3].innerSource = "2001:db8::1")), /^rules\[3\]: .*innerSource: must be an IPv4 address for a 4in6 tunnel/);
-  t.regex(bad((o) => (o.rules[7].ipv6 = "2001:db8:1::/64")), /^rules\[7\]: .*ipv6: a \/32 maps to a \/128/);
+  // RFC 7757 §3.2: a longer IPv6 suffix (/32 ↔ /64) is allowed; one too short for the IPv4 suffix is not.
+  t.regex(bad((o) => (o.rules[7].ipv4 = "198.51.100.0/24")), /^rules\[7\]: .*ipv6: a \/24 needs an IPv6 prefix of \/120 or shorter/);
   t.regex(bad((o) => (o.rules[0].kind = "nat44")), /^rules\[0\]: .*kind: unknown rule kind "nat44"/);
   t.regex(bad((o) => (o.rules[4].key = "vm/a/reencap")), /^rules\[4\]\.key: "vm\/a\/reencap" appears twice/);
   t.regex(bad((o) => (o.worker.interfaces[0].mtu = 40)), /^worker\.interfaces\[0\]\.mtu: must be an integer in 68\.\.65535/);

@@ -1,6 +1,7 @@
 # Packet pairs for the RFC 7915 translator tests, built by scapy, independent of our codec.
 # Prints a JSON list of cases: name, direction, input hex, expected action and packets.
 # Addresses: documentation ranges only (RFC 5737, RFC 3849).
+# One file over ~400 lines on purpose: one scapy process builds every pair, and the cases read as one list.
 import json
 import sys
 from scapy.utils import checksum
@@ -356,6 +357,53 @@ for prefix, length, embedded in [("2001:db8::", 32, "2001:db8:c000:221::"), ("20
          [IPv6(src=embedded, dst=VM6, hlim=63) / UDP(sport=1, dport=2) / b"len"], config=cfg)
     case(f"RFC 6052 §2.2 /{length} 6→4", "6to4", IPv6(src=VM6, dst=embedded) / UDP(sport=1, dport=2) / b"len", "forward",
          [IP(src=POOL4, dst="192.0.2.33", ttl=63, id=0) / UDP(sport=1, dport=2) / b"len"], ignore=V4_FREE, config=cfg)
+
+
+# --- IPv4-translatable destinations (RFC 6052 §2, RFC 6144): 192.0.2.32/27 are IPv6 nodes at the prefix ---
+import ipaddress
+def embed(prefix, length, v4):  # RFC 6052 §2.2, written out here so the test does not use our codec
+    p = bytearray(ipaddress.IPv6Address(prefix).packed)
+    a = ipaddress.IPv4Address(v4).packed
+    at = length // 8
+    for b in a:
+        if at == 8:
+            at += 1  # bits 64..71 (the "u" octet) stay zero
+        p[at] = b
+        at += 1
+    for i in range(at, 16):
+        p[i] = 0
+    return str(ipaddress.IPv6Address(bytes(p)))
+for prefix, length, embedded in [("2001:db8::", 32, "2001:db8:c000:221::"), ("2001:db8:100::", 40, "2001:db8:1c0:2:21::"),
+                                 ("2001:db8:122::", 48, "2001:db8:122:c000:2:2100::"), ("2001:db8:122:300::", 56, "2001:db8:122:3c0:0:221::"),
+                                 ("2001:db8:122:344::", 64, "2001:db8:122:344:c0:2:2100:0"), ("2001:db8:122:344::", 96, "2001:db8:122:344::192.0.2.33")]:
+    assert embed(prefix, length, "192.0.2.33") == str(ipaddress.IPv6Address(embedded))  # RFC 6052 §2.4's own examples
+    cfg = {"prefix": prefix, "length": length, "translatable": ["192.0.2.32/27"], "forwarder": True}
+    cn = embed(prefix, length, CN4)
+    case(f"RFC 6052 §2 /{length}: 4→6 to an IPv4-translatable destination", "4to6", IP(src=CN4, dst="192.0.2.33", ttl=64) / UDP(sport=7, dport=8) / b"pool6",
+         "forward", [IPv6(src=cn, dst=embedded, hlim=63) / UDP(sport=7, dport=8) / b"pool6"], config=cfg)
+    case(f"RFC 6052 §2 /{length}: the reply 6→4 from the IPv4-translatable address", "6to4", IPv6(src=embedded, dst=cn, hlim=64) / UDP(sport=8, dport=7) / b"reply",
+         "forward", [IP(src="192.0.2.33", dst=CN4, ttl=63, id=0) / UDP(sport=8, dport=7) / b"reply"], ignore=V4_FREE, config=cfg)
+POOL6 = {"translatable": ["192.0.2.0/24"], "forwarder": True}
+case("RFC 7757 §3.3: an EAM wins over an IPv4-translatable prefix that covers it, 4→6", "4to6", IP(src=CN4, dst=POOL4) / UDP(sport=1, dport=2) / b"eam",
+     "forward", [IPv6(src=CN6, dst=VM6, hlim=63) / UDP(sport=1, dport=2) / b"eam"], config=POOL6)
+case("RFC 6052 §2: an IPv4-translatable destination beside the EAMs, 4→6", "4to6", IP(src=CN4, dst="192.0.2.77") / UDP(sport=1, dport=2) / b"t",
+     "forward", [IPv6(src=CN6, dst="2001:db8:64::192.0.2.77", hlim=63) / UDP(sport=1, dport=2) / b"t"], config=POOL6)
+case("RFC 6052 §2: a destination outside the IPv4-translatable list is not translated", "4to6", IP(src=CN4, dst="192.0.2.77") / UDP(sport=1, dport=2) / b"x",
+     "drop", reason="unmapped-destination", config={"translatable": ["192.0.2.32/27"], "forwarder": True})
+case("RFC 6052 §2: without a list, only EAM destinations are translated", "4to6", IP(src=CN4, dst="192.0.2.33") / UDP(sport=1, dport=2) / b"x",
+     "drop", reason="unmapped-destination", config={"forwarder": True})
+
+# --- EAM with an IPv6 suffix longer than the IPv4 suffix (RFC 7757 §3.2): 203.0.113.0/24 ↔ 2001:db8:ea::/72 ---
+def eam_long(v4):  # the 8 suffix bits right after the 72-bit prefix, the rest zero
+    return str(ipaddress.IPv6Address(int(ipaddress.IPv6Address("2001:db8:ea::")) | ((int(ipaddress.IPv4Address(v4)) & 0xff) << 48)))
+LONG = {"eamLong": True}
+case("RFC 7757 §3.2 EAM /24 ↔ /72, 4→6", "4to6", IP(src="203.0.113.77", dst=POOL4) / UDP(sport=1, dport=2) / b"pfx", "forward",
+     [IPv6(src=eam_long("203.0.113.77"), dst=VM6, hlim=63) / UDP(sport=1, dport=2) / b"pfx"], config=LONG)
+case("RFC 7757 §3.2 EAM /24 ↔ /72, 6→4", "6to4", IPv6(src=VM6, dst=eam_long("203.0.113.78")) / UDP(sport=1, dport=2) / b"pfx", "forward",
+     [IP(src=POOL4, dst="203.0.113.78", ttl=63, id=0) / UDP(sport=1, dport=2) / b"pfx"], ignore=V4_FREE, config=LONG)
+case("RFC 7757 §3.2 EAM /24 ↔ /72, 6→4: the IPv6 suffix bits past the IPv4 suffix are ignored", "6to4",
+     IPv6(src=str(ipaddress.IPv6Address(int(ipaddress.IPv6Address(eam_long("203.0.113.79"))) | 0xabcdef)), dst=CN6) / UDP(sport=1, dport=2) / b"pfx", "forward",
+     [IP(src="203.0.113.79", dst=CN4, ttl=63, id=0) / UDP(sport=1, dport=2) / b"pfx"], ignore=V4_FREE, config=LONG)
 
 CASES_JSON = json.dumps(cases).encode()
 if __name__ == "__main__" and len(sys.argv) > 1:

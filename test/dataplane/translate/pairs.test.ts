@@ -9,10 +9,16 @@ import { fromHex, loadCases, maskedHex, translatorFor, type PairCase } from "./f
 
 const cases = loadCases();
 
-function run(c: PairCase): TranslateResult {
-  const translator = translatorFor(c.config);
+function run(pc: PairCase): TranslateResult {
+  const c = { ...pc.config, direction: pc.direction, input: pc.input };
+  const translator = translatorFor(pc.config);
   const input = fromHex(c.input);
-  return c.direction === "4to6" ? translator.translate4to6(input) : translator.translate6to4(input);
+  if (c.direction === "6to4") return translator.translate6to4(input);
+  if (!c.forwarder) return translator.translate4to6(input);
+  // The forwarder's decision (ipv4.ts): translated only when destination4 says so (an EAM or an
+  // IPv4-translatable address); otherwise the packet is not the translator's.
+  const dst = ((input[16] << 24) | (input[17] << 16) | (input[18] << 8) | input[19]) >>> 0;
+  return translator.destination4(dst) ? translator.translate4to6(input, true) : { action: "drop", reason: "unmapped-destination" };
 }
 
 function outputsOf(r: TranslateResult): Uint8Array[] {

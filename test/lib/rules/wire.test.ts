@@ -17,6 +17,7 @@ const RULES: Rule[] = [
   { key: "vm/b/encap", kind: "encapsulate", tunnel: "6in4", remote: "192.0.2.254", local: "192.0.2.100", innerSource: "2001:db8:1::50", innerDestination: "2001:db8:c::/64", vmId: "b" },
   { key: "default", kind: "encapsulate", tunnel: "4in4", remote: "192.0.2.10" },
   { key: "vm/d/encap", kind: "encapsulate", tunnel: "6in6", remote: "2001:db8:1::10", innerSource: "2001:db8:1::51" },
+  { key: "prefix-pool6", kind: "translation-prefix", prefix: "2001:db8:65::/96", ipv4Translatable: ["203.0.113.0/25", "198.51.100.128/25"] },
 ];
 
 for (const rule of RULES) {
@@ -45,7 +46,14 @@ test("an encapsulate message with an unknown tunnel kind is not understood", (t)
 test("adds go in dependency order: prefixes and mappings, then peers, then the rules that send through tunnels", (t) => {
   // Within one rank, by key.
   t.deepEqual(inDependencyOrder(RULES).map((r) => r.key), [
-    "prefix", "vm/b/mapping", "r1", "vm/a/peer",
+    "prefix", "prefix-pool6", "vm/b/mapping", "r1", "vm/a/peer",
     "default", "vm/a/encap", "vm/a/reencap", "vm/b/encap", "vm/b/reencap", "vm/d/encap",
   ]);
+});
+
+test("a translation-prefix's ipv4Translatable is TranslationPrefix field 2, repeated; an empty list reads back as absent", (t) => {
+  const m = ruleToMessage({ key: "p", kind: "translation-prefix", prefix: "2001:db8:65::/96", ipv4Translatable: ["203.0.113.0/25"] });
+  t.deepEqual(m.kind, { $case: "translationPrefix", value: { prefix: "2001:db8:65::/96", ipv4Translatable: ["203.0.113.0/25"] } });
+  const empty = ruleFromMessage(RuleMessage.decode(RuleMessage.encode(ruleToMessage({ key: "p", kind: "translation-prefix", prefix: "2001:db8:65::/96", ipv4Translatable: [] })).finish()));
+  t.deepEqual(empty, { key: "p", kind: "translation-prefix", prefix: "2001:db8:65::/96" });
 });
