@@ -21,15 +21,19 @@ export interface ControlClient {
   listPrefixes: Call<pb.ListPrefixesRequest, pb.ListPrefixesResponse>;
   listBindings: Call<pb.ListBindingsRequest, pb.ListBindingsResponse>;
   listHosts: Call<pb.ListHostsRequest, pb.ListHostsResponse>;
-  listMigrations: Call<pb.ListMigrationsRequest, pb.ListMigrationsResponse>;
+  /** The fields may be left out: the first page, of the engine's default size. */
+  listMigrations: Call<Partial<pb.ListMigrationsRequest>, pb.ListMigrationsResponse>;
   getRuleTable: Call<pb.GetRuleTableRequest, pb.GetRuleTableResponse>;
+  getVm: Call<pb.GetVmRequest, pb.GetVmResponse>;
+  /** `vmId` may be left out: every VM's advice. */
+  listAdvice: Call<Partial<pb.ListAdviceRequest>, pb.ListAdviceResponse>;
   close(): void;
   raw: pb.ControlEngineClient;
 }
 
 const METHODS = [
   "allocateCareOf", "releaseCareOf", "requestPrefix", "registerMigration", "prepareMigration", "abortMigration", "heartbeat", "mapCorrespondent",
-  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable",
+  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice",
 ] as const satisfies readonly (keyof ControlClient)[];
 
 /**
@@ -55,6 +59,10 @@ export function connectControl(address: string, defaultDeadlineMs = 10_000, tls?
   }
   const release = client.releaseCareOf as (req: object, deadlineMs?: number) => Promise<unknown>;
   client.releaseCareOf = (req: object, deadlineMs?: number) => release({ force: false, ...req }, deadlineMs);
+  const migrations = client.listMigrations as (req: object, deadlineMs?: number) => Promise<unknown>;
+  client.listMigrations = (req: object, deadlineMs?: number) => migrations(pb.ListMigrationsRequest.fromPartial(req), deadlineMs);
+  const advice = client.listAdvice as (req: object, deadlineMs?: number) => Promise<unknown>;
+  client.listAdvice = (req: object, deadlineMs?: number) => advice(pb.ListAdviceRequest.fromPartial(req), deadlineMs);
   return client as unknown as ControlClient;
 }
 

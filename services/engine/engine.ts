@@ -15,9 +15,10 @@ import { networkText, PrefixPlan } from "../prefix/plan.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { vmOwner } from "../store/store.js";
 import type {
-  AdviceRecord, BindingRecord, HostRecord, LeaseRecord, MigrationRecord, PoolUsage, ResourcesRecord, Store, VmRecord,
+  AdviceRecord, BindingRecord, HostRecord, LeaseRecord, MigrationCursor, PoolUsage, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";
 import { CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../rules/compile.js";
+import { type AdviceEntry, History, type MigrationPage, type VmPlace } from "./history.js";
 import { HostTable } from "./hosts.js";
 import { soleLeader, type Leadership } from "./leader.js";
 import { type AbortResult, type MigrationInput, type MigrationResult, Migrations, type PrepareResult } from "./migrations.js";
@@ -26,11 +27,8 @@ import { type Released, Releases } from "./release.js";
 export type { AbortResult, MigrationInput, MigrationResult, PrepareResult } from "./migrations.js";
 export type { Released } from "./release.js";
 
-/**
- * ListMigrations answers with at most this many, the newest first. The API has no paging yet;
- * this is the one place the cap is set.
- */
-export const MIGRATIONS_LISTED = 1000;
+export { MIGRATIONS_LISTED } from "./history.js";
+export type { AdviceEntry, MigrationPage, VmPlace } from "./history.js";
 
 export interface CareOf {
   careOfIPv4: string;
@@ -79,6 +77,7 @@ export class Engine {
   private readonly hostsInStore: boolean;
   private readonly migrations: Migrations;
   private readonly releases: Releases;
+  private readonly history: History;
 
   constructor(
     readonly config: EngineConfig,
@@ -97,8 +96,9 @@ export class Engine {
       vmCooldownMs: config.migration.vmCooldownSeconds * 1000,
     });
     this.hostsInStore = config.store.kind === "etcd";
+    this.history = new History(store, () => this.listHosts(), config.migration.windowSeconds * 1000, now);
     const core = {
-      config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs,
+      config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs, history: this.history,
       exclusive: <T>(fn: () => Promise<T>) => this.exclusive(fn), host: (hostId: string) => this.host(hostId),
     };
     this.migrations = new Migrations(core);
@@ -298,9 +298,19 @@ export class Engine {
     return this.store.listBindings();
   }
 
-  /** The newest migrations, at most MIGRATIONS_LISTED. */
-  listMigrations(): Promise<MigrationRecord[]> {
-    return this.store.listMigrations(MIGRATIONS_LISTED);
+  /** A page of the migrations, newest first: `pageSize` of them (0: MIGRATIONS_LISTED; at most that), after `after`. */
+  listMigrations(pageSize = 0, after?: MigrationCursor): Promise<MigrationPage> {
+    return this.history.migrations(pageSize, after);
+  }
+
+  /** Where a VM is and how it got there; NotFoundError for a VM the engine knows nothing of. */
+  getVm(vmId: string): Promise<VmPlace> {
+    return this.history.vm(vmId);
+  }
+
+  /** The advice given, newest first, with what became of each. */
+  listAdvice(vmId?: string): Promise<AdviceEntry[]> {
+    return this.history.advice(vmId);
   }
 
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> {

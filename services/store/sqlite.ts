@@ -9,7 +9,7 @@ import { FailedPreconditionError, ResourceExhaustedError } from "../errors.js";
 import { type AddressRow, LEASED, SCHEMA, type Statements, statements } from "./sqlite/schema.js";
 import { vmOwner } from "./store.js";
 import type {
-  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationRecord,
+  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationCursor, MigrationRecord,
   PoolAddressSet, PoolUsage, RuleChange, Store,
 } from "./store.js";
 
@@ -286,8 +286,9 @@ export class SqliteStore implements Store {
     return this.q.bindingsWithHome.all(homeAddress).map((r) => JSON.parse(r.body) as BindingRecord);
   }
 
-  async listMigrations(limit: number): Promise<MigrationRecord[]> {
-    return this.q.migrations.all(limit).map((r) => JSON.parse(r.body) as MigrationRecord);
+  async listMigrations(limit: number, after?: MigrationCursor): Promise<MigrationRecord[]> {
+    const rows = after ? this.q.migrationsAfter.all(after.registeredAtMs, after.registeredAtMs, after.migrationId, limit) : this.q.migrations.all(limit);
+    return rows.map((r) => JSON.parse(r.body) as MigrationRecord);
   }
 
   async ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> {
@@ -329,6 +330,10 @@ export class SqliteStore implements Store {
     return this.write(() => {
       for (const a of advice) this.q.putAdvice.run(a.givenAtMs, JSON.stringify(a));
     });
+  }
+
+  async listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]> {
+    return this.q.adviceSince.all(sinceMs, limit).map((r) => JSON.parse(r.body) as AdviceRecord);
   }
 
   async close(): Promise<void> {

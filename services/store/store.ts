@@ -74,6 +74,18 @@ export interface MigrationRecord {
   careOfIPv4: string;
   careOfIPv6: string;
   registeredAtMs: number;
+  /** Why it moved (see MigrationCause in control.proto); absent in records written before it was kept. */
+  cause?: MigrationCause;
+  /** For cause "advice": the advice the move followed. */
+  advice?: AdviceRecord;
+}
+
+export type MigrationCause = "advice" | "hypervisor" | "operator";
+
+/** A place in the migration history (newest first): a page of ListMigrations starts after it. */
+export interface MigrationCursor {
+  registeredAtMs: number;
+  migrationId: string;
 }
 
 export type HostStateName = "up" | "hot" | "down";
@@ -154,7 +166,8 @@ export interface Store {
   listBindings(): Promise<BindingRecord[]>;
   /** The bindings whose VM has this home address (at most one when the engine held to its rules). */
   bindingsWithHome(homeAddress: string): Promise<BindingRecord[]>;
-  listMigrations(limit: number): Promise<MigrationRecord[]>;
+  /** The newest migrations first (by time, then id), at most `limit`, those after `after` when given. */
+  listMigrations(limit: number, after?: MigrationCursor): Promise<MigrationRecord[]>;
 
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }>;
   /** Changes after `revision`, oldest first; undefined when the log no longer reaches back that far. */
@@ -166,6 +179,8 @@ export interface Store {
   getHost(hostId: string): Promise<HostRecord | undefined>;
   listHosts(): Promise<HostRecord[]>;
   recordAdvice(advice: AdviceRecord[]): Promise<void>;
+  /** The advice given at or after `sinceMs`, newest first, at most `limit`. */
+  listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]>;
 
   close(): Promise<void>;
 }

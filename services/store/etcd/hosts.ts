@@ -19,9 +19,24 @@ export class EtcdHosts extends EtcdPart {
     return this.listDocs<HostRecord>("hosts/");
   }
 
+  /** Keys sort by time, so the range from `sinceMs` on, read backwards, is the newest first. */
+  async listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]> {
+    const prefix = this.k("advice/");
+    const res = await this.s.client.getAll().inRange({ start: this.k(`advice/${adviceTime(sinceMs)}`), end: prefixEnd(prefix) })
+      .sort("Key", "Descend").limit(limit).exec();
+    return res.kvs.map((kv) => JSON.parse(kv.value.toString()) as AdviceRecord);
+  }
+
   async recordAdvice(advice: AdviceRecord[]): Promise<void> {
     if (advice.length === 0) return;
-    const r = await this.txn([], advice.map((a) => this.put(this.k(`advice/${String(a.givenAtMs).padStart(15, "0")}/${randomUUID()}`), a)));
+    const r = await this.txn([], advice.map((a) => this.put(this.k(`advice/${adviceTime(a.givenAtMs)}/${randomUUID()}`), a)));
     if (!r.succeeded) throw new LeadershipLostError("advice write refused");
   }
+}
+
+const adviceTime = (ms: number) => String(Math.max(0, ms)).padStart(15, "0");
+
+/** The first key after every key that starts with `prefix` ('/' + 1 is '0'). */
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
