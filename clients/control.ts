@@ -25,6 +25,8 @@ export interface ControlClient {
   listMigrations: Call<Partial<pb.ListMigrationsRequest>, pb.ListMigrationsResponse>;
   getRuleTable: Call<pb.GetRuleTableRequest, pb.GetRuleTableResponse>;
   getVm: Call<pb.GetVmRequest, pb.GetVmResponse>;
+  cordonHost: Call<pb.CordonHostRequest, pb.CordonHostResponse>;
+  uncordonHost: Call<pb.UncordonHostRequest, pb.UncordonHostResponse>;
   /** `vmId` may be left out: every VM's advice. */
   listAdvice: Call<Partial<pb.ListAdviceRequest>, pb.ListAdviceResponse>;
   close(): void;
@@ -33,7 +35,7 @@ export interface ControlClient {
 
 const METHODS = [
   "allocateCareOf", "releaseCareOf", "requestPrefix", "registerMigration", "prepareMigration", "abortMigration", "heartbeat", "mapCorrespondent",
-  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice",
+  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost",
 ] as const satisfies readonly (keyof ControlClient)[];
 
 /**

@@ -9,7 +9,7 @@ import { connectControl, type ControlClient } from "../control.js";
 import { connectControlAny } from "../failover.js";
 import { LeasePurpose, TunnelKind } from "../../gen/mip46/v1/control.js";
 import { renderTable } from "./table.js";
-import { advice, enumName, hosts, migrations, type Output, time, where } from "./where.js";
+import { advice, cordon, enumName, hosts, migrations, type Output, time, where } from "./where.js";
 
 const HELP = `mipctl: operator CLI of the mip46 control engine
 
@@ -27,6 +27,8 @@ Commands:
   where VM_ID               where a VM is: host, at home or away, addresses, since when, and its
                             last migration with the cause
   advice [VM_ID]            the migration advice the engine gave, and what became of it
+  cordon HOST_ID            take a host out as a destination: no VM is advised to move to it
+  uncordon HOST_ID          put it back
   rules                     the data-plane rule table and its revision
   release ADDRESS           release a lease (it cools down before reuse); a lease a binding
                             uses is refused, naming the binding
@@ -119,6 +121,10 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
     case "where":
       if (rest.length !== 1) throw new UsageError("where takes one VM_ID");
       return where(client, rest[0]);
+    case "cordon":
+    case "uncordon":
+      if (rest.length !== 1) throw new UsageError(`${command} takes one HOST_ID`);
+      return cordon(client, rest[0], command === "cordon");
     case "advice":
       if (rest.length > 1) throw new UsageError("advice takes at most one VM_ID");
       return advice(client, rest[0]);

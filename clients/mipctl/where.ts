@@ -33,11 +33,11 @@ export async function where(client: ControlClient, vmId: string): Promise<Output
 
 export async function hosts(client: ControlClient): Promise<Output> {
   const r = await client.listHosts({});
-  return { json: r.hosts, table: renderTable(["HOST", "STATE", "FAMILY", "NETWORK", "CPU", "MEMORY", "VMS", "LAST SEEN"],
+  return { json: r.hosts, table: renderTable(["HOST", "STATE", "FAMILY", "NETWORK", "CPU", "MEMORY", "VMS", "LAST SEEN", "MAINTENANCE"],
     r.hosts.map((h) => [h.hostId, enumName(HostState, h.state, "HOST_STATE_"), enumName(NetworkFamily, h.networkFamily, "NETWORK_FAMILY_"), h.network || "-",
       h.resources ? `${h.resources.cpuUsedCores.toFixed(1)}/${h.resources.cpuTotalCores}` : "-",
       h.resources && h.resources.memoryTotalBytes > 0n ? `${(Number(h.resources.memoryUsedBytes * 100n / h.resources.memoryTotalBytes))}%` : "-",
-      h.vms.length === 0 ? "-" : h.vms.map((v) => v.vmId).join(","), time(h.lastSeenMs)])) };
+      h.vms.length === 0 ? "-" : h.vms.map((v) => v.vmId).join(","), time(h.lastSeenMs), h.cordoned ? "cordoned" : ""])) };
 }
 
 export async function migrations(client: ControlClient, pageSize: number, pageToken: string): Promise<Output> {
@@ -52,4 +52,9 @@ export async function advice(client: ControlClient, vmId: string | undefined): P
   return { json: r.advice, table: renderTable(["GIVEN", "VM", "FROM", "TO", "OUTCOME", "MIGRATION", "REASON"],
     r.advice.map((e) => [time(e.advice!.givenAtMs), e.advice!.vmId, e.advice!.sourceHostId, e.advice!.destinationHostId,
       enumName(AdviceOutcome, e.outcome, "ADVICE_OUTCOME_"), e.migrationId || "-", e.advice!.reason])) };
+}
+
+export async function cordon(client: ControlClient, hostId: string, cordoned: boolean): Promise<Output> {
+  const r = cordoned ? await client.cordonHost({ hostId }) : await client.uncordonHost({ hostId });
+  return { json: r.host, table: `host ${hostId} ${cordoned ? "cordoned: no VM will be advised to move to it" : "uncordoned"}\n` };
 }

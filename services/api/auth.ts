@@ -85,6 +85,9 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   // Operators only: each mapping takes an address of the engine pool, which the VMs' care-of and
   // translation addresses come from, and an agent has no need of one (issue 11 §4).
   [`${CONTROL}MapCorrespondent`]: { roles: ["operator"] },
+  // Maintenance is an operator's decision (issue 14 §2).
+  [`${CONTROL}CordonHost`]: { roles: ["operator"] },
+  [`${CONTROL}UncordonHost`]: { roles: ["operator"] },
   [`${CONTROL}ReleaseCareOf`]: {
     roles: ["host", "operator"],
     async check(who, req: control.ReleaseCareOfRequest, owners) {

@@ -109,6 +109,12 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     };
   }
 
+  async function cordon(hostId: string, cordoned: boolean, call: Pick<ServerUnaryCall<unknown, unknown>, "getAuthContext">) {
+    const r = await engine.cordonHost(id(hostId, "host_id"), cordoned);
+    audit(log, call, { what: cordoned ? "CordonHost" : "UncordonHost", request: { hostId }, before: { cordoned: r.before.cordoned === true }, after: { cordoned: r.after.cordoned === true } });
+    return { host: hostMessage(r.after) };
+  }
+
   return {
     allocateCareOf: unary<AllocateCareOfRequest, AllocateCareOfResponse>("AllocateCareOf", async (req) => {
       const hostId = id(req.hostId, "host_id");
@@ -213,6 +219,9 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       };
     }),
 
+    cordonHost: unary("CordonHost", (req, call) => cordon(req.hostId, true, call)),
+    uncordonHost: unary("UncordonHost", (req, call) => cordon(req.hostId, false, call)),
+
     listAdvice: unary("ListAdvice", async (req) => ({
       advice: (await engine.listAdvice(req.vmId === "" ? undefined : id(req.vmId, "vm_id"))).map((e) => ({
         advice: adviceMessage(e.advice), outcome: ADVICE_OUTCOME[e.outcome], migrationId: e.migrationId,
@@ -267,6 +276,7 @@ function hostMessage(h: HostRecord) {
     hostId: h.hostId, state: hostState(h.state), networkFamily: family(h.family), network: h.network, addresses: h.addresses,
     resources: { cpuUsedCores: h.resources.cpuUsedCores, cpuTotalCores: h.resources.cpuTotalCores, memoryUsedBytes: BigInt(h.resources.memoryUsedBytes), memoryTotalBytes: BigInt(h.resources.memoryTotalBytes) },
     vmCount: h.vms.length, lastSeenMs: BigInt(h.lastSeenMs),
+    cordoned: h.cordoned === true,
     vms: h.vms.map((v) => ({ vmId: v.vmId, homeAddress: v.homeAddress, cpuUsedCores: v.cpuUsedCores, memoryUsedBytes: BigInt(v.memoryUsedBytes) })),
   };
 }

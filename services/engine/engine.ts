@@ -1,7 +1,8 @@
 // The cloud control engine's domain operations: what the gRPC adapter calls once a request has
 // been checked, and the reads behind the List RPCs (the adapter reaches the store only through
 // these). Each operation either completes durably or changes nothing. The migration operations
-// are in migrations.ts.
+// are in migrations.ts, releases in release.ts, the where-and-why reads in history.ts. Over 400
+// lines: it is the one surface the adapter calls, each method short.
 import type { Cidr4, IPAddress, IPv4, IPv6 } from "../../lib/net/address.js";
 import { AddressError, cidrText, parseIPv4, prefixContains } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
@@ -244,6 +245,8 @@ export class Engine {
       hostId: h.hostId, state: "up", family: net?.family ?? 0, network: net ? networkText(net) : "",
       addresses: h.addresses, resources: h.resources, vms: h.vms, lastSeenMs: nowMs,
     };
+    // A beat keeps the operator's cordon (on etcd the store keeps it apart from the beat).
+    if (!this.hostsInStore && this.hosts.get(h.hostId)?.cordoned) host.cordoned = true;
     host.state = this.advisor.observe(host, nowMs) ? "hot" : "up";
     if (this.hostsInStore) await this.store.putHost(host);
     else if (this.hosts.beat(host)) await this.writeHost(host);
@@ -277,6 +280,28 @@ export class Engine {
       this.hosts.writeFailed(host);
       throw e;
     }
+  }
+
+  /**
+   * Cordons (or uncordons) a known host: never a migration's destination while cordoned. Kept in
+   * the store with the host, so it survives a restart. Answers the record before and after, for
+   * the audit log.
+   */
+  async cordonHost(hostId: string, cordoned: boolean): Promise<{ before: HostRecord; after: HostRecord }> {
+    const unknown = () => new NotFoundError(`host_id: host ${hostId} is unknown: no heartbeat came from it`);
+    const before = await this.host(hostId);
+    if (!before) throw unknown();
+    const { cordoned: _, ...rest } = before;
+    const after: HostRecord = cordoned ? { ...rest, cordoned } : rest;
+    if (this.hostsInStore) {
+      if (!(await this.store.setCordon(hostId, cordoned))) throw unknown();
+    } else {
+      this.hosts.replace(after);
+      await this.writeHost(after);
+      if (after.state !== "down") this.advisor.track(after);
+    }
+    this.log.info(cordoned ? "host cordoned" : "host uncordoned", { hostId });
+    return { before, after };
   }
 
   /** Every known host, by id: this engine's memory with the embedded store, etcd's hosts otherwise. */

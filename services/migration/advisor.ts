@@ -84,7 +84,8 @@ export class MigrationAdvisor {
     for (const { host: h, floor } of destinations.candidates()) {
       // Adding the VM cannot bring a host below its floor: none from here on beats the best.
       if (best && floor > best.after + 1e-9) break;
-      if (h.hostId === source.hostId || h.state !== "up" || this.hot.has(h.hostId)) continue;
+      // A cordoned host is out for maintenance: it takes no VM (issue 14 §2).
+      if (h.hostId === source.hostId || h.state !== "up" || h.cordoned || this.hot.has(h.hostId)) continue;
       if (h.resources.cpuTotalCores <= 0 && h.resources.memoryTotalBytes <= 0) continue;
       const after = utilisation(h.resources, vm.cpuUsedCores, vm.memoryUsedBytes);
       if (after >= this.s.lowWatermark) continue;

@@ -326,6 +326,11 @@ export class SqliteStore implements Store {
     return this.q.hosts.all().map((r) => JSON.parse(r.body) as HostRecord);
   }
 
+  /** The engine on SQLite is the one writer: its heartbeats carry the cordon it set (engine.ts). */
+  setCordon(hostId: string, cordoned: boolean): Promise<boolean> {
+    return this.write(() => this.q.setCordon.run(cordoned ? 1 : 0, hostId).changes > 0);
+  }
+
   recordAdvice(advice: AdviceRecord[]): Promise<void> {
     return this.write(() => {
       for (const a of advice) this.q.putAdvice.run(a.givenAtMs, JSON.stringify(a));

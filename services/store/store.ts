@@ -113,6 +113,8 @@ export interface HostRecord {
   resources: ResourcesRecord;
   vms: VmRecord[];
   lastSeenMs: number;
+  /** An operator cordoned it: never a migration's destination (absent: not cordoned). */
+  cordoned?: boolean;
 }
 
 export interface AdviceRecord {
@@ -178,6 +180,11 @@ export interface Store {
   putHost(host: HostRecord): Promise<void>;
   getHost(hostId: string): Promise<HostRecord | undefined>;
   listHosts(): Promise<HostRecord[]>;
+  /**
+   * Cordons or uncordons a known host; false when the store has no such host. A later putHost of
+   * the same host keeps what this set (on etcd a heartbeat at another replica does not undo it).
+   */
+  setCordon(hostId: string, cordoned: boolean): Promise<boolean>;
   recordAdvice(advice: AdviceRecord[]): Promise<void>;
   /** The advice given at or after `sinceMs`, newest first, at most `limit`. */
   listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]>;

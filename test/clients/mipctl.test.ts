@@ -101,7 +101,7 @@ test("mipctl --engine A,B takes every replica: with the first one down, the call
   t.regex(down.stderr, /^mipctl: /);
 });
 
-test("mipctl where, hosts, migrations and advice: a home VM found from its host's heartbeat, a moved one with its cause; --json parsed back", async (t) => {
+test("mipctl where, hosts, migrations, advice, cordon and uncordon: a home VM found from its host's heartbeat, a moved one with its cause; --json parsed back", async (t) => {
   const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
   t.teardown(() => e.stop());
   const gib = 1n << 30n;
@@ -142,4 +142,10 @@ test("mipctl where, hosts, migrations and advice: a home VM found from its host'
   t.regex(usage.stderr, /where takes one VM_ID/);
   const size = await t.throwsAsync(mipctl(e.address, "migrations", "--page-size", "x")) as Error & { code: number; stderr: string };
   t.is(size.code, 2);
+
+  t.regex((await mipctl(e.address, "cordon", "cool6")).stdout, /^host cool6 cordoned: no VM will be advised to move to it$/m);
+  t.regex((await mipctl(e.address, "hosts")).stdout, /^cool6\s.*\scordoned$/m);
+  t.true((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6")!.cordoned);
+  t.like(JSON.parse((await mipctl(e.address, "--json", "uncordon", "cool6")).stdout), { hostId: "cool6", cordoned: false });
+  t.false((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6")!.cordoned);
 });

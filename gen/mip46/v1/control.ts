@@ -573,6 +573,24 @@ export interface Host {
   lastSeenMs: bigint;
   /** The VMs of its last heartbeat (home VMs too, not only those away). */
   vms: VmReport[];
+  /** Cordoned by an operator: never a migration's destination. */
+  cordoned: boolean;
+}
+
+export interface CordonHostRequest {
+  hostId: string;
+}
+
+export interface CordonHostResponse {
+  host: Host | undefined;
+}
+
+export interface UncordonHostRequest {
+  hostId: string;
+}
+
+export interface UncordonHostResponse {
+  host: Host | undefined;
 }
 
 export interface ListHostsRequest {
@@ -4435,6 +4453,7 @@ function createBaseHost(): Host {
     vmCount: 0,
     lastSeenMs: 0n,
     vms: [],
+    cordoned: false,
   };
 }
 
@@ -4469,6 +4488,9 @@ export const Host: MessageFns<Host> = {
     }
     for (const v of message.vms) {
       VmReport.encode(v!, writer.uint32(74).fork()).join();
+    }
+    if (message.cordoned !== false) {
+      writer.uint32(80).bool(message.cordoned);
     }
     return writer;
   },
@@ -4558,6 +4580,14 @@ export const Host: MessageFns<Host> = {
             message.vms.push(VmReport.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.cordoned = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4601,6 +4631,7 @@ export const Host: MessageFns<Host> = {
       vms: globalThis.Array.isArray(object?.vms)
         ? object.vms.map((e: any) => VmReport.fromJSON(e))
         : [],
+      cordoned: isSet(object.cordoned) ? globalThis.Boolean(object.cordoned) : false,
     };
   },
 
@@ -4633,6 +4664,9 @@ export const Host: MessageFns<Host> = {
     if (message.vms?.length) {
       obj.vms = message.vms.map((e) => VmReport.toJSON(e));
     }
+    if (message.cordoned !== false) {
+      obj.cordoned = message.cordoned;
+    }
     return obj;
   },
 
@@ -4654,6 +4688,287 @@ export const Host: MessageFns<Host> = {
       ? BigInt(object.lastSeenMs)
       : 0n;
     message.vms = object.vms?.map((e) => VmReport.fromPartial(e)) || [];
+    message.cordoned = object.cordoned ?? false;
+    return message;
+  },
+};
+
+function createBaseCordonHostRequest(): CordonHostRequest {
+  return { hostId: "" };
+}
+
+export const CordonHostRequest: MessageFns<CordonHostRequest> = {
+  encode(message: CordonHostRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CordonHostRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCordonHostRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CordonHostRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CordonHostRequest): unknown {
+    const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CordonHostRequest>): CordonHostRequest {
+    return CordonHostRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CordonHostRequest>): CordonHostRequest {
+    const message = createBaseCordonHostRequest();
+    message.hostId = object.hostId ?? "";
+    return message;
+  },
+};
+
+function createBaseCordonHostResponse(): CordonHostResponse {
+  return { host: undefined };
+}
+
+export const CordonHostResponse: MessageFns<CordonHostResponse> = {
+  encode(message: CordonHostResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== undefined) {
+      Host.encode(message.host, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CordonHostResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCordonHostResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = Host.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CordonHostResponse {
+    return { host: isSet(object.host) ? Host.fromJSON(object.host) : undefined };
+  },
+
+  toJSON(message: CordonHostResponse): unknown {
+    const obj: any = {};
+    if (message.host !== undefined) {
+      obj.host = Host.toJSON(message.host);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CordonHostResponse>): CordonHostResponse {
+    return CordonHostResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CordonHostResponse>): CordonHostResponse {
+    const message = createBaseCordonHostResponse();
+    message.host = (object.host !== undefined && object.host !== null) ? Host.fromPartial(object.host) : undefined;
+    return message;
+  },
+};
+
+function createBaseUncordonHostRequest(): UncordonHostRequest {
+  return { hostId: "" };
+}
+
+export const UncordonHostRequest: MessageFns<UncordonHostRequest> = {
+  encode(message: UncordonHostRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UncordonHostRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUncordonHostRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UncordonHostRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UncordonHostRequest): unknown {
+    const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UncordonHostRequest>): UncordonHostRequest {
+    return UncordonHostRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UncordonHostRequest>): UncordonHostRequest {
+    const message = createBaseUncordonHostRequest();
+    message.hostId = object.hostId ?? "";
+    return message;
+  },
+};
+
+function createBaseUncordonHostResponse(): UncordonHostResponse {
+  return { host: undefined };
+}
+
+export const UncordonHostResponse: MessageFns<UncordonHostResponse> = {
+  encode(message: UncordonHostResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== undefined) {
+      Host.encode(message.host, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UncordonHostResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUncordonHostResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = Host.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UncordonHostResponse {
+    return { host: isSet(object.host) ? Host.fromJSON(object.host) : undefined };
+  },
+
+  toJSON(message: UncordonHostResponse): unknown {
+    const obj: any = {};
+    if (message.host !== undefined) {
+      obj.host = Host.toJSON(message.host);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UncordonHostResponse>): UncordonHostResponse {
+    return UncordonHostResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UncordonHostResponse>): UncordonHostResponse {
+    const message = createBaseUncordonHostResponse();
+    message.host = (object.host !== undefined && object.host !== null) ? Host.fromPartial(object.host) : undefined;
     return message;
   },
 };
@@ -7026,6 +7341,27 @@ export const ControlEngineDefinition = {
       responseStream: false,
       options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
+    /**
+     * Maintenance (operators only): a cordoned host is never chosen as a migration's destination;
+     * it keeps its VMs. Idempotent: cordoning a cordoned host changes nothing. The state is kept
+     * with the host in the store, so it survives a restart of the engine.
+     */
+    cordonHost: {
+      name: "CordonHost",
+      requestType: CordonHostRequest as typeof CordonHostRequest,
+      requestStream: false,
+      responseType: CordonHostResponse as typeof CordonHostResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    uncordonHost: {
+      name: "UncordonHost",
+      requestType: UncordonHostRequest as typeof UncordonHostRequest,
+      requestStream: false,
+      responseType: UncordonHostResponse as typeof UncordonHostResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
     /** The migration advice the engine gave, newest first, each with what became of it. */
     listAdvice: {
       name: "ListAdvice",
@@ -7247,6 +7583,30 @@ export const ControlEngineService = {
     responseSerialize: (value: GetVmResponse): Buffer => Buffer.from(GetVmResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetVmResponse => GetVmResponse.decode(value),
   },
+  /**
+   * Maintenance (operators only): a cordoned host is never chosen as a migration's destination;
+   * it keeps its VMs. Idempotent: cordoning a cordoned host changes nothing. The state is kept
+   * with the host in the store, so it survives a restart of the engine.
+   */
+  cordonHost: {
+    path: "/mip46.v1.ControlEngine/CordonHost" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CordonHostRequest): Buffer => Buffer.from(CordonHostRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CordonHostRequest => CordonHostRequest.decode(value),
+    responseSerialize: (value: CordonHostResponse): Buffer => Buffer.from(CordonHostResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CordonHostResponse => CordonHostResponse.decode(value),
+  },
+  uncordonHost: {
+    path: "/mip46.v1.ControlEngine/UncordonHost" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UncordonHostRequest): Buffer => Buffer.from(UncordonHostRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UncordonHostRequest => UncordonHostRequest.decode(value),
+    responseSerialize: (value: UncordonHostResponse): Buffer =>
+      Buffer.from(UncordonHostResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UncordonHostResponse => UncordonHostResponse.decode(value),
+  },
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice: {
     path: "/mip46.v1.ControlEngine/ListAdvice" as const,
@@ -7322,6 +7682,13 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
    * binding or migration names.
    */
   getVm: handleUnaryCall<GetVmRequest, GetVmResponse>;
+  /**
+   * Maintenance (operators only): a cordoned host is never chosen as a migration's destination;
+   * it keeps its VMs. Idempotent: cordoning a cordoned host changes nothing. The state is kept
+   * with the host in the store, so it survives a restart of the engine.
+   */
+  cordonHost: handleUnaryCall<CordonHostRequest, CordonHostResponse>;
+  uncordonHost: handleUnaryCall<UncordonHostRequest, UncordonHostResponse>;
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice: handleUnaryCall<ListAdviceRequest, ListAdviceResponse>;
 }
@@ -7612,6 +7979,41 @@ export interface ControlEngineClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetVmResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Maintenance (operators only): a cordoned host is never chosen as a migration's destination;
+   * it keeps its VMs. Idempotent: cordoning a cordoned host changes nothing. The state is kept
+   * with the host in the store, so it survives a restart of the engine.
+   */
+  cordonHost(
+    request: CordonHostRequest,
+    callback: (error: ServiceError | null, response: CordonHostResponse) => void,
+  ): ClientUnaryCall;
+  cordonHost(
+    request: CordonHostRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CordonHostResponse) => void,
+  ): ClientUnaryCall;
+  cordonHost(
+    request: CordonHostRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CordonHostResponse) => void,
+  ): ClientUnaryCall;
+  uncordonHost(
+    request: UncordonHostRequest,
+    callback: (error: ServiceError | null, response: UncordonHostResponse) => void,
+  ): ClientUnaryCall;
+  uncordonHost(
+    request: UncordonHostRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UncordonHostResponse) => void,
+  ): ClientUnaryCall;
+  uncordonHost(
+    request: UncordonHostRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UncordonHostResponse) => void,
   ): ClientUnaryCall;
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice(

@@ -6,17 +6,30 @@ import type { AdviceRecord, HostRecord } from "../store.js";
 import { EtcdPart } from "./base.js";
 
 export class EtcdHosts extends EtcdPart {
+  /** The cordon is kept under its own key (cordons/<id>), so a heartbeat at any replica leaves it alone. */
   async putHost(host: HostRecord): Promise<void> {
-    const r = await this.txn([], [this.put(this.k(`hosts/${host.hostId}`), host)]);
+    const { cordoned: _, ...beat } = host;
+    const r = await this.txn([], [this.put(this.k(`hosts/${host.hostId}`), beat)]);
     if (!r.succeeded) throw new LeadershipLostError("host write refused");
   }
 
-  getHost(hostId: string): Promise<HostRecord | undefined> {
-    return this.getDoc<HostRecord>(`hosts/${hostId}`);
+  async getHost(hostId: string): Promise<HostRecord | undefined> {
+    const [host, cordoned] = await Promise.all([this.getDoc<HostRecord>(`hosts/${hostId}`), this.getDoc<boolean>(`cordons/${hostId}`)]);
+    return host && (cordoned === true ? { ...host, cordoned } : host);
   }
 
-  listHosts(): Promise<HostRecord[]> {
-    return this.listDocs<HostRecord>("hosts/");
+  async listHosts(): Promise<HostRecord[]> {
+    const prefix = this.k("cordons/");
+    const [hosts, cordons] = await Promise.all([this.listDocs<HostRecord>("hosts/"), this.s.client.getAll().prefix(prefix).exec()]);
+    const cordoned = new Set(cordons.kvs.filter((kv) => JSON.parse(kv.value.toString()) === true).map((kv) => kv.key.toString().slice(prefix.length)));
+    return hosts.map((h) => (cordoned.has(h.hostId) ? { ...h, cordoned: true } : h));
+  }
+
+  async setCordon(hostId: string, cordoned: boolean): Promise<boolean> {
+    if (!(await this.getKv(this.k(`hosts/${hostId}`)))) return false;
+    const r = await this.txn([], [this.put(this.k(`cordons/${hostId}`), cordoned)]);
+    if (!r.succeeded) throw new LeadershipLostError("cordon write refused");
+    return true;
   }
 
   /** Keys sort by time, so the range from `sinceMs` on, read backwards, is the newest first. */

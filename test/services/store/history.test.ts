@@ -5,7 +5,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { EtcdStore } from "../../../services/store/etcd.js";
 import { SqliteStore } from "../../../services/store/sqlite.js";
-import type { AdviceRecord, MigrationRecord, Store } from "../../../services/store/store.js";
+import type { AdviceRecord, HostRecord, MigrationRecord, Store } from "../../../services/store/store.js";
 import { startEtcdCluster, type EtcdCluster } from "../../../harness/etcd.js";
 import { tempDir } from "../../../harness/engine.js";
 
@@ -74,5 +74,23 @@ for (const kind of kinds) {
     t.deepEqual((await store.listAdvice(1, 0)).map((a) => a.vmId), ["v3"]);
     t.deepEqual(await store.listAdvice(10, 3001), []);
     t.deepEqual((await store.listAdvice(10, 0))[0], advice("v3", 3000), "the whole record");
+  });
+
+  test(name("a cordon is kept with the host: a later beat (putHost) keeps it; an unknown host is not cordoned"), async (t) => {
+    const store = await kind.open(t);
+    const host: HostRecord = {
+      hostId: "h6", state: "up", family: 6, network: "2001:db8:1::/64", addresses: ["2001:db8:1::10/64"],
+      resources: { cpuUsedCores: 1, cpuTotalCores: 8, memoryUsedBytes: 1, memoryTotalBytes: 2 }, vms: [], lastSeenMs: 1000,
+    };
+    await store.putHost(host);
+    t.false(await store.setCordon("nobody", true));
+    t.deepEqual(await store.listHosts(), [host], "nothing changed");
+    t.true(await store.setCordon("h6", true));
+    t.deepEqual(await store.getHost("h6"), { ...host, cordoned: true });
+    // On SQLite the engine carries the cordon in its beats; on etcd the store keeps it apart from them.
+    await store.putHost({ ...host, lastSeenMs: 2000, ...(kind.name === "sqlite" ? { cordoned: true } : {}) });
+    t.deepEqual(await store.listHosts(), [{ ...host, lastSeenMs: 2000, cordoned: true }]);
+    t.true(await store.setCordon("h6", false));
+    t.false((await store.getHost("h6"))!.cordoned ?? false);
   });
 }
