@@ -27,6 +27,7 @@ export interface ControlClient {
   getVm: Call<pb.GetVmRequest, pb.GetVmResponse>;
   cordonHost: Call<pb.CordonHostRequest, pb.CordonHostResponse>;
   uncordonHost: Call<pb.UncordonHostRequest, pb.UncordonHostResponse>;
+  drainHost: Call<pb.DrainHostRequest, pb.DrainHostResponse>;
   /** `vmId` may be left out: every VM's advice. */
   listAdvice: Call<Partial<pb.ListAdviceRequest>, pb.ListAdviceResponse>;
   close(): void;
@@ -35,7 +36,7 @@ export interface ControlClient {
 
 const METHODS = [
   "allocateCareOf", "releaseCareOf", "requestPrefix", "registerMigration", "prepareMigration", "abortMigration", "heartbeat", "mapCorrespondent",
-  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost",
+  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost", "drainHost",
 ] as const satisfies readonly (keyof ControlClient)[];
 
 /**

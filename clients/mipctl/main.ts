@@ -28,7 +28,9 @@ Commands:
                             last migration with the cause
   advice [VM_ID]            the migration advice the engine gave, and what became of it
   cordon HOST_ID            take a host out as a destination: no VM is advised to move to it
-  uncordon HOST_ID          put it back
+  uncordon HOST_ID          put it back (and end a drain)
+  drain HOST_ID             cordon it, and advise each of its VMs to move away (the hypervisor
+                            hook carries it out); progress in hosts and where
   rules                     the data-plane rule table and its revision
   release ADDRESS           release a lease (it cools down before reuse); a lease a binding
                             uses is refused, naming the binding
@@ -123,8 +125,9 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
       return where(client, rest[0]);
     case "cordon":
     case "uncordon":
+    case "drain":
       if (rest.length !== 1) throw new UsageError(`${command} takes one HOST_ID`);
-      return cordon(client, rest[0], command === "cordon");
+      return cordon(client, rest[0], command);
     case "advice":
       if (rest.length > 1) throw new UsageError("advice takes at most one VM_ID");
       return advice(client, rest[0]);

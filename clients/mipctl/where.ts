@@ -37,7 +37,7 @@ export async function hosts(client: ControlClient): Promise<Output> {
     r.hosts.map((h) => [h.hostId, enumName(HostState, h.state, "HOST_STATE_"), enumName(NetworkFamily, h.networkFamily, "NETWORK_FAMILY_"), h.network || "-",
       h.resources ? `${h.resources.cpuUsedCores.toFixed(1)}/${h.resources.cpuTotalCores}` : "-",
       h.resources && h.resources.memoryTotalBytes > 0n ? `${(Number(h.resources.memoryUsedBytes * 100n / h.resources.memoryTotalBytes))}%` : "-",
-      h.vms.length === 0 ? "-" : h.vms.map((v) => v.vmId).join(","), time(h.lastSeenMs), h.cordoned ? "cordoned" : ""])) };
+      h.vms.length === 0 ? "-" : h.vms.map((v) => v.vmId).join(","), time(h.lastSeenMs), h.draining ? `draining (${h.vms.length} left)` : h.cordoned ? "cordoned" : ""])) };
 }
 
 export async function migrations(client: ControlClient, pageSize: number, pageToken: string): Promise<Output> {
@@ -54,7 +54,12 @@ export async function advice(client: ControlClient, vmId: string | undefined): P
       enumName(AdviceOutcome, e.outcome, "ADVICE_OUTCOME_"), e.migrationId || "-", e.advice!.reason])) };
 }
 
-export async function cordon(client: ControlClient, hostId: string, cordoned: boolean): Promise<Output> {
-  const r = cordoned ? await client.cordonHost({ hostId }) : await client.uncordonHost({ hostId });
-  return { json: r.host, table: `host ${hostId} ${cordoned ? "cordoned: no VM will be advised to move to it" : "uncordoned"}\n` };
+export async function cordon(client: ControlClient, hostId: string, action: "cordon" | "uncordon" | "drain"): Promise<Output> {
+  const r = action === "cordon" ? await client.cordonHost({ hostId }) : action === "drain" ? await client.drainHost({ hostId }) : await client.uncordonHost({ hostId });
+  const said = {
+    cordon: "cordoned: no VM will be advised to move to it",
+    drain: `draining: each of its VMs (${r.host!.vms.length} now) is advised to move away; see mipctl hosts`,
+    uncordon: "uncordoned",
+  }[action];
+  return { json: r.host, table: `host ${hostId} ${said}\n` };
 }

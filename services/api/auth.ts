@@ -88,6 +88,7 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   // Maintenance is an operator's decision (issue 14 §2).
   [`${CONTROL}CordonHost`]: { roles: ["operator"] },
   [`${CONTROL}UncordonHost`]: { roles: ["operator"] },
+  [`${CONTROL}DrainHost`]: { roles: ["operator"] },
   [`${CONTROL}ReleaseCareOf`]: {
     roles: ["host", "operator"],
     async check(who, req: control.ReleaseCareOfRequest, owners) {

@@ -109,9 +109,10 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     };
   }
 
-  async function cordon(hostId: string, cordoned: boolean, call: Pick<ServerUnaryCall<unknown, unknown>, "getAuthContext">) {
-    const r = await engine.cordonHost(id(hostId, "host_id"), cordoned);
-    audit(log, call, { what: cordoned ? "CordonHost" : "UncordonHost", request: { hostId }, before: { cordoned: r.before.cordoned === true }, after: { cordoned: r.after.cordoned === true } });
+  async function cordon(hostId: string, cordoned: boolean, call: Pick<ServerUnaryCall<unknown, unknown>, "getAuthContext">, draining = false) {
+    const r = await engine.cordonHost(id(hostId, "host_id"), cordoned, draining);
+    const state = (h: HostRecord) => ({ cordoned: h.cordoned === true, draining: h.draining === true });
+    audit(log, call, { what: draining ? "DrainHost" : cordoned ? "CordonHost" : "UncordonHost", request: { hostId }, before: state(r.before), after: state(r.after) });
     return { host: hostMessage(r.after) };
   }
 
@@ -221,6 +222,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
 
     cordonHost: unary("CordonHost", (req, call) => cordon(req.hostId, true, call)),
     uncordonHost: unary("UncordonHost", (req, call) => cordon(req.hostId, false, call)),
+    drainHost: unary("DrainHost", (req, call) => cordon(req.hostId, true, call, true)),
 
     listAdvice: unary("ListAdvice", async (req) => ({
       advice: (await engine.listAdvice(req.vmId === "" ? undefined : id(req.vmId, "vm_id"))).map((e) => ({
@@ -276,7 +278,7 @@ function hostMessage(h: HostRecord) {
     hostId: h.hostId, state: hostState(h.state), networkFamily: family(h.family), network: h.network, addresses: h.addresses,
     resources: { cpuUsedCores: h.resources.cpuUsedCores, cpuTotalCores: h.resources.cpuTotalCores, memoryUsedBytes: BigInt(h.resources.memoryUsedBytes), memoryTotalBytes: BigInt(h.resources.memoryTotalBytes) },
     vmCount: h.vms.length, lastSeenMs: BigInt(h.lastSeenMs),
-    cordoned: h.cordoned === true,
+    cordoned: h.cordoned === true, draining: h.draining === true,
     vms: h.vms.map((v) => ({ vmId: v.vmId, homeAddress: v.homeAddress, cpuUsedCores: v.cpuUsedCores, memoryUsedBytes: BigInt(v.memoryUsedBytes) })),
   };
 }

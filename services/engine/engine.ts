@@ -245,8 +245,11 @@ export class Engine {
       hostId: h.hostId, state: "up", family: net?.family ?? 0, network: net ? networkText(net) : "",
       addresses: h.addresses, resources: h.resources, vms: h.vms, lastSeenMs: nowMs,
     };
-    // A beat keeps the operator's cordon (on etcd the store keeps it apart from the beat).
-    if (!this.hostsInStore && this.hosts.get(h.hostId)?.cordoned) host.cordoned = true;
+    // A beat keeps the operator's cordon (on etcd the store keeps it apart from the beat, and one
+    // read tells whether the host drains).
+    const known = this.hostsInStore ? await this.store.getHost(h.hostId) : this.hosts.get(h.hostId);
+    if (known?.cordoned) host.cordoned = true;
+    if (known?.draining) host.draining = true;
     host.state = this.advisor.observe(host, nowMs) ? "hot" : "up";
     if (this.hostsInStore) await this.store.putHost(host);
     else if (this.hosts.beat(host)) await this.writeHost(host);
@@ -256,8 +259,9 @@ export class Engine {
     // hosts every replica wrote).
     const leader = this.leadership.leaderStore();
     let advice: AdviceRecord[] = [];
-    if (leader && host.state === "hot") {
-      advice = this.advisor.advise(host, this.hostsInStore ? await this.store.listHosts() : this.advisor.headroom, nowMs);
+    if (leader && (host.state === "hot" || host.draining)) {
+      const destinations = this.hostsInStore ? await this.store.listHosts() : this.advisor.headroom;
+      advice = host.draining ? this.advisor.adviseDrain(host, destinations, nowMs) : this.advisor.advise(host, destinations, nowMs);
     }
     if (advice.length > 0) {
       try {
@@ -283,24 +287,25 @@ export class Engine {
   }
 
   /**
-   * Cordons (or uncordons) a known host: never a migration's destination while cordoned. Kept in
-   * the store with the host, so it survives a restart. Answers the record before and after, for
-   * the audit log.
+   * Cordons (or uncordons) a known host: never a migration's destination while cordoned. Draining
+   * cordons it too, and each of its beats then brings advice to move its VMs away (the same advice
+   * path as a hot host's, which the hypervisor hook carries out). Kept in the store with the host,
+   * so it survives a restart. Answers the record before and after, for the audit log.
    */
-  async cordonHost(hostId: string, cordoned: boolean): Promise<{ before: HostRecord; after: HostRecord }> {
+  async cordonHost(hostId: string, cordoned: boolean, draining = false): Promise<{ before: HostRecord; after: HostRecord }> {
     const unknown = () => new NotFoundError(`host_id: host ${hostId} is unknown: no heartbeat came from it`);
     const before = await this.host(hostId);
     if (!before) throw unknown();
-    const { cordoned: _, ...rest } = before;
-    const after: HostRecord = cordoned ? { ...rest, cordoned } : rest;
+    const { cordoned: _, draining: __, ...rest } = before;
+    const after: HostRecord = cordoned ? { ...rest, cordoned, ...(draining ? { draining } : {}) } : rest;
     if (this.hostsInStore) {
-      if (!(await this.store.setCordon(hostId, cordoned))) throw unknown();
+      if (!(await this.store.setCordon(hostId, cordoned, draining))) throw unknown();
     } else {
       this.hosts.replace(after);
       await this.writeHost(after);
       if (after.state !== "down") this.advisor.track(after);
     }
-    this.log.info(cordoned ? "host cordoned" : "host uncordoned", { hostId });
+    this.log.info(draining ? "host draining" : cordoned ? "host cordoned" : "host uncordoned", { hostId });
     return { before, after };
   }
 

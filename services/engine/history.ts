@@ -64,7 +64,9 @@ export class History {
   async causeOf(vmId: string, destinationHostId: string, nowMs: number): Promise<{ cause: MigrationCause; advice?: AdviceRecord }> {
     const recent = await this.store.listAdvice(ADVICE_LISTED, nowMs - this.lifeMs);
     const advice = recent.find((a) => a.vmId === vmId && a.destinationHostId === destinationHostId);
-    return advice ? { cause: "advice", advice } : { cause: "hypervisor" };
+    if (!advice) return { cause: "hypervisor" };
+    // Advice given because an operator drains the host carries out the operator's decision.
+    return { cause: advice.drain ? "operator" : "advice", advice };
   }
 
   async migrations(pageSize: number, after?: MigrationCursor): Promise<MigrationPage> {

@@ -118,7 +118,7 @@ export class EtcdStore extends EtcdPart implements Store {
   getHost(hostId: string): Promise<HostRecord | undefined> { return this.hosts.getHost(hostId); }
   listHosts(): Promise<HostRecord[]> { return this.hosts.listHosts(); }
   recordAdvice(advice: AdviceRecord[]): Promise<void> { return this.hosts.recordAdvice(advice); }
-  setCordon(hostId: string, cordoned: boolean): Promise<boolean> { return this.hosts.setCordon(hostId, cordoned); }
+  setCordon(hostId: string, cordoned: boolean, draining?: boolean): Promise<boolean> { return this.hosts.setCordon(hostId, cordoned, draining); }
   listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]> { return this.hosts.listAdvice(limit, sinceMs); }
 
   async close(): Promise<void> {

@@ -327,8 +327,15 @@ export class SqliteStore implements Store {
   }
 
   /** The engine on SQLite is the one writer: its heartbeats carry the cordon it set (engine.ts). */
-  setCordon(hostId: string, cordoned: boolean): Promise<boolean> {
-    return this.write(() => this.q.setCordon.run(cordoned ? 1 : 0, hostId).changes > 0);
+  setCordon(hostId: string, cordoned: boolean, draining = false): Promise<boolean> {
+    return this.write(() => {
+      const row = this.q.getHost.get(hostId);
+      if (!row) return false;
+      const { cordoned: _, draining: __, ...host } = JSON.parse(row.body) as HostRecord;
+      const record: HostRecord = cordoned ? { ...host, cordoned, ...(draining ? { draining } : {}) } : host;
+      this.q.putHost.run(hostId, JSON.stringify(record));
+      return true;
+    });
   }
 
   recordAdvice(advice: AdviceRecord[]): Promise<void> {

@@ -115,6 +115,8 @@ export interface HostRecord {
   lastSeenMs: number;
   /** An operator cordoned it: never a migration's destination (absent: not cordoned). */
   cordoned?: boolean;
+  /** An operator drains it (cordoned too): each of its VMs is advised to move away. */
+  draining?: boolean;
 }
 
 export interface AdviceRecord {
@@ -124,6 +126,8 @@ export interface AdviceRecord {
   crossProtocol: boolean;
   reason: string;
   givenAtMs: number;
+  /** Given because an operator drains the source host (absent: the source was hot). */
+  drain?: boolean;
 }
 
 export interface RuleChange {
@@ -184,7 +188,7 @@ export interface Store {
    * Cordons or uncordons a known host; false when the store has no such host. A later putHost of
    * the same host keeps what this set (on etcd a heartbeat at another replica does not undo it).
    */
-  setCordon(hostId: string, cordoned: boolean): Promise<boolean>;
+  setCordon(hostId: string, cordoned: boolean, draining?: boolean): Promise<boolean>;
   recordAdvice(advice: AdviceRecord[]): Promise<void>;
   /** The advice given at or after `sinceMs`, newest first, at most `limit`. */
   listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]>;

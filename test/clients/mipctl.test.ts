@@ -101,7 +101,7 @@ test("mipctl --engine A,B takes every replica: with the first one down, the call
   t.regex(down.stderr, /^mipctl: /);
 });
 
-test("mipctl where, hosts, migrations, advice, cordon and uncordon: a home VM found from its host's heartbeat, a moved one with its cause; --json parsed back", async (t) => {
+test("mipctl where, hosts, migrations, advice, cordon, drain and uncordon: a home VM found from its host's heartbeat, a moved one with its cause; --json parsed back", async (t) => {
   const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
   t.teardown(() => e.stop());
   const gib = 1n << 30n;
@@ -148,4 +148,9 @@ test("mipctl where, hosts, migrations, advice, cordon and uncordon: a home VM fo
   t.true((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6")!.cordoned);
   t.like(JSON.parse((await mipctl(e.address, "--json", "uncordon", "cool6")).stdout), { hostId: "cool6", cordoned: false });
   t.false((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6")!.cordoned);
+  t.regex((await mipctl(e.address, "drain", "cool6")).stdout, /^host cool6 draining: each of its VMs \(1 now\) is advised to move away; see mipctl hosts$/m);
+  t.regex((await mipctl(e.address, "hosts")).stdout, /^cool6\s.*\sdraining \(1 left\)$/m);
+  t.like((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6"), { cordoned: true, draining: true });
+  await mipctl(e.address, "uncordon", "cool6");
+  t.like((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6"), { cordoned: false, draining: false });
 });

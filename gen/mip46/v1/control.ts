@@ -161,7 +161,7 @@ export function leasePurposeToJSON(object: LeasePurpose): string {
  * Why a VM moved. The engine sees only the registration; it names the cause by what it gave
  * before: a registration of a VM at the host an advice named, within that advice's life (the
  * advisor window, and at least ten minutes: services/engine/history.ts), followed the advice; any other is the hypervisor's own (its scheduler, or a person at
- * it). OPERATOR is for moves the engine starts at an operator's request (drain).
+ * it). OPERATOR: the advice it followed came from an operator's DrainHost.
  */
 export enum MigrationCause {
   MIGRATION_CAUSE_UNSPECIFIED = 0,
@@ -575,6 +575,16 @@ export interface Host {
   vms: VmReport[];
   /** Cordoned by an operator: never a migration's destination. */
   cordoned: boolean;
+  /** Drained by an operator (cordoned too): its VMs are advised to move away. */
+  draining: boolean;
+}
+
+export interface DrainHostRequest {
+  hostId: string;
+}
+
+export interface DrainHostResponse {
+  host: Host | undefined;
 }
 
 export interface CordonHostRequest {
@@ -4454,6 +4464,7 @@ function createBaseHost(): Host {
     lastSeenMs: 0n,
     vms: [],
     cordoned: false,
+    draining: false,
   };
 }
 
@@ -4491,6 +4502,9 @@ export const Host: MessageFns<Host> = {
     }
     if (message.cordoned !== false) {
       writer.uint32(80).bool(message.cordoned);
+    }
+    if (message.draining !== false) {
+      writer.uint32(88).bool(message.draining);
     }
     return writer;
   },
@@ -4588,6 +4602,14 @@ export const Host: MessageFns<Host> = {
             message.cordoned = reader.bool();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4632,6 +4654,7 @@ export const Host: MessageFns<Host> = {
         ? object.vms.map((e: any) => VmReport.fromJSON(e))
         : [],
       cordoned: isSet(object.cordoned) ? globalThis.Boolean(object.cordoned) : false,
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
     };
   },
 
@@ -4667,6 +4690,9 @@ export const Host: MessageFns<Host> = {
     if (message.cordoned !== false) {
       obj.cordoned = message.cordoned;
     }
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
     return obj;
   },
 
@@ -4689,6 +4715,147 @@ export const Host: MessageFns<Host> = {
       : 0n;
     message.vms = object.vms?.map((e) => VmReport.fromPartial(e)) || [];
     message.cordoned = object.cordoned ?? false;
+    message.draining = object.draining ?? false;
+    return message;
+  },
+};
+
+function createBaseDrainHostRequest(): DrainHostRequest {
+  return { hostId: "" };
+}
+
+export const DrainHostRequest: MessageFns<DrainHostRequest> = {
+  encode(message: DrainHostRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainHostRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainHostRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainHostRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DrainHostRequest): unknown {
+    const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DrainHostRequest>): DrainHostRequest {
+    return DrainHostRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DrainHostRequest>): DrainHostRequest {
+    const message = createBaseDrainHostRequest();
+    message.hostId = object.hostId ?? "";
+    return message;
+  },
+};
+
+function createBaseDrainHostResponse(): DrainHostResponse {
+  return { host: undefined };
+}
+
+export const DrainHostResponse: MessageFns<DrainHostResponse> = {
+  encode(message: DrainHostResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== undefined) {
+      Host.encode(message.host, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainHostResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainHostResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = Host.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainHostResponse {
+    return { host: isSet(object.host) ? Host.fromJSON(object.host) : undefined };
+  },
+
+  toJSON(message: DrainHostResponse): unknown {
+    const obj: any = {};
+    if (message.host !== undefined) {
+      obj.host = Host.toJSON(message.host);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DrainHostResponse>): DrainHostResponse {
+    return DrainHostResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DrainHostResponse>): DrainHostResponse {
+    const message = createBaseDrainHostResponse();
+    message.host = (object.host !== undefined && object.host !== null) ? Host.fromPartial(object.host) : undefined;
     return message;
   },
 };
@@ -7354,11 +7521,26 @@ export const ControlEngineDefinition = {
       responseStream: false,
       options: { idempotencyLevel: "IDEMPOTENT" },
     },
+    /** Uncordons a host, and ends its drain. */
     uncordonHost: {
       name: "UncordonHost",
       requestType: UncordonHostRequest as typeof UncordonHostRequest,
       requestStream: false,
       responseType: UncordonHostResponse as typeof UncordonHostResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * Cordons a host and drains it: each of its heartbeats then brings advice to move its VMs
+     * away (MigrationAdvice, as for a hot host), which the hypervisor hook carries out; a move that
+     * follows it has cause OPERATOR. Progress: the host's VMs in ListHosts, GetVm of each. Ends with
+     * UncordonHost. Idempotent: draining a draining host changes nothing.
+     */
+    drainHost: {
+      name: "DrainHost",
+      requestType: DrainHostRequest as typeof DrainHostRequest,
+      requestStream: false,
+      responseType: DrainHostResponse as typeof DrainHostResponse,
       responseStream: false,
       options: { idempotencyLevel: "IDEMPOTENT" },
     },
@@ -7597,6 +7779,7 @@ export const ControlEngineService = {
     responseSerialize: (value: CordonHostResponse): Buffer => Buffer.from(CordonHostResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CordonHostResponse => CordonHostResponse.decode(value),
   },
+  /** Uncordons a host, and ends its drain. */
   uncordonHost: {
     path: "/mip46.v1.ControlEngine/UncordonHost" as const,
     requestStream: false as const,
@@ -7606,6 +7789,21 @@ export const ControlEngineService = {
     responseSerialize: (value: UncordonHostResponse): Buffer =>
       Buffer.from(UncordonHostResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UncordonHostResponse => UncordonHostResponse.decode(value),
+  },
+  /**
+   * Cordons a host and drains it: each of its heartbeats then brings advice to move its VMs
+   * away (MigrationAdvice, as for a hot host), which the hypervisor hook carries out; a move that
+   * follows it has cause OPERATOR. Progress: the host's VMs in ListHosts, GetVm of each. Ends with
+   * UncordonHost. Idempotent: draining a draining host changes nothing.
+   */
+  drainHost: {
+    path: "/mip46.v1.ControlEngine/DrainHost" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DrainHostRequest): Buffer => Buffer.from(DrainHostRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DrainHostRequest => DrainHostRequest.decode(value),
+    responseSerialize: (value: DrainHostResponse): Buffer => Buffer.from(DrainHostResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DrainHostResponse => DrainHostResponse.decode(value),
   },
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice: {
@@ -7688,7 +7886,15 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
    * with the host in the store, so it survives a restart of the engine.
    */
   cordonHost: handleUnaryCall<CordonHostRequest, CordonHostResponse>;
+  /** Uncordons a host, and ends its drain. */
   uncordonHost: handleUnaryCall<UncordonHostRequest, UncordonHostResponse>;
+  /**
+   * Cordons a host and drains it: each of its heartbeats then brings advice to move its VMs
+   * away (MigrationAdvice, as for a hot host), which the hypervisor hook carries out; a move that
+   * follows it has cause OPERATOR. Progress: the host's VMs in ListHosts, GetVm of each. Ends with
+   * UncordonHost. Idempotent: draining a draining host changes nothing.
+   */
+  drainHost: handleUnaryCall<DrainHostRequest, DrainHostResponse>;
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice: handleUnaryCall<ListAdviceRequest, ListAdviceResponse>;
 }
@@ -8000,6 +8206,7 @@ export interface ControlEngineClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CordonHostResponse) => void,
   ): ClientUnaryCall;
+  /** Uncordons a host, and ends its drain. */
   uncordonHost(
     request: UncordonHostRequest,
     callback: (error: ServiceError | null, response: UncordonHostResponse) => void,
@@ -8014,6 +8221,27 @@ export interface ControlEngineClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UncordonHostResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Cordons a host and drains it: each of its heartbeats then brings advice to move its VMs
+   * away (MigrationAdvice, as for a hot host), which the hypervisor hook carries out; a move that
+   * follows it has cause OPERATOR. Progress: the host's VMs in ListHosts, GetVm of each. Ends with
+   * UncordonHost. Idempotent: draining a draining host changes nothing.
+   */
+  drainHost(
+    request: DrainHostRequest,
+    callback: (error: ServiceError | null, response: DrainHostResponse) => void,
+  ): ClientUnaryCall;
+  drainHost(
+    request: DrainHostRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DrainHostResponse) => void,
+  ): ClientUnaryCall;
+  drainHost(
+    request: DrainHostRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DrainHostResponse) => void,
   ): ClientUnaryCall;
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice(

@@ -96,7 +96,6 @@ export function statements(db: Database.Database) {
     putHost: db.prepare("INSERT INTO hosts(host_id, body) VALUES (?, ?) ON CONFLICT(host_id) DO UPDATE SET body = excluded.body"),
     getHost: db.prepare<[string], { body: string }>("SELECT body FROM hosts WHERE host_id = ?"),
     hosts: db.prepare<[], { body: string }>("SELECT body FROM hosts ORDER BY host_id"),
-    setCordon: db.prepare<[number, string]>("UPDATE hosts SET body = json_set(body, '$.cordoned', json(CASE WHEN ? THEN 'true' ELSE 'false' END)) WHERE host_id = ?"),
     putAdvice: db.prepare("INSERT INTO advice(at, body) VALUES (?, ?)"),
     adviceSince: db.prepare<[number, number], { body: string }>("SELECT body FROM advice WHERE at >= ? ORDER BY at DESC, seq DESC LIMIT ?"),
     totalChanges: db.prepare<[], { n: number }>("SELECT total_changes() AS n"),

@@ -116,7 +116,7 @@ test.serial("where and why (GetVm, ListAdvice) are an operator's reads: an agent
   t.is((await code(h4.listAdvice({}))).code, status.PERMISSION_DENIED);
 });
 
-test.serial("cordon and uncordon are an operator's, audited with its identity; an agent is refused and changes nothing", async (t) => {
+test.serial("cordon, drain and uncordon are an operator's, audited with its identity; an agent is refused and changes nothing", async (t) => {
   const admin = client("operator-admin");
   const h4 = client("host-h4");
   await h4.heartbeat(hostOn(6, "h4"));
@@ -124,6 +124,7 @@ test.serial("cordon and uncordon are an operator's, audited with its identity; a
   const refused = await code(h4.cordonHost({ hostId: "h4" }));
   t.is(refused.code, status.PERMISSION_DENIED);
   t.regex(refused.details, /CordonHost: host:h4 may not call this method \(allowed: operator\)/);
+  t.is((await code(h4.drainHost({ hostId: "h4" }))).code, status.PERMISSION_DENIED);
   t.deepEqual(await admin.listHosts({}), before);
   t.like((await admin.cordonHost({ hostId: "h4" })).host, { cordoned: true });
   t.like((await admin.uncordonHost({ hostId: "h4" })).host, { cordoned: false });
