@@ -76,7 +76,7 @@ for (const kind of kinds) {
     t.deepEqual((await store.listAdvice(10, 0))[0], advice("v3", 3000), "the whole record");
   });
 
-  test(name("a cordon is kept with the host: a later beat (putHost) keeps it; an unknown host is not cordoned"), async (t) => {
+  test(name("a cordon (and a drain) is kept with the host: a later beat (putHost) keeps it; an unknown host is not cordoned"), async (t) => {
     const store = await kind.open(t);
     const host: HostRecord = {
       hostId: "h6", state: "up", family: 6, network: "2001:db8:1::/64", addresses: ["2001:db8:1::10/64"],
@@ -90,7 +90,9 @@ for (const kind of kinds) {
     // On SQLite the engine carries the cordon in its beats; on etcd the store keeps it apart from them.
     await store.putHost({ ...host, lastSeenMs: 2000, ...(kind.name === "sqlite" ? { cordoned: true } : {}) });
     t.deepEqual(await store.listHosts(), [{ ...host, lastSeenMs: 2000, cordoned: true }]);
+    t.true(await store.setCordon("h6", true, true));
+    t.deepEqual(await store.getHost("h6"), { ...host, lastSeenMs: 2000, cordoned: true, draining: true }, "draining");
     t.true(await store.setCordon("h6", false));
-    t.false((await store.getHost("h6"))!.cordoned ?? false);
+    t.deepEqual(await store.getHost("h6"), { ...host, lastSeenMs: 2000 }, "uncordoned: neither field left");
   });
 }
