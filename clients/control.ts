@@ -17,10 +17,11 @@ export interface ControlClient {
   heartbeat: Call<pb.HeartbeatRequest, pb.HeartbeatResponse>;
   mapCorrespondent: Call<pb.MapCorrespondentRequest, pb.MapCorrespondentResponse>;
   listPools: Call<pb.ListPoolsRequest, pb.ListPoolsResponse>;
-  listLeases: Call<pb.ListLeasesRequest, pb.ListLeasesResponse>;
+  /** The filters may be left out. */
+  listLeases: Call<Partial<pb.ListLeasesRequest>, pb.ListLeasesResponse>;
   listPrefixes: Call<pb.ListPrefixesRequest, pb.ListPrefixesResponse>;
-  listBindings: Call<pb.ListBindingsRequest, pb.ListBindingsResponse>;
-  listHosts: Call<pb.ListHostsRequest, pb.ListHostsResponse>;
+  listBindings: Call<Partial<pb.ListBindingsRequest>, pb.ListBindingsResponse>;
+  listHosts: Call<Partial<pb.ListHostsRequest>, pb.ListHostsResponse>;
   /** The fields may be left out: the first page, of the engine's default size. */
   listMigrations: Call<Partial<pb.ListMigrationsRequest>, pb.ListMigrationsResponse>;
   getRuleTable: Call<pb.GetRuleTableRequest, pb.GetRuleTableResponse>;
@@ -62,10 +63,15 @@ export function connectControl(address: string, defaultDeadlineMs = 10_000, tls?
   }
   const release = client.releaseCareOf as (req: object, deadlineMs?: number) => Promise<unknown>;
   client.releaseCareOf = (req: object, deadlineMs?: number) => release({ force: false, ...req }, deadlineMs);
-  const migrations = client.listMigrations as (req: object, deadlineMs?: number) => Promise<unknown>;
-  client.listMigrations = (req: object, deadlineMs?: number) => migrations(pb.ListMigrationsRequest.fromPartial(req), deadlineMs);
-  const advice = client.listAdvice as (req: object, deadlineMs?: number) => Promise<unknown>;
-  client.listAdvice = (req: object, deadlineMs?: number) => advice(pb.ListAdviceRequest.fromPartial(req), deadlineMs);
+  // The requests whose fields may be left out (filters, pages) get their defaults here.
+  const partial: [string, { fromPartial(o: object): object }][] = [
+    ["listMigrations", pb.ListMigrationsRequest], ["listAdvice", pb.ListAdviceRequest], ["listLeases", pb.ListLeasesRequest],
+    ["listBindings", pb.ListBindingsRequest], ["listHosts", pb.ListHostsRequest],
+  ];
+  for (const [name, type] of partial) {
+    const call = client[name] as (req: object, deadlineMs?: number) => Promise<unknown>;
+    client[name] = (req: object, deadlineMs?: number) => call(type.fromPartial(req), deadlineMs);
+  }
   return client as unknown as ControlClient;
 }
 

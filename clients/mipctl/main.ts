@@ -18,6 +18,8 @@ Usage: mipctl [--engine HOST:PORT] [--ca FILE --cert FILE --key FILE] [--json] C
 Commands:
   pools                     IPv4 pools and segment care-of ranges, with use
   leases                    leased addresses (care-of, translation, correspondent)
+                            (leases, bindings and hosts take --host HOST_ID and --vm VM_ID
+                            as filters; for leases --vm is the holder)
   prefixes                  IPv4 segments and their IPv6 prefixes
   bindings                  VMs away from home, with their care-of addresses
   hosts                     hypervisor hosts, their network, state and VMs
@@ -83,6 +85,7 @@ const withLength = (address: string, bits: number) => (address.includes("/") ? a
 
 interface Options {
   vm?: string;
+  host?: string;
   csv?: boolean;
   force?: boolean;
   pageSize?: string;
@@ -98,7 +101,7 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
         r.pools.map((p) => [p.name, p.kind, p.first, p.last, String(p.size), String(p.leased), String(p.cooling), String(p.free)])) };
     }
     case "leases": {
-      const r = await client.listLeases({});
+      const r = await client.listLeases({ hostId: o.host ?? "", holder: vm ?? "" });
       return { json: r.leases, table: renderTable(["ADDRESS", "POOL", "HOLDER", "PURPOSE", "HOST", "EXPIRES"],
         r.leases.map((l) => [l.address, l.pool, l.holder, enumName(LeasePurpose, l.purpose, "LEASE_PURPOSE_"), l.hostId || "-", l.expiresAtMs === 0n ? "held" : time(l.expiresAtMs)])) };
     }
@@ -109,12 +112,12 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
       return { json: r, table: `${table}\ntranslation prefix: ${r.translationPrefix || "-"}\nIPv6 networks: ${r.ipv6Networks.join(", ") || "-"}\n` };
     }
     case "bindings": {
-      const r = await client.listBindings({});
+      const r = await client.listBindings({ hostId: o.host ?? "", vmId: vm ?? "" });
       return { json: r.bindings, table: renderTable(["VM", "HOME", "HOME AGENT", "HOST", "CARE-OF IPV4", "CARE-OF IPV6", "TRANSLATED", "UPDATED"],
         r.bindings.map((b) => [b.vmId, b.homeAddress, b.homeAgent, b.hostId, b.careOfIpv4, b.careOfIpv6, b.translatedIpv4 || b.translatedIpv6 || "-", time(b.updatedAtMs)])) };
     }
     case "hosts":
-      return hosts(client);
+      return hosts(client, o.host, vm);
     case "migrations": {
       const size = Number(o.pageSize ?? "0");
       if (!Number.isInteger(size) || size < 0) throw new UsageError("--page-size takes a whole number of zero or more");
@@ -184,7 +187,7 @@ async function main(): Promise<number> {
     parsed = parseArgs({
       options: {
         engine: { type: "string" }, ca: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, json: { type: "boolean" },
-        vm: { type: "string" }, csv: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" }, force: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
+        vm: { type: "string" }, host: { type: "string" }, csv: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" }, force: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       allowPositionals: true, strict: true,
     });

@@ -31,8 +31,8 @@ export async function where(client: ControlClient, vmId: string): Promise<Output
   return { json: r, table: lines.join("\n") + "\n" };
 }
 
-export async function hosts(client: ControlClient): Promise<Output> {
-  const r = await client.listHosts({});
+export async function hosts(client: ControlClient, hostId = "", vmId = ""): Promise<Output> {
+  const r = await client.listHosts({ hostId, vmId });
   return { json: r.hosts, table: renderTable(["HOST", "STATE", "FAMILY", "NETWORK", "CPU", "MEMORY", "VMS", "LAST SEEN", "MAINTENANCE"],
     r.hosts.map((h) => [h.hostId, enumName(HostState, h.state, "HOST_STATE_"), enumName(NetworkFamily, h.networkFamily, "NETWORK_FAMILY_"), h.network || "-",
       h.resources ? `${h.resources.cpuUsedCores.toFixed(1)}/${h.resources.cpuTotalCores}` : "-",

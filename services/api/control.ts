@@ -178,8 +178,8 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       pools: (await engine.poolUsage()).map((p) => ({ name: p.pool, kind: p.kind, first: p.first, last: p.last, size: p.size, leased: p.leased, cooling: p.cooling, free: p.free })),
     })),
 
-    listLeases: unary("ListLeases", async () => ({
-      leases: (await engine.listLeases()).map((l) => ({
+    listLeases: unary("ListLeases", async (req) => ({
+      leases: (await engine.listLeases({ hostId: req.hostId, holder: req.holder })).map((l) => ({
         address: l.address, pool: l.pool, holder: l.holder, purpose: leasePurpose(l.purpose), hostId: l.hostId, expiresAtMs: BigInt(l.expiresAtMs ?? 0),
       })),
     })),
@@ -195,14 +195,14 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       ipv6Networks: engine.config.ipv6Networks.map((n) => `${n.network.network.text}/${n.network.length}`),
     })),
 
-    listBindings: unary("ListBindings", async () => ({
-      bindings: (await engine.listBindings()).map((b) => ({
+    listBindings: unary("ListBindings", async (req) => ({
+      bindings: (await engine.listBindings({ hostId: req.hostId, vmId: req.vmId })).map((b) => ({
         vmId: b.vmId, homeAddress: b.homeAddress, homeAgent: b.homeAgent, hostId: b.hostId, careOfIpv4: b.careOfIPv4, careOfIpv6: b.careOfIPv6,
         translatedIpv4: b.translatedIPv4, translatedIpv6: b.translatedIPv6, migrationId: b.migrationId, updatedAtMs: BigInt(b.updatedAtMs),
       })),
     })),
 
-    listHosts: unary("ListHosts", async () => ({ hosts: (await engine.listHosts()).map(hostMessage) })),
+    listHosts: unary("ListHosts", async (req) => ({ hosts: (await engine.listHosts({ hostId: req.hostId, vmId: req.vmId })).map(hostMessage) })),
 
     listMigrations: unary("ListMigrations", async (req) => {
       if (req.pageSize < 0) throw new InvalidArgumentError("page_size", `must be zero or more, not ${req.pageSize}`);

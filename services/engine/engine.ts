@@ -310,8 +310,9 @@ export class Engine {
   }
 
   /** Every known host, by id: this engine's memory with the embedded store, etcd's hosts otherwise. */
-  async listHosts(): Promise<HostRecord[]> {
-    return this.hostsInStore ? this.store.listHosts() : this.hosts.list();
+  async listHosts(f: { hostId?: string; vmId?: string } = {}): Promise<HostRecord[]> {
+    const all = this.hostsInStore ? await this.store.listHosts() : this.hosts.list();
+    return all.filter((h) => (!f.hostId || h.hostId === f.hostId) && (!f.vmId || h.vms.some((v) => v.vmId === f.vmId)));
   }
 
   // --- reads: the List RPCs and the authorisation of ReleaseCareOf --------------------------------
@@ -320,12 +321,14 @@ export class Engine {
     return this.store.poolUsage(this.now());
   }
 
-  listLeases(): Promise<LeaseRecord[]> {
-    return this.store.listLeases();
+  /** The leases, those of one host or holder when given. */
+  async listLeases(f: { hostId?: string; holder?: string } = {}): Promise<LeaseRecord[]> {
+    return (await this.store.listLeases()).filter((l) => (!f.hostId || l.hostId === f.hostId) && (!f.holder || l.holder === f.holder));
   }
 
-  listBindings(): Promise<BindingRecord[]> {
-    return this.store.listBindings();
+  /** The bindings, those of one host or VM when given. */
+  async listBindings(f: { hostId?: string; vmId?: string } = {}): Promise<BindingRecord[]> {
+    return (await this.store.listBindings()).filter((b) => (!f.hostId || b.hostId === f.hostId) && (!f.vmId || b.vmId === f.vmId));
   }
 
   /** A page of the migrations, newest first: `pageSize` of them (0: MIGRATIONS_LISTED; at most that), after `after`. */

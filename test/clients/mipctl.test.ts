@@ -134,6 +134,9 @@ test("mipctl where, hosts, migrations, advice, cordon, drain and uncordon: a hom
   const advice = JSON.parse((await mipctl(e.address, "--json", "advice", "big")).stdout);
   t.like(advice[0], { outcome: 2, migrationId: r.migrationId, advice: { vmId: "big", destinationHostId: "cool6" } });
 
+  t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "hosts", "--vm", "big")).stdout).map((h: { hostId: string }) => h.hostId), ["cool6", "hot4"], "both list big (a live migration's two ends)");
+  t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "bindings", "--host", "hot4")).stdout), []);
+  t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "leases", "--vm", "big")).stdout).map((l: { holder: string }) => l.holder), ["big"]);
   const unknown = await t.throwsAsync(mipctl(e.address, "where", "nobody")) as Error & { code: number; stderr: string };
   t.is(unknown.code, 1);
   t.regex(unknown.stderr, /no host reports vm nobody/);

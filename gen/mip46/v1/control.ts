@@ -518,7 +518,11 @@ export interface Lease {
   expiresAtMs: bigint;
 }
 
+/** Filters: an empty field matches every lease. */
 export interface ListLeasesRequest {
+  hostId: string;
+  /** The VM, or the correspondent's IPv6 address. */
+  holder: string;
 }
 
 export interface ListLeasesResponse {
@@ -555,7 +559,10 @@ export interface Binding {
   updatedAtMs: bigint;
 }
 
+/** Filters: an empty field matches every binding. */
 export interface ListBindingsRequest {
+  hostId: string;
+  vmId: string;
 }
 
 export interface ListBindingsResponse {
@@ -603,7 +610,11 @@ export interface UncordonHostResponse {
   host: Host | undefined;
 }
 
+/** Filters: an empty field matches every host. */
 export interface ListHostsRequest {
+  hostId: string;
+  /** Only the host whose heartbeat lists this VM. */
+  vmId: string;
 }
 
 export interface ListHostsResponse {
@@ -3650,11 +3661,17 @@ export const Lease: MessageFns<Lease> = {
 };
 
 function createBaseListLeasesRequest(): ListLeasesRequest {
-  return {};
+  return { hostId: "", holder: "" };
 }
 
 export const ListLeasesRequest: MessageFns<ListLeasesRequest> = {
-  encode(_: ListLeasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListLeasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    if (message.holder !== "") {
+      writer.uint32(18).string(message.holder);
+    }
     return writer;
   },
 
@@ -3671,6 +3688,22 @@ export const ListLeasesRequest: MessageFns<ListLeasesRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.holder = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3683,20 +3716,35 @@ export const ListLeasesRequest: MessageFns<ListLeasesRequest> = {
     }
   },
 
-  fromJSON(_: any): ListLeasesRequest {
-    return {};
+  fromJSON(object: any): ListLeasesRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+      holder: isSet(object.holder) ? globalThis.String(object.holder) : "",
+    };
   },
 
-  toJSON(_: ListLeasesRequest): unknown {
+  toJSON(message: ListLeasesRequest): unknown {
     const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    if (message.holder !== "") {
+      obj.holder = message.holder;
+    }
     return obj;
   },
 
   create(base?: DeepPartial<ListLeasesRequest>): ListLeasesRequest {
     return ListLeasesRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<ListLeasesRequest>): ListLeasesRequest {
+  fromPartial(object: DeepPartial<ListLeasesRequest>): ListLeasesRequest {
     const message = createBaseListLeasesRequest();
+    message.hostId = object.hostId ?? "";
+    message.holder = object.holder ?? "";
     return message;
   },
 };
@@ -4332,11 +4380,17 @@ export const Binding: MessageFns<Binding> = {
 };
 
 function createBaseListBindingsRequest(): ListBindingsRequest {
-  return {};
+  return { hostId: "", vmId: "" };
 }
 
 export const ListBindingsRequest: MessageFns<ListBindingsRequest> = {
-  encode(_: ListBindingsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListBindingsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    if (message.vmId !== "") {
+      writer.uint32(18).string(message.vmId);
+    }
     return writer;
   },
 
@@ -4353,6 +4407,22 @@ export const ListBindingsRequest: MessageFns<ListBindingsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4365,20 +4435,39 @@ export const ListBindingsRequest: MessageFns<ListBindingsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListBindingsRequest {
-    return {};
+  fromJSON(object: any): ListBindingsRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+    };
   },
 
-  toJSON(_: ListBindingsRequest): unknown {
+  toJSON(message: ListBindingsRequest): unknown {
     const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
     return obj;
   },
 
   create(base?: DeepPartial<ListBindingsRequest>): ListBindingsRequest {
     return ListBindingsRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<ListBindingsRequest>): ListBindingsRequest {
+  fromPartial(object: DeepPartial<ListBindingsRequest>): ListBindingsRequest {
     const message = createBaseListBindingsRequest();
+    message.hostId = object.hostId ?? "";
+    message.vmId = object.vmId ?? "";
     return message;
   },
 };
@@ -5141,11 +5230,17 @@ export const UncordonHostResponse: MessageFns<UncordonHostResponse> = {
 };
 
 function createBaseListHostsRequest(): ListHostsRequest {
-  return {};
+  return { hostId: "", vmId: "" };
 }
 
 export const ListHostsRequest: MessageFns<ListHostsRequest> = {
-  encode(_: ListHostsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListHostsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    if (message.vmId !== "") {
+      writer.uint32(18).string(message.vmId);
+    }
     return writer;
   },
 
@@ -5162,6 +5257,22 @@ export const ListHostsRequest: MessageFns<ListHostsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5174,20 +5285,39 @@ export const ListHostsRequest: MessageFns<ListHostsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListHostsRequest {
-    return {};
+  fromJSON(object: any): ListHostsRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+    };
   },
 
-  toJSON(_: ListHostsRequest): unknown {
+  toJSON(message: ListHostsRequest): unknown {
     const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
     return obj;
   },
 
   create(base?: DeepPartial<ListHostsRequest>): ListHostsRequest {
     return ListHostsRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<ListHostsRequest>): ListHostsRequest {
+  fromPartial(object: DeepPartial<ListHostsRequest>): ListHostsRequest {
     const message = createBaseListHostsRequest();
+    message.hostId = object.hostId ?? "";
+    message.vmId = object.vmId ?? "";
     return message;
   },
 };

@@ -113,3 +113,19 @@ test("ListMigrations pages newest first with page tokens (AIP-158); a bad token 
   t.regex(badSize.details, /page_size: must be zero or more, not -1/);
   t.is(await storedState(e.client), before);
 });
+
+test("ListLeases, ListBindings and ListHosts filter by host and VM; an empty filter matches all", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  await e.client.heartbeat({ ...hostOn(4, "h4"), vms: [vm("other", "192.0.2.9")] });
+  await moveSv(e);
+  await e.client.allocateCareOf({ hostId: "h6", vmId: "v2", homeAddress: "192.0.2.20" });
+  t.deepEqual((await e.client.listLeases({})).leases.map((l) => l.holder), ["sv", "v2"]);
+  t.deepEqual((await e.client.listLeases({ holder: "v2" })).leases.map((l) => l.holder), ["v2"]);
+  t.deepEqual((await e.client.listLeases({ hostId: "h4" })).leases, []);
+  t.deepEqual((await e.client.listBindings({ vmId: "sv" })).bindings.map((b) => b.vmId), ["sv"]);
+  t.deepEqual((await e.client.listBindings({ hostId: "h4" })).bindings, []);
+  t.deepEqual((await e.client.listHosts({ vmId: "other" })).hosts.map((h) => h.hostId), ["h4"]);
+  t.deepEqual((await e.client.listHosts({ hostId: "h6" })).hosts.map((h) => h.hostId), ["h6"]);
+  t.deepEqual((await e.client.listHosts({})).hosts.map((h) => h.hostId), ["h4", "h6"]);
+});
