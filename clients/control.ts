@@ -17,19 +17,27 @@ export interface ControlClient {
   heartbeat: Call<pb.HeartbeatRequest, pb.HeartbeatResponse>;
   mapCorrespondent: Call<pb.MapCorrespondentRequest, pb.MapCorrespondentResponse>;
   listPools: Call<pb.ListPoolsRequest, pb.ListPoolsResponse>;
-  listLeases: Call<pb.ListLeasesRequest, pb.ListLeasesResponse>;
+  /** The filters may be left out. */
+  listLeases: Call<Partial<pb.ListLeasesRequest>, pb.ListLeasesResponse>;
   listPrefixes: Call<pb.ListPrefixesRequest, pb.ListPrefixesResponse>;
-  listBindings: Call<pb.ListBindingsRequest, pb.ListBindingsResponse>;
-  listHosts: Call<pb.ListHostsRequest, pb.ListHostsResponse>;
-  listMigrations: Call<pb.ListMigrationsRequest, pb.ListMigrationsResponse>;
+  listBindings: Call<Partial<pb.ListBindingsRequest>, pb.ListBindingsResponse>;
+  listHosts: Call<Partial<pb.ListHostsRequest>, pb.ListHostsResponse>;
+  /** The fields may be left out: the first page, of the engine's default size. */
+  listMigrations: Call<Partial<pb.ListMigrationsRequest>, pb.ListMigrationsResponse>;
   getRuleTable: Call<pb.GetRuleTableRequest, pb.GetRuleTableResponse>;
+  getVm: Call<pb.GetVmRequest, pb.GetVmResponse>;
+  cordonHost: Call<pb.CordonHostRequest, pb.CordonHostResponse>;
+  uncordonHost: Call<pb.UncordonHostRequest, pb.UncordonHostResponse>;
+  drainHost: Call<pb.DrainHostRequest, pb.DrainHostResponse>;
+  /** `vmId` may be left out: every VM's advice. */
+  listAdvice: Call<Partial<pb.ListAdviceRequest>, pb.ListAdviceResponse>;
   close(): void;
   raw: pb.ControlEngineClient;
 }
 
 const METHODS = [
   "allocateCareOf", "releaseCareOf", "requestPrefix", "registerMigration", "prepareMigration", "abortMigration", "heartbeat", "mapCorrespondent",
-  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable",
+  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost", "drainHost",
 ] as const satisfies readonly (keyof ControlClient)[];
 
 /**
@@ -55,6 +63,15 @@ export function connectControl(address: string, defaultDeadlineMs = 10_000, tls?
   }
   const release = client.releaseCareOf as (req: object, deadlineMs?: number) => Promise<unknown>;
   client.releaseCareOf = (req: object, deadlineMs?: number) => release({ force: false, ...req }, deadlineMs);
+  // The requests whose fields may be left out (filters, pages) get their defaults here.
+  const partial: [string, { fromPartial(o: object): object }][] = [
+    ["listMigrations", pb.ListMigrationsRequest], ["listAdvice", pb.ListAdviceRequest], ["listLeases", pb.ListLeasesRequest],
+    ["listBindings", pb.ListBindingsRequest], ["listHosts", pb.ListHostsRequest],
+  ];
+  for (const [name, type] of partial) {
+    const call = client[name] as (req: object, deadlineMs?: number) => Promise<unknown>;
+    client[name] = (req: object, deadlineMs?: number) => call(type.fromPartial(req), deadlineMs);
+  }
   return client as unknown as ControlClient;
 }
 

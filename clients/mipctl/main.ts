@@ -7,8 +7,9 @@ import { connect as tlsConnect } from "node:tls";
 import { splitHostPort } from "../../lib/metrics/http.js";
 import { connectControl, type ControlClient } from "../control.js";
 import { connectControlAny } from "../failover.js";
-import { HostState, LeasePurpose, NetworkFamily, TunnelKind } from "../../gen/mip46/v1/control.js";
+import { LeasePurpose, TunnelKind } from "../../gen/mip46/v1/control.js";
 import { renderTable } from "./table.js";
+import { advice, cordon, enumName, hosts, migrations, type Output, time, where } from "./where.js";
 
 const HELP = `mipctl: operator CLI of the mip46 control engine
 
@@ -17,10 +18,21 @@ Usage: mipctl [--engine HOST:PORT] [--ca FILE --cert FILE --key FILE] [--json] C
 Commands:
   pools                     IPv4 pools and segment care-of ranges, with use
   leases                    leased addresses (care-of, translation, correspondent)
+                            (leases, bindings and hosts take --host HOST_ID and --vm VM_ID
+                            as filters; for leases --vm is the holder)
   prefixes                  IPv4 segments and their IPv6 prefixes
   bindings                  VMs away from home, with their care-of addresses
-  hosts                     hypervisor hosts, their network and state
-  migrations                registered migrations, newest first
+  hosts                     hypervisor hosts, their network, state and VMs
+  migrations                registered migrations, newest first, with their cause (advice,
+                            hypervisor, operator); --page-size N (default and most 1000),
+                            --page-token TOKEN for the next page
+  where VM_ID               where a VM is: host, at home or away, addresses, since when, and its
+                            last migration with the cause
+  advice [VM_ID]            the migration advice the engine gave, and what became of it
+  cordon HOST_ID            take a host out as a destination: no VM is advised to move to it
+  uncordon HOST_ID          put it back (and end a drain)
+  drain HOST_ID             cordon it, and advise each of its VMs to move away (the hypervisor
+                            hook carries it out); progress in hosts and where
   rules                     the data-plane rule table and its revision
   release ADDRESS           release a lease (it cools down before reuse); a lease a binding
                             uses is refused, naming the binding
@@ -43,11 +55,6 @@ Options:
   --version                 print the version and exit
   -h, --help                this text`;
 
-const enumName = (e: Record<string, unknown>, v: number, prefix: string) =>
-  String(Object.entries(e).find(([, x]) => x === v)?.[0] ?? v).replace(prefix, "").toLowerCase().replaceAll("_", "-");
-const time = (ms: bigint) => (ms === 0n ? "-" : new Date(Number(ms)).toISOString().replace(/\.\d+Z$/, "Z"));
-
-type Output = { json: unknown; table: string };
 
 /**
  * Whether `address` answers a TLS handshake: a plaintext call to a TLS engine only says "No
@@ -76,7 +83,17 @@ function speaksTls(address: string): Promise<boolean> {
 
 const withLength = (address: string, bits: number) => (address.includes("/") ? address : `${address}/${bits}`);
 
-async function run(client: ControlClient, command: string, rest: string[], vm: string | undefined, csv = false, force = false): Promise<Output> {
+interface Options {
+  vm?: string;
+  host?: string;
+  csv?: boolean;
+  force?: boolean;
+  pageSize?: string;
+  pageToken?: string;
+}
+
+async function run(client: ControlClient, command: string, rest: string[], o: Options): Promise<Output> {
+  const { vm, csv = false, force = false } = o;
   switch (command) {
     case "pools": {
       const r = await client.listPools({});
@@ -84,7 +101,7 @@ async function run(client: ControlClient, command: string, rest: string[], vm: s
         r.pools.map((p) => [p.name, p.kind, p.first, p.last, String(p.size), String(p.leased), String(p.cooling), String(p.free)])) };
     }
     case "leases": {
-      const r = await client.listLeases({});
+      const r = await client.listLeases({ hostId: o.host ?? "", holder: vm ?? "" });
       return { json: r.leases, table: renderTable(["ADDRESS", "POOL", "HOLDER", "PURPOSE", "HOST", "EXPIRES"],
         r.leases.map((l) => [l.address, l.pool, l.holder, enumName(LeasePurpose, l.purpose, "LEASE_PURPOSE_"), l.hostId || "-", l.expiresAtMs === 0n ? "held" : time(l.expiresAtMs)])) };
     }
@@ -95,23 +112,28 @@ async function run(client: ControlClient, command: string, rest: string[], vm: s
       return { json: r, table: `${table}\ntranslation prefix: ${r.translationPrefix || "-"}\nIPv6 networks: ${r.ipv6Networks.join(", ") || "-"}\n` };
     }
     case "bindings": {
-      const r = await client.listBindings({});
+      const r = await client.listBindings({ hostId: o.host ?? "", vmId: vm ?? "" });
       return { json: r.bindings, table: renderTable(["VM", "HOME", "HOME AGENT", "HOST", "CARE-OF IPV4", "CARE-OF IPV6", "TRANSLATED", "UPDATED"],
         r.bindings.map((b) => [b.vmId, b.homeAddress, b.homeAgent, b.hostId, b.careOfIpv4, b.careOfIpv6, b.translatedIpv4 || b.translatedIpv6 || "-", time(b.updatedAtMs)])) };
     }
-    case "hosts": {
-      const r = await client.listHosts({});
-      return { json: r.hosts, table: renderTable(["HOST", "STATE", "FAMILY", "NETWORK", "CPU", "MEMORY", "VMS", "LAST SEEN"],
-        r.hosts.map((h) => [h.hostId, enumName(HostState, h.state, "HOST_STATE_"), enumName(NetworkFamily, h.networkFamily, "NETWORK_FAMILY_"), h.network || "-",
-          h.resources ? `${h.resources.cpuUsedCores.toFixed(1)}/${h.resources.cpuTotalCores}` : "-",
-          h.resources && h.resources.memoryTotalBytes > 0n ? `${(Number(h.resources.memoryUsedBytes * 100n / h.resources.memoryTotalBytes))}%` : "-",
-          String(h.vmCount), time(h.lastSeenMs)])) };
-    }
+    case "hosts":
+      return hosts(client, o.host, vm);
     case "migrations": {
-      const r = await client.listMigrations({});
-      return { json: r.migrations, table: renderTable(["MIGRATION", "VM", "FROM", "TO", "CARE-OF IPV4", "CARE-OF IPV6", "AT"],
-        r.migrations.map((m) => [m.migrationId, m.vmId, m.sourceHostId, m.destinationHostId, m.careOfIpv4 || "(home)", m.careOfIpv6 || "-", time(m.registeredAtMs)])) };
+      const size = Number(o.pageSize ?? "0");
+      if (!Number.isInteger(size) || size < 0) throw new UsageError("--page-size takes a whole number of zero or more");
+      return migrations(client, size, o.pageToken ?? "");
     }
+    case "where":
+      if (rest.length !== 1) throw new UsageError("where takes one VM_ID");
+      return where(client, rest[0]);
+    case "cordon":
+    case "uncordon":
+    case "drain":
+      if (rest.length !== 1) throw new UsageError(`${command} takes one HOST_ID`);
+      return cordon(client, rest[0], command);
+    case "advice":
+      if (rest.length > 1) throw new UsageError("advice takes at most one VM_ID");
+      return advice(client, rest[0]);
     case "rules": {
       const r = await client.getRuleTable({});
       const rows = r.rules.map((rule) => {
@@ -165,7 +187,7 @@ async function main(): Promise<number> {
     parsed = parseArgs({
       options: {
         engine: { type: "string" }, ca: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, json: { type: "boolean" },
-        vm: { type: "string" }, csv: { type: "boolean" }, force: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
+        vm: { type: "string" }, host: { type: "string" }, csv: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" }, force: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       allowPositionals: true, strict: true,
     });
@@ -201,7 +223,7 @@ async function main(): Promise<number> {
   }
   try {
     if (values.force && positionals[0] !== "release") throw new UsageError("--force goes with release only");
-    const out = await run(client, positionals[0], positionals.slice(1), values.vm, values.csv, values.force);
+    const out = await run(client, positionals[0], positionals.slice(1), { ...values, pageSize: values["page-size"], pageToken: values["page-token"] });
     process.stdout.write(values.json ? JSON.stringify(out.json, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n" : out.table);
     return 0;
   } catch (e) {

@@ -1,5 +1,6 @@
 // The audit log: one structured line ("operator action") for every call that changes state on an
-// operator's say (ReleaseCareOf, MapCorrespondent: mipctl release, map and unmap), whoever makes
+// operator's say (ReleaseCareOf, MapCorrespondent, CordonHost, UncordonHost, DrainHost: mipctl
+// release, map, unmap, cordon, uncordon and drain), whoever makes
 // it: who (the caller's mutual-TLS identity, or "plaintext"), what (the method and its request),
 // and the stored state it touched, before → after.
 import type { ServerUnaryCall } from "@grpc/grpc-js";

@@ -68,7 +68,7 @@ type Migration = control.RegisterMigrationRequest | control.PrepareMigrationRequ
 const movingVm = (r: Migration) => ({ vmId: r.vmId, careOf: r.careOfIpv4 !== "" || r.careOfIpv6 !== "" });
 
 const CONTROL = "/mip46.v1.ControlEngine/";
-const READ_ONLY = ["ListPools", "ListLeases", "ListPrefixes", "ListBindings", "ListHosts", "ListMigrations", "GetRuleTable"];
+const READ_ONLY = ["ListPools", "ListLeases", "ListPrefixes", "ListBindings", "ListHosts", "ListMigrations", "GetRuleTable", "GetVm", "ListAdvice"];
 
 export const POLICY: Readonly<Record<string, Rule>> = {
   [`${CONTROL}AllocateCareOf`]: { roles: ["host"], check: ownHost<control.AllocateCareOfRequest>((r) => [["host_id", r.hostId]]) },
@@ -85,6 +85,10 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   // Operators only: each mapping takes an address of the engine pool, which the VMs' care-of and
   // translation addresses come from, and an agent has no need of one (issue 11 §4).
   [`${CONTROL}MapCorrespondent`]: { roles: ["operator"] },
+  // Maintenance is an operator's decision (issue 14 §2).
+  [`${CONTROL}CordonHost`]: { roles: ["operator"] },
+  [`${CONTROL}UncordonHost`]: { roles: ["operator"] },
+  [`${CONTROL}DrainHost`]: { roles: ["operator"] },
   [`${CONTROL}ReleaseCareOf`]: {
     roles: ["host", "operator"],
     async check(who, req: control.ReleaseCareOfRequest, owners) {

@@ -4,7 +4,7 @@ import { ConflictError } from "../errors.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError, Metadata, status } from "@grpc/grpc-js";
 import {
-  type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest, HostState,
+  AdviceOutcome, type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, MigrationCause, type HeartbeatRequest, HostState,
   LeasePurpose, NetworkFamily, type PrepareMigrationRequest, type RegisterMigrationRequest, type RegisterMigrationResponse,
 } from "../../gen/mip46/v1/control.js";
 import { AddressError, type IPAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6, parseUnicast, parseUnicast6, quoted } from "../../lib/net/address.js";
@@ -16,7 +16,10 @@ import {
   ConfigError, FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError,
 } from "../errors.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
-import type { HostRecord, HostStateName, LeasePurpose as LeasePurposeName } from "../store/store.js";
+import type { AdviceOutcome as AdviceOutcomeName } from "../engine/history.js";
+import type {
+  AdviceRecord, HostRecord, HostStateName, LeasePurpose as LeasePurposeName, MigrationCause as MigrationCauseName, MigrationCursor, MigrationRecord,
+} from "../store/store.js";
 
 export const SERVICE_NAME = "mip46.v1.ControlEngine";
 
@@ -106,6 +109,13 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     };
   }
 
+  async function cordon(hostId: string, cordoned: boolean, call: Pick<ServerUnaryCall<unknown, unknown>, "getAuthContext">, draining = false) {
+    const r = await engine.cordonHost(id(hostId, "host_id"), cordoned, draining);
+    const state = (h: HostRecord) => ({ cordoned: h.cordoned === true, draining: h.draining === true });
+    audit(log, call, { what: draining ? "DrainHost" : cordoned ? "CordonHost" : "UncordonHost", request: { hostId }, before: state(r.before), after: state(r.after) });
+    return { host: hostMessage(r.after) };
+  }
+
   return {
     allocateCareOf: unary<AllocateCareOfRequest, AllocateCareOfResponse>("AllocateCareOf", async (req) => {
       const hostId = id(req.hostId, "host_id");
@@ -153,7 +163,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
         state: hostState(r.host.state),
         networkFamily: family(r.host.family),
         network: r.host.network,
-        advice: r.advice.map((a) => ({ vmId: a.vmId, sourceHostId: a.sourceHostId, destinationHostId: a.destinationHostId, crossProtocol: a.crossProtocol, reason: a.reason })),
+        advice: r.advice.map(adviceMessage),
         heartbeatIntervalSeconds: Math.ceil(r.heartbeatIntervalSeconds),
       };
     }),
@@ -168,8 +178,8 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       pools: (await engine.poolUsage()).map((p) => ({ name: p.pool, kind: p.kind, first: p.first, last: p.last, size: p.size, leased: p.leased, cooling: p.cooling, free: p.free })),
     })),
 
-    listLeases: unary("ListLeases", async () => ({
-      leases: (await engine.listLeases()).map((l) => ({
+    listLeases: unary("ListLeases", async (req) => ({
+      leases: (await engine.listLeases({ hostId: req.hostId, holder: req.holder })).map((l) => ({
         address: l.address, pool: l.pool, holder: l.holder, purpose: leasePurpose(l.purpose), hostId: l.hostId, expiresAtMs: BigInt(l.expiresAtMs ?? 0),
       })),
     })),
@@ -185,19 +195,38 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       ipv6Networks: engine.config.ipv6Networks.map((n) => `${n.network.network.text}/${n.network.length}`),
     })),
 
-    listBindings: unary("ListBindings", async () => ({
-      bindings: (await engine.listBindings()).map((b) => ({
+    listBindings: unary("ListBindings", async (req) => ({
+      bindings: (await engine.listBindings({ hostId: req.hostId, vmId: req.vmId })).map((b) => ({
         vmId: b.vmId, homeAddress: b.homeAddress, homeAgent: b.homeAgent, hostId: b.hostId, careOfIpv4: b.careOfIPv4, careOfIpv6: b.careOfIPv6,
         translatedIpv4: b.translatedIPv4, translatedIpv6: b.translatedIPv6, migrationId: b.migrationId, updatedAtMs: BigInt(b.updatedAtMs),
       })),
     })),
 
-    listHosts: unary("ListHosts", async () => ({ hosts: (await engine.listHosts()).map(hostMessage) })),
+    listHosts: unary("ListHosts", async (req) => ({ hosts: (await engine.listHosts({ hostId: req.hostId, vmId: req.vmId })).map(hostMessage) })),
 
-    listMigrations: unary("ListMigrations", async () => ({
-      migrations: (await engine.listMigrations()).map((m) => ({
-        migrationId: m.migrationId, vmId: m.vmId, sourceHostId: m.sourceHostId, destinationHostId: m.destinationHostId,
-        careOfIpv4: m.careOfIPv4, careOfIpv6: m.careOfIPv6, registeredAtMs: BigInt(m.registeredAtMs),
+    listMigrations: unary("ListMigrations", async (req) => {
+      if (req.pageSize < 0) throw new InvalidArgumentError("page_size", `must be zero or more, not ${req.pageSize}`);
+      const page = await engine.listMigrations(req.pageSize, req.pageToken === "" ? undefined : cursorFromToken(req.pageToken));
+      return { migrations: page.migrations.map(migrationMessage), nextPageToken: page.next ? tokenOf(page.next) : "" };
+    }),
+
+    getVm: unary("GetVm", async (req) => {
+      const p = await engine.getVm(id(req.vmId, "vm_id"));
+      const b = p.binding;
+      return {
+        vmId: p.vmId, hostId: p.hostId, atHome: p.atHome, homeAddress: p.homeAddress, homeAgent: b?.homeAgent ?? "",
+        careOfIpv4: b?.careOfIPv4 ?? "", careOfIpv6: b?.careOfIPv6 ?? "", translatedIpv4: b?.translatedIPv4 ?? "", translatedIpv6: b?.translatedIPv6 ?? "",
+        sinceMs: BigInt(p.sinceMs), lastMigration: p.lastMigration && migrationMessage(p.lastMigration), reportedBy: p.reportedBy,
+      };
+    }),
+
+    cordonHost: unary("CordonHost", (req, call) => cordon(req.hostId, true, call)),
+    uncordonHost: unary("UncordonHost", (req, call) => cordon(req.hostId, false, call)),
+    drainHost: unary("DrainHost", (req, call) => cordon(req.hostId, true, call, true)),
+
+    listAdvice: unary("ListAdvice", async (req) => ({
+      advice: (await engine.listAdvice(req.vmId === "" ? undefined : id(req.vmId, "vm_id"))).map((e) => ({
+        advice: adviceMessage(e.advice), outcome: ADVICE_OUTCOME[e.outcome], migrationId: e.migrationId,
       })),
     })),
 
@@ -249,7 +278,41 @@ function hostMessage(h: HostRecord) {
     hostId: h.hostId, state: hostState(h.state), networkFamily: family(h.family), network: h.network, addresses: h.addresses,
     resources: { cpuUsedCores: h.resources.cpuUsedCores, cpuTotalCores: h.resources.cpuTotalCores, memoryUsedBytes: BigInt(h.resources.memoryUsedBytes), memoryTotalBytes: BigInt(h.resources.memoryTotalBytes) },
     vmCount: h.vms.length, lastSeenMs: BigInt(h.lastSeenMs),
+    cordoned: h.cordoned === true, draining: h.draining === true,
+    vms: h.vms.map((v) => ({ vmId: v.vmId, homeAddress: v.homeAddress, cpuUsedCores: v.cpuUsedCores, memoryUsedBytes: BigInt(v.memoryUsedBytes) })),
   };
+}
+
+function adviceMessage(a: AdviceRecord) {
+  return { vmId: a.vmId, sourceHostId: a.sourceHostId, destinationHostId: a.destinationHostId, crossProtocol: a.crossProtocol, reason: a.reason, givenAtMs: BigInt(a.givenAtMs) };
+}
+
+const CAUSE: Record<MigrationCauseName, MigrationCause> = {
+  advice: MigrationCause.MIGRATION_CAUSE_ADVICE, hypervisor: MigrationCause.MIGRATION_CAUSE_HYPERVISOR, operator: MigrationCause.MIGRATION_CAUSE_OPERATOR,
+};
+
+const ADVICE_OUTCOME: Record<AdviceOutcomeName, AdviceOutcome> = {
+  "pending": AdviceOutcome.ADVICE_OUTCOME_PENDING, "followed": AdviceOutcome.ADVICE_OUTCOME_FOLLOWED,
+  "moved-elsewhere": AdviceOutcome.ADVICE_OUTCOME_MOVED_ELSEWHERE, "not-followed": AdviceOutcome.ADVICE_OUTCOME_NOT_FOLLOWED,
+};
+
+function migrationMessage(m: MigrationRecord) {
+  return {
+    migrationId: m.migrationId, vmId: m.vmId, sourceHostId: m.sourceHostId, destinationHostId: m.destinationHostId,
+    careOfIpv4: m.careOfIPv4, careOfIpv6: m.careOfIPv6, registeredAtMs: BigInt(m.registeredAtMs),
+    cause: m.cause ? CAUSE[m.cause] : MigrationCause.MIGRATION_CAUSE_UNSPECIFIED, advice: m.advice && adviceMessage(m.advice),
+  };
+}
+
+/** A page token (AIP-158): opaque to the caller; here the last migration of the page, base64url. */
+function tokenOf(c: MigrationCursor): string {
+  return Buffer.from(`${c.registeredAtMs}/${c.migrationId}`).toString("base64url");
+}
+
+function cursorFromToken(token: string): MigrationCursor {
+  const m = /^(\d{1,15})\/([A-Za-z0-9-]{1,64})$/.exec(Buffer.from(token, "base64url").toString());
+  if (!m) throw new InvalidArgumentError("page_token", "is not a token this engine gave (pass next_page_token of the previous page)");
+  return { registeredAtMs: Number(m[1]), migrationId: m[2] };
 }
 
 /** The fields of RegisterMigration and PrepareMigration, checked. Only a registration may say "came home". */

@@ -1,7 +1,8 @@
 // The cloud control engine's domain operations: what the gRPC adapter calls once a request has
 // been checked, and the reads behind the List RPCs (the adapter reaches the store only through
 // these). Each operation either completes durably or changes nothing. The migration operations
-// are in migrations.ts.
+// are in migrations.ts, releases in release.ts, the where-and-why reads in history.ts. Over 400
+// lines: it is the one surface the adapter calls, each method short.
 import type { Cidr4, IPAddress, IPv4, IPv6 } from "../../lib/net/address.js";
 import { AddressError, cidrText, parseIPv4, prefixContains } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
@@ -15,9 +16,10 @@ import { networkText, PrefixPlan } from "../prefix/plan.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { vmOwner } from "../store/store.js";
 import type {
-  AdviceRecord, BindingRecord, HostRecord, LeaseRecord, MigrationRecord, PoolUsage, ResourcesRecord, Store, VmRecord,
+  AdviceRecord, BindingRecord, HostRecord, LeaseRecord, MigrationCursor, PoolUsage, ResourcesRecord, Store, VmRecord,
 } from "../store/store.js";
 import { CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../rules/compile.js";
+import { type AdviceEntry, History, type MigrationPage, type VmPlace } from "./history.js";
 import { HostTable } from "./hosts.js";
 import { soleLeader, type Leadership } from "./leader.js";
 import { type AbortResult, type MigrationInput, type MigrationResult, Migrations, type PrepareResult } from "./migrations.js";
@@ -26,11 +28,8 @@ import { type Released, Releases } from "./release.js";
 export type { AbortResult, MigrationInput, MigrationResult, PrepareResult } from "./migrations.js";
 export type { Released } from "./release.js";
 
-/**
- * ListMigrations answers with at most this many, the newest first. The API has no paging yet;
- * this is the one place the cap is set.
- */
-export const MIGRATIONS_LISTED = 1000;
+export { MIGRATIONS_LISTED } from "./history.js";
+export type { AdviceEntry, MigrationPage, VmPlace } from "./history.js";
 
 export interface CareOf {
   careOfIPv4: string;
@@ -79,6 +78,7 @@ export class Engine {
   private readonly hostsInStore: boolean;
   private readonly migrations: Migrations;
   private readonly releases: Releases;
+  private readonly history: History;
 
   constructor(
     readonly config: EngineConfig,
@@ -97,8 +97,9 @@ export class Engine {
       vmCooldownMs: config.migration.vmCooldownSeconds * 1000,
     });
     this.hostsInStore = config.store.kind === "etcd";
+    this.history = new History(store, () => this.listHosts(), config.migration.windowSeconds * 1000, now);
     const core = {
-      config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs,
+      config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs, history: this.history,
       exclusive: <T>(fn: () => Promise<T>) => this.exclusive(fn), host: (hostId: string) => this.host(hostId),
     };
     this.migrations = new Migrations(core);
@@ -244,6 +245,11 @@ export class Engine {
       hostId: h.hostId, state: "up", family: net?.family ?? 0, network: net ? networkText(net) : "",
       addresses: h.addresses, resources: h.resources, vms: h.vms, lastSeenMs: nowMs,
     };
+    // A beat keeps the operator's cordon (on etcd the store keeps it apart from the beat, and one
+    // read tells whether the host drains).
+    const known = this.hostsInStore ? await this.store.getHost(h.hostId) : this.hosts.get(h.hostId);
+    if (known?.cordoned) host.cordoned = true;
+    if (known?.draining) host.draining = true;
     host.state = this.advisor.observe(host, nowMs) ? "hot" : "up";
     if (this.hostsInStore) await this.store.putHost(host);
     else if (this.hosts.beat(host)) await this.writeHost(host);
@@ -253,8 +259,9 @@ export class Engine {
     // hosts every replica wrote).
     const leader = this.leadership.leaderStore();
     let advice: AdviceRecord[] = [];
-    if (leader && host.state === "hot") {
-      advice = this.advisor.advise(host, this.hostsInStore ? await this.store.listHosts() : this.advisor.headroom, nowMs);
+    if (leader && (host.state === "hot" || host.draining)) {
+      const destinations = this.hostsInStore ? await this.store.listHosts() : this.advisor.headroom;
+      advice = host.draining ? this.advisor.adviseDrain(host, destinations, nowMs) : this.advisor.advise(host, destinations, nowMs);
     }
     if (advice.length > 0) {
       try {
@@ -279,9 +286,33 @@ export class Engine {
     }
   }
 
+  /**
+   * Cordons (or uncordons) a known host: never a migration's destination while cordoned. Draining
+   * cordons it too, and each of its beats then brings advice to move its VMs away (the same advice
+   * path as a hot host's, which the hypervisor hook carries out). Kept in the store with the host,
+   * so it survives a restart. Answers the record before and after, for the audit log.
+   */
+  async cordonHost(hostId: string, cordoned: boolean, draining = false): Promise<{ before: HostRecord; after: HostRecord }> {
+    const unknown = () => new NotFoundError(`host_id: host ${hostId} is unknown: no heartbeat came from it`);
+    const before = await this.host(hostId);
+    if (!before) throw unknown();
+    const { cordoned: _, draining: __, ...rest } = before;
+    const after: HostRecord = cordoned ? { ...rest, cordoned, ...(draining ? { draining } : {}) } : rest;
+    if (this.hostsInStore) {
+      if (!(await this.store.setCordon(hostId, cordoned, draining))) throw unknown();
+    } else {
+      this.hosts.replace(after);
+      await this.writeHost(after);
+      if (after.state !== "down") this.advisor.track(after);
+    }
+    this.log.info(draining ? "host draining" : cordoned ? "host cordoned" : "host uncordoned", { hostId });
+    return { before, after };
+  }
+
   /** Every known host, by id: this engine's memory with the embedded store, etcd's hosts otherwise. */
-  async listHosts(): Promise<HostRecord[]> {
-    return this.hostsInStore ? this.store.listHosts() : this.hosts.list();
+  async listHosts(f: { hostId?: string; vmId?: string } = {}): Promise<HostRecord[]> {
+    const all = this.hostsInStore ? await this.store.listHosts() : this.hosts.list();
+    return all.filter((h) => (!f.hostId || h.hostId === f.hostId) && (!f.vmId || h.vms.some((v) => v.vmId === f.vmId)));
   }
 
   // --- reads: the List RPCs and the authorisation of ReleaseCareOf --------------------------------
@@ -290,17 +321,29 @@ export class Engine {
     return this.store.poolUsage(this.now());
   }
 
-  listLeases(): Promise<LeaseRecord[]> {
-    return this.store.listLeases();
+  /** The leases, those of one host or holder when given. */
+  async listLeases(f: { hostId?: string; holder?: string } = {}): Promise<LeaseRecord[]> {
+    return (await this.store.listLeases()).filter((l) => (!f.hostId || l.hostId === f.hostId) && (!f.holder || l.holder === f.holder));
   }
 
-  listBindings(): Promise<BindingRecord[]> {
-    return this.store.listBindings();
+  /** The bindings, those of one host or VM when given. */
+  async listBindings(f: { hostId?: string; vmId?: string } = {}): Promise<BindingRecord[]> {
+    return (await this.store.listBindings()).filter((b) => (!f.hostId || b.hostId === f.hostId) && (!f.vmId || b.vmId === f.vmId));
   }
 
-  /** The newest migrations, at most MIGRATIONS_LISTED. */
-  listMigrations(): Promise<MigrationRecord[]> {
-    return this.store.listMigrations(MIGRATIONS_LISTED);
+  /** A page of the migrations, newest first: `pageSize` of them (0: MIGRATIONS_LISTED; at most that), after `after`. */
+  listMigrations(pageSize = 0, after?: MigrationCursor): Promise<MigrationPage> {
+    return this.history.migrations(pageSize, after);
+  }
+
+  /** Where a VM is and how it got there; NotFoundError for a VM the engine knows nothing of. */
+  getVm(vmId: string): Promise<VmPlace> {
+    return this.history.vm(vmId);
+  }
+
+  /** The advice given, newest first, with what became of each. */
+  listAdvice(vmId?: string): Promise<AdviceEntry[]> {
+    return this.history.advice(vmId);
   }
 
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> {

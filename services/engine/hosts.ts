@@ -45,6 +45,11 @@ export class HostTable {
     return this.needsWrite(host);
   }
 
+  /** An operator's change of the host's record (its cordon), which leaves its liveness alone. */
+  replace(host: HostRecord): void {
+    this.records.set(host.hostId, host);
+  }
+
   /** Hosts silent since before `deadlineMs` are marked down (in memory) and returned, oldest first. */
   markSilentDown(deadlineMs: number): HostRecord[] {
     const down: HostRecord[] = [];
@@ -70,7 +75,7 @@ export class HostTable {
 
   private needsWrite(host: HostRecord): boolean {
     const p = this.persisted.get(host.hostId);
-    return !p || p.state !== host.state || p.family !== host.family || p.network !== host.network
+    return !p || p.state !== host.state || p.cordoned !== host.cordoned || p.family !== host.family || p.network !== host.network
       || !sameStrings(p.addresses, host.addresses) || !sameVmList(p.vms, host.vms);
   }
 }

@@ -7,6 +7,7 @@ import type { Logger } from "../../lib/log.js";
 import type { EngineConfig } from "../config/config.js";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import type { MigrationAdvisor } from "../migration/advisor.js";
+import type { History } from "./history.js";
 import { networkText, type PrefixPlan } from "../prefix/plan.js";
 import { vmOwner } from "../store/store.js";
 import type { BindingRecord, HostRecord, MigrationRecord, Store } from "../store/store.js";
@@ -49,6 +50,7 @@ export interface EngineCore {
   readonly store: Store;
   readonly plan: PrefixPlan;
   readonly advisor: MigrationAdvisor;
+  readonly history: History;
   readonly log: Logger;
   readonly cooldownMs: number;
   now(): number;
@@ -72,6 +74,7 @@ export class Migrations {
       };
       const existing = await this.core.store.getBinding(m.vmId);
       const host = await this.checkHome(m, existing);
+      Object.assign(migration, await this.core.history.causeOf(m.vmId, m.destinationHostId, nowMs));
       if (!m.careOfIPv4 && !m.careOfIPv6) {
         // The VM is home again: its rules go, and its addresses cool down.
         if (migration.sourceHostId === "") migration.sourceHostId = existing?.hostId ?? "";

@@ -79,30 +79,62 @@ export class MigrationAdvisor {
     // The smallest VM whose departure cools the source below the high watermark, else the largest.
     const vm = movable.find((v) => utilisation(source.resources, -v.cpuUsedCores, -v.memoryUsedBytes) < this.s.highWatermark)
       ?? movable[movable.length - 1];
-    const destinations = "candidates" in hosts ? hosts : everyHost(hosts);
-    let best: { host: HostRecord; after: number } | undefined;
-    for (const { host: h, floor } of destinations.candidates()) {
-      // Adding the VM cannot bring a host below its floor: none from here on beats the best.
-      if (best && floor > best.after + 1e-9) break;
-      if (h.hostId === source.hostId || h.state !== "up" || this.hot.has(h.hostId)) continue;
-      if (h.resources.cpuTotalCores <= 0 && h.resources.memoryTotalBytes <= 0) continue;
-      const after = utilisation(h.resources, vm.cpuUsedCores, vm.memoryUsedBytes);
-      if (after >= this.s.lowWatermark) continue;
-      if (!best || better(h, after, best, source.family)) best = { host: h, after };
-    }
+    const best = this.destination(source, vm, "candidates" in hosts ? hosts : everyHost(hosts), new Map());
     if (!best) return [];
     this.hostAdvisedAt.set(source.hostId, nowMs);
     this.noteMigration(vm.vmId, nowMs);
     const u = utilisation(source.resources);
-    return [{
-      vmId: vm.vmId,
-      sourceHostId: source.hostId,
-      destinationHostId: best.host.hostId,
-      crossProtocol: best.host.family !== 0 && source.family !== 0 && best.host.family !== source.family,
-      reason: `host ${source.hostId} at ${(u * 100).toFixed(0)}% for ${(this.s.windowMs / 1000).toFixed(0)}s or more; ${best.host.hostId} would be at ${(best.after * 100).toFixed(0)}%`,
-      givenAtMs: nowMs,
-    }];
+    return [advice(source, vm, best, nowMs, `host ${source.hostId} at ${(u * 100).toFixed(0)}% for ${(this.s.windowMs / 1000).toFixed(0)}s or more`)];
   }
+
+  /**
+   * Advice for a host an operator drains (issue 14 §2): every VM not resting is advised away, each
+   * to the host with the most headroom once the VMs advised before it in this round are counted
+   * there. A VM advised rests like a moved one, so it is advised again only if it did not leave.
+   */
+  adviseDrain(source: HostRecord, hosts: readonly HostRecord[] | Destinations, nowMs: number): AdviceRecord[] {
+    const destinations = "candidates" in hosts ? hosts : everyHost(hosts);
+    const added = new Map<string, { cpu: number; memory: number }>();
+    const out: AdviceRecord[] = [];
+    const movable = source.vms.filter((vm) => (this.vmRestUntil.get(vm.vmId) ?? 0) <= nowMs).sort((a, b) => load(source, b) - load(source, a));
+    for (const vm of movable) {
+      const best = this.destination(source, vm, destinations, added);
+      if (!best) continue;
+      const a = added.get(best.host.hostId) ?? { cpu: 0, memory: 0 };
+      added.set(best.host.hostId, { cpu: a.cpu + vm.cpuUsedCores, memory: a.memory + vm.memoryUsedBytes });
+      this.noteMigration(vm.vmId, nowMs);
+      out.push({ ...advice(source, vm, best, nowMs, `host ${source.hostId} is drained by an operator`), drain: true });
+    }
+    return out;
+  }
+
+  /** The destination with the most headroom after taking `vm` (and what `added` puts there already), if any stays below the low watermark. */
+  private destination(source: HostRecord, vm: VmRecord, destinations: Destinations, added: ReadonlyMap<string, { cpu: number; memory: number }>) {
+    let best: { host: HostRecord; after: number } | undefined;
+    for (const { host: h, floor } of destinations.candidates()) {
+      // Adding the VM cannot bring a host below its floor: none from here on beats the best.
+      if (best && floor > best.after + 1e-9) break;
+      // A cordoned host is out for maintenance: it takes no VM (issue 14 §2).
+      if (h.hostId === source.hostId || h.state !== "up" || h.cordoned || this.hot.has(h.hostId)) continue;
+      if (h.resources.cpuTotalCores <= 0 && h.resources.memoryTotalBytes <= 0) continue;
+      const more = added.get(h.hostId);
+      const after = utilisation(h.resources, vm.cpuUsedCores + (more?.cpu ?? 0), vm.memoryUsedBytes + (more?.memory ?? 0));
+      if (after >= this.s.lowWatermark) continue;
+      if (!best || better(h, after, best, source.family)) best = { host: h, after };
+    }
+    return best;
+  }
+}
+
+function advice(source: HostRecord, vm: VmRecord, best: { host: HostRecord; after: number }, nowMs: number, why: string): AdviceRecord {
+  return {
+    vmId: vm.vmId,
+    sourceHostId: source.hostId,
+    destinationHostId: best.host.hostId,
+    crossProtocol: best.host.family !== 0 && source.family !== 0 && best.host.family !== source.family,
+    reason: `${why}; ${best.host.hostId} would be at ${(best.after * 100).toFixed(0)}%`,
+    givenAtMs: nowMs,
+  };
 }
 
 function better(h: HostRecord, after: number, best: { host: HostRecord; after: number }, family: 0 | 4 | 6): boolean {

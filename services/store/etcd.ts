@@ -24,7 +24,7 @@ import { Etcd3, type IOptions } from "etcd3";
 import type { Rule } from "../../lib/rules/rules.js";
 import type { LeaderGuard } from "./guard.js";
 import type {
-  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationRecord,
+  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationCursor, MigrationRecord,
   PoolAddressSet, PoolUsage, RuleChange, Store,
 } from "./store.js";
 import { EtcdPart, Shared } from "./etcd/base.js";
@@ -107,7 +107,7 @@ export class EtcdStore extends EtcdPart implements Store {
   getBinding(vmId: string): Promise<BindingRecord | undefined> { return this.rules.getBinding(vmId); }
   listBindings(): Promise<BindingRecord[]> { return this.rules.listBindings(); }
   bindingsWithHome(homeAddress: string): Promise<BindingRecord[]> { return this.rules.bindingsWithHome(homeAddress); }
-  listMigrations(limit: number): Promise<MigrationRecord[]> { return this.rules.listMigrations(limit); }
+  listMigrations(limit: number, after?: MigrationCursor): Promise<MigrationRecord[]> { return this.rules.listMigrations(limit, after); }
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> { return this.rules.ruleTable(); }
   ruleChangesSince(revision: bigint): Promise<RuleChange[] | undefined> { return this.rules.ruleChangesSince(revision); }
   onRulesChanged(listener: (revision: bigint) => void): () => void { return this.rules.onRulesChanged(listener); }
@@ -118,6 +118,8 @@ export class EtcdStore extends EtcdPart implements Store {
   getHost(hostId: string): Promise<HostRecord | undefined> { return this.hosts.getHost(hostId); }
   listHosts(): Promise<HostRecord[]> { return this.hosts.listHosts(); }
   recordAdvice(advice: AdviceRecord[]): Promise<void> { return this.hosts.recordAdvice(advice); }
+  setCordon(hostId: string, cordoned: boolean, draining?: boolean): Promise<boolean> { return this.hosts.setCordon(hostId, cordoned, draining); }
+  listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]> { return this.hosts.listAdvice(limit, sinceMs); }
 
   async close(): Promise<void> {
     if (this.s.closed) return;

@@ -9,7 +9,7 @@ import { FailedPreconditionError, ResourceExhaustedError } from "../errors.js";
 import { type AddressRow, LEASED, SCHEMA, type Statements, statements } from "./sqlite/schema.js";
 import { vmOwner } from "./store.js";
 import type {
-  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationRecord,
+  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationCursor, MigrationRecord,
   PoolAddressSet, PoolUsage, RuleChange, Store,
 } from "./store.js";
 
@@ -286,8 +286,9 @@ export class SqliteStore implements Store {
     return this.q.bindingsWithHome.all(homeAddress).map((r) => JSON.parse(r.body) as BindingRecord);
   }
 
-  async listMigrations(limit: number): Promise<MigrationRecord[]> {
-    return this.q.migrations.all(limit).map((r) => JSON.parse(r.body) as MigrationRecord);
+  async listMigrations(limit: number, after?: MigrationCursor): Promise<MigrationRecord[]> {
+    const rows = after ? this.q.migrationsAfter.all(after.registeredAtMs, after.registeredAtMs, after.migrationId, limit) : this.q.migrations.all(limit);
+    return rows.map((r) => JSON.parse(r.body) as MigrationRecord);
   }
 
   async ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> {
@@ -325,10 +326,26 @@ export class SqliteStore implements Store {
     return this.q.hosts.all().map((r) => JSON.parse(r.body) as HostRecord);
   }
 
+  /** The engine on SQLite is the one writer: its heartbeats carry the cordon it set (engine.ts). */
+  setCordon(hostId: string, cordoned: boolean, draining = false): Promise<boolean> {
+    return this.write(() => {
+      const row = this.q.getHost.get(hostId);
+      if (!row) return false;
+      const { cordoned: _, draining: __, ...host } = JSON.parse(row.body) as HostRecord;
+      const record: HostRecord = cordoned ? { ...host, cordoned, ...(draining ? { draining } : {}) } : host;
+      this.q.putHost.run(hostId, JSON.stringify(record));
+      return true;
+    });
+  }
+
   recordAdvice(advice: AdviceRecord[]): Promise<void> {
     return this.write(() => {
       for (const a of advice) this.q.putAdvice.run(a.givenAtMs, JSON.stringify(a));
     });
+  }
+
+  async listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]> {
+    return this.q.adviceSince.all(sinceMs, limit).map((r) => JSON.parse(r.body) as AdviceRecord);
   }
 
   async close(): Promise<void> {

@@ -74,6 +74,18 @@ export interface MigrationRecord {
   careOfIPv4: string;
   careOfIPv6: string;
   registeredAtMs: number;
+  /** Why it moved (see MigrationCause in control.proto); absent in records written before it was kept. */
+  cause?: MigrationCause;
+  /** For cause "advice": the advice the move followed. */
+  advice?: AdviceRecord;
+}
+
+export type MigrationCause = "advice" | "hypervisor" | "operator";
+
+/** A place in the migration history (newest first): a page of ListMigrations starts after it. */
+export interface MigrationCursor {
+  registeredAtMs: number;
+  migrationId: string;
 }
 
 export type HostStateName = "up" | "hot" | "down";
@@ -101,6 +113,10 @@ export interface HostRecord {
   resources: ResourcesRecord;
   vms: VmRecord[];
   lastSeenMs: number;
+  /** An operator cordoned it: never a migration's destination (absent: not cordoned). */
+  cordoned?: boolean;
+  /** An operator drains it (cordoned too): each of its VMs is advised to move away. */
+  draining?: boolean;
 }
 
 export interface AdviceRecord {
@@ -110,6 +126,8 @@ export interface AdviceRecord {
   crossProtocol: boolean;
   reason: string;
   givenAtMs: number;
+  /** Given because an operator drains the source host (absent: the source was hot). */
+  drain?: boolean;
 }
 
 export interface RuleChange {
@@ -154,7 +172,8 @@ export interface Store {
   listBindings(): Promise<BindingRecord[]>;
   /** The bindings whose VM has this home address (at most one when the engine held to its rules). */
   bindingsWithHome(homeAddress: string): Promise<BindingRecord[]>;
-  listMigrations(limit: number): Promise<MigrationRecord[]>;
+  /** The newest migrations first (by time, then id), at most `limit`, those after `after` when given. */
+  listMigrations(limit: number, after?: MigrationCursor): Promise<MigrationRecord[]>;
 
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }>;
   /** Changes after `revision`, oldest first; undefined when the log no longer reaches back that far. */
@@ -165,7 +184,14 @@ export interface Store {
   putHost(host: HostRecord): Promise<void>;
   getHost(hostId: string): Promise<HostRecord | undefined>;
   listHosts(): Promise<HostRecord[]>;
+  /**
+   * Cordons or uncordons a known host; false when the store has no such host. A later putHost of
+   * the same host keeps what this set (on etcd a heartbeat at another replica does not undo it).
+   */
+  setCordon(hostId: string, cordoned: boolean, draining?: boolean): Promise<boolean>;
   recordAdvice(advice: AdviceRecord[]): Promise<void>;
+  /** The advice given at or after `sinceMs`, newest first, at most `limit`. */
+  listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]>;
 
   close(): Promise<void>;
 }

@@ -100,3 +100,60 @@ test("mipctl --engine A,B takes every replica: with the first one down, the call
   t.notRegex(down.stderr, /wants TLS/);
   t.regex(down.stderr, /^mipctl: /);
 });
+
+test("mipctl where, hosts, migrations, advice, cordon, drain and uncordon: a home VM found from its host's heartbeat, a moved one with its cause; --json parsed back", async (t) => {
+  const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
+  t.teardown(() => e.stop());
+  const gib = 1n << 30n;
+  await e.client.heartbeat({ ...hostOn(6, "cool6"), resources: { cpuUsedCores: 1, cpuTotalCores: 16, memoryUsedBytes: 2n * gib, memoryTotalBytes: 64n * gib } });
+  const hot = await e.client.heartbeat({
+    ...hostOn(4, "hot4"), resources: { cpuUsedCores: 7.6, cpuTotalCores: 8, memoryUsedBytes: 8n * gib, memoryTotalBytes: 32n * gib },
+    vms: [{ vmId: "big", homeAddress: "192.0.2.51", cpuUsedCores: 3, memoryUsedBytes: gib }],
+  });
+  t.is(hot.advice.length, 1);
+  const home = (await mipctl(e.address, "where", "big")).stdout;
+  t.regex(home, /^vm big on hot4, at home$/m);
+  t.regex(home, /^home address: 192\.0\.2\.51$/m);
+  t.regex(home, /^last migration: -$/m);
+  t.regex((await mipctl(e.address, "hosts")).stdout, /^hot4\s+hot\s+ipv4\s+192\.0\.2\.0\/24\s+7\.6\/8\s+25%\s+big\s/m);
+  t.regex((await mipctl(e.address, "advice")).stdout, /^\S+\s+big\s+hot4\s+cool6\s+pending\s+-\s+host hot4 at 95%/m);
+
+  const c = await e.client.allocateCareOf({ hostId: "cool6", vmId: "big", homeAddress: "192.0.2.51" });
+  const r = await e.client.registerMigration({ vmId: "big", homeAddress: "192.0.2.51", homeAgent: "192.0.2.2", sourceHostId: "hot4", destinationHostId: "cool6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  await e.client.heartbeat({ ...hostOn(6, "cool6"), vms: [{ vmId: "big", homeAddress: "192.0.2.51", cpuUsedCores: 3, memoryUsedBytes: gib }] });
+  const away = (await mipctl(e.address, "where", "big")).stdout;
+  t.regex(away, /^vm big on cool6, away \(reported by cool6, hot4\)$/m, "hot4 still lists it, as during a live migration: the bound host is where it runs");
+  t.regex(away, /^home agent: 192\.0\.2\.2$/m);
+  t.regex(away, new RegExp(`^last migration: ${r.migrationId} hot4 -> cool6 at \\S+, cause advice \\(host hot4 at 95%`, "m"));
+  const where = JSON.parse((await mipctl(e.address, "--json", "where", "big")).stdout);
+  t.like(where, { vmId: "big", hostId: "cool6", atHome: false, careOfIpv4: c.careOfIpv4, lastMigration: { migrationId: r.migrationId, cause: 1 } });
+  t.regex((await mipctl(e.address, "migrations")).stdout, new RegExp(`^${r.migrationId}\\s+big\\s+hot4\\s+cool6\\s.*\\sadvice \\(host hot4 at 95%`, "m"));
+  const migrations = JSON.parse((await mipctl(e.address, "--json", "migrations", "--page-size", "1")).stdout);
+  t.is(migrations.migrations.length, 1);
+  t.is(migrations.nextPageToken, "");
+  const advice = JSON.parse((await mipctl(e.address, "--json", "advice", "big")).stdout);
+  t.like(advice[0], { outcome: 2, migrationId: r.migrationId, advice: { vmId: "big", destinationHostId: "cool6" } });
+
+  t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "hosts", "--vm", "big")).stdout).map((h: { hostId: string }) => h.hostId), ["cool6", "hot4"], "both list big (a live migration's two ends)");
+  t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "bindings", "--host", "hot4")).stdout), []);
+  t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "leases", "--vm", "big")).stdout).map((l: { holder: string }) => l.holder), ["big"]);
+  const unknown = await t.throwsAsync(mipctl(e.address, "where", "nobody")) as Error & { code: number; stderr: string };
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /no host reports vm nobody/);
+  const usage = await t.throwsAsync(mipctl(e.address, "where")) as Error & { code: number; stderr: string };
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /where takes one VM_ID/);
+  const size = await t.throwsAsync(mipctl(e.address, "migrations", "--page-size", "x")) as Error & { code: number; stderr: string };
+  t.is(size.code, 2);
+
+  t.regex((await mipctl(e.address, "cordon", "cool6")).stdout, /^host cool6 cordoned: no VM will be advised to move to it$/m);
+  t.regex((await mipctl(e.address, "hosts")).stdout, /^cool6\s.*\scordoned$/m);
+  t.true((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6")!.cordoned);
+  t.like(JSON.parse((await mipctl(e.address, "--json", "uncordon", "cool6")).stdout), { hostId: "cool6", cordoned: false });
+  t.false((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6")!.cordoned);
+  t.regex((await mipctl(e.address, "drain", "cool6")).stdout, /^host cool6 draining: each of its VMs \(1 now\) is advised to move away; see mipctl hosts$/m);
+  t.regex((await mipctl(e.address, "hosts")).stdout, /^cool6\s.*\sdraining \(1 left\)$/m);
+  t.like((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6"), { cordoned: true, draining: true });
+  await mipctl(e.address, "uncordon", "cool6");
+  t.like((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6"), { cordoned: false, draining: false });
+});

@@ -157,6 +157,112 @@ export function leasePurposeToJSON(object: LeasePurpose): string {
   }
 }
 
+/**
+ * Why a VM moved. The engine sees only the registration; it names the cause by what it gave
+ * before: a registration of a VM at the host an advice named, within that advice's life (the
+ * advisor window, and at least ten minutes: services/engine/history.ts), followed the advice; any other is the hypervisor's own (its scheduler, or a person at
+ * it). OPERATOR: the advice it followed came from an operator's DrainHost.
+ */
+export enum MigrationCause {
+  MIGRATION_CAUSE_UNSPECIFIED = 0,
+  MIGRATION_CAUSE_ADVICE = 1,
+  MIGRATION_CAUSE_HYPERVISOR = 2,
+  MIGRATION_CAUSE_OPERATOR = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function migrationCauseFromJSON(object: any): MigrationCause {
+  switch (object) {
+    case 0:
+    case "MIGRATION_CAUSE_UNSPECIFIED":
+      return MigrationCause.MIGRATION_CAUSE_UNSPECIFIED;
+    case 1:
+    case "MIGRATION_CAUSE_ADVICE":
+      return MigrationCause.MIGRATION_CAUSE_ADVICE;
+    case 2:
+    case "MIGRATION_CAUSE_HYPERVISOR":
+      return MigrationCause.MIGRATION_CAUSE_HYPERVISOR;
+    case 3:
+    case "MIGRATION_CAUSE_OPERATOR":
+      return MigrationCause.MIGRATION_CAUSE_OPERATOR;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return MigrationCause.UNRECOGNIZED;
+  }
+}
+
+export function migrationCauseToJSON(object: MigrationCause): string {
+  switch (object) {
+    case MigrationCause.MIGRATION_CAUSE_UNSPECIFIED:
+      return "MIGRATION_CAUSE_UNSPECIFIED";
+    case MigrationCause.MIGRATION_CAUSE_ADVICE:
+      return "MIGRATION_CAUSE_ADVICE";
+    case MigrationCause.MIGRATION_CAUSE_HYPERVISOR:
+      return "MIGRATION_CAUSE_HYPERVISOR";
+    case MigrationCause.MIGRATION_CAUSE_OPERATOR:
+      return "MIGRATION_CAUSE_OPERATOR";
+    case MigrationCause.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum AdviceOutcome {
+  ADVICE_OUTCOME_UNSPECIFIED = 0,
+  /** ADVICE_OUTCOME_PENDING - No move yet, and the advice's life (as for MigrationCause) has not passed. */
+  ADVICE_OUTCOME_PENDING = 1,
+  /** ADVICE_OUTCOME_FOLLOWED - The VM moved to the advised host. */
+  ADVICE_OUTCOME_FOLLOWED = 2,
+  /** ADVICE_OUTCOME_MOVED_ELSEWHERE - The VM moved, to another host. */
+  ADVICE_OUTCOME_MOVED_ELSEWHERE = 3,
+  /** ADVICE_OUTCOME_NOT_FOLLOWED - Its life passed and the VM did not move. */
+  ADVICE_OUTCOME_NOT_FOLLOWED = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function adviceOutcomeFromJSON(object: any): AdviceOutcome {
+  switch (object) {
+    case 0:
+    case "ADVICE_OUTCOME_UNSPECIFIED":
+      return AdviceOutcome.ADVICE_OUTCOME_UNSPECIFIED;
+    case 1:
+    case "ADVICE_OUTCOME_PENDING":
+      return AdviceOutcome.ADVICE_OUTCOME_PENDING;
+    case 2:
+    case "ADVICE_OUTCOME_FOLLOWED":
+      return AdviceOutcome.ADVICE_OUTCOME_FOLLOWED;
+    case 3:
+    case "ADVICE_OUTCOME_MOVED_ELSEWHERE":
+      return AdviceOutcome.ADVICE_OUTCOME_MOVED_ELSEWHERE;
+    case 4:
+    case "ADVICE_OUTCOME_NOT_FOLLOWED":
+      return AdviceOutcome.ADVICE_OUTCOME_NOT_FOLLOWED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AdviceOutcome.UNRECOGNIZED;
+  }
+}
+
+export function adviceOutcomeToJSON(object: AdviceOutcome): string {
+  switch (object) {
+    case AdviceOutcome.ADVICE_OUTCOME_UNSPECIFIED:
+      return "ADVICE_OUTCOME_UNSPECIFIED";
+    case AdviceOutcome.ADVICE_OUTCOME_PENDING:
+      return "ADVICE_OUTCOME_PENDING";
+    case AdviceOutcome.ADVICE_OUTCOME_FOLLOWED:
+      return "ADVICE_OUTCOME_FOLLOWED";
+    case AdviceOutcome.ADVICE_OUTCOME_MOVED_ELSEWHERE:
+      return "ADVICE_OUTCOME_MOVED_ELSEWHERE";
+    case AdviceOutcome.ADVICE_OUTCOME_NOT_FOLLOWED:
+      return "ADVICE_OUTCOME_NOT_FOLLOWED";
+    case AdviceOutcome.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum TunnelKind {
   TUNNEL_KIND_UNSPECIFIED = 0,
   TUNNEL_KIND_IPV4_IN_IPV4 = 1,
@@ -358,7 +464,10 @@ export interface MigrationAdvice {
   destinationHostId: string;
   /** True when the destination's network speaks the other protocol. */
   crossProtocol: boolean;
+  /** Why, with the hot host's figures (its use over the window, the destination's after the move). */
   reason: string;
+  /** Unix milliseconds at which the engine gave it. */
+  givenAtMs: bigint;
 }
 
 export interface HeartbeatResponse {
@@ -409,7 +518,11 @@ export interface Lease {
   expiresAtMs: bigint;
 }
 
+/** Filters: an empty field matches every lease. */
 export interface ListLeasesRequest {
+  hostId: string;
+  /** The VM, or the correspondent's IPv6 address. */
+  holder: string;
 }
 
 export interface ListLeasesResponse {
@@ -446,7 +559,10 @@ export interface Binding {
   updatedAtMs: bigint;
 }
 
+/** Filters: an empty field matches every binding. */
 export interface ListBindingsRequest {
+  hostId: string;
+  vmId: string;
 }
 
 export interface ListBindingsResponse {
@@ -462,9 +578,43 @@ export interface Host {
   resources: Resources | undefined;
   vmCount: number;
   lastSeenMs: bigint;
+  /** The VMs of its last heartbeat (home VMs too, not only those away). */
+  vms: VmReport[];
+  /** Cordoned by an operator: never a migration's destination. */
+  cordoned: boolean;
+  /** Drained by an operator (cordoned too): its VMs are advised to move away. */
+  draining: boolean;
 }
 
+export interface DrainHostRequest {
+  hostId: string;
+}
+
+export interface DrainHostResponse {
+  host: Host | undefined;
+}
+
+export interface CordonHostRequest {
+  hostId: string;
+}
+
+export interface CordonHostResponse {
+  host: Host | undefined;
+}
+
+export interface UncordonHostRequest {
+  hostId: string;
+}
+
+export interface UncordonHostResponse {
+  host: Host | undefined;
+}
+
+/** Filters: an empty field matches every host. */
 export interface ListHostsRequest {
+  hostId: string;
+  /** Only the host whose heartbeat lists this VM. */
+  vmId: string;
 }
 
 export interface ListHostsResponse {
@@ -479,13 +629,66 @@ export interface Migration {
   careOfIpv4: string;
   careOfIpv6: string;
   registeredAtMs: bigint;
+  cause: MigrationCause;
+  /** For cause ADVICE: the advice the move followed. */
+  advice: MigrationAdvice | undefined;
 }
 
+/** AIP-158 pagination, newest first. */
 export interface ListMigrationsRequest {
+  /** At most this many (0: 100; more than 1000 is taken as 1000). */
+  pageSize: number;
+  /** next_page_token of the previous page; empty for the first. */
+  pageToken: string;
 }
 
 export interface ListMigrationsResponse {
   migrations: Migration[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
+export interface GetVmRequest {
+  vmId: string;
+}
+
+export interface GetVmResponse {
+  vmId: string;
+  /** The host whose last heartbeat lists the VM; else the host of its binding. */
+  hostId: string;
+  /** True when the engine holds no binding for it: it is on its home network. */
+  atHome: boolean;
+  homeAddress: string;
+  /** Empty at home (the engine knows a VM's home agent from its registrations). */
+  homeAgent: string;
+  careOfIpv4: string;
+  careOfIpv6: string;
+  translatedIpv4: string;
+  translatedIpv6: string;
+  /** Unix milliseconds of the move that brought it where it is (0: none recorded). */
+  sinceMs: bigint;
+  /** Its newest migration, with its cause; unset when none is recorded. */
+  lastMigration:
+    | Migration
+    | undefined;
+  /** Every host whose heartbeat lists it: more than one during a live migration. */
+  reportedBy: string[];
+}
+
+export interface AdviceEntry {
+  advice: MigrationAdvice | undefined;
+  outcome: AdviceOutcome;
+  /** The migration that followed it (FOLLOWED, MOVED_ELSEWHERE). */
+  migrationId: string;
+}
+
+export interface ListAdviceRequest {
+  /** Only advice about this VM; empty for all. */
+  vmId: string;
+}
+
+export interface ListAdviceResponse {
+  advice: AdviceEntry[];
 }
 
 /**
@@ -2520,7 +2723,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
 };
 
 function createBaseMigrationAdvice(): MigrationAdvice {
-  return { vmId: "", sourceHostId: "", destinationHostId: "", crossProtocol: false, reason: "" };
+  return { vmId: "", sourceHostId: "", destinationHostId: "", crossProtocol: false, reason: "", givenAtMs: 0n };
 }
 
 export const MigrationAdvice: MessageFns<MigrationAdvice> = {
@@ -2539,6 +2742,12 @@ export const MigrationAdvice: MessageFns<MigrationAdvice> = {
     }
     if (message.reason !== "") {
       writer.uint32(42).string(message.reason);
+    }
+    if (message.givenAtMs !== 0n) {
+      if (BigInt.asUintN(64, message.givenAtMs) !== message.givenAtMs) {
+        throw new globalThis.Error("value provided for field message.givenAtMs of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.givenAtMs);
     }
     return writer;
   },
@@ -2596,6 +2805,14 @@ export const MigrationAdvice: MessageFns<MigrationAdvice> = {
             message.reason = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.givenAtMs = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2631,6 +2848,11 @@ export const MigrationAdvice: MessageFns<MigrationAdvice> = {
         ? globalThis.Boolean(object.cross_protocol)
         : false,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      givenAtMs: isSet(object.givenAtMs)
+        ? BigInt(object.givenAtMs)
+        : isSet(object.given_at_ms)
+        ? BigInt(object.given_at_ms)
+        : 0n,
     };
   },
 
@@ -2651,6 +2873,9 @@ export const MigrationAdvice: MessageFns<MigrationAdvice> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.givenAtMs !== 0n) {
+      obj.givenAtMs = message.givenAtMs.toString();
+    }
     return obj;
   },
 
@@ -2664,6 +2889,7 @@ export const MigrationAdvice: MessageFns<MigrationAdvice> = {
     message.destinationHostId = object.destinationHostId ?? "";
     message.crossProtocol = object.crossProtocol ?? false;
     message.reason = object.reason ?? "";
+    message.givenAtMs = (object.givenAtMs !== undefined && object.givenAtMs !== null) ? BigInt(object.givenAtMs) : 0n;
     return message;
   },
 };
@@ -3440,11 +3666,17 @@ export const Lease: MessageFns<Lease> = {
 };
 
 function createBaseListLeasesRequest(): ListLeasesRequest {
-  return {};
+  return { hostId: "", holder: "" };
 }
 
 export const ListLeasesRequest: MessageFns<ListLeasesRequest> = {
-  encode(_: ListLeasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListLeasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    if (message.holder !== "") {
+      writer.uint32(18).string(message.holder);
+    }
     return writer;
   },
 
@@ -3461,6 +3693,22 @@ export const ListLeasesRequest: MessageFns<ListLeasesRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.holder = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3473,20 +3721,35 @@ export const ListLeasesRequest: MessageFns<ListLeasesRequest> = {
     }
   },
 
-  fromJSON(_: any): ListLeasesRequest {
-    return {};
+  fromJSON(object: any): ListLeasesRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+      holder: isSet(object.holder) ? globalThis.String(object.holder) : "",
+    };
   },
 
-  toJSON(_: ListLeasesRequest): unknown {
+  toJSON(message: ListLeasesRequest): unknown {
     const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    if (message.holder !== "") {
+      obj.holder = message.holder;
+    }
     return obj;
   },
 
   create(base?: DeepPartial<ListLeasesRequest>): ListLeasesRequest {
     return ListLeasesRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<ListLeasesRequest>): ListLeasesRequest {
+  fromPartial(object: DeepPartial<ListLeasesRequest>): ListLeasesRequest {
     const message = createBaseListLeasesRequest();
+    message.hostId = object.hostId ?? "";
+    message.holder = object.holder ?? "";
     return message;
   },
 };
@@ -4122,11 +4385,17 @@ export const Binding: MessageFns<Binding> = {
 };
 
 function createBaseListBindingsRequest(): ListBindingsRequest {
-  return {};
+  return { hostId: "", vmId: "" };
 }
 
 export const ListBindingsRequest: MessageFns<ListBindingsRequest> = {
-  encode(_: ListBindingsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListBindingsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    if (message.vmId !== "") {
+      writer.uint32(18).string(message.vmId);
+    }
     return writer;
   },
 
@@ -4143,6 +4412,22 @@ export const ListBindingsRequest: MessageFns<ListBindingsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4155,20 +4440,39 @@ export const ListBindingsRequest: MessageFns<ListBindingsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListBindingsRequest {
-    return {};
+  fromJSON(object: any): ListBindingsRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+    };
   },
 
-  toJSON(_: ListBindingsRequest): unknown {
+  toJSON(message: ListBindingsRequest): unknown {
     const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
     return obj;
   },
 
   create(base?: DeepPartial<ListBindingsRequest>): ListBindingsRequest {
     return ListBindingsRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<ListBindingsRequest>): ListBindingsRequest {
+  fromPartial(object: DeepPartial<ListBindingsRequest>): ListBindingsRequest {
     const message = createBaseListBindingsRequest();
+    message.hostId = object.hostId ?? "";
+    message.vmId = object.vmId ?? "";
     return message;
   },
 };
@@ -4252,6 +4556,9 @@ function createBaseHost(): Host {
     resources: undefined,
     vmCount: 0,
     lastSeenMs: 0n,
+    vms: [],
+    cordoned: false,
+    draining: false,
   };
 }
 
@@ -4283,6 +4590,15 @@ export const Host: MessageFns<Host> = {
         throw new globalThis.Error("value provided for field message.lastSeenMs of type uint64 too large");
       }
       writer.uint32(64).uint64(message.lastSeenMs);
+    }
+    for (const v of message.vms) {
+      VmReport.encode(v!, writer.uint32(74).fork()).join();
+    }
+    if (message.cordoned !== false) {
+      writer.uint32(80).bool(message.cordoned);
+    }
+    if (message.draining !== false) {
+      writer.uint32(88).bool(message.draining);
     }
     return writer;
   },
@@ -4364,6 +4680,30 @@ export const Host: MessageFns<Host> = {
             message.lastSeenMs = reader.uint64() as bigint;
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.vms.push(VmReport.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.cordoned = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4404,6 +4744,11 @@ export const Host: MessageFns<Host> = {
         : isSet(object.last_seen_ms)
         ? BigInt(object.last_seen_ms)
         : 0n,
+      vms: globalThis.Array.isArray(object?.vms)
+        ? object.vms.map((e: any) => VmReport.fromJSON(e))
+        : [],
+      cordoned: isSet(object.cordoned) ? globalThis.Boolean(object.cordoned) : false,
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
     };
   },
 
@@ -4433,6 +4778,15 @@ export const Host: MessageFns<Host> = {
     if (message.lastSeenMs !== 0n) {
       obj.lastSeenMs = message.lastSeenMs.toString();
     }
+    if (message.vms?.length) {
+      obj.vms = message.vms.map((e) => VmReport.toJSON(e));
+    }
+    if (message.cordoned !== false) {
+      obj.cordoned = message.cordoned;
+    }
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
     return obj;
   },
 
@@ -4453,16 +4807,445 @@ export const Host: MessageFns<Host> = {
     message.lastSeenMs = (object.lastSeenMs !== undefined && object.lastSeenMs !== null)
       ? BigInt(object.lastSeenMs)
       : 0n;
+    message.vms = object.vms?.map((e) => VmReport.fromPartial(e)) || [];
+    message.cordoned = object.cordoned ?? false;
+    message.draining = object.draining ?? false;
+    return message;
+  },
+};
+
+function createBaseDrainHostRequest(): DrainHostRequest {
+  return { hostId: "" };
+}
+
+export const DrainHostRequest: MessageFns<DrainHostRequest> = {
+  encode(message: DrainHostRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainHostRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainHostRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainHostRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DrainHostRequest): unknown {
+    const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DrainHostRequest>): DrainHostRequest {
+    return DrainHostRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DrainHostRequest>): DrainHostRequest {
+    const message = createBaseDrainHostRequest();
+    message.hostId = object.hostId ?? "";
+    return message;
+  },
+};
+
+function createBaseDrainHostResponse(): DrainHostResponse {
+  return { host: undefined };
+}
+
+export const DrainHostResponse: MessageFns<DrainHostResponse> = {
+  encode(message: DrainHostResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== undefined) {
+      Host.encode(message.host, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainHostResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainHostResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = Host.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainHostResponse {
+    return { host: isSet(object.host) ? Host.fromJSON(object.host) : undefined };
+  },
+
+  toJSON(message: DrainHostResponse): unknown {
+    const obj: any = {};
+    if (message.host !== undefined) {
+      obj.host = Host.toJSON(message.host);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DrainHostResponse>): DrainHostResponse {
+    return DrainHostResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DrainHostResponse>): DrainHostResponse {
+    const message = createBaseDrainHostResponse();
+    message.host = (object.host !== undefined && object.host !== null) ? Host.fromPartial(object.host) : undefined;
+    return message;
+  },
+};
+
+function createBaseCordonHostRequest(): CordonHostRequest {
+  return { hostId: "" };
+}
+
+export const CordonHostRequest: MessageFns<CordonHostRequest> = {
+  encode(message: CordonHostRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CordonHostRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCordonHostRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CordonHostRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CordonHostRequest): unknown {
+    const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CordonHostRequest>): CordonHostRequest {
+    return CordonHostRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CordonHostRequest>): CordonHostRequest {
+    const message = createBaseCordonHostRequest();
+    message.hostId = object.hostId ?? "";
+    return message;
+  },
+};
+
+function createBaseCordonHostResponse(): CordonHostResponse {
+  return { host: undefined };
+}
+
+export const CordonHostResponse: MessageFns<CordonHostResponse> = {
+  encode(message: CordonHostResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== undefined) {
+      Host.encode(message.host, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CordonHostResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCordonHostResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = Host.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CordonHostResponse {
+    return { host: isSet(object.host) ? Host.fromJSON(object.host) : undefined };
+  },
+
+  toJSON(message: CordonHostResponse): unknown {
+    const obj: any = {};
+    if (message.host !== undefined) {
+      obj.host = Host.toJSON(message.host);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CordonHostResponse>): CordonHostResponse {
+    return CordonHostResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CordonHostResponse>): CordonHostResponse {
+    const message = createBaseCordonHostResponse();
+    message.host = (object.host !== undefined && object.host !== null) ? Host.fromPartial(object.host) : undefined;
+    return message;
+  },
+};
+
+function createBaseUncordonHostRequest(): UncordonHostRequest {
+  return { hostId: "" };
+}
+
+export const UncordonHostRequest: MessageFns<UncordonHostRequest> = {
+  encode(message: UncordonHostRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UncordonHostRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUncordonHostRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UncordonHostRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UncordonHostRequest): unknown {
+    const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UncordonHostRequest>): UncordonHostRequest {
+    return UncordonHostRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UncordonHostRequest>): UncordonHostRequest {
+    const message = createBaseUncordonHostRequest();
+    message.hostId = object.hostId ?? "";
+    return message;
+  },
+};
+
+function createBaseUncordonHostResponse(): UncordonHostResponse {
+  return { host: undefined };
+}
+
+export const UncordonHostResponse: MessageFns<UncordonHostResponse> = {
+  encode(message: UncordonHostResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== undefined) {
+      Host.encode(message.host, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UncordonHostResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUncordonHostResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = Host.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UncordonHostResponse {
+    return { host: isSet(object.host) ? Host.fromJSON(object.host) : undefined };
+  },
+
+  toJSON(message: UncordonHostResponse): unknown {
+    const obj: any = {};
+    if (message.host !== undefined) {
+      obj.host = Host.toJSON(message.host);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UncordonHostResponse>): UncordonHostResponse {
+    return UncordonHostResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UncordonHostResponse>): UncordonHostResponse {
+    const message = createBaseUncordonHostResponse();
+    message.host = (object.host !== undefined && object.host !== null) ? Host.fromPartial(object.host) : undefined;
     return message;
   },
 };
 
 function createBaseListHostsRequest(): ListHostsRequest {
-  return {};
+  return { hostId: "", vmId: "" };
 }
 
 export const ListHostsRequest: MessageFns<ListHostsRequest> = {
-  encode(_: ListHostsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListHostsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    if (message.vmId !== "") {
+      writer.uint32(18).string(message.vmId);
+    }
     return writer;
   },
 
@@ -4479,6 +5262,22 @@ export const ListHostsRequest: MessageFns<ListHostsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4491,20 +5290,39 @@ export const ListHostsRequest: MessageFns<ListHostsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListHostsRequest {
-    return {};
+  fromJSON(object: any): ListHostsRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+    };
   },
 
-  toJSON(_: ListHostsRequest): unknown {
+  toJSON(message: ListHostsRequest): unknown {
     const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
     return obj;
   },
 
   create(base?: DeepPartial<ListHostsRequest>): ListHostsRequest {
     return ListHostsRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<ListHostsRequest>): ListHostsRequest {
+  fromPartial(object: DeepPartial<ListHostsRequest>): ListHostsRequest {
     const message = createBaseListHostsRequest();
+    message.hostId = object.hostId ?? "";
+    message.vmId = object.vmId ?? "";
     return message;
   },
 };
@@ -4585,6 +5403,8 @@ function createBaseMigration(): Migration {
     careOfIpv4: "",
     careOfIpv6: "",
     registeredAtMs: 0n,
+    cause: 0,
+    advice: undefined,
   };
 }
 
@@ -4613,6 +5433,12 @@ export const Migration: MessageFns<Migration> = {
         throw new globalThis.Error("value provided for field message.registeredAtMs of type uint64 too large");
       }
       writer.uint32(56).uint64(message.registeredAtMs);
+    }
+    if (message.cause !== 0) {
+      writer.uint32(64).int32(message.cause);
+    }
+    if (message.advice !== undefined) {
+      MigrationAdvice.encode(message.advice, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -4686,6 +5512,22 @@ export const Migration: MessageFns<Migration> = {
             message.registeredAtMs = reader.uint64() as bigint;
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.cause = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.advice = MigrationAdvice.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4735,6 +5577,8 @@ export const Migration: MessageFns<Migration> = {
         : isSet(object.registered_at_ms)
         ? BigInt(object.registered_at_ms)
         : 0n,
+      cause: isSet(object.cause) ? migrationCauseFromJSON(object.cause) : 0,
+      advice: isSet(object.advice) ? MigrationAdvice.fromJSON(object.advice) : undefined,
     };
   },
 
@@ -4761,6 +5605,12 @@ export const Migration: MessageFns<Migration> = {
     if (message.registeredAtMs !== 0n) {
       obj.registeredAtMs = message.registeredAtMs.toString();
     }
+    if (message.cause !== 0) {
+      obj.cause = migrationCauseToJSON(message.cause);
+    }
+    if (message.advice !== undefined) {
+      obj.advice = MigrationAdvice.toJSON(message.advice);
+    }
     return obj;
   },
 
@@ -4778,16 +5628,26 @@ export const Migration: MessageFns<Migration> = {
     message.registeredAtMs = (object.registeredAtMs !== undefined && object.registeredAtMs !== null)
       ? BigInt(object.registeredAtMs)
       : 0n;
+    message.cause = object.cause ?? 0;
+    message.advice = (object.advice !== undefined && object.advice !== null)
+      ? MigrationAdvice.fromPartial(object.advice)
+      : undefined;
     return message;
   },
 };
 
 function createBaseListMigrationsRequest(): ListMigrationsRequest {
-  return {};
+  return { pageSize: 0, pageToken: "" };
 }
 
 export const ListMigrationsRequest: MessageFns<ListMigrationsRequest> = {
-  encode(_: ListMigrationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListMigrationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
     return writer;
   },
 
@@ -4804,6 +5664,22 @@ export const ListMigrationsRequest: MessageFns<ListMigrationsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4816,32 +5692,54 @@ export const ListMigrationsRequest: MessageFns<ListMigrationsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListMigrationsRequest {
-    return {};
+  fromJSON(object: any): ListMigrationsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
-  toJSON(_: ListMigrationsRequest): unknown {
+  toJSON(message: ListMigrationsRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
   create(base?: DeepPartial<ListMigrationsRequest>): ListMigrationsRequest {
     return ListMigrationsRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<ListMigrationsRequest>): ListMigrationsRequest {
+  fromPartial(object: DeepPartial<ListMigrationsRequest>): ListMigrationsRequest {
     const message = createBaseListMigrationsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListMigrationsResponse(): ListMigrationsResponse {
-  return { migrations: [] };
+  return { migrations: [], nextPageToken: "" };
 }
 
 export const ListMigrationsResponse: MessageFns<ListMigrationsResponse> = {
   encode(message: ListMigrationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.migrations) {
       Migration.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -4867,6 +5765,14 @@ export const ListMigrationsResponse: MessageFns<ListMigrationsResponse> = {
             message.migrations.push(Migration.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4884,6 +5790,11 @@ export const ListMigrationsResponse: MessageFns<ListMigrationsResponse> = {
       migrations: globalThis.Array.isArray(object?.migrations)
         ? object.migrations.map((e: any) => Migration.fromJSON(e))
         : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -4891,6 +5802,9 @@ export const ListMigrationsResponse: MessageFns<ListMigrationsResponse> = {
     const obj: any = {};
     if (message.migrations?.length) {
       obj.migrations = message.migrations.map((e) => Migration.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -4901,6 +5815,636 @@ export const ListMigrationsResponse: MessageFns<ListMigrationsResponse> = {
   fromPartial(object: DeepPartial<ListMigrationsResponse>): ListMigrationsResponse {
     const message = createBaseListMigrationsResponse();
     message.migrations = object.migrations?.map((e) => Migration.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseGetVmRequest(): GetVmRequest {
+  return { vmId: "" };
+}
+
+export const GetVmRequest: MessageFns<GetVmRequest> = {
+  encode(message: GetVmRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vmId !== "") {
+      writer.uint32(10).string(message.vmId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVmRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVmRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVmRequest {
+    return {
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetVmRequest): unknown {
+    const obj: any = {};
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetVmRequest>): GetVmRequest {
+    return GetVmRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetVmRequest>): GetVmRequest {
+    const message = createBaseGetVmRequest();
+    message.vmId = object.vmId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetVmResponse(): GetVmResponse {
+  return {
+    vmId: "",
+    hostId: "",
+    atHome: false,
+    homeAddress: "",
+    homeAgent: "",
+    careOfIpv4: "",
+    careOfIpv6: "",
+    translatedIpv4: "",
+    translatedIpv6: "",
+    sinceMs: 0n,
+    lastMigration: undefined,
+    reportedBy: [],
+  };
+}
+
+export const GetVmResponse: MessageFns<GetVmResponse> = {
+  encode(message: GetVmResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vmId !== "") {
+      writer.uint32(10).string(message.vmId);
+    }
+    if (message.hostId !== "") {
+      writer.uint32(18).string(message.hostId);
+    }
+    if (message.atHome !== false) {
+      writer.uint32(24).bool(message.atHome);
+    }
+    if (message.homeAddress !== "") {
+      writer.uint32(34).string(message.homeAddress);
+    }
+    if (message.homeAgent !== "") {
+      writer.uint32(42).string(message.homeAgent);
+    }
+    if (message.careOfIpv4 !== "") {
+      writer.uint32(50).string(message.careOfIpv4);
+    }
+    if (message.careOfIpv6 !== "") {
+      writer.uint32(58).string(message.careOfIpv6);
+    }
+    if (message.translatedIpv4 !== "") {
+      writer.uint32(66).string(message.translatedIpv4);
+    }
+    if (message.translatedIpv6 !== "") {
+      writer.uint32(74).string(message.translatedIpv6);
+    }
+    if (message.sinceMs !== 0n) {
+      if (BigInt.asUintN(64, message.sinceMs) !== message.sinceMs) {
+        throw new globalThis.Error("value provided for field message.sinceMs of type uint64 too large");
+      }
+      writer.uint32(80).uint64(message.sinceMs);
+    }
+    if (message.lastMigration !== undefined) {
+      Migration.encode(message.lastMigration, writer.uint32(90).fork()).join();
+    }
+    for (const v of message.reportedBy) {
+      writer.uint32(98).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVmResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVmResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.atHome = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.homeAddress = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.homeAgent = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.careOfIpv4 = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.careOfIpv6 = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.translatedIpv4 = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.translatedIpv6 = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.sinceMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.lastMigration = Migration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.reportedBy.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVmResponse {
+    return {
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+      atHome: isSet(object.atHome)
+        ? globalThis.Boolean(object.atHome)
+        : isSet(object.at_home)
+        ? globalThis.Boolean(object.at_home)
+        : false,
+      homeAddress: isSet(object.homeAddress)
+        ? globalThis.String(object.homeAddress)
+        : isSet(object.home_address)
+        ? globalThis.String(object.home_address)
+        : "",
+      homeAgent: isSet(object.homeAgent)
+        ? globalThis.String(object.homeAgent)
+        : isSet(object.home_agent)
+        ? globalThis.String(object.home_agent)
+        : "",
+      careOfIpv4: isSet(object.careOfIpv4)
+        ? globalThis.String(object.careOfIpv4)
+        : isSet(object.care_of_ipv4)
+        ? globalThis.String(object.care_of_ipv4)
+        : "",
+      careOfIpv6: isSet(object.careOfIpv6)
+        ? globalThis.String(object.careOfIpv6)
+        : isSet(object.care_of_ipv6)
+        ? globalThis.String(object.care_of_ipv6)
+        : "",
+      translatedIpv4: isSet(object.translatedIpv4)
+        ? globalThis.String(object.translatedIpv4)
+        : isSet(object.translated_ipv4)
+        ? globalThis.String(object.translated_ipv4)
+        : "",
+      translatedIpv6: isSet(object.translatedIpv6)
+        ? globalThis.String(object.translatedIpv6)
+        : isSet(object.translated_ipv6)
+        ? globalThis.String(object.translated_ipv6)
+        : "",
+      sinceMs: isSet(object.sinceMs) ? BigInt(object.sinceMs) : isSet(object.since_ms) ? BigInt(object.since_ms) : 0n,
+      lastMigration: isSet(object.lastMigration)
+        ? Migration.fromJSON(object.lastMigration)
+        : isSet(object.last_migration)
+        ? Migration.fromJSON(object.last_migration)
+        : undefined,
+      reportedBy: globalThis.Array.isArray(object?.reportedBy)
+        ? object.reportedBy.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.reported_by)
+        ? object.reported_by.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetVmResponse): unknown {
+    const obj: any = {};
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    if (message.atHome !== false) {
+      obj.atHome = message.atHome;
+    }
+    if (message.homeAddress !== "") {
+      obj.homeAddress = message.homeAddress;
+    }
+    if (message.homeAgent !== "") {
+      obj.homeAgent = message.homeAgent;
+    }
+    if (message.careOfIpv4 !== "") {
+      obj.careOfIpv4 = message.careOfIpv4;
+    }
+    if (message.careOfIpv6 !== "") {
+      obj.careOfIpv6 = message.careOfIpv6;
+    }
+    if (message.translatedIpv4 !== "") {
+      obj.translatedIpv4 = message.translatedIpv4;
+    }
+    if (message.translatedIpv6 !== "") {
+      obj.translatedIpv6 = message.translatedIpv6;
+    }
+    if (message.sinceMs !== 0n) {
+      obj.sinceMs = message.sinceMs.toString();
+    }
+    if (message.lastMigration !== undefined) {
+      obj.lastMigration = Migration.toJSON(message.lastMigration);
+    }
+    if (message.reportedBy?.length) {
+      obj.reportedBy = message.reportedBy;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetVmResponse>): GetVmResponse {
+    return GetVmResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetVmResponse>): GetVmResponse {
+    const message = createBaseGetVmResponse();
+    message.vmId = object.vmId ?? "";
+    message.hostId = object.hostId ?? "";
+    message.atHome = object.atHome ?? false;
+    message.homeAddress = object.homeAddress ?? "";
+    message.homeAgent = object.homeAgent ?? "";
+    message.careOfIpv4 = object.careOfIpv4 ?? "";
+    message.careOfIpv6 = object.careOfIpv6 ?? "";
+    message.translatedIpv4 = object.translatedIpv4 ?? "";
+    message.translatedIpv6 = object.translatedIpv6 ?? "";
+    message.sinceMs = (object.sinceMs !== undefined && object.sinceMs !== null) ? BigInt(object.sinceMs) : 0n;
+    message.lastMigration = (object.lastMigration !== undefined && object.lastMigration !== null)
+      ? Migration.fromPartial(object.lastMigration)
+      : undefined;
+    message.reportedBy = object.reportedBy?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseAdviceEntry(): AdviceEntry {
+  return { advice: undefined, outcome: 0, migrationId: "" };
+}
+
+export const AdviceEntry: MessageFns<AdviceEntry> = {
+  encode(message: AdviceEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.advice !== undefined) {
+      MigrationAdvice.encode(message.advice, writer.uint32(10).fork()).join();
+    }
+    if (message.outcome !== 0) {
+      writer.uint32(16).int32(message.outcome);
+    }
+    if (message.migrationId !== "") {
+      writer.uint32(26).string(message.migrationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdviceEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdviceEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.advice = MigrationAdvice.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.outcome = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.migrationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdviceEntry {
+    return {
+      advice: isSet(object.advice) ? MigrationAdvice.fromJSON(object.advice) : undefined,
+      outcome: isSet(object.outcome) ? adviceOutcomeFromJSON(object.outcome) : 0,
+      migrationId: isSet(object.migrationId)
+        ? globalThis.String(object.migrationId)
+        : isSet(object.migration_id)
+        ? globalThis.String(object.migration_id)
+        : "",
+    };
+  },
+
+  toJSON(message: AdviceEntry): unknown {
+    const obj: any = {};
+    if (message.advice !== undefined) {
+      obj.advice = MigrationAdvice.toJSON(message.advice);
+    }
+    if (message.outcome !== 0) {
+      obj.outcome = adviceOutcomeToJSON(message.outcome);
+    }
+    if (message.migrationId !== "") {
+      obj.migrationId = message.migrationId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdviceEntry>): AdviceEntry {
+    return AdviceEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdviceEntry>): AdviceEntry {
+    const message = createBaseAdviceEntry();
+    message.advice = (object.advice !== undefined && object.advice !== null)
+      ? MigrationAdvice.fromPartial(object.advice)
+      : undefined;
+    message.outcome = object.outcome ?? 0;
+    message.migrationId = object.migrationId ?? "";
+    return message;
+  },
+};
+
+function createBaseListAdviceRequest(): ListAdviceRequest {
+  return { vmId: "" };
+}
+
+export const ListAdviceRequest: MessageFns<ListAdviceRequest> = {
+  encode(message: ListAdviceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vmId !== "") {
+      writer.uint32(10).string(message.vmId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAdviceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAdviceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAdviceRequest {
+    return {
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ListAdviceRequest): unknown {
+    const obj: any = {};
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListAdviceRequest>): ListAdviceRequest {
+    return ListAdviceRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListAdviceRequest>): ListAdviceRequest {
+    const message = createBaseListAdviceRequest();
+    message.vmId = object.vmId ?? "";
+    return message;
+  },
+};
+
+function createBaseListAdviceResponse(): ListAdviceResponse {
+  return { advice: [] };
+}
+
+export const ListAdviceResponse: MessageFns<ListAdviceResponse> = {
+  encode(message: ListAdviceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.advice) {
+      AdviceEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAdviceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAdviceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.advice.push(AdviceEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAdviceResponse {
+    return {
+      advice: globalThis.Array.isArray(object?.advice) ? object.advice.map((e: any) => AdviceEntry.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListAdviceResponse): unknown {
+    const obj: any = {};
+    if (message.advice?.length) {
+      obj.advice = message.advice.map((e) => AdviceEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListAdviceResponse>): ListAdviceResponse {
+    return ListAdviceResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListAdviceResponse>): ListAdviceResponse {
+    const message = createBaseListAdviceResponse();
+    message.advice = object.advice?.map((e) => AdviceEntry.fromPartial(e)) || [];
     return message;
   },
 };
@@ -6108,6 +7652,64 @@ export const ControlEngineDefinition = {
       responseStream: false,
       options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
+    /**
+     * Where a VM is and why (mipctl where): the host whose heartbeat lists it, at home or away, its
+     * addresses, and its last migration with the cause. NOT_FOUND for a VM no host reports and no
+     * binding or migration names.
+     */
+    getVm: {
+      name: "GetVm",
+      requestType: GetVmRequest as typeof GetVmRequest,
+      requestStream: false,
+      responseType: GetVmResponse as typeof GetVmResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /**
+     * Maintenance (operators only): a cordoned host is never chosen as a migration's destination;
+     * it keeps its VMs. Idempotent: cordoning a cordoned host changes nothing. The state is kept
+     * with the host in the store, so it survives a restart of the engine.
+     */
+    cordonHost: {
+      name: "CordonHost",
+      requestType: CordonHostRequest as typeof CordonHostRequest,
+      requestStream: false,
+      responseType: CordonHostResponse as typeof CordonHostResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** Uncordons a host, and ends its drain. */
+    uncordonHost: {
+      name: "UncordonHost",
+      requestType: UncordonHostRequest as typeof UncordonHostRequest,
+      requestStream: false,
+      responseType: UncordonHostResponse as typeof UncordonHostResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * Cordons a host and drains it: each of its heartbeats then brings advice to move its VMs
+     * away (MigrationAdvice, as for a hot host), which the hypervisor hook carries out; a move that
+     * follows it has cause OPERATOR. Progress: the host's VMs in ListHosts, GetVm of each. Ends with
+     * UncordonHost. Idempotent: draining a draining host changes nothing.
+     */
+    drainHost: {
+      name: "DrainHost",
+      requestType: DrainHostRequest as typeof DrainHostRequest,
+      requestStream: false,
+      responseType: DrainHostResponse as typeof DrainHostResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /** The migration advice the engine gave, newest first, each with what became of it. */
+    listAdvice: {
+      name: "ListAdvice",
+      requestType: ListAdviceRequest as typeof ListAdviceRequest,
+      requestStream: false,
+      responseType: ListAdviceResponse as typeof ListAdviceResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
   },
 } as const;
 
@@ -6306,6 +7908,70 @@ export const ControlEngineService = {
       Buffer.from(GetRuleTableResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetRuleTableResponse => GetRuleTableResponse.decode(value),
   },
+  /**
+   * Where a VM is and why (mipctl where): the host whose heartbeat lists it, at home or away, its
+   * addresses, and its last migration with the cause. NOT_FOUND for a VM no host reports and no
+   * binding or migration names.
+   */
+  getVm: {
+    path: "/mip46.v1.ControlEngine/GetVm" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetVmRequest): Buffer => Buffer.from(GetVmRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetVmRequest => GetVmRequest.decode(value),
+    responseSerialize: (value: GetVmResponse): Buffer => Buffer.from(GetVmResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetVmResponse => GetVmResponse.decode(value),
+  },
+  /**
+   * Maintenance (operators only): a cordoned host is never chosen as a migration's destination;
+   * it keeps its VMs. Idempotent: cordoning a cordoned host changes nothing. The state is kept
+   * with the host in the store, so it survives a restart of the engine.
+   */
+  cordonHost: {
+    path: "/mip46.v1.ControlEngine/CordonHost" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CordonHostRequest): Buffer => Buffer.from(CordonHostRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CordonHostRequest => CordonHostRequest.decode(value),
+    responseSerialize: (value: CordonHostResponse): Buffer => Buffer.from(CordonHostResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CordonHostResponse => CordonHostResponse.decode(value),
+  },
+  /** Uncordons a host, and ends its drain. */
+  uncordonHost: {
+    path: "/mip46.v1.ControlEngine/UncordonHost" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UncordonHostRequest): Buffer => Buffer.from(UncordonHostRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UncordonHostRequest => UncordonHostRequest.decode(value),
+    responseSerialize: (value: UncordonHostResponse): Buffer =>
+      Buffer.from(UncordonHostResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UncordonHostResponse => UncordonHostResponse.decode(value),
+  },
+  /**
+   * Cordons a host and drains it: each of its heartbeats then brings advice to move its VMs
+   * away (MigrationAdvice, as for a hot host), which the hypervisor hook carries out; a move that
+   * follows it has cause OPERATOR. Progress: the host's VMs in ListHosts, GetVm of each. Ends with
+   * UncordonHost. Idempotent: draining a draining host changes nothing.
+   */
+  drainHost: {
+    path: "/mip46.v1.ControlEngine/DrainHost" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DrainHostRequest): Buffer => Buffer.from(DrainHostRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DrainHostRequest => DrainHostRequest.decode(value),
+    responseSerialize: (value: DrainHostResponse): Buffer => Buffer.from(DrainHostResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DrainHostResponse => DrainHostResponse.decode(value),
+  },
+  /** The migration advice the engine gave, newest first, each with what became of it. */
+  listAdvice: {
+    path: "/mip46.v1.ControlEngine/ListAdvice" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListAdviceRequest): Buffer => Buffer.from(ListAdviceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAdviceRequest => ListAdviceRequest.decode(value),
+    responseSerialize: (value: ListAdviceResponse): Buffer => Buffer.from(ListAdviceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAdviceResponse => ListAdviceResponse.decode(value),
+  },
 } as const;
 
 export interface ControlEngineServer extends UntypedServiceImplementation {
@@ -6365,6 +8031,29 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
   listHosts: handleUnaryCall<ListHostsRequest, ListHostsResponse>;
   listMigrations: handleUnaryCall<ListMigrationsRequest, ListMigrationsResponse>;
   getRuleTable: handleUnaryCall<GetRuleTableRequest, GetRuleTableResponse>;
+  /**
+   * Where a VM is and why (mipctl where): the host whose heartbeat lists it, at home or away, its
+   * addresses, and its last migration with the cause. NOT_FOUND for a VM no host reports and no
+   * binding or migration names.
+   */
+  getVm: handleUnaryCall<GetVmRequest, GetVmResponse>;
+  /**
+   * Maintenance (operators only): a cordoned host is never chosen as a migration's destination;
+   * it keeps its VMs. Idempotent: cordoning a cordoned host changes nothing. The state is kept
+   * with the host in the store, so it survives a restart of the engine.
+   */
+  cordonHost: handleUnaryCall<CordonHostRequest, CordonHostResponse>;
+  /** Uncordons a host, and ends its drain. */
+  uncordonHost: handleUnaryCall<UncordonHostRequest, UncordonHostResponse>;
+  /**
+   * Cordons a host and drains it: each of its heartbeats then brings advice to move its VMs
+   * away (MigrationAdvice, as for a hot host), which the hypervisor hook carries out; a move that
+   * follows it has cause OPERATOR. Progress: the host's VMs in ListHosts, GetVm of each. Ends with
+   * UncordonHost. Idempotent: draining a draining host changes nothing.
+   */
+  drainHost: handleUnaryCall<DrainHostRequest, DrainHostResponse>;
+  /** The migration advice the engine gave, newest first, each with what became of it. */
+  listAdvice: handleUnaryCall<ListAdviceRequest, ListAdviceResponse>;
 }
 
 export interface ControlEngineClient extends Client {
@@ -6633,6 +8322,99 @@ export interface ControlEngineClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetRuleTableResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Where a VM is and why (mipctl where): the host whose heartbeat lists it, at home or away, its
+   * addresses, and its last migration with the cause. NOT_FOUND for a VM no host reports and no
+   * binding or migration names.
+   */
+  getVm(
+    request: GetVmRequest,
+    callback: (error: ServiceError | null, response: GetVmResponse) => void,
+  ): ClientUnaryCall;
+  getVm(
+    request: GetVmRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetVmResponse) => void,
+  ): ClientUnaryCall;
+  getVm(
+    request: GetVmRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetVmResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Maintenance (operators only): a cordoned host is never chosen as a migration's destination;
+   * it keeps its VMs. Idempotent: cordoning a cordoned host changes nothing. The state is kept
+   * with the host in the store, so it survives a restart of the engine.
+   */
+  cordonHost(
+    request: CordonHostRequest,
+    callback: (error: ServiceError | null, response: CordonHostResponse) => void,
+  ): ClientUnaryCall;
+  cordonHost(
+    request: CordonHostRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CordonHostResponse) => void,
+  ): ClientUnaryCall;
+  cordonHost(
+    request: CordonHostRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CordonHostResponse) => void,
+  ): ClientUnaryCall;
+  /** Uncordons a host, and ends its drain. */
+  uncordonHost(
+    request: UncordonHostRequest,
+    callback: (error: ServiceError | null, response: UncordonHostResponse) => void,
+  ): ClientUnaryCall;
+  uncordonHost(
+    request: UncordonHostRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UncordonHostResponse) => void,
+  ): ClientUnaryCall;
+  uncordonHost(
+    request: UncordonHostRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UncordonHostResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Cordons a host and drains it: each of its heartbeats then brings advice to move its VMs
+   * away (MigrationAdvice, as for a hot host), which the hypervisor hook carries out; a move that
+   * follows it has cause OPERATOR. Progress: the host's VMs in ListHosts, GetVm of each. Ends with
+   * UncordonHost. Idempotent: draining a draining host changes nothing.
+   */
+  drainHost(
+    request: DrainHostRequest,
+    callback: (error: ServiceError | null, response: DrainHostResponse) => void,
+  ): ClientUnaryCall;
+  drainHost(
+    request: DrainHostRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DrainHostResponse) => void,
+  ): ClientUnaryCall;
+  drainHost(
+    request: DrainHostRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DrainHostResponse) => void,
+  ): ClientUnaryCall;
+  /** The migration advice the engine gave, newest first, each with what became of it. */
+  listAdvice(
+    request: ListAdviceRequest,
+    callback: (error: ServiceError | null, response: ListAdviceResponse) => void,
+  ): ClientUnaryCall;
+  listAdvice(
+    request: ListAdviceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAdviceResponse) => void,
+  ): ClientUnaryCall;
+  listAdvice(
+    request: ListAdviceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAdviceResponse) => void,
   ): ClientUnaryCall;
 }
 

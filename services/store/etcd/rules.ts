@@ -7,7 +7,7 @@ import { ConflictError, FailedPreconditionError } from "../../errors.js";
 import { vmOwner } from "../store.js";
 import { parseIPv4 } from "../../../lib/net/address.js";
 import { sleep } from "../../../lib/retry.js";
-import type { BindingRecord, CoolingRecord, MigrationRecord, RuleChange } from "../store.js";
+import type { BindingRecord, CoolingRecord, MigrationCursor, MigrationRecord, RuleChange } from "../store.js";
 import { type AddressDoc, type Compare, conflictBackoff, COOLING, EtcdPart, LEASED, MAX_CONFLICT_RETRIES } from "./base.js";
 
 /** Rule-log entries (revisions) kept for reconnecting workers; one old entry is deleted per new one. */
@@ -84,7 +84,7 @@ export class EtcdRules extends EtcdPart {
     return (await this.setRules([[owner, rules]])).revision;
   }
 
-  private migrationKey(m: MigrationRecord): string {
+  private migrationKey(m: MigrationCursor): string {
     return this.k(`migrations/${String(m.registeredAtMs).padStart(15, "0")}/${m.migrationId}`);
   }
 
@@ -170,8 +170,11 @@ export class EtcdRules extends EtcdPart {
     return (await this.listBindings()).filter((b) => b.homeAddress === homeAddress);
   }
 
-  async listMigrations(limit: number): Promise<MigrationRecord[]> {
-    const res = await this.s.client.getAll().prefix(this.k("migrations/")).sort("Key", "Descend").limit(limit).exec();
+  /** The keys sort as (time, id), so a page after a cursor is the range below the cursor's key. */
+  async listMigrations(limit: number, after?: MigrationCursor): Promise<MigrationRecord[]> {
+    const all = this.s.client.getAll();
+    const q = after ? all.inRange({ start: this.k("migrations/"), end: this.migrationKey(after) }) : all.prefix(this.k("migrations/"));
+    const res = await q.sort("Key", "Descend").limit(limit).exec();
     return res.kvs.map((kv) => JSON.parse(kv.value.toString()) as MigrationRecord);
   }
 

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS rule_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, revi
 CREATE INDEX IF NOT EXISTS rule_log_revision ON rule_log(revision);
 CREATE TABLE IF NOT EXISTS hosts (host_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS advice (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS advice_at ON advice(at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
@@ -89,11 +90,14 @@ export function statements(db: Database.Database) {
     bindings: db.prepare<[], { body: string }>("SELECT body FROM bindings ORDER BY vm_id"),
     bindingsWithHome: db.prepare<[string], { body: string }>("SELECT body FROM bindings WHERE json_extract(body, '$.homeAddress') = ? ORDER BY vm_id"),
     putMigration: db.prepare("INSERT OR REPLACE INTO migrations(migration_id, vm_id, at, body) VALUES (?, ?, ?, ?)"),
-    migrations: db.prepare<[number], { body: string }>("SELECT body FROM migrations ORDER BY at DESC LIMIT ?"),
+    migrations: db.prepare<[number], { body: string }>("SELECT body FROM migrations ORDER BY at DESC, migration_id DESC LIMIT ?"),
+    migrationsAfter: db.prepare<[number, number, string, number], { body: string }>(
+      "SELECT body FROM migrations WHERE at < ? OR (at = ? AND migration_id < ?) ORDER BY at DESC, migration_id DESC LIMIT ?"),
     putHost: db.prepare("INSERT INTO hosts(host_id, body) VALUES (?, ?) ON CONFLICT(host_id) DO UPDATE SET body = excluded.body"),
     getHost: db.prepare<[string], { body: string }>("SELECT body FROM hosts WHERE host_id = ?"),
     hosts: db.prepare<[], { body: string }>("SELECT body FROM hosts ORDER BY host_id"),
     putAdvice: db.prepare("INSERT INTO advice(at, body) VALUES (?, ?)"),
+    adviceSince: db.prepare<[number, number], { body: string }>("SELECT body FROM advice WHERE at >= ? ORDER BY at DESC, seq DESC LIMIT ?"),
     totalChanges: db.prepare<[], { n: number }>("SELECT total_changes() AS n"),
   };
 }

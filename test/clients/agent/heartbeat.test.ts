@@ -36,8 +36,8 @@ test.serial("migration advice for this host runs the hook once even while the ad
   h.rarp(VM_MAC);
   await until(() => h.calls.some((c) => c.method === "registerMigration"), "the activation");
   advice = [
-    { vmId: "v4", sourceHostId: "h6", destinationHostId: "h4", crossProtocol: true, reason: "load" },
-    { vmId: "v6", sourceHostId: "h5", destinationHostId: "h4", crossProtocol: true, reason: "load" },
+    { vmId: "v4", sourceHostId: "h6", destinationHostId: "h4", crossProtocol: true, reason: "load", givenAtMs: 0n },
+    { vmId: "v6", sourceHostId: "h5", destinationHostId: "h4", crossProtocol: true, reason: "load", givenAtMs: 0n },
   ];
   timers.tick(600_000);
   await until(() => migrations.length === 1, "the hook");

@@ -104,6 +104,34 @@ test.serial("an agent acts for its own host and is refused, changing nothing, fo
   t.regex(metrics, /grpc_method="Heartbeat",grpc_code="PERMISSION_DENIED"} 1/);
 });
 
+test.serial("where and why (GetVm, ListAdvice) are an operator's reads: an agent is refused", async (t) => {
+  const admin = client("operator-admin");
+  const h4 = client("host-h4");
+  await h4.heartbeat({ ...hostOn(6, "h4"), vms: [{ vmId: "w1", homeAddress: "192.0.2.41", cpuUsedCores: 0.1, memoryUsedBytes: 1n }] });
+  t.like(await admin.getVm({ vmId: "w1" }), { hostId: "h4", atHome: true });
+  t.true(Array.isArray((await admin.listAdvice({})).advice));
+  const where = await code(h4.getVm({ vmId: "w1" }));
+  t.is(where.code, status.PERMISSION_DENIED);
+  t.regex(where.details, /GetVm: host:h4 may not call this method \(allowed: operator, engine\)/);
+  t.is((await code(h4.listAdvice({}))).code, status.PERMISSION_DENIED);
+});
+
+test.serial("cordon, drain and uncordon are an operator's, audited with its identity; an agent is refused and changes nothing", async (t) => {
+  const admin = client("operator-admin");
+  const h4 = client("host-h4");
+  await h4.heartbeat(hostOn(6, "h4"));
+  const before = await admin.listHosts({});
+  const refused = await code(h4.cordonHost({ hostId: "h4" }));
+  t.is(refused.code, status.PERMISSION_DENIED);
+  t.regex(refused.details, /CordonHost: host:h4 may not call this method \(allowed: operator\)/);
+  t.is((await code(h4.drainHost({ hostId: "h4" }))).code, status.PERMISSION_DENIED);
+  t.deepEqual(await admin.listHosts({}), before);
+  t.like((await admin.cordonHost({ hostId: "h4" })).host, { cordoned: true });
+  t.like((await admin.uncordonHost({ hostId: "h4" })).host, { cordoned: false });
+  t.deepEqual(logs.filter((l) => l.msg === "operator action" && ["CordonHost", "UncordonHost"].includes(String(l.what))).map((l) => [l.who, l.what]),
+    [["operator:admin", "CordonHost"], ["operator:admin", "UncordonHost"]]);
+});
+
 test.serial("an operator lists and releases, and may not act as an agent", async (t) => {
   const admin = client("operator-admin");
   t.true((await admin.listPools({})).pools.length > 0);

@@ -69,3 +69,20 @@ test("a VM that just moved is not advised again (no ping-pong)", (t) => {
   t.deepEqual(a.advise(h2, [h2, host("h1", 1)], 1000), [], "the VM rests after its move");
   t.is(a.advise(h2, [h2, host("h1", 1)], 301_000).length, 1, "and may move again after its cool-down");
 });
+
+test("drain: every VM is advised away at once, counting the VMs already sent to a destination; never to a cordoned host; a VM advised rests", (t) => {
+  const a = new MigrationAdvisor(settings);
+  const vms = [{ vmId: "v1", homeAddress: "", cpuUsedCores: 2, memoryUsedBytes: 0 }, { vmId: "v2", homeAddress: "", cpuUsedCores: 2, memoryUsedBytes: 0 }];
+  const source = host("src", 4, 4, vms);
+  // roomy (10%) takes one VM (to 30%), then is at 50% with the second: still below 60%, but
+  // second (25%) at 45% is better for the second VM once the first is counted at roomy.
+  const cordoned = { ...host("empty", 0), cordoned: true };
+  const hosts = [source, host("roomy", 1), host("second", 2.5), cordoned];
+  for (const h of hosts) a.observe(h, 0);
+  t.deepEqual(a.advise(source, hosts, 0), [], "the source is not hot: no hot-host advice");
+  const advice = a.adviseDrain(source, hosts, 0);
+  t.deepEqual(advice.map((x) => [x.vmId, x.destinationHostId, x.drain]), [["v1", "roomy", true], ["v2", "second", true]]);
+  t.regex(advice[1].reason, /^host src is drained by an operator; second would be at 45%$/);
+  t.deepEqual(a.adviseDrain(source, hosts, 1000), [], "the VMs advised rest");
+  t.deepEqual(a.adviseDrain(source, [source, cordoned], 400_000), [], "a cordoned host takes none, even empty");
+});
