@@ -20,8 +20,11 @@ export class OfflineTableError extends ConfigFieldError {
   override name = "OfflineTableError";
 }
 
+/** A table's revision: a non-negative integer, or its digits (JSON cannot carry a 64-bit number). */
+export const REVISION = z.union([z.number().int().min(0), z.string().regex(/^\d+$/)], { error: "must be a non-negative integer (or a string of digits)" });
+
 const TABLE = strict({
-  revision: z.union([z.number().int().min(0), z.string().regex(/^\d+$/)], { error: "must be a non-negative integer (or a string of digits)" }).default(1),
+  revision: REVISION.default(1),
   /** Checked by parseForwarderConfig. */
   worker: z.unknown(),
   /** Each checked by parseRule. */
@@ -48,21 +51,26 @@ export function parseOfflineTable(value: unknown): OfflineTable {
     if (e instanceof ForwarderConfigError) throw new OfflineTableError(e.message);
     throw e;
   }
-  const keys = new Set<string>();
-  const rules = o.rules.map((r, i) => {
-    try {
-      parseRule(r as Rule);
-    } catch (e) {
-      if (e instanceof RuleTableError) throw new OfflineTableError(`rules[${i}]: ${e.message}`);
-      throw e;
-    }
-    const rule = r as Rule;
-    if (keys.has(rule.key)) throw new OfflineTableError(`rules[${i}].key: ${JSON.stringify(rule.key)} appears twice`);
-    keys.add(rule.key);
-    return rule;
-  });
+  const rules = checkedRules(o.rules, (m) => new OfflineTableError(m));
   const t: OfflineTable = { revision, worker, rules };
   if (o.defaultNeighbourMac !== undefined) t.defaultNeighbourMac = mac(o.defaultNeighbourMac, "defaultNeighbourMac");
   if (o.rawSourceMac !== undefined) t.rawSourceMac = mac(o.rawSourceMac, "rawSourceMac");
   return t;
+}
+
+/** A table file's rules, each checked (parseRule) and each key once; `fail` makes the error, its message starting `rules[i]`. */
+export function checkedRules(list: readonly unknown[], fail: (message: string) => Error): Rule[] {
+  const keys = new Set<string>();
+  return list.map((r, i) => {
+    try {
+      parseRule(r as Rule);
+    } catch (e) {
+      if (e instanceof RuleTableError) throw fail(`rules[${i}]: ${e.message}`);
+      throw e;
+    }
+    const rule = r as Rule;
+    if (keys.has(rule.key)) throw fail(`rules[${i}].key: ${JSON.stringify(rule.key)} appears twice`);
+    keys.add(rule.key);
+    return rule;
+  });
 }

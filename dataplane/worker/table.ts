@@ -3,34 +3,28 @@
 // (dataplane/offline) works too; its "worker" settings are ignored, the live worker takes them
 // from its YAML configuration.
 import { readFileSync } from "node:fs";
-import type { Rule, RuleTable } from "../../lib/rules/rules.js";
-import { parseRule } from "../forward/rules.js";
+import type { RuleTable } from "../../lib/rules/rules.js";
+import { parseShape, z } from "../../lib/config/schema.js";
+import { checkedRules, REVISION } from "../offline/table.js";
 
 export class RuleTableFileError extends Error {
   override name = "RuleTableFileError";
 }
 
+/** The keys it reads; others (an offline table's worker settings) are left to the offline mode. */
+const FILE = z.looseObject({
+  revision: REVISION.default(0),
+  rules: z.array(z.unknown(), { error: "must be a list of rules" }),
+});
+
 export function loadRuleTableFile(path: string): RuleTable {
-  let value: { revision?: unknown; rules?: unknown };
+  let value: unknown;
   try {
     value = JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
     throw new RuleTableFileError(`${path}: ${(e as Error).message}`);
   }
-  if (typeof value !== "object" || value === null || !Array.isArray(value.rules)) {
-    throw new RuleTableFileError(`${path}: must be a JSON object with a "rules" list`);
-  }
-  const r = value.revision ?? 0;
-  if (!((typeof r === "number" && Number.isSafeInteger(r) && r >= 0) || (typeof r === "string" && /^\d+$/.test(r)))) {
-    throw new RuleTableFileError(`${path}: revision must be a non-negative integer`);
-  }
-  const rules = value.rules.map((rule, i) => {
-    try {
-      parseRule(rule as Rule);
-    } catch (e) {
-      throw new RuleTableFileError(`${path}: rules[${i}]: ${(e as Error).message}`);
-    }
-    return rule as Rule;
-  });
-  return { revision: BigInt(r), rules };
+  const fail = (m: string) => new RuleTableFileError(`${path}: ${m}`);
+  const file = parseShape(FILE, value, fail, "");
+  return { revision: BigInt(file.revision), rules: checkedRules(file.rules, fail) };
 }

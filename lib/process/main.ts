@@ -5,7 +5,7 @@
 //   (before, SIGHUP's default action ended the process);
 // - SIGUSR2 switches the log to debug and back (SIGUSR1 is Node's, it starts the inspector).
 import { parseArgs } from "node:util";
-import { createLogger, levelFromEnv, type LevelControl, type Logger } from "../log.js";
+import { createLogger, levelFromEnv, type Level, type LevelControl, type Logger } from "../log.js";
 import { routeGrpcLogs } from "./grpc-log.js";
 import { versionLine } from "./version.js";
 import { ConfigFieldError } from "../config/schema.js";
@@ -123,7 +123,8 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
   d.override?.(config, args);
   // Before the start: a SIGHUP while the daemon starts must not end it (SIGHUP's default action).
   const reread = () => reloadCheck(d, path, args, config, log);
-  const toggle = () => switchLogLevel(log);
+  const startLevel = log.level;
+  const toggle = () => switchLogLevel(log, startLevel);
   process.on("SIGHUP", reread);
   process.on("SIGUSR2", toggle);
   let running;
@@ -169,11 +170,9 @@ export function changedKeys(a: unknown, b: unknown, prefix = ""): string[] {
   return text(a) === text(b) ? [] : [prefix || "(the whole file)"];
 }
 
-let startLevel: LevelControl["level"] | undefined;
-/** SIGUSR2: debug on; again, back to the level the process started with. */
-export function switchLogLevel(log: Logger & LevelControl): void {
-  startLevel ??= log.level;
-  log.setLevel(log.level === "debug" && startLevel !== "debug" ? startLevel : log.level === "debug" ? "info" : "debug");
+/** SIGUSR2: debug on; again, back to the level the process started with (info if that was debug). */
+export function switchLogLevel(log: Logger & LevelControl, startLevel: Level): void {
+  log.setLevel(log.level !== "debug" ? "debug" : startLevel !== "debug" ? startLevel : "info");
   log.info("log level", { logLevel: log.level });
 }
 

@@ -2,7 +2,7 @@
 // which run a real engine on port 0.
 import type { Server as HttpServer } from "node:http";
 import { createLogger, type Logger } from "../../lib/log.js";
-import { SERVER_LIMITS, type ServerLimits, startGrpcServer, type GrpcServer } from "../api/server.js";
+import { type ServerLimits, startGrpcServer, type GrpcServer } from "../api/server.js";
 import type { EngineConfig } from "../config/config.js";
 import { EngineMetrics } from "../metrics/metrics.js";
 import { registerBuildInfo, serveMetrics } from "../../lib/metrics/http.js";
@@ -84,10 +84,9 @@ export async function runEngine(
   };
 }
 
-/** The gRPC port's limits from the configuration's `grpc` section (SERVER_LIMITS where it has none). */
+/** The gRPC port's limits from the configuration's `grpc` section (its defaults are SERVER_LIMITS). */
 export function limitsOf(config: EngineConfig): ServerLimits {
   const g = config.grpc;
-  if (!g) return SERVER_LIMITS;
   return {
     maxConnectionIdleMs: g.maxConnectionIdleSeconds * 1000, keepaliveTimeMs: g.keepaliveTimeSeconds * 1000,
     keepaliveTimeoutMs: g.keepaliveTimeoutSeconds * 1000, maxConcurrentStreams: g.maxConcurrentStreams, maxConnections: g.maxConnections,

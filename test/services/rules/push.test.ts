@@ -7,7 +7,7 @@ import type { Rule } from "../../../lib/rules/rules.js";
 import { RuleSyncClient } from "../../../dataplane/sync/client.js";
 import { hostOn, killHard, spawnEngine, startTestEngine, tempDir } from "../../../harness/engine.js";
 import { rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "../../../harness/etcd.js";
 
 /** A worker's view of the table, kept the way a worker keeps it. */
 function mirror() {
@@ -113,15 +113,6 @@ test("a stream is the worker its first hello names: a second hello naming anothe
   t.regex(await metrics(), /^mip46_dataplane_workers_connected 0$/m, "the stream's session is gone");
   t.notRegex(await metrics(), /worker="w2"/, "and w2 was never attached");
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test("when the engine dies the worker keeps its table, reconnects by itself and gets a full snapshot", async (t) => {
   const dir = tempDir();
