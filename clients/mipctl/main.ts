@@ -7,7 +7,10 @@ import { connect as tlsConnect } from "node:tls";
 import { splitHostPort } from "../../lib/metrics/http.js";
 import { connectControl, type ControlClient } from "../control.js";
 import { connectControlAny } from "../failover.js";
-import { LeasePurpose, TunnelKind } from "../../gen/mip46/v1/control.js";
+import {
+  Binding, type GetRuleTableResponse, Lease, LeasePurpose, ListPrefixesResponse, MapCorrespondentResponse, Pool, ReleaseCareOfResponse, TunnelKind,
+} from "../../gen/mip46/v1/control.js";
+import { ruleFromMessage } from "../../lib/rules/wire.js";
 import { renderTable } from "./table.js";
 import { advice, cordon, enumName, hosts, migrations, type Output, time, where } from "./where.js";
 
@@ -50,7 +53,8 @@ Options:
   --cert FILE               this operator's certificate (spiffe://mip46/operator/NAME)
   --key FILE                its private key
                             (defaults: $MIP46_TLS_CA, $MIP46_TLS_CERT, $MIP46_TLS_KEY; none: plaintext)
-  --json                    print JSON instead of a table
+  --json                    print canonical proto3 JSON instead of a table (enum names,
+                            64-bit integers as strings); rules as the offline table file has them
   --csv                     eam: comma-separated values
   --version                 print the version and exit
   -h, --help                this text`;
@@ -81,6 +85,22 @@ function speaksTls(address: string): Promise<boolean> {
   });
 }
 
+/**
+ * The rule table as the offline-mode table file holds it (dataplane/offline/README.md): the
+ * revision as a string of digits and each rule in lib/rules' shape, so that `mipctl --json rules`
+ * can be fed to `mip46-dataplane --offline` or `mipctl trace`.
+ */
+function ruleTableJson(r: GetRuleTableResponse): { revision: string; rules: unknown[] } {
+  return {
+    revision: r.revision.toString(),
+    rules: r.rules.map((m) => {
+      const rule = ruleFromMessage(m);
+      if (!rule) throw new Error(`rule ${JSON.stringify(m.key)}: a kind this mipctl does not know (is the engine newer?)`);
+      return rule;
+    }),
+  };
+}
+
 const withLength = (address: string, bits: number) => (address.includes("/") ? address : `${address}/${bits}`);
 
 interface Options {
@@ -97,23 +117,23 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
   switch (command) {
     case "pools": {
       const r = await client.listPools({});
-      return { json: r.pools, table: renderTable(["POOL", "KIND", "FIRST", "LAST", "SIZE", "LEASED", "COOLING", "FREE"],
+      return { json: r.pools.map((x) => Pool.toJSON(x)), table: renderTable(["POOL", "KIND", "FIRST", "LAST", "SIZE", "LEASED", "COOLING", "FREE"],
         r.pools.map((p) => [p.name, p.kind, p.first, p.last, String(p.size), String(p.leased), String(p.cooling), String(p.free)])) };
     }
     case "leases": {
       const r = await client.listLeases({ hostId: o.host ?? "", holder: vm ?? "" });
-      return { json: r.leases, table: renderTable(["ADDRESS", "POOL", "HOLDER", "PURPOSE", "HOST", "EXPIRES"],
+      return { json: r.leases.map((x) => Lease.toJSON(x)), table: renderTable(["ADDRESS", "POOL", "HOLDER", "PURPOSE", "HOST", "EXPIRES"],
         r.leases.map((l) => [l.address, l.pool, l.holder, enumName(LeasePurpose, l.purpose, "LEASE_PURPOSE_"), l.hostId || "-", l.expiresAtMs === 0n ? "held" : time(l.expiresAtMs)])) };
     }
     case "prefixes": {
       const r = await client.listPrefixes({});
       const table = renderTable(["IPV4 SEGMENT", "IPV6 PREFIX", "CARE-OF RANGE"],
         r.prefixes.map((p) => [p.ipv4Segment, p.ipv6Prefix || "-", p.careOfFirst ? `${p.careOfFirst}-${p.careOfLast}` : "-"]));
-      return { json: r, table: `${table}\ntranslation prefix: ${r.translationPrefix || "-"}\nIPv6 networks: ${r.ipv6Networks.join(", ") || "-"}\n` };
+      return { json: ListPrefixesResponse.toJSON(r), table: `${table}\ntranslation prefix: ${r.translationPrefix || "-"}\nIPv6 networks: ${r.ipv6Networks.join(", ") || "-"}\n` };
     }
     case "bindings": {
       const r = await client.listBindings({ hostId: o.host ?? "", vmId: vm ?? "" });
-      return { json: r.bindings, table: renderTable(["VM", "HOME", "HOME AGENT", "HOST", "CARE-OF IPV4", "CARE-OF IPV6", "TRANSLATED", "UPDATED"],
+      return { json: r.bindings.map((x) => Binding.toJSON(x)), table: renderTable(["VM", "HOME", "HOME AGENT", "HOST", "CARE-OF IPV4", "CARE-OF IPV6", "TRANSLATED", "UPDATED"],
         r.bindings.map((b) => [b.vmId, b.homeAddress, b.homeAgent, b.hostId, b.careOfIpv4, b.careOfIpv6, b.translatedIpv4 || b.translatedIpv6 || "-", time(b.updatedAtMs)])) };
     }
     case "hosts":
@@ -148,24 +168,24 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
           default: return [rule.key, "?", ""];
         }
       });
-      return { json: r, table: `revision ${r.revision}\n${renderTable(["KEY", "KIND", "RULE"], rows)}` };
+      return { json: ruleTableJson(r), table: `revision ${r.revision}\n${renderTable(["KEY", "KIND", "RULE"], rows)}` };
     }
     case "release": {
       if ((rest.length === 1) === (vm !== undefined)) throw new UsageError("release takes an ADDRESS or --vm VM_ID");
       const r = await client.releaseCareOf({ address: rest[0] ?? "", vmId: vm ?? "", force });
-      return { json: r, table: `released ${r.address}${force ? " (and any binding that used it)" : ""}; it cools down until ${time(r.cooldownUntilMs)}\n` };
+      return { json: ReleaseCareOfResponse.toJSON(r), table: `released ${r.address}${force ? " (and any binding that used it)" : ""}; it cools down until ${time(r.cooldownUntilMs)}\n` };
     }
     case "map": {
       if (rest.length !== 1) throw new UsageError("map takes one IPV6 address");
       const r = await client.mapCorrespondent({ ipv6Address: rest[0] });
-      return { json: r, table: `${rest[0]} is mapped to ${r.ipv4Address}; IPv4 nodes reach it there\n` };
+      return { json: MapCorrespondentResponse.toJSON(r), table: `${rest[0]} is mapped to ${r.ipv4Address}; IPv4 nodes reach it there\n` };
     }
     case "unmap": {
       if (rest.length !== 1) throw new UsageError("unmap takes one IPV6 address");
       const leases = (await client.listLeases({})).leases.filter((l) => l.holder === rest[0] && l.purpose === LeasePurpose.LEASE_PURPOSE_CORRESPONDENT);
       if (leases.length === 0) throw new Error(`${rest[0]}: no correspondent mapping`);
       const r = await client.releaseCareOf({ address: leases[0].address, vmId: "" });
-      return { json: r, table: `${rest[0]}: its mapping to ${r.address} is given back; the address cools down until ${time(r.cooldownUntilMs)}\n` };
+      return { json: ReleaseCareOfResponse.toJSON(r), table: `${rest[0]}: its mapping to ${r.address} is given back; the address cools down until ${time(r.cooldownUntilMs)}\n` };
     }
     case "eam": {
       const r = await client.getRuleTable({});
@@ -224,7 +244,7 @@ async function main(): Promise<number> {
   try {
     if (values.force && positionals[0] !== "release") throw new UsageError("--force goes with release only");
     const out = await run(client, positionals[0], positionals.slice(1), { ...values, pageSize: values["page-size"], pageToken: values["page-token"] });
-    process.stdout.write(values.json ? JSON.stringify(out.json, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n" : out.table);
+    process.stdout.write(values.json ? JSON.stringify(out.json, undefined, 2) + "\n" : out.table);
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

@@ -37,6 +37,13 @@ const recordPath = (prefix: string, name: string) => join(labDir(prefix), `vm-${
 export const guestPidFile = (prefix: string, name: string, host: HostRole) => join(labDir(prefix), `qemu-${name}-${host}.pid`);
 const qmpPath = (prefix: string, name: string, host: HostRole) => join(labDir(prefix), `qmp-${name}-${host}.sock`);
 const serialPath = (prefix: string, name: string, host: HostRole) => join(labDir(prefix), `guest-${name}-${host}.log`);
+const qemuLogPath = (prefix: string, name: string, host: HostRole) => join(labDir(prefix), `qemu-${name}-${host}.log`);
+
+/** The ends of a guest's QEMU log and serial console on one host, for an error that says why it ended. */
+function guestTail(prefix: string, name: string, host: HostRole, chars = 800): string {
+  const tail = (p: string) => (existsSync(p) ? readFileSync(p, "utf8").slice(-chars).trim() : "");
+  return `QEMU log on ${host}: ${JSON.stringify(tail(qemuLogPath(prefix, name, host)))}; console: ${JSON.stringify(tail(serialPath(prefix, name, host)))}`;
+}
 
 export function readGuest(prefix: string, name: string): GuestRecord {
   const p = recordPath(prefix, name);
@@ -133,7 +140,7 @@ async function startQemu(prefix: string, spec: Required<VmSpec>, host: HostRole,
     "-qmp", `unix:${qmp},server=on,wait=off`, "-pidfile", pidFile,
     "-netdev", `tap,id=n0,ifname=${vmPort(spec.name)},script=${ifup},downscript=no,vhost=off`, "-device", nic,
     ...(incoming ? ["-incoming", `unix:${incoming}`] : [])];
-  const log = join(dir, `qemu-${spec.name}-${host}.log`);
+  const log = qemuLogPath(prefix, spec.name, host);
   const fd = openSync(log, "a");
   const child = spawn("ip", ["netns", "exec", namespaceName(prefix, host), ...argv], { stdio: ["ignore", fd, fd], detached: true });
   closeSync(fd);
@@ -198,7 +205,7 @@ export async function removeVm(prefix: string, name: string): Promise<void> {
 /** The host the guest runs on (the lab's record, updated when a migration completes). */
 export async function vmHost(prefix: string, name: string): Promise<HostRole> {
   const rec = readGuest(prefix, name);
-  if (!alive(rec.pid)) throw new LabError(`VM ${name} of lab '${prefix}' is not running (QEMU ${rec.pid} ended)`);
+  if (!alive(rec.pid)) throw new LabError(`VM ${name} of lab '${prefix}' is not running (QEMU ${rec.pid} ended); ${guestTail(prefix, name, rec.host)}`);
   return rec.host;
 }
 
@@ -284,7 +291,16 @@ export async function migrate(prefix: string, name: string, to: HostRole, option
     };
     if (status === "completed") {
       const upAt = now();
-      // The source is paused after completion; it ends, and its tap with it.
+      // The source is paused after completion. It ends only once the destination runs the guest,
+      // as libvirt's Finish and Confirm phases have it: a destination that failed to load the
+      // state (QEMU then exits) leaves the source to resume, and the guest is not lost.
+      const refused = await destinationRefused(dest, `${name} on ${to}`);
+      if (refused) {
+        const run = await src.execute<{ status: string }>("query-status");
+        if (run.status !== "running") await src.execute("cont");
+        await stopQemu(dest.pid, [dest.qmp, dest.pidFile, socket]);
+        throw new LabError(`migration of ${name} to ${to}: QEMU completed at the source, but ${refused}; ${name} resumed on ${from}; ${guestTail(prefix, name, to)}`);
+      }
       await src.execute("quit").catch(() => undefined);
       src.close();
       await stopQemu(rec.pid, [rec.qmp, rec.pidFile]);
@@ -306,6 +322,31 @@ export async function migrate(prefix: string, name: string, to: HostRole, option
     for (const t of timers) clearTimeout(t);
     src.close();
   }
+}
+
+/**
+ * Why the destination of a completed migration does not run the guest, or undefined once it
+ * does (query-status "running" within 10 s: QEMU starts an incoming guest when the load ends).
+ */
+async function destinationRefused(dest: StartedQemu, what: string): Promise<string | undefined> {
+  const deadline = Date.now() + 10_000;
+  let last = "no answer";
+  while (Date.now() < deadline) {
+    if (!alive(dest.pid)) return `the destination QEMU ${dest.pid} ended`;
+    try {
+      const q = await Qmp.open(dest.qmp, 1_000);
+      try {
+        last = (await q.execute<{ status: string }>("query-status")).status;
+      } finally {
+        q.close();
+      }
+      if (last === "running") return undefined;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await sleep(20);
+  }
+  return `the destination for ${what} was still "${last}" 10 s after the source completed`;
 }
 
 /** Ends every QEMU the lab recorded (by pid, and only if it is this lab's) and removes their files. */

@@ -3,6 +3,10 @@ import test from "ava";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { hostOn, startTestEngine } from "../../harness/engine.js";
+import { Binding, GetVmResponse, Host, Lease, LeasePurpose, ListMigrationsResponse } from "../../gen/mip46/v1/control.js";
+import { ruleFromMessage } from "../../lib/rules/wire.js";
+import { parseOfflineTable } from "../../dataplane/offline/index.js";
+import { readFileSync } from "node:fs";
 
 const run = promisify(execFile);
 const mipctl = (address: string, ...args: string[]) => run(process.execPath, ["bin/mipctl.js", "--engine", address, ...args], { encoding: "utf8" });
@@ -126,13 +130,14 @@ test("mipctl where, hosts, migrations, advice, cordon, drain and uncordon: a hom
   t.regex(away, /^home agent: 192\.0\.2\.2$/m);
   t.regex(away, new RegExp(`^last migration: ${r.migrationId} hot4 -> cool6 at \\S+, cause advice \\(host hot4 at 95%`, "m"));
   const where = JSON.parse((await mipctl(e.address, "--json", "where", "big")).stdout);
-  t.like(where, { vmId: "big", hostId: "cool6", atHome: false, careOfIpv4: c.careOfIpv4, lastMigration: { migrationId: r.migrationId, cause: 1 } });
+  t.false("atHome" in where, "away: proto3 JSON leaves a false flag out");
+  t.like(where, { vmId: "big", hostId: "cool6", careOfIpv4: c.careOfIpv4, lastMigration: { migrationId: r.migrationId, cause: "MIGRATION_CAUSE_ADVICE" } });
   t.regex((await mipctl(e.address, "migrations")).stdout, new RegExp(`^${r.migrationId}\\s+big\\s+hot4\\s+cool6\\s.*\\sadvice \\(host hot4 at 95%`, "m"));
   const migrations = JSON.parse((await mipctl(e.address, "--json", "migrations", "--page-size", "1")).stdout);
   t.is(migrations.migrations.length, 1);
-  t.is(migrations.nextPageToken, "");
+  t.is(migrations.nextPageToken, undefined, "the last page: proto3 JSON leaves an empty token out");
   const advice = JSON.parse((await mipctl(e.address, "--json", "advice", "big")).stdout);
-  t.like(advice[0], { outcome: 2, migrationId: r.migrationId, advice: { vmId: "big", destinationHostId: "cool6" } });
+  t.like(advice[0], { outcome: "ADVICE_OUTCOME_FOLLOWED", migrationId: r.migrationId, advice: { vmId: "big", destinationHostId: "cool6" } });
 
   t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "hosts", "--vm", "big")).stdout).map((h: { hostId: string }) => h.hostId), ["cool6", "hot4"], "both list big (a live migration's two ends)");
   t.deepEqual(JSON.parse((await mipctl(e.address, "--json", "bindings", "--host", "hot4")).stdout), []);
@@ -149,11 +154,54 @@ test("mipctl where, hosts, migrations, advice, cordon, drain and uncordon: a hom
   t.regex((await mipctl(e.address, "cordon", "cool6")).stdout, /^host cool6 cordoned: no VM will be advised to move to it$/m);
   t.regex((await mipctl(e.address, "hosts")).stdout, /^cool6\s.*\scordoned$/m);
   t.true((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6")!.cordoned);
-  t.like(JSON.parse((await mipctl(e.address, "--json", "uncordon", "cool6")).stdout), { hostId: "cool6", cordoned: false });
+  const uncordoned = JSON.parse((await mipctl(e.address, "--json", "uncordon", "cool6")).stdout);
+  t.like(uncordoned, { hostId: "cool6" });
+  t.false("cordoned" in uncordoned, "proto3 JSON leaves a false flag out");
   t.false((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6")!.cordoned);
   t.regex((await mipctl(e.address, "drain", "cool6")).stdout, /^host cool6 draining: each of its VMs \(1 now\) is advised to move away; see mipctl hosts$/m);
   t.regex((await mipctl(e.address, "hosts")).stdout, /^cool6\s.*\sdraining \(1 left\)$/m);
   t.like((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6"), { cordoned: true, draining: true });
   await mipctl(e.address, "uncordon", "cool6");
   t.like((await e.client.listHosts({})).hosts.find((h) => h.hostId === "cool6"), { cordoned: false, draining: false });
+});
+
+test("mipctl --json prints canonical proto3 JSON (enum names, 64-bit integers as strings), which the generated fromJSON reads back to the RPC's answer; rules --json is an offline table's rules", async (t) => {
+  const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  await e.client.heartbeat(hostOn(4, "h4"));
+  const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
+  await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  await e.client.mapCorrespondent({ ipv6Address: "2001:db8:c::10" });
+
+  const leases = JSON.parse((await mipctl(e.address, "--json", "leases")).stdout) as Record<string, unknown>[];
+  const careOf = leases.find((l) => l.holder === "sv")!;
+  t.is(careOf.purpose, "LEASE_PURPOSE_CARE_OF", "an enum by its name");
+  t.regex(String(careOf.expiresAtMs), /^\d+$/, "an int64 as a string of digits");
+  t.is(typeof careOf.expiresAtMs, "string");
+  const rpc = await e.client.listLeases({});
+  t.deepEqual(leases.map((l) => Lease.fromJSON(l)), rpc.leases, "read back, the leases are the RPC's");
+  t.is(leases.filter((l) => l.purpose === "LEASE_PURPOSE_CORRESPONDENT").length, rpc.leases.filter((l) => l.purpose === LeasePurpose.LEASE_PURPOSE_CORRESPONDENT).length);
+
+  const bindings = JSON.parse((await mipctl(e.address, "--json", "bindings")).stdout) as unknown[];
+  t.deepEqual(bindings.map((b) => Binding.fromJSON(b)), (await e.client.listBindings({})).bindings);
+  const hosts = JSON.parse((await mipctl(e.address, "--json", "hosts")).stdout) as Record<string, unknown>[];
+  t.deepEqual(hosts.map((h) => h.networkFamily).sort(), ["NETWORK_FAMILY_IPV4", "NETWORK_FAMILY_IPV6"]);
+  t.deepEqual(hosts.map((h) => Host.fromJSON(h).hostId).sort(), ["h4", "h6"]);
+  const where = JSON.parse((await mipctl(e.address, "--json", "where", "sv")).stdout);
+  t.deepEqual(GetVmResponse.fromJSON(where), await e.client.getVm({ vmId: "sv" }));
+  const migrations = JSON.parse((await mipctl(e.address, "--json", "migrations")).stdout);
+  t.is(migrations.migrations[0].cause, "MIGRATION_CAUSE_HYPERVISOR");
+  t.deepEqual(ListMigrationsResponse.fromJSON(migrations), await e.client.listMigrations({ pageSize: 0, pageToken: "" }));
+
+  // The rules as the offline table file holds them: a table made of them and a worker's
+  // settings is accepted whole, rule for rule the engine's.
+  const table = JSON.parse((await mipctl(e.address, "--json", "rules")).stdout) as { revision: string; rules: unknown[] };
+  const live = await e.client.getRuleTable({});
+  t.is(table.revision, live.revision.toString());
+  t.true(table.rules.some((r) => (r as { kind: string }).kind === "address-mapping") && table.rules.some((r) => (r as { kind: string }).kind === "reencap-4in4-to-4in6"));
+  const worker = (JSON.parse(readFileSync("dataplane/offline/example-table.json", "utf8")) as { worker: unknown }).worker;
+  const parsed = parseOfflineTable({ revision: table.revision, worker, rules: table.rules });
+  t.is(parsed.revision, live.revision);
+  t.deepEqual(parsed.rules, live.rules.map((m) => ruleFromMessage(m)));
 });
