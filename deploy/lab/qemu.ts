@@ -39,6 +39,9 @@ const qmpPath = (prefix: string, name: string, host: HostRole) => join(labDir(pr
 const serialPath = (prefix: string, name: string, host: HostRole) => join(labDir(prefix), `guest-${name}-${host}.log`);
 const qemuLogPath = (prefix: string, name: string, host: HostRole) => join(labDir(prefix), `qemu-${name}-${host}.log`);
 
+/** How the QEMUs this process started ended, by pid (the kernel's OOM killer shows as SIGKILL). */
+const exits = new Map<number, string>();
+
 /** The ends of a guest's QEMU log and serial console on one host, for an error that says why it ended. */
 function guestTail(prefix: string, name: string, host: HostRole, chars = 800): string {
   const tail = (p: string) => (existsSync(p) ? readFileSync(p, "utf8").slice(-chars).trim() : "");
@@ -146,6 +149,7 @@ async function startQemu(prefix: string, spec: Required<VmSpec>, host: HostRole,
   closeSync(fd);
   child.unref();
   const pid = child.pid!;
+  child.once("exit", (code, signal) => exits.set(pid, signal ? `killed by ${signal}` : `exit status ${code}`));
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null || !alive(pid)) throw new LabError(`QEMU for ${spec.name} on ${host} exited: ${readFileSync(log, "utf8").slice(-2000)}`);
@@ -205,7 +209,7 @@ export async function removeVm(prefix: string, name: string): Promise<void> {
 /** The host the guest runs on (the lab's record, updated when a migration completes). */
 export async function vmHost(prefix: string, name: string): Promise<HostRole> {
   const rec = readGuest(prefix, name);
-  if (!alive(rec.pid)) throw new LabError(`VM ${name} of lab '${prefix}' is not running (QEMU ${rec.pid} ended); ${guestTail(prefix, name, rec.host)}`);
+  if (!alive(rec.pid)) throw new LabError(`VM ${name} of lab '${prefix}' is not running (QEMU ${rec.pid} ended${exits.has(rec.pid) ? `, ${exits.get(rec.pid)}` : ""}); ${guestTail(prefix, name, rec.host)}`);
   return rec.host;
 }
 
@@ -332,7 +336,7 @@ async function destinationRefused(dest: StartedQemu, what: string): Promise<stri
   const deadline = Date.now() + 10_000;
   let last = "no answer";
   while (Date.now() < deadline) {
-    if (!alive(dest.pid)) return `the destination QEMU ${dest.pid} ended`;
+    if (!alive(dest.pid)) return `the destination QEMU ${dest.pid} ended${exits.has(dest.pid) ? ` (${exits.get(dest.pid)})` : ""}`;
     try {
       const q = await Qmp.open(dest.qmp, 1_000);
       try {
