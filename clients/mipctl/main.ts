@@ -10,7 +10,7 @@ import { connectControlAny } from "../failover.js";
 import {
   Binding, type GetRuleTableResponse, Lease, LeasePurpose, ListPrefixesResponse, MapCorrespondentResponse, Pool, ReleaseCareOfResponse, TunnelKind,
 } from "../../gen/mip46/v1/control.js";
-import { ruleFromMessage } from "../../lib/rules/wire.js";
+import { rulesOf, trace, TraceUsageError } from "./trace.js";
 import { renderTable } from "./table.js";
 import { advice, cordon, enumName, hosts, migrations, type Output, time, where } from "./where.js";
 
@@ -45,6 +45,12 @@ Commands:
   map IPV6                  a pool IPv4 address for an IPv6 correspondent (MapCorrespondent, RFC 7757)
   unmap IPV6                give a correspondent's mapping back
   eam [--csv]               the translator's explicit address mappings, IPv6 beside IPv4
+  trace --table FILE [--live] [--ingress IF] SRC DST [tcp PORT|udp PORT|icmp]
+  trace --table FILE [--live] [--ingress IF] --pcap FILE
+                            packets through the worker's pipeline, as ovn-trace shows a flow:
+                            what it did with each and what it would send where, decoded; the
+                            worker's settings (and rules) from an offline table file, with
+                            --live the engine's rule table as it is now
 
 Options:
   --engine HOST:PORT[,...]  the engine's gRPC address, or every replica's (comma-separated: a call
@@ -91,19 +97,16 @@ function speaksTls(address: string): Promise<boolean> {
  * can be fed to `mip46-dataplane --offline` or `mipctl trace`.
  */
 function ruleTableJson(r: GetRuleTableResponse): { revision: string; rules: unknown[] } {
-  return {
-    revision: r.revision.toString(),
-    rules: r.rules.map((m) => {
-      const rule = ruleFromMessage(m);
-      if (!rule) throw new Error(`rule ${JSON.stringify(m.key)}: a kind this mipctl does not know (is the engine newer?)`);
-      return rule;
-    }),
-  };
+  return { revision: r.revision.toString(), rules: rulesOf(r) };
 }
 
 const withLength = (address: string, bits: number) => (address.includes("/") ? address : `${address}/${bits}`);
 
 interface Options {
+  table?: string;
+  live?: boolean;
+  ingress?: string;
+  pcap?: string;
   vm?: string;
   host?: string;
   csv?: boolean;
@@ -187,6 +190,8 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
       const r = await client.releaseCareOf({ address: leases[0].address, vmId: "" });
       return { json: ReleaseCareOfResponse.toJSON(r), table: `${rest[0]}: its mapping to ${r.address} is given back; the address cools down until ${time(r.cooldownUntilMs)}\n` };
     }
+    case "trace":
+      return trace(client, { table: o.table, live: o.live ?? false, ingress: o.ingress, pcap: o.pcap, words: rest });
     case "eam": {
       const r = await client.getRuleTable({});
       const rows = r.rules.flatMap((rule) => (rule.kind?.$case === "addressMapping" ? [[withLength(rule.kind.value.ipv6, 128), withLength(rule.kind.value.ipv4, 32)]] : []));
@@ -207,7 +212,7 @@ async function main(): Promise<number> {
     parsed = parseArgs({
       options: {
         engine: { type: "string" }, ca: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, json: { type: "boolean" },
-        vm: { type: "string" }, host: { type: "string" }, csv: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" }, force: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
+        vm: { type: "string" }, host: { type: "string" }, csv: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" }, force: { type: "boolean" }, table: { type: "string" }, live: { type: "boolean" }, ingress: { type: "string" }, pcap: { type: "string" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       allowPositionals: true, strict: true,
     });
@@ -247,7 +252,7 @@ async function main(): Promise<number> {
     process.stdout.write(values.json ? JSON.stringify(out.json, undefined, 2) + "\n" : out.table);
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof TraceUsageError) {
       process.stderr.write(`mipctl: ${e.message}\n\n${HELP}\n`);
       return 2;
     }

@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Forwarder } from "../forward/forwarder.js";
 import type { ForwarderCounters } from "../forward/counters.js";
+import type { InterfaceConfig } from "../forward/config.js";
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, parsePcap, serializePcap, type PcapWriteRecord } from "../io/pcapfile.js";
 import { ETHERTYPE, parseMac } from "../packet/ethernet.js";
 import { OfflineTableError, parseOfflineTable, type OfflineTable } from "./table.js";
@@ -45,16 +46,27 @@ export function runOffline(options: OfflineOptions): OfflineSummary {
   return summary;
 }
 
+/** The table's interface named or numbered `ingress`; the first when it is undefined. */
+export function ingressOf(table: OfflineTable, ingress?: string | number): InterfaceConfig {
+  const ifc = ingress === undefined ? table.worker.interfaces[0]
+    : table.worker.interfaces.find((i) => i.name === String(ingress) || String(i.index) === String(ingress));
+  if (ifc === undefined) throw new OfflineTableError(`ingress: no interface named or numbered ${JSON.stringify(ingress)}`);
+  return ifc;
+}
+
+/** A Forwarder with the table's settings and rules, the ingress interface (name or index; default the first) and the interfaces' names by index. */
+export function tableForwarder(table: OfflineTable, ingress?: string | number): { forwarder: Forwarder; ingress: InterfaceConfig; names: Map<number, string> } {
+  const ifc = ingressOf(table, ingress);
+  const forwarder = new Forwarder(table.worker, 0, { fallbackNeighbourMac: table.defaultNeighbourMac === undefined ? undefined : parseMac(table.defaultNeighbourMac) });
+  forwarder.replaceRules({ revision: table.revision, rules: table.rules });
+  return { forwarder, ingress: ifc, names: new Map(table.worker.interfaces.map((i) => [i.index, i.name])) };
+}
+
 /** The pure core of `runOffline`: a parsed table and capture in, output records out. */
 export function forwardRecords(table: OfflineTable, capture: ReturnType<typeof parsePcap>, ingress?: string | number): { records: PcapWriteRecord[]; summary: OfflineSummary } {
   const raw = RAW_LINK_TYPES.has(capture.linkType);
   if (!raw && capture.linkType !== LINKTYPE_ETHERNET) throw new OfflineTableError(`input: link type ${capture.linkType} is not supported (1 Ethernet, 101 raw IP)`);
-  const ifc = ingress === undefined ? table.worker.interfaces[0]
-    : table.worker.interfaces.find((i) => i.name === String(ingress) || String(i.index) === String(ingress));
-  if (ifc === undefined) throw new OfflineTableError(`ingress: no interface named or numbered ${JSON.stringify(ingress)}`);
-  const forwarder = new Forwarder(table.worker, 0, { fallbackNeighbourMac: table.defaultNeighbourMac === undefined ? undefined : parseMac(table.defaultNeighbourMac) });
-  forwarder.replaceRules({ revision: table.revision, rules: table.rules });
-  const names = new Map(table.worker.interfaces.map((i) => [i.index, i.name]));
+  const { forwarder, ingress: ifc, names } = tableForwarder(table, ingress);
   const ingressMac = parseMac(ifc.mac);
   const rawSource = parseMac(table.rawSourceMac ?? DEFAULT_RAW_SOURCE_MAC);
   const records: PcapWriteRecord[] = [];
