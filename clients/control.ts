@@ -31,13 +31,14 @@ export interface ControlClient {
   drainHost: Call<pb.DrainHostRequest, pb.DrainHostResponse>;
   /** `vmId` may be left out: every VM's advice. */
   listAdvice: Call<Partial<pb.ListAdviceRequest>, pb.ListAdviceResponse>;
+  listWorkers: Call<pb.ListWorkersRequest, pb.ListWorkersResponse>;
   close(): void;
   raw: pb.ControlEngineClient;
 }
 
 const METHODS = [
   "allocateCareOf", "releaseCareOf", "requestPrefix", "registerMigration", "prepareMigration", "abortMigration", "heartbeat", "mapCorrespondent",
-  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost", "drainHost",
+  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost", "drainHost", "listWorkers",
 ] as const satisfies readonly (keyof ControlClient)[];
 
 /**

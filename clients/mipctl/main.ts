@@ -12,7 +12,7 @@ import {
 } from "../../gen/mip46/v1/control.js";
 import { rulesOf, trace, TraceUsageError } from "./trace.js";
 import { renderTable } from "./table.js";
-import { advice, cordon, enumName, hosts, migrations, type Output, time, where } from "./where.js";
+import { advice, cordon, enumName, hosts, migrations, type Output, time, waitApplied, where, workers } from "./where.js";
 
 const HELP = `mipctl: operator CLI of the mip46 control engine
 
@@ -37,6 +37,10 @@ Commands:
   drain HOST_ID             cordon it, and advise each of its VMs to move away (the hypervisor
                             hook carries it out); progress in hosts and where
   rules                     the data-plane rule table and its revision
+  workers                   the data-plane workers connected to this engine (replica): the
+                            revision each applied, and its lag in revisions and in time
+  wait [REVISION]           until every connected worker has applied REVISION (default: the rule
+                            table's revision now), as OVN's --wait=hv; --timeout S (default 30)
   release ADDRESS           release a lease (it cools down before reuse); a lease a binding
                             uses is refused, naming the binding
   release --vm VM_ID        release a VM's care-of lease
@@ -62,6 +66,8 @@ Options:
   --json                    print canonical proto3 JSON instead of a table (enum names,
                             64-bit integers as strings); rules as the offline table file has them
   --csv                     eam: comma-separated values
+  --wait                    release, map, unmap, cordon, uncordon, drain: then wait until every
+                            connected worker has applied the rule table (as wait); --timeout S
   --version                 print the version and exit
   -h, --help                this text`;
 
@@ -103,6 +109,7 @@ function ruleTableJson(r: GetRuleTableResponse): { revision: string; rules: unkn
 const withLength = (address: string, bits: number) => (address.includes("/") ? address : `${address}/${bits}`);
 
 interface Options {
+  timeout?: string;
   table?: string;
   live?: boolean;
   ingress?: string;
@@ -190,6 +197,12 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
       const r = await client.releaseCareOf({ address: leases[0].address, vmId: "" });
       return { json: ReleaseCareOfResponse.toJSON(r), table: `${rest[0]}: its mapping to ${r.address} is given back; the address cools down until ${time(r.cooldownUntilMs)}\n` };
     }
+    case "workers":
+      return workers(client);
+    case "wait": {
+      if (rest.length > 1 || (rest.length === 1 && !/^\d+$/.test(rest[0]))) throw new UsageError("wait takes at most one REVISION, a whole number");
+      return waitApplied(client, rest.length === 1 ? BigInt(rest[0]) : undefined, timeoutMs(o.timeout));
+    }
     case "trace":
       return trace(client, { table: o.table, live: o.live ?? false, ingress: o.ingress, pcap: o.pcap, words: rest });
     case "eam": {
@@ -206,13 +219,22 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
 
 class UsageError extends Error {}
 
+/** The commands that change what the workers hold, which --wait may follow. */
+const WAITABLE = new Set(["release", "map", "unmap", "cordon", "uncordon", "drain"]);
+
+function timeoutMs(text: string | undefined): number {
+  const s = Number(text ?? "30");
+  if (!Number.isFinite(s) || s <= 0 || s > 3600) throw new UsageError(`--timeout takes seconds, more than 0 and at most 3600, not ${JSON.stringify(text)}`);
+  return s * 1000;
+}
+
 async function main(): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
       options: {
         engine: { type: "string" }, ca: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, json: { type: "boolean" },
-        vm: { type: "string" }, host: { type: "string" }, csv: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" }, force: { type: "boolean" }, table: { type: "string" }, live: { type: "boolean" }, ingress: { type: "string" }, pcap: { type: "string" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
+        vm: { type: "string" }, host: { type: "string" }, csv: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" }, force: { type: "boolean" }, timeout: { type: "string" }, wait: { type: "boolean" }, table: { type: "string" }, live: { type: "boolean" }, ingress: { type: "string" }, pcap: { type: "string" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       allowPositionals: true, strict: true,
     });
@@ -248,7 +270,12 @@ async function main(): Promise<number> {
   }
   try {
     if (values.force && positionals[0] !== "release") throw new UsageError("--force goes with release only");
-    const out = await run(client, positionals[0], positionals.slice(1), { ...values, pageSize: values["page-size"], pageToken: values["page-token"] });
+    if (values.wait && !WAITABLE.has(positionals[0])) throw new UsageError(`--wait goes with ${[...WAITABLE].join(", ")}`);
+    if (values.timeout !== undefined && !values.wait && positionals[0] !== "wait") throw new UsageError("--timeout goes with wait and --wait");
+    const options = { ...values, pageSize: values["page-size"], pageToken: values["page-token"] };
+    const wait = values.wait ? timeoutMs(values.timeout) : undefined;
+    const out = await run(client, positionals[0], positionals.slice(1), options);
+    if (wait !== undefined) out.table += (await waitApplied(client, undefined, wait)).table;
     process.stdout.write(values.json ? JSON.stringify(out.json, undefined, 2) + "\n" : out.table);
     return 0;
   } catch (e) {

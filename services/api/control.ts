@@ -16,6 +16,7 @@ import {
   ConfigError, FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError,
 } from "../errors.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
+import type { WorkerStatus } from "../rules/push.js";
 import type { AdviceOutcome as AdviceOutcomeName } from "../engine/history.js";
 import type {
   AdviceRecord, HostRecord, HostStateName, LeasePurpose as LeasePurposeName, MigrationCause as MigrationCauseName, MigrationCursor, MigrationRecord,
@@ -87,7 +88,13 @@ export function toStatus(e: unknown, log: Logger, method: string): Partial<Servi
 
 const STATUS_NAME = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === "number").map(([k, v]) => [v, k])) as Record<number, string>;
 
-export function controlService(engine: Engine, metrics: EngineMetrics, log: Logger): ControlEngineServer {
+/** What the control service reads from the rule push: the workers connected to this replica. */
+export interface WorkerDirectory {
+  workers(): WorkerStatus[];
+  currentRevision(): Promise<bigint>;
+}
+
+export function controlService(engine: Engine, metrics: EngineMetrics, log: Logger, push: WorkerDirectory): ControlEngineServer {
   function unary<Req, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res> | Res): handleUnaryCall<Req, Res> {
     const labels = { grpc_type: "unary", grpc_service: SERVICE_NAME, grpc_method: method };
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
@@ -229,6 +236,15 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
         advice: adviceMessage(e.advice), outcome: ADVICE_OUTCOME[e.outcome], migrationId: e.migrationId,
       })),
     })),
+
+    listWorkers: unary("ListWorkers", async () => {
+      const revision = await push.currentRevision();
+      const workers = push.workers().sort((a, b) => a.workerId.localeCompare(b.workerId)).map((w) => ({
+        workerId: w.workerId, appliedRevision: w.ackedRevision, sentRevision: w.sentRevision,
+        lagRevisions: revision > w.ackedRevision ? revision - w.ackedRevision : 0n, lagMs: BigInt(w.lagMs), connectedAtMs: BigInt(w.connectedAtMs),
+      }));
+      return { revision, workers };
+    }),
 
     getRuleTable: unary("GetRuleTable", async () => {
       const t = await engine.ruleTable();

@@ -79,7 +79,7 @@ export async function startGrpcServer(
     "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
     "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
   });
-  server.addService(ControlEngineService, controlService(engine, metrics, log));
+  server.addService(ControlEngineService, controlService(engine, metrics, log, publisher));
   server.addService(DataPlaneSyncService, dataPlaneSyncService(publisher, log));
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING", [SYNC_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);

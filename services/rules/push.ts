@@ -14,6 +14,8 @@ export interface WorkerStatus {
   sentRevision: bigint;
   ackedRevision: bigint;
   connectedAtMs: number;
+  /** How long the oldest revision sent and not acknowledged has waited (0: it has applied all it was sent). */
+  lagMs: number;
 }
 
 export class RulePublisher {
@@ -46,13 +48,20 @@ export class RulePublisher {
 export class WorkerSession {
   private sent = 0n;
   private acked = 0n;
-  private readonly connectedAtMs = Date.now();
+  private readonly connectedAtMs: number;
+  /** When each revision sent and not yet acknowledged was sent, oldest first (a Map keeps insertion order). */
+  private readonly unacked = new Map<bigint, number>();
   private unsubscribe?: () => void;
   /** Sends happen one at a time so deltas never overtake each other. */
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
 
-  constructor(readonly workerId: string, private readonly send: (m: EngineMessage) => void, private readonly store: Store, private readonly log: Logger) {}
+  constructor(
+    readonly workerId: string, private readonly send: (m: EngineMessage) => void, private readonly store: Store, private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.connectedAtMs = now();
+  }
 
   async start(): Promise<void> {
     // Subscribe first, so no change can fall between the snapshot and the first delta.
@@ -67,10 +76,24 @@ export class WorkerSession {
 
   ack(revision: bigint): void {
     if (revision > this.acked && revision <= this.sent) this.acked = revision;
+    for (const r of this.unacked.keys()) {
+      if (r > this.acked) break;
+      this.unacked.delete(r);
+    }
   }
 
   status(): WorkerStatus {
-    return { workerId: this.workerId, sentRevision: this.sent, ackedRevision: this.acked, connectedAtMs: this.connectedAtMs };
+    const oldest = this.unacked.values().next();
+    return {
+      workerId: this.workerId, sentRevision: this.sent, ackedRevision: this.acked, connectedAtMs: this.connectedAtMs,
+      lagMs: oldest.done ? 0 : Math.max(0, this.now() - oldest.value),
+    };
+  }
+
+  /** Records a revision as sent, waiting for its acknowledgement. */
+  private sentRevision(revision: bigint): void {
+    this.sent = revision;
+    if (revision > this.acked && !this.unacked.has(revision)) this.unacked.set(revision, this.now());
   }
 
   private enqueue(fn: () => Promise<void>): Promise<void> {
@@ -86,7 +109,7 @@ export class WorkerSession {
       this.send({ message: { $case: "snapshotRules", value: { rules: ordered.slice(i, i + SNAPSHOT_CHUNK).map(ruleToMessage) } } });
     }
     this.send({ message: { $case: "inSync", value: { revision } } });
-    this.sent = revision;
+    this.sentRevision(revision);
     this.log.info("rule snapshot sent", { workerId: this.workerId, revision, rules: rules.length });
   }
 
@@ -102,7 +125,7 @@ export class WorkerSession {
     }
     for (const [revision, d] of [...byRevision].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       this.send({ message: { $case: "delta", value: { revision, updates: inDependencyOrder(d.updates).map(ruleToMessage), removes: d.removes.sort().reverse() } } });
-      this.sent = revision;
+      this.sentRevision(revision);
     }
   }
 }

@@ -7,6 +7,9 @@ import { Binding, GetVmResponse, Host, Lease, LeasePurpose, ListMigrationsRespon
 import { ruleFromMessage } from "../../lib/rules/wire.js";
 import { parseOfflineTable } from "../../dataplane/offline/index.js";
 import { readFileSync } from "node:fs";
+import { credentials } from "@grpc/grpc-js";
+import { DataPlaneSyncClient, type EngineMessage } from "../../gen/mip46/v1/dataplane.js";
+import { RuleSyncClient } from "../../dataplane/sync/client.js";
 
 const run = promisify(execFile);
 const mipctl = (address: string, ...args: string[]) => run(process.execPath, ["bin/mipctl.js", "--engine", address, ...args], { encoding: "utf8" });
@@ -204,4 +207,73 @@ test("mipctl --json prints canonical proto3 JSON (enum names, 64-bit integers as
   const parsed = parseOfflineTable({ revision: table.revision, worker, rules: table.rules });
   t.is(parsed.revision, live.revision);
   t.deepEqual(parsed.rules, live.rules.map((m) => ruleFromMessage(m)));
+});
+
+test("mipctl workers and wait: each connected worker with its applied revision and lag; wait and --wait return once every worker applied the revision, and time out naming the one behind", async (t) => {
+  const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  // w1 is the worker's own sync client; w2 acknowledges only what the test tells it to.
+  const sync = new RuleSyncClient({ workerId: "w1", engines: [e.address], onSnapshot: () => undefined, onDelta: () => undefined });
+  sync.start();
+  t.teardown(() => sync.stop());
+  const raw = new DataPlaneSyncClient(e.address, credentials.createInsecure());
+  const stream = raw.syncRules();
+  t.teardown(() => { stream.cancel(); raw.close(); });
+  const sent: bigint[] = [];
+  stream.on("data", (d: EngineMessage) => {
+    if (d.message?.$case === "inSync" || d.message?.$case === "delta") sent.push(d.message.value.revision);
+  });
+  stream.on("error", () => undefined);
+  stream.write({ message: { $case: "hello", value: { workerId: "w2", appliedRevision: 0n } } });
+  const ack = (revision: bigint) => stream.write({ message: { $case: "ack", value: { revision } } });
+  const until = async (cond: () => boolean | Promise<boolean>) => {
+    for (const end = Date.now() + 10_000; !(await cond());) {
+      if (Date.now() > end) throw new Error("condition not met in time");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await until(() => sent.length === 1 && sync.connected);
+  ack(sent[0]);
+  const start = (await e.client.getRuleTable({})).revision;
+  await until(async () => (await e.client.listWorkers({})).workers.every((w) => w.appliedRevision === start));
+  t.regex((await mipctl(e.address, "wait")).stdout, new RegExp(`^revision ${start} applied by w1, w2$`, "m"), "nothing pending: at once");
+
+  // A change w1 applies and w2 does not acknowledge.
+  const mapped = await e.client.mapCorrespondent({ ipv6Address: "2001:db8:c::10" });
+  const next = (await e.client.getRuleTable({})).revision;
+  t.is(next, start + 1n);
+  await until(() => sent.includes(next) && sync.appliedRevision === next);
+  const table = (await mipctl(e.address, "workers")).stdout;
+  t.regex(table, new RegExp(`^rule table revision ${next}$`, "m"));
+  t.regex(table, /^WORKER\s+APPLIED\s+SENT\s+LAG\s+LAG TIME\s+CONNECTED$/m);
+  t.regex(table, new RegExp(`^w1\\s+${next}\\s+${next}\\s+0\\s+0\\.0 s\\s+\\d{4}-`, "m"), "w1 caught up");
+  t.regex(table, new RegExp(`^w2\\s+${start}\\s+${next}\\s+1\\s+\\d+\\.\\d s\\s+\\d{4}-`, "m"), "w2 one revision behind");
+  const json = JSON.parse((await mipctl(e.address, "--json", "workers")).stdout);
+  t.is(json.revision, next.toString());
+  t.like(json.workers[1], { workerId: "w2", appliedRevision: start.toString(), sentRevision: next.toString(), lagRevisions: "1" });
+  t.true(Number(json.workers[1].lagMs) >= 0);
+  t.false("lagRevisions" in json.workers[0], "w1 has no lag: proto3 JSON leaves the zero out");
+
+  const late = await t.throwsAsync(mipctl(e.address, "wait", String(next), "--timeout", "0.5")) as Error & { code: number; stderr: string };
+  t.is(late.code, 1);
+  t.regex(late.stderr, new RegExp(`revision ${next} not applied within 0\\.5 s by w2 \\(at ${start}\\)`));
+  // --wait on a change: returns once w2 acknowledges (acknowledged while mipctl waits).
+  const unmapping = mipctl(e.address, "unmap", "2001:db8:c::10", "--wait", "--timeout", "20");
+  await until(() => sent.includes(next + 1n));
+  ack(next + 1n);
+  const out = (await unmapping).stdout;
+  t.regex(out, new RegExp(`its mapping to ${mapped.ipv4Address.replaceAll(".", "\\.")} is given back`));
+  t.regex(out, new RegExp(`^revision ${next + 1n} applied by w1, w2$`, "m"));
+  t.false((await e.client.getRuleTable({})).rules.some((r) => r.kind?.$case === "addressMapping"), "the change itself was made");
+
+  const usage = await t.throwsAsync(mipctl(e.address, "pools", "--wait")) as Error & { code: number; stderr: string };
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /--wait goes with release, map, unmap, cordon, uncordon, drain/);
+  const bad = await t.throwsAsync(mipctl(e.address, "wait", "soon")) as Error & { code: number; stderr: string };
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /wait takes at most one REVISION, a whole number/);
+  const badTimeout = await t.throwsAsync(mipctl(e.address, "wait", "--timeout=0")) as Error & { code: number; stderr: string };
+  t.is(badTimeout.code, 2);
+  t.regex(badTimeout.stderr, /--timeout takes seconds, more than 0 and at most 3600, not "0"/);
 });

@@ -783,6 +783,27 @@ export interface GetRuleTableResponse {
   rules: Rule[];
 }
 
+export interface Worker {
+  workerId: string;
+  /** The last revision it acknowledged (applied), and the last one it was sent. */
+  appliedRevision: bigint;
+  sentRevision: bigint;
+  /** Revisions of the table it has not applied: the table's revision minus applied_revision. */
+  lagRevisions: bigint;
+  /** How long the oldest revision it was sent and has not applied has waited (0 when none). */
+  lagMs: bigint;
+  connectedAtMs: bigint;
+}
+
+export interface ListWorkersRequest {
+}
+
+export interface ListWorkersResponse {
+  /** The rule table's revision when the answer was made. */
+  revision: bigint;
+  workers: Worker[];
+}
+
 function createBaseAllocateCareOfRequest(): AllocateCareOfRequest {
   return { hostId: "", vmId: "", homeAddress: "" };
 }
@@ -7486,6 +7507,338 @@ export const GetRuleTableResponse: MessageFns<GetRuleTableResponse> = {
   },
 };
 
+function createBaseWorker(): Worker {
+  return { workerId: "", appliedRevision: 0n, sentRevision: 0n, lagRevisions: 0n, lagMs: 0n, connectedAtMs: 0n };
+}
+
+export const Worker: MessageFns<Worker> = {
+  encode(message: Worker, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    if (message.appliedRevision !== 0n) {
+      if (BigInt.asUintN(64, message.appliedRevision) !== message.appliedRevision) {
+        throw new globalThis.Error("value provided for field message.appliedRevision of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.appliedRevision);
+    }
+    if (message.sentRevision !== 0n) {
+      if (BigInt.asUintN(64, message.sentRevision) !== message.sentRevision) {
+        throw new globalThis.Error("value provided for field message.sentRevision of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.sentRevision);
+    }
+    if (message.lagRevisions !== 0n) {
+      if (BigInt.asUintN(64, message.lagRevisions) !== message.lagRevisions) {
+        throw new globalThis.Error("value provided for field message.lagRevisions of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.lagRevisions);
+    }
+    if (message.lagMs !== 0n) {
+      if (BigInt.asUintN(64, message.lagMs) !== message.lagMs) {
+        throw new globalThis.Error("value provided for field message.lagMs of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.lagMs);
+    }
+    if (message.connectedAtMs !== 0n) {
+      if (BigInt.asUintN(64, message.connectedAtMs) !== message.connectedAtMs) {
+        throw new globalThis.Error("value provided for field message.connectedAtMs of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.connectedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Worker {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorker();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.appliedRevision = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sentRevision = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lagRevisions = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lagMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.connectedAtMs = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Worker {
+    return {
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      appliedRevision: isSet(object.appliedRevision)
+        ? BigInt(object.appliedRevision)
+        : isSet(object.applied_revision)
+        ? BigInt(object.applied_revision)
+        : 0n,
+      sentRevision: isSet(object.sentRevision)
+        ? BigInt(object.sentRevision)
+        : isSet(object.sent_revision)
+        ? BigInt(object.sent_revision)
+        : 0n,
+      lagRevisions: isSet(object.lagRevisions)
+        ? BigInt(object.lagRevisions)
+        : isSet(object.lag_revisions)
+        ? BigInt(object.lag_revisions)
+        : 0n,
+      lagMs: isSet(object.lagMs) ? BigInt(object.lagMs) : isSet(object.lag_ms) ? BigInt(object.lag_ms) : 0n,
+      connectedAtMs: isSet(object.connectedAtMs)
+        ? BigInt(object.connectedAtMs)
+        : isSet(object.connected_at_ms)
+        ? BigInt(object.connected_at_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: Worker): unknown {
+    const obj: any = {};
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.appliedRevision !== 0n) {
+      obj.appliedRevision = message.appliedRevision.toString();
+    }
+    if (message.sentRevision !== 0n) {
+      obj.sentRevision = message.sentRevision.toString();
+    }
+    if (message.lagRevisions !== 0n) {
+      obj.lagRevisions = message.lagRevisions.toString();
+    }
+    if (message.lagMs !== 0n) {
+      obj.lagMs = message.lagMs.toString();
+    }
+    if (message.connectedAtMs !== 0n) {
+      obj.connectedAtMs = message.connectedAtMs.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Worker>): Worker {
+    return Worker.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Worker>): Worker {
+    const message = createBaseWorker();
+    message.workerId = object.workerId ?? "";
+    message.appliedRevision = (object.appliedRevision !== undefined && object.appliedRevision !== null)
+      ? BigInt(object.appliedRevision)
+      : 0n;
+    message.sentRevision = (object.sentRevision !== undefined && object.sentRevision !== null)
+      ? BigInt(object.sentRevision)
+      : 0n;
+    message.lagRevisions = (object.lagRevisions !== undefined && object.lagRevisions !== null)
+      ? BigInt(object.lagRevisions)
+      : 0n;
+    message.lagMs = (object.lagMs !== undefined && object.lagMs !== null) ? BigInt(object.lagMs) : 0n;
+    message.connectedAtMs = (object.connectedAtMs !== undefined && object.connectedAtMs !== null)
+      ? BigInt(object.connectedAtMs)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseListWorkersRequest(): ListWorkersRequest {
+  return {};
+}
+
+export const ListWorkersRequest: MessageFns<ListWorkersRequest> = {
+  encode(_: ListWorkersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListWorkersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListWorkersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListWorkersRequest {
+    return {};
+  },
+
+  toJSON(_: ListWorkersRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListWorkersRequest>): ListWorkersRequest {
+    return ListWorkersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ListWorkersRequest>): ListWorkersRequest {
+    const message = createBaseListWorkersRequest();
+    return message;
+  },
+};
+
+function createBaseListWorkersResponse(): ListWorkersResponse {
+  return { revision: 0n, workers: [] };
+}
+
+export const ListWorkersResponse: MessageFns<ListWorkersResponse> = {
+  encode(message: ListWorkersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revision !== 0n) {
+      if (BigInt.asUintN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.revision);
+    }
+    for (const v of message.workers) {
+      Worker.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListWorkersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListWorkersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.revision = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workers.push(Worker.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListWorkersResponse {
+    return {
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      workers: globalThis.Array.isArray(object?.workers) ? object.workers.map((e: any) => Worker.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListWorkersResponse): unknown {
+    const obj: any = {};
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    if (message.workers?.length) {
+      obj.workers = message.workers.map((e) => Worker.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListWorkersResponse>): ListWorkersResponse {
+    return ListWorkersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListWorkersResponse>): ListWorkersResponse {
+    const message = createBaseListWorkersResponse();
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.workers = object.workers?.map((e) => Worker.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type ControlEngineDefinition = typeof ControlEngineDefinition;
 export const ControlEngineDefinition = {
   name: "ControlEngine",
@@ -7707,6 +8060,20 @@ export const ControlEngineDefinition = {
       requestType: ListAdviceRequest as typeof ListAdviceRequest,
       requestStream: false,
       responseType: ListAdviceResponse as typeof ListAdviceResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /**
+     * The data-plane workers connected to this replica for the rule push, each with the revision it
+     * applied and how far behind it is. On etcd each replica answers for its own workers (a worker
+     * streams from one replica at a time). Waiting until every worker applied a revision
+     * (OVN's --wait=hv) is polling this.
+     */
+    listWorkers: {
+      name: "ListWorkers",
+      requestType: ListWorkersRequest as typeof ListWorkersRequest,
+      requestStream: false,
+      responseType: ListWorkersResponse as typeof ListWorkersResponse,
       responseStream: false,
       options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
@@ -7972,6 +8339,21 @@ export const ControlEngineService = {
     responseSerialize: (value: ListAdviceResponse): Buffer => Buffer.from(ListAdviceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAdviceResponse => ListAdviceResponse.decode(value),
   },
+  /**
+   * The data-plane workers connected to this replica for the rule push, each with the revision it
+   * applied and how far behind it is. On etcd each replica answers for its own workers (a worker
+   * streams from one replica at a time). Waiting until every worker applied a revision
+   * (OVN's --wait=hv) is polling this.
+   */
+  listWorkers: {
+    path: "/mip46.v1.ControlEngine/ListWorkers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListWorkersRequest): Buffer => Buffer.from(ListWorkersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListWorkersRequest => ListWorkersRequest.decode(value),
+    responseSerialize: (value: ListWorkersResponse): Buffer => Buffer.from(ListWorkersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListWorkersResponse => ListWorkersResponse.decode(value),
+  },
 } as const;
 
 export interface ControlEngineServer extends UntypedServiceImplementation {
@@ -8054,6 +8436,13 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
   drainHost: handleUnaryCall<DrainHostRequest, DrainHostResponse>;
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice: handleUnaryCall<ListAdviceRequest, ListAdviceResponse>;
+  /**
+   * The data-plane workers connected to this replica for the rule push, each with the revision it
+   * applied and how far behind it is. On etcd each replica answers for its own workers (a worker
+   * streams from one replica at a time). Waiting until every worker applied a revision
+   * (OVN's --wait=hv) is polling this.
+   */
+  listWorkers: handleUnaryCall<ListWorkersRequest, ListWorkersResponse>;
 }
 
 export interface ControlEngineClient extends Client {
@@ -8415,6 +8804,27 @@ export interface ControlEngineClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAdviceResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The data-plane workers connected to this replica for the rule push, each with the revision it
+   * applied and how far behind it is. On etcd each replica answers for its own workers (a worker
+   * streams from one replica at a time). Waiting until every worker applied a revision
+   * (OVN's --wait=hv) is polling this.
+   */
+  listWorkers(
+    request: ListWorkersRequest,
+    callback: (error: ServiceError | null, response: ListWorkersResponse) => void,
+  ): ClientUnaryCall;
+  listWorkers(
+    request: ListWorkersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListWorkersResponse) => void,
+  ): ClientUnaryCall;
+  listWorkers(
+    request: ListWorkersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListWorkersResponse) => void,
   ): ClientUnaryCall;
 }
 
