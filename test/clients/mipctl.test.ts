@@ -277,3 +277,31 @@ test("mipctl workers and wait: each connected worker with its applied revision a
   t.is(badTimeout.code, 2);
   t.regex(badTimeout.stderr, /--timeout takes seconds, more than 0 and at most 3600, not "0"/);
 });
+
+test("mipctl call: any RPC by name (or full path) with a proto3 JSON request, the answer as proto3 JSON; the change is made; a misspelt field, bad JSON or an unknown method is refused and changes nothing", async (t) => {
+  const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  const allocated = JSON.parse((await mipctl(e.address, "call", "AllocateCareOf", '{"host_id": "h6", "vmId": "sv", "homeAddress": "192.0.2.1"}')).stdout);
+  t.like(allocated, { careOfIpv4: "198.51.100.2", careOfIpv6: "2001:db8:1::c000:201" });
+  t.regex(String(allocated.expiresAtMs), /^\d+$/, "an int64 as a string");
+  const leases = (await e.client.listLeases({})).leases;
+  t.deepEqual(leases.map((l) => [l.address, l.holder, l.hostId, l.purpose]), [["198.51.100.2", "sv", "h6", LeasePurpose.LEASE_PURPOSE_CARE_OF]], "the lease was taken");
+  const listed = JSON.parse((await mipctl(e.address, "call", "mip46.v1.ControlEngine/ListLeases")).stdout);
+  t.deepEqual(listed.leases.map((l: unknown) => Lease.fromJSON(l)), leases, "the full path, and {} by default");
+
+  const fails = async (pattern: RegExp, ...args: string[]) => {
+    const err = await t.throwsAsync(mipctl(e.address, "call", ...args)) as Error & { code: number; stderr: string };
+    t.is(err.code, 2, args.join(" "));
+    t.regex(err.stderr, pattern, args.join(" "));
+  };
+  await fails(/"homeAdress": not a field of the request \(fields: hostId, vmId, homeAddress\)/, "AllocateCareOf", '{"hostId": "h6", "vmId": "sv2", "homeAdress": "192.0.2.3"}');
+  await fails(/the request is not JSON/, "AllocateCareOf", "{hostId: h6}");
+  await fails(/the request must be a JSON object/, "AllocateCareOf", "[]");
+  await fails(/has no method "Frobnicate"; methods: AbortMigration, AllocateCareOf, /, "Frobnicate");
+  await fails(/call takes a METHOD/);
+  t.deepEqual((await e.client.listLeases({})).leases, leases, "a refused call changes nothing");
+  const refused = await t.throwsAsync(mipctl(e.address, "call", "AllocateCareOf", '{"hostId": "nowhere", "vmId": "sv3", "homeAddress": "192.0.2.4"}')) as Error & { code: number; stderr: string };
+  t.is(refused.code, 1, "the engine's own refusal is a failure, with its message");
+  t.regex(refused.stderr, /^mipctl: host nowhere is unknown: its agent must send a Heartbeat/m);
+});
