@@ -13,7 +13,9 @@ import {
 import { rulesOf, trace, TraceUsageError } from "./trace.js";
 import { call, CallUsageError } from "./call.js";
 import { renderTable } from "./table.js";
-import { advice, cordon, enumName, hosts, migrations, type Output, time, waitApplied, where, workers } from "./where.js";
+import { advice, cordon, enumName, hosts, migrations, type Output, time, where } from "./where.js";
+import { waitApplied, workers } from "./workers.js";
+import { watch } from "./watch.js";
 
 const HELP = `mipctl: operator CLI of the mip46 control engine
 
@@ -38,6 +40,11 @@ Commands:
   drain HOST_ID             cordon it, and advise each of its VMs to move away (the hypervisor
                             hook carries it out); progress in hosts and where
   rules                     the data-plane rule table and its revision
+  watch [--changes-only] [--count N]
+                            a stream of changes, as gobgp monitor: the current state (rule
+                            revision, bindings, leases), then each rule revision, binding, lease
+                            and migration as it changes; --json: one JSON object a line; ends
+                            after N changes, or on Ctrl-C
   workers                   the data-plane workers connected to this engine (replica): the
                             revision each applied, and its lag in revisions and in time
   wait [REVISION]           until every connected worker has applied REVISION (default: the rule
@@ -225,6 +232,16 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
 
 class UsageError extends Error {}
 
+async function watchCommand(client: ControlClient, rest: string[], v: { count?: string; "changes-only"?: boolean; json?: boolean }): Promise<number> {
+  if (rest.length > 0) throw new UsageError("watch takes no arguments");
+  const count = v.count === undefined ? undefined : Number(v.count);
+  if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new UsageError(`--count takes a whole number above 0, not ${JSON.stringify(v.count)}`);
+  const stop = new AbortController();
+  process.once("SIGINT", () => stop.abort());
+  await watch(client, { changesOnly: v["changes-only"] ?? false, count, json: v.json ?? false, signal: stop.signal }, (line) => process.stdout.write(line + "\n"));
+  return 0;
+}
+
 /** The commands that change what the workers hold, which --wait may follow. */
 const WAITABLE = new Set(["release", "map", "unmap", "cordon", "uncordon", "drain"]);
 
@@ -240,7 +257,7 @@ async function main(): Promise<number> {
     parsed = parseArgs({
       options: {
         engine: { type: "string" }, ca: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, json: { type: "boolean" },
-        vm: { type: "string" }, host: { type: "string" }, csv: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" }, force: { type: "boolean" }, timeout: { type: "string" }, wait: { type: "boolean" }, table: { type: "string" }, live: { type: "boolean" }, ingress: { type: "string" }, pcap: { type: "string" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
+        vm: { type: "string" }, host: { type: "string" }, csv: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" }, force: { type: "boolean" }, count: { type: "string" }, "changes-only": { type: "boolean" }, timeout: { type: "string" }, wait: { type: "boolean" }, table: { type: "string" }, live: { type: "boolean" }, ingress: { type: "string" }, pcap: { type: "string" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
       allowPositionals: true, strict: true,
     });
@@ -278,6 +295,7 @@ async function main(): Promise<number> {
     if (values.force && positionals[0] !== "release") throw new UsageError("--force goes with release only");
     if (values.wait && !WAITABLE.has(positionals[0])) throw new UsageError(`--wait goes with ${[...WAITABLE].join(", ")}`);
     if (values.timeout !== undefined && !values.wait && positionals[0] !== "wait") throw new UsageError("--timeout goes with wait and --wait");
+    if (positionals[0] === "watch") return await watchCommand(client, positionals.slice(1), values);
     const options = { ...values, pageSize: values["page-size"], pageToken: values["page-token"] };
     const wait = values.wait ? timeoutMs(values.timeout) : undefined;
     const out = await run(client, positionals[0], positionals.slice(1), options);

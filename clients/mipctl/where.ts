@@ -2,7 +2,7 @@
 // migrations with their cause, and the advice the engine gave with what became of it.
 import type { ControlClient } from "../control.js";
 import {
-  AdviceEntry, ListWorkersResponse, AdviceOutcome, GetVmResponse, Host, HostState, ListMigrationsResponse, type Migration, MigrationCause, NetworkFamily,
+  AdviceEntry, AdviceOutcome, GetVmResponse, Host, HostState, ListMigrationsResponse, type Migration, MigrationCause, NetworkFamily,
 } from "../../gen/mip46/v1/control.js";
 import { renderTable } from "./table.js";
 
@@ -14,7 +14,7 @@ export const time = (ms: bigint) => (ms === 0n ? "-" : new Date(Number(ms)).toIS
 export type Output = { json: unknown; table: string };
 
 /** A migration's cause in a word, with the advice's figures when it followed one. */
-function cause(m: Migration): string {
+export function cause(m: Migration): string {
   const name = enumName(MigrationCause, m.cause, "MIGRATION_CAUSE_");
   return m.advice ? `${name} (${m.advice.reason})` : name;
 }
@@ -65,39 +65,4 @@ export async function cordon(client: ControlClient, hostId: string, action: "cor
     uncordon: "uncordoned",
   }[action];
   return { json: r.host ? Host.toJSON(r.host) : {}, table: `host ${hostId} ${said}\n` };
-}
-
-const seconds = (ms: bigint) => `${(Number(ms) / 1000).toFixed(1)} s`;
-
-/** The workers connected to the replica that answers, with what they applied and how far behind they are. */
-export async function workers(client: ControlClient): Promise<Output> {
-  const r = await client.listWorkers({});
-  const table = renderTable(["WORKER", "APPLIED", "SENT", "LAG", "LAG TIME", "CONNECTED"],
-    r.workers.map((w) => [w.workerId, String(w.appliedRevision), String(w.sentRevision), String(w.lagRevisions), seconds(w.lagMs), time(w.connectedAtMs)]));
-  return { json: ListWorkersResponse.toJSON(r), table: `rule table revision ${r.revision}\n${table}` };
-}
-
-export class WaitTimeout extends Error {}
-
-/**
- * Waits until every connected worker has applied `revision` (OVN's --wait=hv), polling; the rule
- * table's revision now when `revision` is undefined. WaitTimeout names the workers still behind.
- * With no worker connected there is nothing to wait for.
- */
-export async function waitApplied(client: ControlClient, revision: bigint | undefined, timeoutMs: number): Promise<Output> {
-  const deadline = Date.now() + timeoutMs;
-  let target = revision;
-  for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
-    const r = await client.listWorkers({});
-    const want = (target ??= r.revision);
-    const behind = r.workers.filter((w) => w.appliedRevision < want);
-    if (behind.length === 0) {
-      return { json: { revision: want.toString(), workers: r.workers.map((w) => w.workerId) },
-        table: r.workers.length === 0 ? `revision ${want}: no worker is connected to this engine\n` : `revision ${want} applied by ${r.workers.map((w) => w.workerId).join(", ")}\n` };
-    }
-    if (Date.now() + pause > deadline) {
-      throw new WaitTimeout(`revision ${want} not applied within ${timeoutMs / 1000} s by ${behind.map((w) => `${w.workerId} (at ${w.appliedRevision})`).join(", ")}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, pause));
-  }
 }

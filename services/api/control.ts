@@ -4,8 +4,8 @@ import { ConflictError } from "../errors.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError, Metadata, status } from "@grpc/grpc-js";
 import {
-  AdviceOutcome, type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, MigrationCause, type HeartbeatRequest, HostState,
-  LeasePurpose, NetworkFamily, type PrepareMigrationRequest, type RegisterMigrationRequest, type RegisterMigrationResponse,
+  type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest,
+  type PrepareMigrationRequest, type RegisterMigrationRequest, type RegisterMigrationResponse,
 } from "../../gen/mip46/v1/control.js";
 import { AddressError, type IPAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6, parseUnicast, parseUnicast6, quoted } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
@@ -17,10 +17,9 @@ import {
 } from "../errors.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import type { WorkerStatus } from "../rules/push.js";
-import type { AdviceOutcome as AdviceOutcomeName } from "../engine/history.js";
-import type {
-  AdviceRecord, HostRecord, HostStateName, LeasePurpose as LeasePurposeName, MigrationCause as MigrationCauseName, MigrationCursor, MigrationRecord,
-} from "../store/store.js";
+import { ADVICE_OUTCOME, adviceMessage, bindingMessage, family, hostMessage, hostState, leaseMessage, migrationMessage } from "./messages.js";
+import { watchHandler } from "./watch.js";
+import type { HostRecord, MigrationCursor } from "../store/store.js";
 
 export const SERVICE_NAME = "mip46.v1.ControlEngine";
 
@@ -186,9 +185,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     })),
 
     listLeases: unary("ListLeases", async (req) => ({
-      leases: (await engine.listLeases({ hostId: req.hostId, holder: req.holder })).map((l) => ({
-        address: l.address, pool: l.pool, holder: l.holder, purpose: leasePurpose(l.purpose), hostId: l.hostId, expiresAtMs: BigInt(l.expiresAtMs ?? 0),
-      })),
+      leases: (await engine.listLeases({ hostId: req.hostId, holder: req.holder })).map(leaseMessage),
     })),
 
     listPrefixes: unary("ListPrefixes", () => ({
@@ -203,10 +200,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     })),
 
     listBindings: unary("ListBindings", async (req) => ({
-      bindings: (await engine.listBindings({ hostId: req.hostId, vmId: req.vmId })).map((b) => ({
-        vmId: b.vmId, homeAddress: b.homeAddress, homeAgent: b.homeAgent, hostId: b.hostId, careOfIpv4: b.careOfIPv4, careOfIpv6: b.careOfIPv6,
-        translatedIpv4: b.translatedIPv4, translatedIpv6: b.translatedIPv6, migrationId: b.migrationId, updatedAtMs: BigInt(b.updatedAtMs),
-      })),
+      bindings: (await engine.listBindings({ hostId: req.hostId, vmId: req.vmId })).map(bindingMessage),
     })),
 
     listHosts: unary("ListHosts", async (req) => ({ hosts: (await engine.listHosts({ hostId: req.hostId, vmId: req.vmId })).map(hostMessage) })),
@@ -246,6 +240,8 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       return { revision, workers };
     }),
 
+    watch: watchHandler(engine, metrics, log),
+
     getRuleTable: unary("GetRuleTable", async () => {
       const t = await engine.ruleTable();
       return { revision: t.revision, rules: t.rules.map(ruleToMessage) };
@@ -275,49 +271,6 @@ function heartbeatInput(req: HeartbeatRequest): HeartbeatInput {
     memoryUsedBytes: bytes(v.memoryUsedBytes, `vms[${i}].memory_used_bytes`),
   }));
   return { hostId, addresses, resources, vms };
-}
-
-function hostState(s: HostStateName): HostState {
-  return s === "hot" ? HostState.HOST_STATE_HOT : s === "down" ? HostState.HOST_STATE_DOWN : HostState.HOST_STATE_UP;
-}
-
-function family(f: 0 | 4 | 6): NetworkFamily {
-  return f === 4 ? NetworkFamily.NETWORK_FAMILY_IPV4 : f === 6 ? NetworkFamily.NETWORK_FAMILY_IPV6 : NetworkFamily.NETWORK_FAMILY_UNSPECIFIED;
-}
-
-function leasePurpose(p: LeasePurposeName): LeasePurpose {
-  return p === "care-of" ? LeasePurpose.LEASE_PURPOSE_CARE_OF : p === "translation" ? LeasePurpose.LEASE_PURPOSE_TRANSLATION : LeasePurpose.LEASE_PURPOSE_CORRESPONDENT;
-}
-
-function hostMessage(h: HostRecord) {
-  return {
-    hostId: h.hostId, state: hostState(h.state), networkFamily: family(h.family), network: h.network, addresses: h.addresses,
-    resources: { cpuUsedCores: h.resources.cpuUsedCores, cpuTotalCores: h.resources.cpuTotalCores, memoryUsedBytes: BigInt(h.resources.memoryUsedBytes), memoryTotalBytes: BigInt(h.resources.memoryTotalBytes) },
-    vmCount: h.vms.length, lastSeenMs: BigInt(h.lastSeenMs),
-    cordoned: h.cordoned === true, draining: h.draining === true,
-    vms: h.vms.map((v) => ({ vmId: v.vmId, homeAddress: v.homeAddress, cpuUsedCores: v.cpuUsedCores, memoryUsedBytes: BigInt(v.memoryUsedBytes) })),
-  };
-}
-
-function adviceMessage(a: AdviceRecord) {
-  return { vmId: a.vmId, sourceHostId: a.sourceHostId, destinationHostId: a.destinationHostId, crossProtocol: a.crossProtocol, reason: a.reason, givenAtMs: BigInt(a.givenAtMs) };
-}
-
-const CAUSE: Record<MigrationCauseName, MigrationCause> = {
-  advice: MigrationCause.MIGRATION_CAUSE_ADVICE, hypervisor: MigrationCause.MIGRATION_CAUSE_HYPERVISOR, operator: MigrationCause.MIGRATION_CAUSE_OPERATOR,
-};
-
-const ADVICE_OUTCOME: Record<AdviceOutcomeName, AdviceOutcome> = {
-  "pending": AdviceOutcome.ADVICE_OUTCOME_PENDING, "followed": AdviceOutcome.ADVICE_OUTCOME_FOLLOWED,
-  "moved-elsewhere": AdviceOutcome.ADVICE_OUTCOME_MOVED_ELSEWHERE, "not-followed": AdviceOutcome.ADVICE_OUTCOME_NOT_FOLLOWED,
-};
-
-function migrationMessage(m: MigrationRecord) {
-  return {
-    migrationId: m.migrationId, vmId: m.vmId, sourceHostId: m.sourceHostId, destinationHostId: m.destinationHostId,
-    careOfIpv4: m.careOfIPv4, careOfIpv6: m.careOfIPv6, registeredAtMs: BigInt(m.registeredAtMs),
-    cause: m.cause ? CAUSE[m.cause] : MigrationCause.MIGRATION_CAUSE_UNSPECIFIED, advice: m.advice && adviceMessage(m.advice),
-  };
 }
 
 /** A page token (AIP-158): opaque to the caller; here the last migration of the page, base64url. */

@@ -16,7 +16,7 @@ import { networkText, PrefixPlan } from "../prefix/plan.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { vmOwner } from "../store/store.js";
 import type {
-  AdviceRecord, BindingRecord, HostRecord, LeaseRecord, MigrationCursor, PoolUsage, ResourcesRecord, Store, VmRecord,
+  AdviceRecord, BindingRecord, HostRecord, LeaseRecord, MigrationCursor, PoolUsage, ResourcesRecord, RuleChange, Store, VmRecord,
 } from "../store/store.js";
 import { CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../rules/compile.js";
 import { type AdviceEntry, History, type MigrationPage, type VmPlace } from "./history.js";
@@ -348,6 +348,16 @@ export class Engine {
 
   ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> {
     return this.store.ruleTable();
+  }
+
+  /** The rule changes after `revision`, oldest first; undefined when the log no longer reaches back that far. */
+  ruleChangesSince(revision: bigint): Promise<RuleChange[] | undefined> {
+    return this.store.ruleChangesSince(revision);
+  }
+
+  /** Calls `listener` after each change of the rule table (on etcd, any replica's); returns the unsubscribe. */
+  onRulesChanged(listener: (revision: bigint) => void): () => void {
+    return this.store.onRulesChanged(listener);
   }
 
   /**

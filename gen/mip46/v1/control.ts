@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -802,6 +804,50 @@ export interface ListWorkersResponse {
   /** The rule table's revision when the answer was made. */
   revision: bigint;
   workers: Worker[];
+}
+
+export interface WatchRequest {
+  /** Leave the current state out: changes only. */
+  changesOnly: boolean;
+}
+
+export interface WatchEvent {
+  /** When the engine saw it. */
+  atMs: bigint;
+  event:
+    | { $case: "revision"; value: RuleRevision }
+    | { $case: "binding"; value: BindingChange }
+    | { $case: "lease"; value: LeaseChange }
+    | { $case: "migration"; value: Migration }
+    | { $case: "currentEnd"; value: CurrentStateEnd }
+    | undefined;
+}
+
+/** A revision of the rule table, with the keys of the rules it added or changed, and removed. */
+export interface RuleRevision {
+  revision: bigint;
+  updated: string[];
+  removed: string[];
+}
+
+export interface BindingChange {
+  binding:
+    | Binding
+    | undefined;
+  /** The binding went (the VM came home, or its binding was removed with its lease). */
+  removed: boolean;
+}
+
+export interface LeaseChange {
+  lease:
+    | Lease
+    | undefined;
+  /** The lease went (released or expired). */
+  released: boolean;
+}
+
+/** What came before was the current state; what follows are changes. */
+export interface CurrentStateEnd {
 }
 
 function createBaseAllocateCareOfRequest(): AllocateCareOfRequest {
@@ -7839,6 +7885,592 @@ export const ListWorkersResponse: MessageFns<ListWorkersResponse> = {
   },
 };
 
+function createBaseWatchRequest(): WatchRequest {
+  return { changesOnly: false };
+}
+
+export const WatchRequest: MessageFns<WatchRequest> = {
+  encode(message: WatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.changesOnly !== false) {
+      writer.uint32(8).bool(message.changesOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.changesOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchRequest {
+    return {
+      changesOnly: isSet(object.changesOnly)
+        ? globalThis.Boolean(object.changesOnly)
+        : isSet(object.changes_only)
+        ? globalThis.Boolean(object.changes_only)
+        : false,
+    };
+  },
+
+  toJSON(message: WatchRequest): unknown {
+    const obj: any = {};
+    if (message.changesOnly !== false) {
+      obj.changesOnly = message.changesOnly;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchRequest>): WatchRequest {
+    return WatchRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchRequest>): WatchRequest {
+    const message = createBaseWatchRequest();
+    message.changesOnly = object.changesOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseWatchEvent(): WatchEvent {
+  return { atMs: 0n, event: undefined };
+}
+
+export const WatchEvent: MessageFns<WatchEvent> = {
+  encode(message: WatchEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.atMs !== 0n) {
+      if (BigInt.asUintN(64, message.atMs) !== message.atMs) {
+        throw new globalThis.Error("value provided for field message.atMs of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.atMs);
+    }
+    switch (message.event?.$case) {
+      case "revision":
+        RuleRevision.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+      case "binding":
+        BindingChange.encode(message.event.value, writer.uint32(26).fork()).join();
+        break;
+      case "lease":
+        LeaseChange.encode(message.event.value, writer.uint32(34).fork()).join();
+        break;
+      case "migration":
+        Migration.encode(message.event.value, writer.uint32(42).fork()).join();
+        break;
+      case "currentEnd":
+        CurrentStateEnd.encode(message.event.value, writer.uint32(50).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.atMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "revision", value: RuleRevision.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "binding", value: BindingChange.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.event = { $case: "lease", value: LeaseChange.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.event = { $case: "migration", value: Migration.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.event = { $case: "currentEnd", value: CurrentStateEnd.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchEvent {
+    return {
+      atMs: isSet(object.atMs) ? BigInt(object.atMs) : isSet(object.at_ms) ? BigInt(object.at_ms) : 0n,
+      event: isSet(object.revision)
+        ? { $case: "revision", value: RuleRevision.fromJSON(object.revision) }
+        : isSet(object.binding)
+        ? { $case: "binding", value: BindingChange.fromJSON(object.binding) }
+        : isSet(object.lease)
+        ? { $case: "lease", value: LeaseChange.fromJSON(object.lease) }
+        : isSet(object.migration)
+        ? { $case: "migration", value: Migration.fromJSON(object.migration) }
+        : isSet(object.currentEnd)
+        ? { $case: "currentEnd", value: CurrentStateEnd.fromJSON(object.currentEnd) }
+        : isSet(object.current_end)
+        ? { $case: "currentEnd", value: CurrentStateEnd.fromJSON(object.current_end) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: WatchEvent): unknown {
+    const obj: any = {};
+    if (message.atMs !== 0n) {
+      obj.atMs = message.atMs.toString();
+    }
+    if (message.event?.$case === "revision") {
+      obj.revision = RuleRevision.toJSON(message.event.value);
+    } else if (message.event?.$case === "binding") {
+      obj.binding = BindingChange.toJSON(message.event.value);
+    } else if (message.event?.$case === "lease") {
+      obj.lease = LeaseChange.toJSON(message.event.value);
+    } else if (message.event?.$case === "migration") {
+      obj.migration = Migration.toJSON(message.event.value);
+    } else if (message.event?.$case === "currentEnd") {
+      obj.currentEnd = CurrentStateEnd.toJSON(message.event.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchEvent>): WatchEvent {
+    return WatchEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchEvent>): WatchEvent {
+    const message = createBaseWatchEvent();
+    message.atMs = (object.atMs !== undefined && object.atMs !== null) ? BigInt(object.atMs) : 0n;
+    switch (object.event?.$case) {
+      case "revision": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "revision", value: RuleRevision.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "binding": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "binding", value: BindingChange.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "lease": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "lease", value: LeaseChange.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "migration": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "migration", value: Migration.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "currentEnd": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "currentEnd", value: CurrentStateEnd.fromPartial(object.event.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseRuleRevision(): RuleRevision {
+  return { revision: 0n, updated: [], removed: [] };
+}
+
+export const RuleRevision: MessageFns<RuleRevision> = {
+  encode(message: RuleRevision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revision !== 0n) {
+      if (BigInt.asUintN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.revision);
+    }
+    for (const v of message.updated) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.removed) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RuleRevision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRuleRevision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.revision = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.updated.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.removed.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RuleRevision {
+    return {
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      updated: globalThis.Array.isArray(object?.updated) ? object.updated.map((e: any) => globalThis.String(e)) : [],
+      removed: globalThis.Array.isArray(object?.removed) ? object.removed.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: RuleRevision): unknown {
+    const obj: any = {};
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    if (message.updated?.length) {
+      obj.updated = message.updated;
+    }
+    if (message.removed?.length) {
+      obj.removed = message.removed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RuleRevision>): RuleRevision {
+    return RuleRevision.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RuleRevision>): RuleRevision {
+    const message = createBaseRuleRevision();
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.updated = object.updated?.map((e) => e) || [];
+    message.removed = object.removed?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseBindingChange(): BindingChange {
+  return { binding: undefined, removed: false };
+}
+
+export const BindingChange: MessageFns<BindingChange> = {
+  encode(message: BindingChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.binding !== undefined) {
+      Binding.encode(message.binding, writer.uint32(10).fork()).join();
+    }
+    if (message.removed !== false) {
+      writer.uint32(16).bool(message.removed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BindingChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBindingChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.binding = Binding.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.removed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BindingChange {
+    return {
+      binding: isSet(object.binding) ? Binding.fromJSON(object.binding) : undefined,
+      removed: isSet(object.removed) ? globalThis.Boolean(object.removed) : false,
+    };
+  },
+
+  toJSON(message: BindingChange): unknown {
+    const obj: any = {};
+    if (message.binding !== undefined) {
+      obj.binding = Binding.toJSON(message.binding);
+    }
+    if (message.removed !== false) {
+      obj.removed = message.removed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BindingChange>): BindingChange {
+    return BindingChange.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BindingChange>): BindingChange {
+    const message = createBaseBindingChange();
+    message.binding = (object.binding !== undefined && object.binding !== null)
+      ? Binding.fromPartial(object.binding)
+      : undefined;
+    message.removed = object.removed ?? false;
+    return message;
+  },
+};
+
+function createBaseLeaseChange(): LeaseChange {
+  return { lease: undefined, released: false };
+}
+
+export const LeaseChange: MessageFns<LeaseChange> = {
+  encode(message: LeaseChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.lease !== undefined) {
+      Lease.encode(message.lease, writer.uint32(10).fork()).join();
+    }
+    if (message.released !== false) {
+      writer.uint32(16).bool(message.released);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.lease = Lease.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.released = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseChange {
+    return {
+      lease: isSet(object.lease) ? Lease.fromJSON(object.lease) : undefined,
+      released: isSet(object.released) ? globalThis.Boolean(object.released) : false,
+    };
+  },
+
+  toJSON(message: LeaseChange): unknown {
+    const obj: any = {};
+    if (message.lease !== undefined) {
+      obj.lease = Lease.toJSON(message.lease);
+    }
+    if (message.released !== false) {
+      obj.released = message.released;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LeaseChange>): LeaseChange {
+    return LeaseChange.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseChange>): LeaseChange {
+    const message = createBaseLeaseChange();
+    message.lease = (object.lease !== undefined && object.lease !== null) ? Lease.fromPartial(object.lease) : undefined;
+    message.released = object.released ?? false;
+    return message;
+  },
+};
+
+function createBaseCurrentStateEnd(): CurrentStateEnd {
+  return {};
+}
+
+export const CurrentStateEnd: MessageFns<CurrentStateEnd> = {
+  encode(_: CurrentStateEnd, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CurrentStateEnd {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCurrentStateEnd();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): CurrentStateEnd {
+    return {};
+  },
+
+  toJSON(_: CurrentStateEnd): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<CurrentStateEnd>): CurrentStateEnd {
+    return CurrentStateEnd.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<CurrentStateEnd>): CurrentStateEnd {
+    const message = createBaseCurrentStateEnd();
+    return message;
+  },
+};
+
 export type ControlEngineDefinition = typeof ControlEngineDefinition;
 export const ControlEngineDefinition = {
   name: "ControlEngine",
@@ -8075,6 +8707,20 @@ export const ControlEngineDefinition = {
       requestStream: false,
       responseType: ListWorkersResponse as typeof ListWorkersResponse,
       responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /**
+     * A stream of changes, as `gobgp monitor`: the current state first (the rule table's revision,
+     * every binding and every lease) and a CurrentStateEnd, then each rule revision, binding,
+     * lease and migration as it changes, until the caller cancels. A lease renewal (only its
+     * expiry moves) is not a change. Changes close together may arrive as their net effect.
+     */
+    watch: {
+      name: "Watch",
+      requestType: WatchRequest as typeof WatchRequest,
+      requestStream: false,
+      responseType: WatchEvent as typeof WatchEvent,
+      responseStream: true,
       options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
   },
@@ -8354,6 +9000,21 @@ export const ControlEngineService = {
     responseSerialize: (value: ListWorkersResponse): Buffer => Buffer.from(ListWorkersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListWorkersResponse => ListWorkersResponse.decode(value),
   },
+  /**
+   * A stream of changes, as `gobgp monitor`: the current state first (the rule table's revision,
+   * every binding and every lease) and a CurrentStateEnd, then each rule revision, binding,
+   * lease and migration as it changes, until the caller cancels. A lease renewal (only its
+   * expiry moves) is not a change. Changes close together may arrive as their net effect.
+   */
+  watch: {
+    path: "/mip46.v1.ControlEngine/Watch" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchRequest): Buffer => Buffer.from(WatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchRequest => WatchRequest.decode(value),
+    responseSerialize: (value: WatchEvent): Buffer => Buffer.from(WatchEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchEvent => WatchEvent.decode(value),
+  },
 } as const;
 
 export interface ControlEngineServer extends UntypedServiceImplementation {
@@ -8443,6 +9104,13 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
    * (OVN's --wait=hv) is polling this.
    */
   listWorkers: handleUnaryCall<ListWorkersRequest, ListWorkersResponse>;
+  /**
+   * A stream of changes, as `gobgp monitor`: the current state first (the rule table's revision,
+   * every binding and every lease) and a CurrentStateEnd, then each rule revision, binding,
+   * lease and migration as it changes, until the caller cancels. A lease renewal (only its
+   * expiry moves) is not a change. Changes close together may arrive as their net effect.
+   */
+  watch: handleServerStreamingCall<WatchRequest, WatchEvent>;
 }
 
 export interface ControlEngineClient extends Client {
@@ -8826,6 +9494,14 @@ export interface ControlEngineClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListWorkersResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * A stream of changes, as `gobgp monitor`: the current state first (the rule table's revision,
+   * every binding and every lease) and a CurrentStateEnd, then each rule revision, binding,
+   * lease and migration as it changes, until the caller cancels. A lease renewal (only its
+   * expiry moves) is not a change. Changes close together may arrive as their net effect.
+   */
+  watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchEvent>;
+  watch(request: WatchRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<WatchEvent>;
 }
 
 export const ControlEngineClient = makeGenericClientConstructor(
