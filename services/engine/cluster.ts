@@ -51,8 +51,10 @@ export class ClusterHosts {
   private lease?: Lease;
   /** Every host counts as heard at this time: the start, or the election as leader. */
   private graceFromMs: number;
-  /** Entries of other replicas' batches are taken only from these revisions on (a batch read again is no news). */
+  /** The revision of the newest batch taken from each key of another replica (a batch read again is no news). */
   private readonly batchMod = new Map<string, bigint>();
+  /** The revision of the newest batch taken from each other replica. */
+  private readonly replicaMod = new Map<string, bigint>();
 
   constructor(
     private readonly store: EtcdStore,
@@ -154,21 +156,22 @@ export class ClusterHosts {
    * replica's etcd lease (a replica that dies takes its batches with it); keys of the last batch
    * beyond this one's are deleted.
    */
-  async publish(): Promise<void> {
+  async publish(): Promise<bigint> {
     const heard = this.heard;
     this.heard = new Map();
     try {
       const leaseId = await this.leaseId();
       const entries = [...heard];
       const shards = Math.ceil(entries.length / this.s.shardSize);
-      const writes: Promise<unknown>[] = [];
+      const writes: Promise<bigint>[] = [];
       for (let i = 0; i < shards; i++) {
         const batch: LivenessBatch = Object.fromEntries(entries.slice(i * this.s.shardSize, (i + 1) * this.s.shardSize));
         writes.push(this.store.cluster.putLiveness(this.s.replica, i, batch, leaseId));
       }
-      for (let i = shards; i < this.shards; i++) writes.push(this.store.cluster.deleteLiveness(this.s.replica, i));
-      await Promise.all(writes);
+      for (let i = shards; i < this.shards; i++) writes.push(this.store.cluster.deleteLiveness(this.s.replica, i).then(() => 0n));
+      const revisions = await Promise.all(writes);
       this.shards = shards;
+      return revisions.reduce((a, b) => (a > b ? a : b), 0n);
     } catch (e) {
       // Heard again in the next batch, unless a newer beat took their place.
       for (const [id, l] of heard) if (!this.heard.has(id)) this.heard.set(id, l);
@@ -214,6 +217,11 @@ export class ClusterHosts {
     return down;
   }
 
+  /** The revision of the newest batch of `replica` taken (0 if none). */
+  batchSeen(replica: string): bigint {
+    return this.replicaMod.get(replica) ?? 0n;
+  }
+
   /** Stops the batches' lease; the keys on it go at once. */
   async stop(): Promise<void> {
     await this.lease?.revoke().catch(() => undefined);
@@ -250,6 +258,7 @@ export class ClusterHosts {
     const key = `${replica}/${shard}`;
     if ((this.batchMod.get(key) ?? -1n) >= mod) return;
     this.batchMod.set(key, mod);
+    if ((this.replicaMod.get(replica) ?? 0n) < mod) this.replicaMod.set(replica, mod);
     for (const [id, l] of Object.entries(batch)) {
       const known = this.live.get(id);
       if (known && known.lastSeenMs >= l.lastSeenMs) continue;

@@ -82,6 +82,8 @@ export class Engine {
    * replica's liveness batches (cluster.ts).
    */
   private readonly cluster?: ClusterHosts;
+  /** The writes of advice given for hosts at other replicas, from their batches (on etcd). */
+  private remoteAdvice: Promise<unknown> = Promise.resolve();
   private readonly migrations: Migrations;
   private readonly releases: Releases;
   private readonly history: History;
@@ -107,7 +109,10 @@ export class Engine {
       const downAfterMs = config.hosts.downAfterSeconds * 1000;
       this.cluster = new ClusterHosts(store, this.advisor, {
         replica: config.replica, downAfterMs, batchMs: downAfterMs / 3, highWatermark: config.migration.highWatermark, shardSize: LIVENESS_SHARD,
-      }, now, log, (host) => void this.adviseRemote(host).catch((e) => this.log.error("advice for a host at another replica not given", { hostId: host.hostId, err: e })));
+      }, now, log, (host) => {
+        const given = this.adviseRemote(host).catch((e) => this.log.error("advice for a host at another replica not given", { hostId: host.hostId, err: e }));
+        this.remoteAdvice = this.remoteAdvice.then(() => given);
+      });
     }
     this.history = new History(store, () => this.listHosts(), config.migration.windowSeconds * 1000, now);
     const core = {
@@ -156,7 +161,13 @@ export class Engine {
   /** Ends this replica's liveness lease on etcd, so its batches go with it. */
   async close(): Promise<void> {
     this.stop();
+    await this.remoteAdviceWritten();
     await this.cluster?.stop();
+  }
+
+  /** Resolves once the advice decided so far for hosts at other replicas is written (on etcd). */
+  async remoteAdviceWritten(): Promise<void> {
+    await this.remoteAdvice;
   }
 
   /**
@@ -326,9 +337,17 @@ export class Engine {
     if (advice.length > 0) await (leader as EtcdStore).cluster.addPending(host.hostId, advice);
   }
 
-  /** On etcd: writes this replica's liveness batch now (its timer does every downAfterSeconds / 3). */
-  publishLiveness(): Promise<void> {
-    return this.cluster ? this.cluster.publish() : Promise.resolve();
+  /**
+   * On etcd: writes this replica's liveness batch now (its timer does every downAfterSeconds / 3);
+   * resolves the batch's etcd revision (0 when there was nothing to write).
+   */
+  publishLiveness(): Promise<bigint> {
+    return this.cluster ? this.cluster.publish() : Promise.resolve(0n);
+  }
+
+  /** On etcd: the revision of the newest liveness batch of `replica` that this replica has taken. */
+  batchSeen(replica: string): bigint {
+    return this.cluster?.batchSeen(replica) ?? 0n;
   }
 
   private async writeHost(host: HostRecord): Promise<void> {

@@ -1,0 +1,233 @@
+// Engine replicas on a real 3-member etcd cluster, with many hosts and an injected clock: three
+// in-process engines share one key prefix, each on its own EtcdStore (its own client and
+// watches); the test says which one leads (a real leader key, and the guarded view on it) and
+// calls the sweep and each replica's liveness batch by hand. Hosts beat at non-leaders; the
+// leader advises them and marks them down from the batches. The whole stored state is read back
+// from etcd after the calls.
+import test, { type ExecutionContext } from "ava";
+import { rmSync } from "node:fs";
+import { createLogger, silentLogger } from "../../../lib/log.js";
+import { parseConfig } from "../../../services/config/config.js";
+import { Engine, type HeartbeatInput } from "../../../services/engine/engine.js";
+import type { Leadership } from "../../../services/engine/leader.js";
+import { EtcdStore } from "../../../services/store/etcd.js";
+import type { AdviceRecord, HostRecord, Store, VmRecord } from "../../../services/store/store.js";
+import { labConfig, tempDir } from "../../../harness/engine.js";
+import { etcdOps, startEtcdCluster, type EtcdCluster } from "../../../harness/etcd.js";
+
+const GIB = 1 << 30;
+const T0 = 1_000_000;
+
+let cluster: EtcdCluster | undefined;
+let prefixes = 0;
+
+test.before(async () => {
+  cluster = await startEtcdCluster(3);
+});
+test.after.always(async () => {
+  await cluster?.stop();
+});
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits for a watch to bring a change (no timing is measured; the deadline only ends a broken run). */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function vms(hostId: string, n: number, cpu = 0.5): VmRecord[] {
+  return Array.from({ length: n }, (_, i) => ({ vmId: `${hostId}-vm${i}`, homeAddress: `192.0.2.${(i % 250) + 1}`, cpuUsedCores: cpu, memoryUsedBytes: GIB }));
+}
+
+/** A report of host number `n` on the lab's IPv6 network (even n) or IPv4 segment (odd n), 32 cores. */
+function report(n: number, cpuUsedCores: number, vmList: VmRecord[] = vms(`h${n}`, 20)): HeartbeatInput {
+  return {
+    hostId: `h${n}`,
+    addresses: n % 2 === 0 ? [`2001:db8:1::${(n + 16).toString(16)}/64`] : [`192.0.2.${(n % 250) + 1}/24`],
+    resources: { cpuUsedCores, cpuTotalCores: 32, memoryUsedBytes: 64 * GIB, memoryTotalBytes: 256 * GIB },
+    vms: vmList,
+  };
+}
+
+interface Replica { name: string; engine: Engine; store: EtcdStore }
+
+interface Fixture {
+  replicas: Replica[];
+  clock: { ms: number };
+  /** A client of its own on the prefix, for reading back what is stored. */
+  etcd: EtcdStore;
+  prefix: string;
+  elect(i: number): Promise<void>;
+  /** Opens replicas r0..r(n-1) on the prefix (again, after close: a restart). */
+  open(n: number): Promise<Replica[]>;
+  close(): Promise<void>;
+}
+
+async function fixture(t: ExecutionContext, overrides: Record<string, unknown> = {}): Promise<Fixture> {
+  const dir = tempDir("mip46-cluster-");
+  const prefix = `/mip46-cluster-test-${process.pid}-${++prefixes}`;
+  const endpoints = cluster!.endpoints;
+  const clock = { ms: T0 };
+  const etcd = await EtcdStore.open({ endpoints, prefix });
+  let views: ((v: Store | undefined) => void)[] = [];
+  let elected: (() => void)[][] = [];
+  const f: Fixture = {
+    replicas: [], clock, etcd, prefix,
+    async open(n) {
+      views = [];
+      elected = [];
+      f.replicas = [];
+      for (let i = 0; i < n; i++) {
+        const name = `r${i}`;
+        const config = parseConfig(labConfig(dir, {
+          replica: name, store: { kind: "etcd", etcd: { endpoints, prefix } },
+          hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 15 }, ...overrides,
+        }));
+        const store = await EtcdStore.open({ endpoints, prefix });
+        let view: Store | undefined;
+        const listeners: (() => void)[] = [];
+        const leadership: Leadership = { leaderStore: () => view, onElected: (l) => listeners.push(l) };
+        views.push((v) => { view = v; });
+        elected.push(listeners);
+        const engine = new Engine(config, store, process.env.M46_DEBUG ? createLogger({ component: name }) : silentLogger, undefined, () => clock.ms, leadership);
+        await engine.start();
+        engine.stop(); // no timers: the test sweeps and writes batches when it chooses
+        f.replicas.push({ name, engine, store });
+      }
+      return f.replicas;
+    },
+    async elect(i) {
+      // A real leader key, as leader.ts keeps it; the guarded view compares its create revision.
+      const key = etcd.k("leader");
+      await etcd.client.delete().key(key).exec();
+      const put = await etcd.client.put(key).value(`r${i}`).exec();
+      const guarded = f.replicas[i].store.guarded({ key, createRevision: put.header.revision });
+      views.forEach((set, j) => set(j === i ? guarded : undefined));
+      for (const l of elected[i]) l();
+    },
+    async close() {
+      for (const r of f.replicas) {
+        await r.engine.close();
+        await r.store.close();
+      }
+      f.replicas = [];
+    },
+  };
+  t.teardown(async () => {
+    await f.close();
+    await etcd.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return f;
+}
+
+/** Beats many hosts at once, at most 64 calls in flight. */
+async function beatAll(inputs: [Replica, HeartbeatInput][]): Promise<void> {
+  for (let i = 0; i < inputs.length; i += 64) await Promise.all(inputs.slice(i, i + 64).map(([r, h]) => r.engine.heartbeat(h)));
+}
+
+/** `from` writes its liveness batch; resolves once each of `to` has taken it (from its watch). */
+async function publish(from: Replica, ...to: Replica[]): Promise<void> {
+  const revision = await from.engine.publishLiveness();
+  await until(`${from.name}'s batch at ${to.map((r) => r.name).join(", ")}`, () => to.every((r) => r.engine.batchSeen(from.name) >= revision));
+}
+
+/** Every host record under hosts/, read from etcd (not from any replica's copy). */
+async function storedHosts(f: Fixture): Promise<Map<string, HostRecord>> {
+  return new Map((await f.etcd.listHosts()).map((h) => [h.hostId, h]));
+}
+
+async function keysUnder(f: Fixture, path: string): Promise<string[]> {
+  return (await f.etcd.client.getAll().prefix(f.etcd.k(path)).keys()).map((k) => k.slice(f.etcd.k(path).length)).sort();
+}
+
+test.serial("1,001 hosts at two non-leaders: a hot host beating at a non-leader is advised by the leader as on one engine (window, hysteresis, headroom, cool-down, no destination the move makes hot), handed over once by its replica", async (t) => {
+  t.timeout(180_000);
+  const f = await fixture(t, { migration: { highWatermark: 0.85, lowWatermark: 0.7, windowSeconds: 30, vmCooldownSeconds: 300 } });
+  const [r0, r1, r2] = await f.open(3);
+  await f.elect(0);
+  const clock = f.clock;
+  // Hosts 0..999 at 25%..53% CPU, half at r1 and half at r2; h1000 (12.5%, the emptiest) at r1.
+  await beatAll(Array.from({ length: 1000 }, (_, n) => [n % 2 === 0 ? r1 : r2, report(n, 8 + (n % 10))] as [Replica, HeartbeatInput]));
+  await r1.engine.heartbeat(report(1000, 4));
+  await Promise.all([publish(r1, r0), publish(r2, r0)]);
+  await until("the leader knowing every host", async () => (await r0.engine.listHosts()).length === 1001);
+
+  const bigVm = { vmId: "big", homeAddress: "192.0.2.9", cpuUsedCores: 6, memoryUsedBytes: GIB };
+  const hot = (cpu: number, vmList = [bigVm, ...vms("hot", 5, 0.2)]) => r2.engine.heartbeat({ ...report(2000, cpu), hostId: "hot", vms: vmList });
+  /** The hot host beats at r2, r2 writes its batch, the leader reads it and has written whatever advice it decided. */
+  const beatAndBatch = async (cpu: number, vmList?: VmRecord[]) => {
+    const r = await hot(cpu, vmList);
+    await publish(r2, r0);
+    await r0.engine.remoteAdviceWritten();
+    return r;
+  };
+  const pending = () => keysUnder(f, "pending/");
+
+  let r = await beatAndBatch(30);
+  t.is(r.host.state, "up", "above the high watermark, but not for a window yet");
+  t.deepEqual(r.advice, []);
+  clock.ms += 29_000;
+  r = await beatAndBatch(30);
+  t.is(r.host.state, "up");
+  t.deepEqual(await pending(), [], "no advice before a whole window");
+  clock.ms += 1_000;
+  r = await beatAndBatch(30);
+  t.is(r.host.state, "hot", "its own replica sees it hot");
+  t.deepEqual(r.advice, [], "the leader's advice was not there yet when r2 answered");
+  t.deepEqual(await pending(), ["hot"], "the leader left advice for the replica it beats at");
+  // r2's watch brings it; its next answer hands it over, once.
+  let handed: AdviceRecord[] = [];
+  await until("r2 handing the advice over", async () => (handed = (await hot(30)).advice).length > 0);
+  t.is(handed.length, 1);
+  t.like(handed[0], { vmId: "big", sourceHostId: "hot", destinationHostId: "h1000", crossProtocol: false, givenAtMs: clock.ms },
+    "the smallest VM whose departure cools the host (30 - 6 = 24 of 32 cores) to the emptiest host, which beats at r1");
+  t.deepEqual(await pending(), [], "and the pending key is gone");
+  t.deepEqual((await hot(30)).advice, [], "nothing twice");
+  const first = handed[0];
+
+  clock.ms += 1_000;
+  r = await beatAndBatch(26);
+  t.is(r.host.state, "hot", "26/32 = 0.81 is between the watermarks: still hot (hysteresis)");
+  t.deepEqual(await pending(), [], "no second advice within the window");
+  clock.ms += 30_000;
+  await beatAndBatch(30, [bigVm]);
+  t.deepEqual(await pending(), [], "the advised VM rests for its cool-down");
+  clock.ms += 300_000;
+  await r1.engine.heartbeat(report(1000, 4));
+  await publish(r1, r0);
+  await beatAndBatch(30, [bigVm]);
+  t.deepEqual(await pending(), ["hot"], "and may be advised again after it");
+  await until("r2 handing the second advice over", async () => (handed = (await hot(30, [bigVm])).advice).length > 0);
+  t.like(handed[0], { vmId: "big", destinationHostId: "h1000" });
+  const second = handed[0];
+  clock.ms += 1_000;
+  t.is((await beatAndBatch(20)).host.state, "up", "20/32 = 0.63 is below the low watermark: cool again");
+
+  // Every host at 62.5%: with the VM (6 more cores) any destination would be at 81%, above the low watermark.
+  clock.ms += 300_000;
+  await beatAll(Array.from({ length: 1001 }, (_, n) => [n % 2 === 0 ? r1 : r2, report(n, 20)] as [Replica, HeartbeatInput]));
+  await Promise.all([publish(r1, r0), publish(r2, r0)]);
+  await beatAndBatch(30);
+  clock.ms += 30_000;
+  r = await beatAndBatch(30);
+  t.is(r.host.state, "hot");
+  t.deepEqual(await pending(), [], "no host would stay below the low watermark with the VM");
+
+  // The whole stored state: every host with its VMs and state; two pieces of advice in the history.
+  const stored = await storedHosts(f);
+  t.is(stored.size, 1002);
+  for (let n = 0; n <= 1000; n++) t.like(stored.get(`h${n}`), { state: "up", family: n % 2 === 0 ? 6 : 4 }, `h${n}`);
+  t.like(stored.get("hot"), { state: "hot", network: "2001:db8:1::/64" });
+  t.deepEqual(stored.get("hot")?.vms.map((v) => v.vmId), ["big", ...vms("hot", 5).map((v) => v.vmId)]);
+  t.deepEqual((await f.etcd.listAdvice(100, 0)).map((a) => [a.vmId, a.destinationHostId, a.givenAtMs]),
+    [[second.vmId, "h1000", second.givenAtMs], [first.vmId, "h1000", first.givenAtMs]]);
+  t.deepEqual(await pending(), []);
+  t.deepEqual(await keysUnder(f, "liveness/"), ["r1/0", "r2/0"], "one batch key per replica that had hosts beat at it (at most 1,000 hosts a key)");
+});
