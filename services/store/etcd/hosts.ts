@@ -16,7 +16,7 @@ import type { IKeyValue } from "etcd3";
 import { sleep } from "../../../lib/retry.js";
 import { LeadershipLostError } from "../guard.js";
 import type { AdviceRecord, HostRecord, MigrationRecord, ResourcesRecord, VmRecord } from "../store.js";
-import { conflictBackoff, EtcdPart, MAX_CONFLICT_RETRIES } from "./base.js";
+import { conflictBackoff, EtcdPart, MAX_CONFLICT_RETRIES, prefixEnd } from "./base.js";
 
 /** A host's liveness in a batch: its last beat at the replica, and its load then. */
 export interface Liveness {
@@ -42,9 +42,6 @@ export interface HostEvents {
   migration(migration: MigrationRecord): void;
 }
 
-/** Keys read per page when loading a prefix: a host record with 50 VMs is a few KiB, and a gRPC message at most 4 MiB. */
-const PAGE = 256;
-
 export class EtcdHosts extends EtcdPart {
   /** The cordon is kept under its own key (cordons/<id>), so a heartbeat at any replica leaves it alone. */
   async putHost(host: HostRecord): Promise<void> {
@@ -60,8 +57,11 @@ export class EtcdHosts extends EtcdPart {
 
   async listHosts(): Promise<HostRecord[]> {
     const prefix = this.k("cordons/");
-    const [hosts, cordons] = await Promise.all([this.listDocs<HostRecord>("hosts/"), this.s.client.getAll().prefix(prefix).exec()]);
-    const byHost = new Map(cordons.kvs.map((kv) => [kv.key.toString().slice(prefix.length), JSON.parse(kv.value.toString()) as Cordon]));
+    const byHost = new Map<string, Cordon>();
+    const [hosts] = await Promise.all([
+      this.listDocs<HostRecord>("hosts/"),
+      this.eachKv("cordons/", (kv) => byHost.set(kv.key.toString().slice(prefix.length), JSON.parse(kv.value.toString()) as Cordon)),
+    ]);
     return hosts.map((h) => withCordon(h, byHost.get(h.hostId)));
   }
 
@@ -110,22 +110,11 @@ export class EtcdClusterHosts extends EtcdPart {
     const revision = BigInt(first.header.revision);
     for (const [path, apply] of parts) {
       // Migrations are history: only those from now on matter (a VM's cool-down after its move).
-      if (path !== "migrations/") await this.loadPaged(path, revision, (kv) => apply(kv, false));
+      if (path !== "migrations/") await this.eachKv(path, (kv) => apply(kv, false), revision);
       const w = await this.s.client.watch().prefix(this.k(path)).startRevision(String(revision + 1n)).create();
       w.on("put", (kv) => apply(kv, false));
       w.on("delete", (kv) => apply(kv, true));
       this.s.watchers.push(w);
-    }
-  }
-
-  private async loadPaged(path: string, revision: bigint, each: (kv: IKeyValue) => void): Promise<void> {
-    const end = prefixEnd(this.k(path));
-    let start = this.k(path);
-    for (;;) {
-      const res = await this.s.client.getAll().inRange({ start, end }).revision(String(revision)).sort("Key", "Ascend").limit(PAGE).exec();
-      for (const kv of res.kvs) each(kv);
-      if (!res.more || res.kvs.length === 0) return;
-      start = res.kvs[res.kvs.length - 1].key.toString() + "\0";
     }
   }
 
@@ -195,10 +184,6 @@ function parse<T>(kv: IKeyValue): T {
 
 const adviceTime = (ms: number) => String(Math.max(0, ms)).padStart(15, "0");
 
-/** The first key after every key that starts with `prefix` ('/' + 1 is '0'). */
-function prefixEnd(prefix: string): string {
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-}
 
 /** The beat's record with the operator's cordon; fields only when set, as the engine on SQLite keeps them. */
 function withCordon(host: HostRecord, c: Cordon | undefined): HostRecord {
