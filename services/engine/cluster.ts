@@ -239,7 +239,10 @@ export class ClusterHosts {
       return;
     }
     this.stored.set(hostId, { record, mod });
+    const l = this.live.get(hostId);
     if (record.state === "down") this.advisor.forget(hostId);
+    // The watches of hosts/ and liveness/ are apart: a new host's batch entry may come first.
+    else if (!known && l) this.advisor.observe(this.get(hostId)!, l.lastSeenMs);
     else this.advisor.track(this.get(hostId)!);
   }
 
@@ -264,6 +267,7 @@ export class ClusterHosts {
       if (known && known.lastSeenMs >= l.lastSeenMs) continue;
       this.live.set(id, l);
       const host = this.get(id);
+      // A host whose record has not come yet is observed when it comes (storedChanged).
       if (!host || host.state === "down") continue;
       // Hot windows at batch granularity: the host's load at its last beat of the period.
       const hot = this.advisor.observe(host, l.lastSeenMs);
