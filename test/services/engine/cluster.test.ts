@@ -13,9 +13,9 @@ import type { Leadership } from "../../../services/engine/leader.js";
 import { EtcdStore } from "../../../services/store/etcd.js";
 import type { AdviceRecord, HostRecord, Store, VmRecord } from "../../../services/store/store.js";
 import { labConfig, tempDir } from "../../../harness/engine.js";
+import { GIB, report, vms } from "../../../harness/reports.js";
 import { etcdOps, startEtcdCluster, type EtcdCluster } from "../../../harness/etcd.js";
 
-const GIB = 1 << 30;
 const T0 = 1_000_000;
 
 let cluster: EtcdCluster | undefined;
@@ -41,19 +41,6 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-function vms(hostId: string, n: number, cpu = 0.5): VmRecord[] {
-  return Array.from({ length: n }, (_, i) => ({ vmId: `${hostId}-vm${i}`, homeAddress: `192.0.2.${(i % 250) + 1}`, cpuUsedCores: cpu, memoryUsedBytes: GIB }));
-}
-
-/** A report of host number `n` on the lab's IPv6 network (even n) or IPv4 segment (odd n), 32 cores. */
-function report(n: number, cpuUsedCores: number, vmList: VmRecord[] = vms(`h${n}`, 20)): HeartbeatInput {
-  return {
-    hostId: `h${n}`,
-    addresses: n % 2 === 0 ? [`2001:db8:1::${(n + 16).toString(16)}/64`] : [`192.0.2.${(n % 250) + 1}/24`],
-    resources: { cpuUsedCores, cpuTotalCores: 32, memoryUsedBytes: 64 * GIB, memoryTotalBytes: 256 * GIB },
-    vms: vmList,
-  };
-}
 
 interface Replica {
   name: string;
