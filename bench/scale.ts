@@ -11,8 +11,14 @@
 // Then the engine's RSS and the store's size (database + WAL). The load generator shares the
 // machine with the engine, so the engine's own CPU is the figure to compare across counts.
 //
+// With --store etcd --replicas R: R engine replicas on a 3-member etcd cluster (harness/etcd.ts),
+// the hosts spread over the replicas (host n beats at replica n % R); the CPU is the sum over the
+// replicas, the RSS the largest replica's, the store etcd's database; and etcd's writes per
+// second (keys put and deleted, from its own mvcc counters on /metrics) in window A.
+//
 //   node --import tsx bench/scale.ts [--hosts 100,1000,5000] [--interval 5] [--seconds 10]
-//        [--pairs-per-second 20] [--channels 4] [--json out.json] [--profile DIR (the engine under --cpu-prof)]
+//        [--pairs-per-second 20] [--channels 4] [--store sqlite|etcd] [--replicas 3]
+//        [--json out.json] [--profile DIR (the engine under --cpu-prof)]
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,20 +31,26 @@ import { connectControl } from "../clients/control.js";
 import { HeartbeatRequest, type VmReport } from "../gen/mip46/v1/control.js";
 import { spawnUntilReady } from "../lib/process/spawn.js";
 import { labConfig } from "../harness/engine.js";
+import { etcdOps, startEtcdCluster, type EtcdCluster, type EtcdOps } from "../harness/etcd.js";
 import { seededRandom } from "../lib/random.js";
 
 const { values } = parseArgs({
   options: {
     hosts: { type: "string" }, interval: { type: "string" }, seconds: { type: "string" },
     "pairs-per-second": { type: "string" }, channels: { type: "string" }, json: { type: "string" }, profile: { type: "string" },
-    "pair-client": { type: "string" },
+    "pair-client": { type: "string" }, store: { type: "string" }, replicas: { type: "string" },
   },
 });
 const LEVELS = (values.hosts ?? "100,1000,5000").split(",").map(Number).sort((a, b) => a - b);
 const INTERVAL_S = Number(values.interval ?? 5);
 const WINDOW_S = Number(values.seconds ?? 10);
 const PAIRS_PER_S = Number(values["pairs-per-second"] ?? 20);
-const CHANNELS = Number(values.channels ?? 4);
+const STORE = values.store ?? "sqlite";
+if (STORE !== "sqlite" && STORE !== "etcd") throw new Error(`--store: '${STORE}' is not sqlite or etcd`);
+const REPLICAS = STORE === "etcd" ? Number(values.replicas ?? 3) : 1;
+if (!Number.isInteger(REPLICAS) || REPLICAS < 1) throw new Error(`--replicas: '${values.replicas}' is not a whole number of replicas`);
+/** Channels to each replica: host n beats on channel n % all, at replica n % REPLICAS. */
+const CHANNELS = Math.ceil(Number(values.channels ?? 4) / REPLICAS) * REPLICAS;
 /** Window A lasts long enough for at least this many heartbeats, so 10 ms CPU ticks do not matter. */
 const MIN_BEATS = 600;
 const GIB = 1n << 30n;
@@ -63,7 +75,7 @@ function rssMiB(pid: number): number {
   return Number(line.split(/\s+/)[1]) / 1024;
 }
 
-function storeMiB(dir: string): number {
+function sqliteMiB(dir: string): number {
   let bytes = 0;
   for (const f of ["engine.db", "engine.db-wal"]) {
     try { bytes += statSync(join(dir, f)).size; } catch { /* no WAL yet */ }
@@ -236,34 +248,100 @@ interface Level {
   /** Engine-side handling time (histogram bucket bounds, ms) in window B. */
   scrapeMs: number; loopDelayP99: number; loopDelayMax: number; serverBeatP99: number; serverAllocateP99: number; serverRegisterP99: number;
   rssMiB: number; storeMiB: number; errors: number; windowSeconds: number;
+  /** On etcd: keys written (put or deleted) per second in window A, and the share of one core etcd's 3 members used. */
+  etcdWritesPerSecond?: number; etcdCoreShare?: number;
+  /** Migration advice given per second in window A (on etcd each is a history key, and a pending key put and deleted for a host at a non-leader). */
+  advicePerSecond: number;
+}
+
+/** The engines under load: one on SQLite, or replicas on an etcd cluster. */
+interface Deployment {
+  pids: number[];
+  addresses: string[];
+  metricsPorts: number[];
+  etcd?: EtcdCluster;
+  storeMiB(): Promise<number>;
+  kill(): void;
+  stop(): Promise<void>;
+}
+
+async function deploy(dir: string, profile?: string): Promise<Deployment> {
+  // 198.18.0.0/18 (RFC 2544 benchmarking range): lease bookkeeping only, no packet is sent.
+  const common = {
+    pool: { name: "engine", prefix: "198.18.0.0/18" },
+    leases: { lifetimeSeconds: 3600, cooldownSeconds: 60 },
+    hosts: { heartbeatIntervalSeconds: INTERVAL_S, downAfterSeconds: INTERVAL_S * 3 },
+    migration: { highWatermark: 0.85, lowWatermark: 0.7, windowSeconds: INTERVAL_S, vmCooldownSeconds: 300 },
+  };
+  const etcd = STORE === "etcd" ? await startEtcdCluster(3) : undefined;
+  const engines: Awaited<ReturnType<typeof spawnUntilReady<{ grpcPort: number; metricsPort: number }>>>[] = [];
+  const stop = async () => {
+    await Promise.all(engines.map((e) => new Promise((r) => { if (e.child.exitCode !== null) return r(undefined); e.child.once("exit", r); e.child.kill("SIGTERM"); })));
+    await etcd?.stop();
+  };
+  try {
+    for (let i = 0; i < REPLICAS; i++) {
+      const store = etcd
+        ? { kind: "etcd", etcd: { endpoints: etcd.endpoints, prefix: "/mip46-scale", leaderTtlSeconds: 2 } }
+        : { kind: "sqlite", path: join(dir, "engine.db"), sync: "full" };
+      const file = join(dir, `engine-${i}.yaml`);
+      writeFileSync(file, stringify(labConfig(dir, { ...common, store, replica: `r${i}` })));
+      const prof = profile ? ["--cpu-prof", "--cpu-prof-dir", profile] : [];
+      engines.push(await spawnUntilReady<{ grpcPort: number; metricsPort: number }>(process.execPath, [...prof, "bin/mip46-engine.js", "--config", file], "engine started", 60_000));
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    pids: engines.map((e) => e.child.pid!),
+    addresses: engines.map((e) => `127.0.0.1:${e.ready.grpcPort}`),
+    metricsPorts: engines.map((e) => e.ready.metricsPort),
+    etcd,
+    async storeMiB() {
+      if (!etcd) return sqliteMiB(dir);
+      const text = await (await fetch(`${etcd.members[0].clientUrl}/metrics`)).text();
+      return Number(/^etcd_mvcc_db_total_size_in_bytes (\S+)$/m.exec(text)?.[1] ?? NaN) / (1 << 20);
+    },
+    kill() {
+      for (const e of engines) e.child.kill("SIGKILL");
+      for (const m of etcd?.members ?? []) m.child?.kill("SIGKILL");
+    },
+    stop,
+  };
+}
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const etcdCpuMs = (c?: EtcdCluster) => sum((c?.members ?? []).map((m) => (m.child?.pid ? cpuMs(m.child.pid) : 0)));
+const written = (o: EtcdOps) => o.puts + o.deletes;
+
+/** Migration advice given so far, by every replica (only the leader gives any). */
+async function adviceGiven(d: Deployment): Promise<number> {
+  const counts = await Promise.all(d.metricsPorts.map(async (port) => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return Number(/^mip46_migration_advice_total (\S+)$/m.exec(text)?.[1] ?? 0);
+  }));
+  return sum(counts);
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "mip46-scale-"));
-  // 198.18.0.0/18 (RFC 2544 benchmarking range): lease bookkeeping only, no packet is sent.
-  const cfg = labConfig(dir, {
-    pool: { name: "engine", prefix: "198.18.0.0/18" },
-    store: { kind: "sqlite", path: join(dir, "engine.db"), sync: "full" },
-    leases: { lifetimeSeconds: 3600, cooldownSeconds: 60 },
-    hosts: { heartbeatIntervalSeconds: INTERVAL_S, downAfterSeconds: INTERVAL_S * 3 },
-    migration: { highWatermark: 0.85, lowWatermark: 0.7, windowSeconds: INTERVAL_S, vmCooldownSeconds: 300 },
-  });
-  writeFileSync(join(dir, "engine.yaml"), stringify(cfg));
-  const engine = await spawnUntilReady<{ grpcPort: number; metricsPort: number }>(process.execPath,
-    [...(values.profile ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : []), "bin/mip46-engine.js", "--config", join(dir, "engine.yaml")], "engine started", 60_000);
-  const pid = engine.child.pid!;
+  const d = await deploy(dir, values.profile);
+  const engineCpuMs = () => sum(d.pids.map(cpuMs));
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.once(sig, () => {
-      // Interrupted: the engine goes, and its store with it.
-      engine.child.kill("SIGKILL");
+      // Interrupted: the engines go, and their store with them.
+      d.kill();
       rmSync(dir, { recursive: true, force: true });
       process.exit(130);
     });
   }
-  const address = `127.0.0.1:${engine.ready.grpcPort}`;
-  const channels = Array.from({ length: CHANNELS }, () => new Client(address, credentials.createInsecure(), { "grpc.enable_channelz": 0 }));
+  process.stdout.write(`${STORE === "etcd" ? `${REPLICAS} engine replicas on a 3-member etcd cluster` : "one engine on SQLite (sync=full)"}, ${CHANNELS} channels\n`);
+  const channels = Array.from({ length: CHANNELS }, (_, i) => new Client(d.addresses[i % REPLICAS], credentials.createInsecure(), { "grpc.enable_channelz": 0 }));
   const load = new HeartbeatLoad(channels);
-  const pairsFrom = new PairClient(address);
+  // The pairs go to the first replica; its histograms give the engine-side p99.
+  const metricsPort = d.metricsPorts[0];
+  const pairsFrom = new PairClient(d.addresses[0]);
   await pairsFrom.ready();
   const results: Level[] = [];
   let pairCount = 0;
@@ -271,10 +349,10 @@ async function main(): Promise<void> {
   try {
     // The engine's own background (sweep timer, metrics, GC) with no load, to tell it apart.
     await sleep(2000);
-    const idle0 = cpuMs(pid);
+    const idle0 = engineCpuMs();
     const idleT = performance.now();
     await sleep(5000);
-    idleMsPerS = (cpuMs(pid) - idle0) / ((performance.now() - idleT) / 1000);
+    idleMsPerS = (engineCpuMs() - idle0) / ((performance.now() - idleT) / 1000);
     process.stdout.write(`engine idle: ${idleMsPerS.toFixed(1)} ms CPU per second\n`);
     for (const n of LEVELS) {
       // The new hosts report once (each a durable write: a host the engine did not know), 64 at a
@@ -289,23 +367,29 @@ async function main(): Promise<void> {
       const windowA = Math.max(WINDOW_S, Math.min(30, MIN_BEATS / rate));
       load.samples.length = 0;
       const errorsBefore = load.errors;
-      const cpu0 = cpuMs(pid);
+      const ops0 = d.etcd ? await etcdOps(d.etcd) : undefined;
+      const advice0 = await adviceGiven(d);
+      const etcdCpu0 = etcdCpuMs(d.etcd);
+      const cpu0 = engineCpuMs();
       const t0 = performance.now();
       await sleep(windowA * 1000);
-      const cpuA = cpuMs(pid) - cpu0;
+      const cpuA = engineCpuMs() - cpu0;
       const wallA = (performance.now() - t0) / 1000;
+      const etcdCpuA = etcdCpuMs(d.etcd) - etcdCpu0;
+      const ops1 = d.etcd ? await etcdOps(d.etcd) : undefined;
+      const adviceA = (await adviceGiven(d)) - advice0;
       const beatsA = load.samples.filter((s) => s.at >= t0).map((s) => s.ms);
 
       // B: the same load, and allocation + registration pairs at a steady rate, one at a time.
       load.samples.length = 0;
       const scrapeAt = performance.now();
-      const h0 = await handling(engine.ready.metricsPort);
+      const h0 = await handling(metricsPort);
       const scrapeMs = performance.now() - scrapeAt;
       const t1 = performance.now();
       const pairs = await pairsFrom.run({ hosts: n, first: pairCount });
       pairCount += pairs.length;
       const beatsB = load.samples.filter((s) => s.at >= t1).map((s) => s.ms);
-      const h1 = await handling(engine.ready.metricsPort);
+      const h1 = await handling(metricsPort);
       const r: Level = {
         hosts: n, vms: load.hosts.reduce((a, h) => a + h.vms.length, 0), beatsPerSecond: beatsA.length / wallA,
         engineCpuMsPerBeat: cpuA / beatsA.length, netCpuMsPerBeat: (cpuA - idleMsPerS * wallA) / beatsA.length, engineCoreShare: cpuA / 1000 / wallA,
@@ -313,23 +397,29 @@ async function main(): Promise<void> {
         pairs: pairs.length, pairP50: quantile(pairs, 0.5), pairP99: quantile(pairs, 0.99),
         scrapeMs, loopDelayP99: h1.get("eventLoopDelay")!.get(0.99)!, loopDelayMax: h1.get("eventLoopDelay")!.get(1)!, serverBeatP99: serverQuantileMs(h0, h1, "Heartbeat", 0.99), serverAllocateP99: serverQuantileMs(h0, h1, "AllocateCareOf", 0.99),
         serverRegisterP99: serverQuantileMs(h0, h1, "RegisterMigration", 0.99),
-        rssMiB: rssMiB(pid), storeMiB: storeMiB(dir), errors: load.errors - errorsBefore, windowSeconds: wallA,
+        advicePerSecond: adviceA / wallA, rssMiB: Math.max(...d.pids.map(rssMiB)), storeMiB: await d.storeMiB(), errors: load.errors - errorsBefore, windowSeconds: wallA,
+        ...(ops0 && ops1 ? {
+          etcdWritesPerSecond: (written(ops1) - written(ops0)) / wallA, etcdCoreShare: etcdCpuA / 1000 / wallA,
+        } : {}),
       };
       results.push(r);
-      process.stdout.write(`hosts=${n} vms=${r.vms} ${r.beatsPerSecond.toFixed(0)} heartbeats/s (offered ${rate.toFixed(0)}/s) over ${wallA.toFixed(0)} s  engine CPU ${(r.engineCpuMsPerBeat * 1000).toFixed(0)} us/heartbeat, ${(r.netCpuMsPerBeat * 1000).toFixed(0)} over idle (${(r.engineCoreShare * 100).toFixed(0)}% of a core)  heartbeat p50 ${r.beatP50.toFixed(2)} p99 ${r.beatP99.toFixed(2)} ms  with pairs p99 ${r.beatP99UnderPairs.toFixed(2)} ms  allocate+register p50 ${r.pairP50.toFixed(2)} p99 ${r.pairP99.toFixed(2)} ms (${r.pairs}; engine side p99 Heartbeat ≤ ${r.serverBeatP99} AllocateCareOf ≤ ${r.serverAllocateP99} RegisterMigration ≤ ${r.serverRegisterP99} ms; event-loop delay p99 ${r.loopDelayP99.toFixed(1)} max ${r.loopDelayMax.toFixed(1)} ms; a /metrics scrape ${r.scrapeMs.toFixed(0)} ms)  RSS ${r.rssMiB.toFixed(0)} MiB  store ${r.storeMiB.toFixed(1)} MiB  errors ${r.errors}\n`);
+      process.stdout.write(`hosts=${n} vms=${r.vms} ${r.beatsPerSecond.toFixed(0)} heartbeats/s (offered ${rate.toFixed(0)}/s) over ${wallA.toFixed(0)} s  engine CPU ${(r.engineCpuMsPerBeat * 1000).toFixed(0)} us/heartbeat, ${(r.netCpuMsPerBeat * 1000).toFixed(0)} over idle (${(r.engineCoreShare * 100).toFixed(0)}% of a core)  heartbeat p50 ${r.beatP50.toFixed(2)} p99 ${r.beatP99.toFixed(2)} ms  with pairs p99 ${r.beatP99UnderPairs.toFixed(2)} ms  allocate+register p50 ${r.pairP50.toFixed(2)} p99 ${r.pairP99.toFixed(2)} ms (${r.pairs}; engine side p99 Heartbeat ≤ ${r.serverBeatP99} AllocateCareOf ≤ ${r.serverAllocateP99} RegisterMigration ≤ ${r.serverRegisterP99} ms; event-loop delay p99 ${r.loopDelayP99.toFixed(1)} max ${r.loopDelayMax.toFixed(1)} ms; a /metrics scrape ${r.scrapeMs.toFixed(0)} ms)  RSS ${r.rssMiB.toFixed(0)} MiB  store ${r.storeMiB.toFixed(1)} MiB  errors ${r.errors}  advice ${r.advicePerSecond.toFixed(1)}/s${r.etcdWritesPerSecond !== undefined ? `  etcd: ${r.etcdWritesPerSecond.toFixed(1)} keys written/s, ${(r.etcdCoreShare! * 100).toFixed(0)}% of a core` : ""}\n`);
     }
   } finally {
     load.stop();
     for (const c of channels) c.close();
     pairsFrom.close();
-    await new Promise((r) => { engine.child.once("exit", r); engine.child.kill("SIGTERM"); });
+    await d.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 
   const base = results[0];
-  process.stdout.write(`\n${"hosts".padStart(6)}  ${"heartbeats/s".padStart(12)}  ${"CPU us/beat".padStart(11)}  ${`× at ${base.hosts}`.padStart(9)}  ${"over idle".padStart(9)}  ${`× at ${base.hosts}`.padStart(9)}  ${"core share".padStart(10)}  ${"beat p50".padStart(8)}  ${"beat p99".padStart(8)}  ${"pair p50".padStart(8)}  ${"pair p99".padStart(8)}  ${"RSS MiB".padStart(7)}  ${"store MiB".padStart(9)}\n`);
+  process.stdout.write(`\n${"hosts".padStart(6)}  ${"heartbeats/s".padStart(12)}  ${"CPU us/beat".padStart(11)}  ${`× at ${base.hosts}`.padStart(9)}  ${"over idle".padStart(9)}  ${`× at ${base.hosts}`.padStart(9)}  ${"core share".padStart(10)}  ${"beat p50".padStart(8)}  ${"beat p99".padStart(8)}  ${"pair p50".padStart(8)}  ${"pair p99".padStart(8)}  ${"RSS MiB".padStart(7)}  ${"store MiB".padStart(9)}${d.etcd ? `  ${"etcd w/s".padStart(8)}  ${"advice/s".padStart(8)}  ${"before".padStart(6)}  ${"etcd core".padStart(9)}` : ""}\n`);
   for (const r of results) {
-    process.stdout.write(`${String(r.hosts).padStart(6)}  ${r.beatsPerSecond.toFixed(0).padStart(12)}  ${(r.engineCpuMsPerBeat * 1000).toFixed(0).padStart(11)}  ${(r.engineCpuMsPerBeat / base.engineCpuMsPerBeat).toFixed(2).padStart(9)}  ${(r.netCpuMsPerBeat * 1000).toFixed(0).padStart(9)}  ${(r.netCpuMsPerBeat / base.netCpuMsPerBeat).toFixed(2).padStart(9)}  ${(r.engineCoreShare * 100).toFixed(0).padStart(9)}%  ${r.beatP50.toFixed(2).padStart(8)}  ${r.beatP99.toFixed(2).padStart(8)}  ${r.pairP50.toFixed(2).padStart(8)}  ${r.pairP99.toFixed(2).padStart(8)}  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.storeMiB.toFixed(1).padStart(9)}\n`);
+    process.stdout.write(`${String(r.hosts).padStart(6)}  ${r.beatsPerSecond.toFixed(0).padStart(12)}  ${(r.engineCpuMsPerBeat * 1000).toFixed(0).padStart(11)}  ${(r.engineCpuMsPerBeat / base.engineCpuMsPerBeat).toFixed(2).padStart(9)}  ${(r.netCpuMsPerBeat * 1000).toFixed(0).padStart(9)}  ${(r.netCpuMsPerBeat / base.netCpuMsPerBeat).toFixed(2).padStart(9)}  ${(r.engineCoreShare * 100).toFixed(0).padStart(9)}%  ${r.beatP50.toFixed(2).padStart(8)}  ${r.beatP99.toFixed(2).padStart(8)}  ${r.pairP50.toFixed(2).padStart(8)}  ${r.pairP99.toFixed(2).padStart(8)}  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.storeMiB.toFixed(1).padStart(9)}${r.etcdWritesPerSecond !== undefined ? `  ${r.etcdWritesPerSecond.toFixed(1).padStart(8)}  ${r.advicePerSecond.toFixed(1).padStart(8)}  ${r.beatsPerSecond.toFixed(0).padStart(6)}  ${(r.etcdCoreShare! * 100).toFixed(0).padStart(8)}%` : ""}\n`);
+  }
+  if (d.etcd) {
+    process.stdout.write("\netcd w/s: keys put or deleted per second in window A (etcd_mvcc_put_total + etcd_mvcc_delete_total); advice/s: advice given to the hot hosts (1 in 100; each is up to 3 keys: its history, and a pending key put and deleted when the host beats at a non-leader); before: what the engine wrote before this work, one put of hosts/<id> per heartbeat (and a read of the host and its cordon), i.e. the heartbeats/s; etcd core: the CPU of etcd's 3 members, as a share of one core.\n");
   }
   process.stdout.write("\nBefore (the issue's figures, 20 VMs per host, 32 calls in flight, not measured here):\n");
   process.stdout.write(`${"hosts".padStart(6)}  ${"CPU ms/beat".padStart(11)}  ${"heartbeats/s".padStart(12)}\n`);

@@ -108,3 +108,33 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
   }
   return cluster;
 }
+
+/** etcd's own counters of its key-value store (from the members' /metrics). */
+export interface EtcdOps {
+  /** Keys written (etcd_mvcc_put_total: a transaction's puts count one each) and deleted. */
+  puts: number;
+  deletes: number;
+  /** Transactions applied (etcd_mvcc_txn_total). */
+  txns: number;
+  /** Reads served (etcd_mvcc_range_total), by all members. */
+  ranges: number;
+}
+
+/**
+ * Reads etcd's mvcc counters from each running member's /metrics. Every member applies every
+ * write, so the writes are one member's count (the most advanced); reads are served by one
+ * member each, so they are summed.
+ */
+export async function etcdOps(cluster: EtcdCluster): Promise<EtcdOps> {
+  const out: EtcdOps = { puts: 0, deletes: 0, txns: 0, ranges: 0 };
+  const read = (text: string, metric: string) => Number(text.split("\n").find((l) => l.startsWith(`${metric} `))?.slice(metric.length + 1) ?? 0);
+  for (const m of cluster.members) {
+    if (!m.child || m.child.exitCode !== null || m.child.signalCode !== null) continue;
+    const text = await (await fetch(`${m.clientUrl}/metrics`)).text();
+    out.puts = Math.max(out.puts, read(text, "etcd_mvcc_put_total"));
+    out.deletes = Math.max(out.deletes, read(text, "etcd_mvcc_delete_total"));
+    out.txns = Math.max(out.txns, read(text, "etcd_mvcc_txn_total"));
+    out.ranges += read(text, "etcd_mvcc_range_total");
+  }
+  return out;
+}

@@ -13,6 +13,7 @@ import type { Rule } from "../../lib/rules/rules.js";
 import { MigrationAdvisor } from "../migration/advisor.js";
 import { poolAddresses } from "../pool/pool.js";
 import { networkText, PrefixPlan } from "../prefix/plan.js";
+import { EtcdStore } from "../store/etcd.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { vmOwner } from "../store/store.js";
 import type {
@@ -20,6 +21,7 @@ import type {
 } from "../store/store.js";
 import { CONFIG_OWNER, configRules, correspondentOwner, correspondentRules } from "../rules/compile.js";
 import { type AdviceEntry, History, type MigrationPage, type VmPlace } from "./history.js";
+import { ClusterHosts } from "./cluster.js";
 import { HostTable } from "./hosts.js";
 import { soleLeader, type Leadership } from "./leader.js";
 import { type AbortResult, type MigrationInput, type MigrationResult, Migrations, type PrepareResult } from "./migrations.js";
@@ -60,6 +62,9 @@ export interface EngineEvents {
 
 const noEvents: EngineEvents = { adviceGiven() {}, leasesExpired() {} };
 
+/** Hosts per liveness key on etcd: at 100 bytes an entry, about 100 KiB a key. */
+const LIVENESS_SHARD = 1000;
+
 export class Engine {
   readonly plan: PrefixPlan;
   private readonly advisor: MigrationAdvisor;
@@ -70,12 +75,15 @@ export class Engine {
    * the store; heartbeats touch only their own host and take no turn here.
    */
   private serial: Promise<unknown> = Promise.resolve();
-  /**
-   * The hosts in memory, with the embedded store (this engine its one writer). On etcd a host
-   * may beat at any replica, so its record and liveness live in etcd instead.
-   */
+  /** The hosts in memory, with the embedded store (this engine its one writer). */
   private readonly hosts = new HostTable();
-  private readonly hostsInStore: boolean;
+  /**
+   * On etcd a host may beat at any replica: the replicas' shared host keys, watched, with this
+   * replica's liveness batches (cluster.ts).
+   */
+  private readonly cluster?: ClusterHosts;
+  /** The writes of advice given for hosts at other replicas, from their batches (on etcd). */
+  private remoteAdvice: Promise<unknown> = Promise.resolve();
   private readonly migrations: Migrations;
   private readonly releases: Releases;
   private readonly history: History;
@@ -96,7 +104,16 @@ export class Engine {
       windowMs: config.migration.windowSeconds * 1000,
       vmCooldownMs: config.migration.vmCooldownSeconds * 1000,
     });
-    this.hostsInStore = config.store.kind === "etcd";
+    if (config.store.kind === "etcd") {
+      if (!(store instanceof EtcdStore)) throw new Error("store.kind etcd needs an EtcdStore");
+      const downAfterMs = config.hosts.downAfterSeconds * 1000;
+      this.cluster = new ClusterHosts(store, this.advisor, {
+        replica: config.replica, downAfterMs, batchMs: downAfterMs / 3, highWatermark: config.migration.highWatermark, shardSize: LIVENESS_SHARD,
+      }, now, log, (host) => {
+        const given = this.adviseRemote(host).catch((e) => this.log.error("advice for a host at another replica not given", { hostId: host.hostId, err: e }));
+        this.remoteAdvice = this.remoteAdvice.then(() => given);
+      });
+    }
     this.history = new History(store, () => this.listHosts(), config.migration.windowSeconds * 1000, now);
     const core = {
       config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs, history: this.history,
@@ -109,7 +126,11 @@ export class Engine {
   async start(): Promise<void> {
     const pools = [this.config.pool, ...this.config.segments.flatMap((s) => (s.careOfPool ? [s.careOfPool] : []))];
     await this.store.syncPools(pools.map(poolAddresses));
-    if (!this.hostsInStore) {
+    if (this.cluster) {
+      await this.cluster.start();
+      // A new leader gives every host a whole downAfterSeconds, as a restart does on SQLite.
+      this.leadership.onElected(() => this.cluster!.elected());
+    } else {
       const known = await this.store.listHosts();
       this.hosts.load(known, this.now());
       for (const h of known) if (h.state !== "down") this.advisor.track(h);
@@ -120,6 +141,10 @@ export class Engine {
     await this.compileConfigRules();
     const sweepMs = Math.min(1000, this.config.hosts.heartbeatIntervalSeconds * 1000);
     this.timers.push(setInterval(() => void this.sweep().catch((e) => this.log.error("sweep failed", { err: e })), sweepMs));
+    if (this.cluster) {
+      const batchMs = (this.config.hosts.downAfterSeconds * 1000) / 3;
+      this.timers.push(setInterval(() => void this.publishLiveness().catch((e) => this.log.error("liveness batch not written", { err: e })), batchMs));
+    }
   }
 
   private async compileConfigRules(): Promise<void> {
@@ -127,14 +152,31 @@ export class Engine {
     if (store) await store.replaceRules(CONFIG_OWNER, configRules(this.config));
   }
 
+  /** Stops the timers (the sweep, the liveness batches); tests then call them by hand. */
   stop(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers.length = 0;
   }
 
-  /** A known host's latest record: this engine's memory with the embedded store, etcd's otherwise. */
+  /** Ends this replica's liveness lease on etcd, so its batches go with it. */
+  async close(): Promise<void> {
+    this.stop();
+    await this.remoteAdviceWritten();
+    await this.cluster?.stop();
+  }
+
+  /** Resolves once the advice decided so far for hosts at other replicas is written (on etcd). */
+  async remoteAdviceWritten(): Promise<void> {
+    await this.remoteAdvice;
+  }
+
+  /**
+   * A known host's latest record, from memory. On etcd a host whose first beat came to another
+   * replica moments ago may not have reached this replica's watch yet: etcd is asked then.
+   */
   private async host(hostId: string): Promise<HostRecord | undefined> {
-    return this.hostsInStore ? this.store.getHost(hostId) : this.hosts.get(hostId);
+    if (!this.cluster) return this.hosts.get(hostId);
+    return this.cluster.get(hostId) ?? this.store.getHost(hostId);
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -245,35 +287,67 @@ export class Engine {
       hostId: h.hostId, state: "up", family: net?.family ?? 0, network: net ? networkText(net) : "",
       addresses: h.addresses, resources: h.resources, vms: h.vms, lastSeenMs: nowMs,
     };
-    // A beat keeps the operator's cordon (on etcd the store keeps it apart from the beat, and one
-    // read tells whether the host drains).
-    const known = this.hostsInStore ? await this.store.getHost(h.hostId) : this.hosts.get(h.hostId);
+    // A beat keeps the operator's cordon (on etcd too it is in memory: every replica watches the
+    // cordons).
+    const known = this.cluster ? this.cluster.get(h.hostId) : this.hosts.get(h.hostId);
     if (known?.cordoned) host.cordoned = true;
     if (known?.draining) host.draining = true;
     host.state = this.advisor.observe(host, nowMs) ? "hot" : "up";
-    if (this.hostsInStore) await this.store.putHost(host);
+    if (this.cluster) await this.cluster.beat(host);
     else if (this.hosts.beat(host)) await this.writeHost(host);
     // Migration advice is a leader duty: one advisor decides, so two replicas never send the
-    // same VM two ways. A replica that does not lead answers without advice. Only a hot host
-    // needs a destination, and the advisor finds it in its headroom index (on etcd, in the
-    // hosts every replica wrote).
+    // same VM two ways. A replica that does not lead answers with the advice the leader left
+    // for this host (from its batch entries), if any. Only a hot host needs a destination, and
+    // the advisor finds it in its headroom index, which holds every host on etcd too.
     const leader = this.leadership.leaderStore();
     let advice: AdviceRecord[] = [];
     if (leader && (host.state === "hot" || host.draining)) {
-      const destinations = this.hostsInStore ? await this.store.listHosts() : this.advisor.headroom;
-      advice = host.draining ? this.advisor.adviseDrain(host, destinations, nowMs) : this.advisor.advise(host, destinations, nowMs);
+      advice = host.draining ? this.advisor.adviseDrain(host, this.advisor.headroom, nowMs) : this.advisor.advise(host, this.advisor.headroom, nowMs);
+      advice = await this.recordAdvice(leader, advice);
     }
-    if (advice.length > 0) {
-      try {
-        await leader!.recordAdvice(advice);
-        this.events.adviceGiven(advice.length);
-        this.log.info("migration advised", { ...advice[0] });
-      } catch (e) {
-        if (!(e instanceof LeadershipLostError)) throw e;
-        advice = [];
-      }
-    }
+    if (this.cluster) advice = [...(await this.cluster.takeAdvice(h.hostId)), ...advice];
     return { host, advice, heartbeatIntervalSeconds: this.config.hosts.heartbeatIntervalSeconds };
+  }
+
+  /** Writes advice to the history through the leader's store; none is given if this replica no longer leads. */
+  private async recordAdvice(leader: Store, advice: AdviceRecord[]): Promise<AdviceRecord[]> {
+    if (advice.length === 0) return advice;
+    try {
+      await leader.recordAdvice(advice);
+    } catch (e) {
+      if (!(e instanceof LeadershipLostError)) throw e;
+      return [];
+    }
+    this.events.adviceGiven(advice.length);
+    this.log.info("migration advised", { ...advice[0] });
+    return advice;
+  }
+
+  /**
+   * On etcd, the leader's advice for a hot (or draining) host that beats at another replica,
+   * seen in that replica's batch: recorded, and left at pending/<host> for that replica to hand
+   * over in its next Heartbeat answer.
+   */
+  private async adviseRemote(host: HostRecord): Promise<void> {
+    const leader = this.leadership.leaderStore();
+    if (!leader) return;
+    const nowMs = this.now();
+    const given = host.draining ? this.advisor.adviseDrain(host, this.advisor.headroom, nowMs) : this.advisor.advise(host, this.advisor.headroom, nowMs);
+    const advice = await this.recordAdvice(leader, given);
+    if (advice.length > 0) await (leader as EtcdStore).cluster.addPending(host.hostId, advice);
+  }
+
+  /**
+   * On etcd: writes this replica's liveness batch now (its timer does every downAfterSeconds / 3);
+   * resolves the batch's etcd revision (0 when there was nothing to write).
+   */
+  publishLiveness(): Promise<bigint> {
+    return this.cluster ? this.cluster.publish() : Promise.resolve(0n);
+  }
+
+  /** On etcd: the revision of the newest liveness batch of `replica` that this replica has taken. */
+  batchSeen(replica: string): bigint {
+    return this.cluster?.batchSeen(replica) ?? 0n;
   }
 
   private async writeHost(host: HostRecord): Promise<void> {
@@ -298,8 +372,8 @@ export class Engine {
     if (!before) throw unknown();
     const { cordoned: _, draining: __, ...rest } = before;
     const after: HostRecord = cordoned ? { ...rest, cordoned, ...(draining ? { draining } : {}) } : rest;
-    if (this.hostsInStore) {
-      if (!(await this.store.setCordon(hostId, cordoned, draining))) throw unknown();
+    if (this.cluster) {
+      if (!(await this.cluster.setCordon(hostId, { cordoned, draining: cordoned && draining }))) throw unknown();
     } else {
       this.hosts.replace(after);
       await this.writeHost(after);
@@ -311,7 +385,7 @@ export class Engine {
 
   /** Every known host, by id: this engine's memory with the embedded store, etcd's hosts otherwise. */
   async listHosts(f: { hostId?: string; vmId?: string } = {}): Promise<HostRecord[]> {
-    const all = this.hostsInStore ? await this.store.listHosts() : this.hosts.list();
+    const all = this.cluster ? this.cluster.list() : this.hosts.list();
     return all.filter((h) => (!f.hostId || h.hostId === f.hostId) && (!f.vmId || h.vms.some((v) => v.vmId === f.vmId)));
   }
 
@@ -401,18 +475,13 @@ export class Engine {
           await store.replaceRules(correspondentOwner(lease.holder), []);
         }
       }
-      if (!this.hostsInStore) return;
-      // On etcd the last beat of a host may have come to any replica: the store has it.
-      const deadline = nowMs - this.config.hosts.downAfterSeconds * 1000;
-      for (const host of await store.listHosts()) {
-        if (host.state !== "down" && host.lastSeenMs < deadline) {
-          this.advisor.forget(host.hostId);
-          await store.putHost({ ...host, state: "down" });
-          this.log.warn("host marked down", { hostId: host.hostId, lastSeenMs: host.lastSeenMs });
-        }
-      }
     });
-    if (!this.hostsInStore) await this.markSilentHostsDown();
+    if (this.cluster) {
+      // On etcd the last beat of a host may have come to any replica: its batches tell.
+      for (const host of await this.cluster.markSilentDown(store as EtcdStore)) {
+        this.log.warn("host marked down", { hostId: host.hostId, lastSeenMs: this.cluster.get(host.hostId)?.lastSeenMs ?? host.lastSeenMs });
+      }
+    } else await this.markSilentHostsDown();
   }
 
   /** In memory, only the hosts past the deadline are looked at (the table keeps them oldest first). */

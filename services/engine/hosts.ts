@@ -74,10 +74,14 @@ export class HostTable {
   }
 
   private needsWrite(host: HostRecord): boolean {
-    const p = this.persisted.get(host.hostId);
-    return !p || p.state !== host.state || p.cordoned !== host.cordoned || p.family !== host.family || p.network !== host.network
-      || !sameStrings(p.addresses, host.addresses) || !sameVmList(p.vms, host.vms);
+    return durablyDiffers(this.persisted.get(host.hostId), host);
   }
+}
+
+/** Whether a beat's record differs from the stored one in what must survive a restart (not in load or time). */
+export function durablyDiffers(p: HostRecord | undefined, host: HostRecord): boolean {
+  return !p || p.state !== host.state || p.cordoned !== host.cordoned || p.family !== host.family || p.network !== host.network
+    || !sameStrings(p.addresses, host.addresses) || !sameVmList(p.vms, host.vms);
 }
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {

@@ -74,7 +74,7 @@ export async function runEngine(
     engine, publisher, store, grpc, grpcPort: grpc.port, metricsPort: http.port, metrics, election,
     async stop() {
       await grpc.shutdown();
-      engine.stop();
+      await engine.close();
       // Resigning deletes the leader key, so another replica takes over without waiting for the TTL.
       await election?.stop();
       await new Promise<void>((r) => http.server.close(() => r()));

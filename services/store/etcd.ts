@@ -11,7 +11,8 @@
 //   rules/key/<rule key>       {owner, rule}
 //   rules/owner/<owner>        the owner's rules, for the diff of replaceRules
 //   rules/log/<revision>       the changes of one revision, for workers that reconnect
-//   bindings/<vm>, migrations/<at>/<id>, hosts/<id>, advice/<at>/<id>
+//   bindings/<vm>, migrations/<at>/<id>, advice/<at>/<id>
+//   hosts/<id>, cordons/<id>, liveness/<replica>/<shard>, pending/<id>: see etcd/hosts.ts
 //   homes/<home address>       the VM whose binding holds it; claimed with the binding
 // A replica keeps a watched copy of the addresses only to choose a candidate; the transaction's
 // compare on the address's mod revision is what decides, so a stale copy costs a retry, never a
@@ -28,7 +29,7 @@ import type {
   PoolAddressSet, PoolUsage, RuleChange, Store,
 } from "./store.js";
 import { EtcdPart, Shared } from "./etcd/base.js";
-import { EtcdHosts } from "./etcd/hosts.js";
+import { EtcdClusterHosts, EtcdHosts } from "./etcd/hosts.js";
 import { EtcdLeases } from "./etcd/leases.js";
 import { EtcdRules } from "./etcd/rules.js";
 
@@ -47,12 +48,15 @@ export class EtcdStore extends EtcdPart implements Store {
   private readonly leases: EtcdLeases;
   private readonly rules: EtcdRules;
   private readonly hosts: EtcdHosts;
+  /** The host keys replicas share (liveness batches, pending advice), for services/engine/cluster.ts. */
+  readonly cluster: EtcdClusterHosts;
 
   private constructor(s: Shared, guard?: LeaderGuard) {
     super(s, guard);
     this.leases = new EtcdLeases(s, guard);
     this.rules = new EtcdRules(s, guard);
     this.hosts = new EtcdHosts(s, guard);
+    this.cluster = new EtcdClusterHosts(s, guard);
   }
 
   /** Connects, loads the address table and starts the watches. */

@@ -40,6 +40,14 @@ interface CachedAddress {
   mod: bigint;
 }
 
+/** Keys per read of a prefix: a host record with 50 VMs is a few KiB, a gRPC message at most 4 MiB. */
+const PAGE = 256;
+
+/** The first key after every key that starts with `prefix` (its last character + 1). */
+export function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
 export type Compare = [key: string, target: "Mod" | "Create" | "Version" | "Value", cmp: "==" | "!=", value: string | number];
 
 /** What every view of one store shares (the guarded view of the leader reuses the client and the cache). */
@@ -164,10 +172,30 @@ export class EtcdPart {
     return kv ? (JSON.parse(kv.value.toString()) as T) : undefined;
   }
 
-  /** The JSON documents under a path, in key order. */
+  /** The JSON documents under a path, in key order (read a page at a time, at one revision). */
   protected async listDocs<T>(path: string): Promise<T[]> {
-    const res = await this.s.client.getAll().prefix(this.k(path)).sort("Key", "Ascend").exec();
-    return res.kvs.map((kv) => JSON.parse(kv.value.toString()) as T);
+    const out: T[] = [];
+    await this.eachKv(path, (kv) => out.push(JSON.parse(kv.value.toString()) as T));
+    return out;
+  }
+
+  /**
+   * Every key under a path, in key order, `PAGE` keys per read, all at one revision (`revision`,
+   * else the first page's): a gRPC message holds at most 4 MiB, and 2,000 host records with
+   * their VMs are more. Resolves the revision read at.
+   */
+  protected async eachKv(path: string, each: (kv: IKeyValue) => void, revision?: bigint): Promise<bigint> {
+    const end = prefixEnd(this.k(path));
+    let start = this.k(path);
+    let at = revision;
+    for (;;) {
+      const range = this.s.client.getAll().inRange({ start, end }).sort("Key", "Ascend").limit(PAGE);
+      const res = await (at === undefined ? range : range.revision(String(at))).exec();
+      at ??= BigInt(res.header.revision);
+      for (const kv of res.kvs) each(kv);
+      if (!res.more || res.kvs.length === 0) return at;
+      start = res.kvs[res.kvs.length - 1].key.toString() + "\0";
+    }
   }
 }
 

@@ -12,26 +12,13 @@ import { Engine, type HeartbeatInput } from "../../../services/engine/engine.js"
 import { MigrationAdvisor, utilisation } from "../../../services/migration/advisor.js";
 import { everyHost } from "../../../services/migration/headroom.js";
 import { SqliteStore } from "../../../services/store/sqlite.js";
-import type { HostRecord, Store, VmRecord } from "../../../services/store/store.js";
+import type { HostRecord, Store } from "../../../services/store/store.js";
 import { labConfig, tempDir } from "../../../harness/engine.js";
+import { GIB, report, vms } from "../../../harness/reports.js";
 import { seededRandom } from "../../../lib/random.js";
 
-const GIB = 1 << 30;
 
 
-function vms(hostId: string, n: number, cpu = 0.5): VmRecord[] {
-  return Array.from({ length: n }, (_, i) => ({ vmId: `${hostId}-vm${i}`, homeAddress: `192.0.2.${(i % 250) + 1}`, cpuUsedCores: cpu, memoryUsedBytes: GIB }));
-}
-
-/** A report of host number `n` on the lab's IPv6 network (even n) or IPv4 segment (odd n). */
-function report(n: number, cpuUsedCores: number, vmList: VmRecord[] = vms(`h${n}`, 20)): HeartbeatInput {
-  return {
-    hostId: `h${n}`,
-    addresses: n % 2 === 0 ? [`2001:db8:1::${(n + 16).toString(16)}/64`] : [`192.0.2.${(n % 250) + 1}/24`],
-    resources: { cpuUsedCores, cpuTotalCores: 32, memoryUsedBytes: 64 * GIB, memoryTotalBytes: 256 * GIB },
-    vms: vmList,
-  };
-}
 
 interface Fixture { engine: Engine; store: SqliteStore; clock: { ms: number }; dir: string }
 
