@@ -12,6 +12,7 @@ import {
 } from "../../gen/mip46/v1/control.js";
 import { rulesOf, trace, TraceUsageError } from "./trace.js";
 import { call, CallUsageError } from "./call.js";
+import { backup, BackupUsageError } from "./backup.js";
 import { renderTable } from "./table.js";
 import { advice, cordon, enumName, hosts, migrations, type Output, time, where } from "./where.js";
 import { waitApplied, workers } from "./workers.js";
@@ -57,6 +58,8 @@ Commands:
   map IPV6                  a pool IPv4 address for an IPv6 correspondent (MapCorrespondent, RFC 7757)
   unmap IPV6                give a correspondent's mapping back
   eam [--csv]               the translator's explicit address mappings, IPv6 beside IPv4
+  backup FILE               an online backup of the engine's SQLite store into a new FILE (checked
+                            with SQLite's integrity_check); on etcd use etcdctl snapshot save
   call METHOD [JSON]        any ControlEngine RPC with a proto3 JSON request (default {}), the
                             answer as proto3 JSON (as grpcurl -d does; Debian has no grpcurl)
   trace --table FILE [--live] [--ingress IF] SRC DST [tcp PORT|udp PORT|icmp]
@@ -207,6 +210,9 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
       const r = await client.releaseCareOf({ address: leases[0].address, vmId: "" });
       return { json: ReleaseCareOfResponse.toJSON(r), table: `${rest[0]}: its mapping to ${r.address} is given back; the address cools down until ${time(r.cooldownUntilMs)}\n` };
     }
+    case "backup":
+      if (rest.length > 1) throw new UsageError("backup takes one FILE");
+      return backup(client, rest[0]);
     case "call":
       if (rest.length > 2) throw new UsageError("call takes a METHOD and at most one JSON request");
       return call(client, rest[0], rest[1]);
@@ -303,7 +309,7 @@ async function main(): Promise<number> {
     process.stdout.write(values.json ? JSON.stringify(out.json, undefined, 2) + "\n" : out.table);
     return 0;
   } catch (e) {
-    if (e instanceof UsageError || e instanceof TraceUsageError || e instanceof CallUsageError) {
+    if (e instanceof UsageError || e instanceof TraceUsageError || e instanceof CallUsageError || e instanceof BackupUsageError) {
       process.stderr.write(`mipctl: ${e.message}\n\n${HELP}\n`);
       return 2;
     }

@@ -82,6 +82,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
     roles: ["host"],
     check: all(ownHost<control.AbortMigrationRequest>((r) => [["host_id", r.hostId]]), ownVm<control.AbortMigrationRequest>((r) => ({ vmId: r.vmId, careOf: true }))),
   },
+  // The whole store in one file: the operator alone.
+  [`${CONTROL}Backup`]: { roles: ["operator"] },
   // Operators only: each mapping takes an address of the engine pool, which the VMs' care-of and
   // translation addresses come from, and an agent has no need of one (issue 11 §4).
   [`${CONTROL}MapCorrespondent`]: { roles: ["operator"] },

@@ -1,24 +1,22 @@
 // The gRPC adapter of the ControlEngine service: check each field, call the engine, map the
-// result to the generated messages, and map errors to status codes here and nowhere else.
-import { ConflictError } from "../errors.js";
-import { LeadershipLostError } from "../store/guard.js";
-import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError, Metadata, status } from "@grpc/grpc-js";
+// result to the generated messages; errors become status codes in status.ts, for every call.
+import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, Metadata, status } from "@grpc/grpc-js";
 import {
   type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest,
   type PrepareMigrationRequest, type RegisterMigrationRequest, type RegisterMigrationResponse,
 } from "../../gen/mip46/v1/control.js";
-import { AddressError, type IPAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6, parseUnicast, parseUnicast6, quoted } from "../../lib/net/address.js";
+import { type IPAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6, parseUnicast, parseUnicast6, quoted } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
 import { audit } from "./audit.js";
 import { ruleToMessage } from "../../lib/rules/wire.js";
 import type { Engine, HeartbeatInput, MigrationInput } from "../engine/engine.js";
-import {
-  ConfigError, FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError,
-} from "../errors.js";
+import { InvalidArgumentError } from "../errors.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import type { WorkerStatus } from "../rules/push.js";
 import { ADVICE_OUTCOME, adviceMessage, bindingMessage, family, hostMessage, hostState, leaseMessage, migrationMessage } from "./messages.js";
 import { watchHandler } from "./watch.js";
+import { backupHandler } from "./backup.js";
+import { STATUS_NAME, toStatus } from "./status.js";
 import type { HostRecord, MigrationCursor } from "../store/store.js";
 
 export const SERVICE_NAME = "mip46.v1.ControlEngine";
@@ -66,26 +64,6 @@ function bytes(value: bigint, field: string): number {
 function sameFamily(a: IPAddress, b: IPAddress, field: string, other: string): void {
   if (a.family !== b.family) throw new InvalidArgumentError(field, `must be IPv${b.family} like ${other}`);
 }
-
-export function toStatus(e: unknown, log: Logger, method: string): Partial<ServiceError> {
-  const known: [new (...a: never[]) => Error, status][] = [
-    [InvalidArgumentError, status.INVALID_ARGUMENT],
-    [AddressError, status.INVALID_ARGUMENT],
-    [NotFoundError, status.NOT_FOUND],
-    [FailedPreconditionError, status.FAILED_PRECONDITION],
-    [ResourceExhaustedError, status.RESOURCE_EXHAUSTED],
-    [ConfigError, status.FAILED_PRECONDITION],
-    // Replicas on etcd: a write that kept losing its compare-and-swap, or a replica that stopped
-    // being the leader mid-write; the caller may try again (on another replica).
-    [ConflictError, status.ABORTED],
-    [LeadershipLostError, status.UNAVAILABLE],
-  ];
-  for (const [cls, code] of known) if (e instanceof cls) return { code, details: e.message };
-  log.error("internal error", { method, err: e, stack: (e as Error)?.stack });
-  return { code: status.INTERNAL, details: "internal error; see the engine's log" };
-}
-
-const STATUS_NAME = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === "number").map(([k, v]) => [v, k])) as Record<number, string>;
 
 /** What the control service reads from the rule push: the workers connected to this replica. */
 export interface WorkerDirectory {
@@ -241,6 +219,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
     }),
 
     watch: watchHandler(engine, metrics, log),
+    backup: backupHandler(engine, metrics, log),
 
     getRuleTable: unary("GetRuleTable", async () => {
       const t = await engine.ruleTable();

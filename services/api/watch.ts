@@ -6,6 +6,7 @@ import type { Engine } from "../engine/engine.js";
 import { ChangeFeed, type ChangeEvent } from "../engine/watch.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import { bindingMessage, leaseMessage, migrationMessage } from "./messages.js";
+import { STATUS_NAME } from "./status.js";
 
 /** Watchers at once per replica: each one reads the bindings and leases once a second. */
 export const MAX_WATCHERS = 32;
@@ -28,7 +29,7 @@ export function watchHandler(engine: Engine, metrics: EngineMetrics, log: Logger
   const labels = { grpc_type: "server_stream", grpc_service: "mip46.v1.ControlEngine", grpc_method: "Watch" };
   return (call: ServerWritableStream<WatchRequest, WatchEvent>): void => {
     const fail = (code: status, details: string) => {
-      metrics.handled.inc({ ...labels, grpc_code: status[code] });
+      metrics.handled.inc({ ...labels, grpc_code: STATUS_NAME[code] ?? String(code) });
       call.emit("error", { code, details, metadata: new Metadata() } satisfies Partial<ServiceError>);
     };
     if (watchers >= MAX_WATCHERS) return fail(status.RESOURCE_EXHAUSTED, `this engine serves at most ${MAX_WATCHERS} watchers at once`);

@@ -15,7 +15,7 @@ import { poolAddresses } from "../pool/pool.js";
 import { networkText, PrefixPlan } from "../prefix/plan.js";
 import { EtcdStore } from "../store/etcd.js";
 import { LeadershipLostError } from "../store/guard.js";
-import { vmOwner } from "../store/store.js";
+import { BackupUnsupportedError, vmOwner } from "../store/store.js";
 import type {
   AdviceRecord, BindingRecord, HostRecord, LeaseRecord, MigrationCursor, PoolUsage, ResourcesRecord, RuleChange, Store, VmRecord,
 } from "../store/store.js";
@@ -427,6 +427,16 @@ export class Engine {
   /** The rule changes after `revision`, oldest first; undefined when the log no longer reaches back that far. */
   ruleChangesSince(revision: bigint): Promise<RuleChange[] | undefined> {
     return this.store.ruleChangesSince(revision);
+  }
+
+  /** An online backup of the store into a new file at `path`; FailedPreconditionError on a store that backs up on its own (etcd). */
+  async backup(path: string): Promise<{ revision: bigint }> {
+    try {
+      return await this.store.backup(path);
+    } catch (e) {
+      if (e instanceof BackupUnsupportedError) throw new FailedPreconditionError(e.message);
+      throw e;
+    }
   }
 
   /** Calls `listener` after each change of the rule table (on etcd, any replica's); returns the unsubscribe. */

@@ -28,6 +28,7 @@ import type {
   AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationCursor, MigrationRecord,
   PoolAddressSet, PoolUsage, RuleChange, Store,
 } from "./store.js";
+import { BackupUnsupportedError } from "./store.js";
 import { EtcdPart, Shared } from "./etcd/base.js";
 import { EtcdClusterHosts, EtcdHosts } from "./etcd/hosts.js";
 import { EtcdLeases } from "./etcd/leases.js";
@@ -124,6 +125,10 @@ export class EtcdStore extends EtcdPart implements Store {
   recordAdvice(advice: AdviceRecord[]): Promise<void> { return this.hosts.recordAdvice(advice); }
   setCordon(hostId: string, cordoned: boolean, draining?: boolean): Promise<boolean> { return this.hosts.setCordon(hostId, cordoned, draining); }
   listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]> { return this.hosts.listAdvice(limit, sinceMs); }
+
+  backup(): Promise<{ revision: bigint }> {
+    return Promise.reject(new BackupUnsupportedError("the store is etcd: back it up with etcd's own snapshot (etcdctl snapshot save FILE), and restore with etcdutl snapshot restore"));
+  }
 
   async close(): Promise<void> {
     if (this.s.closed) return;

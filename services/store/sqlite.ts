@@ -348,6 +348,21 @@ export class SqliteStore implements Store {
     return this.q.adviceSince.all(sinceMs, limit).map((r) => JSON.parse(r.body) as AdviceRecord);
   }
 
+  async backup(path: string): Promise<{ revision: bigint }> {
+    // Writes acknowledged before the call are in the copy: the queue is flushed first. Pages this
+    // connection writes meanwhile reach the copy too (SQLite's backup follows its own source).
+    while (this.queue.length > 0 || this.flushScheduled) await new Promise((r) => setImmediate(r));
+    await this.db.backup(path);
+    // The copy is one file: out of WAL mode, so opening it makes no -wal or -shm file beside it.
+    const copy = new Database(path);
+    try {
+      copy.pragma("journal_mode = DELETE");
+      return { revision: BigInt((copy.prepare("SELECT value FROM meta WHERE key = 'rule_revision'").get() as { value: string }).value) };
+    } finally {
+      copy.close();
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     // Let queued writes finish before the database goes away.

@@ -193,7 +193,18 @@ export interface Store {
   /** The advice given at or after `sinceMs`, newest first, at most `limit`. */
   listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]>;
 
+  /**
+   * An online backup of the whole store into a new file at `path` (SQLite's backup API: a
+   * consistent copy while the engine serves); its rule revision. On etcd the backup is etcd's
+   * own snapshot (`etcdctl snapshot save`), so this throws BackupUnsupportedError.
+   */
+  backup(path: string): Promise<{ revision: bigint }>;
+
   close(): Promise<void>;
+}
+
+export class BackupUnsupportedError extends Error {
+  override name = "BackupUnsupportedError";
 }
 
 /** The owner key of a VM's compiled rules. */

@@ -850,6 +850,17 @@ export interface LeaseChange {
 export interface CurrentStateEnd {
 }
 
+export interface BackupRequest {
+}
+
+export interface BackupChunk {
+  /** The next bytes of the SQLite database file. */
+  data: Buffer;
+  /** In the first chunk: the backup's rule-table revision and the file's size. */
+  revision: bigint;
+  totalBytes: bigint;
+}
+
 function createBaseAllocateCareOfRequest(): AllocateCareOfRequest {
   return { hostId: "", vmId: "", homeAddress: "" };
 }
@@ -8471,6 +8482,171 @@ export const CurrentStateEnd: MessageFns<CurrentStateEnd> = {
   },
 };
 
+function createBaseBackupRequest(): BackupRequest {
+  return {};
+}
+
+export const BackupRequest: MessageFns<BackupRequest> = {
+  encode(_: BackupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): BackupRequest {
+    return {};
+  },
+
+  toJSON(_: BackupRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<BackupRequest>): BackupRequest {
+    return BackupRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<BackupRequest>): BackupRequest {
+    const message = createBaseBackupRequest();
+    return message;
+  },
+};
+
+function createBaseBackupChunk(): BackupChunk {
+  return { data: Buffer.alloc(0), revision: 0n, totalBytes: 0n };
+}
+
+export const BackupChunk: MessageFns<BackupChunk> = {
+  encode(message: BackupChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    if (message.revision !== 0n) {
+      if (BigInt.asUintN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.revision);
+    }
+    if (message.totalBytes !== 0n) {
+      if (BigInt.asUintN(64, message.totalBytes) !== message.totalBytes) {
+        throw new globalThis.Error("value provided for field message.totalBytes of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.totalBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalBytes = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupChunk {
+    return {
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      totalBytes: isSet(object.totalBytes)
+        ? BigInt(object.totalBytes)
+        : isSet(object.total_bytes)
+        ? BigInt(object.total_bytes)
+        : 0n,
+    };
+  },
+
+  toJSON(message: BackupChunk): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    if (message.totalBytes !== 0n) {
+      obj.totalBytes = message.totalBytes.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BackupChunk>): BackupChunk {
+    return BackupChunk.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BackupChunk>): BackupChunk {
+    const message = createBaseBackupChunk();
+    message.data = object.data ?? Buffer.alloc(0);
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.totalBytes = (object.totalBytes !== undefined && object.totalBytes !== null)
+      ? BigInt(object.totalBytes)
+      : 0n;
+    return message;
+  },
+};
+
 export type ControlEngineDefinition = typeof ControlEngineDefinition;
 export const ControlEngineDefinition = {
   name: "ControlEngine",
@@ -8720,6 +8896,20 @@ export const ControlEngineDefinition = {
       requestType: WatchRequest as typeof WatchRequest,
       requestStream: false,
       responseType: WatchEvent as typeof WatchEvent,
+      responseStream: true,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /**
+     * An online backup of the engine's SQLite store (a consistent copy while it serves; every write
+     * acknowledged before the call is in it), streamed in chunks (`mipctl backup FILE`). Restore:
+     * stop the engine, put the file at store.path, start it. FAILED_PRECONDITION on etcd, whose own
+     * snapshot (`etcdctl snapshot save`) is the backup.
+     */
+    backup: {
+      name: "Backup",
+      requestType: BackupRequest as typeof BackupRequest,
+      requestStream: false,
+      responseType: BackupChunk as typeof BackupChunk,
       responseStream: true,
       options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
@@ -9015,6 +9205,21 @@ export const ControlEngineService = {
     responseSerialize: (value: WatchEvent): Buffer => Buffer.from(WatchEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchEvent => WatchEvent.decode(value),
   },
+  /**
+   * An online backup of the engine's SQLite store (a consistent copy while it serves; every write
+   * acknowledged before the call is in it), streamed in chunks (`mipctl backup FILE`). Restore:
+   * stop the engine, put the file at store.path, start it. FAILED_PRECONDITION on etcd, whose own
+   * snapshot (`etcdctl snapshot save`) is the backup.
+   */
+  backup: {
+    path: "/mip46.v1.ControlEngine/Backup" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: BackupRequest): Buffer => Buffer.from(BackupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BackupRequest => BackupRequest.decode(value),
+    responseSerialize: (value: BackupChunk): Buffer => Buffer.from(BackupChunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BackupChunk => BackupChunk.decode(value),
+  },
 } as const;
 
 export interface ControlEngineServer extends UntypedServiceImplementation {
@@ -9111,6 +9316,13 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
    * expiry moves) is not a change. Changes close together may arrive as their net effect.
    */
   watch: handleServerStreamingCall<WatchRequest, WatchEvent>;
+  /**
+   * An online backup of the engine's SQLite store (a consistent copy while it serves; every write
+   * acknowledged before the call is in it), streamed in chunks (`mipctl backup FILE`). Restore:
+   * stop the engine, put the file at store.path, start it. FAILED_PRECONDITION on etcd, whose own
+   * snapshot (`etcdctl snapshot save`) is the backup.
+   */
+  backup: handleServerStreamingCall<BackupRequest, BackupChunk>;
 }
 
 export interface ControlEngineClient extends Client {
@@ -9502,6 +9714,18 @@ export interface ControlEngineClient extends Client {
    */
   watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchEvent>;
   watch(request: WatchRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<WatchEvent>;
+  /**
+   * An online backup of the engine's SQLite store (a consistent copy while it serves; every write
+   * acknowledged before the call is in it), streamed in chunks (`mipctl backup FILE`). Restore:
+   * stop the engine, put the file at store.path, start it. FAILED_PRECONDITION on etcd, whose own
+   * snapshot (`etcdctl snapshot save`) is the backup.
+   */
+  backup(request: BackupRequest, options?: Partial<CallOptions>): ClientReadableStream<BackupChunk>;
+  backup(
+    request: BackupRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<BackupChunk>;
 }
 
 export const ControlEngineClient = makeGenericClientConstructor(
@@ -9512,6 +9736,14 @@ export const ControlEngineClient = makeGenericClientConstructor(
   service: typeof ControlEngineService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
