@@ -2,7 +2,7 @@
 // then checked (SQLite's integrity_check) before it takes its name.
 import Database from "better-sqlite3";
 import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import type { BackupChunk } from "../../gen/mip46/v1/control.js";
+import type { BackupResponse } from "../../gen/mip46/v1/control.js";
 import type { ControlClient } from "../control.js";
 import type { Output } from "./where.js";
 
@@ -17,7 +17,7 @@ export async function backup(client: ControlClient, file: string | undefined): P
   try {
     await new Promise<void>((resolve, reject) => {
       const stream = client.raw.backup({}, { deadline: Date.now() + 600_000 });
-      stream.on("data", (c: BackupChunk) => {
+      stream.on("data", (c: BackupResponse) => {
         if (written === 0) ({ revision, totalBytes: total } = c);
         writeSync(fd, c.data);
         written += c.data.length;

@@ -1,10 +1,10 @@
 // mipctl watch (issue 14 §4): the engine's changes as they happen, as gobgp monitor shows a RIB's.
 import type { ControlClient } from "../control.js";
-import { LeasePurpose, WatchEvent } from "../../gen/mip46/v1/control.js";
+import { LeasePurpose, WatchResponse } from "../../gen/mip46/v1/control.js";
 import { cause, enumName, time } from "./where.js";
 
 /** One watch event as a line: its time, then what changed. */
-export function watchLine(e: WatchEvent): string {
+export function watchLine(e: WatchResponse): string {
   const at = time(e.atMs);
   const ev = e.event;
   switch (ev?.$case) {
@@ -49,9 +49,9 @@ export function watch(client: ControlClient, o: { changesOnly: boolean; count?: 
       else resolve(written);
     };
     o.signal?.addEventListener("abort", () => finish(), { once: true });
-    stream.on("data", (e: WatchEvent) => {
+    stream.on("data", (e: WatchResponse) => {
       if (done) return;
-      write(o.json ? JSON.stringify(WatchEvent.toJSON(e)) : watchLine(e));
+      write(o.json ? JSON.stringify(WatchResponse.toJSON(e)) : watchLine(e));
       written++;
       if (e.event?.$case === "currentEnd") current = false;
       else if (!current && o.count !== undefined && ++changes >= o.count) finish();

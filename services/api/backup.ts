@@ -3,7 +3,7 @@ import { type ServerWritableStream, Metadata } from "@grpc/grpc-js";
 import { mkdtempSync, openSync, readSync, closeSync, fstatSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { BackupChunk, BackupRequest } from "../../gen/mip46/v1/control.js";
+import type { BackupResponse, BackupRequest } from "../../gen/mip46/v1/control.js";
 import type { Logger } from "../../lib/log.js";
 import type { Engine } from "../engine/engine.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
@@ -14,7 +14,7 @@ const CHUNK = 1 << 20;
 
 export function backupHandler(engine: Engine, metrics: EngineMetrics, log: Logger) {
   const labels = { grpc_type: "server_stream", grpc_service: "mip46.v1.ControlEngine", grpc_method: "Backup" };
-  return (call: ServerWritableStream<BackupRequest, BackupChunk>): void => {
+  return (call: ServerWritableStream<BackupRequest, BackupResponse>): void => {
     const dir = mkdtempSync(join(tmpdir(), "mip46-backup-"));
     const path = join(dir, "engine.db");
     let cancelled = false;
@@ -29,7 +29,7 @@ export function backupHandler(engine: Engine, metrics: EngineMetrics, log: Logge
           const buf = Buffer.alloc(Math.min(CHUNK, size - at));
           const n = readSync(fd, buf, 0, buf.length, at);
           at += n;
-          const chunk: BackupChunk = { data: buf.subarray(0, n), revision: first ? revision : 0n, totalBytes: first ? BigInt(size) : 0n };
+          const chunk: BackupResponse = { data: buf.subarray(0, n), revision: first ? revision : 0n, totalBytes: first ? BigInt(size) : 0n };
           first = false;
           // Backpressure: wait for the stream to drain rather than hold the whole file in memory.
           if (!call.write(chunk)) await new Promise<void>((resolve) => call.once("drain", () => resolve()));

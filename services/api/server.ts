@@ -1,11 +1,14 @@
 // The engine's gRPC server: ControlEngine, the standard health service (grpc.health.v1) and
-// server reflection, so generic tools (grpcurl, grpc_cli) can list and call the API. With `tls`
+// server reflection, so generic tools (grpcurl, grpc_cli, buf curl) can list, describe and call the API. With `tls`
 // configured it speaks mutual TLS only and checks every call against the caller's certificate
 // (auth.ts); without it, it speaks plaintext and trusts every caller.
 import { type ServerInterceptor, Server, ServerCredentials, status } from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import type * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { readFileSync } from "node:fs";
 import type { Server as NetServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,8 +25,20 @@ import { authInterceptor, type Denial, type LeaseOwners } from "./auth.js";
 import { readTlsFiles, serverCredentials } from "../../lib/tls/tls.js";
 
 export const SYNC_SERVICE_NAME = "mip46.v1.DataPlaneSync";
-/** The .proto files reflection serves: the checkout's proto/, from the sources or from dist/. */
-export const PROTO_DIR = join(packageRoot() ?? fileURLToPath(new URL("../..", import.meta.url)), "proto");
+/** The descriptors reflection serves, in the checkout's gen/ (from the sources or from dist/). */
+const DESCRIPTORS = join(packageRoot() ?? fileURLToPath(new URL("../..", import.meta.url)), "gen", "descriptors.binpb");
+
+/**
+ * What server reflection serves: the FileDescriptorProtos protoc wrote for `npm run generate`
+ * (gen/descriptors.binpb), with the .proto comments and fully qualified type names, so that a
+ * generic tool resolves every type (the health service's too) and shows each call's comment.
+ * ReflectionService reads only `fileDescriptorProtos` of what it is given.
+ */
+function reflectedFiles(): protoLoader.PackageDefinition {
+  const set = fromBinary(FileDescriptorSetSchema, readFileSync(DESCRIPTORS));
+  const fileDescriptorProtos = set.file.map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f)));
+  return { files: { fileDescriptorProtos } } as unknown as protoLoader.PackageDefinition;
+}
 
 export interface GrpcServer {
   server: Server;
@@ -83,10 +98,7 @@ export async function startGrpcServer(
   server.addService(DataPlaneSyncService, dataPlaneSyncService(publisher, log));
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING", [SYNC_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
-  const definition = protoLoader.loadSync(["mip46/v1/control.proto", "mip46/v1/dataplane.proto", healthProtoPath], {
-    includeDirs: [PROTO_DIR], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
-  });
-  new ReflectionService(definition).addToServer(server);
+  new ReflectionService(reflectedFiles()).addToServer(server);
   if (tls) log.info("gRPC over mutual TLS; calls are checked against the client certificate's identity", { ca: tls.ca, cert: tls.cert });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(listen, creds, (err, p) => (err ? reject(err) : resolve(p))));

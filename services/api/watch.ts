@@ -1,6 +1,6 @@
 // The Watch RPC: the engine's change feed (services/engine/watch.ts) as a server stream.
 import { type ServerWritableStream, type ServiceError, Metadata, status } from "@grpc/grpc-js";
-import type { WatchEvent, WatchRequest } from "../../gen/mip46/v1/control.js";
+import type { WatchResponse, WatchRequest } from "../../gen/mip46/v1/control.js";
 import type { Logger } from "../../lib/log.js";
 import type { Engine } from "../engine/engine.js";
 import { ChangeFeed, type ChangeEvent } from "../engine/watch.js";
@@ -13,7 +13,7 @@ export const MAX_WATCHERS = 32;
 /** A watcher that reads this far behind (bytes queued) is cut off rather than held in memory. */
 const MAX_QUEUED_BYTES = 8 << 20;
 
-function eventMessage(e: ChangeEvent, atMs: number): WatchEvent {
+function eventMessage(e: ChangeEvent, atMs: number): WatchResponse {
   const at = BigInt(atMs);
   switch (e.kind) {
     case "revision": return { atMs: at, event: { $case: "revision", value: { revision: e.revision, updated: e.updated, removed: e.removed } } };
@@ -27,7 +27,7 @@ function eventMessage(e: ChangeEvent, atMs: number): WatchEvent {
 export function watchHandler(engine: Engine, metrics: EngineMetrics, log: Logger, now: () => number = Date.now) {
   let watchers = 0;
   const labels = { grpc_type: "server_stream", grpc_service: "mip46.v1.ControlEngine", grpc_method: "Watch" };
-  return (call: ServerWritableStream<WatchRequest, WatchEvent>): void => {
+  return (call: ServerWritableStream<WatchRequest, WatchResponse>): void => {
     const fail = (code: status, details: string) => {
       metrics.handled.inc({ ...labels, grpc_code: STATUS_NAME[code] ?? String(code) });
       call.emit("error", { code, details, metadata: new Metadata() } satisfies Partial<ServiceError>);

@@ -811,7 +811,7 @@ export interface WatchRequest {
   changesOnly: boolean;
 }
 
-export interface WatchEvent {
+export interface WatchResponse {
   /** When the engine saw it. */
   atMs: bigint;
   event:
@@ -853,7 +853,7 @@ export interface CurrentStateEnd {
 export interface BackupRequest {
 }
 
-export interface BackupChunk {
+export interface BackupResponse {
   /** The next bytes of the SQLite database file. */
   data: Buffer;
   /** In the first chunk: the backup's rule-table revision and the file's size. */
@@ -7969,12 +7969,12 @@ export const WatchRequest: MessageFns<WatchRequest> = {
   },
 };
 
-function createBaseWatchEvent(): WatchEvent {
+function createBaseWatchResponse(): WatchResponse {
   return { atMs: 0n, event: undefined };
 }
 
-export const WatchEvent: MessageFns<WatchEvent> = {
-  encode(message: WatchEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const WatchResponse: MessageFns<WatchResponse> = {
+  encode(message: WatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.atMs !== 0n) {
       if (BigInt.asUintN(64, message.atMs) !== message.atMs) {
         throw new globalThis.Error("value provided for field message.atMs of type uint64 too large");
@@ -8001,7 +8001,7 @@ export const WatchEvent: MessageFns<WatchEvent> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): WatchEvent {
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -8010,7 +8010,7 @@ export const WatchEvent: MessageFns<WatchEvent> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseWatchEvent();
+      const message = createBaseWatchResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -8074,7 +8074,7 @@ export const WatchEvent: MessageFns<WatchEvent> = {
     }
   },
 
-  fromJSON(object: any): WatchEvent {
+  fromJSON(object: any): WatchResponse {
     return {
       atMs: isSet(object.atMs) ? BigInt(object.atMs) : isSet(object.at_ms) ? BigInt(object.at_ms) : 0n,
       event: isSet(object.revision)
@@ -8093,7 +8093,7 @@ export const WatchEvent: MessageFns<WatchEvent> = {
     };
   },
 
-  toJSON(message: WatchEvent): unknown {
+  toJSON(message: WatchResponse): unknown {
     const obj: any = {};
     if (message.atMs !== 0n) {
       obj.atMs = message.atMs.toString();
@@ -8112,11 +8112,11 @@ export const WatchEvent: MessageFns<WatchEvent> = {
     return obj;
   },
 
-  create(base?: DeepPartial<WatchEvent>): WatchEvent {
-    return WatchEvent.fromPartial(base ?? {});
+  create(base?: DeepPartial<WatchResponse>): WatchResponse {
+    return WatchResponse.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<WatchEvent>): WatchEvent {
-    const message = createBaseWatchEvent();
+  fromPartial(object: DeepPartial<WatchResponse>): WatchResponse {
+    const message = createBaseWatchResponse();
     message.atMs = (object.atMs !== undefined && object.atMs !== null) ? BigInt(object.atMs) : 0n;
     switch (object.event?.$case) {
       case "revision": {
@@ -8534,12 +8534,12 @@ export const BackupRequest: MessageFns<BackupRequest> = {
   },
 };
 
-function createBaseBackupChunk(): BackupChunk {
+function createBaseBackupResponse(): BackupResponse {
   return { data: Buffer.alloc(0), revision: 0n, totalBytes: 0n };
 }
 
-export const BackupChunk: MessageFns<BackupChunk> = {
-  encode(message: BackupChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const BackupResponse: MessageFns<BackupResponse> = {
+  encode(message: BackupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.data.length !== 0) {
       writer.uint32(10).bytes(message.data);
     }
@@ -8558,7 +8558,7 @@ export const BackupChunk: MessageFns<BackupChunk> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): BackupChunk {
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -8567,7 +8567,7 @@ export const BackupChunk: MessageFns<BackupChunk> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseBackupChunk();
+      const message = createBaseBackupResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -8607,7 +8607,7 @@ export const BackupChunk: MessageFns<BackupChunk> = {
     }
   },
 
-  fromJSON(object: any): BackupChunk {
+  fromJSON(object: any): BackupResponse {
     return {
       data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
       revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
@@ -8619,7 +8619,7 @@ export const BackupChunk: MessageFns<BackupChunk> = {
     };
   },
 
-  toJSON(message: BackupChunk): unknown {
+  toJSON(message: BackupResponse): unknown {
     const obj: any = {};
     if (message.data.length !== 0) {
       obj.data = base64FromBytes(message.data);
@@ -8633,11 +8633,11 @@ export const BackupChunk: MessageFns<BackupChunk> = {
     return obj;
   },
 
-  create(base?: DeepPartial<BackupChunk>): BackupChunk {
-    return BackupChunk.fromPartial(base ?? {});
+  create(base?: DeepPartial<BackupResponse>): BackupResponse {
+    return BackupResponse.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<BackupChunk>): BackupChunk {
-    const message = createBaseBackupChunk();
+  fromPartial(object: DeepPartial<BackupResponse>): BackupResponse {
+    const message = createBaseBackupResponse();
     message.data = object.data ?? Buffer.alloc(0);
     message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
     message.totalBytes = (object.totalBytes !== undefined && object.totalBytes !== null)
@@ -8895,7 +8895,7 @@ export const ControlEngineDefinition = {
       name: "Watch",
       requestType: WatchRequest as typeof WatchRequest,
       requestStream: false,
-      responseType: WatchEvent as typeof WatchEvent,
+      responseType: WatchResponse as typeof WatchResponse,
       responseStream: true,
       options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
@@ -8909,7 +8909,7 @@ export const ControlEngineDefinition = {
       name: "Backup",
       requestType: BackupRequest as typeof BackupRequest,
       requestStream: false,
-      responseType: BackupChunk as typeof BackupChunk,
+      responseType: BackupResponse as typeof BackupResponse,
       responseStream: true,
       options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
@@ -9202,8 +9202,8 @@ export const ControlEngineService = {
     responseStream: true as const,
     requestSerialize: (value: WatchRequest): Buffer => Buffer.from(WatchRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): WatchRequest => WatchRequest.decode(value),
-    responseSerialize: (value: WatchEvent): Buffer => Buffer.from(WatchEvent.encode(value).finish()),
-    responseDeserialize: (value: Buffer): WatchEvent => WatchEvent.decode(value),
+    responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
   },
   /**
    * An online backup of the engine's SQLite store (a consistent copy while it serves; every write
@@ -9217,8 +9217,8 @@ export const ControlEngineService = {
     responseStream: true as const,
     requestSerialize: (value: BackupRequest): Buffer => Buffer.from(BackupRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): BackupRequest => BackupRequest.decode(value),
-    responseSerialize: (value: BackupChunk): Buffer => Buffer.from(BackupChunk.encode(value).finish()),
-    responseDeserialize: (value: Buffer): BackupChunk => BackupChunk.decode(value),
+    responseSerialize: (value: BackupResponse): Buffer => Buffer.from(BackupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BackupResponse => BackupResponse.decode(value),
   },
 } as const;
 
@@ -9315,14 +9315,14 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
    * lease and migration as it changes, until the caller cancels. A lease renewal (only its
    * expiry moves) is not a change. Changes close together may arrive as their net effect.
    */
-  watch: handleServerStreamingCall<WatchRequest, WatchEvent>;
+  watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
   /**
    * An online backup of the engine's SQLite store (a consistent copy while it serves; every write
    * acknowledged before the call is in it), streamed in chunks (`mipctl backup FILE`). Restore:
    * stop the engine, put the file at store.path, start it. FAILED_PRECONDITION on etcd, whose own
    * snapshot (`etcdctl snapshot save`) is the backup.
    */
-  backup: handleServerStreamingCall<BackupRequest, BackupChunk>;
+  backup: handleServerStreamingCall<BackupRequest, BackupResponse>;
 }
 
 export interface ControlEngineClient extends Client {
@@ -9712,20 +9712,24 @@ export interface ControlEngineClient extends Client {
    * lease and migration as it changes, until the caller cancels. A lease renewal (only its
    * expiry moves) is not a change. Changes close together may arrive as their net effect.
    */
-  watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchEvent>;
-  watch(request: WatchRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<WatchEvent>;
+  watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchResponse>;
+  watch(
+    request: WatchRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchResponse>;
   /**
    * An online backup of the engine's SQLite store (a consistent copy while it serves; every write
    * acknowledged before the call is in it), streamed in chunks (`mipctl backup FILE`). Restore:
    * stop the engine, put the file at store.path, start it. FAILED_PRECONDITION on etcd, whose own
    * snapshot (`etcdctl snapshot save`) is the backup.
    */
-  backup(request: BackupRequest, options?: Partial<CallOptions>): ClientReadableStream<BackupChunk>;
+  backup(request: BackupRequest, options?: Partial<CallOptions>): ClientReadableStream<BackupResponse>;
   backup(
     request: BackupRequest,
     metadata?: Metadata,
     options?: Partial<CallOptions>,
-  ): ClientReadableStream<BackupChunk>;
+  ): ClientReadableStream<BackupResponse>;
 }
 
 export const ControlEngineClient = makeGenericClientConstructor(

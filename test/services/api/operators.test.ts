@@ -7,6 +7,9 @@ import { makeGenericClientConstructor } from "@grpc/grpc-js";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { hostOn, spawnEngine, startTestEngine, tempDir } from "../../../harness/engine.js";
 
 test("the health service reports SERVING for the server and for ControlEngine", async (t) => {
@@ -47,6 +50,43 @@ test("server reflection lists the services, and describes ControlEngine", async 
   t.true(descriptor.includes("AllocateCareOf") && descriptor.includes("RegisterMigration"));
 });
 
+test("server reflection serves the .proto comments, and every type of every service (health too) resolves from what it serves", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  const protoDir = join(dirname(createRequire(import.meta.url).resolve("@grpc/reflection")), "..", "proto");
+  const def = protoLoader.loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [protoDir], keepCase: true });
+  const pkg = loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: GrpcObject } } };
+  const client = new (pkg.grpc.reflection.v1.ServerReflection as ServiceClientConstructor)(e.address, credentials.createInsecure());
+  t.teardown(() => client.close());
+  const ask = (req: object) => new Promise<Record<string, any>>((resolve, reject) => {
+    const stream = (client as any).ServerReflectionInfo() as ClientDuplexStream<object, Record<string, any>>;
+    stream.on("data", (d) => { resolve(d); stream.end(); });
+    stream.on("error", reject);
+    stream.write(req);
+  });
+  // As a generic tool does: list the services, fetch the file of each with its dependencies, and
+  // build a registry of them (which fails on any type it cannot resolve).
+  const services = (await ask({ list_services: "" })).list_services_response.service.map((s: { name: string }) => s.name) as string[];
+  t.deepEqual([...services].sort(), ["grpc.health.v1.Health", "mip46.v1.ControlEngine", "mip46.v1.DataPlaneSync"]);
+  const files = new Map<string, ReturnType<typeof fromBinary<typeof FileDescriptorProtoSchema>>>();
+  for (const service of services) {
+    const r = await ask({ file_containing_symbol: service });
+    t.falsy(r.error_response, `${service}: ${JSON.stringify(r.error_response)}`);
+    for (const b of r.file_descriptor_response.file_descriptor_proto as Buffer[]) {
+      const f = fromBinary(FileDescriptorProtoSchema, new Uint8Array(b));
+      files.set(f.name, f);
+    }
+  }
+  const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: [...files.values()] }));
+  const control = registry.getService("mip46.v1.ControlEngine");
+  t.truthy(control);
+  t.is(control!.method.allocateCareOf.input.typeName, "mip46.v1.AllocateCareOfRequest");
+  t.is(registry.getService("grpc.health.v1.Health")!.method.check.input.typeName, "grpc.health.v1.HealthCheckRequest", "the health service resolves");
+  const comments = [...files.values()].flatMap((f) => f.sourceCodeInfo?.location.map((l) => l.leadingComments) ?? []).join("\n");
+  t.regex(comments, /Gives a lease back; the address cools down before another VM may have it/, "a call's comment, as in the .proto");
+  t.regex(comments, /How long the oldest revision it was sent and has not applied has waited/, "a field's comment");
+});
+
 test("Prometheus metrics: gRPC handled/handling series with codes, and pool, lease, binding and host series", async (t) => {
   const e = await startTestEngine();
   t.teardown(() => e.stop());
@@ -77,4 +117,19 @@ test("SIGTERM stops the engine cleanly, and a refused configuration stops it wit
   t.is(code, 0);
   const err = await t.throwsAsync(spawnEngine(dir, { segments: [{ network: "192.0.2.0/24", prefix: "2001:db8:3::/97" }] }));
   t.regex(err!.message, /segments\[0\]\.prefix: \/97 is not an RFC 6052 prefix length/);
+});
+
+test("buf curl, a gRPC client of another implementation, finds ControlEngine and Health by reflection alone and calls them", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  const buf = (...args: string[]) => new Promise<{ code: number; out: string }>((resolve) => {
+    execFile("node_modules/.bin/buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? 1 : 0, out: `${stdout}${stderr}` }));
+  });
+  const pools = await buf(`http://${e.address}/mip46.v1.ControlEngine/ListPools`);
+  t.is(pools.code, 0, pools.out);
+  t.like(JSON.parse(pools.out), { pools: [{ name: "engine", first: "198.51.100.2", size: 253 }] });
+  const health = await buf("-d", '{"service": "mip46.v1.ControlEngine"}', `http://${e.address}/grpc.health.v1.Health/Check`);
+  t.is(health.code, 0, health.out);
+  t.deepEqual(JSON.parse(health.out), { status: "SERVING" });
 });
