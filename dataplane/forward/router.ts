@@ -145,7 +145,7 @@ export class Router {
       icmpSource4: t.icmpSource4 === undefined ? first4 : ipv4Bytes(t.icmpSource4, "worker.tunnels.icmpSource4"),
       icmpSource6: t.icmpSource6 === undefined ? first6 : ipv6Bytes(t.icmpSource6, "worker.tunnels.icmpSource6"),
     });
-    this.neighbours = new NeighbourCache({ solicit: (e, unicast, emit) => solicit(this, e, unicast, emit), dropped: (n) => (this.counters.drops["no-neighbour"] += n) }, cfg.neighbourTimers, options.fallbackNeighbourMac);
+    this.neighbours = new NeighbourCache({ solicit: (e, unicast, emit) => solicit(this, e, unicast, emit), dropped: (n) => (this.counters.drops["no-neighbour"] += n), learned: options.share?.neighbourLearned }, cfg.neighbourTimers, options.fallbackNeighbourMac);
     for (const [i, n] of (cfg.neighbours ?? []).entries()) {
       const port = byName.get(n.interface)!;
       const a = checked(`worker.neighbours[${i}].address`, () => (n.address.includes(":") ? ipv6Bytes(n.address, "address") : ipv4Bytes(n.address, "address")));
@@ -155,7 +155,7 @@ export class Router {
     this.translator = newTranslator(this, 1);
     this.intercept = options.intercept;
     this.stationSeen = options.stationSeen;
-    if (cfg.correspondentRouter) this.correspondents = new CorrespondentBindings();
+    if (cfg.correspondentRouter) this.correspondents = new CorrespondentBindings(options.share?.correspondentChanged);
   }
 
   drop(reason: string): void {

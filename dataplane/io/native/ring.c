@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_SEND 1024
@@ -73,6 +74,15 @@ static Ring *handle_arg(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   return get_ring(env, argv[0]); /* a missing argument is undefined: a TypeError */
+}
+
+static void stop_ring(Ring *r);
+
+/* A worker thread that ends (or dies) tears its env down: its rings must go with it, or their
+ * sockets would stay in the fanout group and take their share of the flows into a ring nobody
+ * reads. */
+static void env_cleanup(void *arg) {
+  stop_ring((Ring *)arg);
 }
 
 static void release_ring(Ring *r) {
@@ -235,6 +245,7 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   r->poll.data = r;
   uv_poll_start(&r->poll, UV_READABLE, on_poll);
   r->polling = 1;
+  napi_add_env_cleanup_hook(env, env_cleanup, r);
   napi_create_array_with_length(env, 3, &result);
   napi_set_element(env, result, 0, handle);
   napi_set_element(env, result, 1, ab);
@@ -325,16 +336,33 @@ static napi_value ring_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Stops polling and closes the socket; the handle struct stays (the external may still be
+ * referenced). */
+static void stop_ring(Ring *r) {
+  if (r->fd < 0) return;
+  if (r->polling) uv_poll_stop(&r->poll);
+  r->polling = 0;
+  release_ring(r);
+  uv_close((uv_handle_t *)&r->poll, NULL);
+}
+
 static napi_value ring_close(napi_env env, napi_callback_info info) {
   Ring *r = handle_arg(env, info);
   if (!r || r->fd < 0) return NULL;
-  if (r->polling) uv_poll_stop(&r->poll);
+  napi_remove_env_cleanup_hook(env, env_cleanup, r);
   napi_delete_reference(env, r->callback);
   napi_delete_reference(env, r->desc_ref);
-  release_ring(r);
-  /* The handle struct stays (the external may still be referenced); the poll handle is closed. */
-  uv_close((uv_handle_t *)&r->poll, NULL);
+  stop_ring(r);
   return NULL;
+}
+
+/* threadId() -> the calling thread's kernel id (gettid), so that a worker's threads can be found
+ * in /proc/PID/task/ for their CPU time. */
+static napi_value ring_thread_id(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  napi_create_int32(env, (int32_t)syscall(SYS_gettid), &v);
+  return v;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -343,8 +371,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "send", NULL, ring_send, NULL, NULL, NULL, napi_default, NULL },
     { "stats", NULL, ring_stats, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, ring_close, NULL, NULL, NULL, napi_default, NULL },
+    { "threadId", NULL, ring_thread_id, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, 5, props);
   return exports;
 }
 
