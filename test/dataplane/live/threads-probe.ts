@@ -23,7 +23,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   if (cmd === "kill") await running.threads.kill(Number(arg));
   else if (cmd === "stats") {
     const s = await running.threads.stats();
-    say({ stats: s.threads.map((t) => t?.interfaces.map((i) => i.rxPackets) ?? null), threads: running.threads.threads() });
+    say({ stats: s.threads.map((t) => t?.interfaces.map((i) => i.rxPackets) ?? null), revisions: s.threads.map((t) => t?.revision), threads: running.threads.threads() });
   } else if (cmd === "stop") break;
 }
 await running.stop();
