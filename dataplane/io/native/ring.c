@@ -290,14 +290,15 @@ static napi_value ring_send(napi_env env, napi_callback_info info) {
     r->msgs[n].msg_hdr.msg_iovlen = 1;
     n++;
   }
-  uint32_t done = 0;
+  uint32_t done = 0, refused = 0;
   int retried = 0;
   while (done < n && r->fd >= 0) {
     int k = sendmmsg(r->fd, r->msgs + done, n - done, MSG_DONTWAIT);
     if (k > 0) { done += (uint32_t)k; continue; }
     if (k < 0 && errno == EINTR) continue;
     if (k < 0 && (errno == EAGAIN || errno == ENOBUFS) && !retried) {
-      /* Once: wait for room (at most 1 ms), then try the rest again. */
+      /* The socket's buffer or the device queue is full: once per batch, wait for room (at most
+       * 1 ms), then try the rest again; a second time the rest is dropped, never spun on. */
       retried = 1;
       r->send_retries++;
       struct pollfd pfd = { .fd = r->fd, .events = POLLOUT };
@@ -306,15 +307,15 @@ static napi_value ring_send(napi_env env, napi_callback_info info) {
     }
     if (k < 0 && errno != EAGAIN && errno != ENOBUFS) {
       /* A frame the kernel refuses (too long for the MTU): skip it, keep the rest. */
-      r->send_errors++;
+      refused++;
       done++;
       continue;
     }
     break;
   }
-  /* Frames never sent */
-  uint32_t sent_ok = done;
-  if (done < n) r->send_errors += n - done;
+  /* Frames sent: those the kernel took; the refused ones and those never tried are errors. */
+  uint32_t sent_ok = done - refused;
+  r->send_errors += refused + (n - done);
   napi_value v;
   napi_create_uint32(env, sent_ok, &v);
   return v;
