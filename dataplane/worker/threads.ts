@@ -201,6 +201,8 @@ export class ForwardingThreads {
   }
 
   private post(m: TableMessage): Promise<void> {
+    // Kept before the threads said yes: a change they refuse makes the sync client resynchronise,
+    // and the snapshot that brings replaces this table anyway.
     this.keep(m);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ seq: m.seq, resolve, reject }));
     for (const s of this.slots) if (s.worker && s.ready) s.worker.postMessage(m);
@@ -238,7 +240,7 @@ export class ForwardingThreads {
             slot.tid = m.tid;
             slot.seq = m.seq;
             slot.readyAt = Date.now();
-            // Changes posted while it started were not sent to it: send them now, in order.
+            // Changes posted while it started were not sent to it: it gets the latest table as one snapshot.
             this.o.onEvent?.({ event: "ready", thread: slot.index, tid: m.tid, seq: m.seq, restart });
             if (m.seq < this.seq) worker.postMessage({ t: "table", seq: this.seq, kind: "snapshot", revision: this.revision, rules: [...this.rules.values()] } satisfies TableMessage);
             this.settle();

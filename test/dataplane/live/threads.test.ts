@@ -17,6 +17,7 @@ import { parseConfig } from "../../../services/config/config.js";
 import { runEngine } from "../../../services/engine/run.js";
 import { hostOn, labConfig } from "../../../harness/engine.js";
 import { NetnsLab, netnsAvailable } from "../../../harness/netns.js";
+import { sleep, until as waitUntil } from "./wait.js";
 import {
   captureFrames, configureHost, createTopology, FRAMES_PY, metricValue, parseMac, startLines, startWorker, SYSTEM_PYTHON, workerMetricsText,
 } from "../../../harness/topology.js";
@@ -29,18 +30,7 @@ const test = anyTest as TestFn;
 const live = netnsAvailable() ? test.serial : test.serial.skip;
 const TCP_FLOWS = join(import.meta.dirname, "tcp-flows.py");
 const PROBE = join(import.meta.dirname, "threads-probe.ts");
-
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const until = (what: string, check: () => boolean | Promise<boolean>) => waitUntil(what, check, 20_000, 50);
 
 live("16 TCP connections through two threads: each in order, no segment twice, both threads used, the threads' frames add up to the interface's", async (t) => {
   const topo = await createTopology(t);
