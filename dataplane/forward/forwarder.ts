@@ -45,6 +45,12 @@ export interface ForwarderOptions {
    * forwarders (learnShared, adoptCorrespondent).
    */
   share?: { neighbourLearned(l: SharedLearn): void; correspondentChanged(c: CorrespondentChange): void };
+  /**
+   * This forwarder is thread `index` of `count` (workers: N): its IPv4 identifications and IPv6
+   * fragment identifications are `index + 1` plus multiples of `count`, none another thread's
+   * (packet/identification.ts). Absent: 1, 2, 3, ...
+   */
+  thread?: { index: number; count: number };
 }
 
 /** See ForwarderOptions.intercept. */

@@ -69,6 +69,8 @@ export class Router {
   /** The ICMP errors this worker originates, rate-limited (ratelimit.ts). */
   readonly icmpErrors: TokenBucket;
   readonly tunnelHopLimit: number;
+  /** The step of the identification counters (the number of threads; 1 alone). */
+  readonly identificationStep: number;
   readonly source4?: Uint8Array;
   readonly source6?: Uint8Array;
   readonly config: ForwarderConfig;
@@ -140,7 +142,11 @@ export class Router {
       for (const a of p.v4) endpoints.push(a.bytes);
       for (const a of p.v6) endpoints.push(a.bytes);
     }
+    // One thread of several (ForwarderOptions.thread): identification counters of its own residue class.
+    this.identificationStep = options.thread?.count ?? 1;
+    const firstIdentification = (options.thread?.index ?? 0) + 1;
     this.node = new TunnelNode({
+      firstIdentification, identificationStep: this.identificationStep,
       endpoints,
       icmpSource4: t.icmpSource4 === undefined ? first4 : ipv4Bytes(t.icmpSource4, "worker.tunnels.icmpSource4"),
       icmpSource6: t.icmpSource6 === undefined ? first6 : ipv6Bytes(t.icmpSource6, "worker.tunnels.icmpSource6"),
@@ -152,7 +158,7 @@ export class Router {
       this.neighbours.addPermanent(port.index, a, parseMac(n.mac), now);
     }
     this.translatorMapping = this.rules.mapping;
-    this.translator = newTranslator(this, 1);
+    this.translator = newTranslator(this, firstIdentification);
     this.intercept = options.intercept;
     this.stationSeen = options.stationSeen;
     if (cfg.correspondentRouter) this.correspondents = new CorrespondentBindings(options.share?.correspondentChanged);

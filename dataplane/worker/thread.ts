@@ -23,6 +23,8 @@ export type TableMessage =
 export interface ThreadData {
   mip46DataplaneThread: true;
   index: number;
+  /** How many threads the worker runs (their identification counters interleave). */
+  count: number;
   forwarder: ForwarderConfig;
   interfaces: { name: string; mtu?: number }[];
   capture: { bufferBytes: number; maxBatch: number };
@@ -53,6 +55,7 @@ export function runThread(data: ThreadData): void {
   const io = new RingIo(lib);
   const channel = new BroadcastChannel(data.channel);
   const forwarder = new Forwarder(data.forwarder, Date.now(), {
+    thread: { index: data.index, count: data.count },
     share: {
       neighbourLearned: (learn) => channel.postMessage({ learn } satisfies Shared),
       correspondentChanged: (correspondent) => channel.postMessage({ correspondent } satisfies Shared),

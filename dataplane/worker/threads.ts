@@ -24,8 +24,8 @@
 //   or removes is adopted by every thread. Expiry runs in each thread by the same clock.
 // Counters are per thread, summed for the metrics; the ICMP error rate limit is per thread (N
 // threads may send up to N times the configured rate); the translator's and the tunnels'
-// identification counters are per thread (a flow stays on one thread, so its packets still get
-// distinct identifications).
+// identification counters are per thread, interleaved (thread i of N hands out i + 1 + kN), so
+// that two threads never give the same identification to packets of one source and destination.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
@@ -219,7 +219,7 @@ export class ForwardingThreads {
   private spawn(slot: Slot, restart = false): Promise<void> {
     const table = this.hasTable ? { seq: this.seq, revision: this.revision, rules: [...this.rules.values()] } : undefined;
     const data: ThreadData = {
-      mip46DataplaneThread: true, index: slot.index, forwarder: this.o.forwarder, interfaces: this.o.interfaces,
+      mip46DataplaneThread: true, index: slot.index, count: this.slots.length, forwarder: this.o.forwarder, interfaces: this.o.interfaces,
       capture: this.o.capture, tickMs: this.o.tickMs, table, seq: this.seq, channel: this.channel,
     };
     const script = this.o.script ?? DEFAULT_SCRIPT;
