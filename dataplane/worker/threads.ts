@@ -1,6 +1,7 @@
 // `workers: N` > 1: N forwarding threads (thread.ts) in the worker process, each with its own
 // ring per interface in the interface's PACKET_FANOUT group (hash mode: the kernel keeps a flow
-// on one thread, so it is never reordered; DEFRAG keeps a datagram's fragments together).
+// on one thread, so it is never reordered; the fragments of a datagram hash alike, with no ports,
+// so they go to one thread too, though not always the thread of the flow's whole packets).
 //
 // Threads, not processes: one process keeps one sync client, one metrics endpoint and one set of
 // metrics (the issue asks for that), a table change reaches the threads as a message in the same

@@ -158,8 +158,11 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 
 /* open(ifname, frameSize, frameCount, maxBatch, callback, fanout) -> [handle, ring ArrayBuffer, desc Int32Array]
  * fanout true: the socket joins the interface's PACKET_FANOUT group (one per interface, its id the
- * ifindex) in hash mode, so each flow goes to one member and is never reordered; with DEFRAG, the
- * fragments of one datagram go to one member too (packet(7)). */
+ * ifindex) in hash mode, so each flow goes to one member and is never reordered (packet(7)).
+ * No PACKET_FANOUT_FLAG_DEFRAG: it reassembles IPv4 fragments before the socket sees them, and the
+ * worker must forward the fragments, not a datagram longer than a ring frame. Fragments stay
+ * together without it: the kernel's flow hash reads no ports of a fragment (the flow dissector
+ * stops at the IP header of any fragment), so every fragment of a datagram hashes alike. */
 static napi_value ring_open(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -217,7 +220,7 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   sll.sll_ifindex = r->ifindex;
   if (bind(r->fd, (struct sockaddr *)&sll, sizeof sll) < 0) goto fail_b;
   if (fanout) {
-    int arg = (r->ifindex & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+    int arg = (r->ifindex & 0xffff) | (PACKET_FANOUT_HASH << 16);
     if (setsockopt(r->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) goto fail_f;
   }
   r->dest = sll;

@@ -90,6 +90,22 @@ live("16 TCP connections through two threads: each in order, no segment twice, b
   t.is(promtool, "", "promtool check metrics has nothing to say");
 });
 
+live("IPv4 fragments go through two threads as fragments: a 4,000-byte datagram from a real socket reaches the receiver's socket whole", async (t) => {
+  const topo = await createTopology(t);
+  await topo.lab.sysctl(topo.sender, "net.ipv6.conf.s0.disable_ipv6", "1");
+  await configureHost(topo, topo.sender, "s0", ["203.0.113.10/24"], [["default", "via", "203.0.113.1"]]);
+  await configureHost(topo, topo.receiver, "r0", ["192.0.2.1/24"], [["default", "via", "192.0.2.254"]]);
+  const worker = await startWorker(topo, { ...WORKER_CONFIG, workers: 2 }, TABLE);
+  const text = "m46-frag-" + "x".repeat(4000);
+  const listener = await startLines(topo, topo.receiver, [SYSTEM_PYTHON, FRAMES_PY, "udp-listen", "4", "0.0.0.0", "4030", "1", "10"]);
+  // The sender's kernel fragments it at the link's MTU (1500): three fragments, one datagram.
+  await topo.lab.exec(topo.sender, [SYSTEM_PYTHON, FRAMES_PY, "udp-send", "4", "203.0.113.10", "192.0.2.1", "4030", "5", "0.2", text]);
+  const got = (await listener.done).map((l) => JSON.parse(l) as { data: string });
+  const m = await workerMetricsText(topo, worker.metricsPort);
+  t.true(got.length >= 1, `the datagram arrived (truncated frames at the worker: ${metricValue(m, 'mip46_dataplane_capture_truncated_total{interface="w0"}')})`);
+  t.is(got[0]?.data, text);
+});
+
 live("a revision is acknowledged once both threads applied it; a thread that dies is started again with the latest table, and meanwhile the other forwards every flow", async (t) => {
   const topo = await createTopology(t);
   const socket = join(topo.dir, "engine.sock");
