@@ -139,34 +139,18 @@ function threadMetrics(threads: NonNullable<WorkerMetricsSource["threads"]>, reg
       this.set(threads().filter((t) => t.running).length);
     },
   });
-  new Counter({
-    name: "mip46_dataplane_thread_packets_total", help: "Frames received and sent by each forwarding thread, all interfaces.",
-    labelNames: ["thread", "direction"], registers,
+  /** A counter per thread (and more labels), its values read from threads() when scraped. */
+  const perThread = (name: string, help: string, labelNames: string[], values: (t: ReturnType<typeof threads>[number]) => [Record<string, string>, number | undefined][]) => new Counter({
+    name, help, labelNames: ["thread", ...labelNames], registers,
     async collect() {
       await refreshed();
       this.reset();
-      for (const t of threads()) {
-        this.inc({ thread: String(t.thread), direction: "in" }, t.rxPackets);
-        this.inc({ thread: String(t.thread), direction: "out" }, t.txPackets);
-      }
+      for (const t of threads()) for (const [labels, n] of values(t)) if (n !== undefined) this.inc({ thread: String(t.thread), ...labels }, n);
     },
   });
-  new Counter({
-    name: "mip46_dataplane_thread_cpu_seconds_total", help: "CPU time (user and system) of each forwarding thread; starts again from 0 when the thread is restarted.",
-    labelNames: ["thread"], registers,
-    async collect() {
-      await refreshed();
-      this.reset();
-      for (const t of threads()) if (t.cpuSeconds !== undefined) this.inc({ thread: String(t.thread) }, t.cpuSeconds);
-    },
-  });
-  new Counter({
-    name: "mip46_dataplane_thread_restarts_total", help: "Times each forwarding thread died and was started again.",
-    labelNames: ["thread"], registers,
-    async collect() {
-      await refreshed();
-      this.reset();
-      for (const t of threads()) this.inc({ thread: String(t.thread) }, t.restarts);
-    },
-  });
+  perThread("mip46_dataplane_thread_packets_total", "Frames received and sent by each forwarding thread, all interfaces.", ["direction"],
+    (t) => [[{ direction: "in" }, t.rxPackets], [{ direction: "out" }, t.txPackets]]);
+  perThread("mip46_dataplane_thread_cpu_seconds_total", "CPU time (user and system) of each forwarding thread; starts again from 0 when the thread is restarted.", [],
+    (t) => [[{}, t.cpuSeconds]]);
+  perThread("mip46_dataplane_thread_restarts_total", "Times each forwarding thread died and was started again.", [], (t) => [[{}, t.restarts]]);
 }

@@ -10,7 +10,7 @@ import { spawn, execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import anyTest, { type TestFn } from "ava";
+import anyTest, { type ExecutionContext, type TestFn } from "ava";
 import { connectControl } from "../../../clients/control.js";
 import { silentLogger } from "../../../lib/log.js";
 import { parseConfig } from "../../../services/config/config.js";
@@ -32,13 +32,20 @@ const TCP_FLOWS = join(import.meta.dirname, "tcp-flows.py");
 const PROBE = join(import.meta.dirname, "threads-probe.ts");
 const until = (what: string, check: () => boolean | Promise<boolean>) => waitUntil(what, check, 20_000, 50);
 
-live("16 TCP connections through two threads: each in order, no segment twice, both threads used, the threads' frames add up to the interface's", async (t) => {
+/**
+ * The static lab's worker with two threads, the sender at 203.0.113.10 and the receiver at 192.0.2.1,
+ * IPv4 only on the sender: no IPv6 chatter (MLD reports, DAD) on w0 while its frames are counted.
+ */
+async function twoThreads(t: ExecutionContext) {
   const topo = await createTopology(t);
-  // IPv4 only on the sender: no IPv6 chatter (MLD reports, DAD) on w0 while its frames are counted.
   await topo.lab.sysctl(topo.sender, "net.ipv6.conf.s0.disable_ipv6", "1");
   await configureHost(topo, topo.sender, "s0", ["203.0.113.10/24"], [["default", "via", "203.0.113.1"]]);
   await configureHost(topo, topo.receiver, "r0", ["192.0.2.1/24"], [["default", "via", "192.0.2.254"]]);
-  const worker = await startWorker(topo, { ...WORKER_CONFIG, workers: 2 }, TABLE);
+  return { topo, worker: await startWorker(topo, { ...WORKER_CONFIG, workers: 2 }, TABLE) };
+}
+
+live("16 TCP connections through two threads: each in order, no segment twice, both threads used, the threads' frames add up to the interface's", async (t) => {
+  const { topo, worker } = await twoThreads(t);
   const flows = 16;
   const bytes = 64 * 1024;
   // A first exchange resolves the receiver (ARP), so that the counts below are the TCP traffic's.
@@ -91,11 +98,7 @@ live("16 TCP connections through two threads: each in order, no segment twice, b
 });
 
 live("IPv4 fragments go through two threads as fragments: a 4,000-byte datagram from a real socket reaches the receiver's socket whole", async (t) => {
-  const topo = await createTopology(t);
-  await topo.lab.sysctl(topo.sender, "net.ipv6.conf.s0.disable_ipv6", "1");
-  await configureHost(topo, topo.sender, "s0", ["203.0.113.10/24"], [["default", "via", "203.0.113.1"]]);
-  await configureHost(topo, topo.receiver, "r0", ["192.0.2.1/24"], [["default", "via", "192.0.2.254"]]);
-  const worker = await startWorker(topo, { ...WORKER_CONFIG, workers: 2 }, TABLE);
+  const { topo, worker } = await twoThreads(t);
   const text = "m46-frag-" + "x".repeat(4000);
   const listener = await startLines(topo, topo.receiver, [SYSTEM_PYTHON, FRAMES_PY, "udp-listen", "4", "0.0.0.0", "4030", "1", "10"]);
   // The sender's kernel fragments it at the link's MTU (1500): three fragments, one datagram.
