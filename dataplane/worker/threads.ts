@@ -23,7 +23,8 @@
 // - correspondent bindings (route optimisation): a binding update arrives on the thread that
 //   has the VM's tunnel flow, the correspondent's packets on others; every binding an update adds
 //   or removes is adopted by every thread. Expiry runs in each thread by the same clock.
-// Counters are per thread, summed for the metrics; the ICMP error rate limit is per thread (N
+// Counters are per thread, summed for the metrics (a thread that dies leaves the counts of the
+// last scrape, so what it counted after that scrape is lost); the ICMP error rate limit is per thread (N
 // threads may send up to N times the configured rate); the translator's and the tunnels'
 // identification counters are per thread, interleaved (thread i of N hands out i + 1 + kN), so
 // that two threads never give the same identification to packets of one source and destination.
