@@ -10,6 +10,11 @@
 //   --backends ring,cap: every worker case on each capture backend, named CASE/BACKEND
 //   --frame-bytes 64,512,1500: the translate and re-encapsulation cases and TAYGA again with frames
 //        of these sizes (Ethernet header included), named CASE@BYTES; × TAYGA compares equal sizes
+//   --workers 1,2: every worker case with each number of forwarding threads (`workers: N`, ring backend
+//        only), named CASE/ring/wN; for N > 1 the notes give each thread's delivered kpps and CPU (its
+//        /proc task) and the main thread's CPU
+//   --flows N: the sender varies the (innermost) UDP source port over N values, so that PACKET_FANOUT's
+//        flow hash spreads the load over the threads (default 1: one flow)
 //   --latency-count N: after the throughput table, bench/latency.ts's one-way latency at 1 kpps
 //        with N datagrams per case (0: none)
 //        (cases: encap-4in6, decap-4in6, reencap-4in4-4in6, translate-6to4, translate-4to6, translate-4to6-pool6,
@@ -31,11 +36,12 @@ import { latencyTable } from "./latency.js";
 import { createTopology, metricValue, parseMac, startWorker, workerMetricsText, type Topology } from "../harness/topology.js";
 
 const { values: args } = parseArgs({
-  options: { "frame-bytes": { type: "string" }, "latency-count": { type: "string", default: "3000" }, seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, backends: { type: "string", default: "ring,cap" }, warmup: { type: "string", default: "1" } },
+  options: { "frame-bytes": { type: "string" }, "latency-count": { type: "string", default: "3000" }, seconds: { type: "string", default: "3" }, repeat: { type: "string", default: "2" }, only: { type: "string" }, profile: { type: "string" }, backends: { type: "string", default: "ring,cap" }, workers: { type: "string", default: "1" }, flows: { type: "string", default: "1" }, warmup: { type: "string", default: "1" } },
 });
 const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);
 const REPEAT = Math.max(1, Number(args.repeat));
+const FLOWS = Math.max(1, Math.min(256, Number(args.flows)));
 // 18 bytes: 60-byte IPv4 frames, 80-byte IPv6 frames; --frame-bytes sets it per case.
 let payload = new Uint8Array(18).fill(0x6d);
 /** The cases that --frame-bytes runs again at each size. */
@@ -52,10 +58,12 @@ interface Scenario {
   /** Builds the frame the sender offers, addressed to the middle's w0. */
   frame(topo: Topology): Uint8Array;
   /** Sets the middle up and returns the pid doing the work (undefined: kernel softirq). */
-  middle(topo: Topology): Promise<{ pid?: number; metricsPort?: number; stop?: () => Promise<void> }>;
+  middle(topo: Topology): Promise<{ pid?: number; metricsPort?: number; tids?: number[]; stop?: () => Promise<void> }>;
   /** A worker case: run once per capture backend (--backends), named CASE/BACKEND. */
   worker?: boolean;
   backend?: string;
+  /** Forwarding threads of a worker case (--workers). */
+  threads?: number;
 }
 
 function eth(topo: Topology, etherType: number, packet: Uint8Array): Uint8Array {
@@ -66,7 +74,7 @@ function workerScenario(name: string, what: string, frame: Scenario["frame"], co
   return {
     name, what, frame, worker: true,
     async middle(this: Scenario, topo) {
-      const cfg = { workerId: `bench-${name}`, ...config(topo), capture: { backend: this.backend ?? "ring" } };
+      const cfg = { workerId: `bench-${name}`, ...config(topo), capture: { backend: this.backend ?? "ring" }, workers: this.threads ?? 1 };
       let argvPrefix: string[] | undefined;
       if (args.profile) {
         // One directory per case: node writes a profile per thread (tsx's loader has its own).
@@ -74,7 +82,10 @@ function workerScenario(name: string, what: string, frame: Scenario["frame"], co
         argvPrefix = ["--cpu-prof", `--cpu-prof-dir=${join(args.profile, name)}`];
       }
       const w = await startWorker(topo, cfg, { revision: 1, rules }, name, argvPrefix);
-      return { pid: w.child.pid, metricsPort: w.metricsPort, stop: () => NetnsLab.stop(w.child) };
+      // The forwarding threads' kernel ids, from the ready line (workers: N > 1).
+      const started = w.log().split("\n").find((l) => l.includes(`"msg":"dataplane started"`));
+      const tids = started ? (JSON.parse(started) as { threads?: number[] }).threads : undefined;
+      return { pid: w.child.pid, metricsPort: w.metricsPort, tids, stop: () => NetnsLab.stop(w.child) };
     },
   };
 }
@@ -181,8 +192,8 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+function cpuTicks(pid: number, tid?: number): number {
+  const fields = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, "utf8").split(") ")[1].split(" ");
   return Number(fields[11]) + Number(fields[12]); // utime + stime, fields 14 and 15 of proc(5)
 }
 const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
@@ -208,7 +219,7 @@ async function runScenario(s: Scenario, bytes?: number): Promise<Result> {
     const mid = await s.middle(topo);
     const frame = sizedFrame(s, topo, bytes);
     const cfg = join(topo.dir, "trafgen.cfg");
-    writeFileSync(cfg, `{ ${Array.from(frame, (b) => "0x" + b.toString(16).padStart(2, "0")).join(", ")} }\n`);
+    writeFileSync(cfg, trafgenConfig(frame));
     const total = WARMUP + SECONDS + 1;
     // -P 1: one sender process; --no-sock-mem/--notouch-irq: leave the host's socket memory and IRQ settings alone.
     const gen = topo.lab.spawn(topo.sender, ["timeout", "-s", "INT", String(total), "trafgen", "--dev", "s0", "--conf", cfg, "-P", "1", "--no-sock-mem", "--notouch-irq", "-n", "100000000"], "ignore");
@@ -216,10 +227,17 @@ async function runScenario(s: Scenario, bytes?: number): Promise<Result> {
     const t1 = performance.now();
     const [r1, s1] = await Promise.all([topo.lab.counters(topo.receiver, "r0"), topo.lab.counters(topo.sender, "s0")]);
     const c1 = mid.pid ? cpuTicks(mid.pid) : 0;
+    const tids = mid.tids ?? [];
+    const perThread = async () => {
+      const m = await workerMetricsText(topo, mid.metricsPort!);
+      return tids.map((tid, n) => ({ cpu: cpuTicks(mid.pid!, tid), out: metricValue(m, `mip46_dataplane_thread_packets_total{thread="${n}",direction="out"}`) ?? 0 }));
+    };
+    const th1 = tids.length > 0 ? await perThread() : [];
     await sleep(SECONDS * 1000);
     const t2 = performance.now();
     const [r2, s2] = await Promise.all([topo.lab.counters(topo.receiver, "r0"), topo.lab.counters(topo.sender, "s0")]);
     const c2 = mid.pid ? cpuTicks(mid.pid) : 0;
+    const th2 = tids.length > 0 ? await perThread() : [];
     const elapsed = (t2 - t1) / 1000;
     await new Promise((r) => (gen.exitCode !== null ? r(null) : gen.once("exit", r)));
     const extra: Record<string, number | undefined> = {};
@@ -231,6 +249,16 @@ async function runScenario(s: Scenario, bytes?: number): Promise<Result> {
       extra.sendErrors = metricValue(m, 'mip46_dataplane_send_errors_total{interface="w1"}');
       if (extra.batches) extra.meanBatch = Math.round((extra.packetsIn ?? 0) / extra.batches);
     }
+    // Per forwarding thread: frames it sent per second, and the share of a core it used; the main
+    // thread (sync client, metrics, libuv's own threads) is the rest of the process's CPU.
+    let threadsCpu = 0;
+    th2.forEach((t, n) => {
+      const cpu = (t.cpu - th1[n].cpu) / TICKS_PER_SECOND / elapsed;
+      threadsCpu += cpu;
+      extra[`t${n}Kpps`] = Math.round((t.out - th1[n].out) / elapsed / 1000);
+      extra[`t${n}Cpu`] = Number(cpu.toFixed(2));
+    });
+    if (th2.length > 0) extra.restCpu = Number(((c2 - c1) / TICKS_PER_SECOND / elapsed - threadsCpu).toFixed(2));
     await mid.stop?.();
     return {
       name: s.name, what: s.what, bytes: frame.length, pps: (r2.rxPackets - r1.rxPackets) / elapsed, offeredPps: (s2.txPackets - s1.txPackets) / elapsed,
@@ -239,6 +267,32 @@ async function runScenario(s: Scenario, bytes?: number): Promise<Result> {
   } finally {
     await topo.destroy();
   }
+}
+
+/**
+ * trafgen's packet: the frame's bytes; with --flows N > 1, the low byte of the innermost UDP
+ * source port (through IP-in-IP tunnels, whose inner flow the kernel's flow hash reads) counts
+ * through N values (dinc) and trafgen computes that UDP checksum (csumudp, csumudp6).
+ */
+function trafgenConfig(frame: Uint8Array): string {
+  const bytes: string[] = Array.from(frame, (b) => "0x" + b.toString(16).padStart(2, "0"));
+  let version = ((frame[12] << 8) | frame[13]) === ETHERTYPE.IPV4 ? 4 : 6;
+  let ip = 14;
+  for (;;) {
+    const next = version === 4 ? frame[ip + 9] : frame[ip + 6];
+    const payload = version === 4 ? ip + (frame[ip] & 15) * 4 : ip + 40;
+    if (next === 4 || next === 41) {
+      [ip, version] = [payload, next === 4 ? 4 : 6];
+      continue;
+    }
+    if (FLOWS > 1 && next === 17) {
+      bytes[payload + 1] = `dinc(0, ${FLOWS - 1})`;
+      bytes[payload + 6] = version === 4 ? `csumudp(${ip}, ${payload})` : `csumudp6(${ip}, ${payload})`;
+      bytes.splice(payload + 7, 1);
+    }
+    break;
+  }
+  return `{ ${bytes.join(", ")} }\n`;
 }
 
 function sleep(ms: number) {
@@ -256,8 +310,11 @@ async function main() {
   const results: Result[] = [];
   // Each worker case runs on every backend, one after the other (interleaved, not in two blocks).
   const backends = args.backends!.split(",");
+  const workerCounts = args.workers!.split(",").map(Number);
+  // workers: N > 1 runs on the ring only; N = 1 keeps the old names (CASE/BACKEND).
+  const variants = backends.flatMap((b) => workerCounts.filter((n) => n === 1 || b === "ring").map((n) => ({ backend: b, threads: n, tag: n === 1 ? b : `${b}/w${n}` })));
   const perBackend = (s: Scenario, suffix = "", bytes?: number) =>
-    (s.worker ? backends.map((b) => ({ ...s, name: `${s.name}${suffix}/${b}`, base: s.name, backend: b, bytes })) : [{ ...s, name: `${s.name}${suffix}`, base: s.name, bytes }]);
+    (s.worker ? variants.map((v) => ({ ...s, name: `${s.name}${suffix}/${v.tag}`, base: s.name, backend: v.backend, threads: v.threads, bytes })) : [{ ...s, name: `${s.name}${suffix}`, base: s.name, bytes }]);
   const sizes = args["frame-bytes"]?.split(",").map(Number) ?? [];
   const cases = SCENARIOS.flatMap((s) => [...perBackend(s), ...(SIZED.has(s.name) ? sizes.flatMap((n) => perBackend(s, `@${n}`, n)) : [])]);
   for (const s of cases) {
@@ -283,7 +340,7 @@ async function main() {
   const perCore = (r: Result) => (r.cpu ? r.pps / r.cpu : undefined);
   const ceilingPerCore = ceilingRun && perCore(ceilingRun);
   const lines = [
-    `# dataplane throughput, best of ${REPEAT} runs of ${SECONDS} s per case after ${WARMUP} s warm-up, 60/80-byte frames (18-byte UDP payload) unless the case says @BYTES, ${new Date().toISOString()}`,
+    `# dataplane throughput, best of ${REPEAT} runs of ${SECONDS} s per case after ${WARMUP} s warm-up, 60/80-byte frames (18-byte UDP payload) unless the case says @BYTES${FLOWS > 1 ? `, ${FLOWS} UDP flows (source ports)` : ""}, ${new Date().toISOString()}`,
     "| case | kpps delivered | kpps offered | CPU of the process (cores) | kpps per CPU-second | × TAYGA (pps) | × TAYGA (per CPU-second) | × kernel (pps) | × ceiling (pps) | × ceiling (per CPU-second) | notes |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ...results.map((r) => {

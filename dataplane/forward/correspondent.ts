@@ -26,7 +26,7 @@ import { BA_STATUS, buildBindingAcknowledgement, buildMobilityPacket, isNewerSeq
 /** Longest binding we keep, whatever the update asks (RFC 6275 §9.5.1 lets the node shorten it). */
 const MAX_LIFETIME_MS = 600_000;
 
-interface Binding {
+export interface Binding {
   home: Uint8Array;
   correspondent: Uint8Array;
   careOfIPv6: Uint8Array;
@@ -50,10 +50,31 @@ export interface CareOfLookup {
   peer6in4(careOfIPv4: Uint8Array): TunnelPeer | undefined;
 }
 
+/**
+ * A binding an update added (`binding`) or removed (`unbound`), as plain data: a worker with
+ * several threads hands it to the others (adopt), since the correspondent's packets may arrive on
+ * another thread than the VM's binding update (dataplane/worker/threads.ts).
+ */
+export type CorrespondentChange =
+  | { binding: Binding; unbound?: undefined }
+  | { unbound: { home: Uint8Array; correspondent: Uint8Array }; binding?: undefined };
+
 export class CorrespondentBindings {
   /** Home address → correspondent → binding: the packet path probes by bytes, nothing is built. */
   private readonly byHome = new AddressMap<AddressMap<Binding>>();
   private readonly all = new Set<Binding>();
+
+  /** `changed`: called with every binding an update adds or removes (not with expiry, which each cache does by the same clock). */
+  constructor(private readonly changed?: (c: CorrespondentChange) => void) {}
+
+  /** A change another thread's cache made (`changed`), applied here without calling `changed`. */
+  adopt(c: CorrespondentChange): void {
+    const home = c.binding?.home ?? c.unbound!.home;
+    const correspondent = c.binding?.correspondent ?? c.unbound!.correspondent;
+    const old = this.byHome.get(home, 0, 6)?.get(correspondent, 0, 6);
+    if (old !== undefined) this.remove(old);
+    if (c.binding !== undefined) this.put({ ...c.binding });
+  }
 
   get size(): number {
     return this.all.size;
@@ -99,12 +120,17 @@ export class CorrespondentBindings {
     for (let i = 0; i < 16; i++) if (careOf[i] !== home[i]) sameAddress = false;
     if (mh.lifetime === 0 || sameAddress) {
       // §9.5.1: lifetime zero or care-of = home address deletes the entry.
-      if (old !== undefined) this.remove(old);
+      if (old !== undefined) {
+        this.remove(old);
+        this.changed?.({ unbound: { home, correspondent } });
+      }
       return { result: "unbound", acknowledgement: mh.acknowledge ? ack(BA_STATUS.ACCEPTED, 0) : undefined };
     }
     const lifetimeMs = Math.min(mh.lifetime * 4000, MAX_LIFETIME_MS);
     if (old !== undefined) this.remove(old);
-    this.put({ home, correspondent, careOfIPv6: careOf, careOfIPv4, sequence: mh.sequence, expiresAtMs: nowMs + lifetimeMs });
+    const binding = { home, correspondent, careOfIPv6: careOf, careOfIPv4, sequence: mh.sequence, expiresAtMs: nowMs + lifetimeMs };
+    this.put(binding);
+    this.changed?.({ binding: { ...binding } });
     return { result: "bound", acknowledgement: mh.acknowledge ? ack(BA_STATUS.ACCEPTED, Math.floor(lifetimeMs / 4000)) : undefined };
   }
 

@@ -7,7 +7,8 @@
 // This class is the facade: the steps are functions in their own files, over the Router (what
 // they share) and a PacketState (one packet).
 import type { Rule } from "../../lib/rules/rules.js";
-import type { NeighbourCache } from "../neighbour/cache.js";
+import type { NeighbourCache, SharedLearn } from "../neighbour/cache.js";
+import type { CorrespondentChange } from "./correspondent.js";
 import { ipv4Bytes, ipv6Bytes } from "./addresses.js";
 import type { ForwarderConfig } from "./config.js";
 import type { ForwarderCounters } from "./counters.js";
@@ -38,6 +39,18 @@ export interface ForwarderOptions {
    * other check. `frame` is only valid during the call.
    */
   stationSeen?: StationSeen;
+  /**
+   * A worker with several threads (dataplane/worker/threads.ts): every neighbour this forwarder
+   * learns and every correspondent binding an update changes, to be handed to the other threads'
+   * forwarders (learnShared, adoptCorrespondent).
+   */
+  share?: { neighbourLearned(l: SharedLearn): void; correspondentChanged(c: CorrespondentChange): void };
+  /**
+   * This forwarder is thread `index` of `count` (workers: N): its IPv4 identifications and IPv6
+   * fragment identifications are `index + 1` plus multiples of `count`, none another thread's
+   * (packet/identification.ts). Absent: 1, 2, 3, ...
+   */
+  thread?: { index: number; count: number };
 }
 
 /** See ForwarderOptions.intercept. */
@@ -187,6 +200,24 @@ export class Forwarder {
     } finally {
       s.end();
     }
+  }
+
+  /** What another thread's forwarder learned (ForwarderOptions.share): packets waiting here for that neighbour go out. */
+  learnShared(l: SharedLearn, emit: Emit, now: number): void {
+    const r = this.router;
+    r.now = now;
+    const s = this.timer;
+    s.emit = emit;
+    try {
+      r.neighbours.learnShared(l, now, s.send);
+    } finally {
+      s.end();
+    }
+  }
+
+  /** A correspondent binding another thread's forwarder took or dropped (ForwarderOptions.share). */
+  adoptCorrespondent(c: CorrespondentChange): void {
+    this.router.correspondents?.adopt(c);
   }
 
   tick(now: number, emit: Emit): void {

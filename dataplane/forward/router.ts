@@ -69,6 +69,8 @@ export class Router {
   /** The ICMP errors this worker originates, rate-limited (ratelimit.ts). */
   readonly icmpErrors: TokenBucket;
   readonly tunnelHopLimit: number;
+  /** The step of the identification counters (the number of threads; 1 alone). */
+  readonly identificationStep: number;
   readonly source4?: Uint8Array;
   readonly source6?: Uint8Array;
   readonly config: ForwarderConfig;
@@ -140,22 +142,26 @@ export class Router {
       for (const a of p.v4) endpoints.push(a.bytes);
       for (const a of p.v6) endpoints.push(a.bytes);
     }
+    // One thread of several (ForwarderOptions.thread): identification counters of its own residue class.
+    this.identificationStep = options.thread?.count ?? 1;
+    const firstIdentification = (options.thread?.index ?? 0) + 1;
     this.node = new TunnelNode({
+      firstIdentification, identificationStep: this.identificationStep,
       endpoints,
       icmpSource4: t.icmpSource4 === undefined ? first4 : ipv4Bytes(t.icmpSource4, "worker.tunnels.icmpSource4"),
       icmpSource6: t.icmpSource6 === undefined ? first6 : ipv6Bytes(t.icmpSource6, "worker.tunnels.icmpSource6"),
     });
-    this.neighbours = new NeighbourCache({ solicit: (e, unicast, emit) => solicit(this, e, unicast, emit), dropped: (n) => (this.counters.drops["no-neighbour"] += n) }, cfg.neighbourTimers, options.fallbackNeighbourMac);
+    this.neighbours = new NeighbourCache({ solicit: (e, unicast, emit) => solicit(this, e, unicast, emit), dropped: (n) => (this.counters.drops["no-neighbour"] += n), learned: options.share?.neighbourLearned }, cfg.neighbourTimers, options.fallbackNeighbourMac);
     for (const [i, n] of (cfg.neighbours ?? []).entries()) {
       const port = byName.get(n.interface)!;
       const a = checked(`worker.neighbours[${i}].address`, () => (n.address.includes(":") ? ipv6Bytes(n.address, "address") : ipv4Bytes(n.address, "address")));
       this.neighbours.addPermanent(port.index, a, parseMac(n.mac), now);
     }
     this.translatorMapping = this.rules.mapping;
-    this.translator = newTranslator(this, 1);
+    this.translator = newTranslator(this, firstIdentification);
     this.intercept = options.intercept;
     this.stationSeen = options.stationSeen;
-    if (cfg.correspondentRouter) this.correspondents = new CorrespondentBindings();
+    if (cfg.correspondentRouter) this.correspondents = new CorrespondentBindings(options.share?.correspondentChanged);
   }
 
   drop(reason: string): void {

@@ -70,7 +70,7 @@ export function newTranslator(r: Router, firstIdentification: number): Translato
       sendUntranslatableErrors: s.sendUntranslatableErrors,
       icmp4ErrorMaxBytes: s.icmp4ErrorMaxBytes,
       eamHairpinning: s.eamHairpinning,
-    }, firstIdentification, r.outIp);
+    }, firstIdentification, r.outIp, r.identificationStep);
   } catch (e) {
     throw new ForwarderConfigError("worker.translator", (e as Error).message);
   }

@@ -17,6 +17,8 @@ export interface FramePortStats {
   batches: number;
   sent: number;
   sendErrors: number;
+  /** Sends that found the socket full (EAGAIN, ENOBUFS) and tried the rest of the batch once more (ring backend). */
+  sendRetries?: number;
   /** Frames larger than the capture buffer, cut short and dropped. */
   truncated: number;
   /** Frames the capture socket dropped because its buffer was full (libpcap's ps_drop). */

@@ -19,11 +19,13 @@ import { fileURLToPath } from "node:url";
 import { interfaceMac } from "./cap.js";
 import type { FrameBatchHandler, FrameIo, FramePort, FramePortOptions, FramePortStats } from "./frames.js";
 
-interface RingAddon {
+export interface RingAddon {
   open(name: string, frameSize: number, frameCount: number, maxBatch: number, onReady: (count: number) => void, fanout: boolean): [object, ArrayBuffer, Int32Array];
   send(handle: object, buffer: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
   stats(handle: object): [number, number, number, number, number];
   close(handle: object): void;
+  /** The calling thread's kernel id (gettid): where its CPU time is, in /proc/PID/task/TID/stat. */
+  threadId(): number;
 }
 
 const ADDON = "mip46ring.node";
@@ -163,7 +165,8 @@ class RingPort implements FramePort {
 
   stats(): FramePortStats {
     if (!this.closed) {
-      const [drops, truncated, , sendErrors, socketErrors] = this.lib.stats(this.handle);
+      const [drops, truncated, sendRetries, sendErrors, socketErrors] = this.lib.stats(this.handle);
+      this.s.sendRetries = sendRetries;
       this.s.captureDrops = drops;
       this.s.socketErrors = socketErrors;
       this.s.truncated = truncated;

@@ -62,6 +62,21 @@ export interface NeighbourHooks {
   solicit(entry: NeighbourEntry, unicast: boolean, emit: Emit): void;
   /** `count` queued packets were dropped (resolution failed, queue full, entry evicted). */
   dropped(count: number): void;
+  /**
+   * Every learn() call, with copies of its address and MAC: a worker with several threads hands
+   * it to the others' caches (learnShared), so that a reply taken by one thread resolves the
+   * packets another holds for that neighbour (dataplane/worker/threads.ts).
+   */
+  learned?(learn: SharedLearn): void;
+}
+
+/** What one learn() call saw, as plain data (it crosses threads). */
+export interface SharedLearn {
+  ifIndex: number;
+  family: IPFamily;
+  address: Uint8Array;
+  mac: Uint8Array;
+  opts: { confirmed: boolean; create: boolean; override?: boolean };
 }
 
 export interface NeighbourStats {
@@ -183,6 +198,20 @@ export class NeighbourCache {
    * a known one (§7.2.5). Queued frames are sent.
    */
   learn(ifIndex: number, buf: Uint8Array, offset: number, family: IPFamily, mac: Uint8Array, macOffset: number, now: number, emit: Emit,
+    opts: { confirmed: boolean; create: boolean; override?: boolean }): void {
+    if (this.hooks.learned !== undefined) {
+      const address = buf.slice(offset, offset + (family === 4 ? 4 : 16));
+      this.hooks.learned({ ifIndex, family, address, mac: mac.slice(macOffset, macOffset + 6), opts });
+    }
+    this.merge(ifIndex, buf, offset, family, mac, macOffset, now, emit, opts);
+  }
+
+  /** What another thread's cache learned (NeighbourHooks.learned), taken as if this cache had seen the packet. */
+  learnShared(l: SharedLearn, now: number, emit: Emit): void {
+    this.merge(l.ifIndex, l.address, 0, l.family, l.mac, 0, now, emit, l.opts);
+  }
+
+  private merge(ifIndex: number, buf: Uint8Array, offset: number, family: IPFamily, mac: Uint8Array, macOffset: number, now: number, emit: Emit,
     opts: { confirmed: boolean; create: boolean; override?: boolean }): void {
     let e = this.get(ifIndex, buf, offset, family);
     if (e === undefined) {

@@ -19,10 +19,16 @@ export interface RuleSyncOptions {
   /** Mutual TLS to the engines (PEM file paths); the certificate must say worker:<workerId>. Absent: plaintext. */
   tls?: TlsFiles;
   log?: Logger;
-  /** A full table; replaces whatever the worker had. */
-  onSnapshot(table: RuleTable): void;
-  /** The changes of one revision, to apply together. */
-  onDelta(revision: bigint, updates: Rule[], removes: string[]): void;
+  /**
+   * A full table; replaces whatever the worker had. A promise (a worker with several threads):
+   * the revision is acknowledged when it resolves, after the acknowledgements of the revisions
+   * before it; a rejection is a refusal.
+   */
+  onSnapshot(table: RuleTable): void | Promise<void>;
+  /** The changes of one revision, to apply together; a promise as for onSnapshot. */
+  onDelta(revision: bigint, updates: Rule[], removes: string[]): void | Promise<void>;
+  /** Called after each acknowledgement is written (a worker's log of what it told the engine). */
+  onAck?(revision: bigint): void;
   /** Called on every connect and disconnect. */
   onConnection?(connected: boolean, engine: string): void;
   /** The first reconnect waits up to this (ms, default 100); each failed one doubles the window. */
@@ -42,6 +48,8 @@ export class RuleSyncClient {
   private retryTimer?: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly credentials: ChannelCredentials;
+  /** The acknowledgements waiting for an apply step that returned a promise, in revision order. */
+  private acks: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: RuleSyncOptions) {
     if (o.engines.length === 0) throw new Error("at least one engine address is required");
@@ -104,9 +112,8 @@ export class RuleSyncClient {
           break;
         case "inSync":
           if (!snapshot || msg.value.revision !== snapshotRevision) return stream.cancel();
-          if (!this.apply(stream, () => this.o.onSnapshot({ revision: snapshotRevision, rules: snapshot! }))) return;
+          if (!this.apply(stream, snapshotRevision, () => this.o.onSnapshot({ revision: snapshotRevision, rules: snapshot! }), () => closed)) return;
           snapshot = undefined;
-          this.applied(stream, snapshotRevision);
           if (!this.connected) {
             this.connected = true;
             this.backoff.reset();
@@ -117,8 +124,7 @@ export class RuleSyncClient {
         case "delta": {
           if (!this.connected) break; // deltas only count after the snapshot
           const updates = msg.value.updates.map(ruleFromMessage).filter((r): r is Rule => r !== undefined);
-          if (!this.apply(stream, () => this.o.onDelta(msg.value.revision, updates, msg.value.removes))) return;
-          this.applied(stream, msg.value.revision);
+          this.apply(stream, msg.value.revision, () => this.o.onDelta(msg.value.revision, updates, msg.value.removes), () => closed);
           break;
         }
       }
@@ -132,19 +138,33 @@ export class RuleSyncClient {
    * Runs the worker's apply step. A table it refuses is not acknowledged: the stream is dropped,
    * and the reconnect brings a fresh snapshot (the worker keeps forwarding with what it had).
    */
-  private apply(stream: ClientDuplexStream<WorkerMessage, EngineMessage>, fn: () => void): boolean {
-    try {
-      fn();
-      return true;
-    } catch (e) {
-      this.log.error("rule table refused; resynchronising", { err: e });
+  private apply(stream: ClientDuplexStream<WorkerMessage, EngineMessage>, revision: bigint, fn: () => void | Promise<void>, closed: () => boolean): boolean {
+    const refused = (e: unknown) => {
+      this.log.error("rule table refused; resynchronising", { err: e, revision });
       stream.cancel();
+    };
+    let result: void | Promise<void>;
+    try {
+      result = fn();
+    } catch (e) {
+      refused(e);
       return false;
     }
+    if (result === undefined) {
+      this.applied(stream, revision);
+      return true;
+    }
+    // Applied elsewhere (the worker's threads): acknowledged in order, and only on the stream it came on.
+    this.acks = this.acks.then(() => result).then(
+      () => { if (!closed()) this.applied(stream, revision); },
+      (e) => { if (!closed()) refused(e); },
+    );
+    return true;
   }
 
   private applied(stream: ClientDuplexStream<WorkerMessage, EngineMessage>, revision: bigint): void {
     this.appliedRevision = revision;
     stream.write({ message: { $case: "ack", value: { revision } } });
+    this.o.onAck?.(revision);
   }
 }

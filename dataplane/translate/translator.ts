@@ -1,5 +1,6 @@
 // The translator object: one per rule-table revision (its mapping is built with the table).
 // RFC 7915 §4 and §5 live in 4to6.ts and 6to4.ts; this holds their shared state.
+import { IdentificationCounter } from "../packet/identification.js";
 import { newIPv4Header } from "../packet/ipv4.js";
 import { newIPv6Chain, newIPv6Header, type IPv6Chain } from "../packet/ipv6.js";
 import { translate4to6 } from "./4to6.js";
@@ -25,24 +26,22 @@ export class Translator implements TranslatorState {
   readonly chain = newIPv6Chain();
   readonly innerChain = newIPv6Chain();
   readonly output: Uint8Array | undefined;
-  private identification: number;
+  private readonly identification: IdentificationCounter;
 
   /**
    * Throws TranslatorConfigError on settings out of range; never afterwards. `output`: where
    * whole translated packets are written when they fit (TranslatorState.output); the packets
    * returned are then views of it, valid until the next call.
    */
-  constructor(config: TranslatorConfig, firstIdentification = 1, output?: Uint8Array) {
+  constructor(config: TranslatorConfig, firstIdentification = 1, output?: Uint8Array, identificationStep = 1) {
     this.cfg = resolveConfig(config);
-    this.identification = firstIdentification & 0xffff;
+    this.identification = new IdentificationCounter(16, firstIdentification, identificationStep);
     this.output = output;
   }
 
-  /** RFC 7915 §5.1 "Identification": a counter, unique per source and destination for 65,536 packets. */
+  /** RFC 7915 §5.1 "Identification": a counter, unique per source and destination for 65,536 packets (for 65,536 / step with a step). */
   nextIdentification(): number {
-    const id = this.identification;
-    this.identification = (id + 1) & 0xffff;
-    return id;
+    return this.identification.take();
   }
 
   /**

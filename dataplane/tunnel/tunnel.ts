@@ -1,5 +1,6 @@
 // Tunnel configuration: the four kinds of the paper, one tunnel's endpoints and MTU, and the
 // node-wide state the tunnel code needs (its own endpoints, ICMP source addresses, IDs).
+import { IdentificationCounter } from "../packet/identification.js";
 import { AddressSet, type IPFamily } from "./peers.js";
 
 /**
@@ -79,15 +80,16 @@ export class TunnelNode {
   icmpSource4?: Uint8Array;
   /** Source of the ICMPv6 errors this node sends; without one, the errors are not sent. */
   icmpSource6?: Uint8Array;
-  private identification: number;
-  private fragmentIdentification: number;
+  private readonly identification: IdentificationCounter;
+  private readonly fragmentIdentification: IdentificationCounter;
 
-  constructor(options: { endpoints?: Iterable<Uint8Array>; icmpSource4?: Uint8Array; icmpSource6?: Uint8Array; firstIdentification?: number } = {}) {
+  /** `identificationStep`: see IdentificationCounter (the threads of one worker). */
+  constructor(options: { endpoints?: Iterable<Uint8Array>; icmpSource4?: Uint8Array; icmpSource6?: Uint8Array; firstIdentification?: number; identificationStep?: number } = {}) {
     this.endpoints = new AddressSet(options.endpoints);
     this.icmpSource4 = options.icmpSource4;
     this.icmpSource6 = options.icmpSource6;
-    this.identification = (options.firstIdentification ?? 1) & 0xffff;
-    this.fragmentIdentification = (options.firstIdentification ?? 1) >>> 0;
+    this.identification = new IdentificationCounter(16, options.firstIdentification ?? 1, options.identificationStep);
+    this.fragmentIdentification = new IdentificationCounter(32, options.firstIdentification ?? 1, options.identificationStep);
   }
 
   /**
@@ -95,15 +97,11 @@ export class TunnelNode {
    * §4 allows; wrap-around is harmless for atomic datagrams and our fragments are short-lived.
    */
   nextIdentification(): number {
-    const id = this.identification;
-    this.identification = (id + 1) & 0xffff;
-    return id;
+    return this.identification.take();
   }
 
   /** The next IPv6 Fragment header identification (RFC 8200 §4.5). */
   nextFragmentIdentification(): number {
-    const id = this.fragmentIdentification;
-    this.fragmentIdentification = (id + 1) >>> 0;
-    return id;
+    return this.fragmentIdentification.take();
   }
 }

@@ -1,7 +1,7 @@
 // The worker's configuration file (YAML): who it is, where the engines are, and the forwarder's
 // interfaces, routes, served prefixes and translator settings. See deploy/examples/dataplane.yaml.
 import { TLS_FILES, type TlsFiles } from "../../lib/tls/tls.js";
-import { ConfigFieldError, list, oneOf, parseShape, readYamlFile, say, strict, text, z } from "../../lib/config/schema.js";
+import { ConfigFieldError, integer, list, oneOf, parseShape, readYamlFile, say, strict, text, z } from "../../lib/config/schema.js";
 import { FORWARDER_SETTINGS, WORKER_INTERFACE } from "../forward/config.js";
 
 export class WorkerConfigError extends ConfigFieldError {
@@ -29,10 +29,19 @@ export interface WorkerConfig {
   capture: { backend: "ring" | "cap"; bufferBytes: number; maxBatch: number };
   /** Milliseconds between neighbour-cache ticks. */
   tickMs: number;
+  /**
+   * Forwarding threads. 1: the pipeline runs on the main thread (no fanout). N > 1: N worker
+   * threads, each with its own ring per interface in the interface's PACKET_FANOUT group
+   * (dataplane/worker/threads.ts); the ring backend only.
+   */
+  workers: number;
   interfaces: WorkerInterfaceConfig[];
   /** The rest of the forwarder's configuration (routes, served, translator, tunnels, neighbours, neighbourTimers), passed through. */
   forwarder: Record<string, unknown>;
 }
+
+/** Threads per worker process; a fanout group takes up to 256 sockets (packet(7)), far more than this. */
+export const MAX_WORKERS = 64;
 
 const ENGINE_ADDRESS = /^((\[[^\]]+\]|[^:\s]+):\d+|unix:\S+)$/;
 
@@ -59,6 +68,7 @@ export const WORKER_KEYS = {
     maxBatch: positive(1024),
   }).prefault({}),
   tickMs: positive(200),
+  workers: integer(1, MAX_WORKERS).default(1),
   interfaces: list(WORKER_INTERFACE).min(1, "required, a non-empty list"),
   ...FORWARDER_SETTINGS,
 };
@@ -67,9 +77,9 @@ const WORKER_FILE = strict(WORKER_KEYS);
 
 /** Splits a checked worker file into the worker's settings and the forwarder's, which runWorker checks for meaning. */
 export function workerConfig(file: z.output<typeof WORKER_FILE>): WorkerConfig {
-  const { workerId, engines, tls, metricsListen, table, capture, tickMs, interfaces, ...settings } = file;
+  const { workerId, engines, tls, metricsListen, table, capture, tickMs, workers, interfaces, ...settings } = file;
   const forwarder = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
-  return { workerId, engines, tls, metricsListen, table, capture, tickMs, interfaces, forwarder };
+  return { workerId, engines, tls, metricsListen, table, capture, tickMs, workers, interfaces, forwarder };
 }
 
 export function parseWorkerConfig(value: unknown): WorkerConfig {

@@ -2,7 +2,11 @@
 import type { Logger } from "../../lib/log.js";
 import { loadWorkerConfig, WorkerConfigError } from "./config.js";
 import { loadRuleTableFile, RuleTableFileError } from "./table.js";
-import { runWorker } from "./worker.js";
+import { isMainThread } from "node:worker_threads";
+import { chooseIo, runWorker } from "./worker.js";
+import { runThreadedWorker } from "./threads.js";
+// In the bundle, this same file is each forwarding thread's script (threads.ts): thread.ts runs the thread.
+import "./thread.js";
 import { CHECK_VERSION_HELP, runDaemon, stringFlag, type DaemonArgs } from "../../lib/process/main.js";
 
 const HELP = `mip46-dataplane: the mip46 data-plane worker (tunnels, re-encapsulation, SIIT)
@@ -51,7 +55,7 @@ async function offline(args: DaemonArgs, log: Logger): Promise<number | undefine
   }
 }
 
-runDaemon({
+if (isMainThread) runDaemon({
   component: "dataplane",
   role: "worker",
   help: HELP,
@@ -64,5 +68,13 @@ runDaemon({
   },
   isConfigError: (e) => e instanceof WorkerConfigError || e instanceof RuleTableFileError,
   metricsOf: (config) => config.worker,
-  start: ({ worker, table }, log) => runWorker(worker, log.child({ workerId: worker.workerId }), { table }),
+  start: ({ worker, table }, log) => {
+    const child = log.child({ workerId: worker.workerId });
+    if (worker.workers === 1) return runWorker(worker, child, { table });
+    // The threads need the ring (PACKET_FANOUT); without it, one thread on cap (chooseIo logs why).
+    const io = chooseIo(worker.capture.backend, child);
+    if (io.backend === "ring") return runThreadedWorker(worker, child, { table });
+    child.warn("workers: N needs the ring capture backend; running one thread", { workers: worker.workers, backend: io.backend });
+    return runWorker({ ...worker, workers: 1 }, child, { table, io });
+  },
 });

@@ -6,12 +6,13 @@ import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/log.js";
 import type { RuleTable } from "../../lib/rules/rules.js";
 import { registerBuildInfo, serveMetrics } from "../../lib/metrics/http.js";
-import { Forwarder, parseForwarderConfig, type Emit, type Intercept, type StationSeen } from "../forward/index.js";
+import { Forwarder, parseForwarderConfig, type Emit, type ForwarderConfig, type Intercept, type StationSeen } from "../forward/index.js";
 import { CapIo, interfaceMac } from "../io/cap.js";
 import { formatMac } from "../packet/ethernet.js";
 import { loadRingAddon, ringLoadError, RingIo } from "../io/ring.js";
 import type { FrameIo, FramePort } from "../io/frames.js";
-import { RuleSyncClient } from "../sync/client.js";
+import { RuleSyncClient, type RuleSyncOptions } from "../sync/client.js";
+import { forwardOnPorts, neighbourCounts } from "./ports.js";
 import { WorkerConfigError, type WorkerConfig } from "./config.js";
 import { checkHost } from "./hostcheck.js";
 import { workerMetrics } from "./metrics.js";
@@ -40,22 +41,11 @@ export interface WorkerOptions {
 }
 
 export async function runWorker(config: WorkerConfig, log: Logger, options: WorkerOptions = {}): Promise<RunningWorker> {
-  const io = options.io ?? chooseIo(config.capture.backend, log);
-  const names = config.interfaces.map((i) => i.name);
-  names.forEach((name, n) => {
-    if (!existsSync(`/sys/class/net/${name}`)) throw new WorkerConfigError(`interfaces[${n}].name: no interface '${name}' in this network namespace`);
-  });
-  if (!options.skipHostCheck) {
-    for (const p of checkHost(names)) {
-      log.warn("host set-up lets the kernel handle the worker's packets", { ...p });
-    }
+  if (config.workers > 1) {
+    throw new WorkerConfigError(`workers: ${config.workers} runs the pipeline in threads of mip46-dataplane alone; a control plane sharing the worker (a home agent, the agent) needs workers: 1`, "workers");
   }
-  const forwarder = new Forwarder(parseForwarderConfig({
-    ...config.forwarder,
-    interfaces: config.interfaces.map((i, index) => ({
-      ...i, index, mac: i.mac ?? formatMac(interfaceMac(i.name)),
-    })),
-  }), Date.now(), { intercept: options.intercept, stationSeen: options.stationSeen });
+  const io = options.io ?? chooseIo(config.capture.backend, log);
+  const forwarder = new Forwarder(checkedForwarderConfig(config, log, options.skipHostCheck), Date.now(), { intercept: options.intercept, stationSeen: options.stationSeen });
   if (options.table) {
     forwarder.replaceRules(options.table);
     log.info("rule table applied", { source: "file", revision: options.table.revision, rules: options.table.rules.length });
@@ -68,39 +58,15 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     for (const p of ports) p.close();
     throw e;
   }
-  const emit = (egressIf: number, frame: Uint8Array) => {
-    ports[egressIf]?.send(frame);
-  };
-  // The batch form: what a batch produced leaves on every port in one system call per port.
-  const flushing = ports.filter((p) => p.flushSends);
-  ports.forEach((port, index) => {
-    port.start((frames) => {
-      forwarder.processBatch(index, frames as Uint8Array[], frames.length, emit, Date.now());
-      for (const p of flushing) p.flushSends!();
-    });
-  });
+  const emit = forwardOnPorts(forwarder, ports);
   const ticker = setInterval(() => forwarder.tick(Date.now(), emit), config.tickMs);
 
-  let sync: RuleSyncClient | undefined;
-  if (config.engines.length > 0) {
-    // A table the forwarder refuses (it throws, changing nothing) is not acknowledged: the sync
-    // client drops the stream and the reconnect brings a full snapshot.
-    sync = new RuleSyncClient({
-      workerId: config.workerId,
-      engines: config.engines,
-      tls: config.tls,
-      log,
-      onSnapshot(table) {
-        forwarder.replaceRules(table);
-        log.info("rule table applied", { source: "engine", revision: table.revision, rules: table.rules.length });
-      },
-      onDelta(revision, updates, removes) {
-        forwarder.applyDelta(revision, updates, removes);
-        log.debug("rule delta applied", { revision, updates: updates.length, removes: removes.length });
-      },
-    });
-    sync.start();
-  }
+  // A table the forwarder refuses (it throws, changing nothing) is not acknowledged: the sync
+  // client drops the stream and the reconnect brings a full snapshot.
+  const sync = startSync(config, log, {
+    onSnapshot: (table) => forwarder.replaceRules(table),
+    onDelta: (revision, updates, removes) => forwarder.applyDelta(revision, updates, removes),
+  });
 
   const registry = workerMetrics({
     interfaces: () => ports.map((port, index) => {
@@ -115,18 +81,13 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     engineConnected: () => sync?.connected ?? false,
     refresh: () => io.refreshStats?.() ?? Promise.resolve(),
   });
-  let http: { server: Server; port: number };
-  try {
-    registerBuildInfo(registry);
-    http = await serveMetrics(registry, config.metricsListen);
-  } catch (e) {
+  const http = await serveWorkerMetrics(registry, config, async () => {
     clearInterval(ticker);
     sync?.stop();
     for (const p of ports) p.close();
-    throw e;
-  }
+  });
   log.info("dataplane started", {
-    workerId: config.workerId, metricsPort: http.port, interfaces: names, engines: config.engines, backend: io.backend,
+    workerId: config.workerId, metricsPort: http.port, interfaces: config.interfaces.map((i) => i.name), engines: config.engines, backend: io.backend, workers: 1,
   });
   return {
     forwarder, emit, registry, metricsPort: http.port, ports,
@@ -143,6 +104,62 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
   };
 }
 
+/** The interfaces checked (they exist; the host leaves them to us, else a warning each), and the forwarder's configuration with their MACs. */
+export function checkedForwarderConfig(config: WorkerConfig, log: Logger, skipHostCheck = false): ForwarderConfig {
+  const names = config.interfaces.map((i) => i.name);
+  names.forEach((name, n) => {
+    if (!existsSync(`/sys/class/net/${name}`)) throw new WorkerConfigError(`interfaces[${n}].name: no interface '${name}' in this network namespace`);
+  });
+  if (!skipHostCheck) {
+    for (const p of checkHost(names)) {
+      log.warn("host set-up lets the kernel handle the worker's packets", { ...p });
+    }
+  }
+  return parseForwarderConfig({
+    ...config.forwarder,
+    interfaces: config.interfaces.map((i, index) => ({
+      ...i, index, mac: i.mac ?? formatMac(interfaceMac(i.name)),
+    })),
+  });
+}
+
+/** The rule-sync client when engines are configured, started; each applied table is logged. */
+export function startSync(config: WorkerConfig, log: Logger, apply: Pick<RuleSyncOptions, "onSnapshot" | "onDelta" | "onAck">): RuleSyncClient | undefined {
+  if (config.engines.length === 0) return undefined;
+  const sync = new RuleSyncClient({
+    workerId: config.workerId,
+    engines: config.engines,
+    tls: config.tls,
+    log,
+    onAck: apply.onAck,
+    onSnapshot(table) {
+      return logged(apply.onSnapshot(table), () => log.info("rule table applied", { source: "engine", revision: table.revision, rules: table.rules.length }));
+    },
+    onDelta(revision, updates, removes) {
+      return logged(apply.onDelta(revision, updates, removes), () => log.debug("rule delta applied", { revision, updates: updates.length, removes: removes.length }));
+    },
+  });
+  sync.start();
+  return sync;
+}
+
+/** Runs `say` once `result` is done: at once, or when the promise resolves. */
+function logged(result: void | Promise<void>, say: () => void): void | Promise<void> {
+  if (result === undefined) return say();
+  return result.then(say);
+}
+
+/** Serves the registry on metricsListen; on failure runs `undo` (what was started) and throws. */
+export async function serveWorkerMetrics(registry: Registry, config: WorkerConfig, undo: () => Promise<void>): Promise<{ server: Server; port: number }> {
+  try {
+    registerBuildInfo(registry);
+    return await serveMetrics(registry, config.metricsListen);
+  } catch (e) {
+    await undo();
+    throw e;
+  }
+}
+
 /** The configured backend; `ring` falls back to `cap` (one log line) when its addon did not build. */
 export function chooseIo(backend: "ring" | "cap", log: Logger, load = loadRingAddon): FrameIo {
   if (backend === "ring") {
@@ -151,19 +168,4 @@ export function chooseIo(backend: "ring" | "cap", log: Logger, load = loadRingAd
     log.warn("capture backend ring unavailable, using cap", { reason: ringLoadError() ?? "addon did not load" });
   }
   return new CapIo();
-}
-
-function neighbourCounts(forwarder: Forwarder): { family: string; state: string; count: number }[] {
-  const counts = new Map<string, number>();
-  for (const family of ["ipv4", "ipv6"]) {
-    for (const state of ["incomplete", "reachable", "stale", "permanent"]) counts.set(`${family} ${state}`, 0);
-  }
-  for (const e of forwarder.neighbours.entries()) {
-    const key = `ipv${e.family} ${e.state}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return [...counts].map(([key, count]) => {
-    const [family, state] = key.split(" ");
-    return { family, state, count };
-  });
 }

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_SEND 1024
@@ -73,6 +74,15 @@ static Ring *handle_arg(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   return get_ring(env, argv[0]); /* a missing argument is undefined: a TypeError */
+}
+
+static void stop_ring(Ring *r);
+
+/* A worker thread that ends (or dies) tears its env down: its rings must go with it, or their
+ * sockets would stay in the fanout group and take their share of the flows into a ring nobody
+ * reads. */
+static void env_cleanup(void *arg) {
+  stop_ring((Ring *)arg);
 }
 
 static void release_ring(Ring *r) {
@@ -148,8 +158,11 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 
 /* open(ifname, frameSize, frameCount, maxBatch, callback, fanout) -> [handle, ring ArrayBuffer, desc Int32Array]
  * fanout true: the socket joins the interface's PACKET_FANOUT group (one per interface, its id the
- * ifindex) in hash mode, so each flow goes to one member and is never reordered; with DEFRAG, the
- * fragments of one datagram go to one member too (packet(7)). */
+ * ifindex) in hash mode, so each flow goes to one member and is never reordered (packet(7)).
+ * No PACKET_FANOUT_FLAG_DEFRAG: it reassembles IPv4 fragments before the socket sees them, and the
+ * worker must forward the fragments, not a datagram longer than a ring frame. Fragments stay
+ * together without it: the kernel's flow hash reads no ports of a fragment (the flow dissector
+ * stops at the IP header of any fragment), so every fragment of a datagram hashes alike. */
 static napi_value ring_open(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -207,7 +220,7 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   sll.sll_ifindex = r->ifindex;
   if (bind(r->fd, (struct sockaddr *)&sll, sizeof sll) < 0) goto fail_b;
   if (fanout) {
-    int arg = (r->ifindex & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+    int arg = (r->ifindex & 0xffff) | (PACKET_FANOUT_HASH << 16);
     if (setsockopt(r->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) goto fail_f;
   }
   r->dest = sll;
@@ -235,6 +248,7 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   r->poll.data = r;
   uv_poll_start(&r->poll, UV_READABLE, on_poll);
   r->polling = 1;
+  napi_add_env_cleanup_hook(env, env_cleanup, r);
   napi_create_array_with_length(env, 3, &result);
   napi_set_element(env, result, 0, handle);
   napi_set_element(env, result, 1, ab);
@@ -279,14 +293,15 @@ static napi_value ring_send(napi_env env, napi_callback_info info) {
     r->msgs[n].msg_hdr.msg_iovlen = 1;
     n++;
   }
-  uint32_t done = 0;
+  uint32_t done = 0, refused = 0;
   int retried = 0;
   while (done < n && r->fd >= 0) {
     int k = sendmmsg(r->fd, r->msgs + done, n - done, MSG_DONTWAIT);
     if (k > 0) { done += (uint32_t)k; continue; }
     if (k < 0 && errno == EINTR) continue;
     if (k < 0 && (errno == EAGAIN || errno == ENOBUFS) && !retried) {
-      /* Once: wait for room (at most 1 ms), then try the rest again. */
+      /* The socket's buffer or the device queue is full: once per batch, wait for room (at most
+       * 1 ms), then try the rest again; a second time the rest is dropped, never spun on. */
       retried = 1;
       r->send_retries++;
       struct pollfd pfd = { .fd = r->fd, .events = POLLOUT };
@@ -295,15 +310,15 @@ static napi_value ring_send(napi_env env, napi_callback_info info) {
     }
     if (k < 0 && errno != EAGAIN && errno != ENOBUFS) {
       /* A frame the kernel refuses (too long for the MTU): skip it, keep the rest. */
-      r->send_errors++;
+      refused++;
       done++;
       continue;
     }
     break;
   }
-  /* Frames never sent */
-  uint32_t sent_ok = done;
-  if (done < n) r->send_errors += n - done;
+  /* Frames sent: those the kernel took; the refused ones and those never tried are errors. */
+  uint32_t sent_ok = done - refused;
+  r->send_errors += refused + (n - done);
   napi_value v;
   napi_create_uint32(env, sent_ok, &v);
   return v;
@@ -325,16 +340,33 @@ static napi_value ring_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Stops polling and closes the socket; the handle struct stays (the external may still be
+ * referenced). */
+static void stop_ring(Ring *r) {
+  if (r->fd < 0) return;
+  if (r->polling) uv_poll_stop(&r->poll);
+  r->polling = 0;
+  release_ring(r);
+  uv_close((uv_handle_t *)&r->poll, NULL);
+}
+
 static napi_value ring_close(napi_env env, napi_callback_info info) {
   Ring *r = handle_arg(env, info);
   if (!r || r->fd < 0) return NULL;
-  if (r->polling) uv_poll_stop(&r->poll);
+  napi_remove_env_cleanup_hook(env, env_cleanup, r);
   napi_delete_reference(env, r->callback);
   napi_delete_reference(env, r->desc_ref);
-  release_ring(r);
-  /* The handle struct stays (the external may still be referenced); the poll handle is closed. */
-  uv_close((uv_handle_t *)&r->poll, NULL);
+  stop_ring(r);
   return NULL;
+}
+
+/* threadId() -> the calling thread's kernel id (gettid), so that a worker's threads can be found
+ * in /proc/PID/task/ for their CPU time. */
+static napi_value ring_thread_id(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  napi_create_int32(env, (int32_t)syscall(SYS_gettid), &v);
+  return v;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -343,8 +375,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "send", NULL, ring_send, NULL, NULL, NULL, napi_default, NULL },
     { "stats", NULL, ring_stats, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, ring_close, NULL, NULL, NULL, napi_default, NULL },
+    { "threadId", NULL, ring_thread_id, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, 5, props);
   return exports;
 }
 

@@ -13,7 +13,9 @@ import { pseudoHeaderSum6 } from "../../../dataplane/packet/checksum.js";
 import { BA_STATUS, setMhChecksum } from "../../../dataplane/packet/mip6.js";
 import type { Rule } from "../../../lib/rules/rules.js";
 import { decodeWithTshark, frameProtocols } from "../../helpers/tshark.js";
-import { ip6, udp4Frame, udp6Frame } from "./helpers.js";
+import { Forwarder } from "../../../dataplane/forward/index.js";
+import type { CorrespondentChange } from "../../../dataplane/forward/correspondent.js";
+import { ip6, labWorker, udp4Frame, udp6Frame } from "./helpers.js";
 import { ackOf, buPacket, CARE_OF4, CARE_OF6, CN4, CN4_AS6, CN6, fromCn6, hex, HOME, HOME_AGENT, HOME_MAC, inner6in4, POOL4, router, rules, send, tunnelled, VM_RULES } from "./correspondent-fixtures.js";
 
 test("a BU to an IPv6 correspondent is taken, acknowledged through the tunnel, and then the correspondent's packets skip the home agent", (t) => {
@@ -308,4 +310,30 @@ test("random corruption of BUs never throws inside the forwarder", (t) => {
   const handled = a["correspondent-binding"] + d["correspondent-refused"] + d.malformed + a.route + d["no-route"] + d.local + (d["no-rule"] ?? 0) + a.deliver + (d["untranslatable-protocol"] ?? 0) + a["translate-6to4"];
   t.true(handled > 0);
   t.true(d.malformed > 0, "some corruptions are seen as malformed");
+});
+
+test("threads (workers: N): a binding one thread takes is adopted by another, whose correspondent packets then take the shortcut; so is its removal, and a stale sequence is judged on the adopted binding", (t) => {
+  const changes: CorrespondentChange[] = [];
+  const share = { neighbourLearned: () => {}, correspondentChanged: (c: CorrespondentChange) => changes.push(structuredClone(c)) };
+  const make = () => {
+    const f = new Forwarder(labWorker({ correspondentRouter: true }), 0, { share });
+    f.replaceRules({ revision: 1n, rules: rules() });
+    return f;
+  };
+  const a = make();
+  const b = make();
+  t.true(ackOf(send(a, 1, tunnelled(buPacket({ sequence: 5, lifetimeS: 300 })))).ok);
+  t.is(changes.length, 1, "the binding was shared");
+  t.is(fromCn6(b), "routed", "not adopted yet");
+  b.adoptCorrespondent(changes.shift()!);
+  t.is(fromCn6(b), "shortcut", "b sends the correspondent's packets straight to the VM");
+  t.is(changes.length, 0, "adopting shares nothing again");
+  // b judges the next update by the adopted binding: sequence 5 again is stale.
+  t.is(ackOf(send(b, 1, tunnelled(buPacket({ sequence: 5, lifetimeS: 300 })))).status, BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW);
+  t.is(changes.length, 0);
+  t.true(ackOf(send(b, 1, tunnelled(buPacket({ sequence: 6, lifetimeS: 0 })))).ok);
+  t.is(changes.length, 1, "the removal was shared");
+  t.is(fromCn6(a), "shortcut");
+  a.adoptCorrespondent(changes.shift()!);
+  t.is(fromCn6(a), "routed");
 });

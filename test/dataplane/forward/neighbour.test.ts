@@ -2,6 +2,7 @@
 // resolution with queued packets, retransmissions, failure, REACHABLE → STALE and probing.
 import test from "ava";
 import { Forwarder } from "../../../dataplane/forward/index.js";
+import type { SharedLearn } from "../../../dataplane/neighbour/cache.js";
 import { ARP_OPERATION, buildArp, parseArp } from "../../../dataplane/packet/arp.js";
 import { buildEthernetFrame, ETHERTYPE, formatMac, parseMac } from "../../../dataplane/packet/ethernet.js";
 import { ICMP6_TYPE } from "../../../dataplane/packet/icmp6.js";
@@ -112,4 +113,62 @@ test("RFC 826: an ARP request for us teaches us the asker's MAC", (t) => {
   f.processFrame(2, udp6Frame("2001:db8:1::50", "2001:db8:64::c000:24d", { from: parseMac("02:00:00:00:06:50") }), c.emit, 1);
   t.is(c.sent.length, 2);
   t.is(formatMac(c.sent[1].frame, 0), "02:00:00:00:04:77");
+});
+
+// workers: N > 1 (dataplane/worker/threads.ts): each thread's forwarder hands what it learns to
+// the others, as the threads' BroadcastChannel does; here two forwarders, the messages passed by hand.
+function threadPair() {
+  const queues = { a: [] as SharedLearn[], b: [] as SharedLearn[] };
+  const make = (peer: SharedLearn[]) => {
+    const f = new Forwarder(labWorker({ neighbours: [], neighbourTimers: TIMERS }), 0, {
+      share: { neighbourLearned: (l) => peer.push(structuredClone(l)), correspondentChanged: () => {} },
+    });
+    f.replaceRules({ revision: 1n, rules: labRules() });
+    return f;
+  };
+  const a = make(queues.b);
+  const b = make(queues.a);
+  const ca = collector();
+  const cb = collector();
+  /** Delivers what each shared to the other; returns how many messages went. */
+  const pass = (now: number) => {
+    const n = queues.a.length + queues.b.length;
+    for (const l of queues.b.splice(0)) b.learnShared(l, cb.emit, now);
+    for (const l of queues.a.splice(0)) a.learnShared(l, ca.emit, now);
+    return n;
+  };
+  return { a, b, ca, cb, pass };
+}
+
+test("threads: the ARP reply to one thread's request, taken by the other thread, still sends the packet the first holds", (t) => {
+  const { a, b, ca, cb, pass } = threadPair();
+  b.processFrame(1, udp4Frame("192.0.2.1", "203.0.113.9"), cb.emit, 0);
+  t.is(cb.sent.length, 1, "b's ARP request");
+  t.is(b.neighbours.stats().queued, 1);
+  a.processFrame(1, arpReplyFromGateway(), ca.emit, 5);
+  t.is(ca.sent.length, 0, "a sends nothing");
+  t.is(pass(6), 1, "a shared the one thing it learned");
+  t.is(cb.sent.length, 2, "b's held packet left");
+  t.is(formatMac(cb.sent[1].frame, 0), "02:00:00:00:04:aa");
+  t.is(b.neighbours.stats().reachable, 1);
+  t.is(b.neighbours.stats().queued, 0);
+  t.is(b.counters.interfaces.get(1)!.txPackets, 2, "counted as sent by b");
+  t.is(pass(7), 0, "what b took from a is not shared again");
+  // a learned it too (the reply was for us): its next packet there goes at once.
+  a.processFrame(1, udp4Frame("192.0.2.1", "203.0.113.10"), ca.emit, 8);
+  t.is(ca.sent.length, 1);
+  t.is(formatMac(ca.sent[0].frame, 0), "02:00:00:00:04:aa");
+});
+
+test("threads: a solicited NA taken by a thread with no entry for it (NDP creates none) still resolves the thread that asked", (t) => {
+  const { a, b, ca, cb, pass } = threadPair();
+  b.processFrame(2, udp6Frame("2001:db8:1::10", "2001:db8:2::9"), cb.emit, 0);
+  t.is(cb.sent.length, 1, "b's NS");
+  const na = buildNeighborAdvertisement({ src: ip6("2001:db8:1::1"), dst: ip6("2001:db8:1::fe"), target: ip6("2001:db8:1::1"), router: true, solicited: true, override: true, targetLinkLayer: MAC.gw6 });
+  a.processFrame(2, buildEthernetFrame(MAC.v6, MAC.gw6, ETHERTYPE.IPV6, na), ca.emit, 5);
+  t.is(a.neighbours.stats().entries, 0, "a made no entry (RFC 4861 §7.2.5)");
+  t.is(pass(6), 1);
+  t.is(cb.sent.length, 2);
+  t.is(formatMac(cb.sent[1].frame, 0), "02:00:00:00:06:aa");
+  t.is(b.neighbours.stats().reachable, 1);
 });

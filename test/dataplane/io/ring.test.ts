@@ -16,6 +16,7 @@ const REOPEN_PROBE = join(import.meta.dirname, "ring-reopen-probe.ts");
 const FAULTS_PROBE = join(import.meta.dirname, "ring-faults-probe.ts");
 const FANOUT_PROBE = join(import.meta.dirname, "ring-fanout-probe.ts");
 const PIPELINE_PROBE = join(import.meta.dirname, "ring-pipeline-probe.ts");
+const SENDFULL_PROBE = join(import.meta.dirname, "ring-sendfull-probe.ts");
 
 live("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames left out", async (t) => {
   const lab = NetnsLab.create(t);
@@ -108,4 +109,20 @@ live("the pipeline fed views into the ring gives the same bytes as fed copies: 6
   t.is(r.emitted, r.emittedFromCopies);
   t.is(r.firstDifference, -1, "every output frame is the same, byte for byte");
   t.is(r.internalErrors, 0, "nothing threw inside the pipeline");
+});
+
+live("a send that finds the device queue full (ENOBUFS) is counted, the rest of the batch is tried once more, and the rest dropped: one retry per batch, never a spin", async (t) => {
+  const lab = NetnsLab.create(t);
+  const ns = await lab.addNamespace("m46io");
+  await lab.addVethPair(ns, "ra", ns, "rb", 1500);
+  // A queue of 1,600 bytes (one of our frames) that drains at 8 kbit/s: the second frame or so of a batch is refused.
+  await lab.exec(ns, ["tc", "qdisc", "add", "dev", "ra", "root", "tbf", "rate", "8kbit", "burst", "1600", "limit", "1600"]);
+  const { stdout } = await lab.exec(ns, [process.execPath, "--import", "tsx", SENDFULL_PROBE], { timeoutMs: 60_000 });
+  const { after } = JSON.parse(stdout.trim().split("\n").pop()!) as { after: { sent: number; sendErrors: number; sendRetries: number }[] };
+  after.forEach((s, batch) => {
+    t.is(s.sendRetries, batch + 1, `one retry per batch (after batch ${batch + 1})`);
+    t.is(s.sent + s.sendErrors, 64 * (batch + 1), "every frame is either sent or counted as an error");
+  });
+  t.true(after[2].sent >= 1 && after[2].sent < 64 * 3, `some frames went, most were refused (${after[2].sent} sent)`);
+  t.true(after[2].sendErrors > 0);
 });

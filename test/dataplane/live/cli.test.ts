@@ -56,6 +56,20 @@ test("parseWorkerConfig: defaults, pass-through of the forwarder settings, and f
   t.throws(() => parseWorkerConfig({ workerId: "w", interfaces: [{ name: "x" }], rutes: [] }), { message: /^rutes: unknown key/ });
 });
 
+test("workers: 1 by default, 1..64 forwarding threads, anything else refused naming the key; a worker shared with a control plane refuses more than one", async (t) => {
+  const base = { workerId: "w", interfaces: [{ name: "lo" }] };
+  t.is(parseWorkerConfig(base).workers, 1);
+  t.is(parseWorkerConfig({ ...base, workers: 4 }).workers, 4);
+  t.false("workers" in parseWorkerConfig({ ...base, workers: 4 }).forwarder, "not passed on to the forwarder");
+  for (const bad of [0, 65, 1.5, "2"]) {
+    t.throws(() => parseWorkerConfig({ ...base, workers: bad }), { instanceOf: WorkerConfigError, message: /^workers: must be an integer in 1\.\.64/ }, JSON.stringify(bad));
+  }
+  // runWorker is the in-process worker a home agent or the agent shares: one thread only.
+  const { runWorker } = await import("../../../dataplane/worker/worker.js");
+  const { silentLogger } = await import("../../../lib/log.js");
+  await t.throwsAsync(runWorker(parseWorkerConfig({ ...base, workers: 2 }), silentLogger, { skipHostCheck: true }), { instanceOf: WorkerConfigError, message: /^workers: .*needs workers: 1/ });
+});
+
 test("the host check reports forwarding, IPv6 and addresses on worker interfaces", (t) => {
   const sys: Record<string, string> = {
     "/proc/sys/net/ipv4/ip_forward": "1",

@@ -27,7 +27,8 @@ test.before(async (t) => {
   const topo = await createTopology({ teardown: (fn) => teardowns.push(fn) });
   t.context = { topo, teardowns, worker: undefined as unknown as StartedWorker };
   await configureEnds(topo);
-  t.context.worker = await startWorker(topo, WORKER_CONFIG, TABLE);
+  // forwarding-threads.test.ts runs these again with workers: 2 (MIP46_TEST_WORKERS).
+  t.context.worker = await startWorker(topo, { ...WORKER_CONFIG, workers: Number(process.env.MIP46_TEST_WORKERS ?? 1) }, TABLE);
 });
 
 test.after.always(async (t) => {
@@ -157,6 +158,6 @@ live("metrics count what went through, by interface, action and drop reason", as
   t.true((metricValue(m, 'mip46_dataplane_neighbours{family="ipv4",state="reachable"}') ?? 0)
     + (metricValue(m, 'mip46_dataplane_neighbours{family="ipv4",state="stale"}') ?? 0) >= 1, "the receiver was resolved by ARP");
   t.not(metricValue(m, 'mip46_dataplane_capture_drops_total{interface="w0"}'), undefined);
-  t.regex(worker.log(), /"msg":"dataplane started"/);
+  t.regex(worker.log(), new RegExp(`"msg":"dataplane started".*"workers":${process.env.MIP46_TEST_WORKERS ?? 1}`));
   t.notRegex(worker.log(), /host set-up lets the kernel/, "the namespace is set up as the worker asks");
 });

@@ -12,22 +12,11 @@ import { parseConfig } from "../../../services/config/config.js";
 import { runEngine } from "../../../services/engine/run.js";
 import { hostOn, labConfig } from "../../../harness/engine.js";
 import { NetnsLab, netnsAvailable } from "../../../harness/netns.js";
+import { until } from "./wait.js";
 import { scapyBuild } from "../../helpers/scapy.js";
 import { captureFrames, configureHost, createTopology, FRAMES_PY, metricValue, startWorker, SYSTEM_PYTHON, workerMetricsText } from "../../../harness/topology.js";
 
 const live = netnsAvailable() ? test : test.skip;
-
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 live("a restarted worker gets its table back from the engine and forwards again; without the engine it keeps its table", async (t) => {
   const topo = await createTopology(t);

@@ -1,0 +1,422 @@
+// `workers: N` > 1: N forwarding threads (thread.ts) in the worker process, each with its own
+// ring per interface in the interface's PACKET_FANOUT group (hash mode: the kernel keeps a flow
+// on one thread, so it is never reordered; the fragments of a datagram hash alike, with no ports,
+// so they go to one thread too, though not always the thread of the flow's whole packets).
+//
+// Threads, not processes: one process keeps one sync client, one metrics endpoint and one set of
+// metrics (the issue asks for that), a table change reaches the threads as a message in the same
+// process, and a dead thread is noticed (its `exit` event) and started again by the main thread,
+// while the others go on.
+//
+// The main thread forwards no packet. It holds the one rule-sync client and posts every snapshot
+// and delta to every thread, numbered (`seq`) in the order posted; a revision is acknowledged to
+// the engine only when every thread has applied that change (or started since with a table that
+// holds it). It keeps the latest table, so that a thread started again gets the table in force.
+//
+// What the threads learn at run time is shared between them on a BroadcastChannel, each thread
+// applying what the others learned as if it had seen the packet itself:
+// - neighbours: every ARP/NDP message one thread's cache learns from (NeighbourHooks.learned)
+//   is learned by the others too (learnShared). The kernel hashes an ARP or NDP reply to any
+//   thread, so the reply to a solicitation one thread sent may arrive on another; the packets
+//   the first holds for that neighbour still go out. Each thread solicits for its own
+//   unresolved next hops (a few more solicitations, never a lost reply).
+// - correspondent bindings (route optimisation): a binding update arrives on the thread that
+//   has the VM's tunnel flow, the correspondent's packets on others; every binding an update adds
+//   or removes is adopted by every thread. Expiry runs in each thread by the same clock.
+// Counters are per thread, summed for the metrics (a thread that dies leaves the counts of the
+// last scrape, so what it counted after that scrape is lost); the ICMP error rate limit is per thread (N
+// threads may send up to N times the configured rate); the translator's and the tunnels'
+// identification counters are per thread, interleaved (thread i of N hands out i + 1 + kN), so
+// that two threads never give the same identification to packets of one source and destination.
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Worker } from "node:worker_threads";
+import type { Logger } from "../../lib/log.js";
+import { Backoff } from "../../lib/retry.js";
+import type { Rule, RuleTable } from "../../lib/rules/rules.js";
+import type { Registry } from "prom-client";
+import type { ForwarderConfig } from "../forward/index.js";
+import type { TableMessage, ThreadData, ThreadStats } from "./thread.js";
+import type { WorkerConfig } from "./config.js";
+import { workerMetrics } from "./metrics.js";
+import { checkedForwarderConfig, serveWorkerMetrics, startSync } from "./worker.js";
+
+export interface ThreadsOptions {
+  count: number;
+  forwarder: ForwarderConfig;
+  interfaces: { name: string; mtu?: number }[];
+  capture: { bufferBytes: number; maxBatch: number };
+  tickMs: number;
+  table?: RuleTable;
+  log: Logger;
+  /** The thread's script: the worker's bundle (main.ts passes its own URL), or thread.ts from source. */
+  script?: URL;
+  /** Restart backoff (ms): the first restart waits up to minBackoffMs, each quick death doubles it up to maxBackoffMs. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Seeded jitter for the restart backoff (tests; lib/retry.ts). */
+  random?: () => number;
+  /** Called on each thread event (tests): started, applied, exited; runThreadedWorker adds each acknowledgement to the engine. */
+  onEvent?(e: ThreadEvent): void;
+}
+
+export type ThreadEvent =
+  | { event: "ready"; thread: number; tid: number; seq: number; restart: boolean }
+  | { event: "applied"; thread: number; seq: number }
+  | { event: "exit"; thread: number; code: number }
+  | { event: "ack"; revision: bigint };
+
+interface Slot {
+  index: number;
+  worker?: Worker;
+  ready: boolean;
+  /** The kernel thread id (for its CPU time in /proc). */
+  tid?: number;
+  /** The last table change the thread has applied (or refused), by seq. */
+  seq: number;
+  restarts: number;
+  backoff: Backoff;
+  readyAt: number;
+  timer?: NodeJS.Timeout;
+  last?: ThreadStats;
+  /** What threads that ran in this slot before counted, kept so the process's counters never go back. */
+  retired: Totals;
+}
+
+/** Counter totals of the threads that died. */
+interface Totals { interfaces: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number; received: number; batches: number; sent: number; sendErrors: number; sendRetries: number; truncated: number; captureDrops: number; socketErrors: number }[]; actions: Record<string, number>; drops: Record<string, number> }
+
+function emptyTotals(interfaces: number): Totals {
+  return {
+    interfaces: Array.from({ length: interfaces }, () => ({ rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, received: 0, batches: 0, sent: 0, sendErrors: 0, sendRetries: 0, truncated: 0, captureDrops: 0, socketErrors: 0 })),
+    actions: {}, drops: {},
+  };
+}
+
+interface Waiter { seq: number; resolve(): void; reject(e: Error): void }
+
+const DEFAULT_SCRIPT = new URL(import.meta.url.endsWith(".ts") ? "./thread.ts" : import.meta.url, import.meta.url);
+/** A thread that stayed up this long is healthy again: its next death restarts it after the shortest wait. */
+const HEALTHY_MS = 10_000;
+const STATS_TIMEOUT_MS = 2_000;
+
+export class ForwardingThreads {
+  private readonly slots: Slot[];
+  private readonly channel = `mip46-dataplane-${randomBytes(6).toString("hex")}`;
+  private seq = 0;
+  /** The table in force after every change posted so far: what a thread started again gets. */
+  private revision = -1n;
+  private rules = new Map<string, Rule>();
+  private hasTable = false;
+  private readonly waiters: Waiter[] = [];
+  private stopping = false;
+  private statsId = 0;
+  private readonly pendingStats = new Map<number, { slot: Slot; resolve(s: ThreadStats | undefined): void }>();
+
+  constructor(private readonly o: ThreadsOptions) {
+    this.slots = Array.from({ length: o.count }, (_, index) => ({
+      index, ready: false, seq: 0, restarts: 0, readyAt: 0, retired: emptyTotals(o.interfaces.length),
+      backoff: new Backoff({ baseMs: o.minBackoffMs ?? 100, capMs: Math.max(o.maxBackoffMs ?? 5_000, o.minBackoffMs ?? 100), random: o.random }),
+    }));
+    if (o.table) this.keep({ t: "table", seq: 0, kind: "snapshot", revision: o.table.revision, rules: o.table.rules });
+  }
+
+  /** Starts every thread; resolves when all have their rings open, rejects (and stops them) when one fails. */
+  async start(): Promise<void> {
+    try {
+      await Promise.all(this.slots.map((s) => this.spawn(s)));
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  get count(): number {
+    return this.slots.length;
+  }
+
+  /** Per thread: running or not, its kernel thread id, how often it was started again. */
+  threads(): { index: number; running: boolean; tid?: number; restarts: number }[] {
+    return this.slots.map((s) => ({ index: s.index, running: s.ready, tid: s.tid, restarts: s.restarts }));
+  }
+
+  /** A full table for every thread; resolves when every thread applied it, rejects when one refused it. */
+  replaceRules(table: RuleTable): Promise<void> {
+    return this.post({ t: "table", seq: ++this.seq, kind: "snapshot", revision: table.revision, rules: table.rules });
+  }
+
+  applyDelta(revision: bigint, updates: Rule[], removes: string[]): Promise<void> {
+    return this.post({ t: "table", seq: ++this.seq, kind: "delta", revision, updates, removes });
+  }
+
+  /** Ends a thread as a crash would (tests): it is started again like one that died. */
+  kill(index: number): Promise<number> {
+    return this.slots[index].worker!.terminate();
+  }
+
+  /** Every running thread's counters (undefined for one that did not answer), and the totals of those that died. */
+  async stats(): Promise<{ threads: (ThreadStats | undefined)[]; retired: Totals[] }> {
+    const threads = await Promise.all(this.slots.map((slot) => {
+      if (!slot.ready || !slot.worker) return Promise.resolve(undefined);
+      const id = ++this.statsId;
+      return new Promise<ThreadStats | undefined>((resolve) => {
+        const timer = setTimeout(() => {
+          this.pendingStats.delete(id);
+          resolve(slot.last);
+        }, STATS_TIMEOUT_MS);
+        this.pendingStats.set(id, { slot, resolve: (st) => { clearTimeout(timer); resolve(st); } });
+        slot.worker!.postMessage({ t: "stats", id });
+      });
+    }));
+    return { threads, retired: this.slots.map((s) => s.retired) };
+  }
+
+  /** CPU seconds (user + system) of each running thread, from /proc/self/task/TID/stat. */
+  cpuSeconds(): (number | undefined)[] {
+    return this.slots.map((s) => (s.ready && s.tid ? threadCpuSeconds(s.tid) : undefined));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.slots.map(async (s) => {
+      clearTimeout(s.timer);
+      const w = s.worker;
+      if (!w) return;
+      const gone = new Promise<void>((r) => w.once("exit", () => r()));
+      w.postMessage({ t: "stop" });
+      const timer = setTimeout(() => void w.terminate(), 2_000);
+      await gone;
+      clearTimeout(timer);
+    }));
+    for (const w of this.waiters.splice(0)) w.reject(new Error("the worker is stopping"));
+  }
+
+  private keep(m: TableMessage): void {
+    if (m.kind === "snapshot") {
+      this.rules = new Map(m.rules.map((r) => [r.key, r]));
+    } else {
+      for (const k of m.removes) this.rules.delete(k);
+      for (const r of m.updates) this.rules.set(r.key, r);
+    }
+    this.revision = m.revision;
+    this.hasTable = true;
+  }
+
+  private post(m: TableMessage): Promise<void> {
+    // Kept before the threads said yes: a change they refuse makes the sync client resynchronise,
+    // and the snapshot that brings replaces this table anyway.
+    this.keep(m);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ seq: m.seq, resolve, reject }));
+    for (const s of this.slots) if (s.worker && s.ready) s.worker.postMessage(m);
+    this.settle();
+    return done;
+  }
+
+  /** Resolves the changes every slot's thread has applied. */
+  private settle(): void {
+    const low = Math.min(...this.slots.map((s) => (s.ready ? s.seq : -1)));
+    while (this.waiters.length > 0 && this.waiters[0].seq <= low) this.waiters.shift()!.resolve();
+  }
+
+  private spawn(slot: Slot, restart = false): Promise<void> {
+    const table = this.hasTable ? { seq: this.seq, revision: this.revision, rules: [...this.rules.values()] } : undefined;
+    const data: ThreadData = {
+      mip46DataplaneThread: true, index: slot.index, count: this.slots.length, forwarder: this.o.forwarder, interfaces: this.o.interfaces,
+      capture: this.o.capture, tickMs: this.o.tickMs, table, seq: this.seq, channel: this.channel,
+    };
+    const script = this.o.script ?? DEFAULT_SCRIPT;
+    // From source (tests run TypeScript through tsx): the thread registers tsx's loader first,
+    // which a worker thread does not inherit.
+    const worker = script.pathname.endsWith(".ts")
+      ? new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); })`, { eval: true, workerData: data })
+      : new Worker(script, { workerData: data });
+    slot.worker = worker;
+    slot.ready = false;
+    return new Promise<void>((resolve, reject) => {
+      let started = false;
+      worker.on("message", (m: { t: string; seq: number; tid: number; id: number; stats: ThreadStats; error: string }) => {
+        switch (m.t) {
+          case "ready":
+            started = true;
+            slot.ready = true;
+            slot.tid = m.tid;
+            slot.seq = m.seq;
+            slot.readyAt = Date.now();
+            // Changes posted while it started were not sent to it: it gets the latest table as one snapshot.
+            this.o.onEvent?.({ event: "ready", thread: slot.index, tid: m.tid, seq: m.seq, restart });
+            if (m.seq < this.seq) worker.postMessage({ t: "table", seq: this.seq, kind: "snapshot", revision: this.revision, rules: [...this.rules.values()] } satisfies TableMessage);
+            this.settle();
+            resolve();
+            break;
+          case "applied":
+            slot.seq = Math.max(slot.seq, m.seq);
+            this.o.onEvent?.({ event: "applied", thread: slot.index, seq: m.seq });
+            this.settle();
+            break;
+          case "refused": {
+            slot.seq = Math.max(slot.seq, m.seq);
+            const i = this.waiters.findIndex((w) => w.seq === m.seq);
+            if (i >= 0) this.waiters.splice(i, 1)[0].reject(new Error(`thread ${slot.index}: ${m.error}`));
+            this.settle();
+            break;
+          }
+          case "stats": {
+            const p = this.pendingStats.get(m.id);
+            this.pendingStats.delete(m.id);
+            if (p) {
+              p.slot.last = m.stats;
+              p.resolve(m.stats);
+            }
+            break;
+          }
+        }
+      });
+      worker.on("error", (e) => {
+        this.o.log.error("forwarding thread failed", { thread: slot.index, err: e });
+        if (!started) reject(e);
+      });
+      worker.on("exit", (code) => {
+        slot.ready = false;
+        slot.worker = undefined;
+        this.retire(slot);
+        this.o.onEvent?.({ event: "exit", thread: slot.index, code });
+        if (!started) {
+          reject(new Error(`forwarding thread ${slot.index} exited (${code}) before it was ready`));
+          if (!restart) return;
+        }
+        if (this.stopping) return;
+        if (Date.now() - slot.readyAt > HEALTHY_MS) slot.backoff.reset();
+        const waitMs = slot.backoff.next();
+        this.o.log.warn("forwarding thread ended; starting it again", { thread: slot.index, code, retryInMs: waitMs });
+        slot.timer = setTimeout(() => {
+          slot.restarts++;
+          this.spawn(slot, true).catch(() => undefined);
+        }, waitMs);
+      });
+    });
+  }
+
+  /** Adds a dead thread's last counters to its slot's totals. */
+  private retire(slot: Slot): void {
+    const last = slot.last;
+    slot.last = undefined;
+    if (!last) return;
+    const r = slot.retired;
+    last.interfaces.forEach((i, n) => {
+      const t = r.interfaces[n];
+      t.rxPackets += i.rxPackets; t.txPackets += i.txPackets; t.rxBytes += i.rxBytes; t.txBytes += i.txBytes;
+      t.received += i.port.received; t.batches += i.port.batches; t.sent += i.port.sent; t.sendErrors += i.port.sendErrors;
+      t.sendRetries += i.port.sendRetries ?? 0; t.truncated += i.port.truncated; t.captureDrops += i.port.captureDrops; t.socketErrors += i.port.socketErrors ?? 0;
+    });
+    for (const [k, v] of Object.entries(last.actions)) r.actions[k] = (r.actions[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(last.drops)) r.drops[k] = (r.drops[k] ?? 0) + v;
+  }
+}
+
+const TICKS = 100; // USER_HZ: the unit of utime and stime in /proc (proc(5)); 100 on Linux everywhere
+function threadCpuSeconds(tid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/self/task/${tid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface RunningThreads {
+  threads: ForwardingThreads;
+  registry: Registry;
+  metricsPort: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The worker with `workers: N` > 1 on the ring backend (main.ts chooses it): N forwarding threads,
+ * the rule-sync client and the metrics in this (main) thread. `table`: as runWorker's.
+ */
+export async function runThreadedWorker(config: WorkerConfig, log: Logger, options: { table?: RuleTable; skipHostCheck?: boolean } & Pick<ThreadsOptions, "script" | "onEvent" | "minBackoffMs" | "maxBackoffMs" | "random"> = {}): Promise<RunningThreads> {
+  const forwarder = checkedForwarderConfig(config, log, options.skipHostCheck);
+  const threads = new ForwardingThreads({
+    count: config.workers, forwarder, interfaces: config.interfaces.map((i) => ({ name: i.name, mtu: i.mtu })),
+    capture: { bufferBytes: config.capture.bufferBytes, maxBatch: config.capture.maxBatch }, tickMs: config.tickMs,
+    table: options.table, log, script: options.script, onEvent: options.onEvent,
+    minBackoffMs: options.minBackoffMs, maxBackoffMs: options.maxBackoffMs, random: options.random,
+  });
+  await threads.start();
+  if (options.table) log.info("rule table applied", { source: "file", revision: options.table.revision, rules: options.table.rules.length });
+  const sync = startSync(config, log, {
+    onSnapshot: (table) => threads.replaceRules(table),
+    onDelta: (revision, updates, removes) => threads.applyDelta(revision, updates, removes),
+    onAck: (revision) => options.onEvent?.({ event: "ack", revision }),
+  });
+
+  // What the threads last said (refreshed once per scrape), and the totals of those that died.
+  let seen: Awaited<ReturnType<ForwardingThreads["stats"]>> = { threads: [], retired: [] };
+  let cpu: (number | undefined)[] = [];
+  const live = () => seen.threads.filter((t): t is ThreadStats => t !== undefined);
+  const sum = (pick: (t: { actions: Record<string, number>; drops: Record<string, number> }) => Record<string, number>) => {
+    const out: Record<string, number> = {};
+    for (const t of [...live(), ...seen.retired]) for (const [k, v] of Object.entries(pick(t))) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  const registry = workerMetrics({
+    interfaces: () => config.interfaces.map((i, n) => {
+      const total = { name: i.name, rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, port: { received: 0, batches: 0, sent: 0, sendErrors: 0, sendRetries: 0, truncated: 0, captureDrops: 0, socketErrors: 0 } };
+      for (const t of live()) {
+        const c = t.interfaces[n];
+        total.rxPackets += c.rxPackets; total.txPackets += c.txPackets; total.rxBytes += c.rxBytes; total.txBytes += c.txBytes;
+        for (const k of Object.keys(total.port) as (keyof typeof total.port)[]) total.port[k] += c.port[k] ?? 0;
+      }
+      for (const r of seen.retired) {
+        const c = r.interfaces[n];
+        total.rxPackets += c.rxPackets; total.txPackets += c.txPackets; total.rxBytes += c.rxBytes; total.txBytes += c.txBytes;
+        for (const k of Object.keys(total.port) as (keyof typeof total.port)[]) total.port[k] += c[k];
+      }
+      return total;
+    }),
+    actions: () => sum((t) => t.actions),
+    drops: () => sum((t) => t.drops),
+    // Every thread applies the same tables: the lowest revision is the one the whole worker is at.
+    revision: () => live().reduce((low, t) => (t.revision < low ? t.revision : low), live()[0]?.revision ?? -1n),
+    rules: () => live()[0]?.rules ?? 0,
+    // Each thread has its own cache, learning from every thread: the largest count per family and state.
+    neighbours: () => {
+      const most = new Map<string, { family: string; state: string; count: number }>();
+      for (const t of live()) for (const n of t.neighbours) {
+        const k = `${n.family} ${n.state}`;
+        if ((most.get(k)?.count ?? -1) < n.count) most.set(k, n);
+      }
+      return [...most.values()];
+    },
+    engineConnected: () => sync?.connected ?? false,
+    async refresh() {
+      seen = await threads.stats();
+      cpu = threads.cpuSeconds();
+    },
+    threads: () => threads.threads().map((t) => {
+      const s = seen.threads[t.index];
+      const r = seen.retired[t.index];
+      const rx = (s?.interfaces ?? []).reduce((a, i) => a + i.rxPackets, 0) + (r?.interfaces ?? []).reduce((a, i) => a + i.rxPackets, 0);
+      const tx = (s?.interfaces ?? []).reduce((a, i) => a + i.txPackets, 0) + (r?.interfaces ?? []).reduce((a, i) => a + i.txPackets, 0);
+      return { thread: t.index, running: t.running, rxPackets: rx, txPackets: tx, cpuSeconds: cpu[t.index], restarts: t.restarts };
+    }),
+  });
+  const http = await serveWorkerMetrics(registry, config, async () => {
+    sync?.stop();
+    await threads.stop();
+  });
+  log.info("dataplane started", {
+    workerId: config.workerId, metricsPort: http.port, interfaces: config.interfaces.map((i) => i.name), engines: config.engines, backend: "ring",
+    workers: config.workers, threads: threads.threads().map((t) => t.tid),
+  });
+  return {
+    threads, registry, metricsPort: http.port,
+    async stop() {
+      sync?.stop();
+      const last = await threads.stats().catch(() => undefined);
+      await threads.stop();
+      await new Promise<void>((r) => http.server.close(() => r()));
+      log.info("dataplane stopped", { revision: last?.threads.find((t) => t)?.revision ?? -1n, workers: config.workers });
+    },
+  };
+}
