@@ -2,12 +2,12 @@
 // result to the generated messages; errors become status codes in status.ts, for every call.
 import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, Metadata, status } from "@grpc/grpc-js";
 import {
-  type AllocateCareOfRequest, type AllocateCareOfResponse, type ControlEngineServer, type HeartbeatRequest,
+  type AllocateCareOfRequest, type AllocateCareOfResponse, ControlEngineDefinition, type ControlEngineServer, type HeartbeatRequest,
   type PrepareMigrationRequest, type RegisterMigrationRequest, type RegisterMigrationResponse,
 } from "../../gen/mip46/v1/control.js";
 import { type IPAddress, parseCidr, parseCidr4, parseIPv4, parseIPv6, parseUnicast, parseUnicast6, quoted } from "../../lib/net/address.js";
 import type { Logger } from "../../lib/log.js";
-import { audit } from "./audit.js";
+import { audit, caller } from "./audit.js";
 import { ruleToMessage } from "../../lib/rules/wire.js";
 import type { Engine, HeartbeatInput, MigrationInput } from "../engine/engine.js";
 import { InvalidArgumentError } from "../errors.js";
@@ -65,6 +65,16 @@ function sameFamily(a: IPAddress, b: IPAddress, field: string, other: string): v
   if (a.family !== b.family) throw new InvalidArgumentError(field, `must be IPv${b.family} like ${other}`);
 }
 
+/**
+ * The calls that change state, each logged at info with its caller and outcome: those the proto
+ * does not declare free of side effects (idempotency_level NO_SIDE_EFFECTS), except Heartbeat,
+ * which every host sends every few seconds (its effects are logged where they happen: a host
+ * marked down, advice given).
+ */
+const MUTATING: ReadonlySet<string> = new Set<string>(Object.values(ControlEngineDefinition.methods)
+  .filter((m) => (m.options as { idempotencyLevel?: string }).idempotencyLevel !== "NO_SIDE_EFFECTS" && m.name !== "Heartbeat")
+  .map((m) => m.name));
+
 /** What the control service reads from the rule push: the workers connected to this replica. */
 export interface WorkerDirectory {
   workers(): WorkerStatus[];
@@ -74,11 +84,15 @@ export interface WorkerDirectory {
 export function controlService(engine: Engine, metrics: EngineMetrics, log: Logger, push: WorkerDirectory): ControlEngineServer {
   function unary<Req, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res> | Res): handleUnaryCall<Req, Res> {
     const labels = { grpc_type: "unary", grpc_service: SERVICE_NAME, grpc_method: method };
+    const logged = MUTATING.has(method);
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const end = metrics.handling.startTimer(labels);
+      const started = logged ? performance.now() : 0;
       const done = (code: number) => {
         end();
-        metrics.handled.inc({ ...labels, grpc_code: STATUS_NAME[code] ?? String(code) });
+        const outcome = STATUS_NAME[code] ?? String(code);
+        metrics.handled.inc({ ...labels, grpc_code: outcome });
+        if (logged) log.info("call", { method, who: caller(call), outcome, ms: Math.round((performance.now() - started) * 10) / 10 });
       };
       Promise.resolve()
         .then(() => fn(call.request, call))
