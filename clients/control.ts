@@ -32,13 +32,16 @@ export interface ControlClient {
   /** `vmId` may be left out: every VM's advice. */
   listAdvice: Call<Partial<pb.ListAdviceRequest>, pb.ListAdviceResponse>;
   listWorkers: Call<pb.ListWorkersRequest, pb.ListWorkersResponse>;
+  getLease: Call<pb.GetLeaseRequest, pb.GetLeaseResponse>;
+  getBinding: Call<pb.GetBindingRequest, pb.GetBindingResponse>;
+  getHost: Call<pb.GetHostRequest, pb.GetHostResponse>;
   close(): void;
   raw: pb.ControlEngineClient;
 }
 
 const METHODS = [
   "allocateCareOf", "releaseCareOf", "requestPrefix", "registerMigration", "prepareMigration", "abortMigration", "heartbeat", "mapCorrespondent",
-  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost", "drainHost", "listWorkers",
+  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost", "drainHost", "listWorkers", "getLease", "getBinding", "getHost",
 ] as const satisfies readonly (keyof ControlClient)[];
 
 /**

@@ -14,7 +14,7 @@ import { rulesOf, trace, TraceUsageError } from "./trace.js";
 import { call, CallUsageError } from "./call.js";
 import { backup, BackupUsageError } from "./backup.js";
 import { renderTable } from "./table.js";
-import { advice, cordon, enumName, hosts, migrations, type Output, time, where } from "./where.js";
+import { advice, cordon, enumName, hosts, hostTable, migrations, type Output, time, where } from "./where.js";
 import { waitApplied, workers } from "./workers.js";
 import { watch } from "./watch.js";
 
@@ -33,6 +33,8 @@ Commands:
   migrations                registered migrations, newest first, with their cause (advice,
                             hypervisor, operator); --page-size N (default and most 1000),
                             --page-token TOKEN for the next page
+  get lease ADDRESS | binding VM_ID | host HOST_ID
+                            one record by its key (NOT_FOUND when there is none)
   where VM_ID               where a VM is: host, at home or away, addresses, since when, and its
                             last migration with the cause
   advice [VM_ID]            the migration advice the engine gave, and what became of it
@@ -143,21 +145,24 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
       return { json: r.pools.map((x) => Pool.toJSON(x)), table: renderTable(["POOL", "KIND", "FIRST", "LAST", "SIZE", "LEASED", "COOLING", "FREE"],
         r.pools.map((p) => [p.name, p.kind, p.first, p.last, String(p.size), String(p.leased), String(p.cooling), String(p.free)])) };
     }
-    case "leases": {
-      const r = await client.listLeases({ hostId: o.host ?? "", holder: vm ?? "" });
-      return { json: r.leases.map((x) => Lease.toJSON(x)), table: renderTable(["ADDRESS", "POOL", "HOLDER", "PURPOSE", "HOST", "EXPIRES"],
-        r.leases.map((l) => [l.address, l.pool, l.holder, enumName(LeasePurpose, l.purpose, "LEASE_PURPOSE_"), l.hostId || "-", l.expiresAtMs === 0n ? "held" : time(l.expiresAtMs)])) };
-    }
+    case "leases":
+      return leaseTable((await client.listLeases({ hostId: o.host ?? "", holder: vm ?? "" })).leases);
     case "prefixes": {
       const r = await client.listPrefixes({});
       const table = renderTable(["IPV4 SEGMENT", "IPV6 PREFIX", "CARE-OF RANGE"],
         r.prefixes.map((p) => [p.ipv4Segment, p.ipv6Prefix || "-", p.careOfFirst ? `${p.careOfFirst}-${p.careOfLast}` : "-"]));
       return { json: ListPrefixesResponse.toJSON(r), table: `${table}\ntranslation prefix: ${r.translationPrefix || "-"}\nIPv6 networks: ${r.ipv6Networks.join(", ") || "-"}\n` };
     }
-    case "bindings": {
-      const r = await client.listBindings({ hostId: o.host ?? "", vmId: vm ?? "" });
-      return { json: r.bindings.map((x) => Binding.toJSON(x)), table: renderTable(["VM", "HOME", "HOME AGENT", "HOST", "CARE-OF IPV4", "CARE-OF IPV6", "TRANSLATED", "UPDATED"],
-        r.bindings.map((b) => [b.vmId, b.homeAddress, b.homeAgent, b.hostId, b.careOfIpv4, b.careOfIpv6, b.translatedIpv4 || b.translatedIpv6 || "-", time(b.updatedAtMs)])) };
+    case "bindings":
+      return bindingTable((await client.listBindings({ hostId: o.host ?? "", vmId: vm ?? "" })).bindings);
+    case "get": {
+      const [kind, key] = rest;
+      if (rest.length !== 2 || !["lease", "binding", "host"].includes(kind)) throw new UsageError("get takes lease ADDRESS, binding VM_ID or host HOST_ID");
+      // One record, in the list's shape; --json prints the record itself.
+      const one = (out: Output) => ({ ...out, json: (out.json as unknown[])[0] });
+      if (kind === "lease") return one(leaseTable([(await client.getLease({ address: key })).lease!]));
+      if (kind === "binding") return one(bindingTable([(await client.getBinding({ vmId: key })).binding!]));
+      return one(hostTable([(await client.getHost({ hostId: key })).host!]));
     }
     case "hosts":
       return hosts(client, o.host, vm);
@@ -237,6 +242,16 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
 }
 
 class UsageError extends Error {}
+
+function leaseTable(leases: Lease[]): Output {
+  return { json: leases.map((x) => Lease.toJSON(x)), table: renderTable(["ADDRESS", "POOL", "HOLDER", "PURPOSE", "HOST", "EXPIRES"],
+    leases.map((l) => [l.address, l.pool, l.holder, enumName(LeasePurpose, l.purpose, "LEASE_PURPOSE_"), l.hostId || "-", l.expiresAtMs === 0n ? "held" : time(l.expiresAtMs)])) };
+}
+
+function bindingTable(bindings: Binding[]): Output {
+  return { json: bindings.map((x) => Binding.toJSON(x)), table: renderTable(["VM", "HOME", "HOME AGENT", "HOST", "CARE-OF IPV4", "CARE-OF IPV6", "TRANSLATED", "UPDATED"],
+    bindings.map((b) => [b.vmId, b.homeAddress, b.homeAgent, b.hostId, b.careOfIpv4, b.careOfIpv6, b.translatedIpv4 || b.translatedIpv6 || "-", time(b.updatedAtMs)])) };
+}
 
 async function watchCommand(client: ControlClient, rest: string[], v: { count?: string; "changes-only"?: boolean; json?: boolean }): Promise<number> {
   if (rest.length > 0) throw new UsageError("watch takes no arguments");

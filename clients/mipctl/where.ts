@@ -35,9 +35,12 @@ export async function where(client: ControlClient, vmId: string): Promise<Output
 }
 
 export async function hosts(client: ControlClient, hostId = "", vmId = ""): Promise<Output> {
-  const r = await client.listHosts({ hostId, vmId });
-  return { json: r.hosts.map((x) => Host.toJSON(x)), table: renderTable(["HOST", "STATE", "FAMILY", "NETWORK", "CPU", "MEMORY", "VMS", "LAST SEEN", "MAINTENANCE"],
-    r.hosts.map((h) => [h.hostId, enumName(HostState, h.state, "HOST_STATE_"), enumName(NetworkFamily, h.networkFamily, "NETWORK_FAMILY_"), h.network || "-",
+  return hostTable((await client.listHosts({ hostId, vmId })).hosts);
+}
+
+export function hostTable(hosts: Host[]): Output {
+  return { json: hosts.map((x) => Host.toJSON(x)), table: renderTable(["HOST", "STATE", "FAMILY", "NETWORK", "CPU", "MEMORY", "VMS", "LAST SEEN", "MAINTENANCE"],
+    hosts.map((h) => [h.hostId, enumName(HostState, h.state, "HOST_STATE_"), enumName(NetworkFamily, h.networkFamily, "NETWORK_FAMILY_"), h.network || "-",
       h.resources ? `${h.resources.cpuUsedCores.toFixed(1)}/${h.resources.cpuTotalCores}` : "-",
       h.resources && h.resources.memoryTotalBytes > 0n ? `${(Number(h.resources.memoryUsedBytes * 100n / h.resources.memoryTotalBytes))}%` : "-",
       h.vms.length === 0 ? "-" : h.vms.map((v) => v.vmId).join(","), time(h.lastSeenMs), h.draining ? `draining (${h.vms.length} left)` : h.cordoned ? "cordoned" : ""])) };

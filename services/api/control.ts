@@ -195,6 +195,10 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
       bindings: (await engine.listBindings({ hostId: req.hostId, vmId: req.vmId })).map(bindingMessage),
     })),
 
+    getLease: unary("GetLease", async (req) => ({ lease: leaseMessage(await engine.getLease(parseIPv4(req.address, "address"))) })),
+    getBinding: unary("GetBinding", async (req) => ({ binding: bindingMessage(await engine.getBinding(id(req.vmId, "vm_id"))) })),
+    getHost: unary("GetHost", async (req) => ({ host: hostMessage(await engine.getHost(id(req.hostId, "host_id"))) })),
+
     listHosts: unary("ListHosts", async (req) => ({ hosts: (await engine.listHosts({ hostId: req.hostId, vmId: req.vmId })).map(hostMessage) })),
 
     listMigrations: unary("ListMigrations", async (req) => {

@@ -391,6 +391,27 @@ export class Engine {
 
   // --- reads: the List RPCs and the authorisation of ReleaseCareOf --------------------------------
 
+  /** One host by its id (the Get RPCs); NotFoundError for a host that never sent a Heartbeat. */
+  async getHost(hostId: string): Promise<HostRecord> {
+    const h = await this.host(hostId);
+    if (!h) throw new NotFoundError(`host_id: no host ${hostId}: it has sent no heartbeat`);
+    return h;
+  }
+
+  /** The lease on one address; NotFoundError when none holds it. */
+  async getLease(address: IPv4): Promise<LeaseRecord> {
+    const l = await this.store.leaseByAddress(address.text);
+    if (!l) throw new NotFoundError(`address: no lease holds ${address.text}`);
+    return l;
+  }
+
+  /** A VM's binding; NotFoundError for a VM that is not away (at home, or unknown). */
+  async getBinding(vmId: string): Promise<BindingRecord> {
+    const b = await this.store.getBinding(vmId);
+    if (!b) throw new NotFoundError(`vm_id: vm ${vmId} has no binding: it is at home, or unknown (mipctl where ${vmId})`);
+    return b;
+  }
+
   poolUsage(): Promise<PoolUsage[]> {
     return this.store.poolUsage(this.now());
   }

@@ -305,3 +305,33 @@ test("mipctl call: any RPC by name (or full path) with a proto3 JSON request, th
   t.is(refused.code, 1, "the engine's own refusal is a failure, with its message");
   t.regex(refused.stderr, /^mipctl: host nowhere is unknown: its agent must send a Heartbeat/m);
 });
+
+test("mipctl get lease, binding and host: one record by its key, as its list shows it; an absent one is NOT_FOUND naming the key; bad keys are refused", async (t) => {
+  const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  await e.client.heartbeat(hostOn(4, "h4"));
+  const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
+  await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  const lease = JSON.parse((await mipctl(e.address, "--json", "get", "lease", c.careOfIpv4)).stdout);
+  t.deepEqual(Lease.fromJSON(lease), (await e.client.listLeases({})).leases.find((l) => l.address === c.careOfIpv4));
+  const binding = JSON.parse((await mipctl(e.address, "--json", "get", "binding", "sv")).stdout);
+  t.deepEqual(Binding.fromJSON(binding), (await e.client.listBindings({})).bindings[0]);
+  const host = JSON.parse((await mipctl(e.address, "--json", "get", "host", "h6")).stdout);
+  t.deepEqual(Host.fromJSON(host), (await e.client.listHosts({ hostId: "h6" })).hosts[0]);
+  t.regex((await mipctl(e.address, "get", "lease", c.careOfIpv4)).stdout, new RegExp(`^${c.careOfIpv4.replaceAll(".", "\\.")}\\s+engine\\s+sv\\s+care-of\\s+h6\\s`, "m"));
+  t.regex((await mipctl(e.address, "get", "host", "h4")).stdout, /^h4\s+up\s+ipv4\s/m);
+
+  const fails = async (code: number, pattern: RegExp, ...args: string[]) => {
+    const err = await t.throwsAsync(mipctl(e.address, "get", ...args)) as Error & { code: number; stderr: string };
+    t.is(err.code, code, args.join(" "));
+    t.regex(err.stderr, pattern, args.join(" "));
+  };
+  await fails(1, /address: no lease holds 198\.51\.100\.99/, "lease", "198.51.100.99");
+  await fails(1, /vm_id: vm nobody has no binding: it is at home, or unknown/, "binding", "nobody");
+  await fails(1, /host_id: no host h9: it has sent no heartbeat/, "host", "h9");
+  await fails(1, /^mipctl: address: /m, "lease", "2001:db8::1");
+  await fails(2, /get takes lease ADDRESS, binding VM_ID or host HOST_ID/, "vm", "sv");
+  const rpc = await t.throwsAsync(e.client.getLease({ address: "198.51.100.99" })) as Error & { code: number };
+  t.is(rpc.code, 5, "NOT_FOUND on the API");
+});

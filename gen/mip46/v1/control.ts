@@ -861,6 +861,31 @@ export interface BackupResponse {
   totalBytes: bigint;
 }
 
+export interface GetLeaseRequest {
+  /** The leased IPv4 address. */
+  address: string;
+}
+
+export interface GetLeaseResponse {
+  lease: Lease | undefined;
+}
+
+export interface GetBindingRequest {
+  vmId: string;
+}
+
+export interface GetBindingResponse {
+  binding: Binding | undefined;
+}
+
+export interface GetHostRequest {
+  hostId: string;
+}
+
+export interface GetHostResponse {
+  host: Host | undefined;
+}
+
 function createBaseAllocateCareOfRequest(): AllocateCareOfRequest {
   return { hostId: "", vmId: "", homeAddress: "" };
 }
@@ -8647,6 +8672,422 @@ export const BackupResponse: MessageFns<BackupResponse> = {
   },
 };
 
+function createBaseGetLeaseRequest(): GetLeaseRequest {
+  return { address: "" };
+}
+
+export const GetLeaseRequest: MessageFns<GetLeaseRequest> = {
+  encode(message: GetLeaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLeaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLeaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLeaseRequest {
+    return { address: isSet(object.address) ? globalThis.String(object.address) : "" };
+  },
+
+  toJSON(message: GetLeaseRequest): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetLeaseRequest>): GetLeaseRequest {
+    return GetLeaseRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetLeaseRequest>): GetLeaseRequest {
+    const message = createBaseGetLeaseRequest();
+    message.address = object.address ?? "";
+    return message;
+  },
+};
+
+function createBaseGetLeaseResponse(): GetLeaseResponse {
+  return { lease: undefined };
+}
+
+export const GetLeaseResponse: MessageFns<GetLeaseResponse> = {
+  encode(message: GetLeaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.lease !== undefined) {
+      Lease.encode(message.lease, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLeaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLeaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.lease = Lease.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLeaseResponse {
+    return { lease: isSet(object.lease) ? Lease.fromJSON(object.lease) : undefined };
+  },
+
+  toJSON(message: GetLeaseResponse): unknown {
+    const obj: any = {};
+    if (message.lease !== undefined) {
+      obj.lease = Lease.toJSON(message.lease);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetLeaseResponse>): GetLeaseResponse {
+    return GetLeaseResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetLeaseResponse>): GetLeaseResponse {
+    const message = createBaseGetLeaseResponse();
+    message.lease = (object.lease !== undefined && object.lease !== null) ? Lease.fromPartial(object.lease) : undefined;
+    return message;
+  },
+};
+
+function createBaseGetBindingRequest(): GetBindingRequest {
+  return { vmId: "" };
+}
+
+export const GetBindingRequest: MessageFns<GetBindingRequest> = {
+  encode(message: GetBindingRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vmId !== "") {
+      writer.uint32(10).string(message.vmId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBindingRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBindingRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetBindingRequest {
+    return {
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetBindingRequest): unknown {
+    const obj: any = {};
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetBindingRequest>): GetBindingRequest {
+    return GetBindingRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetBindingRequest>): GetBindingRequest {
+    const message = createBaseGetBindingRequest();
+    message.vmId = object.vmId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetBindingResponse(): GetBindingResponse {
+  return { binding: undefined };
+}
+
+export const GetBindingResponse: MessageFns<GetBindingResponse> = {
+  encode(message: GetBindingResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.binding !== undefined) {
+      Binding.encode(message.binding, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBindingResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBindingResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.binding = Binding.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetBindingResponse {
+    return { binding: isSet(object.binding) ? Binding.fromJSON(object.binding) : undefined };
+  },
+
+  toJSON(message: GetBindingResponse): unknown {
+    const obj: any = {};
+    if (message.binding !== undefined) {
+      obj.binding = Binding.toJSON(message.binding);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetBindingResponse>): GetBindingResponse {
+    return GetBindingResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetBindingResponse>): GetBindingResponse {
+    const message = createBaseGetBindingResponse();
+    message.binding = (object.binding !== undefined && object.binding !== null)
+      ? Binding.fromPartial(object.binding)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetHostRequest(): GetHostRequest {
+  return { hostId: "" };
+}
+
+export const GetHostRequest: MessageFns<GetHostRequest> = {
+  encode(message: GetHostRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetHostRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetHostRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetHostRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetHostRequest): unknown {
+    const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetHostRequest>): GetHostRequest {
+    return GetHostRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetHostRequest>): GetHostRequest {
+    const message = createBaseGetHostRequest();
+    message.hostId = object.hostId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetHostResponse(): GetHostResponse {
+  return { host: undefined };
+}
+
+export const GetHostResponse: MessageFns<GetHostResponse> = {
+  encode(message: GetHostResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== undefined) {
+      Host.encode(message.host, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetHostResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetHostResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = Host.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetHostResponse {
+    return { host: isSet(object.host) ? Host.fromJSON(object.host) : undefined };
+  },
+
+  toJSON(message: GetHostResponse): unknown {
+    const obj: any = {};
+    if (message.host !== undefined) {
+      obj.host = Host.toJSON(message.host);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetHostResponse>): GetHostResponse {
+    return GetHostResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetHostResponse>): GetHostResponse {
+    const message = createBaseGetHostResponse();
+    message.host = (object.host !== undefined && object.host !== null) ? Host.fromPartial(object.host) : undefined;
+    return message;
+  },
+};
+
 export type ControlEngineDefinition = typeof ControlEngineDefinition;
 export const ControlEngineDefinition = {
   name: "ControlEngine",
@@ -8861,6 +9302,34 @@ export const ControlEngineDefinition = {
       responseType: DrainHostResponse as typeof DrainHostResponse,
       responseStream: false,
       options: { idempotencyLevel: "IDEMPOTENT" },
+    },
+    /**
+     * One lease, binding or host by its key; NOT_FOUND when there is none (as ListLeases,
+     * ListBindings and ListHosts filtered to it, but an absence is an error, not an empty list).
+     */
+    getLease: {
+      name: "GetLease",
+      requestType: GetLeaseRequest as typeof GetLeaseRequest,
+      requestStream: false,
+      responseType: GetLeaseResponse as typeof GetLeaseResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    getBinding: {
+      name: "GetBinding",
+      requestType: GetBindingRequest as typeof GetBindingRequest,
+      requestStream: false,
+      responseType: GetBindingResponse as typeof GetBindingResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    getHost: {
+      name: "GetHost",
+      requestType: GetHostRequest as typeof GetHostRequest,
+      requestStream: false,
+      responseType: GetHostResponse as typeof GetHostResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
     /** The migration advice the engine gave, newest first, each with what became of it. */
     listAdvice: {
@@ -9165,6 +9634,37 @@ export const ControlEngineService = {
     responseSerialize: (value: DrainHostResponse): Buffer => Buffer.from(DrainHostResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DrainHostResponse => DrainHostResponse.decode(value),
   },
+  /**
+   * One lease, binding or host by its key; NOT_FOUND when there is none (as ListLeases,
+   * ListBindings and ListHosts filtered to it, but an absence is an error, not an empty list).
+   */
+  getLease: {
+    path: "/mip46.v1.ControlEngine/GetLease" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetLeaseRequest): Buffer => Buffer.from(GetLeaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetLeaseRequest => GetLeaseRequest.decode(value),
+    responseSerialize: (value: GetLeaseResponse): Buffer => Buffer.from(GetLeaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetLeaseResponse => GetLeaseResponse.decode(value),
+  },
+  getBinding: {
+    path: "/mip46.v1.ControlEngine/GetBinding" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetBindingRequest): Buffer => Buffer.from(GetBindingRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetBindingRequest => GetBindingRequest.decode(value),
+    responseSerialize: (value: GetBindingResponse): Buffer => Buffer.from(GetBindingResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetBindingResponse => GetBindingResponse.decode(value),
+  },
+  getHost: {
+    path: "/mip46.v1.ControlEngine/GetHost" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetHostRequest): Buffer => Buffer.from(GetHostRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetHostRequest => GetHostRequest.decode(value),
+    responseSerialize: (value: GetHostResponse): Buffer => Buffer.from(GetHostResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetHostResponse => GetHostResponse.decode(value),
+  },
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice: {
     path: "/mip46.v1.ControlEngine/ListAdvice" as const,
@@ -9300,6 +9800,13 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
    * UncordonHost. Idempotent: draining a draining host changes nothing.
    */
   drainHost: handleUnaryCall<DrainHostRequest, DrainHostResponse>;
+  /**
+   * One lease, binding or host by its key; NOT_FOUND when there is none (as ListLeases,
+   * ListBindings and ListHosts filtered to it, but an absence is an error, not an empty list).
+   */
+  getLease: handleUnaryCall<GetLeaseRequest, GetLeaseResponse>;
+  getBinding: handleUnaryCall<GetBindingRequest, GetBindingResponse>;
+  getHost: handleUnaryCall<GetHostRequest, GetHostResponse>;
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice: handleUnaryCall<ListAdviceRequest, ListAdviceResponse>;
   /**
@@ -9668,6 +10175,55 @@ export interface ControlEngineClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DrainHostResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * One lease, binding or host by its key; NOT_FOUND when there is none (as ListLeases,
+   * ListBindings and ListHosts filtered to it, but an absence is an error, not an empty list).
+   */
+  getLease(
+    request: GetLeaseRequest,
+    callback: (error: ServiceError | null, response: GetLeaseResponse) => void,
+  ): ClientUnaryCall;
+  getLease(
+    request: GetLeaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetLeaseResponse) => void,
+  ): ClientUnaryCall;
+  getLease(
+    request: GetLeaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetLeaseResponse) => void,
+  ): ClientUnaryCall;
+  getBinding(
+    request: GetBindingRequest,
+    callback: (error: ServiceError | null, response: GetBindingResponse) => void,
+  ): ClientUnaryCall;
+  getBinding(
+    request: GetBindingRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetBindingResponse) => void,
+  ): ClientUnaryCall;
+  getBinding(
+    request: GetBindingRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetBindingResponse) => void,
+  ): ClientUnaryCall;
+  getHost(
+    request: GetHostRequest,
+    callback: (error: ServiceError | null, response: GetHostResponse) => void,
+  ): ClientUnaryCall;
+  getHost(
+    request: GetHostRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetHostResponse) => void,
+  ): ClientUnaryCall;
+  getHost(
+    request: GetHostRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetHostResponse) => void,
   ): ClientUnaryCall;
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice(
