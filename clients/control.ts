@@ -35,13 +35,14 @@ export interface ControlClient {
   getLease: Call<pb.GetLeaseRequest, pb.GetLeaseResponse>;
   getBinding: Call<pb.GetBindingRequest, pb.GetBindingResponse>;
   getHost: Call<pb.GetHostRequest, pb.GetHostResponse>;
+  getCluster: Call<pb.GetClusterRequest, pb.GetClusterResponse>;
   close(): void;
   raw: pb.ControlEngineClient;
 }
 
 const METHODS = [
   "allocateCareOf", "releaseCareOf", "requestPrefix", "registerMigration", "prepareMigration", "abortMigration", "heartbeat", "mapCorrespondent",
-  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost", "drainHost", "listWorkers", "getLease", "getBinding", "getHost",
+  "listPools", "listLeases", "listPrefixes", "listBindings", "listHosts", "listMigrations", "getRuleTable", "getVm", "listAdvice", "cordonHost", "uncordonHost", "drainHost", "listWorkers", "getLease", "getBinding", "getHost", "getCluster",
 ] as const satisfies readonly (keyof ControlClient)[];
 
 /**

@@ -15,7 +15,7 @@ import { call, CallUsageError } from "./call.js";
 import { backup, BackupUsageError } from "./backup.js";
 import { renderTable } from "./table.js";
 import { advice, cordon, enumName, hosts, hostTable, migrations, type Output, time, where } from "./where.js";
-import { waitApplied, workers } from "./workers.js";
+import { cluster, waitApplied, workers } from "./workers.js";
 import { watch } from "./watch.js";
 
 const HELP = `mipctl: operator CLI of the mip46 control engine
@@ -50,6 +50,7 @@ Commands:
                             after N changes, or on Ctrl-C
   workers                   the data-plane workers connected to this engine (replica): the
                             revision each applied, and its lag in revisions and in time
+  cluster                   the engine replicas, which one leads, and each etcd member's health
   wait [REVISION]           until every connected worker has applied REVISION (default: the rule
                             table's revision now), as OVN's --wait=hv; --timeout S (default 30)
   release ADDRESS           release a lease (it cools down before reuse); a lease a binding
@@ -223,6 +224,9 @@ async function run(client: ControlClient, command: string, rest: string[], o: Op
       return call(client, rest[0], rest[1]);
     case "workers":
       return workers(client);
+    case "cluster":
+      if (rest.length > 0) throw new UsageError("cluster takes no arguments");
+      return cluster(client);
     case "wait": {
       if (rest.length > 1 || (rest.length === 1 && !/^\d+$/.test(rest[0]))) throw new UsageError("wait takes at most one REVISION, a whole number");
       return waitApplied(client, rest.length === 1 ? BigInt(rest[0]) : undefined, timeoutMs(o.timeout));

@@ -1,6 +1,7 @@
-// mipctl workers and wait (issue 14 §3): the data-plane workers on the rule push, and waiting until they applied a revision.
+// mipctl workers, wait and cluster (issue 14 §3): the data-plane workers on the rule push, waiting
+// until they applied a revision, and the engine replicas with their etcd.
 import type { ControlClient } from "../control.js";
-import { ListWorkersResponse } from "../../gen/mip46/v1/control.js";
+import { GetClusterResponse, ListWorkersResponse } from "../../gen/mip46/v1/control.js";
 import { renderTable } from "./table.js";
 import { type Output, time } from "./where.js";
 
@@ -37,4 +38,15 @@ export async function waitApplied(client: ControlClient, revision: bigint | unde
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
   }
+}
+
+/** The replicas, which one leads, and each etcd member's health (as ovn-sbctl show / etcdctl endpoint status). */
+export async function cluster(client: ControlClient): Promise<Output> {
+  const r = await client.getCluster({});
+  const head = `store ${r.store}; answered by ${r.replica}; leader ${r.leaderReplica || "(none now)"}\n`;
+  const replicas = renderTable(["REPLICA", "LISTEN", "STARTED", "VERSION", "ROLE"],
+    r.replicas.map((x) => [x.replica, x.listen, time(x.startedAtMs), x.version || "-", x.replica === r.leaderReplica ? "leader" : "follower"]));
+  const etcd = r.etcd.length === 0 ? "" : renderTable(["ETCD ENDPOINT", "HEALTH", "RAFT LEADER", "VERSION", "DB SIZE", "RAFT INDEX", "ERROR"],
+    r.etcd.map((m) => [m.endpoint, m.healthy ? "healthy" : "unhealthy", m.leader ? "yes" : "", m.version || "-", m.healthy ? `${(Number(m.dbSizeBytes) / 1048576).toFixed(1)} MiB` : "-", m.healthy ? String(m.raftIndex) : "-", m.error]));
+  return { json: GetClusterResponse.toJSON(r), table: head + replicas + etcd };
 }

@@ -68,7 +68,7 @@ type Migration = control.RegisterMigrationRequest | control.PrepareMigrationRequ
 const movingVm = (r: Migration) => ({ vmId: r.vmId, careOf: r.careOfIpv4 !== "" || r.careOfIpv6 !== "" });
 
 const CONTROL = "/mip46.v1.ControlEngine/";
-const READ_ONLY = ["ListPools", "ListLeases", "ListPrefixes", "ListBindings", "ListHosts", "ListMigrations", "GetRuleTable", "GetVm", "ListAdvice", "ListWorkers", "Watch", "GetLease", "GetBinding", "GetHost"];
+const READ_ONLY = ["ListPools", "ListLeases", "ListPrefixes", "ListBindings", "ListHosts", "ListMigrations", "GetRuleTable", "GetVm", "ListAdvice", "ListWorkers", "Watch", "GetLease", "GetBinding", "GetHost", "GetCluster"];
 
 export const POLICY: Readonly<Record<string, Rule>> = {
   [`${CONTROL}AllocateCareOf`]: { roles: ["host"], check: ownHost<control.AllocateCareOfRequest>((r) => [["host_id", r.hostId]]) },

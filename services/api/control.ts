@@ -13,6 +13,7 @@ import type { Engine, HeartbeatInput, MigrationInput } from "../engine/engine.js
 import { InvalidArgumentError } from "../errors.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import type { WorkerStatus } from "../rules/push.js";
+import type { ClusterView } from "../engine/replicas.js";
 import { ADVICE_OUTCOME, adviceMessage, bindingMessage, family, hostMessage, hostState, leaseMessage, migrationMessage } from "./messages.js";
 import { watchHandler } from "./watch.js";
 import { backupHandler } from "./backup.js";
@@ -81,7 +82,7 @@ export interface WorkerDirectory {
   currentRevision(): Promise<bigint>;
 }
 
-export function controlService(engine: Engine, metrics: EngineMetrics, log: Logger, push: WorkerDirectory): ControlEngineServer {
+export function controlService(engine: Engine, metrics: EngineMetrics, log: Logger, push: WorkerDirectory, cluster: ClusterView): ControlEngineServer {
   function unary<Req, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res> | Res): handleUnaryCall<Req, Res> {
     const labels = { grpc_type: "unary", grpc_service: SERVICE_NAME, grpc_method: method };
     const logged = MUTATING.has(method);
@@ -238,6 +239,15 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
 
     watch: watchHandler(engine, metrics, log),
     backup: backupHandler(engine, metrics, log),
+
+    getCluster: unary("GetCluster", async () => {
+      const c = await cluster.status();
+      return {
+        store: c.store, replica: c.replica, leaderReplica: c.leaderReplica,
+        replicas: c.replicas.map((r) => ({ replica: r.replica, listen: r.listen, startedAtMs: BigInt(r.startedAtMs), version: r.version })),
+        etcd: c.etcd.map((m) => ({ endpoint: m.endpoint, healthy: m.healthy, leader: m.leader, version: m.version, dbSizeBytes: BigInt(m.dbSizeBytes), raftIndex: m.raftIndex, error: m.error })),
+      };
+    }),
 
     getRuleTable: unary("GetRuleTable", async () => {
       const t = await engine.ruleTable();

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { ControlEngineService } from "../../gen/mip46/v1/control.js";
 import { DataPlaneSyncService } from "../../gen/mip46/v1/dataplane.js";
 import type { RulePublisher } from "../rules/push.js";
+import { type ClusterView, soleEngine } from "../engine/replicas.js";
 import { dataPlaneSyncService } from "./dataplane.js";
 import type { Logger } from "../../lib/log.js";
 import { packageRoot } from "../../lib/process/version.js";
@@ -75,6 +76,7 @@ export const SERVER_LIMITS: Readonly<ServerLimits> = {
 
 export async function startGrpcServer(
   engine: Engine, publisher: RulePublisher, metrics: EngineMetrics, log: Logger, listen: string, limits: ServerLimits = SERVER_LIMITS,
+  cluster: ClusterView = soleEngine({ replica: engine.config.replica, listen, startedAtMs: Date.now(), version: "" }),
 ): Promise<GrpcServer> {
   const tls = engine.config.tls;
   let creds = ServerCredentials.createInsecure();
@@ -94,7 +96,7 @@ export async function startGrpcServer(
     "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
     "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
   });
-  server.addService(ControlEngineService, controlService(engine, metrics, log, publisher));
+  server.addService(ControlEngineService, controlService(engine, metrics, log, publisher, cluster));
   server.addService(DataPlaneSyncService, dataPlaneSyncService(publisher, log));
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING", [SYNC_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);

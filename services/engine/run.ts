@@ -12,6 +12,8 @@ import type { Store } from "../store/store.js";
 import { Engine } from "./engine.js";
 import { EtcdLeaderElection, soleLeader, type Leadership } from "./leader.js";
 import { RulePublisher } from "../rules/push.js";
+import { type ClusterView, EtcdReplicas, soleEngine } from "./replicas.js";
+import { buildInfo } from "../../lib/process/version.js";
 
 export interface RunningEngine {
   engine: Engine;
@@ -32,25 +34,32 @@ export async function runEngine(
   let store: Store;
   let election: EtcdLeaderElection | undefined;
   let leadership: Leadership;
+  let cluster: ClusterView;
+  const self = { replica: config.replica, listen: config.listen, startedAtMs: Date.now(), version: buildInfo().version };
   if (config.store.kind === "etcd") {
     const etcd = config.store.etcd!;
     const etcdStore = await EtcdStore.open({ endpoints: etcd.endpoints, prefix: etcd.prefix, dialTimeoutMs: etcd.dialTimeoutMs });
     store = etcdStore;
-    leadership = election = new EtcdLeaderElection(etcdStore, config.replica, etcd.leaderTtlSeconds, log);
+    const e = (leadership = election = new EtcdLeaderElection(etcdStore, config.replica, etcd.leaderTtlSeconds, log));
+    cluster = new EtcdReplicas(etcdStore, self, etcd.endpoints, () => e.status().leaderReplica, log);
   } else {
     store = new SqliteStore(config.store.path, { sync: config.store.sync });
     leadership = soleLeader(store);
+    cluster = soleEngine(self);
   }
   const metrics = new EngineMetrics(store);
   metrics.watchLeadership(() => election?.status().leader ?? true);
   const engine = new Engine(config, store, log, metrics, Date.now, leadership);
   metrics.watchHosts(() => engine.listHosts());
+  metrics.watchEtcd(cluster);
   try {
     await engine.start();
     await election?.start();
+    if (cluster instanceof EtcdReplicas) await cluster.start();
   } catch (e) {
     engine.stop();
     await election?.stop();
+    if (cluster instanceof EtcdReplicas) await cluster.stop();
     await store.close();
     throw e;
   }
@@ -59,12 +68,13 @@ export async function runEngine(
   let grpc: GrpcServer;
   let http: { server: HttpServer; port: number };
   try {
-    grpc = await startGrpcServer(engine, publisher, metrics, log, config.listen, grpcLimits);
+    grpc = await startGrpcServer(engine, publisher, metrics, log, config.listen, grpcLimits, cluster);
     registerBuildInfo(metrics.registry);
     http = await serveMetrics(metrics.registry, config.metricsListen);
   } catch (e) {
     engine.stop();
     await election?.stop();
+    if (cluster instanceof EtcdReplicas) await cluster.stop();
     await store.close();
     throw e;
   }
@@ -77,6 +87,7 @@ export async function runEngine(
       await engine.close();
       // Resigning deletes the leader key, so another replica takes over without waiting for the TTL.
       await election?.stop();
+      if (cluster instanceof EtcdReplicas) await cluster.stop();
       await new Promise<void>((r) => http.server.close(() => r()));
       await store.close();
       log.info("engine stopped");

@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { registerProcessMetrics } from "../../lib/metrics/http.js";
 import type { HostRecord, Store } from "../store/store.js";
 import type { EngineEvents } from "../engine/engine.js";
+import type { ClusterView } from "../engine/replicas.js";
 import type { RulePublisher } from "../rules/push.js";
 
 export class EngineMetrics implements EngineEvents {
@@ -84,6 +85,18 @@ export class EngineMetrics implements EngineEvents {
       registers: [this.registry],
       collect() {
         this.set(isLeader() ? 1 : 0);
+      },
+    });
+  }
+
+  /** `mip46_etcd_endpoint_up{endpoint}`: 1 when the etcd endpoint answered the replica's last status probe (none with the embedded store). */
+  watchEtcd(cluster: ClusterView): void {
+    new Gauge({
+      name: "mip46_etcd_endpoint_up", help: "1 when this etcd endpoint answered the engine's last status probe (every 10 s), else 0.",
+      labelNames: ["endpoint"], registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const m of cluster.lastProbe()) this.set({ endpoint: m.endpoint }, m.healthy ? 1 : 0);
       },
     });
   }

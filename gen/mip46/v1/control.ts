@@ -886,6 +886,39 @@ export interface GetHostResponse {
   host: Host | undefined;
 }
 
+export interface GetClusterRequest {
+}
+
+export interface GetClusterResponse {
+  /** "sqlite" or "etcd". */
+  store: string;
+  /** The replica that answered, and the one that leads (the singleton duties). */
+  replica: string;
+  leaderReplica: string;
+  replicas: Replica[];
+  etcd: EtcdMember[];
+}
+
+export interface Replica {
+  replica: string;
+  /** Its gRPC address as it listens. */
+  listen: string;
+  startedAtMs: bigint;
+  version: string;
+}
+
+export interface EtcdMember {
+  endpoint: string;
+  healthy: boolean;
+  /** Whether this member is the raft leader, by its own status. */
+  leader: boolean;
+  version: string;
+  dbSizeBytes: bigint;
+  raftIndex: bigint;
+  /** Why it is not healthy; empty when it is. */
+  error: string;
+}
+
 function createBaseAllocateCareOfRequest(): AllocateCareOfRequest {
   return { hostId: "", vmId: "", homeAddress: "" };
 }
@@ -9088,6 +9121,502 @@ export const GetHostResponse: MessageFns<GetHostResponse> = {
   },
 };
 
+function createBaseGetClusterRequest(): GetClusterRequest {
+  return {};
+}
+
+export const GetClusterRequest: MessageFns<GetClusterRequest> = {
+  encode(_: GetClusterRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetClusterRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetClusterRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetClusterRequest {
+    return {};
+  },
+
+  toJSON(_: GetClusterRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetClusterRequest>): GetClusterRequest {
+    return GetClusterRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetClusterRequest>): GetClusterRequest {
+    const message = createBaseGetClusterRequest();
+    return message;
+  },
+};
+
+function createBaseGetClusterResponse(): GetClusterResponse {
+  return { store: "", replica: "", leaderReplica: "", replicas: [], etcd: [] };
+}
+
+export const GetClusterResponse: MessageFns<GetClusterResponse> = {
+  encode(message: GetClusterResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.store !== "") {
+      writer.uint32(10).string(message.store);
+    }
+    if (message.replica !== "") {
+      writer.uint32(18).string(message.replica);
+    }
+    if (message.leaderReplica !== "") {
+      writer.uint32(26).string(message.leaderReplica);
+    }
+    for (const v of message.replicas) {
+      Replica.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.etcd) {
+      EtcdMember.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetClusterResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetClusterResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.store = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.leaderReplica = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.replicas.push(Replica.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.etcd.push(EtcdMember.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetClusterResponse {
+    return {
+      store: isSet(object.store) ? globalThis.String(object.store) : "",
+      replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
+      leaderReplica: isSet(object.leaderReplica)
+        ? globalThis.String(object.leaderReplica)
+        : isSet(object.leader_replica)
+        ? globalThis.String(object.leader_replica)
+        : "",
+      replicas: globalThis.Array.isArray(object?.replicas) ? object.replicas.map((e: any) => Replica.fromJSON(e)) : [],
+      etcd: globalThis.Array.isArray(object?.etcd) ? object.etcd.map((e: any) => EtcdMember.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: GetClusterResponse): unknown {
+    const obj: any = {};
+    if (message.store !== "") {
+      obj.store = message.store;
+    }
+    if (message.replica !== "") {
+      obj.replica = message.replica;
+    }
+    if (message.leaderReplica !== "") {
+      obj.leaderReplica = message.leaderReplica;
+    }
+    if (message.replicas?.length) {
+      obj.replicas = message.replicas.map((e) => Replica.toJSON(e));
+    }
+    if (message.etcd?.length) {
+      obj.etcd = message.etcd.map((e) => EtcdMember.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetClusterResponse>): GetClusterResponse {
+    return GetClusterResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetClusterResponse>): GetClusterResponse {
+    const message = createBaseGetClusterResponse();
+    message.store = object.store ?? "";
+    message.replica = object.replica ?? "";
+    message.leaderReplica = object.leaderReplica ?? "";
+    message.replicas = object.replicas?.map((e) => Replica.fromPartial(e)) || [];
+    message.etcd = object.etcd?.map((e) => EtcdMember.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReplica(): Replica {
+  return { replica: "", listen: "", startedAtMs: 0n, version: "" };
+}
+
+export const Replica: MessageFns<Replica> = {
+  encode(message: Replica, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replica !== "") {
+      writer.uint32(10).string(message.replica);
+    }
+    if (message.listen !== "") {
+      writer.uint32(18).string(message.listen);
+    }
+    if (message.startedAtMs !== 0n) {
+      if (BigInt.asUintN(64, message.startedAtMs) !== message.startedAtMs) {
+        throw new globalThis.Error("value provided for field message.startedAtMs of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.startedAtMs);
+    }
+    if (message.version !== "") {
+      writer.uint32(34).string(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Replica {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplica();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.listen = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.startedAtMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Replica {
+    return {
+      replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
+      listen: isSet(object.listen) ? globalThis.String(object.listen) : "",
+      startedAtMs: isSet(object.startedAtMs)
+        ? BigInt(object.startedAtMs)
+        : isSet(object.started_at_ms)
+        ? BigInt(object.started_at_ms)
+        : 0n,
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+    };
+  },
+
+  toJSON(message: Replica): unknown {
+    const obj: any = {};
+    if (message.replica !== "") {
+      obj.replica = message.replica;
+    }
+    if (message.listen !== "") {
+      obj.listen = message.listen;
+    }
+    if (message.startedAtMs !== 0n) {
+      obj.startedAtMs = message.startedAtMs.toString();
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Replica>): Replica {
+    return Replica.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Replica>): Replica {
+    const message = createBaseReplica();
+    message.replica = object.replica ?? "";
+    message.listen = object.listen ?? "";
+    message.startedAtMs = (object.startedAtMs !== undefined && object.startedAtMs !== null)
+      ? BigInt(object.startedAtMs)
+      : 0n;
+    message.version = object.version ?? "";
+    return message;
+  },
+};
+
+function createBaseEtcdMember(): EtcdMember {
+  return { endpoint: "", healthy: false, leader: false, version: "", dbSizeBytes: 0n, raftIndex: 0n, error: "" };
+}
+
+export const EtcdMember: MessageFns<EtcdMember> = {
+  encode(message: EtcdMember, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.endpoint !== "") {
+      writer.uint32(10).string(message.endpoint);
+    }
+    if (message.healthy !== false) {
+      writer.uint32(16).bool(message.healthy);
+    }
+    if (message.leader !== false) {
+      writer.uint32(24).bool(message.leader);
+    }
+    if (message.version !== "") {
+      writer.uint32(34).string(message.version);
+    }
+    if (message.dbSizeBytes !== 0n) {
+      if (BigInt.asUintN(64, message.dbSizeBytes) !== message.dbSizeBytes) {
+        throw new globalThis.Error("value provided for field message.dbSizeBytes of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.dbSizeBytes);
+    }
+    if (message.raftIndex !== 0n) {
+      if (BigInt.asUintN(64, message.raftIndex) !== message.raftIndex) {
+        throw new globalThis.Error("value provided for field message.raftIndex of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.raftIndex);
+    }
+    if (message.error !== "") {
+      writer.uint32(58).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EtcdMember {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEtcdMember();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.endpoint = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.healthy = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.leader = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.dbSizeBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.raftIndex = reader.uint64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EtcdMember {
+    return {
+      endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
+      healthy: isSet(object.healthy) ? globalThis.Boolean(object.healthy) : false,
+      leader: isSet(object.leader) ? globalThis.Boolean(object.leader) : false,
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      dbSizeBytes: isSet(object.dbSizeBytes)
+        ? BigInt(object.dbSizeBytes)
+        : isSet(object.db_size_bytes)
+        ? BigInt(object.db_size_bytes)
+        : 0n,
+      raftIndex: isSet(object.raftIndex)
+        ? BigInt(object.raftIndex)
+        : isSet(object.raft_index)
+        ? BigInt(object.raft_index)
+        : 0n,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: EtcdMember): unknown {
+    const obj: any = {};
+    if (message.endpoint !== "") {
+      obj.endpoint = message.endpoint;
+    }
+    if (message.healthy !== false) {
+      obj.healthy = message.healthy;
+    }
+    if (message.leader !== false) {
+      obj.leader = message.leader;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.dbSizeBytes !== 0n) {
+      obj.dbSizeBytes = message.dbSizeBytes.toString();
+    }
+    if (message.raftIndex !== 0n) {
+      obj.raftIndex = message.raftIndex.toString();
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EtcdMember>): EtcdMember {
+    return EtcdMember.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EtcdMember>): EtcdMember {
+    const message = createBaseEtcdMember();
+    message.endpoint = object.endpoint ?? "";
+    message.healthy = object.healthy ?? false;
+    message.leader = object.leader ?? false;
+    message.version = object.version ?? "";
+    message.dbSizeBytes = (object.dbSizeBytes !== undefined && object.dbSizeBytes !== null)
+      ? BigInt(object.dbSizeBytes)
+      : 0n;
+    message.raftIndex = (object.raftIndex !== undefined && object.raftIndex !== null) ? BigInt(object.raftIndex) : 0n;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
 export type ControlEngineDefinition = typeof ControlEngineDefinition;
 export const ControlEngineDefinition = {
   name: "ControlEngine",
@@ -9328,6 +9857,18 @@ export const ControlEngineDefinition = {
       requestType: GetHostRequest as typeof GetHostRequest,
       requestStream: false,
       responseType: GetHostResponse as typeof GetHostResponse,
+      responseStream: false,
+      options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
+    },
+    /**
+     * The engine replicas, which one leads, and each etcd member's health as the answering replica
+     * sees it (`mipctl cluster`). With the embedded store: the one engine, no etcd.
+     */
+    getCluster: {
+      name: "GetCluster",
+      requestType: GetClusterRequest as typeof GetClusterRequest,
+      requestStream: false,
+      responseType: GetClusterResponse as typeof GetClusterResponse,
       responseStream: false,
       options: { idempotencyLevel: "NO_SIDE_EFFECTS" },
     },
@@ -9665,6 +10206,19 @@ export const ControlEngineService = {
     responseSerialize: (value: GetHostResponse): Buffer => Buffer.from(GetHostResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetHostResponse => GetHostResponse.decode(value),
   },
+  /**
+   * The engine replicas, which one leads, and each etcd member's health as the answering replica
+   * sees it (`mipctl cluster`). With the embedded store: the one engine, no etcd.
+   */
+  getCluster: {
+    path: "/mip46.v1.ControlEngine/GetCluster" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetClusterRequest): Buffer => Buffer.from(GetClusterRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetClusterRequest => GetClusterRequest.decode(value),
+    responseSerialize: (value: GetClusterResponse): Buffer => Buffer.from(GetClusterResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetClusterResponse => GetClusterResponse.decode(value),
+  },
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice: {
     path: "/mip46.v1.ControlEngine/ListAdvice" as const,
@@ -9807,6 +10361,11 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
   getLease: handleUnaryCall<GetLeaseRequest, GetLeaseResponse>;
   getBinding: handleUnaryCall<GetBindingRequest, GetBindingResponse>;
   getHost: handleUnaryCall<GetHostRequest, GetHostResponse>;
+  /**
+   * The engine replicas, which one leads, and each etcd member's health as the answering replica
+   * sees it (`mipctl cluster`). With the embedded store: the one engine, no etcd.
+   */
+  getCluster: handleUnaryCall<GetClusterRequest, GetClusterResponse>;
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice: handleUnaryCall<ListAdviceRequest, ListAdviceResponse>;
   /**
@@ -10224,6 +10783,25 @@ export interface ControlEngineClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetHostResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The engine replicas, which one leads, and each etcd member's health as the answering replica
+   * sees it (`mipctl cluster`). With the embedded store: the one engine, no etcd.
+   */
+  getCluster(
+    request: GetClusterRequest,
+    callback: (error: ServiceError | null, response: GetClusterResponse) => void,
+  ): ClientUnaryCall;
+  getCluster(
+    request: GetClusterRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetClusterResponse) => void,
+  ): ClientUnaryCall;
+  getCluster(
+    request: GetClusterRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetClusterResponse) => void,
   ): ClientUnaryCall;
   /** The migration advice the engine gave, newest first, each with what became of it. */
   listAdvice(
