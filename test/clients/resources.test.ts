@@ -2,7 +2,7 @@
 // guests), read from /proc for a real busy process; and the inventory key that names it.
 import test from "ava";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -20,11 +20,18 @@ test("a VM's CPU and memory come from the process its pid file names; a VM whose
   writeFileSync(join(dir, "busy.pid"), `${child.pid}\n`);
   const files = new Map([["busy", join(dir, "busy.pid")], ["absent", join(dir, "absent.pid")]]);
   const sampler = new ResourceSampler();
+  // The child's own CPU seconds, from /proc (utime + stime, in clock ticks of 1/100 s on Linux).
+  const cpuSeconds = () => readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1].split(" ").slice(11, 13).reduce((a, x) => a + Number(x), 0) / 100;
   await sleep(300);
   sampler.vms(new Map(), files);
-  await sleep(700);
+  const from = cpuSeconds(), started = Date.now();
+  // On a loaded machine the spinner may get little of a core: wait until it has used 0.2 s of
+  // CPU (up to 20 s) rather than for a fixed time.
+  while (cpuSeconds() - from < 0.2 && Date.now() - started < 20_000) await sleep(100);
   const usage = sampler.vms(new Map(), files);
-  t.true(usage.get("busy")!.cpuUsedCores > 0.2, `the spinning process uses CPU (${usage.get("busy")!.cpuUsedCores} cores)`);
+  const used = cpuSeconds() - from, wall = (Date.now() - started) / 1000;
+  t.true(usage.get("busy")!.cpuUsedCores > 0, `the spinning process uses CPU (${usage.get("busy")!.cpuUsedCores} cores)`);
+  t.true(Math.abs(usage.get("busy")!.cpuUsedCores - used / wall) < 0.1 + used / wall / 2, `as much as /proc says: ${usage.get("busy")!.cpuUsedCores} against ${used} s in ${wall} s`);
   t.true(usage.get("busy")!.memoryUsedBytes > 60 * 2 ** 20, `and holds its 64 MiB (${usage.get("busy")!.memoryUsedBytes} bytes resident)`);
   t.deepEqual(usage.get("absent"), { cpuUsedCores: 0, memoryUsedBytes: 0 });
 });
