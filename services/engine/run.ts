@@ -13,6 +13,7 @@ import { Engine } from "./engine.js";
 import { EtcdLeaderElection, soleLeader, type Leadership } from "./leader.js";
 import { RulePublisher } from "../rules/push.js";
 import { type ClusterView, EtcdReplicas, soleEngine } from "./replicas.js";
+import { ConsistencyCheck } from "./consistency.js";
 import { buildInfo } from "../../lib/process/version.js";
 
 export interface RunningEngine {
@@ -25,6 +26,8 @@ export interface RunningEngine {
   metrics: EngineMetrics;
   /** The leader election of a replica on etcd; absent with the embedded store. */
   election?: EtcdLeaderElection;
+  /** Heartbeats against bindings; tests call check() rather than wait for its timer. */
+  consistency: ConsistencyCheck;
   stop(): Promise<void>;
 }
 
@@ -51,6 +54,8 @@ export async function runEngine(
   metrics.watchLeadership(() => election?.status().leader ?? true);
   const engine = new Engine(config, store, log, metrics, Date.now, leadership);
   metrics.watchHosts(() => engine.listHosts());
+  const consistency = new ConsistencyCheck(engine, log);
+  metrics.watchConsistency(consistency);
   metrics.watchEtcd(cluster);
   try {
     await engine.start();
@@ -79,10 +84,12 @@ export async function runEngine(
     throw e;
   }
   const where = config.store.kind === "etcd" ? { store: "etcd", endpoints: config.store.etcd!.endpoints, prefix: config.store.etcd!.prefix, replica: config.replica } : { store: config.store.path };
+  consistency.start();
   log.info("engine started", { grpcPort: grpc.port, metricsPort: http.port, ...where });
   return {
-    engine, publisher, store, grpc, grpcPort: grpc.port, metricsPort: http.port, metrics, election,
+    engine, publisher, store, grpc, grpcPort: grpc.port, metricsPort: http.port, metrics, election, consistency,
     async stop() {
+      consistency.stop();
       await grpc.shutdown();
       await engine.close();
       // Resigning deletes the leader key, so another replica takes over without waiting for the TTL.

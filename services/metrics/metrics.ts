@@ -89,6 +89,15 @@ export class EngineMetrics implements EngineEvents {
     });
   }
 
+  /** `mip46_bindings_contradicted`: VMs whose binding the heartbeats contradict, as of the last check. */
+  watchConsistency(check: { current(): readonly unknown[] }): void {
+    new Gauge({
+      name: "mip46_bindings_contradicted", help: "Bindings whose VM the bound host does not report while another host does (checked every 30 s; see the engine's log).",
+      registers: [this.registry],
+      collect() { this.set(check.current().length); },
+    });
+  }
+
   /** `mip46_etcd_endpoint_up{endpoint}`: 1 when the etcd endpoint answered the replica's last status probe (none with the embedded store). */
   watchEtcd(cluster: ClusterView): void {
     new Gauge({
