@@ -39,6 +39,8 @@ export interface RuleSyncOptions {
 
 export class RuleSyncClient {
   appliedRevision = 0n;
+  /** The epoch of the engine store the applied table came from; "" before the first. */
+  appliedEpoch = "";
   connected = false;
   private stopped = true;
   private next = 0;
@@ -85,6 +87,7 @@ export class RuleSyncClient {
     this.stream = stream;
     let snapshot: Rule[] | undefined;
     let snapshotRevision = 0n;
+    let snapshotEpoch = "";
     let closed = false;
     const close = (why: string) => {
       if (closed) return;
@@ -102,6 +105,7 @@ export class RuleSyncClient {
         case "snapshotBegin":
           snapshot = [];
           snapshotRevision = msg.value.revision;
+          snapshotEpoch = msg.value.epoch;
           break;
         case "snapshotRules":
           for (const r of msg.value.rules) {
@@ -112,7 +116,9 @@ export class RuleSyncClient {
           break;
         case "inSync":
           if (!snapshot || msg.value.revision !== snapshotRevision) return stream.cancel();
+          this.tellIfStoreChanged(engine, snapshotEpoch, snapshotRevision);
           if (!this.apply(stream, snapshotRevision, () => this.o.onSnapshot({ revision: snapshotRevision, rules: snapshot! }), () => closed)) return;
+          this.appliedEpoch = snapshotEpoch;
           snapshot = undefined;
           if (!this.connected) {
             this.connected = true;
@@ -131,7 +137,20 @@ export class RuleSyncClient {
     });
     stream.on("error", (e: Error) => close(e.message));
     stream.on("end", () => close("stream ended"));
-    stream.write({ message: { $case: "hello", value: { workerId: this.o.workerId, appliedRevision: this.appliedRevision } } });
+    stream.write({ message: { $case: "hello", value: { workerId: this.o.workerId, appliedRevision: this.appliedRevision, appliedEpoch: this.appliedEpoch } } });
+  }
+
+  /**
+   * Every snapshot replaces the table, so a changed store needs no more than the snapshot; but
+   * it is said, since the state went back or was replaced (a restore, a new store).
+   */
+  private tellIfStoreChanged(engine: string, epoch: string, revision: bigint): void {
+    if (this.appliedEpoch === "" || this.appliedRevision === 0n) return;
+    if (epoch !== this.appliedEpoch) {
+      this.log.warn("the engine's store is another one (its epoch changed): its table replaces ours", { engine, appliedEpoch: this.appliedEpoch, epoch, appliedRevision: this.appliedRevision, revision });
+    } else if (revision < this.appliedRevision) {
+      this.log.warn("the engine's rule revision went back (its store was restored from a backup?): its table replaces ours", { engine, epoch, appliedRevision: this.appliedRevision, revision });
+    }
   }
 
   /**

@@ -36,7 +36,7 @@ export function dataPlaneSyncService(publisher: RulePublisher, log: Logger): Dat
             return call.end();
           }
           workerId = msg.value.workerId;
-          log.info("worker connected", { workerId: msg.value.workerId, appliedRevision: msg.value.appliedRevision });
+          log.info("worker connected", { workerId: msg.value.workerId, appliedRevision: msg.value.appliedRevision, appliedEpoch: msg.value.appliedEpoch || undefined });
           publisher.attach(msg.value.workerId, send).then((s) => {
             session = s;
             if (ended) publisher.detach(s);

@@ -102,8 +102,8 @@ export class WorkerSession {
   }
 
   private async sendSnapshot(): Promise<void> {
-    const { revision, rules } = await this.store.ruleTable();
-    this.send({ message: { $case: "snapshotBegin", value: { revision } } });
+    const [{ revision, rules }, epoch] = await Promise.all([this.store.ruleTable(), this.store.epoch()]);
+    this.send({ message: { $case: "snapshotBegin", value: { revision, epoch } } });
     const ordered = inDependencyOrder(rules);
     for (let i = 0; i < ordered.length; i += SNAPSHOT_CHUNK) {
       this.send({ message: { $case: "snapshotRules", value: { rules: ordered.slice(i, i + SNAPSHOT_CHUNK).map(ruleToMessage) } } });

@@ -126,6 +126,8 @@ export class EtcdStore extends EtcdPart implements Store {
   setCordon(hostId: string, cordoned: boolean, draining?: boolean): Promise<boolean> { return this.hosts.setCordon(hostId, cordoned, draining); }
   listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]> { return this.hosts.listAdvice(limit, sinceMs); }
 
+  epoch(): Promise<string> { return this.rules.epoch(); }
+
   backup(): Promise<{ revision: bigint }> {
     return Promise.reject(new BackupUnsupportedError("the store is etcd: back it up with etcd's own snapshot (etcdctl snapshot save FILE), and restore with etcdutl snapshot restore"));
   }

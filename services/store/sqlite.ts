@@ -3,6 +3,7 @@
 // commit), so many concurrent calls share one fsync, and a call resolves only after COMMIT.
 // WAL mode with synchronous=FULL makes a committed transaction survive kill -9 and power loss.
 import Database from "better-sqlite3";
+import { randomUUID } from "node:crypto";
 import { ipv4FromValue, parseIPv4 } from "../../lib/net/address.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import { FailedPreconditionError, ResourceExhaustedError } from "../errors.js";
@@ -59,6 +60,7 @@ export class SqliteStore implements Store {
     this.db.pragma("foreign_keys = ON");
     this.db.exec(SCHEMA);
     this.db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('rule_revision', '0')").run();
+    this.db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('epoch', ?)").run(randomUUID());
     const db = this.db;
     this.q = statements(db);
   }
@@ -346,6 +348,10 @@ export class SqliteStore implements Store {
 
   async listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]> {
     return this.q.adviceSince.all(sinceMs, limit).map((r) => JSON.parse(r.body) as AdviceRecord);
+  }
+
+  async epoch(): Promise<string> {
+    return (this.db.prepare("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string }).value;
   }
 
   async backup(path: string): Promise<{ revision: bigint }> {

@@ -193,6 +193,9 @@ export interface Store {
   /** The advice given at or after `sinceMs`, newest first, at most `limit`. */
   listAdvice(limit: number, sinceMs: number): Promise<AdviceRecord[]>;
 
+  /** The store's identity, made once when it was created (a UUID); a backup keeps it. */
+  epoch(): Promise<string>;
+
   /**
    * An online backup of the whole store into a new file at `path` (SQLite's backup API: a
    * consistent copy while the engine serves); its rule revision. On etcd the backup is etcd's

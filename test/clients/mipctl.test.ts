@@ -225,7 +225,7 @@ test("mipctl workers and wait: each connected worker with its applied revision a
     if (d.message?.$case === "inSync" || d.message?.$case === "delta") sent.push(d.message.value.revision);
   });
   stream.on("error", () => undefined);
-  stream.write({ message: { $case: "hello", value: { workerId: "w2", appliedRevision: 0n } } });
+  stream.write({ message: { $case: "hello", value: { workerId: "w2", appliedRevision: 0n, appliedEpoch: "" } } });
   const ack = (revision: bigint) => stream.write({ message: { $case: "ack", value: { revision } } });
   const until = async (cond: () => boolean | Promise<boolean>) => {
     for (const end = Date.now() + 10_000; !(await cond());) {

@@ -48,6 +48,8 @@ export interface WorkerHello {
    * (re)connect the engine sends a full snapshot.
    */
   appliedRevision: bigint;
+  /** The epoch of the store that table came from (SnapshotBegin.epoch), empty for none. */
+  appliedEpoch: string;
 }
 
 export interface RevisionAck {
@@ -66,6 +68,12 @@ export interface EngineMessage {
 /** A full table follows: drop what you have once InSync arrives. */
 export interface SnapshotBegin {
   revision: bigint;
+  /**
+   * The identity of the engine's store, made when the store was created. Revisions count within
+   * one epoch: another epoch is another store (replaced), and within one, a revision lower than
+   * one applied before means the store was restored from a backup.
+   */
+  epoch: string;
 }
 
 /** A chunk of the snapshot. */
@@ -190,7 +198,7 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
 };
 
 function createBaseWorkerHello(): WorkerHello {
-  return { workerId: "", appliedRevision: 0n };
+  return { workerId: "", appliedRevision: 0n, appliedEpoch: "" };
 }
 
 export const WorkerHello: MessageFns<WorkerHello> = {
@@ -203,6 +211,9 @@ export const WorkerHello: MessageFns<WorkerHello> = {
         throw new globalThis.Error("value provided for field message.appliedRevision of type uint64 too large");
       }
       writer.uint32(16).uint64(message.appliedRevision);
+    }
+    if (message.appliedEpoch !== "") {
+      writer.uint32(26).string(message.appliedEpoch);
     }
     return writer;
   },
@@ -236,6 +247,14 @@ export const WorkerHello: MessageFns<WorkerHello> = {
             message.appliedRevision = reader.uint64() as bigint;
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.appliedEpoch = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -260,6 +279,11 @@ export const WorkerHello: MessageFns<WorkerHello> = {
         : isSet(object.applied_revision)
         ? BigInt(object.applied_revision)
         : 0n,
+      appliedEpoch: isSet(object.appliedEpoch)
+        ? globalThis.String(object.appliedEpoch)
+        : isSet(object.applied_epoch)
+        ? globalThis.String(object.applied_epoch)
+        : "",
     };
   },
 
@@ -270,6 +294,9 @@ export const WorkerHello: MessageFns<WorkerHello> = {
     }
     if (message.appliedRevision !== 0n) {
       obj.appliedRevision = message.appliedRevision.toString();
+    }
+    if (message.appliedEpoch !== "") {
+      obj.appliedEpoch = message.appliedEpoch;
     }
     return obj;
   },
@@ -283,6 +310,7 @@ export const WorkerHello: MessageFns<WorkerHello> = {
     message.appliedRevision = (object.appliedRevision !== undefined && object.appliedRevision !== null)
       ? BigInt(object.appliedRevision)
       : 0n;
+    message.appliedEpoch = object.appliedEpoch ?? "";
     return message;
   },
 };
@@ -507,7 +535,7 @@ export const EngineMessage: MessageFns<EngineMessage> = {
 };
 
 function createBaseSnapshotBegin(): SnapshotBegin {
-  return { revision: 0n };
+  return { revision: 0n, epoch: "" };
 }
 
 export const SnapshotBegin: MessageFns<SnapshotBegin> = {
@@ -517,6 +545,9 @@ export const SnapshotBegin: MessageFns<SnapshotBegin> = {
         throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
       }
       writer.uint32(8).uint64(message.revision);
+    }
+    if (message.epoch !== "") {
+      writer.uint32(18).string(message.epoch);
     }
     return writer;
   },
@@ -542,6 +573,14 @@ export const SnapshotBegin: MessageFns<SnapshotBegin> = {
             message.revision = reader.uint64() as bigint;
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.epoch = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -555,13 +594,19 @@ export const SnapshotBegin: MessageFns<SnapshotBegin> = {
   },
 
   fromJSON(object: any): SnapshotBegin {
-    return { revision: isSet(object.revision) ? BigInt(object.revision) : 0n };
+    return {
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      epoch: isSet(object.epoch) ? globalThis.String(object.epoch) : "",
+    };
   },
 
   toJSON(message: SnapshotBegin): unknown {
     const obj: any = {};
     if (message.revision !== 0n) {
       obj.revision = message.revision.toString();
+    }
+    if (message.epoch !== "") {
+      obj.epoch = message.epoch;
     }
     return obj;
   },
@@ -572,6 +617,7 @@ export const SnapshotBegin: MessageFns<SnapshotBegin> = {
   fromPartial(object: DeepPartial<SnapshotBegin>): SnapshotBegin {
     const message = createBaseSnapshotBegin();
     message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.epoch = object.epoch ?? "";
     return message;
   },
 };

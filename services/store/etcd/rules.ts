@@ -1,6 +1,7 @@
 // The rule table on etcd, with what changes together with it: a VM's binding and the migration
 // that made it. Every rule change compares the revision key, so the replicas' changes are
 // serialised by etcd; each revision's changes are logged for workers that reconnect.
+import { randomUUID } from "node:crypto";
 import type { IOperation } from "etcd3";
 import type { Rule } from "../../../lib/rules/rules.js";
 import { ConflictError, FailedPreconditionError } from "../../errors.js";
@@ -23,6 +24,16 @@ export class EtcdRules extends EtcdPart {
     rw.on("put", (kv) => s.notify(BigInt(kv.value.toString())));
     s.watchers.push(rw);
   }
+
+  /** The store's epoch: made by the first replica that opens an empty prefix (a put only where the key has no version yet). */
+  async epoch(): Promise<string> {
+    if (this.epochValue) return this.epochValue;
+    const key = this.k("epoch");
+    await this.s.client.if(key, "Version", "==", 0).then(this.s.client.put(key).value(randomUUID())).commit();
+    return (this.epochValue = (await this.s.client.get(key).string()) ?? "");
+  }
+
+  private epochValue?: string;
 
   // --- rules and bindings ---------------------------------------------------------------------
 

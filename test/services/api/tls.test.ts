@@ -223,7 +223,7 @@ test.serial("a worker with a worker certificate syncs the rules over TLS; others
     const stream = c.syncRules();
     stream.on("data", (m: EngineMessage) => reject(new Error(`got ${m.message?.$case}`)));
     stream.on("error", (err: ServiceError) => resolve(err));
-    stream.write({ message: { $case: "hello", value: { workerId, appliedRevision: 0n } } });
+    stream.write({ message: { $case: "hello", value: { workerId, appliedRevision: 0n, appliedEpoch: "" } } });
   });
   const other = await refused("worker-dp-1", "dp-2");
   t.is(other.code, status.PERMISSION_DENIED);
@@ -238,7 +238,7 @@ test.serial("a worker with a worker certificate syncs the rules over TLS; others
     stream.on("data", (m: EngineMessage) => reject(new Error(`got ${m.message?.$case}`)));
     stream.on("error", (err: ServiceError) => resolve(err));
     stream.write({ message: { $case: "ack", value: { revision: 0n } } });
-    stream.write({ message: { $case: "hello", value: { workerId: "dp-2", appliedRevision: 0n } } });
+    stream.write({ message: { $case: "hello", value: { workerId: "dp-2", appliedRevision: 0n, appliedEpoch: "" } } });
   });
   t.is(late.code, status.PERMISSION_DENIED);
   t.regex(late.details, /^hello\.worker_id: 'dp-2' is not this worker \(its certificate says worker:dp-1\)/);

@@ -83,7 +83,7 @@ test("a worker that does not acknowledge shows up as lagging", async (t) => {
   const seen: EngineMessage[] = [];
   stream.on("data", (d: EngineMessage) => seen.push(d));
   stream.on("error", () => undefined);
-  stream.write({ message: { $case: "hello", value: { workerId: "silent", appliedRevision: 0n } } });
+  stream.write({ message: { $case: "hello", value: { workerId: "silent", appliedRevision: 0n, appliedEpoch: "" } } });
   await until(() => seen.some((s) => s.message?.$case === "inSync"));
   t.deepEqual(seen.map((s) => s.message?.$case), ["snapshotBegin", "snapshotRules", "inSync"]);
   await migrate(e.client, "vm-a", "192.0.2.1");
@@ -105,8 +105,8 @@ test("a stream is the worker its first hello names: a second hello naming anothe
   const ended = new Promise<{ code: number }>((resolve) => stream.on("status", resolve));
   stream.on("data", () => undefined);
   stream.on("error", () => undefined);
-  stream.write({ message: { $case: "hello", value: { workerId: "w1", appliedRevision: 0n } } });
-  stream.write({ message: { $case: "hello", value: { workerId: "w2", appliedRevision: 0n } } });
+  stream.write({ message: { $case: "hello", value: { workerId: "w1", appliedRevision: 0n, appliedEpoch: "" } } });
+  stream.write({ message: { $case: "hello", value: { workerId: "w2", appliedRevision: 0n, appliedEpoch: "" } } });
   await ended;
   const metrics = async () => (await fetch(`http://127.0.0.1:${e.running.metricsPort}/metrics`)).text();
   await until(async () => /^mip46_dataplane_workers_connected 0$/m.test(await metrics())).catch(() => undefined);
