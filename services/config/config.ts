@@ -4,7 +4,7 @@
 // stops the engine with a message naming the key.
 import { hostname } from "node:os";
 import {
-  AddressError, type Cidr4, ipv4FromValue, type Cidr6, type IPv4, cidrText, parseCidr4, parseCidr6, parseIPv4, prefixContains, prefixesOverlap,
+  AddressError, type Cidr4, ipv4FromValue, type Cidr6, type IPv4, type IPv6, cidrText, parseCidr4, parseCidr6, parseIPv4, parseIPv6, prefixContains, prefixesOverlap,
 } from "../../lib/net/address.js";
 import { isRfc6052Length, RFC6052_LENGTHS } from "../../lib/net/rfc6052.js";
 import { ConfigError } from "../errors.js";
@@ -33,11 +33,15 @@ export interface SegmentConfig {
   /** The RFC 6052 prefix assigned to the segment (flow 3.2 c); absent if it has none. */
   prefix?: Cidr6;
   careOfPool?: PoolConfig;
+  /** The segment's home agent (`homeAgent`); absent: the engine learns it from the first registration. */
+  homeAgent?: IPv4;
 }
 
 export interface IPv6NetworkConfig {
   name: string;
   network: Cidr6;
+  /** The network's home agent (`homeAgent`); absent: the engine learns it from the first registration. */
+  homeAgent?: IPv6;
 }
 
 export interface EngineConfig {
@@ -166,7 +170,11 @@ function engineConfig(raw: EngineFile): EngineConfig {
         if (outside(network, r)) throw new ConfigError(`${key}.careOfRange: ${r.first.text}-${r.last.text} lies outside the segment ${cidrText(network)}`);
       }
     }
-    return { name, network, prefix, careOfPool };
+    const homeAgent = sr.homeAgent === undefined ? undefined : parseIPv4(sr.homeAgent, `${key}.homeAgent`);
+    if (homeAgent && !prefixContains(network.network.bytes, network.length, homeAgent.bytes)) {
+      throw new ConfigError(`${key}.homeAgent: ${homeAgent.text} is not on the segment ${cidrText(network)}; a home agent is a router of its home network`);
+    }
+    return { name, network, prefix, careOfPool, homeAgent };
   });
 
   const ipv6Networks: IPv6NetworkConfig[] = raw.ipv6Networks.map((nr, i) => {
@@ -175,7 +183,11 @@ function engineConfig(raw: EngineFile): EngineConfig {
     // The care-of address carries the IPv4 home address in its low 32 bits (paper, flow 3.1 b),
     // so the network must leave at least 32 bits for it.
     if (network.length > 96) throw new ConfigError(`${key}.network: must be /96 or shorter to hold an IPv4 address`);
-    return { name: nr.name ?? cidrText(network), network };
+    const homeAgent = nr.homeAgent === undefined ? undefined : parseIPv6(nr.homeAgent, `${key}.homeAgent`);
+    if (homeAgent && !prefixContains(network.network.bytes, network.length, homeAgent.bytes)) {
+      throw new ConfigError(`${key}.homeAgent: ${homeAgent.text} is not on the network ${cidrText(network)}; a home agent is a router of its home network`);
+    }
+    return { name: nr.name ?? cidrText(network), network, homeAgent };
   });
 
   const xlat = raw.translation;
