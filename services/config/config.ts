@@ -11,6 +11,7 @@ import { ConfigError } from "../errors.js";
 import type { TlsFiles } from "../../lib/tls/tls.js";
 import { isObject, parseShape, readYamlFile } from "../../lib/config/schema.js";
 import { ENGINE_FILE, withoutNulls, type EngineFile } from "./schema.js";
+import { splitHostPort } from "../../lib/metrics/http.js";
 
 /** A contiguous IPv4 range leases are served from. */
 export interface AddressRange {
@@ -200,6 +201,8 @@ function engineConfig(raw: EngineFile): EngineConfig {
   }
   checkOverlaps(pool, poolNet, segments, ipv6Networks, translationPrefix, ipv4Translatable);
 
+  checkListen("listen", raw.listen);
+  checkListen("metricsListen", raw.metricsListen);
   const kind = raw.store.kind;
   const config: EngineConfig = {
     listen: raw.listen,
@@ -220,6 +223,17 @@ function engineConfig(raw: EngineFile): EngineConfig {
     .reduce((n, p) => n + p.ranges.reduce((m, r) => m + rangeSize(r), 0), 0);
   if (total > MAX_POOL_ADDRESSES) throw new ConfigError(`pools: ${total} addresses in all; at most ${MAX_POOL_ADDRESSES}`);
   return config;
+}
+
+/** `listen` / `metricsListen`: HOST:PORT (or [IPv6]:PORT) with a port in 0-65535; `error` names the key otherwise. */
+export function checkListen(key: string, value: string, error: (message: string) => Error = (m) => new ConfigError(m)): void {
+  let port: number;
+  try {
+    port = splitHostPort(value).port;
+  } catch (e) {
+    throw error(`${key}: ${(e as Error).message}`);
+  }
+  if (port > 65535) throw error(`${key}: '${value}': port ${port} is out of range (0-65535)`);
 }
 
 function checkOverlaps(pool: PoolConfig, poolNet: Cidr4, segments: SegmentConfig[], nets: IPv6NetworkConfig[], xlat: Cidr6 | undefined, translatable: Cidr4[]): void {
