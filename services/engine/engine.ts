@@ -62,6 +62,16 @@ export interface EngineEvents {
 
 const noEvents: EngineEvents = { adviceGiven() {}, leasesExpired() {} };
 
+/**
+ * The configuration keys a reload applies (Engine.reload): each use reads them afresh. Leases
+ * given before keep their lifetime until renewed; the sweep's period (at most 1 s) stays.
+ */
+export const RELOADABLE: ReadonlySet<string> = new Set([
+  "leases.lifetimeSeconds", "leases.cooldownSeconds", "leases.correspondentLifetimeSeconds",
+  "hosts.heartbeatIntervalSeconds", "hosts.downAfterSeconds",
+  "migration.highWatermark", "migration.windowSeconds", "migration.vmCooldownSeconds",
+]);
+
 /** Hosts per liveness key on etcd: at 100 bytes an entry, about 100 KiB a key. */
 const LIVENESS_SHARD = 1000;
 
@@ -116,7 +126,9 @@ export class Engine {
     }
     this.history = new History(store, () => this.listHosts(), config.migration.windowSeconds * 1000, now);
     const core = {
-      config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs, history: this.history,
+      config, store, plan: this.plan, advisor: this.advisor, log, now, history: this.history,
+      // Read at each use: a configuration reload may change it.
+      get cooldownMs() { return config.leases.cooldownSeconds * 1000; },
       exclusive: <T>(fn: () => Promise<T>) => this.exclusive(fn), host: (hostId: string) => this.host(hostId),
     };
     this.migrations = new Migrations(core);
@@ -150,6 +162,31 @@ export class Engine {
   private async compileConfigRules(): Promise<void> {
     const store = this.leadership.leaderStore();
     if (store) await store.replaceRules(CONFIG_OWNER, configRules(this.config));
+  }
+
+  /**
+   * SIGHUP (issue 11 §7): of the keys that changed in the reread file, applies those every use
+   * reads afresh (RELOADABLE), and answers the rest, which take effect at the next restart. On etcd
+   * hosts.downAfterSeconds sets the liveness batches' period, so it waits for a restart there; a
+   * new migration.highWatermark is applied only above the running lowWatermark, which the
+   * advisor's headroom index is built on.
+   */
+  reload(fresh: EngineConfig, changed: string[]): { applied: string[]; restart: string[] } {
+    const c = this.config;
+    const reloadable = (key: string) => RELOADABLE.has(key)
+      && !(key === "hosts.downAfterSeconds" && this.cluster)
+      && !(key === "migration.highWatermark" && (changed.includes("migration.lowWatermark") || fresh.migration.highWatermark <= c.migration.lowWatermark));
+    const applied = changed.filter(reloadable);
+    for (const key of applied) {
+      const [section, field] = key.split(".") as ["leases" | "hosts" | "migration", string];
+      (c[section] as Record<string, number>)[field] = (fresh[section] as Record<string, number>)[field];
+    }
+    if (applied.some((k) => k.startsWith("migration."))) {
+      const m = c.migration;
+      this.advisor.retune({ highWatermark: m.highWatermark, windowMs: m.windowSeconds * 1000, vmCooldownMs: m.vmCooldownSeconds * 1000 });
+      this.cluster?.retune(m.highWatermark);
+    }
+    return { applied, restart: changed.filter((k) => !applied.includes(k)) };
   }
 
   /** Stops the timers (the sweep, the liveness batches); tests then call them by hand. */

@@ -27,6 +27,8 @@ export interface RunningEngine {
   /** The leader election of a replica on etcd; absent with the embedded store. */
   election?: EtcdLeaderElection;
   stop(): Promise<void>;
+  /** SIGHUP: applies the changed keys that can be (Engine.reload); answers those that need a restart. */
+  reload(fresh: EngineConfig, changed: string[]): { applied: string[]; restart: string[] };
 }
 
 /** Options of runEngine beyond the configuration. */
@@ -86,6 +88,7 @@ export async function runEngine(
   const served = grpc;
   return {
     engine, publisher, store, grpc: served, grpcPort: served.port, metricsPort: http.port, metrics, election,
+    reload: (fresh, changed) => engine.reload(fresh, changed),
     async stop() {
       await served.shutdown();
       await engine.close();
