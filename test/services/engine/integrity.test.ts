@@ -4,7 +4,7 @@
 // migrations) is compared before and after.
 import test, { type ExecutionContext } from "ava";
 import { status } from "@grpc/grpc-js";
-import { LeasePurpose } from "../../../gen/mip46/v1/control.js";
+import { HostState, LeasePurpose } from "../../../gen/mip46/v1/control.js";
 import { createLogger } from "../../../lib/log.js";
 import { failure, hostOn, startTestEngine, storedState, tempDir, type TestEngine } from "../../../harness/engine.js";
 import { startEtcdCluster, type EtcdCluster } from "../../../harness/etcd.js";
@@ -336,5 +336,59 @@ for (const kind of STORES) {
     t.true((await e.client.prepareMigration(third)).prepared);
     await e.client.registerMigration(third);
     t.deepEqual((await parts(e)).bindings, [`a@h6 ${c3.careOfIpv4} `]);
+  });
+}
+
+for (const kind of STORES) {
+  test(`${kind}: a migration the engine knows of lets another host take a bound VM's lease over: its advice, or the VM's host down`, async (t) => {
+    // VMs rest no time after a move, so the registrations below do not hold back the advice.
+    const e = await engineOnWith(t, kind, {
+      hosts: { heartbeatIntervalSeconds: 0.1, downAfterSeconds: 2 },
+      migration: { highWatermark: 0.85, lowWatermark: 0.7, windowSeconds: 0, vmCooldownSeconds: 0 },
+    });
+    const gib = 1n << 30n;
+    const cool = { cpuUsedCores: 1, cpuTotalCores: 16, memoryUsedBytes: 2n * gib, memoryTotalBytes: 64n * gib };
+    const h6 = hostOn(6, "h6");
+    await e.client.heartbeat({ ...hostOn(6, "h7", 11), resources: cool });
+    const reg = async (vmId: string, home: string) => {
+      const c = await e.client.allocateCareOf({ hostId: "h6", vmId, homeAddress: home });
+      await e.client.registerMigration({ vmId, homeAddress: home, homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+      return c;
+    };
+    await e.client.heartbeat(h6);
+    const cbig = await reg("big", "192.0.2.51");
+    await reg("small", "192.0.2.50");
+    // h6 runs both and is hot: the engine advises moving big to h7 (the leader's duty: on etcd once it leads).
+    const hot = {
+      ...h6, resources: { cpuUsedCores: 7.6, cpuTotalCores: 8, memoryUsedBytes: 8n * gib, memoryTotalBytes: 32n * gib },
+      vms: [{ vmId: "small", homeAddress: "192.0.2.50", cpuUsedCores: 0.2, memoryUsedBytes: gib }, { vmId: "big", homeAddress: "192.0.2.51", cpuUsedCores: 3, memoryUsedBytes: 4n * gib }],
+    };
+    let advice = (await e.client.heartbeat(hot)).advice;
+    for (let i = 0; advice.length === 0 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await e.client.heartbeat({ ...hostOn(6, "h7", 11), resources: cool });
+      advice = (await e.client.heartbeat(hot)).advice;
+    }
+    t.like(advice[0], { vmId: "big", sourceHostId: "h6", destinationHostId: "h7" });
+    const refused = await failure(e.client.allocateCareOf({ hostId: "h7", vmId: "small", homeAddress: "192.0.2.50" }));
+    t.regex(refused.details, /^vm_id: vm small is bound at host h6 .* heartbeat lists it/, "no advice sends small to h7");
+    const before = await parts(e);
+    const taken = await e.client.allocateCareOf({ hostId: "h7", vmId: "big", homeAddress: "192.0.2.51" });
+    t.is(taken.careOfIpv4, cbig.careOfIpv4, "the advised destination takes big's lease over, the same address");
+    t.deepEqual(await parts(e), before, "and nothing else changes: big's binding at h6 keeps pointing at it until h7 registers");
+    t.deepEqual((await e.client.listLeases({ holder: "big" })).leases.map((l) => l.hostId), ["h7"]);
+    t.true(e.logs.some((l) => l.msg === "care-of lease taken over" && l.vmId === "big" && l.why === "advice"));
+
+    // h6 falls silent and is marked down: small's lease may go to h7 too.
+    let h6State = 0;
+    for (let i = 0; h6State !== HostState.HOST_STATE_DOWN && i < 300; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await e.client.heartbeat({ ...hostOn(6, "h7", 11), resources: cool });
+      h6State = (await e.client.listHosts({ hostId: "h6" })).hosts[0].state;
+    }
+    await e.client.allocateCareOf({ hostId: "h7", vmId: "small", homeAddress: "192.0.2.50" });
+    t.deepEqual((await e.client.listLeases({ holder: "small" })).leases.map((l) => l.hostId), ["h7"]);
+    t.deepEqual(await parts(e), before);
+    t.true(e.logs.some((l) => l.msg === "care-of lease taken over" && l.vmId === "small" && l.why === "host down"));
   });
 }
