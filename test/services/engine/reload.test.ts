@@ -4,14 +4,9 @@
 // and on etcd (where hosts.downAfterSeconds waits for a restart: it sets the liveness batches).
 import test from "ava";
 import { rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { stringify } from "yaml";
-import { connectControl } from "../../../clients/control.js";
-import { spawnUntilReady } from "../../../lib/process/spawn.js";
-import { hostOn, labConfig, storedState, tempDir } from "../../../harness/engine.js";
+import { hostOn, killHard, labConfig, logLines as lines, spawnEngine, storedState, tempDir, waitForLogLine as waitForLine } from "../../../harness/engine.js";
 import { startEtcdCluster, type EtcdCluster } from "../../../harness/etcd.js";
-
-type Line = { level: string; msg: string; changed?: string[]; applied?: string[] };
 
 let cluster: EtcdCluster | undefined;
 test.before(async () => {
@@ -21,31 +16,14 @@ test.after.always(async () => {
   await cluster?.stop();
 });
 
-function lines(log: string): Line[] {
-  return log.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Line);
-}
-
-async function waitForLine(log: () => string, from: number, pred: (l: Line) => boolean): Promise<Line> {
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    const l = lines(log()).slice(from).find(pred);
-    if (l) return l;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no such log line; the log:\n${log()}`);
-}
-
 for (const kind of ["sqlite", "etcd"] as const) {
   test(`${kind}: SIGHUP applies leases, host timing and migration thresholds at once, and names what needs a restart`, async (t) => {
     const dir = tempDir("m46ig-reload-");
     const store = kind === "sqlite" ? {} : { replica: "r0", store: { kind: "etcd", etcd: { endpoints: cluster!.endpoints, prefix: `/m46ig-reload-${process.pid}` } } };
-    const path = join(dir, "engine.yaml");
-    writeFileSync(path, stringify(labConfig(dir, store)));
-    const { child, ready, log } = await spawnUntilReady<{ grpcPort: number }>(process.execPath, ["bin/mip46-engine.js", "--config", path], "engine started");
-    const client = connectControl(`127.0.0.1:${ready.grpcPort}`);
-    t.teardown(() => {
-      client.close();
-      if (child.exitCode === null) child.kill("SIGKILL");
+    const engine = await spawnEngine(dir, store);
+    const { child, client, log, configPath: path } = engine;
+    t.teardown(async () => {
+      await killHard(engine);
       rmSync(dir, { recursive: true, force: true });
     });
     t.is((await client.heartbeat(hostOn(6, "h6"))).heartbeatIntervalSeconds, 1);
