@@ -4,7 +4,7 @@
 // NOT_SERVING meanwhile, and serves once etcd answers.
 import test from "ava";
 import { spawn } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { credentials, makeGenericClientConstructor, type ServiceError, status } from "@grpc/grpc-js";
@@ -60,6 +60,7 @@ test("a start that cannot work ends in one line naming the key and the value, ex
     t.deepEqual(errors.map((l) => [l.msg, l.error]), [[msg, error]], `${what}: one error line, naming the key`);
     t.false(stderr.includes("    at "), `${what}: no stack trace`);
   }
+  t.false(existsSync(join(dir, "no-such-folder")), "the missing folder was not made");
 });
 
 test("etcd unreachable at start: the engine retries, answers NOT_SERVING (health) and UNAVAILABLE (calls) meanwhile, and serves once etcd answers", async (t) => {
