@@ -244,10 +244,7 @@ export class Engine {
     // IPv4 VM on a foreign IPv4 segment gets a co-located care-of address the same way (RFC 5944 §1.2).
     const held = await this.store.getLease(vmId, "care-of");
     const lease = held && held.hostId !== hostId
-      ? await this.exclusive(async () => {
-        await this.takeOver(hostId, vmId, pool, nowMs);
-        return this.store.acquireLease(base);
-      })
+      ? await this.exclusive(async () => this.store.acquireLease({ ...base, hostId: await this.takeOver(hostId, vmId, pool, nowMs) }))
       : await this.store.acquireLease(base);
     const v6 = this.plan.careOfIPv6(net, home, parseIPv4(lease.address, "care_of_ipv4"))?.text ?? "";
     return { careOfIPv4: lease.address, careOfIPv6: v6, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
@@ -278,12 +275,17 @@ export class Engine {
    * migration prepared for B is superseded (its rules go). Taken over into another pool, the
    * address cools down, so a binding that points at it goes too (as on expiry: a binding cannot
    * outlive its care-of address); refused while the VM still runs at the binding's host.
+   *
+   * The host the VM is bound at, renewing while the lease is already the destination's, renews it
+   * for the destination (the same address): its agent goes on renewing the VM's registration
+   * until the VM leaves. Resolves the host the lease is to be held for.
    */
-  private async takeOver(hostId: string, vmId: string, pool: string, nowMs: number): Promise<void> {
+  private async takeOver(hostId: string, vmId: string, pool: string, nowMs: number): Promise<string> {
     const lease = await this.store.getLease(vmId, "care-of");
-    if (!lease || lease.hostId === hostId) return;
+    if (!lease || lease.hostId === hostId) return hostId;
     const b = await this.store.getBinding(vmId);
     const uses = b !== undefined && b.careOfIPv4 === lease.address;
+    if (uses && b.hostId === hostId && lease.pool === pool) return lease.hostId;
     const boundThere = uses && b.hostId === lease.hostId;
     const holder = await this.host(lease.hostId);
     const down = !holder || holder.state === "down";
@@ -312,6 +314,7 @@ export class Engine {
     this.log.warn("care-of lease taken over", {
       vmId, from: lease.hostId, to: hostId, address: lease.address, why: advised ? "advice" : down ? "host down" : "no longer listed", bindingRemoved: dropBinding, preparedSuperseded: !b,
     });
+    return hostId;
   }
 
   releaseCareOf(sel: { address: IPv4 } | { vmId: string }, force = false): Promise<Released> {

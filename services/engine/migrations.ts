@@ -267,7 +267,15 @@ export class Migrations {
       }
       const released: string[] = [];
       if (binding) {
-        // Bound at another host: nothing was prepared (prepareMigration left it alone).
+        // Bound at another host: nothing was prepared (prepareMigration left it alone). A care-of
+        // lease this host took over for the move, which the binding still uses, goes back to the
+        // host the VM is bound at (AllocateCareOf's takeover, issue 11 §1).
+        const careOf = await this.core.store.getLease(vmId, "care-of");
+        if (careOf && careOf.hostId === hostId && careOf.address === binding.careOfIPv4) {
+          await this.core.store.acquireLease({
+            pool: careOf.pool, holder: vmId, purpose: "care-of", hostId: binding.hostId, nowMs, expiresAtMs: careOf.expiresAtMs, cooldownMs: this.core.cooldownMs,
+          });
+        }
         this.core.log.info("migration aborted", { vmId, hostId, released, boundAt: binding.hostId });
         return { ruleRevision: (await this.core.store.ruleTable()).revision, released };
       }

@@ -378,6 +378,16 @@ for (const kind of STORES) {
     t.deepEqual(await parts(e), before, "and nothing else changes: big's binding at h6 keeps pointing at it until h7 registers");
     t.deepEqual((await e.client.listLeases({ holder: "big" })).leases.map((l) => l.hostId), ["h7"]);
     t.true(e.logs.some((l) => l.msg === "care-of lease taken over" && l.vmId === "big" && l.why === "advice"));
+    // h6, where big is bound and still runs, renewing meanwhile: the same lease, renewed for h7.
+    const renewed = await e.client.allocateCareOf({ hostId: "h6", vmId: "big", homeAddress: "192.0.2.51" });
+    t.like(renewed, { careOfIpv4: cbig.careOfIpv4, careOfIpv6: cbig.careOfIpv6 });
+    t.deepEqual((await e.client.listLeases({ holder: "big" })).leases.map((l) => l.hostId), ["h7"]);
+    t.deepEqual(await parts(e), before);
+    // The move is cancelled: h7's abort gives the lease back to h6, where big stays bound; then h7 takes it over again.
+    t.deepEqual((await e.client.abortMigration({ vmId: "big", hostId: "h7" })).releasedAddresses, []);
+    t.deepEqual((await e.client.listLeases({ holder: "big" })).leases.map((l) => l.hostId), ["h6"]);
+    t.deepEqual(await parts(e), before);
+    await e.client.allocateCareOf({ hostId: "h7", vmId: "big", homeAddress: "192.0.2.51" });
 
     // h6 falls silent and is marked down: small's lease may go to h7 too.
     let h6State = 0;
