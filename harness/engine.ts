@@ -59,16 +59,39 @@ export interface ChildEngine {
   address: string;
   metricsPort: number;
   client: ControlClient;
+  /** The configuration file it was started with (a test may rewrite it and send SIGHUP). */
+  configPath: string;
+  /** Everything it wrote to stderr so far (its JSON log lines). */
+  log(): string;
 }
 
 /** Runs bin/mip46-engine.js as its own process and waits for its "engine started" log line. */
 export async function spawnEngine(dir: string, overrides: Record<string, unknown> = {}): Promise<ChildEngine> {
   const configPath = join(dir, "engine.yaml");
   writeFileSync(configPath, stringify(labConfig(dir, overrides)));
-  const { child, ready } = await spawnUntilReady<{ grpcPort: number; metricsPort: number }>(
+  const { child, ready, log } = await spawnUntilReady<{ grpcPort: number; metricsPort: number }>(
     process.execPath, ["bin/mip46-engine.js", "--config", configPath], "engine started");
   const address = `127.0.0.1:${ready.grpcPort}`;
-  return { child, address, metricsPort: ready.metricsPort, client: connectControl(address) };
+  return { child, address, metricsPort: ready.metricsPort, client: connectControl(address), configPath, log };
+}
+
+/** A daemon's JSON log line, with the fields tests look at. */
+export type LogLine = { level: string; msg: string; changed?: string[]; applied?: string[]; error?: string; logLevel?: string };
+
+/** The JSON lines of a daemon's stderr. */
+export function logLines(log: string): LogLine[] {
+  return log.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as LogLine);
+}
+
+/** The first log line after the `from`th that `pred` accepts, as soon as it is written (at most `ms`). */
+export async function waitForLogLine(log: () => string, from: number, pred: (l: LogLine) => boolean, ms = 10_000): Promise<LogLine> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const l = logLines(log()).slice(from).find(pred);
+    if (l) return l;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no such log line; the log:\n${log()}`);
 }
 
 export function killHard(e: ChildEngine): Promise<void> {

@@ -1,8 +1,9 @@
 // What every mip46 daemon does around its work: wait for SIGTERM/SIGINT, and turn the outcome
 // of main() into an exit code with a JSON log line for an unexpected failure. While it runs:
-// - SIGHUP reads the configuration file again and checks it. Nothing is applied in place yet: the
-//   daemon logs whether the file is refused, unchanged, or which keys changed and need a restart
-//   (before, SIGHUP's default action ended the process);
+// - SIGHUP reads the configuration file again and checks it. A daemon whose start() answers a
+//   reload() applies the changed keys it can (the engine: services/engine/engine.ts RELOADABLE);
+//   the daemon logs whether the file is refused, unchanged, which keys were applied, and which
+//   changed and need a restart (before, SIGHUP's default action ended the process);
 // - SIGUSR2 switches the log to debug and back (SIGUSR1 is Node's, it starts the inspector).
 import { parseArgs } from "node:util";
 import { createLogger, levelFromEnv, type Level, type LevelControl, type Logger } from "../log.js";
@@ -68,7 +69,14 @@ export interface ConfiguredDaemon<C> {
   /** Applies the daemon's own flags that override the file. */
   override?(config: C, args: DaemonArgs): void;
   /** Starts the daemon; resolves once it is ready. */
-  start(config: C, log: Logger): Promise<{ stop(): Promise<void> }>;
+  start(config: C, log: Logger): Promise<Running<C>>;
+}
+
+/** A started daemon: stop(), and reload() when it applies keys of a reread configuration in place. */
+export interface Running<C> {
+  stop(): Promise<void>;
+  /** Applies what it can of `changed` (dotted keys of `fresh`); answers what it applied and what needs a restart. */
+  reload?(fresh: C, changed: string[]): { applied: string[]; restart: string[] };
 }
 
 /**
@@ -121,13 +129,14 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
   const metricsListen = stringFlag(args, "metrics-listen");
   if (metricsListen !== undefined) d.metricsOf(config).metricsListen = metricsListen;
   d.override?.(config, args);
-  // Before the start: a SIGHUP while the daemon starts must not end it (SIGHUP's default action).
-  const reread = () => reloadCheck(d, path, args, config, log);
+  // Before the start: a SIGHUP while the daemon starts must not end it (SIGHUP's default action);
+  // one then is checked and nothing applied.
+  let running: Running<C> | undefined;
+  const reread = () => reloadCheck(d, path, args, config, log, running);
   const startLevel = log.level;
   const toggle = () => switchLogLevel(log, startLevel);
   process.on("SIGHUP", reread);
   process.on("SIGUSR2", toggle);
-  let running;
   try {
     running = await d.start(config, log);
   } catch (e) {
@@ -141,8 +150,8 @@ export async function configuredDaemon<C>(d: ConfiguredDaemon<C>, argv = process
   return 0;
 }
 
-/** SIGHUP: the file read and checked again; what changed is named, nothing is applied. */
-export function reloadCheck<C>(d: ConfiguredDaemon<C>, path: string, args: DaemonArgs, running: C, log: Logger): string[] {
+/** SIGHUP: the file read and checked again; what changed is named, and applied where `daemon` can (answers the keys left for a restart). */
+export function reloadCheck<C>(d: ConfiguredDaemon<C>, path: string, args: DaemonArgs, running: C, log: Logger, daemon?: Running<C>): string[] {
   let fresh: C;
   try {
     fresh = d.load(path, args);
@@ -153,9 +162,17 @@ export function reloadCheck<C>(d: ConfiguredDaemon<C>, path: string, args: Daemo
   const metricsListen = stringFlag(args, "metrics-listen");
   if (metricsListen !== undefined) d.metricsOf(fresh).metricsListen = metricsListen;
   d.override?.(fresh, args);
-  const changed = changedKeys(running, fresh);
-  if (changed.length === 0) log.info("configuration reread: unchanged", { path });
-  else log.warn("configuration reread: changed keys take effect at the next restart", { path, changed });
+  let changed = changedKeys(running, fresh);
+  if (changed.length === 0) {
+    log.info("configuration reread: unchanged", { path });
+    return changed;
+  }
+  if (daemon?.reload) {
+    const { applied, restart } = daemon.reload(fresh, changed);
+    if (applied.length > 0) log.info("configuration reloaded: changed keys applied", { path, applied });
+    changed = restart;
+  }
+  if (changed.length > 0) log.warn("configuration reread: changed keys take effect at the next restart", { path, changed });
   return changed;
 }
 

@@ -4,13 +4,14 @@
 // stops the engine with a message naming the key.
 import { hostname } from "node:os";
 import {
-  AddressError, type Cidr4, ipv4FromValue, type Cidr6, type IPv4, cidrText, parseCidr4, parseCidr6, parseIPv4, prefixContains, prefixesOverlap,
+  AddressError, type Cidr4, ipv4FromValue, type Cidr6, type IPv4, type IPv6, cidrText, parseCidr4, parseCidr6, parseIPv4, parseIPv6, prefixContains, prefixesOverlap,
 } from "../../lib/net/address.js";
 import { isRfc6052Length, RFC6052_LENGTHS } from "../../lib/net/rfc6052.js";
 import { ConfigError } from "../errors.js";
 import type { TlsFiles } from "../../lib/tls/tls.js";
 import { isObject, parseShape, readYamlFile } from "../../lib/config/schema.js";
 import { ENGINE_FILE, withoutNulls, type EngineFile } from "./schema.js";
+import { splitHostPort } from "../../lib/metrics/http.js";
 
 /** A contiguous IPv4 range leases are served from. */
 export interface AddressRange {
@@ -33,11 +34,15 @@ export interface SegmentConfig {
   /** The RFC 6052 prefix assigned to the segment (flow 3.2 c); absent if it has none. */
   prefix?: Cidr6;
   careOfPool?: PoolConfig;
+  /** The segment's home agent (`homeAgent`); absent: the engine learns it from the first registration. */
+  homeAgent?: IPv4;
 }
 
 export interface IPv6NetworkConfig {
   name: string;
   network: Cidr6;
+  /** The network's home agent (`homeAgent`); absent: the engine learns it from the first registration. */
+  homeAgent?: IPv6;
 }
 
 export interface EngineConfig {
@@ -166,7 +171,11 @@ function engineConfig(raw: EngineFile): EngineConfig {
         if (outside(network, r)) throw new ConfigError(`${key}.careOfRange: ${r.first.text}-${r.last.text} lies outside the segment ${cidrText(network)}`);
       }
     }
-    return { name, network, prefix, careOfPool };
+    const homeAgent = sr.homeAgent === undefined ? undefined : parseIPv4(sr.homeAgent, `${key}.homeAgent`);
+    if (homeAgent && !prefixContains(network.network.bytes, network.length, homeAgent.bytes)) {
+      throw new ConfigError(`${key}.homeAgent: ${homeAgent.text} is not on the segment ${cidrText(network)}; a home agent is a router of its home network`);
+    }
+    return { name, network, prefix, careOfPool, homeAgent };
   });
 
   const ipv6Networks: IPv6NetworkConfig[] = raw.ipv6Networks.map((nr, i) => {
@@ -175,7 +184,11 @@ function engineConfig(raw: EngineFile): EngineConfig {
     // The care-of address carries the IPv4 home address in its low 32 bits (paper, flow 3.1 b),
     // so the network must leave at least 32 bits for it.
     if (network.length > 96) throw new ConfigError(`${key}.network: must be /96 or shorter to hold an IPv4 address`);
-    return { name: nr.name ?? cidrText(network), network };
+    const homeAgent = nr.homeAgent === undefined ? undefined : parseIPv6(nr.homeAgent, `${key}.homeAgent`);
+    if (homeAgent && !prefixContains(network.network.bytes, network.length, homeAgent.bytes)) {
+      throw new ConfigError(`${key}.homeAgent: ${homeAgent.text} is not on the network ${cidrText(network)}; a home agent is a router of its home network`);
+    }
+    return { name: nr.name ?? cidrText(network), network, homeAgent };
   });
 
   const xlat = raw.translation;
@@ -188,6 +201,8 @@ function engineConfig(raw: EngineFile): EngineConfig {
   }
   checkOverlaps(pool, poolNet, segments, ipv6Networks, translationPrefix, ipv4Translatable);
 
+  checkListen("listen", raw.listen);
+  checkListen("metricsListen", raw.metricsListen);
   const kind = raw.store.kind;
   const config: EngineConfig = {
     listen: raw.listen,
@@ -208,6 +223,17 @@ function engineConfig(raw: EngineFile): EngineConfig {
     .reduce((n, p) => n + p.ranges.reduce((m, r) => m + rangeSize(r), 0), 0);
   if (total > MAX_POOL_ADDRESSES) throw new ConfigError(`pools: ${total} addresses in all; at most ${MAX_POOL_ADDRESSES}`);
   return config;
+}
+
+/** `listen` / `metricsListen`: HOST:PORT (or [IPv6]:PORT) with a port in 0-65535; `error` names the key otherwise. */
+export function checkListen(key: string, value: string, error: (message: string) => Error = (m) => new ConfigError(m)): void {
+  let port: number;
+  try {
+    port = splitHostPort(value).port;
+  } catch (e) {
+    throw error(`${key}: ${(e as Error).message}`);
+  }
+  if (port > 65535) throw error(`${key}: '${value}': port ${port} is out of range (0-65535)`);
 }
 
 function checkOverlaps(pool: PoolConfig, poolNet: Cidr4, segments: SegmentConfig[], nets: IPv6NetworkConfig[], xlat: Cidr6 | undefined, translatable: Cidr4[]): void {

@@ -20,11 +20,15 @@ const SEGMENT = strict({
   prefix: text("an IPv6 prefix").optional(),
   careOfRange: z.union([text(), ranges], { error: "must be FIRST-LAST, a CIDR prefix, or a list of them" }).optional(),
   exclude: addresses.default([]),
+  /** The home agent of the segment's VMs (an IPv4 address on it); absent: learned from the first registration. */
+  homeAgent: text("an IPv4 address").optional(),
 });
 
 const IPV6_NETWORK = strict({
   network: text("an IPv6 prefix"),
   name: text().optional(),
+  /** The home agent of the network's VMs (an IPv6 address on it); absent: learned from the first registration. */
+  homeAgent: text("an IPv6 address").optional(),
 });
 
 const ETCD = strict({

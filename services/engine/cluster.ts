@@ -68,6 +68,11 @@ export class ClusterHosts {
     this.graceFromMs = now();
   }
 
+  /** A reloaded migration.highWatermark: which hosts' batch entries carry their VMs. */
+  retune(highWatermark: number): void {
+    this.s.highWatermark = highWatermark;
+  }
+
   get size(): number {
     return this.stored.size;
   }

@@ -12,7 +12,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "..
 import type { Rule } from "../../lib/rules/rules.js";
 import { MigrationAdvisor } from "../migration/advisor.js";
 import { poolAddresses } from "../pool/pool.js";
-import { networkText, PrefixPlan } from "../prefix/plan.js";
+import { type HostNetwork, networkText, PrefixPlan } from "../prefix/plan.js";
 import { EtcdStore } from "../store/etcd.js";
 import { LeadershipLostError } from "../store/guard.js";
 import { BackupUnsupportedError, vmOwner } from "../store/store.js";
@@ -61,6 +61,16 @@ export interface EngineEvents {
 }
 
 const noEvents: EngineEvents = { adviceGiven() {}, leasesExpired() {} };
+
+/**
+ * The configuration keys a reload applies (Engine.reload): each use reads them afresh. Leases
+ * given before keep their lifetime until renewed; the sweep's period (at most 1 s) stays.
+ */
+export const RELOADABLE: ReadonlySet<string> = new Set([
+  "leases.lifetimeSeconds", "leases.cooldownSeconds", "leases.correspondentLifetimeSeconds",
+  "hosts.heartbeatIntervalSeconds", "hosts.downAfterSeconds",
+  "migration.highWatermark", "migration.windowSeconds", "migration.vmCooldownSeconds",
+]);
 
 /** Hosts per liveness key on etcd: at 100 bytes an entry, about 100 KiB a key. */
 const LIVENESS_SHARD = 1000;
@@ -116,7 +126,9 @@ export class Engine {
     }
     this.history = new History(store, () => this.listHosts(), config.migration.windowSeconds * 1000, now);
     const core = {
-      config, store, plan: this.plan, advisor: this.advisor, log, now, cooldownMs: this.cooldownMs, history: this.history,
+      config, store, plan: this.plan, advisor: this.advisor, log, now, history: this.history,
+      // Read at each use: a configuration reload may change it.
+      get cooldownMs() { return config.leases.cooldownSeconds * 1000; },
       exclusive: <T>(fn: () => Promise<T>) => this.exclusive(fn), host: (hostId: string) => this.host(hostId),
     };
     this.migrations = new Migrations(core);
@@ -150,6 +162,31 @@ export class Engine {
   private async compileConfigRules(): Promise<void> {
     const store = this.leadership.leaderStore();
     if (store) await store.replaceRules(CONFIG_OWNER, configRules(this.config));
+  }
+
+  /**
+   * SIGHUP (issue 11 §7): of the keys that changed in the reread file, applies those every use
+   * reads afresh (RELOADABLE), and answers the rest, which take effect at the next restart. On etcd
+   * hosts.downAfterSeconds sets the liveness batches' period, so it waits for a restart there; a
+   * new migration.highWatermark is applied only above the running lowWatermark, which the
+   * advisor's headroom index is built on.
+   */
+  reload(fresh: EngineConfig, changed: string[]): { applied: string[]; restart: string[] } {
+    const c = this.config;
+    const reloadable = (key: string) => RELOADABLE.has(key)
+      && !(key === "hosts.downAfterSeconds" && this.cluster)
+      && !(key === "migration.highWatermark" && (changed.includes("migration.lowWatermark") || fresh.migration.highWatermark <= c.migration.lowWatermark));
+    const applied = changed.filter(reloadable);
+    for (const key of applied) {
+      const [section, field] = key.split(".") as ["leases" | "hosts" | "migration", string];
+      (c[section] as Record<string, number>)[field] = (fresh[section] as Record<string, number>)[field];
+    }
+    if (applied.some((k) => k.startsWith("migration."))) {
+      const m = c.migration;
+      this.advisor.retune({ highWatermark: m.highWatermark, windowMs: m.windowSeconds * 1000, vmCooldownMs: m.vmCooldownSeconds * 1000 });
+      this.cluster?.retune(m.highWatermark);
+    }
+    return { applied, restart: changed.filter((k) => !applied.includes(k)) };
   }
 
   /** Stops the timers (the sweep, the liveness batches); tests then call them by hand. */
@@ -197,17 +234,25 @@ export class Engine {
     // The network was worked out from the host's addresses when it last beat.
     const net = this.plan.networkByCidr(host.network);
     if (!net) throw new FailedPreconditionError(`host ${hostId} is on no network the engine serves (addresses ${host.addresses.join(", ") || "none"})`);
+    const pool = this.careOfPool(net, vmId, home);
     const nowMs = this.now();
     const lifetimeSeconds = this.config.leases.lifetimeSeconds;
-    const base = { holder: vmId, purpose: "care-of" as const, hostId, nowMs, expiresAtMs: nowMs + lifetimeSeconds * 1000, cooldownMs: this.cooldownMs };
+    const base = { holder: vmId, purpose: "care-of" as const, hostId, pool, nowMs, expiresAtMs: nowMs + lifetimeSeconds * 1000, cooldownMs: this.cooldownMs };
+    // Flow 3.1 b-c: an IPv4 VM in the IPv6 network gets a pool address, and an IPv6 care-of
+    // address of the host network's prefix + its home address. Flow 3.2 b-c: the segment's range
+    // stands in for its DHCP; the IPv6 care-of address is the segment's prefix + that address. An
+    // IPv4 VM on a foreign IPv4 segment gets a co-located care-of address the same way (RFC 5944 §1.2).
+    const held = await this.store.getLease(vmId, "care-of");
+    const lease = held && held.hostId !== hostId
+      ? await this.exclusive(async () => this.store.acquireLease({ ...base, hostId: await this.takeOver(hostId, vmId, pool, nowMs) }))
+      : await this.store.acquireLease(base);
+    const v6 = this.plan.careOfIPv6(net, home, parseIPv4(lease.address, "care_of_ipv4"))?.text ?? "";
+    return { careOfIPv4: lease.address, careOfIPv6: v6, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
+  }
 
-    if (home.family === 4 && net.family === 6) {
-      // Flow 3.1 b-c: an IPv4 VM in the IPv6 network gets a pool address, and an IPv6 care-of
-      // address of the host network's prefix + its home address.
-      const lease = await this.store.acquireLease({ ...base, pool: this.config.pool.name });
-      const v6 = this.plan.careOfIPv6(net, home, parseIPv4(lease.address, "care_of_ipv4"))!;
-      return { careOfIPv4: lease.address, careOfIPv6: v6.text, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
-    }
+  /** The pool a VM's care-of address on `net` comes from; FailedPreconditionError where it needs none or can have none. */
+  private careOfPool(net: HostNetwork, vmId: string, home: IPAddress): string {
+    if (home.family === 4 && net.family === 6) return this.config.pool.name;
     if (net.family === 4) {
       const seg = net.segment;
       if (home.family === 4 && prefixContains(seg.network.network.bytes, seg.network.length, home.bytes)) {
@@ -215,15 +260,61 @@ export class Engine {
       }
       if (!seg.careOfPool) throw new FailedPreconditionError(`segment ${seg.name} has no careOfRange configured`);
       if (home.family === 6 && !seg.prefix) throw new FailedPreconditionError(`segment ${seg.name} has no IPv6 prefix, so an IPv6 VM cannot have a care-of address there`);
-      // Flow 3.2 b-c: the segment's range stands in for its DHCP; the IPv6 care-of address is the
-      // segment's prefix + that address. An IPv4 VM on a foreign IPv4 segment gets a co-located
-      // care-of address the same way (RFC 5944 §1.2).
-      const lease = await this.store.acquireLease({ ...base, pool: seg.careOfPool.name });
-      const v6 = this.plan.careOfIPv6(net, home, parseIPv4(lease.address, "care_of_ipv4"))?.text ?? "";
-      return { careOfIPv4: lease.address, careOfIPv6: v6, lifetimeSeconds, pool: lease.pool, expiresAtMs: lease.expiresAtMs! };
+      return seg.careOfPool.name;
     }
     throw new FailedPreconditionError(
       `vm ${vmId} is an IPv6 VM on IPv6 network ${net.name}: it forms its care-of address itself (RFC 6275 §11.5); the engine serves cross-protocol moves`);
+  }
+
+  /**
+   * A VM's care-of lease held for another host B, asked for by host H (issue 11 §1). The lease is
+   * where the engine knows the VM is or is going: bound at B with it, or in a migration to B
+   * prepared with it. H takes it over only when a migration to H is under way as far as the engine
+   * can know: it advised the move to H, or B is down, or (for a VM bound at B) B's heartbeat no
+   * longer lists the VM. Anything else is FAILED_PRECONDITION naming B and the binding. A
+   * migration prepared for B is superseded (its rules go). Taken over into another pool, the
+   * address cools down, so a binding that points at it goes too (as on expiry: a binding cannot
+   * outlive its care-of address); refused while the VM still runs at the binding's host.
+   *
+   * The host the VM is bound at, renewing while the lease is already the destination's, renews it
+   * for the destination (the same address): its agent goes on renewing the VM's registration
+   * until the VM leaves. Resolves the host the lease is to be held for.
+   */
+  private async takeOver(hostId: string, vmId: string, pool: string, nowMs: number): Promise<string> {
+    const lease = await this.store.getLease(vmId, "care-of");
+    if (!lease || lease.hostId === hostId) return hostId;
+    const b = await this.store.getBinding(vmId);
+    const uses = b !== undefined && b.careOfIPv4 === lease.address;
+    if (uses && b.hostId === hostId && lease.pool === pool) return lease.hostId;
+    const boundThere = uses && b.hostId === lease.hostId;
+    const holder = await this.host(lease.hostId);
+    const down = !holder || holder.state === "down";
+    const advised = (await this.history.causeOf(vmId, hostId, nowMs)).advice !== undefined;
+    const runsAt = (h: HostRecord | undefined) => h !== undefined && h.state !== "down" && h.vms.some((v) => v.vmId === vmId);
+    if (!advised && !down) {
+      if (boundThere && runsAt(holder)) {
+        throw new FailedPreconditionError(`vm_id: vm ${vmId} is bound at host ${b.hostId} (migration ${b.migrationId}) with care-of address ${lease.address}, and that host's heartbeat lists it: `
+          + `host ${hostId} takes the lease over only for a migration to it the engine knows of (its advice), or once ${b.hostId} is down or no longer lists the VM`);
+      }
+      if (!boundThere) {
+        throw new FailedPreconditionError(`vm_id: vm ${vmId}'s care-of address ${lease.address} is held for host ${lease.hostId}, where its migration is prepared${b ? ` (from its binding at ${b.hostId})` : ""}: `
+          + `one migration per VM at a time; ${lease.hostId} aborts it (AbortMigration) or it lapses with the lease, unless the engine advised the move to ${hostId} or ${lease.hostId} is down`);
+      }
+    }
+    const dropBinding = uses && lease.pool !== pool;
+    if (dropBinding) {
+      if (runsAt(await this.host(b.hostId))) {
+        throw new FailedPreconditionError(`vm_id: vm ${vmId}'s binding at host ${b.hostId} (migration ${b.migrationId}) uses care-of address ${lease.address} of pool ${lease.pool}, and host ${hostId} takes from pool ${pool}: `
+          + `the binding would point at an address cooling down while the VM runs at ${b.hostId}; the lease is taken over once ${b.hostId} no longer lists the VM`);
+      }
+      await this.store.deleteBinding(vmId);
+      await this.store.releaseLease({ holder: vmId, purpose: "translation" }, nowMs, this.cooldownMs);
+    }
+    if (!b) await this.store.replaceRules(vmOwner(vmId), []);
+    this.log.warn("care-of lease taken over", {
+      vmId, from: lease.hostId, to: hostId, address: lease.address, why: advised ? "advice" : down ? "host down" : "no longer listed", bindingRemoved: dropBinding, preparedSuperseded: !b,
+    });
+    return hostId;
   }
 
   releaseCareOf(sel: { address: IPv4 } | { vmId: string }, force = false): Promise<Released> {

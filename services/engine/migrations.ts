@@ -9,8 +9,9 @@ import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import type { MigrationAdvisor } from "../migration/advisor.js";
 import type { History } from "./history.js";
 import { networkText, type PrefixPlan } from "../prefix/plan.js";
-import { vmOwner } from "../store/store.js";
-import type { BindingRecord, HostRecord, MigrationRecord, Store } from "../store/store.js";
+import { otherHomeAgent, vmOwner } from "../store/store.js";
+import type { BindingRecord, HomeAgentRecord, HostRecord, MigrationRecord, Store } from "../store/store.js";
+import type { Rule } from "../../lib/rules/rules.js";
 import { bindingRules } from "../rules/compile.js";
 
 export interface MigrationInput {
@@ -86,6 +87,7 @@ export class Migrations {
         return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4: "", translatedIPv6: "", returnedHome: true };
       }
       const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m, host);
+      if (!existing) await this.checkPrepared(m);
       if (existing && sameBinding(existing, m, careOfIPv4, careOfIPv6)) {
         // A repeat: same binding, same rules; nothing to write.
         const { revision } = await this.core.store.ruleTable();
@@ -93,7 +95,7 @@ export class Migrations {
       }
       const { binding, mappedElsewhere } = await this.newBinding(m, careOfIPv4, careOfIPv6, migration.migrationId, nowMs);
       const { translatedIPv4, translatedIPv6 } = binding;
-      const revision = await this.core.store.putBinding(binding, migration, bindingRules(binding, { mappingOwnedElsewhere: mappedElsewhere }));
+      const revision = await this.core.store.putBinding(binding, migration, bindingRules(binding, { mappingOwnedElsewhere: mappedElsewhere }), this.homeAgentClaim(m));
       this.core.advisor.noteMigration(m.vmId, nowMs);
       this.core.log.info("migration registered", { vmId: m.vmId, migrationId: migration.migrationId, careOfIPv4: binding.careOfIPv4, careOfIPv6: binding.careOfIPv6, revision });
       return { migrationId: migration.migrationId, ruleRevision: revision, translatedIPv4, translatedIPv6, returnedHome: false };
@@ -132,7 +134,43 @@ export class Migrations {
     if (cidr && !prefixContains(cidr.network.bytes, cidr.length, m.homeAgent.bytes)) {
       throw new FailedPreconditionError(`home_agent: ${quoted(m.homeAgent.text)} is not on vm ${m.vmId}'s home network ${homeNet!.name} (${cidrText(cidr)}); its home agent is a router of that network`);
     }
+    // And it is that network's one home agent: the configured one, or the one learned from the
+    // network's first registration (recorded with that binding; putBinding holds to it).
+    if (homeNet) {
+      const configured = homeNet.family === 4 ? homeNet.segment.homeAgent : homeNet.network.homeAgent;
+      if (configured && configured.text !== m.homeAgent.text) {
+        throw new FailedPreconditionError(`home_agent: ${quoted(m.homeAgent.text)} is not the home agent of vm ${m.vmId}'s home network ${homeNet.name} (${cidrText(cidr!)}): the configuration names ${configured.text}`);
+      }
+      const claim = this.homeAgentClaim(m);
+      const known = claim && (await this.core.store.getHomeAgent(claim.network));
+      if (claim && known && known.homeAgent !== claim.homeAgent) throw new FailedPreconditionError(otherHomeAgent(claim, known));
+    }
     return host;
+  }
+
+  /** The home agent a registration claims for its home network: none when configured there, or the home address is on no configured network. */
+  private homeAgentClaim(m: MigrationInput): HomeAgentRecord | undefined {
+    const homeNet = this.core.plan.homeNetworkOf(m.home);
+    if (!homeNet || (homeNet.family === 4 ? homeNet.segment.homeAgent : homeNet.network.homeAgent)) return undefined;
+    return { network: networkText(homeNet), homeAgent: m.homeAgent.text, vmId: m.vmId };
+  }
+
+  /**
+   * One prepared migration per VM (issue 11 §1): a VM with no binding whose rules were written by
+   * PrepareMigration is prepared for the host its care-of lease is held for (checkCareOf holds to
+   * that), with the care-of addresses and home agent of those rules. A PrepareMigration or
+   * RegisterMigration that names others is refused until AbortMigration undoes the prepared one
+   * (or its care-of lease lapses, which removes its rules).
+   */
+  private async checkPrepared(m: MigrationInput): Promise<void> {
+    const prepared = preparedOf(await this.core.store.rulesOf(vmOwner(m.vmId)));
+    if (!prepared) return;
+    const asked = { careOfIPv4: m.careOfIPv4?.text ?? "", careOfIPv6: m.careOfIPv6?.text ?? "", homeAgent: m.homeAgent.text };
+    const field = prepared.careOfIPv4 !== asked.careOfIPv4 ? "care_of_ipv4" : prepared.careOfIPv6 !== asked.careOfIPv6 ? "care_of_ipv6" : prepared.homeAgent !== asked.homeAgent ? "home_agent" : undefined;
+    if (!field) return;
+    throw new FailedPreconditionError(
+      `${field}: vm ${m.vmId}'s migration to host ${m.destinationHostId} is prepared with care-of ${prepared.careOfIPv4} and ${prepared.careOfIPv6} (home agent ${prepared.homeAgent}), `
+      + `not ${quoted(asked.careOfIPv4)} and ${quoted(asked.careOfIPv6)} (home agent ${quoted(asked.homeAgent)}): one migration per VM at a time; AbortMigration undoes the prepared one`);
   }
 
   /**
@@ -202,6 +240,7 @@ export class Migrations {
     return this.core.exclusive(async () => {
       const existing = await this.core.store.getBinding(m.vmId);
       const { careOfIPv4, careOfIPv6 } = await this.checkCareOf(m, await this.checkHome(m, existing));
+      if (!existing) await this.checkPrepared(m);
       if (existing) {
         const { revision } = await this.core.store.ruleTable();
         const active = sameBinding(existing, m, careOfIPv4, careOfIPv6);
@@ -228,7 +267,15 @@ export class Migrations {
       }
       const released: string[] = [];
       if (binding) {
-        // Bound at another host: nothing was prepared (prepareMigration left it alone).
+        // Bound at another host: nothing was prepared (prepareMigration left it alone). A care-of
+        // lease this host took over for the move, which the binding still uses, goes back to the
+        // host the VM is bound at (AllocateCareOf's takeover, issue 11 §1).
+        const careOf = await this.core.store.getLease(vmId, "care-of");
+        if (careOf && careOf.hostId === hostId && careOf.address === binding.careOfIPv4) {
+          await this.core.store.acquireLease({
+            pool: careOf.pool, holder: vmId, purpose: "care-of", hostId: binding.hostId, nowMs, expiresAtMs: careOf.expiresAtMs, cooldownMs: this.core.cooldownMs,
+          });
+        }
         this.core.log.info("migration aborted", { vmId, hostId, released, boundAt: binding.hostId });
         return { ruleRevision: (await this.core.store.ruleTable()).revision, released };
       }
@@ -249,6 +296,19 @@ export class Migrations {
     });
   }
 
+}
+
+/** What the rules of a prepared migration name: the re-encapsulation's care-of addresses and the home agent's tunnel. */
+function preparedOf(rules: Rule[]): { careOfIPv4: string; careOfIPv6: string; homeAgent: string } | undefined {
+  let careOfIPv4 = "";
+  let careOfIPv6 = "";
+  let homeAgent = "";
+  for (const r of rules) {
+    if (r.kind === "reencap-4in4-to-4in6") [careOfIPv4, careOfIPv6] = [r.poolIPv4, r.careOfIPv6];
+    else if (r.kind === "reencap-6in6-to-6in4") [careOfIPv4, careOfIPv6] = [r.careOfIPv4, r.careOfIPv6];
+    else if (r.kind === "tunnel-peer" && r.key.endsWith("/peer-home-agent")) homeAgent = r.peer;
+  }
+  return careOfIPv4 ? { careOfIPv4, careOfIPv6, homeAgent } : undefined;
 }
 
 function sameBinding(b: BindingRecord, m: MigrationInput, careOfIPv4: IPv4, careOfIPv6: IPv6): boolean {

@@ -28,6 +28,11 @@ export class MigrationAdvisor {
     this.headroom = new HeadroomIndex(s.lowWatermark);
   }
 
+  /** New settings from a configuration reload; the low watermark stays (the headroom index is built on it). */
+  retune(s: Omit<AdvisorSettings, "lowWatermark">): void {
+    Object.assign(this.s, s);
+  }
+
   /** Files a host known from before (the store, at start) as a destination, without a report. */
   track(host: HostRecord): void {
     this.headroom.update(host);

@@ -14,6 +14,7 @@
 //   bindings/<vm>, migrations/<at>/<id>, advice/<at>/<id>
 //   hosts/<id>, cordons/<id>, liveness/<replica>/<shard>, pending/<id>: see etcd/hosts.ts
 //   homes/<home address>       the VM whose binding holds it; claimed with the binding
+//   home-agents/<network>      the home agent learned for a home network; claimed with the first binding
 // A replica keeps a watched copy of the addresses only to choose a candidate; the transaction's
 // compare on the address's mod revision is what decides, so a stale copy costs a retry, never a
 // double lease.
@@ -25,7 +26,7 @@ import { Etcd3, type IOptions } from "etcd3";
 import type { Rule } from "../../lib/rules/rules.js";
 import type { LeaderGuard } from "./guard.js";
 import type {
-  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationCursor, MigrationRecord,
+  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HomeAgentRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationCursor, MigrationRecord,
   PoolAddressSet, PoolUsage, RuleChange, Store,
 } from "./store.js";
 import { BackupUnsupportedError } from "./store.js";
@@ -104,7 +105,11 @@ export class EtcdStore extends EtcdPart implements Store {
   // --- rules, bindings, migrations (etcd/rules.ts) ---------------------------------------------
 
   replaceRules(owner: string, rules: Rule[]): Promise<bigint> { return this.rules.replaceRules(owner, rules); }
-  putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> { return this.rules.putBinding(binding, migration, rules); }
+  rulesOf(owner: string): Promise<Rule[]> { return this.rules.rulesOf(owner); }
+  putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[], homeAgent?: HomeAgentRecord): Promise<bigint> {
+    return this.rules.putBinding(binding, migration, rules, homeAgent);
+  }
+  getHomeAgent(network: string): Promise<HomeAgentRecord | undefined> { return this.rules.getHomeAgent(network); }
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }> { return this.rules.deleteBinding(vmId, migration); }
   forceRelease(vmId: string, owners: string[], addresses: string[], nowMs: number, cooldownMs: number): Promise<{ revision: bigint; released: CoolingRecord[] }> {
     return this.rules.forceRelease(vmId, owners, addresses, nowMs, cooldownMs);

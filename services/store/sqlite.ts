@@ -8,9 +8,9 @@ import { ipv4FromValue, parseIPv4 } from "../../lib/net/address.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import { FailedPreconditionError, ResourceExhaustedError } from "../errors.js";
 import { type AddressRow, LEASED, SCHEMA, type Statements, statements } from "./sqlite/schema.js";
-import { vmOwner } from "./store.js";
+import { otherHomeAgent, vmOwner } from "./store.js";
 import type {
-  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationCursor, MigrationRecord,
+  AcquireLease, AdviceRecord, BindingRecord, CoolingRecord, HomeAgentRecord, HostRecord, LeasePurpose, LeaseRecord, MigrationCursor, MigrationRecord,
   PoolAddressSet, PoolUsage, RuleChange, Store,
 } from "./store.js";
 
@@ -238,15 +238,32 @@ export class SqliteStore implements Store {
     return this.write(() => this.setRules(owner, rules));
   }
 
-  putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> {
+  async rulesOf(owner: string): Promise<Rule[]> {
+    return this.q.rulesByOwner.all(owner).map((r) => JSON.parse(r.body) as Rule).sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[], homeAgent?: HomeAgentRecord): Promise<bigint> {
     return this.write(() => {
       // One binding per home address, checked in the write that makes it.
       const other = this.q.bindingsWithHome.all(binding.homeAddress).map((r) => JSON.parse(r.body) as BindingRecord).find((b) => b.vmId !== binding.vmId);
       if (other) throw new FailedPreconditionError(`home_address: ${binding.homeAddress} is the home address of vm ${other.vmId}'s binding; two VMs cannot hold one home address`);
+      // One home agent per home network, claimed in the same write.
+      if (homeAgent) {
+        const key = homeAgentKey(homeAgent.network);
+        const row = this.q.getMeta.get(key);
+        const known = row ? (JSON.parse(row.value) as HomeAgentRecord) : undefined;
+        if (known && known.homeAgent !== homeAgent.homeAgent) throw new FailedPreconditionError(otherHomeAgent(homeAgent, known));
+        if (!known) this.q.putMeta.run(key, JSON.stringify(homeAgent));
+      }
       this.q.putMigration.run(migration.migrationId, migration.vmId, migration.registeredAtMs, JSON.stringify(migration));
       this.q.putBinding.run(binding.vmId, JSON.stringify(binding));
       return this.setRules(vmOwner(binding.vmId), rules);
     });
+  }
+
+  async getHomeAgent(network: string): Promise<HomeAgentRecord | undefined> {
+    const row = this.q.getMeta.get(homeAgentKey(network));
+    return row ? (JSON.parse(row.value) as HomeAgentRecord) : undefined;
   }
 
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }> {
@@ -378,6 +395,11 @@ export class SqliteStore implements Store {
   }
 }
 
+
+/** The meta key of a home network's learned home agent. */
+function homeAgentKey(network: string): string {
+  return `home_agent:${network}`;
+}
 
 function toLease(r: AddressRow): LeaseRecord {
   return {

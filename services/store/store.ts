@@ -66,6 +66,18 @@ export interface BindingRecord {
   updatedAtMs: number;
 }
 
+/**
+ * The home agent a home network's VMs register with, learned from the first registration of a VM
+ * of that network (issue 11 §1); a configured `homeAgent` takes its place.
+ */
+export interface HomeAgentRecord {
+  /** The home network, as the engine names it (its CIDR text). */
+  network: string;
+  homeAgent: string;
+  /** The VM whose registration it was learned from. */
+  vmId: string;
+}
+
 export interface MigrationRecord {
   migrationId: string;
   vmId: string;
@@ -155,11 +167,17 @@ export interface Store {
 
   /** Replaces the rules owned by `owner` (a VM, a correspondent, the configuration). */
   replaceRules(owner: string, rules: Rule[]): Promise<bigint>;
+  /** The rules owned by `owner` (a key lookup, not a scan of the table). */
+  rulesOf(owner: string): Promise<Rule[]>;
   /**
    * Records a migration, replaces the VM's binding and its rules, in one atomic change; refuses
-   * (FailedPreconditionError) a home address that another VM's binding holds.
+   * (FailedPreconditionError) a home address that another VM's binding holds. With `homeAgent`,
+   * claims the home network's agent in the same change: recorded when the network has none,
+   * refused (FailedPreconditionError naming home_agent) when it has another.
    */
-  putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint>;
+  putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[], homeAgent?: HomeAgentRecord): Promise<bigint>;
+  /** The home agent learned for a home network; undefined before its first registration. */
+  getHomeAgent(network: string): Promise<HomeAgentRecord | undefined>;
   /** Removes a VM's binding and its rules (the VM came home, or its care-of lease ended). */
   deleteBinding(vmId: string, migration?: MigrationRecord): Promise<{ revision: bigint; binding?: BindingRecord }>;
   /**
@@ -213,4 +231,9 @@ export class BackupUnsupportedError extends Error {
 /** The owner key of a VM's compiled rules. */
 export function vmOwner(vmId: string): string {
   return `vm:${vmId}`;
+}
+
+/** The refusal of a registration naming another home agent than its home network's. */
+export function otherHomeAgent(claim: HomeAgentRecord, known: HomeAgentRecord): string {
+  return `home_agent: '${claim.homeAgent.slice(0, 64)}' is not the home agent of home network ${known.network}: ${known.homeAgent} is (learned from vm ${known.vmId}'s registration); configure homeAgent on the network to change it`;
 }

@@ -5,10 +5,10 @@ import { randomUUID } from "node:crypto";
 import type { IOperation } from "etcd3";
 import type { Rule } from "../../../lib/rules/rules.js";
 import { ConflictError, FailedPreconditionError } from "../../errors.js";
-import { vmOwner } from "../store.js";
+import { otherHomeAgent, vmOwner } from "../store.js";
 import { parseIPv4 } from "../../../lib/net/address.js";
 import { sleep } from "../../../lib/retry.js";
-import type { BindingRecord, CoolingRecord, MigrationCursor, MigrationRecord, RuleChange } from "../store.js";
+import type { BindingRecord, CoolingRecord, HomeAgentRecord, MigrationCursor, MigrationRecord, RuleChange } from "../store.js";
 import { type AddressDoc, type Compare, conflictBackoff, COOLING, EtcdPart, LEASED, MAX_CONFLICT_RETRIES } from "./base.js";
 
 /** Rule-log entries (revisions) kept for reconnecting workers; one old entry is deleted per new one. */
@@ -104,7 +104,12 @@ export class EtcdRules extends EtcdPart {
     return this.k(`homes/${homeAddress}`);
   }
 
-  async putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[]): Promise<bigint> {
+  /** The key of a home network's learned home agent. */
+  private homeAgentKey(network: string): string {
+    return this.k(`home-agents/${network}`);
+  }
+
+  async putBinding(binding: BindingRecord, migration: MigrationRecord, rules: Rule[], homeAgent?: HomeAgentRecord): Promise<bigint> {
     const hKey = this.homeKey(binding.homeAddress);
     return (await this.setRules([[vmOwner(binding.vmId), rules]], async () => {
       // Claimed in the same transaction as the binding: two replicas cannot bind one home address to two VMs.
@@ -112,12 +117,33 @@ export class EtcdRules extends EtcdPart {
       if (home && home.value.toString() !== binding.vmId) {
         throw new FailedPreconditionError(`home_address: ${binding.homeAddress} is the home address of vm ${home.value.toString()}'s binding; two VMs cannot hold one home address`);
       }
-      return {
-        compares: [home ? [hKey, "Mod", "==", home.mod_revision] : [hKey, "Create", "==", 0]],
-        ops: [this.put(this.migrationKey(migration), migration), this.put(this.k(`bindings/${binding.vmId}`), binding), this.put(hKey, binding.vmId)],
-        result: undefined,
-      };
+      const compares: Compare[] = [home ? [hKey, "Mod", "==", home.mod_revision] : [hKey, "Create", "==", 0]];
+      const ops: IOperation[] = [this.put(this.migrationKey(migration), migration), this.put(this.k(`bindings/${binding.vmId}`), binding), this.put(hKey, binding.vmId)];
+      // And the home network's agent: two replicas cannot learn two agents for one network.
+      if (homeAgent) {
+        const aKey = this.homeAgentKey(homeAgent.network);
+        const known = await this.getKv(aKey);
+        const record = known ? (JSON.parse(known.value.toString()) as HomeAgentRecord) : undefined;
+        if (record && record.homeAgent !== homeAgent.homeAgent) throw new FailedPreconditionError(otherHomeAgent(homeAgent, record));
+        if (known) compares.push([aKey, "Mod", "==", known.mod_revision]);
+        else {
+          compares.push([aKey, "Create", "==", 0]);
+          ops.push(this.put(aKey, homeAgent));
+        }
+      }
+      return { compares, ops, result: undefined };
     })).revision;
+  }
+
+  getHomeAgent(network: string): Promise<HomeAgentRecord | undefined> {
+    return this.getDoc<HomeAgentRecord>(`home-agents/${network}`);
+  }
+
+  /** The owner's rules, from its rules/owner key. */
+  async rulesOf(owner: string): Promise<Rule[]> {
+    const kv = await this.getKv(this.k(`rules/owner/${owner}`));
+    const bodies = kv ? (JSON.parse(kv.value.toString()) as Record<string, string>) : {};
+    return Object.keys(bodies).sort().map((key) => JSON.parse(bodies[key]) as Rule);
   }
 
   /** The compares and deletions that remove a VM's binding and its claim on its home address. */

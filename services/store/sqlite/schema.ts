@@ -98,6 +98,8 @@ export function statements(db: Database.Database) {
     hosts: db.prepare<[], { body: string }>("SELECT body FROM hosts ORDER BY host_id"),
     putAdvice: db.prepare("INSERT INTO advice(at, body) VALUES (?, ?)"),
     adviceSince: db.prepare<[number, number], { body: string }>("SELECT body FROM advice WHERE at >= ? ORDER BY at DESC, seq DESC LIMIT ?"),
+    getMeta: db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE key = ?"),
+    putMeta: db.prepare("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
     totalChanges: db.prepare<[], { n: number }>("SELECT total_changes() AS n"),
   };
 }

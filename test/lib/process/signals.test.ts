@@ -9,23 +9,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { connectControl } from "../../../clients/control.js";
 import { changedKeys } from "../../../lib/process/main.js";
-import { labConfig } from "../../../harness/engine.js";
-
-type Line = { level: string; msg: string; changed?: string[]; error?: string; logLevel?: string };
-
-function lines(log: string): Line[] {
-  return log.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Line);
-}
-
-async function waitForLine(log: () => string, from: number, pred: (l: Line) => boolean, ms = 10_000): Promise<Line> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const l = lines(log()).slice(from).find(pred);
-    if (l) return l;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no such log line; the log:\n${log()}`);
-}
+import { labConfig, logLines as lines, type LogLine as Line, waitForLogLine as waitForLine } from "../../../harness/engine.js";
 
 test("changedKeys names the dotted paths that differ, lists compared whole", (t) => {
   t.deepEqual(changedKeys({ a: 1, b: { c: [1, 2], d: "x" } }, { a: 1, b: { c: [1, 2], d: "y" } }), ["b.d"]);
@@ -52,11 +36,12 @@ test("SIGHUP rereads the engine's file and names the changed keys, keeps it on a
   t.is(same.msg, "configuration reread: unchanged");
 
   from = mark();
-  writeFileSync(path, stringify(labConfig(dir, { leases: { lifetimeSeconds: 900, cooldownSeconds: 60 } })));
+  // A key that needs a restart (the engine applies others in place: test/services/engine/reload.test.ts).
+  writeFileSync(path, stringify(labConfig(dir, { pool: { name: "engine", prefix: "198.51.100.0/24", exclude: ["198.51.100.1", "198.51.100.2"] } })));
   child.kill("SIGHUP");
   const changed = await waitForLine(log, from, (l) => l.msg.startsWith("configuration reread"));
   t.is(changed.level, "warn");
-  t.deepEqual(changed.changed, ["leases.lifetimeSeconds"]);
+  t.deepEqual(changed.changed, ["pool.exclude"]);
 
   from = mark();
   writeFileSync(path, stringify({ ...labConfig(dir), leases: { lifetimeSecond: 900 } }));

@@ -4,7 +4,7 @@
 // migrations) is compared before and after.
 import test, { type ExecutionContext } from "ava";
 import { status } from "@grpc/grpc-js";
-import { LeasePurpose } from "../../../gen/mip46/v1/control.js";
+import { HostState, LeasePurpose } from "../../../gen/mip46/v1/control.js";
 import { createLogger } from "../../../lib/log.js";
 import { failure, hostOn, startTestEngine, storedState, tempDir, type TestEngine } from "../../../harness/engine.js";
 import { startEtcdCluster, type EtcdCluster } from "../../../harness/etcd.js";
@@ -22,14 +22,19 @@ test.after.always(async () => {
 const STORES = ["sqlite", "etcd"] as const;
 
 /** An engine on the given store, with its log lines kept; hosts are not marked down while a test runs. */
-async function engineOn(t: ExecutionContext, kind: (typeof STORES)[number]): Promise<TestEngine & { logs: Record<string, unknown>[] }> {
+function engineOn(t: ExecutionContext, kind: (typeof STORES)[number]): Promise<TestEngine & { logs: Record<string, unknown>[] }> {
+  return engineOnWith(t, kind, {});
+}
+
+/** engineOn with settings of the lab configuration overridden. */
+async function engineOnWith(t: ExecutionContext, kind: (typeof STORES)[number], overrides: Record<string, unknown>): Promise<TestEngine & { logs: Record<string, unknown>[] }> {
   const store = kind === "sqlite" ? {} : {
     replica: "r0",
     store: { kind: "etcd", etcd: { endpoints: cluster!.endpoints, prefix: `/mip46-integrity-${process.pid}-${++prefixes}`, leaderTtlSeconds: 1 } },
   };
   const logs: Record<string, unknown>[] = [];
   const log = createLogger({}, "info", (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
-  const e = await startTestEngine({ ...store, hosts: { heartbeatIntervalSeconds: 1, downAfterSeconds: 600 } }, tempDir(), log);
+  const e = await startTestEngine({ ...store, hosts: { heartbeatIntervalSeconds: 1, downAfterSeconds: 600 }, ...overrides }, tempDir(), log);
   t.teardown(() => e.stop());
   return { ...e, logs };
 }
@@ -175,5 +180,225 @@ for (const kind of STORES) {
     const map = audit[0] as { before: { lease: null }; after: { lease: { address: string; holder: string } } };
     t.is(map.before.lease, null);
     t.like(map.after.lease, { address: mapped, holder: "2001:db8:1::3" });
+  });
+}
+
+/** A heartbeat of `host` that lists the VMs running there. */
+function beatListing(host: ReturnType<typeof hostOn>, vms: [string, string][]) {
+  return { ...host, vms: vms.map(([vmId, homeAddress]) => ({ vmId, homeAddress, cpuUsedCores: 0, memoryUsedBytes: 0n })) };
+}
+
+for (const kind of STORES) {
+  test(`${kind}: AllocateCareOf takes over a lease another host holds only for a migration the engine knows of; across pools the binding goes with the address`, async (t) => {
+    // h5 is on a second IPv4 segment: an IPv4 VM's care-of address there comes from its range, not the engine pool.
+    const e = await engineOnWith(t, kind, {
+      segments: [
+        { name: "ipv4-lab", network: "192.0.2.0/24", prefix: "2001:db8:3::/96", careOfRange: "192.0.2.100-192.0.2.199" },
+        { name: "ipv4-b", network: "203.0.113.0/24", prefix: "2001:db8:4::/96", careOfRange: "203.0.113.100-203.0.113.199" },
+      ],
+    });
+    const h6 = hostOn(6, "h6");
+    await e.client.heartbeat(h6);
+    await e.client.heartbeat(hostOn(6, "h7", 11));
+    await e.client.heartbeat({ ...hostOn(4, "h5"), addresses: ["203.0.113.10/24"] });
+    const reg = (vmId: string, home: string, hostId: string, c: { careOfIpv4: string; careOfIpv6: string }) =>
+      e.client.registerMigration({ vmId, homeAddress: home, homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: hostId, careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+    // b and c are bound at h6, which lists them; p is prepared toward h6 (its care-of lease and rules, no binding).
+    const cb = await e.client.allocateCareOf({ hostId: "h6", vmId: "b", homeAddress: "192.0.2.7" });
+    await reg("b", "192.0.2.7", "h6", cb);
+    const cc = await e.client.allocateCareOf({ hostId: "h6", vmId: "c", homeAddress: "192.0.2.8" });
+    await reg("c", "192.0.2.8", "h6", cc);
+    const cp = await e.client.allocateCareOf({ hostId: "h6", vmId: "p", homeAddress: "192.0.2.9" });
+    t.true((await e.client.prepareMigration({ vmId: "p", homeAddress: "192.0.2.9", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: cp.careOfIpv4, careOfIpv6: cp.careOfIpv6 })).prepared);
+    await e.client.heartbeat(beatListing(h6, [["b", "192.0.2.7"], ["c", "192.0.2.8"]]));
+    const start = await parts(e);
+    const before = await storedState(e.client);
+    const refusals: [string, Parameters<typeof e.client.allocateCareOf>[0], RegExp][] = [
+      ["a bound VM its host lists, same pool", { hostId: "h7", vmId: "b", homeAddress: "192.0.2.7" },
+        new RegExp(`^vm_id: vm b is bound at host h6 \\(migration [0-9a-f-]+\\) with care-of address ${cb.careOfIpv4}, and that host's heartbeat lists it`)],
+      ["a bound VM its host lists, another pool", { hostId: "h5", vmId: "c", homeAddress: "192.0.2.8" }, /^vm_id: vm c is bound at host h6 .* heartbeat lists it/],
+      ["a VM prepared toward another host", { hostId: "h7", vmId: "p", homeAddress: "192.0.2.9" },
+        new RegExp(`^vm_id: vm p's care-of address ${cp.careOfIpv4} is held for host h6, where its migration is prepared: one migration per VM at a time`)],
+    ];
+    for (const [what, req, details] of refusals) {
+      const got = await failure(e.client.allocateCareOf(req));
+      t.is(got.code, status.FAILED_PRECONDITION, what);
+      t.regex(got.details, details, what);
+    }
+    t.is(await storedState(e.client), before, "no refused AllocateCareOf changed the stored state");
+    t.deepEqual((await e.client.listLeases({ holder: "b" })).leases.map((l) => l.hostId), ["h6"]);
+
+    // h6 no longer lists b and c (the hypervisor moved them): h7 takes b's lease over, same pool, same address; b's binding keeps pointing at it.
+    await e.client.heartbeat(h6);
+    const taken = await e.client.allocateCareOf({ hostId: "h7", vmId: "b", homeAddress: "192.0.2.7" });
+    t.is(taken.careOfIpv4, cb.careOfIpv4);
+    const afterSame = await parts(e);
+    t.deepEqual(afterSame, start, "the same leases, bindings, rules and cooling");
+    t.deepEqual((await e.client.listLeases({ holder: "b" })).leases.map((l) => l.hostId), ["h7"]);
+    t.is((await reg("b", "192.0.2.7", "h7", taken)).returnedHome, false, "and h7 registers the move");
+    t.deepEqual((await e.client.listBindings({ vmId: "b" })).bindings.map((x) => x.hostId), ["h7"]);
+
+    // h5 takes c's lease over from another pool: the engine-pool address cools, and c's binding and rules go with it.
+    const c4 = await e.client.allocateCareOf({ hostId: "h5", vmId: "c", homeAddress: "192.0.2.8" });
+    t.regex(c4.careOfIpv4, /^203\.0\.113\./);
+    const afterPool = await parts(e);
+    t.deepEqual(afterPool.bindings, afterSame.bindings.filter((x) => !x.startsWith("c@")).map((x) => (x.startsWith("b@") ? `b@h7 ${cb.careOfIpv4} ` : x)));
+    t.deepEqual(afterPool.rules, afterSame.rules.filter((k) => !k.startsWith("vm/c/")));
+    t.true(afterSame.rules.some((k) => k.startsWith("vm/c/")));
+    t.deepEqual(afterPool.leases, [...afterSame.leases.filter((l) => !l.startsWith(`${cc.careOfIpv4} `)), `${c4.careOfIpv4} c LEASE_PURPOSE_CARE_OF`].sort());
+    t.deepEqual(afterPool.cooling, { ...afterSame.cooling, engine: afterSame.cooling.engine + 1 });
+    t.true(e.logs.some((l) => l.msg === "care-of lease taken over" && l.vmId === "c" && l.bindingRemoved === true));
+  });
+
+  test(`${kind}: one home agent per home network: learned and stored with the first registration, or configured; another one is refused, naming home_agent`, async (t) => {
+    const e = await engineOn(t, kind);
+    await e.client.heartbeat(hostOn(6, "h6"));
+    await e.client.heartbeat(hostOn(4, "h4"));
+    const move = async (vmId: string, home: string, ha: string, hostId: string) => {
+      const c = await e.client.allocateCareOf({ hostId, vmId, homeAddress: home });
+      return { vmId, homeAddress: home, homeAgent: ha, sourceHostId: "src", destinationHostId: hostId, careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 };
+    };
+    t.is(await e.running.store.getHomeAgent("192.0.2.0/24"), undefined, "nothing learned before the first registration");
+    await e.client.registerMigration(await move("a", "192.0.2.1", "192.0.2.2", "h6"));
+    await e.client.registerMigration(await move("v", "2001:db8:1::2", "2001:db8:1::1", "h4"));
+    t.deepEqual(await e.running.store.getHomeAgent("192.0.2.0/24"), { network: "192.0.2.0/24", homeAgent: "192.0.2.2", vmId: "a" });
+    t.deepEqual(await e.running.store.getHomeAgent("2001:db8:1::/64"), { network: "2001:db8:1::/64", homeAgent: "2001:db8:1::1", vmId: "v" });
+    const d = await move("d", "192.0.2.3", "192.0.2.254", "h6");
+    const w = await move("w", "2001:db8:1::3", "2001:db8:1::fe", "h4");
+    const before = await storedState(e.client);
+    for (const [req, details] of [
+      [d, /^home_agent: '192\.0\.2\.254' is not the home agent of home network 192\.0\.2\.0\/24: 192\.0\.2\.2 is \(learned from vm a's registration\)/],
+      [w, /^home_agent: '2001:db8:1::fe' is not the home agent of home network 2001:db8:1::\/64: 2001:db8:1::1 is \(learned from vm v's registration\)/],
+    ] as const) {
+      for (const call of [() => e.client.registerMigration(req), () => e.client.prepareMigration(req), () => e.client.registerMigration({ ...req, careOfIpv4: "", careOfIpv6: "", destinationHostId: req === d ? "h4" : "h6" })]) {
+        const got = await failure(call());
+        t.is(got.code, status.FAILED_PRECONDITION);
+        t.regex(got.details, details);
+      }
+    }
+    t.is(await storedState(e.client), before, "no refused registration changed the stored state");
+    // The record outlives the bindings it was learned from.
+    await e.client.registerMigration({ ...d, homeAgent: "192.0.2.2", careOfIpv4: "", careOfIpv6: "", destinationHostId: "h4" });
+    await e.client.registerMigration({ vmId: "a", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "", destinationHostId: "h4", careOfIpv4: "", careOfIpv6: "" });
+    t.deepEqual((await parts(e)).bindings, [`v@h4 ${(await e.client.listLeases({ holder: "v" })).leases.find((l) => l.purpose === LeasePurpose.LEASE_PURPOSE_CARE_OF)!.address} ${(await e.client.listBindings({ vmId: "v" })).bindings[0].translatedIpv4}`]);
+    t.is((await failure(e.client.registerMigration(d))).code, status.FAILED_PRECONDITION);
+    t.deepEqual(await e.running.store.getHomeAgent("192.0.2.0/24"), { network: "192.0.2.0/24", homeAgent: "192.0.2.2", vmId: "a" });
+  });
+
+  test(`${kind}: a configured homeAgent is the one: another is refused, and nothing is learned`, async (t) => {
+    const e = await engineOnWith(t, kind, {
+      segments: [{ name: "ipv4-lab", network: "192.0.2.0/24", prefix: "2001:db8:3::/96", careOfRange: "192.0.2.100-192.0.2.199", homeAgent: "192.0.2.1" }],
+    });
+    await e.client.heartbeat(hostOn(6, "h6"));
+    const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "a", homeAddress: "192.0.2.5" });
+    const req = { vmId: "a", homeAddress: "192.0.2.5", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 };
+    const before = await storedState(e.client);
+    const got = await failure(e.client.registerMigration(req));
+    t.is(got.code, status.FAILED_PRECONDITION);
+    t.regex(got.details, /^home_agent: '192\.0\.2\.2' is not the home agent of vm a's home network ipv4-lab \(192\.0\.2\.0\/24\): the configuration names 192\.0\.2\.1$/);
+    t.is(await storedState(e.client), before);
+    await e.client.registerMigration({ ...req, homeAgent: "192.0.2.1" });
+    t.deepEqual((await e.client.listBindings({})).bindings.map((b) => `${b.vmId} ${b.homeAgent}`), ["a 192.0.2.1"]);
+    t.is(await e.running.store.getHomeAgent("192.0.2.0/24"), undefined, "a configured agent is not learned");
+  });
+
+  test(`${kind}: one prepared migration per VM: a RegisterMigration or PrepareMigration with other care-of addresses than the prepared ones is refused until AbortMigration`, async (t) => {
+    const e = await engineOnWith(t, kind, {
+      ipv6Networks: [{ name: "ipv6-lab", network: "2001:db8:1::/64" }, { name: "ipv6-b", network: "2001:db8:2::/64" }],
+    });
+    await e.client.heartbeat(hostOn(6, "h6"));
+    await e.client.heartbeat(hostOn(6, "h7", 11));
+    const c1 = await e.client.allocateCareOf({ hostId: "h6", vmId: "a", homeAddress: "192.0.2.1" });
+    const first = { vmId: "a", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c1.careOfIpv4, careOfIpv6: c1.careOfIpv6 };
+    t.true((await e.client.prepareMigration(first)).prepared);
+    // h6 moves to another IPv6 network: its renewed lease keeps the address, the derived IPv6 care-of address changes.
+    await e.client.heartbeat({ ...hostOn(6, "h6"), addresses: ["2001:db8:2::10/64"] });
+    const c2 = await e.client.allocateCareOf({ hostId: "h6", vmId: "a", homeAddress: "192.0.2.1" });
+    t.is(c2.careOfIpv4, c1.careOfIpv4);
+    t.is(c2.careOfIpv6, "2001:db8:2::c000:201");
+    const second = { ...first, careOfIpv6: c2.careOfIpv6 };
+    const before = await storedState(e.client);
+    for (const call of [() => e.client.registerMigration(second), () => e.client.prepareMigration(second)]) {
+      const got = await failure(call());
+      t.is(got.code, status.FAILED_PRECONDITION);
+      t.regex(got.details, new RegExp(`^care_of_ipv6: vm a's migration to host h6 is prepared with care-of ${c1.careOfIpv4.replaceAll(".", "\\.")} and 2001:db8:1::c000:201 \\(home agent 192\\.0\\.2\\.2\\), not '${c1.careOfIpv4.replaceAll(".", "\\.")}' and '2001:db8:2::c000:201'`));
+    }
+    // The prepared one's addresses are not the engine's any more (derived on h6's network now).
+    t.regex((await failure(e.client.registerMigration(first))).details, /^care_of_ipv6: '2001:db8:1::c000:201' is not the IPv6 care-of address the engine derived/);
+    // Nor may another host prepare it: the lease is h6's.
+    t.regex((await failure(e.client.prepareMigration({ ...first, destinationHostId: "h7" }))).details, /^destination_host_id: vm a's care-of address .* is leased for host h6, not h7/);
+    t.is(await storedState(e.client), before, "nothing refused changed the stored state");
+
+    await e.client.abortMigration({ vmId: "a", hostId: "h6" });
+    t.deepEqual(await parts(e), { leases: [], bindings: [], rules: (await parts(e)).rules.filter((k) => !k.startsWith("vm/")), cooling: { engine: 1, "ipv4-lab": 0 } });
+    const c3 = await e.client.allocateCareOf({ hostId: "h6", vmId: "a", homeAddress: "192.0.2.1" });
+    const third = { ...first, careOfIpv4: c3.careOfIpv4, careOfIpv6: c3.careOfIpv6 };
+    t.true((await e.client.prepareMigration(third)).prepared);
+    await e.client.registerMigration(third);
+    t.deepEqual((await parts(e)).bindings, [`a@h6 ${c3.careOfIpv4} `]);
+  });
+}
+
+for (const kind of STORES) {
+  test(`${kind}: a migration the engine knows of lets another host take a bound VM's lease over: its advice, or the VM's host down`, async (t) => {
+    // VMs rest no time after a move, so the registrations below do not hold back the advice.
+    const e = await engineOnWith(t, kind, {
+      hosts: { heartbeatIntervalSeconds: 0.1, downAfterSeconds: 2 },
+      migration: { highWatermark: 0.85, lowWatermark: 0.7, windowSeconds: 0, vmCooldownSeconds: 0 },
+    });
+    const gib = 1n << 30n;
+    const cool = { cpuUsedCores: 1, cpuTotalCores: 16, memoryUsedBytes: 2n * gib, memoryTotalBytes: 64n * gib };
+    const h6 = hostOn(6, "h6");
+    await e.client.heartbeat({ ...hostOn(6, "h7", 11), resources: cool });
+    const reg = async (vmId: string, home: string) => {
+      const c = await e.client.allocateCareOf({ hostId: "h6", vmId, homeAddress: home });
+      await e.client.registerMigration({ vmId, homeAddress: home, homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+      return c;
+    };
+    await e.client.heartbeat(h6);
+    const cbig = await reg("big", "192.0.2.51");
+    await reg("small", "192.0.2.50");
+    // h6 runs both and is hot: the engine advises moving big to h7 (the leader's duty: on etcd once it leads).
+    const hot = {
+      ...h6, resources: { cpuUsedCores: 7.6, cpuTotalCores: 8, memoryUsedBytes: 8n * gib, memoryTotalBytes: 32n * gib },
+      vms: [{ vmId: "small", homeAddress: "192.0.2.50", cpuUsedCores: 0.2, memoryUsedBytes: gib }, { vmId: "big", homeAddress: "192.0.2.51", cpuUsedCores: 3, memoryUsedBytes: 4n * gib }],
+    };
+    let advice = (await e.client.heartbeat(hot)).advice;
+    for (let i = 0; advice.length === 0 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await e.client.heartbeat({ ...hostOn(6, "h7", 11), resources: cool });
+      advice = (await e.client.heartbeat(hot)).advice;
+    }
+    t.like(advice[0], { vmId: "big", sourceHostId: "h6", destinationHostId: "h7" });
+    const refused = await failure(e.client.allocateCareOf({ hostId: "h7", vmId: "small", homeAddress: "192.0.2.50" }));
+    t.regex(refused.details, /^vm_id: vm small is bound at host h6 .* heartbeat lists it/, "no advice sends small to h7");
+    const before = await parts(e);
+    const taken = await e.client.allocateCareOf({ hostId: "h7", vmId: "big", homeAddress: "192.0.2.51" });
+    t.is(taken.careOfIpv4, cbig.careOfIpv4, "the advised destination takes big's lease over, the same address");
+    t.deepEqual(await parts(e), before, "and nothing else changes: big's binding at h6 keeps pointing at it until h7 registers");
+    t.deepEqual((await e.client.listLeases({ holder: "big" })).leases.map((l) => l.hostId), ["h7"]);
+    t.true(e.logs.some((l) => l.msg === "care-of lease taken over" && l.vmId === "big" && l.why === "advice"));
+    // h6, where big is bound and still runs, renewing meanwhile: the same lease, renewed for h7.
+    const renewed = await e.client.allocateCareOf({ hostId: "h6", vmId: "big", homeAddress: "192.0.2.51" });
+    t.like(renewed, { careOfIpv4: cbig.careOfIpv4, careOfIpv6: cbig.careOfIpv6 });
+    t.deepEqual((await e.client.listLeases({ holder: "big" })).leases.map((l) => l.hostId), ["h7"]);
+    t.deepEqual(await parts(e), before);
+    // The move is cancelled: h7's abort gives the lease back to h6, where big stays bound; then h7 takes it over again.
+    t.deepEqual((await e.client.abortMigration({ vmId: "big", hostId: "h7" })).releasedAddresses, []);
+    t.deepEqual((await e.client.listLeases({ holder: "big" })).leases.map((l) => l.hostId), ["h6"]);
+    t.deepEqual(await parts(e), before);
+    await e.client.allocateCareOf({ hostId: "h7", vmId: "big", homeAddress: "192.0.2.51" });
+
+    // h6 falls silent and is marked down: small's lease may go to h7 too.
+    let h6State = 0;
+    for (let i = 0; h6State !== HostState.HOST_STATE_DOWN && i < 300; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await e.client.heartbeat({ ...hostOn(6, "h7", 11), resources: cool });
+      h6State = (await e.client.listHosts({ hostId: "h6" })).hosts[0].state;
+    }
+    await e.client.allocateCareOf({ hostId: "h7", vmId: "small", homeAddress: "192.0.2.50" });
+    t.deepEqual((await e.client.listLeases({ holder: "small" })).leases.map((l) => l.hostId), ["h7"]);
+    t.deepEqual(await parts(e), before);
+    t.true(e.logs.some((l) => l.msg === "care-of lease taken over" && l.vmId === "small" && l.why === "host down"));
   });
 }

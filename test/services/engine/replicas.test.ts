@@ -153,12 +153,15 @@ test.serial("replicas on etcd: kill -9 a replica, then the leader, then an etcd 
   const again = await startReplicas();
   const after = connectControlAny(again.map((e) => e.address), { deadlineMs: 20_000 });
   clients.push(after);
-  const leases = new Map((await after.listLeases({})).leases.map((l) => [l.holder, l.address]));
+  const listed = (await after.listLeases({})).leases;
+  const leases = new Map(listed.map((l) => [l.holder, l.address]));
   const all = new Map([...acked, ...extra]);
   t.deepEqual([...all].filter(([vm, a]) => leases.get(vm) !== a), [], "after a restart of everything, every lease is there");
   t.is(leases.size, all.size);
   const [vm, address] = [...acked][0];
-  t.is((await after.allocateCareOf({ hostId: "h6-0", vmId: vm, homeAddress: "192.0.2.1" })).careOfIpv4, address, "a VM asking again keeps its address");
+  // Asked again by the host its lease is held for (another host may not take it over: issue 11 §1).
+  const holder = listed.find((l) => l.holder === vm)!.hostId;
+  t.is((await after.allocateCareOf({ hostId: holder, vmId: vm, homeAddress: "192.0.2.1" })).careOfIpv4, address, "a VM asking again keeps its address");
   t.is((await after.listHosts({})).hosts.length, 12);
 });
 
