@@ -68,7 +68,7 @@ const KINDS: { kind: string; doc: () => Record<string, any>; parse: (v: unknown)
 /** Per kind: a mistake, and the message that must start the error (the path, then the reason). */
 const MISTAKES: Record<string, [string, (d: Record<string, any>) => void, RegExp][]> = {
   engine: [
-    ["an unknown key in a list's entry", (d) => (d.segments[0].careofRange = d.segments[0].careOfRange), /^segments\[0\]\.careofRange: unknown key \(known: network, name, prefix, careOfRange, exclude\)$/],
+    ["an unknown key in a list's entry", (d) => (d.segments[0].careofRange = d.segments[0].careOfRange), /^segments\[0\]\.careofRange: unknown key \(known: network, name, prefix, careOfRange, exclude, homeAgent\)$/],
     ["a number as text", (d) => (d.leases.cooldownSeconds = "5"), /^leases\.cooldownSeconds: must be a number from 0 to 86400$/],
     ["a mapping where a list goes", (d) => (d.ipv6Networks = { network: "2001:db8:1::/64" }), /^ipv6Networks: expected a list$/],
   ],
