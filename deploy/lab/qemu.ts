@@ -298,7 +298,7 @@ export async function migrate(prefix: string, name: string, to: HostRole, option
       // The source is paused after completion. It ends only once the destination runs the guest,
       // as libvirt's Finish and Confirm phases have it: a destination that failed to load the
       // state (QEMU then exits) leaves the source to resume, and the guest is not lost.
-      const refused = await destinationRefused(dest, `${name} on ${to}`);
+      const refused = await destinationRefused(dest);
       if (refused) {
         const run = await src.execute<{ status: string }>("query-status");
         if (run.status !== "running") await src.execute("cont");
@@ -330,27 +330,29 @@ export async function migrate(prefix: string, name: string, to: HostRole, option
 
 /**
  * Why the destination of a completed migration does not run the guest, or undefined once it
- * does (query-status "running" within 10 s: QEMU starts an incoming guest when the load ends).
+ * does. QEMU exits when it cannot load the state, and starts the guest when the load ends, so
+ * the destination refused only if it ended or its monitor says the guest stopped for good.
+ * One that is alive but does not answer its monitor within 10 s (a loaded machine) is taken to
+ * run: resuming the source then could run the guest twice.
  */
-async function destinationRefused(dest: StartedQemu, what: string): Promise<string | undefined> {
+async function destinationRefused(dest: StartedQemu): Promise<string | undefined> {
   const deadline = Date.now() + 10_000;
-  let last = "no answer";
   while (Date.now() < deadline) {
     if (!alive(dest.pid)) return `the destination QEMU ${dest.pid} ended${exits.has(dest.pid) ? ` (${exits.get(dest.pid)})` : ""}`;
+    let status: string | undefined;
     try {
-      const q = await Qmp.open(dest.qmp, 1_000);
+      const q = await Qmp.open(dest.qmp, 2_000);
       try {
-        last = (await q.execute<{ status: string }>("query-status")).status;
+        status = (await q.execute<{ status: string }>("query-status")).status;
       } finally {
         q.close();
       }
-      if (last === "running") return undefined;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    await sleep(20);
+    } catch { /* busy: ask again */ }
+    if (status === "running") return undefined;
+    if (status && ["shutdown", "internal-error", "guest-panicked", "io-error"].includes(status)) return `the destination QEMU reports the guest ${status}`;
+    await sleep(50);
   }
-  return `the destination for ${what} was still "${last}" 10 s after the source completed`;
+  return undefined;
 }
 
 /** Ends every QEMU the lab recorded (by pid, and only if it is this lab's) and removes their files. */

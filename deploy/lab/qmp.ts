@@ -53,17 +53,19 @@ export class Qmp extends EventEmitter {
     });
     const greeting = await new Promise<string>((resolve, reject) => {
       let buf = "";
+      // QEMU serves one monitor client at a time: a connection left open would lock others out.
+      const timer = setTimeout(() => { sock.destroy(); reject(new QmpError(`QMP ${path}: no greeting`)); }, timeoutMs);
       const onData = (d: Buffer) => {
         buf += d.toString();
         const i = buf.indexOf("\n");
         if (i < 0) return;
+        clearTimeout(timer);
         sock.off("data", onData);
         sock.pause();
         if (buf.length > i + 1) sock.unshift(Buffer.from(buf.slice(i + 1)));
         resolve(buf.slice(0, i));
       };
       sock.on("data", onData);
-      setTimeout(() => reject(new QmpError(`QMP ${path}: no greeting`)), timeoutMs);
     });
     if (!greeting.includes("\"QMP\"")) throw new QmpError(`QMP ${path}: unexpected greeting ${greeting}`);
     const qmp = new Qmp(sock);

@@ -225,8 +225,15 @@ function engineConfig(raw: EngineFile): EngineConfig {
   return config;
 }
 
-/** `listen` / `metricsListen`: HOST:PORT (or [IPv6]:PORT) with a port in 0-65535; `error` names the key otherwise. */
+/**
+ * `listen` / `metricsListen`: HOST:PORT (or [IPv6]:PORT) with a port in 0-65535; `error` names the
+ * key otherwise. The gRPC `listen` may also be a unix socket, `unix:PATH` (gRPC's own name form).
+ */
 export function checkListen(key: string, value: string, error: (message: string) => Error = (m) => new ConfigError(m)): void {
+  if (key === "listen" && value.startsWith("unix:")) {
+    if (value.length === "unix:".length) throw error(`${key}: '${value}': a unix socket needs its path (unix:/run/mip46/engine.sock)`);
+    return;
+  }
   let port: number;
   try {
     port = splitHostPort(value).port;

@@ -49,6 +49,8 @@ test("a start that cannot work ends in one line naming the key and the value, ex
     ["listen's port out of range", { listen: "127.0.0.1:70000" }, [], "configuration refused", "listen: '127.0.0.1:70000': port 70000 is out of range (0-65535)"],
     ["metricsListen's port out of range", { metricsListen: "127.0.0.1:65536" }, [], "configuration refused", "metricsListen: '127.0.0.1:65536': port 65536 is out of range (0-65535)"],
     ["listen not HOST:PORT", { listen: "localhost" }, [], "configuration refused", "listen: 'localhost' must be HOST:PORT or [IPv6]:PORT"],
+    ["listen a unix socket without its path", { listen: "unix:" }, [], "configuration refused", "listen: 'unix:': a unix socket needs its path (unix:/run/mip46/engine.sock)"],
+    ["metricsListen a unix socket (HTTP takes HOST:PORT)", { metricsListen: "unix:/tmp/x.sock" }, [], "configuration refused", "metricsListen: 'unix:/tmp/x.sock' must be HOST:PORT or [IPv6]:PORT"],
     ["--listen's port out of range", {}, ["--listen", "127.0.0.1:99999"], "engine could not start", "listen: '127.0.0.1:99999': port 99999 is out of range (0-65535)"],
     ["listen's port in use", { listen: `127.0.0.1:${taken.port}` }, [], "engine could not start", `listen: 127.0.0.1:${taken.port} is in use`],
     ["metricsListen's port in use", { metricsListen: `127.0.0.1:${taken.port}` }, [], "engine could not start", `metricsListen: 127.0.0.1:${taken.port} is in use`],
