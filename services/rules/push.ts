@@ -18,14 +18,56 @@ export interface WorkerStatus {
   lagMs: number;
 }
 
+/**
+ * The rule table as the push last saw it, brought up to date from the store's change log on each
+ * use: a reconnecting worker's snapshot and the revision (the lag metric, ListWorkers) come from
+ * here instead of reading and parsing the whole table from the store each time (60,000 rules
+ * took a few hundred milliseconds of the engine's one thread, issue 15). Read whole again only
+ * when the log no longer reaches back.
+ */
+export class RuleTableCache {
+  private revision = -1n;
+  private readonly rules = new Map<string, Rule>();
+  private turn: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly store: Store) {}
+
+  /** The table at the store's revision now; calls take turns. */
+  current(): Promise<{ revision: bigint; rules: Rule[] }> {
+    const next = this.turn.then(() => this.refresh());
+    this.turn = next.catch(() => undefined);
+    return next;
+  }
+
+  private async refresh(): Promise<{ revision: bigint; rules: Rule[] }> {
+    const changes = this.revision < 0n ? undefined : await this.store.ruleChangesSince(this.revision);
+    if (changes === undefined) {
+      const t = await this.store.ruleTable();
+      this.rules.clear();
+      for (const r of t.rules) this.rules.set(r.key, r);
+      this.revision = t.revision;
+    } else {
+      for (const c of changes) {
+        if (c.rule) this.rules.set(c.key, c.rule);
+        else this.rules.delete(c.key);
+        if (c.revision > this.revision) this.revision = c.revision;
+      }
+    }
+    return { revision: this.revision, rules: [...this.rules.values()] };
+  }
+}
+
 export class RulePublisher {
   private readonly sessions = new Set<WorkerSession>();
+  private readonly table: RuleTableCache;
 
-  constructor(private readonly store: Store, private readonly log: Logger) {}
+  constructor(private readonly store: Store, private readonly log: Logger) {
+    this.table = new RuleTableCache(store);
+  }
 
   /** Starts feeding one worker; `send` must not throw. */
   async attach(workerId: string, send: (m: EngineMessage) => void): Promise<WorkerSession> {
-    const session = new WorkerSession(workerId, send, this.store, this.log);
+    const session = new WorkerSession(workerId, send, this.store, this.log, Date.now, this.table);
     this.sessions.add(session);
     await session.start();
     return session;
@@ -41,7 +83,7 @@ export class RulePublisher {
   }
 
   async currentRevision(): Promise<bigint> {
-    return (await this.store.ruleTable()).revision;
+    return (await this.table.current()).revision;
   }
 }
 
@@ -58,7 +100,7 @@ export class WorkerSession {
 
   constructor(
     readonly workerId: string, private readonly send: (m: EngineMessage) => void, private readonly store: Store, private readonly log: Logger,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = Date.now, private readonly table: RuleTableCache = new RuleTableCache(store),
   ) {
     this.connectedAtMs = now();
   }
@@ -102,10 +144,14 @@ export class WorkerSession {
   }
 
   private async sendSnapshot(): Promise<void> {
-    const [{ revision, rules }, epoch] = await Promise.all([this.store.ruleTable(), this.store.epoch()]);
+    const [{ revision, rules }, epoch] = await Promise.all([this.table.current(), this.store.epoch()]);
     this.send({ message: { $case: "snapshotBegin", value: { revision, epoch } } });
     const ordered = inDependencyOrder(rules);
     for (let i = 0; i < ordered.length; i += SNAPSHOT_CHUNK) {
+      // One chunk per turn of the event loop: a worker reconnecting to a large table must not hold
+      // the engine's other calls for the whole snapshot (60,000 rules take half a second).
+      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      if (this.stopped) return;
       this.send({ message: { $case: "snapshotRules", value: { rules: ordered.slice(i, i + SNAPSHOT_CHUNK).map(ruleToMessage) } } });
     }
     this.send({ message: { $case: "inSync", value: { revision } } });

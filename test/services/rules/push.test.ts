@@ -5,6 +5,7 @@ import { credentials } from "@grpc/grpc-js";
 import { DataPlaneSyncClient, type EngineMessage } from "../../../gen/mip46/v1/dataplane.js";
 import type { Rule } from "../../../lib/rules/rules.js";
 import { RuleSyncClient } from "../../../dataplane/sync/client.js";
+import { RuleTableCache } from "../../../services/rules/push.js";
 import { hostOn, killHard, spawnEngine, startTestEngine, tempDir } from "../../../harness/engine.js";
 import { rmSync } from "node:fs";
 import { freePort } from "../../../harness/etcd.js";
@@ -165,4 +166,30 @@ test("a table the worker refuses is not acknowledged; the worker resynchronises 
   await until(() => sync.connected);
   t.deepEqual(m.events, ["snapshot@1"], "the refused snapshot was followed by another, which applied");
   t.is(sync.appliedRevision, 1n);
+});
+
+test("the push's copy of the rule table follows the store's change log: after adds, changes and removes it is the store's table, at its revision, without reading it whole again", async (t) => {
+  const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
+  t.teardown(() => e.stop());
+  await e.client.heartbeat(hostOn(6, "h6"));
+  await e.client.heartbeat(hostOn(4, "h4"));
+  const store = e.running.store;
+  const cache = new RuleTableCache(store);
+  const same = async (label: string) => {
+    const [mine, theirs] = await Promise.all([cache.current(), store.ruleTable()]);
+    t.is(mine.revision, theirs.revision, label);
+    t.deepEqual([...mine.rules].sort((a, b) => a.key.localeCompare(b.key)), [...theirs.rules].sort((a, b) => a.key.localeCompare(b.key)), label);
+  };
+  await same("first read: the whole table");
+  let wholeReads = 0;
+  const read = store.ruleTable.bind(store);
+  store.ruleTable = () => { wholeReads++; return read(); };
+  await migrate(e.client, "vm-a", "192.0.2.1");
+  await migrate(e.client, "vm-b", "192.0.2.7");
+  await same("two VMs away");
+  await e.client.registerMigration({ vmId: "vm-a", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h6", destinationHostId: "h4", careOfIpv4: "", careOfIpv6: "" });
+  await e.client.mapCorrespondent({ ipv6Address: "2001:db8:c::10" });
+  await same("vm-a home (its rules removed), a mapping added");
+  store.ruleTable = read;
+  t.is(wholeReads, 2, "only the comparisons above read the table whole");
 });
