@@ -2,6 +2,7 @@
 // client and the metrics endpoint. Used by the executable (main.ts) and by tests.
 import { existsSync } from "node:fs";
 import type { Server } from "node:http";
+import type { Server as NetServer } from "node:net";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/log.js";
 import type { RuleTable } from "../../lib/rules/rules.js";
@@ -16,6 +17,7 @@ import { forwardOnPorts, neighbourCounts } from "./ports.js";
 import { WorkerConfigError, type WorkerConfig } from "./config.js";
 import { checkHost } from "./hostcheck.js";
 import { workerMetrics } from "./metrics.js";
+import { answering, connectTakeover, TakeoverError, firstSnapshot, handedNeighbours, neighboursToLearn, serveTakeover, writePidFile, type TakeoverPeer } from "./takeover.js";
 
 export interface RunningWorker {
   forwarder: Forwarder;
@@ -38,11 +40,16 @@ export interface WorkerOptions {
   intercept?: Intercept;
   /** See ForwarderOptions.stationSeen (the privileged-VM agent's activation signal). */
   stationSeen?: StationSeen;
+  /** --takeover: replace the worker answering on takeover.socket (dataplane/worker/takeover.ts). */
+  takeover?: boolean;
 }
 
 export async function runWorker(config: WorkerConfig, log: Logger, options: WorkerOptions = {}): Promise<RunningWorker> {
   if (config.workers > 1) {
     throw new WorkerConfigError(`workers: ${config.workers} runs the pipeline in threads of mip46-dataplane alone; a control plane sharing the worker (a home agent, the agent) needs workers: 1`, "workers");
+  }
+  if (config.takeover.socket && (options.intercept || options.stationSeen)) {
+    throw new WorkerConfigError("takeover.socket: a takeover hands over mip46-dataplane's state alone; a control plane sharing the worker (a home agent, the agent) restarts by stop and start", "takeover.socket");
   }
   const io = options.io ?? chooseIo(config.capture.backend, log);
   const forwarder = new Forwarder(checkedForwarderConfig(config, log, options.skipHostCheck), Date.now(), { intercept: options.intercept, stationSeen: options.stationSeen });
@@ -50,23 +57,57 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     forwarder.replaceRules(options.table);
     log.info("rule table applied", { source: "file", revision: options.table.revision, rules: options.table.rules.length });
   }
+  const names = config.interfaces.map((i) => i.name);
+  const peer = options.takeover ? await findPeer(config, log) : await refuseBeside(config);
 
+  // The table first, then the rings: a new process forwards with the engine's table from its first frame.
+  // A table the forwarder refuses (it throws, changing nothing) is not acknowledged: the sync
+  // client drops the stream and the reconnect brings a full snapshot.
+  const synced = firstSnapshot(config.takeover.syncTimeoutMs);
+  const sync = startSync(config, log, {
+    onSnapshot: (table) => {
+      forwarder.replaceRules(table);
+      synced.applied();
+    },
+    onDelta: (revision, updates, removes) => forwarder.applyDelta(revision, updates, removes),
+  });
+  if (peer) {
+    try {
+      if (sync) await synced.done;
+    } catch (e) {
+      sync?.stop();
+      peer.close();
+      throw e;
+    }
+    const learn = neighboursToLearn(peer.neighbours, names);
+    const now = Date.now();
+    for (const l of learn) forwarder.learnShared(l, () => undefined, now);
+    log.info("neighbours taken over", { from: peer.pid, handed: peer.neighbours.length, learned: learn.length });
+  }
+
+  // Serving takeover.socket: the rings join the fanout group, so that the next process can share
+  // them while it takes over. On cap (no fanout) the old process leaves before the new one opens.
+  const fanout = config.takeover.socket !== undefined && io.backend === "ring";
   const ports: FramePort[] = [];
+  const openPorts = () => {
+    try {
+      config.interfaces.forEach((i) => ports.push(io.open(i.name, { ...config.capture, mtu: i.mtu, fanout })));
+    } catch (e) {
+      for (const p of ports) p.close();
+      throw e;
+    }
+  };
   try {
-    config.interfaces.forEach((i) => ports.push(io.open(i.name, { ...config.capture, mtu: i.mtu })));
+    if (peer && !fanout) await leave(peer, log);
+    openPorts();
+    if (peer && fanout) await leave(peer, log);
   } catch (e) {
-    for (const p of ports) p.close();
+    sync?.stop();
+    peer?.close();
     throw e;
   }
   const emit = forwardOnPorts(forwarder, ports);
   const ticker = setInterval(() => forwarder.tick(Date.now(), emit), config.tickMs);
-
-  // A table the forwarder refuses (it throws, changing nothing) is not acknowledged: the sync
-  // client drops the stream and the reconnect brings a full snapshot.
-  const sync = startSync(config, log, {
-    onSnapshot: (table) => forwarder.replaceRules(table),
-    onDelta: (revision, updates, removes) => forwarder.applyDelta(revision, updates, removes),
-  });
 
   const registry = workerMetrics({
     interfaces: () => ports.map((port, index) => {
@@ -81,27 +122,70 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     engineConnected: () => sync?.connected ?? false,
     refresh: () => io.refreshStats?.() ?? Promise.resolve(),
   });
-  const http = await serveWorkerMetrics(registry, config, async () => {
+  let closed = false;
+  let http: { server: Server; port: number } | undefined;
+  let takeover: NetServer | undefined;
+  /** Everything that forwards or answers; once (a takeover's leave, then the daemon's stop). */
+  const close = async () => {
+    if (closed) return;
+    closed = true;
     clearInterval(ticker);
     sync?.stop();
     for (const p of ports) p.close();
-  });
+    takeover?.close();
+    if (http) await new Promise<void>((r) => http!.server.close(() => r()));
+  };
+  http = await serveWorkerMetrics(registry, config, close);
+  try {
+    takeover = config.takeover.socket ? await serveTakeover(config.takeover.socket, {
+      workerId: config.workerId,
+      revision: () => forwarder.revision,
+      neighbours: () => handedNeighbours(forwarder.neighbours.entries(), names),
+      leave: close,
+    }, log) : undefined;
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  writePidFile(config.takeover.pidFile);
   log.info("dataplane started", {
-    workerId: config.workerId, metricsPort: http.port, interfaces: config.interfaces.map((i) => i.name), engines: config.engines, backend: io.backend, workers: 1,
+    workerId: config.workerId, metricsPort: http.port, interfaces: names, engines: config.engines, backend: io.backend, workers: 1,
+    ...(peer ? { tookOverFrom: peer.pid } : {}),
   });
   return {
     forwarder, emit, registry, metricsPort: http.port, ports,
     async stop() {
-      clearInterval(ticker);
-      sync?.stop();
-      for (const p of ports) p.close();
-      await new Promise<void>((r) => http.server.close(() => r()));
+      await close();
       log.info("dataplane stopped", {
         revision: forwarder.revision,
         interfaces: Object.fromEntries(ports.map((p) => [p.name, p.stats()])),
       });
     },
   };
+}
+
+/** --takeover: the worker answering on takeover.socket, or undefined (logged) when none does. */
+export async function findPeer(config: WorkerConfig, log: Logger): Promise<TakeoverPeer | undefined> {
+  const path = config.takeover.socket;
+  if (!path) throw new WorkerConfigError("--takeover needs takeover.socket in the configuration (where the running worker answers)", "takeover.socket");
+  const peer = await connectTakeover(path);
+  if (!peer) log.warn("--takeover: no worker answers on takeover.socket; starting as usual", { socket: path });
+  else log.info("taking over", { from: peer.pid, workerId: peer.workerId, revision: peer.revision, neighbours: peer.neighbours.length });
+  return peer;
+}
+
+/** Without --takeover: refuses to start while a worker answers on takeover.socket (both would forward every frame). */
+export async function refuseBeside(config: WorkerConfig): Promise<undefined> {
+  const path = config.takeover.socket;
+  if (path && (await answering(path))) throw new TakeoverError(`another worker answers on takeover.socket ${path}: start with --takeover to replace it, or stop it first`);
+  return undefined;
+}
+
+/** Tells the old worker to go and waits until it closed its rings. */
+export async function leave(peer: TakeoverPeer, log: Logger): Promise<void> {
+  await peer.leave();
+  peer.close();
+  log.info("the old worker left", { pid: peer.pid });
 }
 
 /** The interfaces checked (they exist; the host leaves them to us, else a warning each), and the forwarder's configuration with their MACs. */
