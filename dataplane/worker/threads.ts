@@ -361,6 +361,8 @@ export interface RunningThreads {
   threads: ForwardingThreads;
   registry: Registry;
   metricsPort: number;
+  /** --takeover: the pid of the worker this one replaced. */
+  tookOverFrom?: number;
   stop(): Promise<void>;
 }
 
@@ -491,7 +493,7 @@ export async function runThreadedWorker(config: WorkerConfig, log: Logger, optio
     workers: config.workers, threads: threads.threads().map((t) => t.tid), ...(peer ? { tookOverFrom: peer.pid } : {}),
   });
   return {
-    threads, registry, metricsPort: http.port,
+    threads, registry, metricsPort: http.port, tookOverFrom: peer?.pid,
     async stop() {
       if (!closed) last = await threads.stats().catch(() => undefined);
       await close();

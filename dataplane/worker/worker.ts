@@ -27,6 +27,8 @@ export interface RunningWorker {
   registry: Registry;
   metricsPort: number;
   ports: FramePort[];
+  /** --takeover: the pid of the worker this one replaced. */
+  tookOverFrom?: number;
   stop(): Promise<void>;
 }
 
@@ -97,17 +99,22 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
       throw e;
     }
   };
+  let emit: Emit = () => undefined;
+  let ticker: NodeJS.Timeout | undefined;
   try {
     if (peer && !fanout) await leave(peer, log);
     openPorts();
+    // Forwarding from the first frame the rings hold, before the old worker goes.
+    emit = forwardOnPorts(forwarder, ports);
+    ticker = setInterval(() => forwarder.tick(Date.now(), emit), config.tickMs);
     if (peer && fanout) await leave(peer, log);
   } catch (e) {
+    clearInterval(ticker);
     sync?.stop();
     peer?.close();
+    for (const p of ports) p.close();
     throw e;
   }
-  const emit = forwardOnPorts(forwarder, ports);
-  const ticker = setInterval(() => forwarder.tick(Date.now(), emit), config.tickMs);
 
   const registry = workerMetrics({
     interfaces: () => ports.map((port, index) => {
@@ -153,7 +160,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     ...(peer ? { tookOverFrom: peer.pid } : {}),
   });
   return {
-    forwarder, emit, registry, metricsPort: http.port, ports,
+    forwarder, emit, registry, metricsPort: http.port, ports, tookOverFrom: peer?.pid,
     async stop() {
       await close();
       log.info("dataplane stopped", {

@@ -4,8 +4,9 @@
 // before it forwards, takes the old one's neighbours, shares its rings, then the old one exits 0;
 // the new one forwards every flow and no frame reaches the receiver twice. Then what must be
 // refused is: a second worker without --takeover, and a takeover whose engine does not answer;
-// both leave the running worker forwarding.
-import { writeFileSync } from "node:fs";
+// both leave the running worker forwarding. The last takeover runs with --detach, as systemd's
+// ExecReload does.
+import { readFileSync, writeFileSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import anyTest, { type TestFn } from "ava";
@@ -28,7 +29,15 @@ const live = netnsAvailable() ? test.serial : test.serial.skip;
 const until = (what: string, check: () => boolean | Promise<boolean>) => waitUntil(what, check, 30_000, 50);
 const WORKER = join(import.meta.dirname, "../../../bin/mip46-dataplane.js");
 
-interface Proc { child: ChildProcess; ready: { metricsPort: number; tookOverFrom?: number; workers: number }; log(): string; exited: Promise<number | null> }
+interface Proc {
+  child: ChildProcess;
+  ready: { metricsPort: number; tookOverFrom?: number; workers: number };
+  log(): string;
+  /** The worker's exit code (with --detach: the command's, which returns once the old worker exited). */
+  exited: Promise<number | null>;
+  /** The worker's pid: the child's, or with --detach the one takeover.pidFile names. */
+  pid: number;
+}
 
 /** Starts the worker in its namespace with `config` (YAML written to NAME.yaml) and the extra flags. */
 async function worker(topo: Topology, name: string, config: Record<string, unknown>, flags: string[] = []): Promise<Proc> {
@@ -36,7 +45,8 @@ async function worker(topo: Topology, name: string, config: Record<string, unkno
   writeFileSync(path, stringify({ metricsListen: "127.0.0.1:9047", ...config }));
   const started = await topo.lab.spawnUntilReady<Proc["ready"]>(topo.worker, [process.execPath, WORKER, "--config", path, ...flags], "dataplane started");
   const exited = new Promise<number | null>((r) => (started.child.exitCode !== null ? r(started.child.exitCode) : started.child.once("exit", (code) => r(code))));
-  return { ...started, exited };
+  const pid = flags.includes("--detach") ? Number(readFileSync((config.takeover as { pidFile: string }).pidFile, "utf8")) : started.child.pid!;
+  return { ...started, exited, pid };
 }
 
 live("--takeover replaces the running worker under a steady stream: the new one has the engine's table and the old one's neighbours, the old one leaves, no frame twice", async (t) => {
@@ -81,9 +91,9 @@ live("--takeover replaces the running worker under a steady stream: the new one 
   const flowsAfter = async (from: number, what: string) => {
     await until(what, () => new Set(capture.lines.slice(from).map(flowOf)).size === 16);
   };
-  const takeOver = async (old: Proc, name: string, config: Record<string, unknown>) => {
-    const next = await worker(topo, name, config, ["--takeover"]);
-    t.is(next.ready.tookOverFrom, old.child.pid, `${name} took over from the running worker`);
+  const takeOver = async (old: Proc, name: string, config: Record<string, unknown>, flags: string[] = []) => {
+    const next = await worker(topo, name, config, ["--takeover", ...flags]);
+    t.is(next.ready.tookOverFrom, old.pid, `${name} took over from the running worker`);
     t.is(await old.exited, 0, "the old worker exited 0 once taken over");
     t.regex(old.log(), /"msg":"taken over: leaving"/);
     const handed = /"msg":"neighbours taken over"[^\n]*"learned":(\d+)/.exec(next.log());
@@ -100,7 +110,12 @@ live("--takeover replaces the running worker under a steady stream: the new one 
 
   const second = await takeOver(first, "second", { ...base, workers: 2 });
   t.is(second.ready.workers, 2);
-  const third = await takeOver(second, "third", base);
+  // The third as systemd's ExecReload runs it: --detach returns once the old worker has exited, and
+  // the pid file names the worker that forwards.
+  const third = await takeOver(second, "third", base, ["--detach"]);
+  t.is(await third.exited, 0, "--detach returned 0 once the old worker had exited");
+  t.not(third.pid, third.child.pid, "the worker runs as a process of its own");
+  t.true(alive(third.pid), `the pid file names the running worker (${third.pid})`);
 
   // Refused, and the running worker goes on: a second worker beside it, a takeover without an engine.
   const beside = await spawnUntilReady("ip", ["netns", "exec", topo.worker, process.execPath, WORKER, "--config", join(topo.dir, "first.yaml")], "worker could not start").catch((e: Error) => e);
@@ -111,15 +126,25 @@ live("--takeover replaces the running worker under a steady stream: the new one 
   const refused = await spawnUntilReady("ip", ["netns", "exec", topo.worker, process.execPath, WORKER, "--config", noEngine, "--takeover"], "worker could not start").catch((e: Error) => e);
   t.false(refused instanceof Error, "a takeover with no engine answering refuses to start");
   if (!(refused instanceof Error)) t.regex(refused.log(), /no rule table from the engine within takeover\.syncTimeoutMs \(1500 ms\): the running worker stays/);
-  t.is(third.child.exitCode, null, "the running worker is still there");
+  t.true(alive(third.pid), "the running worker is still there");
   const at = capture.lines.length;
   await flowsAfter(at, "every flow through the third worker after the refusals");
 
   const seqs = capture.lines.map((hex) => Number(Buffer.from(hex, "hex").toString("latin1").match(/m46-tko-(\d{5})/)![1]));
   t.is(new Set(seqs).size, seqs.length, "no frame reached the receiver twice");
   await NetnsLab.stop(stream, 100);
-  await NetnsLab.stop(third.child);
+  process.kill(third.pid, "SIGTERM");
+  await until("the third worker to stop", () => !alive(third.pid));
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The UDP source port of a captured frame (Ethernet + 20-byte IPv4 header). */
 function flowOf(hex: string): number {
