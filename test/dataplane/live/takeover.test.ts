@@ -77,11 +77,11 @@ live("--takeover replaces the running worker under a steady stream: the new one 
   const first = await worker(topo, "first", base);
   await until("the first worker's table from the engine", async () => (await revisionOf(first)) === r1);
 
-  // 16 UDP flows (source ports 7000..7015), 50 frames a second, for the whole test.
-  const frames = Array.from({ length: 3000 }, (_, i) => buildEthernetFrame(parseMac(topo.macs.w0), parseMac(topo.macs.s0), ETHERTYPE.IPV4,
+  // 16 UDP flows (source ports 7000..7015), 200 frames a second, for the whole test.
+  const frames = Array.from({ length: 6000 }, (_, i) => buildEthernetFrame(parseMac(topo.macs.w0), parseMac(topo.macs.s0), ETHERTYPE.IPV4,
     buildUdp4({ src: parseIPv4("203.0.113.10", "t").bytes, dst: parseIPv4("192.0.2.1", "t").bytes, srcPort: 7000 + (i % 16), dstPort: 4020 }, new TextEncoder().encode(`m46-tko-${String(i).padStart(5, "0")}`))));
-  const capture = await captureFrames(topo, new TextEncoder().encode("m46-tko-"), 4000, 90);
-  const stream = spawn("ip", ["netns", "exec", topo.sender, SYSTEM_PYTHON, FRAMES_PY, "stream", "s0", "0.02"], { stdio: ["pipe", "ignore", "ignore"] });
+  const capture = await captureFrames(topo, new TextEncoder().encode("m46-tko-"), 8000, 90);
+  const stream = spawn("ip", ["netns", "exec", topo.sender, SYSTEM_PYTHON, FRAMES_PY, "stream", "s0", "0.005"], { stdio: ["pipe", "ignore", "ignore"] });
   topo.lab.track(stream);
   stream.stdin!.end(frames.map((f) => Buffer.from(f).toString("hex")).join("\n") + "\n");
   await until("frames through the first worker", () => capture.lines.length >= 40);
