@@ -87,10 +87,25 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     log.info("neighbours taken over", { from: peer.pid, handed: peer.neighbours.length, learned: learn.length });
   }
 
+  // Made before the rings open: once they are open, this process forwards, and only the metrics
+  // endpoint (its address the old worker's until it leaves) is left to start.
+  const ports: FramePort[] = [];
+  const registry = workerMetrics({
+    interfaces: () => ports.map((port, index) => {
+      const c = forwarder.counters.interfaces.get(index);
+      return { name: port.name, rxPackets: c?.rxPackets ?? 0, txPackets: c?.txPackets ?? 0, rxBytes: c?.rxBytes ?? 0, txBytes: c?.txBytes ?? 0, port: port.stats() };
+    }),
+    actions: () => forwarder.counters.actions,
+    drops: () => forwarder.counters.drops,
+    revision: () => forwarder.revision,
+    rules: () => forwarder.ruleCount,
+    neighbours: () => neighbourCounts(forwarder),
+    engineConnected: () => sync?.connected ?? false,
+    refresh: () => io.refreshStats?.() ?? Promise.resolve(),
+  });
   // Serving takeover.socket: the rings join the fanout group, so that the next process can share
   // them while it takes over. On cap (no fanout) the old process leaves before the new one opens.
   const fanout = config.takeover.socket !== undefined && io.backend === "ring";
-  const ports: FramePort[] = [];
   const openPorts = () => {
     try {
       config.interfaces.forEach((i) => ports.push(io.open(i.name, { ...config.capture, mtu: i.mtu, fanout })));
@@ -116,19 +131,6 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     throw e;
   }
 
-  const registry = workerMetrics({
-    interfaces: () => ports.map((port, index) => {
-      const c = forwarder.counters.interfaces.get(index);
-      return { name: port.name, rxPackets: c?.rxPackets ?? 0, txPackets: c?.txPackets ?? 0, rxBytes: c?.rxBytes ?? 0, txBytes: c?.txBytes ?? 0, port: port.stats() };
-    }),
-    actions: () => forwarder.counters.actions,
-    drops: () => forwarder.counters.drops,
-    revision: () => forwarder.revision,
-    rules: () => forwarder.ruleCount,
-    neighbours: () => neighbourCounts(forwarder),
-    engineConnected: () => sync?.connected ?? false,
-    refresh: () => io.refreshStats?.() ?? Promise.resolve(),
-  });
   let closed = false;
   let http: { server: Server; port: number } | undefined;
   let takeover: NetServer | undefined;
