@@ -10,6 +10,7 @@
 //   npx tsx bench/restart.ts [--restarts 5] [--workers 1] [--settle-ms 1500] [--out /tmp/mip46-restart.json]
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -162,6 +163,7 @@ async function main(): Promise<void> {
       return { medianGapMs: gaps[Math.floor(gaps.length / 2)], maxGapMs: gaps.at(-1)!, lostTotal: r.reduce((a, x) => a + x.lost, 0), medianRestartMs: r.map((x) => x.restartMs).sort((a, b) => a - b)[Math.floor(r.length / 2)] };
     };
     const out = {
+      loadAverage1m: Math.round(loadavg()[0] * 10) / 10,
       restarts: RESTARTS, workers: Number(args.workers), rateHz: 1000, probes: arrivals.length, duplicates,
       none: summary("none"), stopStart: summary("stop-start"), takeover: summary("takeover"), results,
     };
@@ -172,7 +174,7 @@ async function main(): Promise<void> {
     for (const [name, s] of [["no restart (floor)", out.none], ["stop-start", out.stopStart], ["takeover", out.takeover]] as const) {
       console.log(`| ${name} | ${s.medianGapMs} | ${s.maxGapMs} | ${s.lostTotal} | ${s.medianRestartMs} |`);
     }
-    console.log(`\ntakeover / stop-start, median gap: ${ratio.toFixed(3)}; probes received ${arrivals.length}, duplicated ${duplicates}; ${args.out}`);
+    console.log(`\ntakeover / stop-start, median gap: ${ratio.toFixed(3)}; probes received ${arrivals.length}, duplicated ${duplicates}; load average ${out.loadAverage1m}; ${args.out}`);
   } finally {
     for (const c of children) await NetnsLab.stop(c, 1000);
     await engine?.stop();
