@@ -183,18 +183,26 @@ export async function connectTakeover(path: string, timeoutMs = 5_000): Promise<
   }
 }
 
-/** Resolves with the first table applied from the engine, rejects after `timeoutMs`. */
-export function firstSnapshot(timeoutMs: number): { applied(): void; done: Promise<void> } {
-  let applied!: () => void;
-  let timer: NodeJS.Timeout;
-  const done = new Promise<void>((resolve, reject) => {
-    timer = setTimeout(() => reject(new TakeoverError(`no rule table from the engine within takeover.syncTimeoutMs (${timeoutMs} ms): the running worker stays`)), timeoutMs);
-    applied = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-  });
-  return { applied, done };
+/** The first table applied from the engine: applied() says it came; wait() resolves once it has, or rejects after `timeoutMs`. */
+export function firstSnapshot(): { applied(): void; wait(timeoutMs: number): Promise<void> } {
+  let came = false;
+  let resolve: (() => void) | undefined;
+  return {
+    applied() {
+      came = true;
+      resolve?.();
+    },
+    wait(timeoutMs) {
+      if (came) return Promise.resolve();
+      return new Promise<void>((ok, fail) => {
+        const timer = setTimeout(() => fail(new TakeoverError(`no rule table from the engine within takeover.syncTimeoutMs (${timeoutMs} ms): the running worker stays`)), timeoutMs);
+        resolve = () => {
+          clearTimeout(timer);
+          ok();
+        };
+      });
+    },
+  };
 }
 
 export function writePidFile(path: string | undefined): void {

@@ -31,8 +31,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
-import type { Server } from "node:http";
-import type { Server as NetServer } from "node:net";
 import type { Logger } from "../../lib/log.js";
 import { Backoff } from "../../lib/retry.js";
 import type { Rule, RuleTable } from "../../lib/rules/rules.js";
@@ -42,8 +40,8 @@ import type { SharedLearn } from "../neighbour/cache.js";
 import type { TableMessage, ThreadData, ThreadStats } from "./thread.js";
 import type { WorkerConfig } from "./config.js";
 import { workerMetrics } from "./metrics.js";
-import { checkedForwarderConfig, findPeer, leave, refuseBeside, serveWorkerMetrics, startSync } from "./worker.js";
-import { firstSnapshot, neighboursToLearn, serveTakeover, writePidFile, type HandedNeighbour } from "./takeover.js";
+import { checkedForwarderConfig, findPeer, leave, refuseBeside, serveRunning, startSync } from "./worker.js";
+import { firstSnapshot, neighboursToLearn, type HandedNeighbour } from "./takeover.js";
 
 export interface ThreadsOptions {
   count: number;
@@ -385,7 +383,7 @@ export async function runThreadedWorker(config: WorkerConfig, log: Logger, optio
   // The table first, then the threads and their rings (ForwardingThreads keeps the table posted
   // before they start, and starts them with it): a new process forwards with the engine's table
   // from its first frame.
-  const synced = firstSnapshot(config.takeover.syncTimeoutMs);
+  const synced = firstSnapshot();
   const sync = startSync(config, log, {
     onSnapshot: (table) => {
       const applied = threads.replaceRules(table);
@@ -396,7 +394,7 @@ export async function runThreadedWorker(config: WorkerConfig, log: Logger, optio
     onAck: (revision) => options.onEvent?.({ event: "ack", revision }),
   });
   try {
-    if (peer && sync) await synced.done;
+    if (peer && sync) await synced.wait(config.takeover.syncTimeoutMs);
     if (peer) log.info("neighbours taken over", { from: peer.pid, handed: peer.neighbours.length, learned: neighbours!.length });
     // The threads' rings are in the fanout group: they share the old process's while it still forwards.
     await threads.start();
@@ -459,44 +457,27 @@ export async function runThreadedWorker(config: WorkerConfig, log: Logger, optio
       return { thread: t.index, running: t.running, rxPackets: rx, txPackets: tx, cpuSeconds: cpu[t.index], restarts: t.restarts };
     }),
   });
-  let closed = false;
-  let http: { server: Server; port: number } | undefined;
-  let takeover: NetServer | undefined;
-  /** Everything that forwards or answers; once (a takeover's leave, then the daemon's stop). */
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    sync?.stop();
-    await threads.stop();
-    takeover?.close();
-    if (http) await new Promise<void>((r) => http!.server.close(() => r()));
-  };
   let last: Awaited<ReturnType<ForwardingThreads["stats"]>> | undefined;
-  http = await serveWorkerMetrics(registry, config, close);
-  try {
-    takeover = config.takeover.socket ? await serveTakeover(config.takeover.socket, {
-      workerId: config.workerId,
-      revision: () => threads.revisionInForce,
-      neighbours: () => threads.neighbours(),
-      leave: async () => {
-        last = await threads.stats().catch(() => undefined);
-        await close();
-      },
-    }, log) : undefined;
-  } catch (e) {
-    await close();
-    throw e;
-  }
-  writePidFile(config.takeover.pidFile);
+  const served = await serveRunning(config, registry, log, {
+    async shut() {
+      sync?.stop();
+      await threads.stop();
+    },
+    revision: () => threads.revisionInForce,
+    neighbours: () => threads.neighbours(),
+    beforeLeave: async () => {
+      last = await threads.stats().catch(() => undefined);
+    },
+  });
   log.info("dataplane started", {
-    workerId: config.workerId, metricsPort: http.port, interfaces: names, engines: config.engines, backend: "ring",
+    workerId: config.workerId, metricsPort: served.metricsPort, interfaces: names, engines: config.engines, backend: "ring",
     workers: config.workers, threads: threads.threads().map((t) => t.tid), ...(peer ? { tookOverFrom: peer.pid } : {}),
   });
   return {
-    threads, registry, metricsPort: http.port, tookOverFrom: peer?.pid,
+    threads, registry, metricsPort: served.metricsPort, tookOverFrom: peer?.pid,
     async stop() {
-      if (!closed) last = await threads.stats().catch(() => undefined);
-      await close();
+      last ??= await threads.stats().catch(() => undefined);
+      await served.close();
       log.info("dataplane stopped", { revision: last?.threads.find((t) => t)?.revision ?? -1n, workers: config.workers });
     },
   };

@@ -17,7 +17,7 @@ import { forwardOnPorts, neighbourCounts } from "./ports.js";
 import { WorkerConfigError, type WorkerConfig } from "./config.js";
 import { checkHost } from "./hostcheck.js";
 import { workerMetrics } from "./metrics.js";
-import { answering, connectTakeover, TakeoverError, firstSnapshot, handedNeighbours, neighboursToLearn, serveTakeover, writePidFile, type TakeoverPeer } from "./takeover.js";
+import { answering, connectTakeover, TakeoverError, firstSnapshot, handedNeighbours, neighboursToLearn, serveTakeover, writePidFile, type HandedNeighbour, type TakeoverPeer } from "./takeover.js";
 
 export interface RunningWorker {
   forwarder: Forwarder;
@@ -65,7 +65,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
   // The table first, then the rings: a new process forwards with the engine's table from its first frame.
   // A table the forwarder refuses (it throws, changing nothing) is not acknowledged: the sync
   // client drops the stream and the reconnect brings a full snapshot.
-  const synced = firstSnapshot(config.takeover.syncTimeoutMs);
+  const synced = firstSnapshot();
   const sync = startSync(config, log, {
     onSnapshot: (table) => {
       forwarder.replaceRules(table);
@@ -75,7 +75,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
   });
   if (peer) {
     try {
-      if (sync) await synced.done;
+      if (sync) await synced.wait(config.takeover.syncTimeoutMs);
     } catch (e) {
       sync?.stop();
       peer.close();
@@ -131,46 +131,68 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     throw e;
   }
 
-  let closed = false;
-  let http: { server: Server; port: number } | undefined;
-  let takeover: NetServer | undefined;
-  /** Everything that forwards or answers; once (a takeover's leave, then the daemon's stop). */
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(ticker);
-    sync?.stop();
-    for (const p of ports) p.close();
-    takeover?.close();
-    if (http) await new Promise<void>((r) => http!.server.close(() => r()));
-  };
-  http = await serveWorkerMetrics(registry, config, close);
-  try {
-    takeover = config.takeover.socket ? await serveTakeover(config.takeover.socket, {
-      workerId: config.workerId,
-      revision: () => forwarder.revision,
-      neighbours: () => handedNeighbours(forwarder.neighbours.entries(), names),
-      leave: close,
-    }, log) : undefined;
-  } catch (e) {
-    await close();
-    throw e;
-  }
-  writePidFile(config.takeover.pidFile);
+  const served = await serveRunning(config, registry, log, {
+    shut() {
+      clearInterval(ticker);
+      sync?.stop();
+      for (const p of ports) p.close();
+    },
+    revision: () => forwarder.revision,
+    neighbours: () => handedNeighbours(forwarder.neighbours.entries(), names),
+  });
   log.info("dataplane started", {
-    workerId: config.workerId, metricsPort: http.port, interfaces: names, engines: config.engines, backend: io.backend, workers: 1,
+    workerId: config.workerId, metricsPort: served.metricsPort, interfaces: names, engines: config.engines, backend: io.backend, workers: 1,
     ...(peer ? { tookOverFrom: peer.pid } : {}),
   });
   return {
-    forwarder, emit, registry, metricsPort: http.port, ports, tookOverFrom: peer?.pid,
+    forwarder, emit, registry, metricsPort: served.metricsPort, ports, tookOverFrom: peer?.pid,
     async stop() {
-      await close();
+      await served.close();
       log.info("dataplane stopped", {
         revision: forwarder.revision,
         interfaces: Object.fromEntries(ports.map((p) => [p.name, p.stats()])),
       });
     },
   };
+}
+
+/**
+ * What a worker that forwards serves: its metrics (on the address the old worker left, after a
+ * takeover), takeover.socket for the next one, and the pid file. close() (once: a takeover's
+ * leave, then the daemon's stop) runs `shut`, which stops the forwarding, and closes the rest.
+ */
+export async function serveRunning(config: WorkerConfig, registry: Registry, log: Logger, o: {
+  shut(): void | Promise<void>;
+  revision(): bigint;
+  neighbours(): HandedNeighbour[] | Promise<HandedNeighbour[]>;
+  /** Before a takeover's leave shuts it (the threads' last counters). */
+  beforeLeave?(): Promise<void>;
+}): Promise<{ metricsPort: number; close(): Promise<void> }> {
+  let closed = false;
+  let http: { server: Server; port: number } | undefined;
+  let takeover: NetServer | undefined;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await o.shut();
+    takeover?.close();
+    if (http) await new Promise<void>((r) => http!.server.close(() => r()));
+  };
+  http = await serveWorkerMetrics(registry, config, close);
+  try {
+    takeover = config.takeover.socket ? await serveTakeover(config.takeover.socket, {
+      workerId: config.workerId, revision: o.revision, neighbours: o.neighbours,
+      leave: async () => {
+        await o.beforeLeave?.();
+        await close();
+      },
+    }, log) : undefined;
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  writePidFile(config.takeover.pidFile);
+  return { metricsPort: http.port, close };
 }
 
 /** --takeover: the worker answering on takeover.socket, or undefined (logged) when none does. */

@@ -11,13 +11,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import anyTest, { type TestFn } from "ava";
 import { stringify } from "yaml";
-import { connectControl } from "../../../clients/control.js";
-import { silentLogger } from "../../../lib/log.js";
-import { parseConfig } from "../../../services/config/config.js";
-import { runEngine } from "../../../services/engine/run.js";
-import { hostOn, labConfig } from "../../../harness/engine.js";
 import { NetnsLab, netnsAvailable } from "../../../harness/netns.js";
 import { spawnUntilReady } from "../../../lib/process/spawn.js";
+import { engineOnSocket } from "./engine-lab.js";
 import { until as waitUntil } from "./wait.js";
 import { captureFrames, configureHost, createTopology, FRAMES_PY, metricValue, parseMac, SYSTEM_PYTHON, workerMetricsText, type Topology } from "../../../harness/topology.js";
 import { buildEthernetFrame, ETHERTYPE } from "../../../dataplane/packet/ethernet.js";
@@ -51,18 +47,8 @@ async function worker(topo: Topology, name: string, config: Record<string, unkno
 
 live("--takeover replaces the running worker under a steady stream: the new one has the engine's table and the old one's neighbours, the old one leaves, no frame twice", async (t) => {
   const topo = await createTopology(t);
-  const socket = join(topo.dir, "engine.sock");
-  const engine = await runEngine(parseConfig(labConfig(topo.dir, { listen: `unix:${socket}` })), silentLogger);
-  t.teardown(() => engine.stop());
-  const control = connectControl(`unix:${socket}`);
-  t.teardown(() => control.close());
-  await control.heartbeat(hostOn(6, "h6"));
-  const migrate = async (vmId: string, homeAddress: string) => {
-    const c = await control.allocateCareOf({ hostId: "h6", vmId, homeAddress });
-    const r = await control.registerMigration({ vmId, homeAddress, homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
-    return Number(r.ruleRevision);
-  };
-  const r1 = await migrate("vm-a", "192.0.2.50");
+  const { socket, migrate } = await engineOnSocket(t, topo);
+  const r1 = Number(await migrate("vm-a", "192.0.2.50"));
 
   await topo.lab.sysctl(topo.sender, "net.ipv6.conf.s0.disable_ipv6", "1");
   await configureHost(topo, topo.sender, "s0", ["203.0.113.10/24"], [["default", "via", "203.0.113.1"]]);
@@ -87,7 +73,7 @@ live("--takeover replaces the running worker under a steady stream: the new one 
   await until("frames through the first worker", () => capture.lines.length >= 40);
 
   // A revision made now reaches the new process by its own sync, before it forwards.
-  const r2 = await migrate("vm-b", "192.0.2.51");
+  const r2 = Number(await migrate("vm-b", "192.0.2.51"));
   const flowsAfter = async (from: number, what: string) => {
     await until(what, () => new Set(capture.lines.slice(from).map(flowOf)).size === 16);
   };
