@@ -58,6 +58,8 @@ export interface TakeoverSide {
   neighbours(): HandedNeighbour[] | Promise<HandedNeighbour[]>;
   /** Closes the rings, the metrics endpoint and the engine stream; the process exits after the answer. */
   leave(): Promise<void>;
+  /** After the answer to a leave; default: SIGTERM to this process, the daemon's own stop path (lib/process/main.ts). */
+  afterLeft?(): void;
 }
 
 /** The reachable and stale entries of a cache (not the incomplete ones, not the configured permanent ones), by interface name. */
@@ -109,8 +111,7 @@ export async function serveTakeover(path: string, side: TakeoverSide, log: Logge
         side.leave().then(() => {
           socket.end(JSON.stringify({ left: true, pid: process.pid }) + "\n", () => {
             server.close();
-            // The daemon's own stop path (lib/process/main.ts) ends the process.
-            process.kill(process.pid, "SIGTERM");
+            (side.afterLeft ?? (() => process.kill(process.pid, "SIGTERM")))();
           });
         }, (e) => reply({ error: (e as Error).message }));
       } else {
