@@ -14,7 +14,11 @@
 //      resolution;
 //   3. ring backend: opens its rings, which join each interface's PACKET_FANOUT group
 //      (packet(7)) beside the old process's; from then on every frame goes to exactly one of
-//      the two (no frame is forwarded twice), each flow to one of them by its hash;
+//      the two (no frame is forwarded twice), each flow to one of them by its hash. The one
+//      exception: the kernel lets a socket join a fanout group only once it is bound, so between
+//      the two system calls (bind, then PACKET_FANOUT: microseconds, in ring.c) the new socket
+//      sees every frame; a frame arriving then may be forwarded by both processes (none was in
+//      bench/restart.ts's runs, nor in the live test's);
 //      cap backend (libpcap, no fanout): after step 4, not before, so that both never capture;
 //   4. tells the running worker to go ({"op":"leave"}): it closes its rings (its share of the
 //      flows moves to the new one's), its metrics endpoint and its engine stream, answers
