@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createConnection } from "node:net";
 import { silentLogger } from "../../../lib/log.js";
+import { parseWorkerConfig, WorkerConfigError } from "../../../dataplane/worker/config.js";
 import type { NeighbourEntry } from "../../../dataplane/neighbour/cache.js";
 import { answering, connectTakeover, firstSnapshot, handedNeighbours, neighboursToLearn, serveTakeover, TakeoverError, type HandedNeighbour } from "../../../dataplane/worker/takeover.js";
 
@@ -115,4 +116,14 @@ test("the first snapshot: waiting after it came resolves at once; without it, th
   const waiting = later.wait(5_000);
   later.applied();
   await t.notThrowsAsync(waiting);
+});
+
+test("takeover keys: absent by default (no socket, no pid file, 10 s to sync); a wrong one is refused naming it", (t) => {
+  const base = { workerId: "dp-1", interfaces: [{ name: "w0" }] };
+  t.deepEqual(parseWorkerConfig(base).takeover, { syncTimeoutMs: 10_000 });
+  t.deepEqual(parseWorkerConfig({ ...base, takeover: { socket: "/run/x/t.sock", pidFile: "/run/x/p", syncTimeoutMs: 500 } }).takeover, { socket: "/run/x/t.sock", pidFile: "/run/x/p", syncTimeoutMs: 500 });
+  const e1 = t.throws(() => parseWorkerConfig({ ...base, takeover: { syncTimeoutMs: 0 } }), { instanceOf: WorkerConfigError });
+  t.regex(e1!.message, /takeover\.syncTimeoutMs: must be a positive integer, got 0/);
+  const e2 = t.throws(() => parseWorkerConfig({ ...base, takeover: { sockett: "/x" } }), { instanceOf: WorkerConfigError });
+  t.regex(e2!.message, /takeover\.sockett: unknown key/);
 });
