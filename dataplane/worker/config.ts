@@ -36,6 +36,13 @@ export interface WorkerConfig {
    */
   workers: number;
   interfaces: WorkerInterfaceConfig[];
+  /**
+   * Restart without a gap (dataplane/worker/takeover.ts): the running worker answers on `socket`
+   * (and its rings join the PACKET_FANOUT group, so that a new process can share them), a new one
+   * started with --takeover syncs its table (waiting up to syncTimeoutMs), takes its neighbours and
+   * tells it to go. `pidFile`: written with the pid of the process that forwards (systemd's PIDFile=).
+   */
+  takeover: { socket?: string; pidFile?: string; syncTimeoutMs: number };
   /** The rest of the forwarder's configuration (routes, served, translator, tunnels, neighbours, neighbourTimers), passed through. */
   forwarder: Record<string, unknown>;
 }
@@ -69,6 +76,11 @@ export const WORKER_KEYS = {
   }).prefault({}),
   tickMs: positive(200),
   workers: integer(1, MAX_WORKERS).default(1),
+  takeover: strict({
+    socket: text("a file path").optional(),
+    pidFile: text("a file path").optional(),
+    syncTimeoutMs: positive(10_000),
+  }).prefault({}),
   interfaces: list(WORKER_INTERFACE).min(1, "required, a non-empty list"),
   ...FORWARDER_SETTINGS,
 };
@@ -77,9 +89,9 @@ const WORKER_FILE = strict(WORKER_KEYS);
 
 /** Splits a checked worker file into the worker's settings and the forwarder's, which runWorker checks for meaning. */
 export function workerConfig(file: z.output<typeof WORKER_FILE>): WorkerConfig {
-  const { workerId, engines, tls, metricsListen, table, capture, tickMs, workers, interfaces, ...settings } = file;
+  const { workerId, engines, tls, metricsListen, table, capture, tickMs, workers, takeover, interfaces, ...settings } = file;
   const forwarder = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
-  return { workerId, engines, tls, metricsListen, table, capture, tickMs, workers, interfaces, forwarder };
+  return { workerId, engines, tls, metricsListen, table, capture, tickMs, workers, takeover, interfaces, forwarder };
 }
 
 export function parseWorkerConfig(value: unknown): WorkerConfig {

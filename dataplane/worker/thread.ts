@@ -4,8 +4,8 @@
 // so; it shares what it learns about neighbours and correspondents with the other threads.
 //
 // Messages from the main thread: {t: "table", seq, ...snapshot or delta}, {t: "stats", id},
-// {t: "stop"}. To it: {t: "ready", tid, seq}, {t: "applied", seq}, {t: "refused", seq, error},
-// {t: "stats", id, stats}.
+// {t: "neighbours", id}, {t: "stop"}. To it: {t: "ready", tid, seq}, {t: "applied", seq},
+// {t: "refused", seq, error}, {t: "stats", id, stats}, {t: "neighbours", id, neighbours}.
 import { BroadcastChannel, isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { Rule } from "../../lib/rules/rules.js";
 import { Forwarder, type ForwarderConfig } from "../forward/index.js";
@@ -14,6 +14,7 @@ import type { SharedLearn } from "../neighbour/cache.js";
 import { loadRingAddon, RingIo } from "../io/ring.js";
 import type { FramePort, FramePortStats } from "../io/frames.js";
 import { forwardOnPorts, neighbourCounts } from "./ports.js";
+import { handedNeighbours } from "./takeover.js";
 
 /** A table change as posted to the threads, numbered by the main thread in the order it posts them. */
 export type TableMessage =
@@ -32,6 +33,8 @@ export interface ThreadData {
   /** The table in force when the thread starts (a restarted thread gets the latest), with the seq of the last change in it. */
   table?: { seq: number; revision: bigint; rules: Rule[] };
   seq: number;
+  /** Neighbours taken over from the worker this process replaced (--takeover), learned as STALE before the rings open. */
+  neighbours?: SharedLearn[];
   /** The BroadcastChannel the threads of this worker share neighbours and correspondents on. */
   channel: string;
 }
@@ -62,6 +65,8 @@ export function runThread(data: ThreadData): void {
     },
   });
   if (data.table) forwarder.replaceRules(data.table);
+  const now = Date.now();
+  for (const l of data.neighbours ?? []) forwarder.learnShared(l, () => undefined, now);
   const ports: FramePort[] = [];
   try {
     for (const i of data.interfaces) ports.push(io.open(i.name, { ...data.capture, mtu: i.mtu, fanout: true }));
@@ -77,7 +82,7 @@ export function runThread(data: ThreadData): void {
   };
   const ticker = setInterval(() => forwarder.tick(Date.now(), emit), data.tickMs);
 
-  port.on("message", (m: TableMessage | { t: "stats"; id: number } | { t: "stop" }) => {
+  port.on("message", (m: TableMessage | { t: "stats"; id: number } | { t: "neighbours"; id: number } | { t: "stop" }) => {
     switch (m.t) {
       case "table":
         try {
@@ -91,6 +96,9 @@ export function runThread(data: ThreadData): void {
         break;
       case "stats":
         port.postMessage({ t: "stats", id: m.id, stats: threadStats(forwarder, ports) });
+        break;
+      case "neighbours":
+        port.postMessage({ t: "neighbours", id: m.id, neighbours: handedNeighbours(forwarder.neighbours.entries(), data.interfaces.map((i) => i.name)) });
         break;
       case "stop":
         clearInterval(ticker);

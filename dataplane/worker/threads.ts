@@ -36,10 +36,12 @@ import { Backoff } from "../../lib/retry.js";
 import type { Rule, RuleTable } from "../../lib/rules/rules.js";
 import type { Registry } from "prom-client";
 import type { ForwarderConfig } from "../forward/index.js";
+import type { SharedLearn } from "../neighbour/cache.js";
 import type { TableMessage, ThreadData, ThreadStats } from "./thread.js";
 import type { WorkerConfig } from "./config.js";
 import { workerMetrics } from "./metrics.js";
-import { checkedForwarderConfig, serveWorkerMetrics, startSync } from "./worker.js";
+import { checkedForwarderConfig, findPeer, leave, refuseBeside, serveRunning, startSync } from "./worker.js";
+import { firstSnapshot, neighboursToLearn, type HandedNeighbour } from "./takeover.js";
 
 export interface ThreadsOptions {
   count: number;
@@ -56,6 +58,8 @@ export interface ThreadsOptions {
   maxBackoffMs?: number;
   /** Seeded jitter for the restart backoff (tests; lib/retry.ts). */
   random?: () => number;
+  /** Neighbours taken over from the worker this process replaces (--takeover): each thread starts with them. */
+  neighbours?: SharedLearn[];
   /** Called on each thread event (tests): started, applied, exited; runThreadedWorker adds each acknowledgement to the engine. */
   onEvent?(e: ThreadEvent): void;
 }
@@ -112,6 +116,7 @@ export class ForwardingThreads {
   private stopping = false;
   private statsId = 0;
   private readonly pendingStats = new Map<number, { slot: Slot; resolve(s: ThreadStats | undefined): void }>();
+  private readonly pendingNeighbours = new Map<number, (n: HandedNeighbour[]) => void>();
 
   constructor(private readonly o: ThreadsOptions) {
     this.slots = Array.from({ length: o.count }, (_, index) => ({
@@ -129,6 +134,11 @@ export class ForwardingThreads {
       await this.stop();
       throw e;
     }
+  }
+
+  /** The revision of the table in force (posted to the threads), -1 before any. */
+  get revisionInForce(): bigint {
+    return this.revision;
   }
 
   get count(): number {
@@ -169,6 +179,21 @@ export class ForwardingThreads {
       });
     }));
     return { threads, retired: this.slots.map((s) => s.retired) };
+  }
+
+  /** The neighbours of the first running thread (each thread learns what every thread learns), for a takeover. */
+  neighbours(): Promise<HandedNeighbour[]> {
+    const slot = this.slots.find((s) => s.ready && s.worker);
+    if (!slot) return Promise.resolve([]);
+    const id = ++this.statsId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingNeighbours.delete(id);
+        resolve([]);
+      }, STATS_TIMEOUT_MS);
+      this.pendingNeighbours.set(id, (n) => { clearTimeout(timer); resolve(n); });
+      slot.worker!.postMessage({ t: "neighbours", id });
+    });
   }
 
   /** CPU seconds (user + system) of each running thread, from /proc/self/task/TID/stat. */
@@ -223,6 +248,7 @@ export class ForwardingThreads {
     const data: ThreadData = {
       mip46DataplaneThread: true, index: slot.index, count: this.slots.length, forwarder: this.o.forwarder, interfaces: this.o.interfaces,
       capture: this.o.capture, tickMs: this.o.tickMs, table, seq: this.seq, channel: this.channel,
+      neighbours: restart ? undefined : this.o.neighbours,
     };
     const script = this.o.script ?? DEFAULT_SCRIPT;
     // From source (tests run TypeScript through tsx): the thread registers tsx's loader first,
@@ -234,7 +260,7 @@ export class ForwardingThreads {
     slot.ready = false;
     return new Promise<void>((resolve, reject) => {
       let started = false;
-      worker.on("message", (m: { t: string; seq: number; tid: number; id: number; stats: ThreadStats; error: string }) => {
+      worker.on("message", (m: { t: string; seq: number; tid: number; id: number; stats: ThreadStats; error: string; neighbours: HandedNeighbour[] }) => {
         switch (m.t) {
           case "ready":
             started = true;
@@ -258,6 +284,12 @@ export class ForwardingThreads {
             const i = this.waiters.findIndex((w) => w.seq === m.seq);
             if (i >= 0) this.waiters.splice(i, 1)[0].reject(new Error(`thread ${slot.index}: ${m.error}`));
             this.settle();
+            break;
+          }
+          case "neighbours": {
+            const answer = this.pendingNeighbours.get(m.id);
+            this.pendingNeighbours.delete(m.id);
+            answer?.(m.neighbours);
             break;
           }
           case "stats": {
@@ -327,6 +359,8 @@ export interface RunningThreads {
   threads: ForwardingThreads;
   registry: Registry;
   metricsPort: number;
+  /** --takeover: the pid of the worker this one replaced. */
+  tookOverFrom?: number;
   stop(): Promise<void>;
 }
 
@@ -334,21 +368,43 @@ export interface RunningThreads {
  * The worker with `workers: N` > 1 on the ring backend (main.ts chooses it): N forwarding threads,
  * the rule-sync client and the metrics in this (main) thread. `table`: as runWorker's.
  */
-export async function runThreadedWorker(config: WorkerConfig, log: Logger, options: { table?: RuleTable; skipHostCheck?: boolean } & Pick<ThreadsOptions, "script" | "onEvent" | "minBackoffMs" | "maxBackoffMs" | "random"> = {}): Promise<RunningThreads> {
+export async function runThreadedWorker(config: WorkerConfig, log: Logger, options: { table?: RuleTable; skipHostCheck?: boolean; takeover?: boolean } & Pick<ThreadsOptions, "script" | "onEvent" | "minBackoffMs" | "maxBackoffMs" | "random"> = {}): Promise<RunningThreads> {
   const forwarder = checkedForwarderConfig(config, log, options.skipHostCheck);
+  const names = config.interfaces.map((i) => i.name);
+  const peer = options.takeover ? await findPeer(config, log) : await refuseBeside(config);
+  const neighbours = peer ? neighboursToLearn(peer.neighbours, names) : undefined;
   const threads = new ForwardingThreads({
     count: config.workers, forwarder, interfaces: config.interfaces.map((i) => ({ name: i.name, mtu: i.mtu })),
     capture: { bufferBytes: config.capture.bufferBytes, maxBatch: config.capture.maxBatch }, tickMs: config.tickMs,
-    table: options.table, log, script: options.script, onEvent: options.onEvent,
+    table: options.table, log, script: options.script, onEvent: options.onEvent, neighbours,
     minBackoffMs: options.minBackoffMs, maxBackoffMs: options.maxBackoffMs, random: options.random,
   });
-  await threads.start();
   if (options.table) log.info("rule table applied", { source: "file", revision: options.table.revision, rules: options.table.rules.length });
+  // The table first, then the threads and their rings (ForwardingThreads keeps the table posted
+  // before they start, and starts them with it): a new process forwards with the engine's table
+  // from its first frame.
+  const synced = firstSnapshot();
   const sync = startSync(config, log, {
-    onSnapshot: (table) => threads.replaceRules(table),
+    onSnapshot: (table) => {
+      const applied = threads.replaceRules(table);
+      synced.applied();
+      return applied;
+    },
     onDelta: (revision, updates, removes) => threads.applyDelta(revision, updates, removes),
     onAck: (revision) => options.onEvent?.({ event: "ack", revision }),
   });
+  try {
+    if (peer && sync) await synced.wait(config.takeover.syncTimeoutMs);
+    if (peer) log.info("neighbours taken over", { from: peer.pid, handed: peer.neighbours.length, learned: neighbours!.length });
+    // The threads' rings are in the fanout group: they share the old process's while it still forwards.
+    await threads.start();
+    if (peer) await leave(peer, log);
+  } catch (e) {
+    sync?.stop();
+    peer?.close();
+    await threads.stop();
+    throw e;
+  }
 
   // What the threads last said (refreshed once per scrape), and the totals of those that died.
   let seen: Awaited<ReturnType<ForwardingThreads["stats"]>> = { threads: [], retired: [] };
@@ -401,21 +457,27 @@ export async function runThreadedWorker(config: WorkerConfig, log: Logger, optio
       return { thread: t.index, running: t.running, rxPackets: rx, txPackets: tx, cpuSeconds: cpu[t.index], restarts: t.restarts };
     }),
   });
-  const http = await serveWorkerMetrics(registry, config, async () => {
-    sync?.stop();
-    await threads.stop();
+  let last: Awaited<ReturnType<ForwardingThreads["stats"]>> | undefined;
+  const served = await serveRunning(config, registry, log, {
+    async shut() {
+      sync?.stop();
+      await threads.stop();
+    },
+    revision: () => threads.revisionInForce,
+    neighbours: () => threads.neighbours(),
+    beforeLeave: async () => {
+      last = await threads.stats().catch(() => undefined);
+    },
   });
   log.info("dataplane started", {
-    workerId: config.workerId, metricsPort: http.port, interfaces: config.interfaces.map((i) => i.name), engines: config.engines, backend: "ring",
-    workers: config.workers, threads: threads.threads().map((t) => t.tid),
+    workerId: config.workerId, metricsPort: served.metricsPort, interfaces: names, engines: config.engines, backend: "ring",
+    workers: config.workers, threads: threads.threads().map((t) => t.tid), ...(peer ? { tookOverFrom: peer.pid } : {}),
   });
   return {
-    threads, registry, metricsPort: http.port,
+    threads, registry, metricsPort: served.metricsPort, tookOverFrom: peer?.pid,
     async stop() {
-      sync?.stop();
-      const last = await threads.stats().catch(() => undefined);
-      await threads.stop();
-      await new Promise<void>((r) => http.server.close(() => r()));
+      last ??= await threads.stats().catch(() => undefined);
+      await served.close();
       log.info("dataplane stopped", { revision: last?.threads.find((t) => t)?.revision ?? -1n, workers: config.workers });
     },
   };

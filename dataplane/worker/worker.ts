@@ -2,6 +2,7 @@
 // client and the metrics endpoint. Used by the executable (main.ts) and by tests.
 import { existsSync } from "node:fs";
 import type { Server } from "node:http";
+import type { Server as NetServer } from "node:net";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/log.js";
 import type { RuleTable } from "../../lib/rules/rules.js";
@@ -16,6 +17,7 @@ import { forwardOnPorts, neighbourCounts } from "./ports.js";
 import { WorkerConfigError, type WorkerConfig } from "./config.js";
 import { checkHost } from "./hostcheck.js";
 import { workerMetrics } from "./metrics.js";
+import { answering, connectTakeover, TakeoverError, firstSnapshot, handedNeighbours, neighboursToLearn, serveTakeover, writePidFile, type HandedNeighbour, type TakeoverPeer } from "./takeover.js";
 
 export interface RunningWorker {
   forwarder: Forwarder;
@@ -25,6 +27,8 @@ export interface RunningWorker {
   registry: Registry;
   metricsPort: number;
   ports: FramePort[];
+  /** --takeover: the pid of the worker this one replaced. */
+  tookOverFrom?: number;
   stop(): Promise<void>;
 }
 
@@ -38,11 +42,16 @@ export interface WorkerOptions {
   intercept?: Intercept;
   /** See ForwarderOptions.stationSeen (the privileged-VM agent's activation signal). */
   stationSeen?: StationSeen;
+  /** --takeover: replace the worker answering on takeover.socket (dataplane/worker/takeover.ts). */
+  takeover?: boolean;
 }
 
 export async function runWorker(config: WorkerConfig, log: Logger, options: WorkerOptions = {}): Promise<RunningWorker> {
   if (config.workers > 1) {
     throw new WorkerConfigError(`workers: ${config.workers} runs the pipeline in threads of mip46-dataplane alone; a control plane sharing the worker (a home agent, the agent) needs workers: 1`, "workers");
+  }
+  if (config.takeover.socket && (options.intercept || options.stationSeen)) {
+    throw new WorkerConfigError("takeover.socket: a takeover hands over mip46-dataplane's state alone; a control plane sharing the worker (a home agent, the agent) restarts by stop and start", "takeover.socket");
   }
   const io = options.io ?? chooseIo(config.capture.backend, log);
   const forwarder = new Forwarder(checkedForwarderConfig(config, log, options.skipHostCheck), Date.now(), { intercept: options.intercept, stationSeen: options.stationSeen });
@@ -50,24 +59,37 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     forwarder.replaceRules(options.table);
     log.info("rule table applied", { source: "file", revision: options.table.revision, rules: options.table.rules.length });
   }
+  const names = config.interfaces.map((i) => i.name);
+  const peer = options.takeover ? await findPeer(config, log) : await refuseBeside(config);
 
-  const ports: FramePort[] = [];
-  try {
-    config.interfaces.forEach((i) => ports.push(io.open(i.name, { ...config.capture, mtu: i.mtu })));
-  } catch (e) {
-    for (const p of ports) p.close();
-    throw e;
-  }
-  const emit = forwardOnPorts(forwarder, ports);
-  const ticker = setInterval(() => forwarder.tick(Date.now(), emit), config.tickMs);
-
+  // The table first, then the rings: a new process forwards with the engine's table from its first frame.
   // A table the forwarder refuses (it throws, changing nothing) is not acknowledged: the sync
   // client drops the stream and the reconnect brings a full snapshot.
+  const synced = firstSnapshot();
   const sync = startSync(config, log, {
-    onSnapshot: (table) => forwarder.replaceRules(table),
+    onSnapshot: (table) => {
+      forwarder.replaceRules(table);
+      synced.applied();
+    },
     onDelta: (revision, updates, removes) => forwarder.applyDelta(revision, updates, removes),
   });
+  if (peer) {
+    try {
+      if (sync) await synced.wait(config.takeover.syncTimeoutMs);
+    } catch (e) {
+      sync?.stop();
+      peer.close();
+      throw e;
+    }
+    const learn = neighboursToLearn(peer.neighbours, names);
+    const now = Date.now();
+    for (const l of learn) forwarder.learnShared(l, () => undefined, now);
+    log.info("neighbours taken over", { from: peer.pid, handed: peer.neighbours.length, learned: learn.length });
+  }
 
+  // Made before the rings open: once they are open, this process forwards, and only the metrics
+  // endpoint (its address the old worker's until it leaves) is left to start.
+  const ports: FramePort[] = [];
   const registry = workerMetrics({
     interfaces: () => ports.map((port, index) => {
       const c = forwarder.counters.interfaces.get(index);
@@ -81,27 +103,120 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     engineConnected: () => sync?.connected ?? false,
     refresh: () => io.refreshStats?.() ?? Promise.resolve(),
   });
-  const http = await serveWorkerMetrics(registry, config, async () => {
+  // Serving takeover.socket: the rings join the fanout group, so that the next process can share
+  // them while it takes over. On cap (no fanout) the old process leaves before the new one opens.
+  const fanout = config.takeover.socket !== undefined && io.backend === "ring";
+  const openPorts = () => {
+    try {
+      config.interfaces.forEach((i) => ports.push(io.open(i.name, { ...config.capture, mtu: i.mtu, fanout })));
+    } catch (e) {
+      for (const p of ports) p.close();
+      throw e;
+    }
+  };
+  let emit: Emit = () => undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  try {
+    if (peer && !fanout) await leave(peer, log);
+    openPorts();
+    // Forwarding from the first frame the rings hold, before the old worker goes.
+    emit = forwardOnPorts(forwarder, ports);
+    ticker = setInterval(() => forwarder.tick(Date.now(), emit), config.tickMs);
+    if (peer && fanout) await leave(peer, log);
+  } catch (e) {
     clearInterval(ticker);
     sync?.stop();
+    peer?.close();
     for (const p of ports) p.close();
-  });
-  log.info("dataplane started", {
-    workerId: config.workerId, metricsPort: http.port, interfaces: config.interfaces.map((i) => i.name), engines: config.engines, backend: io.backend, workers: 1,
-  });
-  return {
-    forwarder, emit, registry, metricsPort: http.port, ports,
-    async stop() {
+    throw e;
+  }
+
+  const served = await serveRunning(config, registry, log, {
+    shut() {
       clearInterval(ticker);
       sync?.stop();
       for (const p of ports) p.close();
-      await new Promise<void>((r) => http.server.close(() => r()));
+    },
+    revision: () => forwarder.revision,
+    neighbours: () => handedNeighbours(forwarder.neighbours.entries(), names),
+  });
+  log.info("dataplane started", {
+    workerId: config.workerId, metricsPort: served.metricsPort, interfaces: names, engines: config.engines, backend: io.backend, workers: 1,
+    ...(peer ? { tookOverFrom: peer.pid } : {}),
+  });
+  return {
+    forwarder, emit, registry, metricsPort: served.metricsPort, ports, tookOverFrom: peer?.pid,
+    async stop() {
+      await served.close();
       log.info("dataplane stopped", {
         revision: forwarder.revision,
         interfaces: Object.fromEntries(ports.map((p) => [p.name, p.stats()])),
       });
     },
   };
+}
+
+/**
+ * What a worker that forwards serves: its metrics (on the address the old worker left, after a
+ * takeover), takeover.socket for the next one, and the pid file. close() (once: a takeover's
+ * leave, then the daemon's stop) runs `shut`, which stops the forwarding, and closes the rest.
+ */
+export async function serveRunning(config: WorkerConfig, registry: Registry, log: Logger, o: {
+  shut(): void | Promise<void>;
+  revision(): bigint;
+  neighbours(): HandedNeighbour[] | Promise<HandedNeighbour[]>;
+  /** Before a takeover's leave shuts it (the threads' last counters). */
+  beforeLeave?(): Promise<void>;
+}): Promise<{ metricsPort: number; close(): Promise<void> }> {
+  let closed = false;
+  let http: { server: Server; port: number } | undefined;
+  let takeover: NetServer | undefined;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await o.shut();
+    takeover?.close();
+    if (http) await new Promise<void>((r) => http!.server.close(() => r()));
+  };
+  http = await serveWorkerMetrics(registry, config, close);
+  try {
+    takeover = config.takeover.socket ? await serveTakeover(config.takeover.socket, {
+      workerId: config.workerId, revision: o.revision, neighbours: o.neighbours,
+      leave: async () => {
+        await o.beforeLeave?.();
+        await close();
+      },
+    }, log) : undefined;
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  writePidFile(config.takeover.pidFile);
+  return { metricsPort: http.port, close };
+}
+
+/** --takeover: the worker answering on takeover.socket, or undefined (logged) when none does. */
+export async function findPeer(config: WorkerConfig, log: Logger): Promise<TakeoverPeer | undefined> {
+  const path = config.takeover.socket;
+  if (!path) throw new WorkerConfigError("--takeover needs takeover.socket in the configuration (where the running worker answers)", "takeover.socket");
+  const peer = await connectTakeover(path);
+  if (!peer) log.warn("--takeover: no worker answers on takeover.socket; starting as usual", { socket: path });
+  else log.info("taking over", { from: peer.pid, workerId: peer.workerId, revision: peer.revision, neighbours: peer.neighbours.length });
+  return peer;
+}
+
+/** Without --takeover: refuses to start while a worker answers on takeover.socket (both would forward every frame). */
+export async function refuseBeside(config: WorkerConfig): Promise<undefined> {
+  const path = config.takeover.socket;
+  if (path && (await answering(path))) throw new TakeoverError(`another worker answers on takeover.socket ${path}: start with --takeover to replace it, or stop it first`);
+  return undefined;
+}
+
+/** Tells the old worker to go and waits until it closed its rings. */
+export async function leave(peer: TakeoverPeer, log: Logger): Promise<void> {
+  await peer.leave();
+  peer.close();
+  log.info("the old worker left", { pid: peer.pid });
 }
 
 /** The interfaces checked (they exist; the host leaves them to us, else a warning each), and the forwarder's configuration with their MACs. */

@@ -35,12 +35,19 @@ test("systemd-analyze verify accepts every unit (the template as r1 and r2)", as
   }
 });
 
-test("every mip46 daemon runs its bin/ wrapper (no TypeScript compiled at start) and reloads with SIGHUP", (t) => {
+test("every mip46 daemon runs its bin/ wrapper (no TypeScript compiled at start) and reloads with SIGHUP, the worker by a takeover", (t) => {
   for (const u of units.filter((x) => x !== "mip46-etcd.service")) {
     const d = directives(u);
     t.regex(d.get("ExecStart")![0], /^\/usr\/bin\/node \/opt\/mip46\/bin\/mip46-[a-z-]+\.js /, u);
-    t.deepEqual(d.get("ExecReload"), ["/bin/kill -HUP $MAINPID"], u);
+    if (u !== "mip46-dataplane.service") t.deepEqual(d.get("ExecReload"), ["/bin/kill -HUP $MAINPID"], u);
   }
+  // The worker's reload is a takeover by a new process (dataplane/worker/takeover.ts), which
+  // writes the PID file systemd reads again after the reload.
+  const worker = directives("mip46-dataplane.service");
+  t.deepEqual(worker.get("ExecReload"), [`${worker.get("ExecStart")![0]} --takeover --detach`]);
+  const example = readFileSync("deploy/examples/dataplane.yaml", "utf8");
+  t.true(example.includes(`pidFile: ${worker.get("PIDFile")![0]}`), "the example's takeover.pidFile is the unit's PIDFile=");
+  t.true(worker.get("PIDFile")![0].startsWith(`/run/${worker.get("RuntimeDirectory")![0]}/`), "in the unit's RuntimeDirectory");
   // Each wrapper a unit runs loads a bundle from dist/, never the sources through tsx.
   for (const name of ["mip46-engine", "mip46-dataplane", "mip46-agent", "mip46-home-agent"]) {
     const wrapper = readFileSync(join(DIR, "../../bin", `${name}.js`), "utf8");

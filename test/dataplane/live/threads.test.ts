@@ -11,13 +11,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import anyTest, { type ExecutionContext, type TestFn } from "ava";
-import { connectControl } from "../../../clients/control.js";
-import { silentLogger } from "../../../lib/log.js";
-import { parseConfig } from "../../../services/config/config.js";
-import { runEngine } from "../../../services/engine/run.js";
-import { hostOn, labConfig } from "../../../harness/engine.js";
 import { NetnsLab, netnsAvailable } from "../../../harness/netns.js";
 import { sleep, until as waitUntil } from "./wait.js";
+import { engineOnSocket } from "./engine-lab.js";
 import {
   captureFrames, configureHost, createTopology, FRAMES_PY, metricValue, parseMac, startLines, startWorker, SYSTEM_PYTHON, workerMetricsText,
 } from "../../../harness/topology.js";
@@ -111,17 +107,7 @@ live("IPv4 fragments go through two threads as fragments: a 4,000-byte datagram 
 
 live("a revision is acknowledged once both threads applied it; a thread that dies is started again with the latest table, and meanwhile the other forwards every flow", async (t) => {
   const topo = await createTopology(t);
-  const socket = join(topo.dir, "engine.sock");
-  const engine = await runEngine(parseConfig(labConfig(topo.dir, { listen: `unix:${socket}` })), silentLogger);
-  t.teardown(() => engine.stop());
-  const control = connectControl(`unix:${socket}`);
-  t.teardown(() => control.close());
-  await control.heartbeat(hostOn(6, "h6"));
-  const migrate = async (vmId: string, homeAddress: string) => {
-    const c = await control.allocateCareOf({ hostId: "h6", vmId, homeAddress });
-    const r = await control.registerMigration({ vmId, homeAddress, homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
-    return r.ruleRevision;
-  };
+  const { socket, migrate } = await engineOnSocket(t, topo);
   const r1 = await migrate("vm-a", "192.0.2.50");
 
   await configureHost(topo, topo.sender, "s0", ["203.0.113.10/24"], [["default", "via", "203.0.113.1"]]);
