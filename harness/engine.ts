@@ -114,6 +114,18 @@ export function hostOn(family: 4 | 6, hostId: string, n = 10) {
 }
 
 /**
+ * Flow 3.1 in the engine alone: hosts h6 (IPv6) and h4 (IPv4, the home) beat, then VM `vmId` with
+ * home address `home` gets its care-of addresses at h6 and registers its move there from h4.
+ */
+export async function awayFromHome(client: ControlClient, vmId = "sv", home = "192.0.2.1") {
+  await client.heartbeat(hostOn(6, "h6"));
+  await client.heartbeat(hostOn(4, "h4"));
+  const careOf = await client.allocateCareOf({ hostId: "h6", vmId, homeAddress: home });
+  const migration = await client.registerMigration({ vmId, homeAddress: home, homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: careOf.careOfIpv4, careOfIpv6: careOf.careOfIpv6 });
+  return { careOf, migration };
+}
+
+/**
  * Everything the engine stores, as operators see it (the List RPCs and the rule table), as one
  * comparable text: a refused request must leave it unchanged. Heartbeat times are left out.
  */

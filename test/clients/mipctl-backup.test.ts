@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { hostOn, startTestEngine, storedState, tempDir } from "../../harness/engine.js";
+import { awayFromHome, startTestEngine, storedState, tempDir } from "../../harness/engine.js";
 import { startEtcdCluster } from "../../harness/etcd.js";
 
 const run = promisify(execFile);
@@ -15,10 +15,7 @@ const LONG_HOSTS = { hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120
 test("mipctl backup copies a serving engine's store; an engine restored from the copy holds every lease, binding, rule and migration as they were at the backup, and nothing after it", async (t) => {
   const e = await startTestEngine(LONG_HOSTS);
   t.teardown(() => e.stop());
-  await e.client.heartbeat(hostOn(6, "h6"));
-  await e.client.heartbeat(hostOn(4, "h4"));
-  const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
-  await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  await awayFromHome(e.client);
   await e.client.mapCorrespondent({ ipv6Address: "2001:db8:c::10" });
   const before = await storedState(e.client);
   const { revision } = await e.client.getRuleTable({});

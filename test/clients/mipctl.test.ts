@@ -2,7 +2,7 @@
 import test from "ava";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { hostOn, startTestEngine } from "../../harness/engine.js";
+import { hostOn, startTestEngine, awayFromHome } from "../../harness/engine.js";
 import { Binding, GetVmResponse, Host, Lease, LeasePurpose, ListMigrationsResponse } from "../../gen/mip46/v1/control.js";
 import { ruleFromMessage } from "../../lib/rules/wire.js";
 import { parseOfflineTable } from "../../dataplane/offline/index.js";
@@ -171,10 +171,7 @@ test("mipctl where, hosts, migrations, advice, cordon, drain and uncordon: a hom
 test("mipctl --json prints canonical proto3 JSON (enum names, 64-bit integers as strings), which the generated fromJSON reads back to the RPC's answer; rules --json is an offline table's rules", async (t) => {
   const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
   t.teardown(() => e.stop());
-  await e.client.heartbeat(hostOn(6, "h6"));
-  await e.client.heartbeat(hostOn(4, "h4"));
-  const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
-  await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  await awayFromHome(e.client);
   await e.client.mapCorrespondent({ ipv6Address: "2001:db8:c::10" });
 
   const leases = JSON.parse((await mipctl(e.address, "--json", "leases")).stdout) as Record<string, unknown>[];
@@ -309,10 +306,7 @@ test("mipctl call: any RPC by name (or full path) with a proto3 JSON request, th
 test("mipctl get lease, binding and host: one record by its key, as its list shows it; an absent one is NOT_FOUND naming the key; bad keys are refused", async (t) => {
   const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } });
   t.teardown(() => e.stop());
-  await e.client.heartbeat(hostOn(6, "h6"));
-  await e.client.heartbeat(hostOn(4, "h4"));
-  const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
-  await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  const { careOf: c } = await awayFromHome(e.client);
   const lease = JSON.parse((await mipctl(e.address, "--json", "get", "lease", c.careOfIpv4)).stdout);
   t.deepEqual(Lease.fromJSON(lease), (await e.client.listLeases({})).leases.find((l) => l.address === c.careOfIpv4));
   const binding = JSON.parse((await mipctl(e.address, "--json", "get", "binding", "sv")).stdout);

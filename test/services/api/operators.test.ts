@@ -26,21 +26,26 @@ test("the health service reports SERVING for the server and for ControlEngine", 
   }
 });
 
-test("server reflection lists the services, and describes ControlEngine", async (t) => {
-  const e = await startTestEngine();
-  t.teardown(() => e.stop());
+/** A gRPC reflection client (grpc.reflection.v1) of the engine at `address`: one request, its answer. */
+function reflectionClient(address: string) {
   const protoDir = join(dirname(createRequire(import.meta.url).resolve("@grpc/reflection")), "..", "proto");
   const def = protoLoader.loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [protoDir], keepCase: true });
   const pkg = loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: GrpcObject } } };
-  const Reflection = pkg.grpc.reflection.v1.ServerReflection as ServiceClientConstructor;
-  const client = new Reflection(e.address, credentials.createInsecure());
-  t.teardown(() => client.close());
+  const client = new (pkg.grpc.reflection.v1.ServerReflection as ServiceClientConstructor)(address, credentials.createInsecure());
   const ask = (req: object) => new Promise<Record<string, any>>((resolve, reject) => {
     const stream = (client as any).ServerReflectionInfo() as ClientDuplexStream<object, Record<string, any>>;
     stream.on("data", (d) => { resolve(d); stream.end(); });
     stream.on("error", reject);
     stream.write(req);
   });
+  return { ask, close: () => client.close() };
+}
+
+test("server reflection lists the services, and describes ControlEngine", async (t) => {
+  const e = await startTestEngine();
+  t.teardown(() => e.stop());
+  const { ask, close } = reflectionClient(e.address);
+  t.teardown(close);
   const list = await ask({ list_services: "" });
   const names = list.list_services_response.service.map((s: { name: string }) => s.name);
   t.true(names.includes("mip46.v1.ControlEngine"), names.join(","));
@@ -53,17 +58,8 @@ test("server reflection lists the services, and describes ControlEngine", async 
 test("server reflection serves the .proto comments, and every type of every service (health too) resolves from what it serves", async (t) => {
   const e = await startTestEngine();
   t.teardown(() => e.stop());
-  const protoDir = join(dirname(createRequire(import.meta.url).resolve("@grpc/reflection")), "..", "proto");
-  const def = protoLoader.loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [protoDir], keepCase: true });
-  const pkg = loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: GrpcObject } } };
-  const client = new (pkg.grpc.reflection.v1.ServerReflection as ServiceClientConstructor)(e.address, credentials.createInsecure());
-  t.teardown(() => client.close());
-  const ask = (req: object) => new Promise<Record<string, any>>((resolve, reject) => {
-    const stream = (client as any).ServerReflectionInfo() as ClientDuplexStream<object, Record<string, any>>;
-    stream.on("data", (d) => { resolve(d); stream.end(); });
-    stream.on("error", reject);
-    stream.write(req);
-  });
+  const { ask, close } = reflectionClient(e.address);
+  t.teardown(close);
   // As a generic tool does: list the services, fetch the file of each with its dependencies, and
   // build a registry of them (which fails on any type it cannot resolve).
   const services = (await ask({ list_services: "" })).list_services_response.service.map((s: { name: string }) => s.name) as string[];

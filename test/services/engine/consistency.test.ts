@@ -1,7 +1,7 @@
 // Heartbeats that contradict a binding (issue 11 §6): counted, logged once with how to repair,
 // and not repaired by the engine; the stored state stays as it was.
 import test from "ava";
-import { hostOn, startTestEngine, storedState } from "../../../harness/engine.js";
+import { hostOn, startTestEngine, storedState, awayFromHome } from "../../../harness/engine.js";
 import { createLogger } from "../../../lib/log.js";
 import { contradictions } from "../../../services/engine/consistency.js";
 import type { BindingRecord, HostRecord } from "../../../services/store/store.js";
@@ -26,10 +26,7 @@ test("a binding the heartbeats contradict is counted and logged once, with the r
   const lines: Record<string, unknown>[] = [];
   const e = await startTestEngine({ hosts: { heartbeatIntervalSeconds: 5, downAfterSeconds: 120 } }, undefined, createLogger({}, "info", (l) => lines.push(JSON.parse(l))));
   t.teardown(() => e.stop());
-  await e.client.heartbeat(hostOn(6, "h6"));
-  await e.client.heartbeat(hostOn(4, "h4"));
-  const c = await e.client.allocateCareOf({ hostId: "h6", vmId: "sv", homeAddress: "192.0.2.1" });
-  await e.client.registerMigration({ vmId: "sv", homeAddress: "192.0.2.1", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: c.careOfIpv4, careOfIpv6: c.careOfIpv6 });
+  await awayFromHome(e.client);
   const metric = async () => Number(/^mip46_bindings_contradicted (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${e.running.metricsPort}/metrics`)).text())?.[1]);
   t.deepEqual(await e.running.consistency.check(), []);
   t.is(await metric(), 0);
