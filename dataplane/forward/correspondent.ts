@@ -80,6 +80,11 @@ export class CorrespondentBindings {
     return this.all.size;
   }
 
+  /** The bindings held, as copies (a takeover hands them to the next worker process). */
+  list(): Binding[] {
+    return [...this.all].map((b) => ({ ...b }));
+  }
+
   /**
    * A decapsulated IPv6 packet carrying a Mobility Header (`c`: its chain, as well-formedness
    * walked it): a Binding Update from a VM to a correspondent is processed here (true returned);

@@ -8,7 +8,7 @@
 // they share) and a PacketState (one packet).
 import type { Rule } from "../../lib/rules/rules.js";
 import type { NeighbourCache, SharedLearn } from "../neighbour/cache.js";
-import type { CorrespondentChange } from "./correspondent.js";
+import type { Binding, CorrespondentChange } from "./correspondent.js";
 import { ipv4Bytes, ipv6Bytes } from "./addresses.js";
 import type { ForwarderConfig } from "./config.js";
 import type { ForwarderCounters } from "./counters.js";
@@ -213,6 +213,11 @@ export class Forwarder {
     } finally {
       s.end();
     }
+  }
+
+  /** The correspondent bindings (route optimisation) this forwarder holds; none without correspondentRouter. */
+  correspondentBindings(): Binding[] {
+    return this.router.correspondents?.list() ?? [];
   }
 
   /** A correspondent binding another thread's forwarder took or dropped (ForwarderOptions.share). */

@@ -20,9 +20,11 @@
 //      sees every frame; a frame arriving then may be forwarded by both processes (none was in
 //      bench/restart.ts's runs, nor in the live test's);
 //      cap backend (libpcap, no fanout): after step 4, not before, so that both never capture;
-//   4. tells the running worker to go ({"op":"leave"}): it closes its rings (its share of the
-//      flows moves to the new one's), its metrics endpoint and its engine stream, answers
-//      {"left": true} and exits 0;
+//   4. tells the running worker to go ({"op":"leave"}): it takes its correspondent bindings
+//      (route optimisation, RFC 6275 §9.5: they live in its memory alone), closes its rings
+//      (its share of the flows moves to the new one's), its metrics endpoint and its engine
+//      stream, answers {"left": true, "bindings": [...]} and exits 0; the new one adopts the
+//      bindings still alive, so the correspondents' traffic keeps the short way;
 //   5. serves the metrics on the same address, listens on the socket itself and writes
 //      `takeover.pidFile` (systemd's PIDFile=, re-read after ExecReload).
 // What the overlap costs: the frames the old process's rings hold when it closes them (those of
@@ -37,17 +39,29 @@ import { createInterface } from "node:readline";
 import type { Logger } from "../../lib/log.js";
 import type { SharedLearn } from "../neighbour/cache.js";
 import type { NeighbourEntry } from "../neighbour/cache.js";
+import type { Binding, CorrespondentChange } from "../forward/correspondent.js";
+import { ipv4FromBytes, ipv6FromBytes, parseIPv4, parseIPv6 } from "../../lib/net/address.js";
 
 /** A neighbour as it crosses the socket: by interface name (the new configuration may order them otherwise). */
 export interface HandedNeighbour { interface: string; family: 4 | 6; address: string; mac: string }
+
+/**
+ * A correspondent binding (route optimisation, RFC 6275 §9.5) as it crosses the socket. Bindings
+ * live only in a worker's memory: without this a restart would send the correspondents' traffic
+ * back through the home agent until each VM refreshed its binding update.
+ */
+export interface HandedBinding { home: string; correspondent: string; careOfIPv6: string; careOfIPv4: string; sequence: number; expiresAtMs: number }
 
 export interface TakeoverPeer {
   pid: number;
   workerId: string;
   revision: string;
   neighbours: HandedNeighbour[];
-  /** Tells the old worker to go; resolves once it closed its rings, its metrics endpoint and its engine stream. */
-  leave(): Promise<void>;
+  /**
+   * Tells the old worker to go; resolves once it closed its rings, its metrics endpoint and its
+   * engine stream, with the correspondent bindings it held when it closed them.
+   */
+  leave(): Promise<HandedBinding[]>;
   close(): void;
 }
 
@@ -60,10 +74,40 @@ export interface TakeoverSide {
   workerId: string;
   revision(): bigint;
   neighbours(): HandedNeighbour[] | Promise<HandedNeighbour[]>;
+  /** The correspondent bindings held now, taken just before leave() closes the rings. */
+  bindings?(): HandedBinding[] | Promise<HandedBinding[]>;
   /** Closes the rings, the metrics endpoint and the engine stream; the process exits after the answer. */
   leave(): Promise<void>;
   /** After the answer to a leave; default: SIGTERM to this process, the daemon's own stop path (lib/process/main.ts). */
   afterLeft?(): void;
+}
+
+export function handedBindings(list: Iterable<Binding>): HandedBinding[] {
+  return [...list].map((b) => ({
+    home: ipv6FromBytes(b.home).text, correspondent: ipv6FromBytes(b.correspondent).text, careOfIPv6: ipv6FromBytes(b.careOfIPv6).text,
+    careOfIPv4: ipv4FromBytes(b.careOfIPv4).text, sequence: b.sequence, expiresAtMs: b.expiresAtMs,
+  }));
+}
+
+/**
+ * The handed bindings as the new forwarder adopts them: those still alive at `nowMs` and well
+ * formed (a bad entry is left out, not trusted). The new forwarder checks each against its own
+ * rule table whenever it uses it, as for bindings it took itself.
+ */
+export function bindingsToAdopt(handed: unknown, nowMs: number): CorrespondentChange[] {
+  if (!Array.isArray(handed)) return [];
+  const out: CorrespondentChange[] = [];
+  for (const h of handed as Partial<HandedBinding>[]) {
+    try {
+      if (typeof h.sequence !== "number" || typeof h.expiresAtMs !== "number" || h.expiresAtMs <= nowMs) continue;
+      out.push({ binding: {
+        home: parseIPv6(h.home, "home").bytes, correspondent: parseIPv6(h.correspondent, "correspondent").bytes,
+        careOfIPv6: parseIPv6(h.careOfIPv6, "careOfIPv6").bytes, careOfIPv4: parseIPv4(h.careOfIPv4, "careOfIPv4").bytes,
+        sequence: h.sequence & 0xffff, expiresAtMs: h.expiresAtMs,
+      } });
+    } catch { /* not an address: left out */ }
+  }
+  return out;
 }
 
 /** The reachable and stale entries of a cache (not the incomplete ones, not the configured permanent ones), by interface name. */
@@ -112,8 +156,9 @@ export async function serveTakeover(path: string, side: TakeoverSide, log: Logge
           (e) => reply({ error: (e as Error).message }));
       } else if (op === "leave") {
         log.info("taken over: leaving", { revision: side.revision() });
-        side.leave().then(() => {
-          socket.end(JSON.stringify({ left: true, pid: process.pid }) + "\n", () => {
+        let bindings: HandedBinding[] = [];
+        Promise.resolve(side.bindings?.() ?? []).then((b) => { bindings = b; }, () => undefined).then(() => side.leave()).then(() => {
+          socket.end(JSON.stringify({ left: true, pid: process.pid, bindings }) + "\n", () => {
             server.close();
             (side.afterLeft ?? (() => process.kill(process.pid, "SIGTERM")))();
           });
@@ -178,7 +223,8 @@ export async function connectTakeover(path: string, timeoutMs = 5_000): Promise<
       pid: Number(hello.pid), workerId: String(hello.workerId), revision: String(hello.revision),
       neighbours: Array.isArray(hello.neighbours) ? (hello.neighbours as HandedNeighbour[]) : [],
       async leave() {
-        await ask("leave");
+        const left = await ask("leave");
+        return Array.isArray(left.bindings) ? (left.bindings as HandedBinding[]) : [];
       },
       close: () => socket.destroy(),
     };

@@ -4,8 +4,8 @@
 // so; it shares what it learns about neighbours and correspondents with the other threads.
 //
 // Messages from the main thread: {t: "table", seq, ...snapshot or delta}, {t: "stats", id},
-// {t: "neighbours", id}, {t: "stop"}. To it: {t: "ready", tid, seq}, {t: "applied", seq},
-// {t: "refused", seq, error}, {t: "stats", id, stats}, {t: "neighbours", id, neighbours}.
+// {t: "neighbours", id}, {t: "bindings", id}, {t: "stop"}. To it: {t: "ready", tid, seq}, {t: "applied", seq},
+// {t: "refused", seq, error}, {t: "stats", id, stats}, {t: "neighbours", id, neighbours}, {t: "bindings", id, bindings}.
 import { BroadcastChannel, isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { Rule } from "../../lib/rules/rules.js";
 import { Forwarder, type ForwarderConfig } from "../forward/index.js";
@@ -14,7 +14,7 @@ import type { SharedLearn } from "../neighbour/cache.js";
 import { loadRingAddon, RingIo } from "../io/ring.js";
 import type { FramePort, FramePortStats } from "../io/frames.js";
 import { forwardOnPorts, neighbourCounts } from "./ports.js";
-import { handedNeighbours } from "./takeover.js";
+import { handedBindings, handedNeighbours } from "./takeover.js";
 
 /** A table change as posted to the threads, numbered by the main thread in the order it posts them. */
 export type TableMessage =
@@ -82,7 +82,7 @@ export function runThread(data: ThreadData): void {
   };
   const ticker = setInterval(() => forwarder.tick(Date.now(), emit), data.tickMs);
 
-  port.on("message", (m: TableMessage | { t: "stats"; id: number } | { t: "neighbours"; id: number } | { t: "stop" }) => {
+  port.on("message", (m: TableMessage | { t: "stats"; id: number } | { t: "neighbours"; id: number } | { t: "bindings"; id: number } | { t: "stop" }) => {
     switch (m.t) {
       case "table":
         try {
@@ -99,6 +99,9 @@ export function runThread(data: ThreadData): void {
         break;
       case "neighbours":
         port.postMessage({ t: "neighbours", id: m.id, neighbours: handedNeighbours(forwarder.neighbours.entries(), data.interfaces.map((i) => i.name)) });
+        break;
+      case "bindings":
+        port.postMessage({ t: "bindings", id: m.id, bindings: handedBindings(forwarder.correspondentBindings()) });
         break;
       case "stop":
         clearInterval(ticker);

@@ -41,7 +41,8 @@ import type { TableMessage, ThreadData, ThreadStats } from "./thread.js";
 import type { WorkerConfig } from "./config.js";
 import { workerMetrics } from "./metrics.js";
 import { checkedForwarderConfig, findPeer, leave, refuseBeside, serveRunning, startSync } from "./worker.js";
-import { firstSnapshot, neighboursToLearn, type HandedNeighbour } from "./takeover.js";
+import { firstSnapshot, neighboursToLearn, type HandedBinding, type HandedNeighbour } from "./takeover.js";
+import type { CorrespondentChange } from "../forward/correspondent.js";
 
 export interface ThreadsOptions {
   count: number;
@@ -117,6 +118,7 @@ export class ForwardingThreads {
   private statsId = 0;
   private readonly pendingStats = new Map<number, { slot: Slot; resolve(s: ThreadStats | undefined): void }>();
   private readonly pendingNeighbours = new Map<number, (n: HandedNeighbour[]) => void>();
+  private readonly pendingBindings = new Map<number, (b: HandedBinding[]) => void>();
 
   constructor(private readonly o: ThreadsOptions) {
     this.slots = Array.from({ length: o.count }, (_, index) => ({
@@ -196,6 +198,28 @@ export class ForwardingThreads {
     });
   }
 
+  /** The correspondent bindings of the first running thread (every thread adopts what any takes), for a takeover. */
+  bindings(): Promise<HandedBinding[]> {
+    const slot = this.slots.find((s) => s.ready && s.worker);
+    if (!slot) return Promise.resolve([]);
+    const id = ++this.statsId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingBindings.delete(id);
+        resolve([]);
+      }, STATS_TIMEOUT_MS);
+      this.pendingBindings.set(id, (b) => { clearTimeout(timer); resolve(b); });
+      slot.worker!.postMessage({ t: "bindings", id });
+    });
+  }
+
+  /** A binding handed over at a takeover: every thread adopts it, as they adopt each other's (on the threads' channel). */
+  adoptCorrespondent(c: CorrespondentChange): void {
+    const channel = new BroadcastChannel(this.channel);
+    channel.postMessage({ correspondent: c });
+    channel.close();
+  }
+
   /** CPU seconds (user + system) of each running thread, from /proc/self/task/TID/stat. */
   cpuSeconds(): (number | undefined)[] {
     return this.slots.map((s) => (s.ready && s.tid ? threadCpuSeconds(s.tid) : undefined));
@@ -260,7 +284,7 @@ export class ForwardingThreads {
     slot.ready = false;
     return new Promise<void>((resolve, reject) => {
       let started = false;
-      worker.on("message", (m: { t: string; seq: number; tid: number; id: number; stats: ThreadStats; error: string; neighbours: HandedNeighbour[] }) => {
+      worker.on("message", (m: { t: string; seq: number; tid: number; id: number; stats: ThreadStats; error: string; neighbours: HandedNeighbour[]; bindings: HandedBinding[] }) => {
         switch (m.t) {
           case "ready":
             started = true;
@@ -290,6 +314,12 @@ export class ForwardingThreads {
             const answer = this.pendingNeighbours.get(m.id);
             this.pendingNeighbours.delete(m.id);
             answer?.(m.neighbours);
+            break;
+          }
+          case "bindings": {
+            const answer = this.pendingBindings.get(m.id);
+            this.pendingBindings.delete(m.id);
+            answer?.(m.bindings);
             break;
           }
           case "stats": {
@@ -398,7 +428,7 @@ export async function runThreadedWorker(config: WorkerConfig, log: Logger, optio
     if (peer) log.info("neighbours taken over", { from: peer.pid, handed: peer.neighbours.length, learned: neighbours!.length });
     // The threads' rings are in the fanout group: they share the old process's while it still forwards.
     await threads.start();
-    if (peer) await leave(peer, log);
+    if (peer) await leave(peer, log, (c) => threads.adoptCorrespondent(c));
   } catch (e) {
     sync?.stop();
     peer?.close();
@@ -465,6 +495,7 @@ export async function runThreadedWorker(config: WorkerConfig, log: Logger, optio
     },
     revision: () => threads.revisionInForce,
     neighbours: () => threads.neighbours(),
+    bindings: () => threads.bindings(),
     beforeLeave: async () => {
       last = await threads.stats().catch(() => undefined);
     },

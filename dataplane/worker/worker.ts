@@ -17,7 +17,11 @@ import { forwardOnPorts, neighbourCounts } from "./ports.js";
 import { WorkerConfigError, type WorkerConfig } from "./config.js";
 import { checkHost } from "./hostcheck.js";
 import { workerMetrics } from "./metrics.js";
-import { answering, connectTakeover, TakeoverError, firstSnapshot, handedNeighbours, neighboursToLearn, serveTakeover, writePidFile, type HandedNeighbour, type TakeoverPeer } from "./takeover.js";
+import {
+  answering, bindingsToAdopt, connectTakeover, TakeoverError, firstSnapshot, handedBindings, handedNeighbours, neighboursToLearn, serveTakeover, writePidFile,
+  type HandedBinding, type HandedNeighbour, type TakeoverPeer,
+} from "./takeover.js";
+import type { CorrespondentChange } from "../forward/correspondent.js";
 
 export interface RunningWorker {
   forwarder: Forwarder;
@@ -117,12 +121,12 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
   let emit: Emit = () => undefined;
   let ticker: NodeJS.Timeout | undefined;
   try {
-    if (peer && !fanout) await leave(peer, log);
+    if (peer && !fanout) await leave(peer, log, (c) => forwarder.adoptCorrespondent(c));
     openPorts();
     // Forwarding from the first frame the rings hold, before the old worker goes.
     emit = forwardOnPorts(forwarder, ports);
     ticker = setInterval(() => forwarder.tick(Date.now(), emit), config.tickMs);
-    if (peer && fanout) await leave(peer, log);
+    if (peer && fanout) await leave(peer, log, (c) => forwarder.adoptCorrespondent(c));
   } catch (e) {
     clearInterval(ticker);
     sync?.stop();
@@ -139,6 +143,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     },
     revision: () => forwarder.revision,
     neighbours: () => handedNeighbours(forwarder.neighbours.entries(), names),
+    bindings: () => handedBindings(forwarder.correspondentBindings()),
   });
   log.info("dataplane started", {
     workerId: config.workerId, metricsPort: served.metricsPort, interfaces: names, engines: config.engines, backend: io.backend, workers: 1,
@@ -165,6 +170,8 @@ export async function serveRunning(config: WorkerConfig, registry: Registry, log
   shut(): void | Promise<void>;
   revision(): bigint;
   neighbours(): HandedNeighbour[] | Promise<HandedNeighbour[]>;
+  /** The correspondent bindings held, handed to the next worker as it takes over. */
+  bindings(): HandedBinding[] | Promise<HandedBinding[]>;
   /** Before a takeover's leave shuts it (the threads' last counters). */
   beforeLeave?(): Promise<void>;
 }): Promise<{ metricsPort: number; close(): Promise<void> }> {
@@ -181,7 +188,7 @@ export async function serveRunning(config: WorkerConfig, registry: Registry, log
   http = await serveWorkerMetrics(registry, config, close);
   try {
     takeover = config.takeover.socket ? await serveTakeover(config.takeover.socket, {
-      workerId: config.workerId, revision: o.revision, neighbours: o.neighbours,
+      workerId: config.workerId, revision: o.revision, neighbours: o.neighbours, bindings: o.bindings,
       leave: async () => {
         await o.beforeLeave?.();
         await close();
@@ -212,11 +219,13 @@ export async function refuseBeside(config: WorkerConfig): Promise<undefined> {
   return undefined;
 }
 
-/** Tells the old worker to go and waits until it closed its rings. */
-export async function leave(peer: TakeoverPeer, log: Logger): Promise<void> {
-  await peer.leave();
+/** Tells the old worker to go and waits until it closed its rings; its correspondent bindings go to `adopt`. */
+export async function leave(peer: TakeoverPeer, log: Logger, adopt: (c: CorrespondentChange) => void): Promise<void> {
+  const handed = await peer.leave();
   peer.close();
-  log.info("the old worker left", { pid: peer.pid });
+  const bindings = bindingsToAdopt(handed, Date.now());
+  for (const c of bindings) adopt(c);
+  log.info("the old worker left", { pid: peer.pid, correspondentBindings: bindings.length });
 }
 
 /** The interfaces checked (they exist; the host leaves them to us, else a warning each), and the forwarder's configuration with their MACs. */

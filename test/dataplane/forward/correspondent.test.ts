@@ -16,6 +16,11 @@ import { decodeWithTshark, frameProtocols } from "../../helpers/tshark.js";
 import { Forwarder } from "../../../dataplane/forward/index.js";
 import type { CorrespondentChange } from "../../../dataplane/forward/correspondent.js";
 import { ip6, labWorker, udp4Frame, udp6Frame } from "./helpers.js";
+import { bindingsToAdopt, connectTakeover, handedBindings, serveTakeover } from "../../../dataplane/worker/takeover.js";
+import { silentLogger } from "../../../lib/log.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ackOf, buPacket, CARE_OF4, CARE_OF6, CN4, CN4_AS6, CN6, fromCn6, hex, HOME, HOME_AGENT, HOME_MAC, inner6in4, POOL4, router, rules, send, tunnelled, VM_RULES } from "./correspondent-fixtures.js";
 
 test("a BU to an IPv6 correspondent is taken, acknowledged through the tunnel, and then the correspondent's packets skip the home agent", (t) => {
@@ -336,4 +341,34 @@ test("threads (workers: N): a binding one thread takes is adopted by another, wh
   t.is(fromCn6(a), "shortcut");
   a.adoptCorrespondent(changes.shift()!);
   t.is(fromCn6(a), "routed");
+});
+
+test("a takeover hands the correspondent bindings over the takeover socket: the new worker's forwarder takes the short way at once; malformed or expired entries are not adopted", async (t) => {
+  const old = new Forwarder(labWorker({ correspondentRouter: true }), 0);
+  old.replaceRules({ revision: 1n, rules: rules() });
+  const fresh = new Forwarder(labWorker({ correspondentRouter: true }), 0);
+  fresh.replaceRules({ revision: 1n, rules: rules() });
+  t.true(ackOf(send(old, 1, tunnelled(buPacket({ sequence: 5, lifetimeS: 300 })))).ok);
+  t.is(fromCn6(old), "shortcut");
+  t.is(fromCn6(fresh), "routed", "a new process starts without it");
+
+  const dir = mkdtempSync(join(tmpdir(), "m46-ro-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const server = await serveTakeover(join(dir, "takeover.sock"), {
+    workerId: "dp-1", revision: () => 1n, neighbours: () => [], leave: async () => undefined, afterLeft: () => undefined,
+    bindings: () => handedBindings(old.correspondentBindings()),
+  }, silentLogger);
+  t.teardown(() => server.close());
+  const peer = await connectTakeover(join(dir, "takeover.sock"));
+  const handed = await peer!.leave();
+  peer!.close();
+  t.is(handed.length, 1);
+  t.like(handed[0], { home: HOME, careOfIPv6: CARE_OF6, careOfIPv4: CARE_OF4, sequence: 5 });
+  // These forwarders run on the fixtures' clock (0); a worker's on Date.now(), in both processes.
+  for (const c of bindingsToAdopt(handed, 0)) fresh.adoptCorrespondent(c);
+  t.is(fromCn6(fresh), "shortcut", "the correspondent's packets go straight to the VM after the takeover");
+  t.is(ackOf(send(fresh, 1, tunnelled(buPacket({ sequence: 5, lifetimeS: 300 })))).status, BA_STATUS.SEQUENCE_NUMBER_OUT_OF_WINDOW, "and the next update is judged by the handed binding's sequence");
+
+  t.deepEqual(bindingsToAdopt([{ ...handed[0], expiresAtMs: 0 }, { ...handed[0], home: "not an address" }, "junk"], 0), [], "expired, malformed and foreign entries are left out");
+  t.deepEqual(bindingsToAdopt("junk", 0), []);
 });
