@@ -5,9 +5,8 @@ import { readFileSync } from "node:fs";
 import type { ControlClient } from "../control.js";
 import type { GetRuleTableResponse } from "../../gen/mip46/v1/control.js";
 import type { Rule } from "../../lib/rules/rules.js";
-import { ingressOf, parseOfflineTable, traceFrames, type OfflineTable, type TraceStep } from "../../dataplane/offline/index.js";
-import { parsePcap } from "../../dataplane/io/pcapfile.js";
-import { buildEthernetFrame, ETHERTYPE, parseMac } from "../../dataplane/packet/ethernet.js";
+import { ingressFramer, ingressOf, readOfflineTable, traceFrames, type OfflineTable, type TraceStep } from "../../dataplane/offline/index.js";
+import { LINKTYPE_RAW, parsePcap } from "../../dataplane/io/pcapfile.js";
 import { buildTcp4, buildTcp6 } from "../../dataplane/packet/tcp.js";
 import { buildUdp4, buildUdp6 } from "../../dataplane/packet/udp.js";
 import { buildIcmp4Echo } from "../../dataplane/packet/icmp4.js";
@@ -53,29 +52,21 @@ export function packetOf(words: readonly string[]): Uint8Array {
 }
 
 function readTable(path: string): OfflineTable {
-  let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, "utf8"));
+    return readOfflineTable(path);
   } catch (e) {
-    throw new Error(`--table ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return parseOfflineTable(json);
-  } catch (e) {
-    throw new Error(`--table ${path}: ${(e as Error).message}`);
+    throw new Error(`--table ${(e as Error).message}`);
   }
 }
 
-/** Raw IP packets get the Ethernet header the ingress interface would see (as offline mode does). */
+/** Raw IP packets get the Ethernet header the ingress interface would see, as offline mode gives them. */
 function framesOf(o: TraceOptions, table: OfflineTable): Uint8Array[] {
   const ifc = ingressOf(table, o.ingress);
-  const wrap = (ip: Uint8Array) => buildEthernetFrame(parseMac(ifc.mac), parseMac(table.rawSourceMac ?? "02:00:00:00:00:fe"), ip[0] >> 4 === 6 ? ETHERTYPE.IPV6 : ETHERTYPE.IPV4, ip);
-  if (o.pcap === undefined) return [wrap(packetOf(o.words))];
+  if (o.pcap === undefined) return [ingressFramer(table, ifc, LINKTYPE_RAW)(packetOf(o.words))];
   if (o.words.length > 0) throw new TraceUsageError("trace takes a packet or --pcap FILE, not both");
   const capture = parsePcap(readFileSync(o.pcap));
-  if (capture.linkType === 1) return capture.records.map((r) => r.data);
-  if ([101, 228, 229].includes(capture.linkType)) return capture.records.map((r) => wrap(r.data));
-  throw new Error(`--pcap ${o.pcap}: link type ${capture.linkType} is not supported (1 Ethernet, 101 raw IP)`);
+  const frameOf = ingressFramer(table, ifc, capture.linkType, `--pcap ${o.pcap}`);
+  return capture.records.map((r) => frameOf(r.data));
 }
 
 function render(steps: TraceStep[], revision: bigint, live: boolean): string {

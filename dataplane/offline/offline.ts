@@ -34,16 +34,48 @@ export interface OfflineSummary {
 
 /** Reads, forwards, writes. Throws OfflineTableError / PcapFormatError with a readable message. */
 export function runOffline(options: OfflineOptions): OfflineSummary {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(options.table, "utf8"));
-  } catch (e) {
-    throw new OfflineTableError(`${options.table}: ${(e as Error).message}`);
-  }
-  const table = parseOfflineTable(json);
+  const table = readOfflineTable(options.table);
   const { records, summary } = forwardRecords(table, parsePcap(readFileSync(options.input)), options.ingress);
   writeFileSync(options.output, serializePcap(records, LINKTYPE_ETHERNET));
   return summary;
+}
+
+/** A rule-table file, read and checked; OfflineTableError naming the file, then the field. */
+export function readOfflineTable(path: string): OfflineTable {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new OfflineTableError(`${path}: ${(e as Error).message}`);
+  }
+  try {
+    return parseOfflineTable(json);
+  } catch (e) {
+    if (e instanceof OfflineTableError) throw new OfflineTableError(`${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * How frames of a capture with `linkType` enter on `ifc`: Ethernet as they are; raw IP in a
+ * synthetic Ethernet header addressed to the interface, from the table's `rawSourceMac`.
+ * OfflineTableError, starting with `field`, for another link type.
+ */
+export function ingressFramer(table: OfflineTable, ifc: InterfaceConfig, linkType: number, field = "input"): (data: Uint8Array) => Uint8Array {
+  if (linkType === LINKTYPE_ETHERNET) return (data) => data;
+  if (!RAW_LINK_TYPES.has(linkType)) throw new OfflineTableError(`${field}: link type ${linkType} is not supported (1 Ethernet, 101 raw IP)`);
+  const ingressMac = parseMac(ifc.mac);
+  const rawSource = parseMac(table.rawSourceMac ?? DEFAULT_RAW_SOURCE_MAC);
+  return (data) => {
+    const type = data.length > 0 && data[0] >> 4 === 6 ? ETHERTYPE.IPV6 : ETHERTYPE.IPV4;
+    const f = new Uint8Array(14 + data.length);
+    f.set(ingressMac, 0);
+    f.set(rawSource, 6);
+    f[12] = type >> 8;
+    f[13] = type & 0xff;
+    f.set(data, 14);
+    return f;
+  };
 }
 
 /** The table's interface named or numbered `ingress`; the first when it is undefined. */
@@ -64,11 +96,8 @@ export function tableForwarder(table: OfflineTable, ingress?: string | number): 
 
 /** The pure core of `runOffline`: a parsed table and capture in, output records out. */
 export function forwardRecords(table: OfflineTable, capture: ReturnType<typeof parsePcap>, ingress?: string | number): { records: PcapWriteRecord[]; summary: OfflineSummary } {
-  const raw = RAW_LINK_TYPES.has(capture.linkType);
-  if (!raw && capture.linkType !== LINKTYPE_ETHERNET) throw new OfflineTableError(`input: link type ${capture.linkType} is not supported (1 Ethernet, 101 raw IP)`);
   const { forwarder, ingress: ifc, names } = tableForwarder(table, ingress);
-  const ingressMac = parseMac(ifc.mac);
-  const rawSource = parseMac(table.rawSourceMac ?? DEFAULT_RAW_SOURCE_MAC);
+  const frameOf = ingressFramer(table, ifc, capture.linkType);
   const records: PcapWriteRecord[] = [];
   const egress: { ifIndex: number; name: string }[] = [];
   let stamp = { seconds: 0, micros: 0 };
@@ -78,20 +107,7 @@ export function forwardRecords(table: OfflineTable, capture: ReturnType<typeof p
   };
   for (const r of capture.records) {
     stamp = r;
-    let frame = r.data;
-    if (raw) {
-      // A synthetic Ethernet header addressed to the ingress interface.
-      const version = frame.length > 0 ? frame[0] >> 4 : 0;
-      const type = version === 6 ? ETHERTYPE.IPV6 : ETHERTYPE.IPV4;
-      const f = new Uint8Array(14 + frame.length);
-      f.set(ingressMac, 0);
-      f.set(rawSource, 6);
-      f[12] = type >> 8;
-      f[13] = type & 0xff;
-      f.set(frame, 14);
-      frame = f;
-    }
-    forwarder.processFrame(ifc.index, frame, emit, r.seconds * 1000 + Math.floor(r.micros / 1000));
+    forwarder.processFrame(ifc.index, frameOf(r.data), emit, r.seconds * 1000 + Math.floor(r.micros / 1000));
   }
   return { records, summary: { framesIn: capture.records.length, framesOut: records.length, egress, counters: forwarder.counters } };
 }

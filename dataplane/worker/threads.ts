@@ -117,8 +117,8 @@ export class ForwardingThreads {
   private stopping = false;
   private statsId = 0;
   private readonly pendingStats = new Map<number, { slot: Slot; resolve(s: ThreadStats | undefined): void }>();
-  private readonly pendingNeighbours = new Map<number, (n: HandedNeighbour[]) => void>();
-  private readonly pendingBindings = new Map<number, (b: HandedBinding[]) => void>();
+  /** The neighbours or bindings asked of a thread (askFirst), by request id. */
+  private readonly pendingAnswers = new Map<number, (a: unknown[]) => void>();
 
   constructor(private readonly o: ThreadsOptions) {
     this.slots = Array.from({ length: o.count }, (_, index) => ({
@@ -185,31 +185,26 @@ export class ForwardingThreads {
 
   /** The neighbours of the first running thread (each thread learns what every thread learns), for a takeover. */
   neighbours(): Promise<HandedNeighbour[]> {
-    const slot = this.slots.find((s) => s.ready && s.worker);
-    if (!slot) return Promise.resolve([]);
-    const id = ++this.statsId;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pendingNeighbours.delete(id);
-        resolve([]);
-      }, STATS_TIMEOUT_MS);
-      this.pendingNeighbours.set(id, (n) => { clearTimeout(timer); resolve(n); });
-      slot.worker!.postMessage({ t: "neighbours", id });
-    });
+    return this.askFirst<HandedNeighbour>("neighbours");
   }
 
   /** The correspondent bindings of the first running thread (every thread adopts what any takes), for a takeover. */
   bindings(): Promise<HandedBinding[]> {
+    return this.askFirst<HandedBinding>("bindings");
+  }
+
+  /** What the first running thread holds of `kind`; nothing when no thread runs or it does not answer in time. */
+  private askFirst<T>(kind: "neighbours" | "bindings"): Promise<T[]> {
     const slot = this.slots.find((s) => s.ready && s.worker);
     if (!slot) return Promise.resolve([]);
     const id = ++this.statsId;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.pendingBindings.delete(id);
+        this.pendingAnswers.delete(id);
         resolve([]);
       }, STATS_TIMEOUT_MS);
-      this.pendingBindings.set(id, (b) => { clearTimeout(timer); resolve(b); });
-      slot.worker!.postMessage({ t: "bindings", id });
+      this.pendingAnswers.set(id, (a) => { clearTimeout(timer); resolve(a as T[]); });
+      slot.worker!.postMessage({ t: kind, id });
     });
   }
 
@@ -310,16 +305,11 @@ export class ForwardingThreads {
             this.settle();
             break;
           }
-          case "neighbours": {
-            const answer = this.pendingNeighbours.get(m.id);
-            this.pendingNeighbours.delete(m.id);
-            answer?.(m.neighbours);
-            break;
-          }
+          case "neighbours":
           case "bindings": {
-            const answer = this.pendingBindings.get(m.id);
-            this.pendingBindings.delete(m.id);
-            answer?.(m.bindings);
+            const answer = this.pendingAnswers.get(m.id);
+            this.pendingAnswers.delete(m.id);
+            answer?.(m.t === "neighbours" ? m.neighbours : m.bindings);
             break;
           }
           case "stats": {

@@ -26,34 +26,46 @@ export interface WorkerStatus {
  * when the log no longer reaches back.
  */
 export class RuleTableCache {
-  private revision = -1n;
+  private at = -1n;
   private readonly rules = new Map<string, Rule>();
   private turn: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly store: Store) {}
 
-  /** The table at the store's revision now; calls take turns. */
+  /** The table at the store's revision now. */
   current(): Promise<{ revision: bigint; rules: Rule[] }> {
-    const next = this.turn.then(() => this.refresh());
+    return this.inTurn(() => ({ revision: this.at, rules: [...this.rules.values()] }));
+  }
+
+  /** The store's revision now (the table brought up to it), without copying the rules out. */
+  revision(): Promise<bigint> {
+    return this.inTurn(() => this.at);
+  }
+
+  /** Brings the copy up to date and reads it, one caller at a time. */
+  private inTurn<T>(read: () => T): Promise<T> {
+    const next = this.turn.then(async () => {
+      await this.refresh();
+      return read();
+    });
     this.turn = next.catch(() => undefined);
     return next;
   }
 
-  private async refresh(): Promise<{ revision: bigint; rules: Rule[] }> {
-    const changes = this.revision < 0n ? undefined : await this.store.ruleChangesSince(this.revision);
+  private async refresh(): Promise<void> {
+    const changes = this.at < 0n ? undefined : await this.store.ruleChangesSince(this.at);
     if (changes === undefined) {
       const t = await this.store.ruleTable();
       this.rules.clear();
       for (const r of t.rules) this.rules.set(r.key, r);
-      this.revision = t.revision;
+      this.at = t.revision;
     } else {
       for (const c of changes) {
         if (c.rule) this.rules.set(c.key, c.rule);
         else this.rules.delete(c.key);
-        if (c.revision > this.revision) this.revision = c.revision;
+        if (c.revision > this.at) this.at = c.revision;
       }
     }
-    return { revision: this.revision, rules: [...this.rules.values()] };
   }
 }
 
@@ -83,7 +95,7 @@ export class RulePublisher {
   }
 
   async currentRevision(): Promise<bigint> {
-    return (await this.table.current()).revision;
+    return this.table.revision();
   }
 }
 

@@ -41,6 +41,8 @@ export class SqliteStore implements Store {
   private closed = false;
   private operations = 0;
   private readonly q: Statements;
+  /** Made once, when the file was created (Store.epoch). */
+  private readonly epochValue: string;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.db = new Database(path);
@@ -61,6 +63,7 @@ export class SqliteStore implements Store {
     this.db.exec(SCHEMA);
     this.db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('rule_revision', '0')").run();
     this.db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('epoch', ?)").run(randomUUID());
+    this.epochValue = (this.db.prepare("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string }).value;
     const db = this.db;
     this.q = statements(db);
   }
@@ -368,13 +371,18 @@ export class SqliteStore implements Store {
   }
 
   async epoch(): Promise<string> {
-    return (this.db.prepare("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string }).value;
+    return this.epochValue;
+  }
+
+  /** Resolves once the write queue is empty: every write acknowledged so far is committed. */
+  private async writesDone(): Promise<void> {
+    while (this.queue.length > 0 || this.flushScheduled) await new Promise((r) => setImmediate(r));
   }
 
   async backup(path: string): Promise<{ revision: bigint }> {
     // Writes acknowledged before the call are in the copy: the queue is flushed first. Pages this
     // connection writes meanwhile reach the copy too (SQLite's backup follows its own source).
-    while (this.queue.length > 0 || this.flushScheduled) await new Promise((r) => setImmediate(r));
+    await this.writesDone();
     await this.db.backup(path);
     // The copy is one file: out of WAL mode, so opening it makes no -wal or -shm file beside it.
     const copy = new Database(path);
@@ -389,7 +397,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     // Let queued writes finish before the database goes away.
-    while (this.queue.length > 0 || this.flushScheduled) await new Promise((r) => setImmediate(r));
+    await this.writesDone();
     this.closed = true;
     this.db.close();
   }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { connectControl } from "../../../clients/control.js";
 import { changedKeys } from "../../../lib/process/main.js";
-import { labConfig, logLines as lines, type LogLine as Line, waitForLogLine as waitForLine } from "../../../harness/engine.js";
+import { labConfig, logLines as lines, waitForLogLine as waitForLine } from "../../../harness/engine.js";
 
 test("changedKeys names the dotted paths that differ, lists compared whole", (t) => {
   t.deepEqual(changedKeys({ a: 1, b: { c: [1, 2], d: "x" } }, { a: 1, b: { c: [1, 2], d: "y" } }), ["b.d"]);
