@@ -67,6 +67,11 @@ export class Translator implements TranslatorState {
     return this.hairpin(translateWalked6to4(this, packet, chain, dst4), packet);
   }
 
+  /** `p`, or a copy of it when it lies in the output buffer. */
+  private outside(p: Uint8Array): Uint8Array {
+    return this.output !== undefined && p.buffer === this.output.buffer ? copyPacket(p, 0, p.length) : p;
+  }
+
   /**
    * RFC 7757 §4 (intrinsic hairpinning): when the IPv4 destination of a translated IPv6 packet is
    * an explicit-mapping IPv4 address, the IPv4 packet (or each fragment) is translated back to
@@ -74,19 +79,21 @@ export class Translator implements TranslatorState {
    * crosses the translator twice, so the hop limit goes down by two. When the way back cannot
    * be translated, the packet is dropped with that reason: an ICMPv4 error about the IPv4 form
    * would go to an address that is really an IPv6 node.
+   *
+   * The same holds for an IPv4-translatable destination (RFC 6052 §2, the translation prefix's
+   * `ipv4Translatable`): its IPv4 address stands for an IPv6 node, so the IPv4 packet would only
+   * come back to this translator (it answers ARP for that address). It goes back to IPv6 at once,
+   * to the node's RFC 6052 address (the one it was sent to), from the source's RFC 6052 form.
    */
-  /** `p`, or a copy of it when it lies in the output buffer. */
-  private outside(p: Uint8Array): Uint8Array {
-    return this.output !== undefined && p.buffer === this.output.buffer ? copyPacket(p, 0, p.length) : p;
-  }
-
   private hairpin(r: TranslateResult, input: Uint8Array): TranslateResult {
     if (r.action !== "forward" || !this.cfg.eamHairpinning) return r;
     const first = r.packets[0];
     const dst4 = ((first[16] << 24) | (first[17] << 16) | (first[18] << 8) | first[19]) >>> 0;
-    if (!this.cfg.mapping.eam4to6(dst4, this.dst6, 0)) return r;
-    // Sent to that mapping's own IPv6 address (RFC 7757 §3.3: EAM first), it is no hairpin.
-    if (equal16(this.dst6, input, 24)) return r;
+    const m = this.cfg.mapping;
+    if (m.eam4to6(dst4, this.dst6, 0)) {
+      // Sent to that mapping's own IPv6 address (RFC 7757 §3.3: EAM first), it is no hairpin.
+      if (equal16(this.dst6, input, 24)) return r;
+    } else if (!m.translatable4to6(dst4, this.dst6, 0)) return r;
     const packets: Uint8Array[] = [];
     for (const p of r.packets) {
       // The first translation may sit in the output buffer: it moves out, so the way back can be

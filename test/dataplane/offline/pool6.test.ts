@@ -43,6 +43,12 @@ const CASES: ExactCase[] = [
     expected: ["o4(GW4)/IP(src='192.0.2.254', dst='203.0.113.5', ttl=64, tos=0xc0)/ICMP(type=3, code=0)/Raw(bytes(OUT4))"],
   },
   {
+    title: "RFC 7757 §4 with RFC 6052 §2: IPv6 to an IPv4-translatable address comes straight back as IPv6 to it, from the source's RFC 6052 form (hop limit − 2)",
+    ingress: "v6",
+    input: "e6(VMB6)/IPv6(src='2001:db8:1::50', dst=X6)/UDP(sport=2000, dport=1000)/P",
+    expected: ["o6(GW6)/IPv6(src='2001:db8:64::c633:6414', dst=X6, hlim=62)/UDP(sport=2000, dport=1000)/P"],
+  },
+  {
     title: "RFC 826: ARP for an IPv4-translatable address is answered with the port's MAC",
     ingress: "v4",
     input: "Ether(dst='ff:ff:ff:ff:ff:ff', src=ASKER)/ARP(op=1, hwsrc=ASKER, psrc='192.0.2.55', hwdst='00:00:00:00:00:00', pdst='198.18.0.7')",
