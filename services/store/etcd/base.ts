@@ -184,9 +184,12 @@ export class EtcdPart {
    * else the first page's): a gRPC message holds at most 4 MiB, and 2,000 host records with
    * their VMs are more. Resolves the revision read at.
    */
-  protected async eachKv(path: string, each: (kv: IKeyValue) => void, revision?: bigint): Promise<bigint> {
-    const end = prefixEnd(this.k(path));
-    let start = this.k(path);
+  protected eachKv(path: string, each: (kv: IKeyValue) => void, revision?: bigint): Promise<bigint> {
+    return this.eachKvIn(this.k(path), prefixEnd(this.k(path)), each, revision);
+  }
+
+  /** eachKv over the keys in [start, end) (full keys, prefix included). */
+  protected async eachKvIn(start: string, end: string, each: (kv: IKeyValue) => void, revision?: bigint): Promise<bigint> {
     let at = revision;
     for (;;) {
       const range = this.s.client.getAll().inRange({ start, end }).sort("Key", "Ascend").limit(PAGE);

@@ -16,9 +16,8 @@ const BATCH = 60;
 export class EtcdLeases extends EtcdPart {
   /** Loads the address table and watches it, for the watched copy. */
   async loadAddresses(): Promise<void> {
-    const res = await this.s.client.getAll().prefix(this.k("addresses/")).exec();
-    for (const kv of res.kvs) this.s.set(this.valueOfKey(kv.key), JSON.parse(kv.value.toString()) as AddressDoc, BigInt(kv.mod_revision));
-    const w = await this.s.client.watch().prefix(this.k("addresses/")).startRevision(String(BigInt(res.header.revision) + 1n)).create();
+    const at = await this.eachKv("addresses/", (kv) => this.s.set(this.valueOfKey(kv.key), JSON.parse(kv.value.toString()) as AddressDoc, BigInt(kv.mod_revision)));
+    const w = await this.s.client.watch().prefix(this.k("addresses/")).startRevision(String(at + 1n)).create();
     w.on("put", (kv) => this.s.set(this.valueOfKey(kv.key), JSON.parse(kv.value.toString()) as AddressDoc, BigInt(kv.mod_revision)));
     w.on("delete", (kv) => this.s.set(this.valueOfKey(kv.key), undefined, BigInt(kv.mod_revision)));
     this.s.watchers.push(w);
@@ -31,8 +30,8 @@ export class EtcdLeases extends EtcdPart {
     // cannot overwrite each other's leases; a batch that lost a race is read again and redone.
     const backoff = conflictBackoff();
     for (let attempt = 0; ; attempt++) {
-      const res = await this.s.client.getAll().prefix(this.k("addresses/")).exec();
-      const existing = new Map(res.kvs.map((kv) => [this.valueOfKey(kv.key), kv]));
+      const existing = new Map<number, IKeyValue>();
+      await this.eachKv("addresses/", (kv) => existing.set(this.valueOfKey(kv.key), kv));
       const work: { compare: Compare; op: IOperation }[] = [];
       const wanted = new Set<number>();
       for (const p of pools) {
@@ -160,8 +159,7 @@ export class EtcdLeases extends EtcdPart {
   }
 
   private async refreshAddresses(): Promise<void> {
-    const res = await this.s.client.getAll().prefix(this.k("addresses/")).exec();
-    for (const kv of res.kvs) this.s.set(this.valueOfKey(kv.key), JSON.parse(kv.value.toString()) as AddressDoc, BigInt(kv.mod_revision));
+    await this.eachKv("addresses/", (kv) => this.s.set(this.valueOfKey(kv.key), JSON.parse(kv.value.toString()) as AddressDoc, BigInt(kv.mod_revision)));
   }
 
   private async exhausted(pool: string, nowMs: number): Promise<ResourceExhaustedError> {
@@ -237,8 +235,9 @@ export class EtcdLeases extends EtcdPart {
   }
 
   private async allAddresses(): Promise<[number, AddressDoc][]> {
-    const res = await this.s.client.getAll().prefix(this.k("addresses/")).exec();
-    return res.kvs.map((kv) => [this.valueOfKey(kv.key), JSON.parse(kv.value.toString()) as AddressDoc]);
+    const out: [number, AddressDoc][] = [];
+    await this.eachKv("addresses/", (kv) => out.push([this.valueOfKey(kv.key), JSON.parse(kv.value.toString()) as AddressDoc]));
+    return out;
   }
 
   async listLeases(): Promise<LeaseRecord[]> {

@@ -2,7 +2,7 @@
 // that made it. Every rule change compares the revision key, so the replicas' changes are
 // serialised by etcd; each revision's changes are logged for workers that reconnect.
 import { randomUUID } from "node:crypto";
-import type { IOperation } from "etcd3";
+import type { IKeyValue, IOperation } from "etcd3";
 import type { Rule } from "../../../lib/rules/rules.js";
 import { ConflictError, FailedPreconditionError } from "../../errors.js";
 import { otherHomeAgent, vmOwner } from "../store.js";
@@ -218,20 +218,21 @@ export class EtcdRules extends EtcdPart {
   async ruleTable(): Promise<{ revision: bigint; rules: Rule[] }> {
     // Both reads at one etcd revision, so no change falls between them.
     const rev = await this.s.client.get(this.k("rules/revision")).exec();
-    const res = await this.s.client.getAll().prefix(this.k("rules/key/")).revision(rev.header.revision).sort("Key", "Ascend").exec();
-    return {
-      revision: BigInt(rev.kvs[0]?.value.toString() ?? "0"),
-      rules: res.kvs.map((kv) => (JSON.parse(kv.value.toString()) as { rule: Rule }).rule),
-    };
+    const rules: Rule[] = [];
+    await this.eachKv("rules/key/", (kv) => rules.push((JSON.parse(kv.value.toString()) as { rule: Rule }).rule), BigInt(rev.header.revision));
+    return { revision: BigInt(rev.kvs[0]?.value.toString() ?? "0"), rules };
   }
 
   async ruleChangesSince(revision: bigint): Promise<RuleChange[] | undefined> {
     const current = BigInt((await this.getKv(this.k("rules/revision")))?.value.toString() ?? "0");
     if (revision >= current) return [];
-    const res = await this.s.client.getAll().inRange({ start: this.logKey(revision + 1n), end: this.logKey(current + 1n) }).sort("Key", "Ascend").exec();
+    // Paged as every prefix read is (base.ts eachKv). A log entry holds one owner's changes (a
+    // VM's few rules, a correspondent's mapping), so 256 of them stay far below 4 MiB.
+    const log: IKeyValue[] = [];
+    await this.eachKvIn(this.logKey(revision + 1n), this.logKey(current + 1n), (kv) => log.push(kv));
     const out: RuleChange[] = [];
     let expected = revision + 1n;
-    for (const kv of res.kvs) {
+    for (const kv of log) {
       const text = kv.key.toString();
       const rev = BigInt(text.slice(text.lastIndexOf("/") + 1));
       if (rev !== expected) return undefined; // the log no longer reaches back that far
