@@ -14,6 +14,9 @@ import json, socket, sys, time
 def capture(ifname, marker_hex, limit, timeout):
     marker = bytes.fromhex(marker_hex)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    # A burst must not overrun the socket's queue while this loop prints: 8 MiB, past
+    # net.core.rmem_max (SO_RCVBUFFORCE, 33 on Linux, socket(7); we run as root).
+    s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 8 << 20)
     s.bind((ifname, 0))
     s.settimeout(0.2)
     print("ready", flush=True)

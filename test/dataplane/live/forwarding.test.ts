@@ -12,7 +12,7 @@ import { netnsAvailable } from "../../../harness/netns.js";
 import { scapyBuild } from "../../helpers/scapy.js";
 import { decodeWithTshark, frameProtocols } from "../../helpers/tshark.js";
 import {
-  captureFrames, configureHost, createTopology, FRAMES_PY, metricValue, sendFrames, startLines, startWorker, SYSTEM_PYTHON,
+  captureFrames, createTopology, FRAMES_PY, metricValue, sendFrames, startLines, startWorker, SYSTEM_PYTHON,
   workerMetricsText, type StartedWorker, type Topology,
 } from "../../../harness/topology.js";
 import { configureEnds, TABLE, WORKER_CONFIG } from "./static-lab.js";
