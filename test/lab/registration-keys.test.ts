@@ -9,7 +9,7 @@
 // are announced again on their home links afterwards, so the lab is left as it was found. (a), the
 // registrations of real migrations as tshark reads them, is test/lab/registration-wire.
 // About 330 lines: most of the length is the Python that builds and signs the registrations.
-import anyTest, { type TestFn } from "ava";
+import anyTest, { type ExecutionContext, type TestFn } from "ava";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -23,7 +23,7 @@ import { exec, run } from "../../deploy/lab/netns.js";
 import { LAB_PLAN, namespaceName } from "../../deploy/lab/topology.js";
 import { SoftChecks, labUnavailable, logPath, logSize, readLog, useLab, waitFor, type LabHandle } from "../helpers/lab.js";
 import { readPcap } from "../helpers/pcap.js";
-import { decodeWithTshark } from "../helpers/tshark.js";
+import { decodeWithTshark, type TsharkResult } from "../helpers/tshark.js";
 import { allValues, haMetrics, problems } from "./registration-checks.js";
 
 const test = anyTest as TestFn<unknown>;
@@ -229,13 +229,24 @@ class Station {
     this.child.stdin!.end();
     if (this.child.exitCode === null) await new Promise((r) => this.child.once("exit", r));
   }
+
+  /** Stops the station, and decodes with tshark every frame it sent and received. */
+  async stopAndDecode(test: ExecutionContext, name: string): Promise<TsharkResult> {
+    const dir = mkdtempSync(join(tmpdir(), "mip46-lab-reg-"));
+    test.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const pcap = join(dir, `${name}.pcap`);
+    await this.ask({ op: "save", path: pcap });
+    await this.stop();
+    return decodeWithTshark(readPcap(readFileSync(pcap)).frames);
+  }
 }
 
 // --------------------------------------------------------------------- the home agents' side
 
-/** The home agent's binding changes logged after `from`. */
-const bindingLog = (which: "r1" | "r2", from: number) =>
-  readLog(logPath(handle!.lab, `home-agent-${which}`), from).filter((r) => r.msg === "binding added" || r.msg === "binding updated" || r.msg === "binding removed");
+/** The home agent's binding changes logged after `from`, as "<what> <home address> <care-of address>". */
+const bindingChanges = (which: "r1" | "r2", from: number) =>
+  readLog(logPath(handle!.lab, `home-agent-${which}`), from).filter((r) => r.msg === "binding added" || r.msg === "binding updated" || r.msg === "binding removed")
+    .map((r) => `${r.msg} ${r.homeAddress} ${r.careOfAddress}`);
 
 async function announce(family: 4 | 6): Promise<void> {
   // The guest is unmodified, so the announcement leaves from its home host's bridge with the
@@ -286,15 +297,10 @@ live("(b, c) r1 accepts a scapy-built registration with vm4's key, refuses a wro
   const dereg = await station.ask({ ...request, lifetime: 0, keyHex: key.key });
   t.is(dereg.code, 0, `the deregistration is accepted (${JSON.stringify({ ...dereg, frame: undefined })})`);
   t.is((await haMetrics(h, "r1")).bindings, 0, "r1 holds no binding again");
-  const changes = bindingLog("r1", logFrom).map((r) => `${r.msg} ${r.homeAddress} ${r.careOfAddress}`);
+  const changes = bindingChanges("r1", logFrom);
   t.deepEqual(changes, [`binding added ${VM4} ${CARE_OF4}`, `binding removed ${VM4} ${CARE_OF4}`], "r1's only binding changes: the accepted registration and its deregistration");
 
-  const pcapDir = mkdtempSync(join(tmpdir(), "mip46-lab-reg-"));
-  test.teardown(() => rmSync(pcapDir, { recursive: true, force: true }));
-  const pcap = join(pcapDir, "r1.pcap");
-  await station.ask({ op: "save", path: pcap });
-  await station.stop();
-  const decoded = decodeWithTshark(readPcap(readFileSync(pcap)).frames);
+  const decoded = await station.stopAndDecode(test, "r1");
   t.is(problems(decoded).join("\n"), "", "tshark has no complaint about the requests or r1's replies");
   t.deepEqual(allValues(decoded, "mip.code").map(Number), [131, 0, 133, 0], "tshark reads the reply codes 131, 0, 133, 0");
 
@@ -339,15 +345,10 @@ live("(d) r2 accepts a scapy-built binding update with vm6's key, refuses a wron
   const dereg = await station.ask({ ...update, sequence: (sequence + 1) & 0xffff, lifetimeUnits: 0, keyHex: key.key });
   t.is(dereg.status, 0, `the deregistration is accepted (${JSON.stringify({ ...dereg, frame: undefined })})`);
   t.is((await haMetrics(h, "r2")).bindings, 0, "r2 holds no binding again");
-  const changes = bindingLog("r2", logFrom).map((r) => `${r.msg} ${r.homeAddress} ${r.careOfAddress}`);
+  const changes = bindingChanges("r2", logFrom);
   t.deepEqual(changes, [`binding added ${VM6} ${STATION6}`, `binding removed ${VM6} ${STATION6}`], "r2's only binding changes: the accepted update and its deregistration");
 
-  const pcapDir = mkdtempSync(join(tmpdir(), "mip46-lab-reg-"));
-  test.teardown(() => rmSync(pcapDir, { recursive: true, force: true }));
-  const pcap = join(pcapDir, "r2.pcap");
-  await station.ask({ op: "save", path: pcap });
-  await station.stop();
-  const decoded = decodeWithTshark(readPcap(readFileSync(pcap)).frames);
+  const decoded = await station.stopAndDecode(test, "r2");
   t.is(problems(decoded).join("\n"), "", "tshark has no complaint about the updates or r2's acknowledgements");
   t.deepEqual(allValues(decoded, "mip6.ba.status").map(Number), [146, 0, 144, 0], "tshark reads the statuses 146, 0, 144, 0");
 

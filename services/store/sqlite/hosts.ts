@@ -16,7 +16,7 @@ export class SqliteHosts extends SqliteRules {
     return this.q.hosts.all().map((r) => JSON.parse(r.body) as HostRecord);
   }
 
-  /** The engine on SQLite is the one writer: its heartbeats carry the cordon it set (engine.ts). */
+  /** The engine on SQLite is the one writer: its heartbeats carry the cordon it set (services/engine/heartbeats.ts). */
   setCordon(hostId: string, cordoned: boolean, draining = false): Promise<boolean> {
     return this.write(() => {
       const row = this.q.getHost.get(hostId);
