@@ -8,7 +8,7 @@
 // The test namespaces hang off the lab's net4/net6 bridges and are removed at the end; vm4 and vm6
 // are announced again on their home links afterwards, so the lab is left as it was found. (a), the
 // registrations of real migrations as tshark reads them, is test/lab/registration-wire.
-// About 330 lines: most of the length is the Python that builds and signs the registrations.
+// About 360 lines: most of the length is the Python that builds and signs the registrations.
 import anyTest, { type ExecutionContext, type TestFn } from "ava";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
