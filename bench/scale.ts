@@ -16,23 +16,23 @@
 // replicas, the RSS the largest replica's, the store etcd's database; and etcd's writes per
 // second (keys put and deleted, from its own mvcc counters on /metrics) in window A.
 //
+// The engines and what is read of them (CPU, RSS, store size, /metrics) are in scale/deployment.ts.
+//
 //   node --import tsx bench/scale.ts [--hosts 100,1000,5000] [--interval 5] [--seconds 10]
 //        [--pairs-per-second 20] [--channels 4] [--store sqlite|etcd] [--replicas 3]
 //        [--json out.json] [--profile DIR (the engine under --cpu-prof)]
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { Client, credentials, Metadata } from "@grpc/grpc-js";
-import { stringify } from "yaml";
 import { connectControl } from "../clients/control.js";
 import { HeartbeatRequest, type VmReport } from "../gen/mip46/v1/control.js";
-import { spawnUntilReady } from "../lib/process/spawn.js";
-import { labConfig } from "../harness/engine.js";
-import { etcdOps, startEtcdCluster, type EtcdCluster, type EtcdOps } from "../harness/etcd.js";
+import { etcdOps } from "../harness/etcd.js";
 import { seededRandom } from "../lib/random.js";
+import { adviceGiven, cpuMs, deploy, etcdCpuMs, handling, rssMiB, serverQuantileMs, sum, written } from "./scale/deployment.js";
 
 const { values } = parseArgs({
   options: {
@@ -45,7 +45,7 @@ const LEVELS = (values.hosts ?? "100,1000,5000").split(",").map(Number).sort((a,
 const INTERVAL_S = Number(values.interval ?? 5);
 const WINDOW_S = Number(values.seconds ?? 10);
 const PAIRS_PER_S = Number(values["pairs-per-second"] ?? 20);
-const STORE = values.store ?? "sqlite";
+const STORE = (values.store ?? "sqlite") as "sqlite" | "etcd";
 if (STORE !== "sqlite" && STORE !== "etcd") throw new Error(`--store: '${STORE}' is not sqlite or etcd`);
 const REPLICAS = STORE === "etcd" ? Number(values.replicas ?? 3) : 1;
 if (!Number.isInteger(REPLICAS) || REPLICAS < 1) throw new Error(`--replicas: '${values.replicas}' is not a whole number of replicas`);
@@ -62,55 +62,6 @@ const BASELINE = [
   { hosts: 1000, cpuMs: 15.6, perSecond: 65 },
   { hosts: 5000, cpuMs: 139, perSecond: 8 },
 ];
-
-// --- the engine process ----------------------------------------------------------------------
-
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
-  return Number(line.split(/\s+/)[1]) / 1024;
-}
-
-function sqliteMiB(dir: string): number {
-  let bytes = 0;
-  for (const f of ["engine.db", "engine.db-wal"]) {
-    try { bytes += statSync(join(dir, f)).size; } catch { /* no WAL yet */ }
-  }
-  return bytes / (1 << 20);
-}
-
-/** The engine's own histogram of handling time, per method: bucket upper bound (s) -> count. */
-async function handling(metricsPort: number): Promise<Map<string, Map<number, number>>> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const out = new Map<string, Map<number, number>>();
-  // prom-client's event-loop delay since the previous scrape (it resets its histogram on each).
-  const lag = (name: string) => Number(new RegExp(`^nodejs_eventloop_lag_${name}_seconds (\\S+)$`, "m").exec(text)?.[1] ?? NaN) * 1000;
-  out.set("eventLoopDelay", new Map([[0.99, lag("p99")], [1, lag("max")]]));
-  for (const line of text.split("\n")) {
-    if (!line.startsWith("grpc_server_handling_seconds_bucket{")) continue;
-    const method = /grpc_method="([^"]+)"/.exec(line)![1];
-    const le = /le="([^"]+)"/.exec(line)![1];
-    let m = out.get(method);
-    if (!m) out.set(method, (m = new Map()));
-    m.set(le === "+Inf" ? Infinity : Number(le), Number(line.slice(line.lastIndexOf(" ") + 1)));
-  }
-  return out;
-}
-
-/** The bucket (upper bound, ms) holding quantile p of the calls between two scrapes: the engine's side of the latency. */
-function serverQuantileMs(before: Map<string, Map<number, number>>, after: Map<string, Map<number, number>>, method: string, p: number): number {
-  const a = after.get(method);
-  if (!a) return NaN;
-  const b = before.get(method);
-  const bounds = [...a.keys()].sort((x, y) => x - y);
-  const total = a.get(Infinity)! - (b?.get(Infinity) ?? 0);
-  for (const le of bounds) if (a.get(le)! - (b?.get(le) ?? 0) >= p * total) return le * 1000;
-  return Infinity;
-}
 
 // --- simulated hosts -------------------------------------------------------------------------
 
@@ -254,79 +205,9 @@ interface Level {
   advicePerSecond: number;
 }
 
-/** The engines under load: one on SQLite, or replicas on an etcd cluster. */
-interface Deployment {
-  pids: number[];
-  addresses: string[];
-  metricsPorts: number[];
-  etcd?: EtcdCluster;
-  storeMiB(): Promise<number>;
-  kill(): void;
-  stop(): Promise<void>;
-}
-
-async function deploy(dir: string, profile?: string): Promise<Deployment> {
-  // 198.18.0.0/18 (RFC 2544 benchmarking range): lease bookkeeping only, no packet is sent.
-  const common = {
-    pool: { name: "engine", prefix: "198.18.0.0/18" },
-    leases: { lifetimeSeconds: 3600, cooldownSeconds: 60 },
-    hosts: { heartbeatIntervalSeconds: INTERVAL_S, downAfterSeconds: INTERVAL_S * 3 },
-    migration: { highWatermark: 0.85, lowWatermark: 0.7, windowSeconds: INTERVAL_S, vmCooldownSeconds: 300 },
-  };
-  const etcd = STORE === "etcd" ? await startEtcdCluster(3) : undefined;
-  const engines: Awaited<ReturnType<typeof spawnUntilReady<{ grpcPort: number; metricsPort: number }>>>[] = [];
-  const stop = async () => {
-    await Promise.all(engines.map((e) => new Promise((r) => { if (e.child.exitCode !== null) return r(undefined); e.child.once("exit", r); e.child.kill("SIGTERM"); })));
-    await etcd?.stop();
-  };
-  try {
-    for (let i = 0; i < REPLICAS; i++) {
-      const store = etcd
-        ? { kind: "etcd", etcd: { endpoints: etcd.endpoints, prefix: "/mip46-scale", leaderTtlSeconds: 2 } }
-        : { kind: "sqlite", path: join(dir, "engine.db"), sync: "full" };
-      const file = join(dir, `engine-${i}.yaml`);
-      writeFileSync(file, stringify(labConfig(dir, { ...common, store, replica: `r${i}` })));
-      const prof = profile ? ["--cpu-prof", "--cpu-prof-dir", profile] : [];
-      engines.push(await spawnUntilReady<{ grpcPort: number; metricsPort: number }>(process.execPath, [...prof, "bin/mip46-engine.js", "--config", file], "engine started", 60_000));
-    }
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return {
-    pids: engines.map((e) => e.child.pid!),
-    addresses: engines.map((e) => `127.0.0.1:${e.ready.grpcPort}`),
-    metricsPorts: engines.map((e) => e.ready.metricsPort),
-    etcd,
-    async storeMiB() {
-      if (!etcd) return sqliteMiB(dir);
-      const text = await (await fetch(`${etcd.members[0].clientUrl}/metrics`)).text();
-      return Number(/^etcd_mvcc_db_total_size_in_bytes (\S+)$/m.exec(text)?.[1] ?? NaN) / (1 << 20);
-    },
-    kill() {
-      for (const e of engines) e.child.kill("SIGKILL");
-      for (const m of etcd?.members ?? []) m.child?.kill("SIGKILL");
-    },
-    stop,
-  };
-}
-
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const etcdCpuMs = (c?: EtcdCluster) => sum((c?.members ?? []).map((m) => (m.child?.pid ? cpuMs(m.child.pid) : 0)));
-const written = (o: EtcdOps) => o.puts + o.deletes;
-
-/** Migration advice given so far, by every replica (only the leader gives any). */
-async function adviceGiven(d: Deployment): Promise<number> {
-  const counts = await Promise.all(d.metricsPorts.map(async (port) => {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return Number(/^mip46_migration_advice_total (\S+)$/m.exec(text)?.[1] ?? 0);
-  }));
-  return sum(counts);
-}
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "mip46-scale-"));
-  const d = await deploy(dir, values.profile);
+  const d = await deploy(dir, { store: STORE, replicas: REPLICAS, intervalSeconds: INTERVAL_S, profile: values.profile });
   const engineCpuMs = () => sum(d.pids.map(cpuMs));
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.once(sig, () => {

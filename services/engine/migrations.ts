@@ -3,14 +3,11 @@
 // change together, one VM's move at a time (the engine's queue of composite operations).
 import { randomUUID } from "node:crypto";
 import { type IPAddress, type IPv4, type IPv6, cidrText, prefixContains, quoted } from "../../lib/net/address.js";
-import type { Logger } from "../../lib/log.js";
-import type { EngineConfig } from "../config/config.js";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
-import type { MigrationAdvisor } from "../migration/advisor.js";
-import type { History } from "./history.js";
-import { networkText, type PrefixPlan } from "../prefix/plan.js";
+import type { EngineCore } from "./core.js";
+import { networkText } from "../prefix/plan.js";
 import { otherHomeAgent, vmOwner } from "../store/store.js";
-import type { BindingRecord, HomeAgentRecord, HostRecord, MigrationRecord, Store } from "../store/store.js";
+import type { BindingRecord, HomeAgentRecord, HostRecord, MigrationRecord } from "../store/store.js";
 import type { Rule } from "../../lib/rules/rules.js";
 import { bindingRules } from "../rules/compile.js";
 
@@ -43,22 +40,6 @@ export interface PrepareResult {
 export interface AbortResult {
   ruleRevision: bigint;
   released: string[];
-}
-
-/** What the migration operations share with the rest of the engine. */
-export interface EngineCore {
-  readonly config: EngineConfig;
-  readonly store: Store;
-  readonly plan: PrefixPlan;
-  readonly advisor: MigrationAdvisor;
-  readonly history: History;
-  readonly log: Logger;
-  readonly cooldownMs: number;
-  now(): number;
-  /** Runs `fn` in the engine's one queue of composite operations, after those before it. */
-  exclusive<T>(fn: () => Promise<T>): Promise<T>;
-  /** A known host's latest record (its last heartbeat). */
-  host(hostId: string): Promise<HostRecord | undefined>;
 }
 
 export class Migrations {

@@ -4,7 +4,7 @@ import { ConflictError, FailedPreconditionError, NotFoundError } from "../errors
 import { correspondentOwner } from "../rules/compile.js";
 import { vmOwner } from "../store/store.js";
 import type { BindingRecord, CoolingRecord, LeaseRecord } from "../store/store.js";
-import type { EngineCore } from "./migrations.js";
+import type { EngineCore } from "./core.js";
 
 /** What a release did: the named lease, cooling down, and what it found and released. */
 export interface Released extends CoolingRecord {

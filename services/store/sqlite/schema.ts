@@ -1,6 +1,6 @@
-// The embedded store's tables, and the statements sqlite.ts runs on them, prepared once. An
-// address is its 32-bit value, the addresses table's primary key: a lookup by address (a release,
-// its authorisation) is one index read.
+// The embedded store's tables, and the statements its parts (base.ts, leases.ts, rules.ts,
+// hosts.ts) run on them, prepared once. An address is its 32-bit value, the addresses table's
+// primary key: a lookup by address (a release, its authorisation) is one index read.
 import type Database from "better-sqlite3";
 import type { LeasePurpose } from "../store.js";
 
