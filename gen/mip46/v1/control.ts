@@ -9662,7 +9662,7 @@ export const ControlEngineDefinition = {
     /**
      * Records that a VM moved (or came home); the engine derives its data-plane rules from it.
      * Idempotent: the engine answers a repeat of the same binding (same host and care-of addresses)
-     * with that binding and writes nothing (services/engine/engine.ts, "A repeat"); a repeated coming
+     * with that binding and writes nothing (services/engine/migrations.ts, "A repeat"); a repeated coming
      * home finds no binding, rules or lease left to remove (only the migration history gains an entry).
      */
     registerMigration: {
@@ -9975,7 +9975,7 @@ export const ControlEngineService = {
   /**
    * Records that a VM moved (or came home); the engine derives its data-plane rules from it.
    * Idempotent: the engine answers a repeat of the same binding (same host and care-of addresses)
-   * with that binding and writes nothing (services/engine/engine.ts, "A repeat"); a repeated coming
+   * with that binding and writes nothing (services/engine/migrations.ts, "A repeat"); a repeated coming
    * home finds no binding, rules or lease left to remove (only the migration history gains an entry).
    */
   registerMigration: {
@@ -10296,7 +10296,7 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
   /**
    * Records that a VM moved (or came home); the engine derives its data-plane rules from it.
    * Idempotent: the engine answers a repeat of the same binding (same host and care-of addresses)
-   * with that binding and writes nothing (services/engine/engine.ts, "A repeat"); a repeated coming
+   * with that binding and writes nothing (services/engine/migrations.ts, "A repeat"); a repeated coming
    * home finds no binding, rules or lease left to remove (only the migration history gains an entry).
    */
   registerMigration: handleUnaryCall<RegisterMigrationRequest, RegisterMigrationResponse>;
@@ -10453,7 +10453,7 @@ export interface ControlEngineClient extends Client {
   /**
    * Records that a VM moved (or came home); the engine derives its data-plane rules from it.
    * Idempotent: the engine answers a repeat of the same binding (same host and care-of addresses)
-   * with that binding and writes nothing (services/engine/engine.ts, "A repeat"); a repeated coming
+   * with that binding and writes nothing (services/engine/migrations.ts, "A repeat"); a repeated coming
    * home finds no binding, rules or lease left to remove (only the migration history gains an entry).
    */
   registerMigration(
