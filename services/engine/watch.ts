@@ -4,8 +4,12 @@
 // Rule revisions come from the store's change notice (on etcd it fires for every replica's
 // changes), and bindings and migrations change only with a revision. Leases also change without
 // one (an allocation, a release, an expiry), so the feed looks again every `pollMs` too. Each look
-// diffs against what the watcher was last told, so a watcher sees every change once, and a
+// diffs against what the watchers were last told, so a watcher sees every change once, and a
 // burst of changes between two looks as their net effect.
+//
+// One feed serves every watcher of a replica (ChangeHub): a look costs the same for one watcher
+// or many, and a watcher that joins is told the state the feed last told the others, then the
+// same changes as they are.
 import type { BindingRecord, LeaseRecord, MigrationRecord, RuleChange } from "../store/store.js";
 import type { MigrationPage } from "./history.js";
 
@@ -39,11 +43,24 @@ export class ChangeFeed {
   private leases = new Map<string, LeaseRecord>();
   private migrations = new Set<string>();
   private looking: Promise<void> = Promise.resolve();
+  private readonly pollMs: number;
   private stopped = false;
   private timer?: NodeJS.Timeout;
   private unsubscribe?: () => void;
 
-  constructor(private readonly source: WatchSource, private readonly emit: (e: ChangeEvent) => void, private readonly pollMs = 1000) {}
+  constructor(private readonly source: WatchSource, private readonly emit: (e: ChangeEvent) => void, pollMs = 1000) {
+    this.pollMs = pollMs;
+  }
+
+  /** The state last told, as the events that tell it from nothing (the revision, bindings, leases, the end marker). */
+  current(): ChangeEvent[] {
+    return [
+      { kind: "revision", revision: this.revision, updated: [], removed: [] },
+      ...[...this.bindings.values()].map((binding): ChangeEvent => ({ kind: "binding", binding, removed: false })),
+      ...[...this.leases.values()].map((lease): ChangeEvent => ({ kind: "lease", lease, released: false })),
+      { kind: "current-end" },
+    ];
+  }
 
   /** Sends the current state (unless `changesOnly`), then changes until stop(). */
   async start(changesOnly = false): Promise<void> {
@@ -55,12 +72,7 @@ export class ChangeFeed {
     for (const b of bindings) this.bindings.set(b.vmId, b);
     for (const l of leases) this.leases.set(l.address, l);
     for (const m of migrations.migrations) this.migrations.add(m.migrationId);
-    if (!changesOnly) {
-      this.emit({ kind: "revision", revision: table.revision, updated: [], removed: [] });
-      for (const b of bindings) this.emit({ kind: "binding", binding: b, removed: false });
-      for (const l of leases) this.emit({ kind: "lease", lease: l, released: false });
-      this.emit({ kind: "current-end" });
-    }
+    if (!changesOnly) for (const e of this.current()) this.emit(e);
     this.timer = setInterval(() => this.look(), this.pollMs);
     this.timer.unref();
   }
@@ -110,5 +122,53 @@ export class ChangeFeed {
     }
     for (const [k, x] of before) if (!next.has(k)) tell(x, true);
     return next;
+  }
+}
+
+/**
+ * The one change feed of a replica, shared by its watchers: it starts with the first watcher and
+ * stops with the last, so an engine nobody watches reads nothing.
+ */
+export class ChangeHub {
+  private feed?: ChangeFeed;
+  private started?: Promise<void>;
+  private readonly watchers = new Set<(e: ChangeEvent) => void>();
+
+  constructor(private readonly source: WatchSource, private readonly pollMs = 1000) {}
+
+  /** How many watch now. */
+  get size(): number {
+    return this.watchers.size;
+  }
+
+  /**
+   * Tells `emit` the current state (unless `changesOnly`), then every change, until the returned
+   * function is called. Rejects when the feed cannot read the state it starts from.
+   */
+  async watch(emit: (e: ChangeEvent) => void, changesOnly = false): Promise<() => void> {
+    if (this.feed === undefined) {
+      const feed = new ChangeFeed(this.source, (e) => { for (const w of this.watchers) w(e); }, this.pollMs);
+      this.feed = feed;
+      this.started = feed.start(true).catch((e: unknown) => {
+        if (this.feed === feed) this.stopFeed();
+        throw e;
+      });
+    }
+    const feed = this.feed;
+    await this.started;
+    // Nothing runs between the state read here and the watcher's joining: it is told the state
+    // the others were last told, and then the same changes.
+    if (!changesOnly) for (const e of feed.current()) emit(e);
+    this.watchers.add(emit);
+    return () => {
+      if (!this.watchers.delete(emit) || this.watchers.size > 0) return;
+      if (this.feed === feed) this.stopFeed();
+    };
+  }
+
+  private stopFeed(): void {
+    this.feed?.stop();
+    this.feed = undefined;
+    this.started = undefined;
   }
 }
