@@ -245,7 +245,7 @@ export class Handover {
    * visited hosts): AllocateCareOf is then asked again, with a short backoff, for up to
    * SOURCE_RELEASE_WAIT_MS while the port stays, until the source no longer lists the VM.
    */
-  private async prepare(vm: VmInventoryEntry, seenAtMs: number, running?: { signal: ActivationSignal; atMs: number }): Promise<void> {
+  private async prepare(vm: VmInventoryEntry, seenAtMs: number, running?: { signal: ActivationSignal; atMs: number; afterRefusal?: boolean }): Promise<void> {
     const { control, log } = this.deps;
     this.deferred.delete(vm.id);
     const t: HandoverTimeline = { vmId: vm.id, direction: vm.family === 4 ? "4to6" : "6to4", seenAtMs, ok: false };
@@ -254,7 +254,8 @@ export class Handover {
     // bits; 3.2: an IPv4 address of this segment, and the segment's prefix with it (RFC 6052).
     const allocate = () => control.allocateCareOf({ hostId: this.cfg.hostId, vmId: vm.id, homeAddress: vm.homeAddress });
     let lease: Awaited<ReturnType<typeof allocate>> | undefined;
-    let waited = false;
+    // Granted now after a refusal: the lease was taken over from the source (it no longer lists the VM).
+    let waited = running?.afterRefusal === true;
     try {
       lease = await this.retry(vm, "visitor", "AllocateCareOf", allocate, running === undefined ? {} : {
         alsoRetry: (e) => {
@@ -330,7 +331,7 @@ export class Handover {
     const deferredSeenAtMs = this.deferred.get(vm.id);
     if (v === undefined && deferredSeenAtMs !== undefined) {
       log.info("the VM runs here: asking for its care-of lease again until its source host no longer lists it", { vmId: vm.id, signal });
-      return this.prepare(vm, deferredSeenAtMs, { signal, atMs });
+      return this.prepare(vm, deferredSeenAtMs, { signal, atMs, afterRefusal: true });
     }
     if (v === undefined) {
       log.warn("the VM runs here but its prepare did not complete; it stays unreachable here until its port comes again", { vmId: vm.id, signal });

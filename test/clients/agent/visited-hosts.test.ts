@@ -107,6 +107,32 @@ test("a prepare refused while the source host lists the VM waits for the activat
   t.false(lines.some((l) => l.msg === "handover failed"));
 });
 
+test("a prepare refused while the source lists the VM, whose source has let go by the activation: the first ask at the activation is granted, and counted as the lease's takeover", async (t) => {
+  const { lines, log } = capture();
+  let sourceLists = true;
+  const h = await harness(t, {
+    log,
+    allocateCareOf: () => {
+      if (sourceLists) throw boundElsewhere();
+      return { careOfIpv4: CARE_OF4, careOfIpv6: CARE_OF6, lifetimeSeconds: 300, pool: "198.51.100.0/24", expiresAtMs: 0n };
+    },
+    prepareMigration: () => ({ ruleRevision: 4n, translatedIpv4: "", translatedIpv6: "", prepared: false, active: false }),
+  });
+  h.fire({ kind: "attached", port: "tap-v4", bridge: "visitor" });
+  await until(() => lines.some((l) => String(l.msg).startsWith("prepare waits")), "the refusal");
+  sourceLists = false;
+  h.rarp(VM_MAC);
+  await until(() => rrqs(h.frames).length === 1, "the registration request");
+  t.deepEqual(h.calls.filter((c) => c.method !== "heartbeat").map((c) => c.method), ["allocateCareOf", "allocateCareOf", "prepareMigration", "registerMigration"]);
+  t.false(lines.some((l) => l.msg === "AllocateCareOf failed; trying again"), "no retry was needed");
+  t.true(lines.some((l) => l.msg === "care-of lease granted: the source host no longer lists the VM"));
+  const { payload } = registrationRequest(rrqs(h.frames)[0].frame);
+  h.forwarder.processFrame(0, replyFrame(homeAgent(KEY).handleRequest({ source: HOME, destination: "192.0.2.2", sourcePort: 434, payload }, h.clock.now).reply!), () => {}, h.clock.now);
+  await until(() => h.handovers.length === 1, "the handover");
+  t.true(h.handovers[0].ok);
+  t.is(h.handovers[0].leaseTakenOverMs, h.handovers[0].allocatedMs);
+});
+
 test("another FAILED_PRECONDITION at the prepare still fails the handover: the activation asks nothing again", async (t) => {
   const { lines, log } = capture();
   const h = await harness(t, { log, allocateCareOf: () => { throw preparedElsewhere(); } });
