@@ -11,9 +11,13 @@
 //   npx tsx bench/handover.ts [--migrations 10] [--out /tmp/mip46-handover.json] [--rate 1000]
 //        [--warmup-ms 500] [--after-ms 2500] [--settle-ms 1000] [--prefix m46hbNNN] [--only vm4,vm6]
 //        [--logs /tmp/mip46-handover-logs]   (the lab's logs are copied there before teardown)
+//        [--third-host]   (the lab with h6b: vm4 goes h4 → h6 → h6b → h4, see below)
 //
 // Flow 3.1: probe c4 → vm4 (192.0.2.1), vm4 h4 → h6 (away) and h6 → h4 (home).
 // Flow 3.2: probe c6 → vm6 (2001:db8:1::2), vm6 h6 → h4 (away) and h4 → h6 (home).
+// With --third-host, vm4's round is h4 → h6 (away), h6 → h6b (visited: a move between two visited
+// hosts, the care-of addresses the same at both) and h6b → h4 (home); the report sets the visited
+// move's blackout against the away move's of the same run.
 import type { ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -37,6 +41,7 @@ const { values: args } = parseArgs({
     prefix: { type: "string" },
     only: { type: "string" },
     logs: { type: "string", default: "/tmp/mip46-handover-logs" },
+    "third-host": { type: "boolean", default: false },
   },
 });
 const ROUNDS = Math.max(1, Number(args.migrations));
@@ -61,20 +66,33 @@ interface Case {
   target: string;
   home: HostRole;
   away: HostRole;
+  /** A second visited host the VM moves on to from `away` before it comes home (--third-host). */
+  visited?: HostRole;
   /** The direction the agent logs for an arrival away from home. */
   awayDirection: "4to6" | "6to4";
 }
 
+const THIRD_HOST = args["third-host"] === true;
 const CASES: Case[] = [
-  { vm: "vm4", flow: "3.1", client: "c4", target: "192.0.2.1", home: "h4", away: "h6", awayDirection: "4to6" },
+  { vm: "vm4", flow: "3.1", client: "c4", target: "192.0.2.1", home: "h4", away: "h6", ...(THIRD_HOST ? { visited: "h6b" } : {}), awayDirection: "4to6" },
   { vm: "vm6", flow: "3.2", client: "c6", target: "2001:db8:1::2", home: "h6", away: "h4", awayDirection: "6to4" },
 ].filter((c) => !args.only || args.only.split(",").includes(c.vm)) as Case[];
+
+/** away: home → away; visited: away → the second visited host (--third-host); home: back. */
+type Leg = "away" | "visited" | "home";
+
+/** A leg's hosts. */
+function legHosts(c: Case, leg: Leg): { from: HostRole; to: HostRole } {
+  if (leg === "away") return { from: c.home, to: c.away };
+  if (leg === "visited") return { from: c.away, to: c.visited! };
+  return { from: c.visited ?? c.away, to: c.home };
+}
 
 interface Measurement {
   round: number;
   vm: string;
   flow: string;
-  leg: "away" | "home";
+  leg: Leg;
   from: HostRole;
   to: HostRole;
   startedAt: number;
@@ -117,9 +135,8 @@ function tcpSession(c: Case): { child: ChildProcess; closed: () => Record<string
   return { child, closed: () => summary };
 }
 
-async function measure(round: number, c: Case, leg: "away" | "home"): Promise<Measurement> {
-  const to = leg === "away" ? c.away : c.home;
-  const from = leg === "away" ? c.home : c.away;
+async function measure(round: number, c: Case, leg: Leg): Promise<Measurement> {
+  const { from, to } = legHosts(c, leg);
   const load1 = loadavg()[0];
   const m = await measuredMove(PREFIX, { vm: c.vm, to, client: c.client, target: c.target }, { rateHz: RATE, warmupMs: WARMUP_MS, afterMs: AFTER_MS, capture: true });
   if (m.move.from !== from) throw new Error(`${c.vm} was on ${m.move.from}, expected ${from}`);
@@ -129,12 +146,13 @@ async function measure(round: number, c: Case, leg: "away" | "home"): Promise<Me
   if (agent) {
     const { activatedAt, switchMs } = switchTimes(agent);
     b.portSeenMs = agent.seenAtMs - m.move.startedAt;
-    if (leg === "away") {
+    if (leg !== "home") {
       b.allocationMs = agent.allocatedMs;
       b.hostRulesMs = diff(agent.hostRulesMs, agent.allocatedMs);
       b.prepareMs = diff(agent.engineRulesMs, agent.hostRulesMs);
     }
     b.activatedAfterUpMs = activatedAt === undefined ? undefined : activatedAt - m.move.upAt;
+    b.leaseWaitMs = diff(agent.leaseTakenOverMs, agent.activatedMs);
     b.switchMs = switchMs;
   }
   return {
@@ -169,7 +187,7 @@ function fmt(x: number | undefined, digits = 1): string {
 function report(all: Measurement[], resets: Map<string, number>): void {
   const groups = new Map<string, Measurement[]>();
   for (const m of all) {
-    const key = `${m.vm} ${m.leg} (${m.from}→${m.to}, flow ${m.flow}${m.leg === "home" ? ", return" : ""})`;
+    const key = `${m.vm} ${m.leg} (${m.from}→${m.to}, flow ${m.flow}${m.leg === "home" ? ", return" : m.leg === "visited" ? ", between visited hosts" : ""})`;
     groups.set(key, [...(groups.get(key) ?? []), m]);
   }
   const shares: number[] = [];
@@ -189,7 +207,7 @@ function report(all: Measurement[], resets: Map<string, number>): void {
       ["machine load (1 min)", (m) => m.load1],
       ["QEMU live migration ms (start → guest up)", (m) => m.breakdown.migrationMs],
       ["port seen ms (after the start)", (m) => m.breakdown.portSeenMs],
-      ...(ms[0].leg === "away"
+      ...(ms[0].leg !== "home"
         ? ([
             ["  allocation ms (AllocateCareOf)", (m) => m.breakdown.allocationMs],
             ["  host rules ms", (m) => m.breakdown.hostRulesMs],
@@ -198,6 +216,7 @@ function report(all: Measurement[], resets: Map<string, number>): void {
         : []),
       ["activation ms after the guest is up", (m) => m.breakdown.activatedAfterUpMs],
       ["switch ms (activation → registered)", (m) => m.breakdown.switchMs],
+      ...(ms[0].leg === "visited" ? ([["  of which the lease's wait ms (activation → taken over)", (m) => m.breakdown.leaseWaitMs]] as [string, (m: Measurement) => number | undefined][]) : []),
     ];
     say(`  ${"".padEnd(42)} ${"median".padStart(8)} ${"p90".padStart(8)} ${"max".padStart(8)}   n`);
     for (const [name, get] of rows) {
@@ -216,6 +235,14 @@ function report(all: Measurement[], resets: Map<string, number>): void {
   say(`  of which the network's share (on the link) median ${fmt(median)} ms, p90 ${fmt(pct(shares, 0.9))} ms (${shares.length} measured); goal ≤ ${TARGET_SHARE_MS} ms: ${median !== undefined && median <= TARGET_SHARE_MS ? "met" : "NOT met"};` +
     ` the guest's wake-up median ${fmt(pct(all.map((m) => m.guestWakeMs).filter((x): x is number => x !== undefined), 0.5))} ms`);
   if (median !== undefined) say(`  for reference: ${REFERENCES.map((r) => `${r.name} ${r.ms} ms`).join("; ")}`);
+  if (all.some((m) => m.leg === "visited")) {
+    // The baseline is the same run's away move (h4 → h6): the same VM, client and probe.
+    const blackoutOf = (leg: Leg) => pct(all.filter((m) => m.leg === leg && m.reachableBefore && m.blackoutMs !== null).map((m) => m.blackoutMs!), 0.5);
+    const beyondOf = (leg: Leg) => pct(all.filter((m) => m.leg === leg && m.reachableBefore && m.beyondDowntimeMs !== undefined).map((m) => m.beyondDowntimeMs!), 0.5);
+    const [v, a] = [blackoutOf("visited"), blackoutOf("away")];
+    say(`between visited hosts (h6→h6b) against away (h4→h6), same run: median blackout ${fmt(v)} against ${fmt(a)} ms (${fmt((v ?? 0) / (a || 1), 2)}×),` +
+      ` beyond QEMU's downtime ${fmt(beyondOf("visited"))} against ${fmt(beyondOf("away"))} ms`);
+  }
   say(`TCP sessions reset: ${[...resets].map(([vm, n]) => `${vm} ${n}`).join(", ")} (must be 0)`);
 }
 
@@ -250,7 +277,7 @@ const resets = new Map<string, number>();
 let failed = false;
 try {
   say(`== handover benchmark: lab '${PREFIX}', ${ROUNDS} rounds, probe ${RATE} Hz, ${WARMUP_MS} ms before and ${AFTER_MS} ms after each move`);
-  lab = await startLab({ prefix: PREFIX, say: (s) => say(`  ${s}`) });
+  lab = await startLab({ prefix: PREFIX, thirdHost: THIRD_HOST, say: (s) => say(`  ${s}`) });
   const c6 = await labRpc(PREFIX, "mapCorrespondent", { ipv6Address: "2001:db8:c::10" });
   const h6 = await labRpc(PREFIX, "mapCorrespondent", { ipv6Address: "2001:db8:1::2" });
   say(`  correspondents: c6 2001:db8:c::10 → ${String(c6.ipv4Address)}, vm6 2001:db8:1::2 → ${String(h6.ipv4Address)}`);
@@ -260,7 +287,7 @@ try {
     resets.set(c.vm, 0);
     await sleep(SETTLE_MS);
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const leg of ["away", "home"] as const) {
+      for (const leg of (c.visited ? ["away", "visited", "home"] : ["away", "home"]) as Leg[]) {
         await sleep(SETTLE_MS);
         const m = await measure(round, c, leg);
         all.push(m);

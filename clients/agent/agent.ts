@@ -75,6 +75,11 @@ export class PrivilegedVmAgent {
       config: cfg, control: deps.control, worker, log, now, family: this.family, signal: this.life.signal,
       inventory: new Inventory(cfg.vms), hostSide: new HostSide(cfg, worker.forwarder, this.rules),
       registrar: this.registrar, optimiser: this.optimiser, record: this.record,
+      // A VM that departed: the engine hears it now (a Heartbeat without it), not an interval later.
+      departed: (vm) => {
+        if (this.life.signal.aborted) return;
+        this.heartbeats.beat().catch((e) => log.warn("heartbeat on a departure failed", { vmId: vm.id, error: (e as Error).message }));
+      },
     });
     this.heartbeats = new Heartbeats({ ...deps, runningHere: () => this.handover.runningHere() });
   }

@@ -5,6 +5,11 @@
 //  - activate, on the VM's RARP or first frame on its link (or the engine saying it runs here):
 //    the registration with the home agent and RegisterMigration;
 //  - abort, when the port goes before the VM ran here (a cancelled or failed migration).
+// A move between two visited hosts (e.g. an IPv4 VM from one IPv6 host to another) cannot be
+// prepared: the engine keeps the VM's care-of lease at the host it is bound at while that host's
+// heartbeat lists it (services/engine/leases.ts, takeOver). The prepare then waits for the
+// activation and asks again, until the source, which has stopped the VM, no longer lists it (its
+// agent beats at once when the VM's port leaves: departed()).
 // One VM's events are handled in order, different VMs' in parallel.
 import { parseAddress, prefixContains, type Cidr } from "../../lib/net/address.js";
 import { ETHERTYPE, parseMac } from "../../dataplane/packet/ethernet.js";
@@ -26,6 +31,30 @@ export interface HandoverDeps extends HomeDeps {
   optimiser: RouteOptimiser;
   /** The agent's life: aborted by stop(). */
   signal: AbortSignal;
+  /** An active visitor's port left (the VM departed): the agent tells the engine at once (a Heartbeat). */
+  departed(vm: VmInventoryEntry): void;
+}
+
+/** How long an activated VM's AllocateCareOf is asked again while its source host still lists it. */
+export const SOURCE_RELEASE_WAIT_MS = 30_000;
+
+/**
+ * The engine's refusal of a care-of lease held for another host while that host's heartbeat lists
+ * the VM (services/engine/leases.ts, takeOver: "... once B is down or no longer lists the VM"):
+ * the VM still runs there, as far as the engine knows. Other FAILED_PRECONDITIONs (a migration
+ * prepared at another host, an unknown host) are not this.
+ */
+export function refusedWhileSourceLists(e: unknown): boolean {
+  return (e as { code?: number }).code === 9 && /\bno longer lists the VM\b/.test((e as Error).message ?? "");
+}
+
+interface RetryOptions {
+  /** Also retried (the engine's absence always is). */
+  alsoRetry?: (e: unknown) => boolean;
+  /** No attempt after this time (ms, on the agent's clock). */
+  deadlineMs?: number;
+  baseMs?: number;
+  capMs?: number;
 }
 
 /** A VM whose port is here and whose activation signal the agent waits for. */
@@ -44,6 +73,11 @@ export class Handover {
   /** Activation signals awaited, by the VM's MAC as a 48-bit number. */
   private readonly watching = new Map<number, Watch>();
   private readonly unknownPorts = new Set<string>();
+  /**
+   * VMs whose prepare was refused because their source host still lists them (refusedWhileSourceLists),
+   * by id: the port's seenAtMs. Their activation prepares them again.
+   */
+  private readonly deferred = new Map<string, number>();
   /** VMs aborted on the hypervisor's release, before their port went: its going is then nothing new. */
   private readonly released = new Set<string>();
   private readonly chains = new Map<string, Promise<void>>();
@@ -142,7 +176,7 @@ export class Handover {
     }
     for (const vm of vms.values()) {
       this.deps.log.info("hypervisor phase", { vmId: vm.id, phase: e.phase, domain: e.domain });
-      if (e.phase === "release" && this.visits.get(vm.id)?.phase === "prepared") {
+      if (e.phase === "release" && (this.visits.get(vm.id)?.phase === "prepared" || this.deferred.has(vm.id))) {
         this.unwatch(vm);
         this.where.delete(vm.id);
         this.released.add(vm.id);
@@ -176,7 +210,7 @@ export class Handover {
   }
 
   /** Retries a call to the engine while the VM's port stays on `bridge`; undefined once it left. */
-  private async retry<T>(vm: VmInventoryEntry, bridge: Bridge, what: string, call: () => Promise<T>): Promise<T | undefined> {
+  private async retry<T>(vm: VmInventoryEntry, bridge: Bridge, what: string, call: () => Promise<T>, o: RetryOptions = {}): Promise<T | undefined> {
     const left = new Error("the VM's port left");
     try {
       return await withBackoff(async () => {
@@ -184,9 +218,10 @@ export class Handover {
         return call();
       }, {
         // Jittered (lib/retry.ts), so that the agents of many hosts do not all come back in the same instant.
-        baseMs: 200, capMs: 5000, signal: this.deps.signal,
-        // Only the engine's absence is worth waiting out (UNAVAILABLE 14, DEADLINE_EXCEEDED 4).
-        retryable: (e) => e !== left && [undefined, 14, 4].includes((e as { code?: number }).code),
+        baseMs: o.baseMs ?? 200, capMs: o.capMs ?? 5000, signal: this.deps.signal, now: this.deps.now,
+        ...(o.deadlineMs === undefined ? {} : { deadline: o.deadlineMs }),
+        // Only the engine's absence is worth waiting out (UNAVAILABLE 14, DEADLINE_EXCEEDED 4), and what the caller says.
+        retryable: (e) => e !== left && ([undefined, 14, 4].includes((e as { code?: number }).code) || (o.alsoRetry?.(e) ?? false)),
         onRetry: (e, attempt) => this.deps.log.warn(`${what} failed; trying again`, { vmId: vm.id, attempt, error: (e as Error).message }),
       });
     } catch (e) {
@@ -204,17 +239,46 @@ export class Handover {
    * wrap what the VM sends, and it sends nothing here yet), and the engine's rules
    * (PrepareMigration: they re-wrap only what the home agent tunnels to the new care-of address,
    * and it tunnels nothing there before the registration). The switch waits for activate().
+   *
+   * With `running` the VM runs here already: it is activated once prepared. That is the case when
+   * the first prepare was refused while the VM's source host listed it (a move between two
+   * visited hosts): AllocateCareOf is then asked again, with a short backoff, for up to
+   * SOURCE_RELEASE_WAIT_MS while the port stays, until the source no longer lists the VM.
    */
-  private async prepare(vm: VmInventoryEntry, seenAtMs: number, runningHere = false): Promise<void> {
+  private async prepare(vm: VmInventoryEntry, seenAtMs: number, running?: { signal: ActivationSignal; atMs: number; afterRefusal?: boolean }): Promise<void> {
     const { control, log } = this.deps;
+    this.deferred.delete(vm.id);
     const t: HandoverTimeline = { vmId: vm.id, direction: vm.family === 4 ? "4to6" : "6to4", seenAtMs, ok: false };
     const since = () => this.now - seenAtMs;
     // 3.1: a pool IPv4 address, and the host's IPv6 prefix with the home address in the low 32
     // bits; 3.2: an IPv4 address of this segment, and the segment's prefix with it (RFC 6052).
-    const lease = await this.retry(vm, "visitor", "AllocateCareOf", () => control.allocateCareOf({ hostId: this.cfg.hostId, vmId: vm.id, homeAddress: vm.homeAddress }));
+    const allocate = () => control.allocateCareOf({ hostId: this.cfg.hostId, vmId: vm.id, homeAddress: vm.homeAddress });
+    let lease: Awaited<ReturnType<typeof allocate>> | undefined;
+    // Granted now after a refusal: the lease was taken over from the source (it no longer lists the VM).
+    let waited = running?.afterRefusal === true;
+    try {
+      lease = await this.retry(vm, "visitor", "AllocateCareOf", allocate, running === undefined ? {} : {
+        alsoRetry: (e) => {
+          const r = refusedWhileSourceLists(e);
+          waited ||= r;
+          return r;
+        }, deadlineMs: this.now + SOURCE_RELEASE_WAIT_MS, baseMs: 20, capMs: 500,
+      });
+    } catch (e) {
+      if (running !== undefined || !refusedWhileSourceLists(e)) throw e;
+      // The VM still runs at the host it is bound at (its pre-copy to here has begun): nothing can
+      // be prepared without taking its lease from under it. Its activation here asks again.
+      log.info("prepare waits for the activation: the VM's source host still lists it (a move between visited hosts)", { vmId: vm.id, error: (e as Error).message });
+      if (this.where.get(vm.id)?.bridge === "visitor") this.deferred.set(vm.id, seenAtMs);
+      return;
+    }
     // The port went away meanwhile: left() undoes whatever the engine did (AbortMigration).
     if (lease === undefined) return;
     t.allocatedMs = since();
+    if (waited) {
+      t.leaseTakenOverMs = t.allocatedMs;
+      log.info("care-of lease granted: the source host no longer lists the VM", { vmId: vm.id, waitedMs: this.now - running!.atMs });
+    }
     t.careOfIPv4 = lease.careOfIpv4;
     t.careOfIPv6 = lease.careOfIpv6;
     const prefix = this.segmentPrefix;
@@ -232,12 +296,12 @@ export class Handover {
     visit.enginePrepared = p.prepared;
     if (p.prepared) t.engineRulesMs = since();
     if (p.translatedIpv4) t.translatedIPv4 = p.translatedIpv4;
-    log.info("migration prepared", { vmId: vm.id, careOfIPv4: visit.careOfIPv4, careOfIPv6: visit.careOfIPv6, engineRules: p.prepared, running: p.active || runningHere });
+    log.info("migration prepared", { vmId: vm.id, careOfIPv4: visit.careOfIPv4, careOfIPv6: visit.careOfIPv6, engineRules: p.prepared, running: p.active || running !== undefined });
     // The care-of lease is kept while the pre-copy lasts.
     this.scheduleRefresh(visit);
-    if (p.active || runningHere) {
+    if (p.active || running !== undefined) {
       this.unwatch(vm);
-      return this.activate({ vm, bridge: "visitor", ingressIf: this.visitorIf }, "running", this.now);
+      return this.activate({ vm, bridge: "visitor", ingressIf: this.visitorIf }, running?.signal ?? "running", running?.atMs ?? this.now);
     }
   }
 
@@ -264,6 +328,11 @@ export class Handover {
     if (where?.bridge !== w.bridge) return;
     if (w.bridge === "home") return cameHome(this.deps, vm, where.seenAtMs, signal, atMs, (what, call) => this.retry(vm, "home", what, call));
     const v = this.visits.get(vm.id);
+    const deferredSeenAtMs = this.deferred.get(vm.id);
+    if (v === undefined && deferredSeenAtMs !== undefined) {
+      log.info("the VM runs here: asking for its care-of lease again until its source host no longer lists it", { vmId: vm.id, signal });
+      return this.prepare(vm, deferredSeenAtMs, { signal, atMs, afterRefusal: true });
+    }
     if (v === undefined) {
       log.warn("the VM runs here but its prepare did not complete; it stays unreachable here until its port comes again", { vmId: vm.id, signal });
       return;
@@ -276,6 +345,7 @@ export class Handover {
     t.activation = signal;
     const since = () => this.now - t.seenAtMs;
     try {
+      this.announce(v);
       const migration = async () => {
         const reg = await this.retry(vm, "visitor", "RegisterMigration", () => control.registerMigration(this.migrationRequest(v)));
         if (reg === undefined) throw new Error("the VM left before RegisterMigration was answered");
@@ -310,12 +380,17 @@ export class Handover {
    */
   private async left(vm: VmInventoryEntry): Promise<void> {
     const v = this.visits.get(vm.id);
+    this.deferred.delete(vm.id);
     if (v !== undefined) {
+      // The care-of address stops being ours: this host no longer answers ARP/NDP for it.
       this.deps.hostSide.remove(v);
       this.visits.delete(vm.id);
     }
     if (v?.phase === "active") {
       this.deps.log.info("vm left", { vmId: vm.id });
+      // The engine learns at once that the VM no longer runs here, not a heartbeat interval
+      // later: the VM's next host may be waiting for its lease (refusedWhileSourceLists).
+      this.deps.departed(vm);
       return;
     }
     this.unwatch(vm);
@@ -337,6 +412,26 @@ export class Handover {
       else if (!(e instanceof RetryAbortedError)) this.deps.log.warn("AbortMigration failed; giving up", { vmId: vm.id, error: (e as Error).message });
     }
     this.deps.record.record(t);
+  }
+
+  /**
+   * The VM runs here: its care-of address on the uplink is announced as this host's (an
+   * unsolicited Neighbor Advertisement with the Override flag, RFC 4861 §7.2.6; a gratuitous ARP
+   * for an IPv4 address, RFC 5227 §3). A move between two hosts of one network keeps the address
+   * (the network's prefix + the home address, or the same pool address): the engine's worker's
+   * neighbour entry must move to this host. §7.2.6 allows up to MAX_NEIGHBOR_ADVERTISEMENT (3),
+   * RetransTimer (1 s) apart: a second one follows a second later, in case the first was lost.
+   */
+  private announce(v: Visit): void {
+    const { worker } = this.deps;
+    const address = v.vm.family === 4 ? v.careOfIPv6 : v.careOfIPv4;
+    if (!address) return;
+    const send = () => worker.forwarder.announce(this.cfg.network.uplink, address, worker.emit);
+    send();
+    const again = setTimeout(() => {
+      if (!v.ended.signal.aborted) send();
+    }, 1000);
+    v.ended.signal.addEventListener("abort", () => clearTimeout(again), { once: true });
   }
 
   // ---------------------------------------------------------------- renewal
@@ -368,7 +463,7 @@ export class Handover {
       this.deps.log.warn("care-of addresses changed on renewal", { vmId: v.vm.id, careOfIPv4: lease.careOfIpv4, careOfIPv6: lease.careOfIpv6 });
       const running = v.phase === "active";
       clearTimeout(v.refresh);
-      return new Promise((resolve) => this.enqueue(v.vm, () => this.prepare(v.vm, this.now, running).finally(resolve)));
+      return new Promise((resolve) => this.enqueue(v.vm, () => this.prepare(v.vm, this.now, running ? { signal: "running", atMs: this.now } : undefined).finally(resolve)));
     }
     // A VM still being prepared keeps its lease; only one that runs here is registered.
     if (v.phase === "active") await this.deps.registrar.register(v, this.cfg.registration.lifetimeS);

@@ -1,6 +1,7 @@
 // Heartbeat (the paper's "The parts" 2 d): the host's and its VMs' resource use to the engine,
 // which confirms the host's protocol and answers with migration advice, carried out through the
-// hypervisor's hook.
+// hypervisor's hook. One beat per interval, and one at once when a visiting VM departs (handover.ts
+// left(): the engine then sees it gone within a round trip, and its next host gets its lease).
 import type { Logger } from "../../lib/log.js";
 import type { ControlClient } from "../control.js";
 import type { AgentConfig, VmInventoryEntry } from "./config.js";

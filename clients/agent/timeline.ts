@@ -29,6 +29,12 @@ export interface HandoverTimeline {
   /** RegisterMigration answered (at activation). */
   migrationRegisteredMs?: number;
   registeredMs?: number;
+  /**
+   * A move between two visited hosts: AllocateCareOf was refused at the port's appearance (the
+   * source host still listed the VM), so the prepare waited for the activation; the care-of lease
+   * was then taken over at this many ms (after activatedMs), once the source no longer listed it.
+   */
+  leaseTakenOverMs?: number;
   /** The port went away before the VM ran here: the prepare was undone (AbortMigration). */
   aborted?: boolean;
   careOfIPv4?: string;

@@ -4,19 +4,22 @@ import { parseArgs } from "node:util";
 import { destroyLab, exec } from "./netns.js";
 import { migrate, vmHost } from "./qemu.js";
 import { labDir, labRpc, startLab } from "./lab.js";
-import { DEFAULT_PREFIX, type HostRole, type LabNamespace } from "./topology.js";
+import { DEFAULT_PREFIX, HOST_ROLES, type HostRole, type LabNamespace } from "./topology.js";
 import { rmSync } from "node:fs";
 
 const HELP = `mip46-lab: the paper's lab (shared/paper.md) in network namespaces
 
-Usage: mip46-lab [--prefix P] up [--advice] create the namespaces, start the engine, its worker,
+Usage: mip46-lab [--prefix P] up [--advice] [--third-host]
+                                            create the namespaces, start the engine, its worker,
                                             r1, r2 and the agents of h4 and h6 (logs in /run/mip46-lab/P);
                                             --advice: the agents carry out the engine's migration
-                                            advice (otherwise they only log it)
+                                            advice (otherwise they only log it); --third-host: a
+                                            second IPv6 host h6b on net6 with its agent too
        mip46-lab [--prefix P] down          stop everything and remove the namespaces
        mip46-lab [--prefix P] migrate [--cancel-after MS | --fail-after MS] VM HOST
                                             QEMU live migration of guest VM (vm4, vm6) to HOST (h4,
-                                            h6); prints QEMU's total time, downtime and set-up time.
+                                            h6, or h6b in a lab with the third host); prints QEMU's
+                                            total time, downtime and set-up time.
                                             --cancel-after: migrate_cancel after MS; --fail-after:
                                             kill -9 the destination QEMU after MS (both throttled to
                                             2 MiB/s); the guest then runs on at its source
@@ -25,10 +28,10 @@ Usage: mip46-lab [--prefix P] up [--advice] create the namespaces, start the eng
                                             an engine RPC from the management network
        mip46-lab [--prefix P] exec NS -- CMD...
                                             run a command in a lab namespace (eng, r1, r2, h4, h6,
-                                            c4, c6, mgmt); the VMs are QEMU guests`;
+                                            h6b, c4, c6, mgmt); the VMs are QEMU guests`;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({ options: { prefix: { type: "string" }, "cancel-after": { type: "string" }, "fail-after": { type: "string" }, advice: { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ options: { prefix: { type: "string" }, "cancel-after": { type: "string" }, "fail-after": { type: "string" }, advice: { type: "boolean" }, "third-host": { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   if (values.version) {
     process.stdout.write(versionLine("mip46-lab") + "\n");
     return 0;
@@ -41,7 +44,7 @@ async function main(): Promise<number> {
   }
   switch (cmd) {
     case "up": {
-      const lab = await startLab({ prefix, advice: values.advice, say: (s) => process.stdout.write(s + "\n") });
+      const lab = await startLab({ prefix, advice: values.advice, thirdHost: values["third-host"], say: (s) => process.stdout.write(s + "\n") });
       process.stdout.write(`lab '${prefix}' is up; configurations and logs in ${lab.dir}\n`);
       return 0;
     }
@@ -51,7 +54,7 @@ async function main(): Promise<number> {
       return 0;
     case "migrate": {
       const [vm, host] = rest;
-      if (!vm || (host !== "h4" && host !== "h6")) throw new Error("usage: migrate VM h4|h6");
+      if (!vm || !HOST_ROLES.includes(host as HostRole)) throw new Error(`usage: migrate VM ${HOST_ROLES.join("|")}`);
       const ms = (v: string | undefined, flag: string) => {
         if (v === undefined) return undefined;
         if (!/^\d+$/.test(v)) throw new Error(`${flag}: a number of ms, not '${v}'`);

@@ -1,11 +1,12 @@
 // The configuration files of every mip46 process in the lab, generated from LAB_PLAN so that no
 // address is written twice: the engine, its data-plane worker, the home agents r1 and r2, and the
-// agents of the hosts h4 and h6, with the MN–HA keys (fresh random keys per lab, mode 0600).
+// agents of the hosts h4 and h6 (and h6b in a lab with the third host), with the MN–HA keys
+// (fresh random keys per lab, mode 0600).
 import { randomBytes } from "node:crypto";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { LAB_PLAN, vmPort, type HostRole } from "./topology.js";
+import { LAB_PLAN, THIRD_HOST, vmPort, type HostRole } from "./topology.js";
 
 const P = LAB_PLAN;
 const mgmtAddress = (role: keyof typeof P.mgmt.addresses) => P.mgmt.addresses[role].split("/")[0];
@@ -21,6 +22,16 @@ export const LAB_ENDPOINTS = {
   h4Metrics: hostPort("h4", 9050),
   h6Metrics: hostPort("h6", 9051),
 } as const;
+
+/** The third host's endpoints, in a lab that has it (not in LAB_ENDPOINTS, which every lab serves). */
+export const THIRD_HOST_ENDPOINTS = {
+  h6bMetrics: hostPort(THIRD_HOST, 9052),
+} as const;
+
+/** A host agent's metrics endpoint. */
+export function hostMetrics(host: HostRole): string {
+  return host === THIRD_HOST ? THIRD_HOST_ENDPOINTS.h6bMetrics : LAB_ENDPOINTS[`${host}Metrics`];
+}
 
 /** The engine's tunnel endpoints: the paper's "engine, IPv4 side" and "IPv6 side". */
 export const ENGINE_TUNNEL = { ipv4: "198.51.100.1", ipv6: "2001:db8:2::1" } as const;
@@ -38,6 +49,8 @@ export interface LabConfigFiles {
   r2: string;
   h4: string;
   h6: string;
+  /** In a lab with the third host only. */
+  h6b?: string;
 }
 
 function write(dir: string, name: string, value: unknown, secret = false): string {
@@ -55,7 +68,7 @@ function worker(iface: { name: string; mac: string; addresses: readonly string[]
  * Writes every configuration into `dir`. `migrateCommand` is the hypervisor hook the agents run
  * on migration advice ({vm} and {host} are filled in); without it the agents take no advice.
  */
-export function writeLabConfigs(dir: string, prefix: string, migrateCommand?: string[]): LabConfigFiles {
+export function writeLabConfigs(dir: string, prefix: string, migrateCommand?: string[], thirdHost = false): LabConfigFiles {
   const keys = {
     vm4: { homeAddress: P.vms.vm4.homeAddress.split("/")[0], ...VM_SECURITY.vm4, key: randomBytes(32).toString("hex") },
     vm6: { homeAddress: P.vms.vm6.homeAddress.split("/")[0], ...VM_SECURITY.vm6, key: randomBytes(32).toString("hex") },
@@ -142,5 +155,8 @@ export function writeLabConfigs(dir: string, prefix: string, migrateCommand?: st
       routes: [{ prefix: h.family === 4 ? "0.0.0.0/0" : "::/0", interface: h.pv0.name, via: uplinkGateway }],
     });
   };
-  return { engine, engineWorker, r1, r2, h4: agent("h4", LAB_ENDPOINTS.h4Metrics), h6: agent("h6", LAB_ENDPOINTS.h6Metrics) };
+  return {
+    engine, engineWorker, r1, r2, h4: agent("h4", LAB_ENDPOINTS.h4Metrics), h6: agent("h6", LAB_ENDPOINTS.h6Metrics),
+    ...(thirdHost ? { h6b: agent(THIRD_HOST, THIRD_HOST_ENDPOINTS.h6bMetrics) } : {}),
+  };
 }

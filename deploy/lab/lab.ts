@@ -1,7 +1,7 @@
 // The lab with every mip46 process running for real (issue 4, part 5): the namespaces of
 // netns.ts, the QEMU guests vm4 and vm6 of qemu.ts, the configurations of configs.ts, then the engine with its embedded store, the
-// engine's data-plane worker, the home agents r1 and r2, and the agents of h4 and h6, each in its
-// namespace. Processes run detached with their logs in the lab's folder, so `mip46-lab up` can
+// engine's data-plane worker, the home agents r1 and r2, and the agents of h4 and h6 (and h6b,
+// the optional third host), each in its namespace. Processes run detached with their logs in the lab's folder, so `mip46-lab up` can
 // return and `mip46-lab down` (or destroyLab) ends them with their namespaces.
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { writeLabConfigs, type LabConfigFiles } from "./configs.js";
 import { createLab, destroyLab, exec, labNamespaces, spawnIn } from "./netns.js";
 import { addVm, waitGuestReady } from "./qemu.js";
-import { DEFAULT_PREFIX, DEFAULT_VMS, LAB_PLAN, labDir, namespaceName, type LabNamespace } from "./topology.js";
+import { DEFAULT_PREFIX, DEFAULT_VMS, LAB_PLAN, THIRD_HOST, labDir, namespaceName, type HostRole, type LabNamespace } from "./topology.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export { labDir };
@@ -27,6 +27,8 @@ export interface RunningLab {
   prefix: string;
   dir: string;
   files: LabConfigFiles;
+  /** The hosts whose agents run: h4 and h6, and h6b in a lab with the third host. */
+  hosts: HostRole[];
   processes: LabProcess[];
   /** Ends every process and removes the namespaces and the lab's folder. */
   stop(): Promise<void>;
@@ -59,9 +61,10 @@ export async function startLabProcess(prefix: string, ns: LabNamespace, name: st
  * Brings the whole lab up. On any failure everything made so far is removed again. With
  * `advice`, the agents carry out the engine's migration advice (a hot host moves a VM with
  * `mip46-lab migrate`); without it they only log it, so that a loaded machine, whose hosts all
- * look hot, does not move VMs under a test or the demo.
+ * look hot, does not move VMs under a test or the demo. With `thirdHost`, the third host h6b
+ * (a second IPv6 host on net6) and its agent too; without it, no cost.
  */
-export async function startLab(options: { prefix?: string; say?: (line: string) => void; advice?: boolean } = {}): Promise<RunningLab> {
+export async function startLab(options: { prefix?: string; say?: (line: string) => void; advice?: boolean; thirdHost?: boolean } = {}): Promise<RunningLab> {
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   const say = options.say ?? (() => {});
   const dir = labDir(prefix);
@@ -74,7 +77,7 @@ export async function startLab(options: { prefix?: string; say?: (line: string) 
   };
   try {
     say(`creating namespaces (prefix ${prefix})`);
-    await createLab({ prefix });
+    await createLab({ prefix, thirdHost: options.thirdHost });
     // The guests boot (in parallel, TCG is slow) while the processes start; their taps are on
     // the bridges from QEMU's start, before the agents look.
     say(`booting guests ${DEFAULT_VMS.map((v) => v.name).join(", ")}`);
@@ -83,7 +86,7 @@ export async function startLab(options: { prefix?: string; say?: (line: string) 
     booted.catch(() => undefined);
     const node = process.execPath;
     const lab = [node, join(REPO, "bin/mip46-lab.js")];
-    const files = writeLabConfigs(dir, prefix, options.advice ? [...lab, "migrate", "--prefix", prefix, "{vm}", "{host}"] : undefined);
+    const files = writeLabConfigs(dir, prefix, options.advice ? [...lab, "migrate", "--prefix", prefix, "{vm}", "{host}"] : undefined, options.thirdHost ?? false);
     const bin = (name: string) => join(REPO, "bin", name);
     const start = async (ns: LabNamespace, name: string, argv: string[], ready: string) => {
       const p = await startLabProcess(prefix, ns, name, argv, ready, join(dir, `${name}.log`));
@@ -98,11 +101,12 @@ export async function startLab(options: { prefix?: string; say?: (line: string) 
       start("r2", "home-agent-r2", [node, bin("mip46-home-agent.js"), "--config", files.r2], "home agent started"),
       start("h4", "agent-h4", [node, bin("mip46-agent.js"), "--config", files.h4], "agent started"),
       start("h6", "agent-h6", [node, bin("mip46-agent.js"), "--config", files.h6], "agent started"),
+      ...(files.h6b ? [start(THIRD_HOST, `agent-${THIRD_HOST}`, [node, bin("mip46-agent.js"), "--config", files.h6b], "agent started")] : []),
     ]);
     await booted;
     say(`  guests ${DEFAULT_VMS.map((v) => v.name).join(", ")} booted`);
     writeFileSync(join(dir, "processes.json"), JSON.stringify(processes, null, 2));
-    return { prefix, dir, files, processes, stop };
+    return { prefix, dir, files, hosts: files.h6b ? ["h4", "h6", THIRD_HOST] : ["h4", "h6"], processes, stop };
   } catch (e) {
     await stop().catch(() => {});
     throw e;
@@ -172,7 +176,7 @@ export async function labMetrics(prefix: string, endpoint: string): Promise<Map<
 }
 
 /** The agent's "handover" log lines (clients/agent/timeline.ts), newest last. */
-export function handoverLines(dir: string, host: "h4" | "h6"): Record<string, unknown>[] {
+export function handoverLines(dir: string, host: HostRole): Record<string, unknown>[] {
   const path = join(dir, `agent-${host}.log`);
   if (!existsSync(path)) return [];
   return readFileSync(path, "utf8").split("\n").filter((l) => l.includes(`"msg":"handover"`)).map((l) => JSON.parse(l) as Record<string, unknown>);

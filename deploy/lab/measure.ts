@@ -41,6 +41,8 @@ export interface AgentHandover {
   engineRulesMs?: number;
   activatedMs?: number;
   activation?: string;
+  /** A move between two visited hosts: the care-of lease granted after the activation (the source no longer listed the VM). */
+  leaseTakenOverMs?: number;
   migrationRegisteredMs?: number;
   registeredMs?: number;
   registrationAttempts?: number;

@@ -16,9 +16,9 @@ import { execFile, spawn, type ChildProcess, type SpawnOptions } from "node:chil
 import { setTimeout as sleep } from "node:timers/promises";
 import { stopLabGuests } from "./qemu.js";
 import {
-  CLIENT_ROLES, CONTROL_ROLES, DEFAULT_PREFIX, DEFAULT_VMS, LAB_PLAN, LabError, WORKER_INTERFACES,
-  checkPrefix, checkVm, isLabNamespace, labNames, namespaceName,
-  type LabNamespace, type LabNames, type VmSpec, type WorkerInterfacePlan,
+  CLIENT_ROLES, CONTROL_ROLES, DEFAULT_PREFIX, DEFAULT_VMS, LAB_PLAN, LabError, THIRD_HOST,
+  checkPrefix, checkVm, isLabNamespace, labNames, namespaceName, workerInterfaces,
+  type ControlRole, type HostRole, type LabNamespace, type LabNames, type VmSpec,
 } from "./topology.js";
 
 export interface ExecResult { stdout: string; stderr: string }
@@ -126,7 +126,9 @@ const QUIET_IPV6 = ["net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.acce
 const NO_FORWARDING = ["net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"];
 const NO_IPV6_BY_DEFAULT = ["net.ipv6.conf.default.disable_ipv6=1"];
 
-function planNodes(b: Build): void {
+function planNodes(b: Build, thirdHost: boolean): void {
+  const controls: readonly ControlRole[] = thirdHost ? [...CONTROL_ROLES, THIRD_HOST] : CONTROL_ROLES;
+  const hosts: readonly HostRole[] = thirdHost ? ["h4", "h6", THIRD_HOST] : ["h4", "h6"];
   const mgmt = b.ns("mgmt");
   b.addNamespace(mgmt, [...NO_IPV6_BY_DEFAULT, ...QUIET_IPV6, ...NO_FORWARDING]);
   b.bridge(mgmt, LAB_PLAN.mgmt.bridge);
@@ -139,7 +141,7 @@ function planNodes(b: Build): void {
     b.bridge(ns, LAB_PLAN.networks[net].bridge);
   }
 
-  for (const role of CONTROL_ROLES) {
+  for (const role of controls) {
     const ns = b.ns(role);
     // The worker interfaces per deploy/examples/dataplane.yaml HOST SET-UP: no IPv6 (inherited, and
     // written again per interface for the worker's start-up check), no addresses, no forwarding.
@@ -150,12 +152,12 @@ function planNodes(b: Build): void {
     b.cmd(ns, `link set dev ${mg} up`);
     b.cmd(ns, `addr add ${LAB_PLAN.mgmt.addresses[role]} dev ${mg} nodad`);
     b.cmd(mgmt, `link set dev mg-${role} master ${LAB_PLAN.mgmt.bridge} up`);
-    for (const w of WORKER_INTERFACES[role]) b.sysctl(ns, `net.ipv6.conf.${w.name}.disable_ipv6=1`);
+    for (const w of workerInterfaces(role)) b.sysctl(ns, `net.ipv6.conf.${w.name}.disable_ipv6=1`);
   }
 
   // Switch ports: the network's bridge gets a port "p-<role>" per attached namespace.
   const macOf = (role: string, ifName: string) =>
-    (WORKER_INTERFACES as Record<string, readonly WorkerInterfacePlan[]>)[role]?.find((w) => w.name === ifName)?.mac;
+    (controls as readonly string[]).includes(role) ? workerInterfaces(role as ControlRole).find((w) => w.name === ifName)?.mac : undefined;
   for (const net of ["net4", "net6"] as const) {
     const sw = b.ns(net);
     for (const [role, ifName] of Object.entries(LAB_PLAN.networks[net].ports)) {
@@ -163,10 +165,17 @@ function planNodes(b: Build): void {
       b.cmd(sw, `link set dev p-${role} master ${LAB_PLAN.networks[net].bridge} up`);
     }
   }
+  if (thirdHost) {
+    // The third host's uplink, a port of its network's switch like h6's.
+    const h = LAB_PLAN.hosts[THIRD_HOST];
+    const sw = b.ns(h.network);
+    b.veth(b.ns(THIRD_HOST), h.uplink, sw, `p-${THIRD_HOST}`);
+    b.cmd(sw, `link set dev p-${THIRD_HOST} master ${LAB_PLAN.networks[h.network].bridge} up`);
+  }
   for (const w of Object.values(LAB_PLAN.engine.interfaces)) b.cmd(b.ns("eng"), `link set dev ${w.name} up`);
   for (const r of ["r1", "r2"] as const) b.cmd(b.ns(r), `link set dev ${LAB_PLAN.homeAgents[r].interface.name} up`);
 
-  for (const host of ["h4", "h6"] as const) {
+  for (const host of hosts) {
     const ns = b.ns(host);
     const plan = LAB_PLAN.hosts[host];
     b.bridge(ns, plan.homeBridge);
@@ -192,10 +201,11 @@ function planNodes(b: Build): void {
 }
 
 /**
- * Builds the lab. Fails without touching anything when a namespace of this lab already exists;
- * on any other failure it removes what it made and rethrows.
+ * Builds the lab (with `thirdHost`, the third host h6b on net6 too). Fails without touching
+ * anything when a namespace of this lab already exists; on any other failure it removes what it
+ * made and rethrows.
  */
-export async function createLab(options: { prefix?: string; vms?: readonly VmSpec[] } = {}): Promise<LabNames> {
+export async function createLab(options: { prefix?: string; vms?: readonly VmSpec[]; thirdHost?: boolean } = {}): Promise<LabNames> {
   const prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX);
   const vms = options.vms ?? DEFAULT_VMS;
   const seen = new Set<string>();
@@ -208,13 +218,13 @@ export async function createLab(options: { prefix?: string; vms?: readonly VmSpe
   if (existing.length) throw new LabError(`lab '${prefix}' exists (${existing.join(", ")}); destroyLab('${prefix}') first`);
   try {
     const b = new Build(prefix);
-    planNodes(b);
+    planNodes(b, options.thirdHost ?? false);
     await b.apply();
   } catch (err) {
     await destroyLab(prefix).catch(() => undefined);
     throw err;
   }
-  return labNames(prefix, vms);
+  return labNames(prefix, vms, options.thirdHost ?? false);
 }
 
 /** Kills what runs in a namespace (TERM, then KILL after a grace) and deletes it. */

@@ -12,7 +12,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Qmp } from "./qmp.js";
 import {
-  GUEST_SERVICES, LabError, bridgeFor, checkVm, checkVmName, labDir, namespaceName, vmPort, type Family, type HostRole, type VmSpec,
+  GUEST_SERVICES, HOST_ROLES, LabError, THIRD_HOST, bridgeFor, checkVm, checkVmName, labDir, namespaceName, vmPort, type Family, type HostRole, type VmSpec,
 } from "./topology.js";
 
 export const GUEST_DIR = process.env.MIP46_GUEST_DIR ?? "/var/cache/mip46/guest";
@@ -257,7 +257,11 @@ const QEMU_DOWNTIME_LIMIT_MS = 300;
 
 /** A QEMU live migration of `name` to host `to`. Migrating to where it runs changes nothing. */
 export async function migrate(prefix: string, name: string, to: HostRole, options: MigrateOptions = {}): Promise<Migration> {
-  if (to !== "h4" && to !== "h6") throw new LabError(`no host ${String(to)}: h4 or h6`);
+  if (!HOST_ROLES.includes(to)) throw new LabError(`no host ${String(to)}: ${HOST_ROLES.join(", ")}`);
+  // `ip netns add` keeps a namespace as /run/netns/<name>.
+  if (to === THIRD_HOST && !existsSync(`/run/netns/${namespaceName(prefix, to)}`)) {
+    throw new LabError(`lab '${prefix}' has no host ${to}: start it with the third host (mip46-lab up --third-host, startLab({ thirdHost: true }))`);
+  }
   const rec = readGuest(prefix, name);
   const from = await vmHost(prefix, name);
   const bridge = bridgeFor(rec.family, to);

@@ -13,6 +13,10 @@
 //
 // A VM is a QEMU guest (qemu.ts) run in a host namespace, its tap `vp-<name>` on brh or brv; a
 // migration is a QEMU live migration to a QEMU started in the other host.
+//
+// On request (createLab / startLab { thirdHost: true }, `mip46-lab up --third-host`) a third host
+// h6b joins net6: an IPv6 host like h6 (mgmt ::6, pv0 2001:db8:1::7, pv1 the visitors' gateway),
+// for moves between two visited hosts (vm4 from h6 to h6b).
 import { createHash } from "node:crypto";
 import { parseCidr4, parseCidr6, parseIPv4, parseIPv6, prefixContains } from "../../lib/net/address.js";
 
@@ -20,17 +24,24 @@ export const DEFAULT_PREFIX = "m46";
 
 export type Family = 4 | 6;
 export type SwitchRole = "mgmt" | "net4" | "net6";
-export type ControlRole = "eng" | "r1" | "r2" | "h4" | "h6";
-export type HostRole = "h4" | "h6";
+export type ControlRole = "eng" | "r1" | "r2" | "h4" | "h6" | "h6b";
+export type HostRole = "h4" | "h6" | "h6b";
+/** The optional third host: a second IPv6 host on net6, made only when a lab is asked for it. */
+export const THIRD_HOST = "h6b" as const;
+export type ThirdHostRole = typeof THIRD_HOST;
+export const HOST_ROLES: readonly HostRole[] = ["h4", "h6", THIRD_HOST];
 export type ClientRole = "c4" | "c6";
 export type NodeRole = SwitchRole | ControlRole | ClientRole;
 /** What exec/spawnIn accept: a node role (VMs are QEMU guests, not namespaces). */
 export type LabNamespace = NodeRole;
 
 export const SWITCH_ROLES: readonly SwitchRole[] = ["mgmt", "net4", "net6"];
+/** The control namespaces of every lab (the third host is not among them: it is optional). */
 export const CONTROL_ROLES: readonly ControlRole[] = ["eng", "r1", "r2", "h4", "h6"];
 export const CLIENT_ROLES: readonly ClientRole[] = ["c4", "c6"];
+/** The namespaces of every lab; a lab with the third host has THIRD_HOST too. */
 export const NODE_ROLES: readonly NodeRole[] = [...SWITCH_ROLES, ...CONTROL_ROLES, ...CLIENT_ROLES];
+const ALL_ROLES: readonly NodeRole[] = [...NODE_ROLES, THIRD_HOST];
 
 /** A VM: a QEMU guest attached to a host through its tap `vp-<name>`. */
 export interface VmSpec {
@@ -67,6 +78,7 @@ export const LAB_PLAN = {
       r2: "2001:db8:ff::3/64",
       h4: "2001:db8:ff::4/64",
       h6: "2001:db8:ff::5/64",
+      h6b: "2001:db8:ff::6/64",
     },
   },
   /** The two switched networks; `ports` maps each attached namespace to its interface there. */
@@ -105,6 +117,16 @@ export const LAB_PLAN = {
       pv0: { name: "pv0", peer: "pv0br", mac: "02:46:05:00:00:00", addresses: ["2001:db8:1::6/64"] },
       pv1: { name: "pv1", peer: "pv1br", mac: "02:46:05:00:00:01", addresses: ["192.0.2.254/24"] },
     },
+    /**
+     * The optional third host (THIRD_HOST), a second IPv6 host on net6: its uplink "up" is a port
+     * of net6's bridge like h6's (not in networks.net6.ports, which every lab has); pv1 answers
+     * the visitors' gateway as h6's does.
+     */
+    h6b: {
+      family: 6, network: "net6", homeAgent: "r2", uplink: "up", homeBridge: "brh", visitorBridge: "brv",
+      pv0: { name: "pv0", peer: "pv0br", mac: "02:46:08:00:00:00", addresses: ["2001:db8:1::7/64"] },
+      pv1: { name: "pv1", peer: "pv1br", mac: "02:46:08:00:00:01", addresses: ["192.0.2.254/24"] },
+    },
   },
   clients: {
     c4: { family: 4, interface: "eth0", mac: "02:46:06:00:00:01", address: "203.0.113.10/24", gateway: "203.0.113.1", engineInterface: "c4" },
@@ -129,14 +151,19 @@ export function labDir(prefix: string): string {
 /** The VMs createLab makes unless told otherwise. */
 export const DEFAULT_VMS: readonly VmSpec[] = [LAB_PLAN.vms.vm4, LAB_PLAN.vms.vm6];
 
-/** The interfaces a data-plane worker captures on, per namespace (set up per dataplane.yaml). */
-export const WORKER_INTERFACES: Readonly<Record<ControlRole, readonly WorkerInterfacePlan[]>> = {
+/** The interfaces a data-plane worker captures on, per namespace of every lab (set up per dataplane.yaml). */
+export const WORKER_INTERFACES: Readonly<Record<Exclude<ControlRole, ThirdHostRole>, readonly WorkerInterfacePlan[]>> = {
   eng: Object.values(LAB_PLAN.engine.interfaces),
   r1: [LAB_PLAN.homeAgents.r1.interface],
   r2: [LAB_PLAN.homeAgents.r2.interface],
   h4: [LAB_PLAN.hosts.h4.pv0, LAB_PLAN.hosts.h4.pv1],
   h6: [LAB_PLAN.hosts.h6.pv0, LAB_PLAN.hosts.h6.pv1],
 };
+
+/** A control namespace's worker interfaces, the third host's included. */
+export function workerInterfaces(role: ControlRole): readonly WorkerInterfacePlan[] {
+  return role === THIRD_HOST ? [LAB_PLAN.hosts.h6b.pv0, LAB_PLAN.hosts.h6b.pv1] : WORKER_INTERFACES[role];
+}
 
 export class LabError extends Error {
   override name = "LabError";
@@ -156,7 +183,7 @@ export function checkVmName(name: string): string {
 }
 
 export function namespaceName(prefix: string, ns: LabNamespace): string {
-  if (!(NODE_ROLES as readonly string[]).includes(ns)) throw new LabError(`no lab namespace '${ns}'`);
+  if (!(ALL_ROLES as readonly string[]).includes(ns)) throw new LabError(`no lab namespace '${ns}'`);
   return `${checkPrefix(prefix)}-${ns}`;
 }
 
@@ -174,7 +201,7 @@ export function isLabNamespace(prefix: string, name: string): boolean {
   const head = `${checkPrefix(prefix)}-`;
   if (!name.startsWith(head)) return false;
   const rest = name.slice(head.length);
-  return (NODE_ROLES as readonly string[]).includes(rest) || /^vm-[a-z0-9]{1,12}$/.test(rest);
+  return (ALL_ROLES as readonly string[]).includes(rest) || /^vm-[a-z0-9]{1,12}$/.test(rest);
 }
 
 export function hostFamily(host: HostRole): Family {
@@ -219,15 +246,17 @@ export function checkVm(vm: VmSpec): Required<VmSpec> {
 
 export interface LabNames {
   prefix: string;
-  /** Role → namespace name. */
-  namespaces: Record<NodeRole, string>;
+  /** Role → namespace name, for the namespaces of every lab. */
+  namespaces: Record<Exclude<NodeRole, ThirdHostRole>, string>;
+  /** The third host's namespace, in a lab that has it. */
+  thirdHost?: string;
   /** VM name → its tap on the host (vp-<name>), for the VMs given (the default VMs unless told). */
   vms: Record<string, string>;
   plan: LabPlan;
 }
 
-export function labNames(prefix: string = DEFAULT_PREFIX, vms: readonly VmSpec[] = DEFAULT_VMS): LabNames {
+export function labNames(prefix: string = DEFAULT_PREFIX, vms: readonly VmSpec[] = DEFAULT_VMS, thirdHost = false): LabNames {
   checkPrefix(prefix);
-  const namespaces = Object.fromEntries(NODE_ROLES.map((r) => [r, namespaceName(prefix, r)])) as Record<NodeRole, string>;
-  return { prefix, namespaces, vms: Object.fromEntries(vms.map((vm) => [vm.name, vmPort(vm.name)])), plan: LAB_PLAN };
+  const namespaces = Object.fromEntries(NODE_ROLES.map((r) => [r, namespaceName(prefix, r)])) as LabNames["namespaces"];
+  return { prefix, namespaces, ...(thirdHost ? { thirdHost: namespaceName(prefix, THIRD_HOST) } : {}), vms: Object.fromEntries(vms.map((vm) => [vm.name, vmPort(vm.name)])), plan: LAB_PLAN };
 }

@@ -11,7 +11,7 @@ import { REPO, labMetrics, labRpc, openLabRpc, startLab, type LabRpc, type Runni
 import { LAB_ENDPOINTS } from "../../deploy/lab/configs.js";
 import { destroyLab, exec, spawnIn } from "../../deploy/lab/netns.js";
 import { GUEST_DIR } from "../../deploy/lab/qemu.js";
-import type { LabNamespace } from "../../deploy/lab/topology.js";
+import type { HostRole, LabNamespace } from "../../deploy/lab/topology.js";
 import { netnsAvailable } from "../../harness/netns.js";
 
 export { labRpc, LAB_ENDPOINTS };
@@ -26,9 +26,9 @@ export function labUnavailable(): string | undefined {
   return undefined;
 }
 
-/** A prefix no other lab uses: "m46t" and 4 hex digits. */
+/** A prefix no other lab uses: "m46t" (or MIP46_LAB_PREFIX, for runs side by side with others) and 4 hex digits. */
 export function uniqueLabPrefix(): string {
-  return `m46t${randomBytes(2).toString("hex")}`;
+  return `${process.env.MIP46_LAB_PREFIX || "m46t"}${randomBytes(2).toString("hex")}`;
 }
 
 export interface LabHandle {
@@ -49,15 +49,16 @@ export interface LabHandle {
 /**
  * Starts one lab for the test file in `test.before` and always stops it in `test.after.always`,
  * pass or fail. Call at the top of the file, only when `labUnavailable()` is undefined.
+ * `thirdHost`: the lab has the third host h6b (startLab's option).
  */
-export function useLab(test: TestFn<any>): LabHandle {
+export function useLab(test: TestFn<any>, options: { thirdHost?: boolean } = {}): LabHandle {
   const prefix = uniqueLabPrefix();
   let running: RunningLab | undefined;
   const children = new Set<ChildProcess>();
   const cleanups: (() => Promise<void> | void)[] = [];
   let rpc: LabRpc | undefined;
   test.before(async () => {
-    running = await startLab({ prefix });
+    running = await startLab({ prefix, thirdHost: options.thirdHost });
   });
   test.after.always(async () => {
     rpc?.close();
@@ -149,7 +150,7 @@ export function waitForLog(path: string, what: string, match: (r: LogRecord) => 
 }
 
 /** The agent's "handover" record for `vmId` after `from` (ok or not: the caller checks `ok`). */
-export function waitForHandover(lab: RunningLab, host: "h4" | "h6", vmId: string, from: number, timeoutMs = 10_000): Promise<LogRecord> {
+export function waitForHandover(lab: RunningLab, host: HostRole, vmId: string, from: number, timeoutMs = 10_000): Promise<LogRecord> {
   return waitForLog(logPath(lab, `agent-${host}`), `the handover of ${vmId}`, (r) => r.msg === "handover" && r.vmId === vmId, from, timeoutMs);
 }
 
