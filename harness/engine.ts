@@ -138,12 +138,13 @@ export async function storedState(client: ControlClient): Promise<string> {
 }
 
 /** The gRPC status of a call that must fail. */
-export async function failure(p: Promise<unknown>): Promise<{ code: number; details: string }> {
+export async function failure(p: Promise<unknown>): Promise<{ code: number; details: string; reason?: string }> {
   try {
     await p;
   } catch (e) {
-    const err = e as { code: number; details: string };
-    return { code: err.code, details: err.details };
+    const err = e as { code: number; details: string; metadata?: { get(key: string): unknown[] } };
+    const reason = err.metadata?.get("mip46-reason")[0];
+    return { code: err.code, details: err.details, ...(typeof reason === "string" ? { reason } : {}) };
   }
   throw new Error("call succeeded, but an error was expected");
 }

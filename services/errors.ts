@@ -13,9 +13,31 @@ export class NotFoundError extends Error {
   override name = "NotFoundError";
 }
 
+/**
+ * `reason`, when given, is a machine-readable name of the precondition (UPPER_SNAKE, as
+ * google.rpc.ErrorInfo's reason): the adapter sends it in the trailer `mip46-reason`, so that a
+ * caller can act on it without reading the message (REASONS).
+ */
 export class FailedPreconditionError extends Error {
   override name = "FailedPreconditionError";
+  constructor(message: string, readonly reason?: FailedPreconditionReason) {
+    super(message);
+  }
 }
+
+/** The reasons a FAILED_PRECONDITION names in its `mip46-reason` trailer. */
+export const REASONS = {
+  /**
+   * AllocateCareOf: the VM's care-of lease serves its binding at another host, which still runs
+   * it as far as the engine knows (its heartbeat lists the VM, or the binding is newer than its
+   * last beat). Asked again once that host lets the VM go, the lease is taken over.
+   */
+  VM_RUNS_AT_SOURCE: "VM_RUNS_AT_SOURCE",
+} as const;
+export type FailedPreconditionReason = keyof typeof REASONS;
+
+/** The trailer that carries a FailedPreconditionError's reason. */
+export const REASON_TRAILER = "mip46-reason";
 
 export class ResourceExhaustedError extends Error {
   override name = "ResourceExhaustedError";

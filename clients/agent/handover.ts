@@ -7,7 +7,7 @@
 //  - abort, when the port goes before the VM ran here (a cancelled or failed migration).
 // A move between two visited hosts (e.g. an IPv4 VM from one IPv6 host to another) cannot be
 // prepared: the engine keeps the VM's care-of lease at the host it is bound at while that host's
-// heartbeat lists it (services/engine/leases.ts, takeOver). The prepare then waits for the
+// heartbeat lists it (services/engine/leases.ts, takeOver; the refusal's reason VM_RUNS_AT_SOURCE). The prepare then waits for the
 // activation and asks again, until the source, which has stopped the VM, no longer lists it (its
 // agent beats at once when the VM's port leaves: departed()).
 // One VM's events are handled in order, different VMs' in parallel.
@@ -39,13 +39,14 @@ export interface HandoverDeps extends HomeDeps {
 export const SOURCE_RELEASE_WAIT_MS = 30_000;
 
 /**
- * The engine's refusal of a care-of lease held for another host while that host's heartbeat lists
- * the VM (services/engine/leases.ts, takeOver: "... once B is down or no longer lists the VM"):
- * the VM still runs there, as far as the engine knows. Other FAILED_PRECONDITIONs (a migration
- * prepared at another host, an unknown host) are not this.
+ * The engine's refusal of a care-of lease held for another host that still runs the VM, as far
+ * as the engine knows (services/engine/leases.ts, takeOver): FAILED_PRECONDITION with the trailer
+ * `mip46-reason: VM_RUNS_AT_SOURCE` (control.proto, AllocateCareOf). Other FAILED_PRECONDITIONs (a
+ * migration prepared at another host, an unknown host) are not this.
  */
 export function refusedWhileSourceLists(e: unknown): boolean {
-  return (e as { code?: number }).code === 9 && /\bno longer lists the VM\b/.test((e as Error).message ?? "");
+  const err = e as { code?: number; metadata?: { get(key: string): unknown[] } };
+  return err.code === 9 && err.metadata?.get("mip46-reason")[0] === "VM_RUNS_AT_SOURCE";
 }
 
 interface RetryOptions {

@@ -1,5 +1,5 @@
 // The Backup RPC: an online copy of the store, streamed to the caller in chunks and then removed.
-import { type ServerWritableStream, Metadata } from "@grpc/grpc-js";
+import type { ServerWritableStream } from "@grpc/grpc-js";
 import { mkdtempSync, openSync, readSync, closeSync, fstatSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,7 +48,7 @@ export function backupHandler(engine: Engine, metrics: EngineMetrics, log: Logge
         rmSync(dir, { recursive: true, force: true });
         const err = toStatus(e, log, "Backup");
         metrics.handled.inc({ ...labels, grpc_code: STATUS_NAME[err.code!] ?? String(err.code) });
-        call.emit("error", { ...err, metadata: new Metadata() });
+        call.emit("error", err);
       },
     );
   };

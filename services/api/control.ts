@@ -1,6 +1,6 @@
 // The gRPC adapter of the ControlEngine service: check each field, call the engine, map the
 // result to the generated messages; errors become status codes in status.ts, for every call.
-import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, Metadata, status } from "@grpc/grpc-js";
+import { type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, status } from "@grpc/grpc-js";
 import {
   type AllocateCareOfRequest, type AllocateCareOfResponse, ControlEngineDefinition, type ControlEngineServer, type HeartbeatRequest,
   type PrepareMigrationRequest, type RegisterMigrationRequest, type RegisterMigrationResponse,
@@ -102,7 +102,7 @@ export function controlService(engine: Engine, metrics: EngineMetrics, log: Logg
           (e) => {
             const err = toStatus(e, log, method);
             done(err.code!);
-            callback({ ...err, metadata: new Metadata() }, null);
+            callback(err, null);
           },
         );
     };

@@ -82,11 +82,15 @@ export class Leases {
     const holder = await this.core.host(lease.hostId);
     const down = !holder || holder.state === "down";
     const advised = (await this.core.history.causeOf(vmId, hostId, nowMs)).advice !== undefined;
-    const runsAt = (h: HostRecord | undefined) => h !== undefined && h.state !== "down" && h.vms.some((v) => v.vmId === vmId);
+    // A host runs the VM when its heartbeat lists it, or when the VM was bound there after that
+    // host's last beat: a VM that moves on within a heartbeat of its activation is not yet listed.
+    const runsAt = (h: HostRecord | undefined) => h !== undefined && h.state !== "down"
+      && (h.vms.some((v) => v.vmId === vmId) || (b !== undefined && b.hostId === h.hostId && b.updatedAtMs > h.lastSeenMs));
     if (!advised && !down) {
       if (boundThere && runsAt(holder)) {
-        throw new FailedPreconditionError(`vm_id: vm ${vmId} is bound at host ${b.hostId} (migration ${b.migrationId}) with care-of address ${lease.address}, and that host's heartbeat lists it: `
-          + `host ${hostId} takes the lease over only for a migration to it the engine knows of (its advice), or once ${b.hostId} is down or no longer lists the VM`);
+        const why = holder!.vms.some((v) => v.vmId === vmId) ? "that host's heartbeat lists it" : "it was bound there after that host's last heartbeat";
+        throw new FailedPreconditionError(`vm_id: vm ${vmId} is bound at host ${b.hostId} (migration ${b.migrationId}) with care-of address ${lease.address}, and ${why}: `
+          + `host ${hostId} takes the lease over only for a migration to it the engine knows of (its advice), or once ${b.hostId} is down or no longer lists the VM`, "VM_RUNS_AT_SOURCE");
       }
       if (!boundThere) {
         throw new FailedPreconditionError(`vm_id: vm ${vmId}'s care-of address ${lease.address} is held for host ${lease.hostId}, where its migration is prepared${b ? ` (from its binding at ${b.hostId})` : ""}: `
@@ -97,7 +101,7 @@ export class Leases {
     if (dropBinding) {
       if (runsAt(await this.core.host(b.hostId))) {
         throw new FailedPreconditionError(`vm_id: vm ${vmId}'s binding at host ${b.hostId} (migration ${b.migrationId}) uses care-of address ${lease.address} of pool ${lease.pool}, and host ${hostId} takes from pool ${pool}: `
-          + `the binding would point at an address cooling down while the VM runs at ${b.hostId}; the lease is taken over once ${b.hostId} no longer lists the VM`);
+          + `the binding would point at an address cooling down while the VM runs at ${b.hostId}; the lease is taken over once ${b.hostId} no longer lists the VM`, "VM_RUNS_AT_SOURCE");
       }
       await this.core.store.deleteBinding(vmId);
       await this.core.store.releaseLease({ holder: vmId, purpose: "translation" }, nowMs, this.core.cooldownMs);

@@ -9626,6 +9626,10 @@ export const ControlEngineDefinition = {
      * Flow 3.1 c / 3.2 b-c: care-of addresses for a VM that arrived from the other protocol.
      * Asking again for the same VM renews its lease and returns the same addresses (the store keys a
      * lease by VM and purpose), so a repeat after a lost reply is safe: idempotent.
+     * A VM whose lease serves its binding at another host that still runs it (that host's
+     * heartbeat lists the VM, or the VM was bound there after its last heartbeat) is refused with
+     * FAILED_PRECONDITION and the trailer `mip46-reason: VM_RUNS_AT_SOURCE`: asked again once that
+     * host lets the VM go (a live migration between two visited hosts), the lease is taken over.
      */
     allocateCareOf: {
       name: "AllocateCareOf",
@@ -9932,6 +9936,10 @@ export const ControlEngineService = {
    * Flow 3.1 c / 3.2 b-c: care-of addresses for a VM that arrived from the other protocol.
    * Asking again for the same VM renews its lease and returns the same addresses (the store keys a
    * lease by VM and purpose), so a repeat after a lost reply is safe: idempotent.
+   * A VM whose lease serves its binding at another host that still runs it (that host's
+   * heartbeat lists the VM, or the VM was bound there after its last heartbeat) is refused with
+   * FAILED_PRECONDITION and the trailer `mip46-reason: VM_RUNS_AT_SOURCE`: asked again once that
+   * host lets the VM go (a live migration between two visited hosts), the lease is taken over.
    */
   allocateCareOf: {
     path: "/mip46.v1.ControlEngine/AllocateCareOf" as const,
@@ -10281,6 +10289,10 @@ export interface ControlEngineServer extends UntypedServiceImplementation {
    * Flow 3.1 c / 3.2 b-c: care-of addresses for a VM that arrived from the other protocol.
    * Asking again for the same VM renews its lease and returns the same addresses (the store keys a
    * lease by VM and purpose), so a repeat after a lost reply is safe: idempotent.
+   * A VM whose lease serves its binding at another host that still runs it (that host's
+   * heartbeat lists the VM, or the VM was bound there after its last heartbeat) is refused with
+   * FAILED_PRECONDITION and the trailer `mip46-reason: VM_RUNS_AT_SOURCE`: asked again once that
+   * host lets the VM go (a live migration between two visited hosts), the lease is taken over.
    */
   allocateCareOf: handleUnaryCall<AllocateCareOfRequest, AllocateCareOfResponse>;
   /**
@@ -10396,6 +10408,10 @@ export interface ControlEngineClient extends Client {
    * Flow 3.1 c / 3.2 b-c: care-of addresses for a VM that arrived from the other protocol.
    * Asking again for the same VM renews its lease and returns the same addresses (the store keys a
    * lease by VM and purpose), so a repeat after a lost reply is safe: idempotent.
+   * A VM whose lease serves its binding at another host that still runs it (that host's
+   * heartbeat lists the VM, or the VM was bound there after its last heartbeat) is refused with
+   * FAILED_PRECONDITION and the trailer `mip46-reason: VM_RUNS_AT_SOURCE`: asked again once that
+   * host lets the VM go (a live migration between two visited hosts), the lease is taken over.
    */
   allocateCareOf(
     request: AllocateCareOfRequest,

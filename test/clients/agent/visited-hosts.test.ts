@@ -5,6 +5,7 @@
 // care-of address, the same at both hosts, is announced (RFC 4861 §7.2.6); the source beats at
 // once when the VM departs, and stops answering for the care-of address.
 import test from "ava";
+import { Metadata } from "@grpc/grpc-js";
 import { ipv6Bytes } from "../../../dataplane/forward/addresses.js";
 import { buildEthernetFrame, ETHERTYPE, formatMac, parseMac } from "../../../dataplane/packet/ethernet.js";
 import { IPPROTO } from "../../../dataplane/packet/ipv4.js";
@@ -17,10 +18,14 @@ import {
   CARE_OF4, CARE_OF6, GATEWAY_MAC, HOME, KEY, PV0_MAC, VM_MAC, harness, hex, homeAgent, registrationRequest, replyFrame, settle, until, untilMs,
 } from "./harness.js";
 
-/** As the engine words it (services/engine/leases.ts, takeOver), with gRPC's code 9 and its "9 FAILED_PRECONDITION: " prefix. */
-const failedPrecondition = (message: string) => Object.assign(new Error(`9 FAILED_PRECONDITION: ${message}`), { code: 9 });
+/** As grpc-js gives the engine's error (services/engine/leases.ts, takeOver): code 9, the "9 FAILED_PRECONDITION: " prefix, the trailers. */
+const failedPrecondition = (message: string, reason?: string) => {
+  const metadata = new Metadata();
+  if (reason !== undefined) metadata.set("mip46-reason", reason);
+  return Object.assign(new Error(`9 FAILED_PRECONDITION: ${message}`), { code: 9, metadata });
+};
 const boundElsewhere = () => failedPrecondition("vm_id: vm v4 is bound at host h5 (migration m7) with care-of address 198.51.100.10, and that host's heartbeat lists it: "
-  + "host h6 takes the lease over only for a migration to it the engine knows of (its advice), or once h5 is down or no longer lists the VM");
+  + "host h6 takes the lease over only for a migration to it the engine knows of (its advice), or once h5 is down or no longer lists the VM", "VM_RUNS_AT_SOURCE");
 const preparedElsewhere = () => failedPrecondition("vm_id: vm v4's care-of address 198.51.100.10 is held for host h5, where its migration is prepared: "
   + "one migration per VM at a time; h5 aborts it (AbortMigration) or it lapses with the lease, unless the engine advised the move to h6 or h5 is down");
 
@@ -46,12 +51,13 @@ function announcements(frames: { ifIndex: number; frame: Uint8Array }[], target:
 
 const rrqs = (frames: { ifIndex: number; frame: Uint8Array }[]) => frames.filter((f) => f.ifIndex === 0 && f.frame[14 + 6] === IPPROTO.IPIP);
 
-test("refusedWhileSourceLists: only the engine's refusal while the VM's host still lists it", (t) => {
+test("refusedWhileSourceLists: only the engine's refusal with reason VM_RUNS_AT_SOURCE, whatever the message says", (t) => {
   t.true(refusedWhileSourceLists(boundElsewhere()));
   t.true(refusedWhileSourceLists(failedPrecondition("vm_id: vm v4's binding at host h5 (migration m7) uses care-of address 192.0.2.100 of pool a, and host h6 takes from pool b: "
-    + "the binding would point at an address cooling down while the VM runs at h5; the lease is taken over once h5 no longer lists the VM")));
+    + "the binding would point at an address cooling down while the VM runs at h5; the lease is taken over once h5 no longer lists the VM", "VM_RUNS_AT_SOURCE")));
   t.false(refusedWhileSourceLists(preparedElsewhere()));
-  t.false(refusedWhileSourceLists(Object.assign(new Error("14 UNAVAILABLE: no longer lists the VM"), { code: 14 })), "another code is not it");
+  t.false(refusedWhileSourceLists(failedPrecondition("once h5 no longer lists the VM")), "the words without the reason are not it");
+  t.false(refusedWhileSourceLists(Object.assign(new Error("14 UNAVAILABLE"), { code: 14, metadata: boundElsewhere().metadata })), "another code is not it");
   t.false(refusedWhileSourceLists(failedPrecondition("host h6 is unknown: its agent must send a Heartbeat with its addresses first")));
 });
 

@@ -173,7 +173,11 @@ test("RegisterMigration, flow 3.1: rules for re-encapsulation and decapsulation;
   t.is(again.ruleRevision, m.ruleRevision, "and changes no rule");
   t.is((await e.client.listMigrations({})).migrations.length, 1);
 
-  // The VM moves again, to another IPv6 host: the new registration replaces the old one.
+  // The VM moves again, to another IPv6 host: the new registration replaces the old one. h6
+  // beats without it first (a later millisecond than its binding), as its agent does when the VM
+  // leaves: until then the engine takes the VM to run at h6 (VM_RUNS_AT_SOURCE).
+  await new Promise((r) => setTimeout(r, 5));
+  await e.client.heartbeat(hostOn(6, "h6"));
   await e.client.heartbeat(hostOn(6, "h6b", 11));
   const c2 = await e.client.allocateCareOf({ hostId: "h6b", vmId: "sv", homeAddress: "192.0.2.1" });
   const m2 = await e.client.registerMigration({ ...req, sourceHostId: "h6", destinationHostId: "h6b", careOfIpv4: c2.careOfIpv4, careOfIpv6: c2.careOfIpv6 });

@@ -250,6 +250,33 @@ for (const kind of STORES) {
     t.true(e.logs.some((l) => l.msg === "care-of lease taken over" && l.vmId === "c" && l.bindingRemoved === true));
   });
 
+  test(`${kind}: a VM bound at a host after that host's last heartbeat counts as running there: another host's AllocateCareOf is refused with reason VM_RUNS_AT_SOURCE until the host beats without it`, async (t) => {
+    const e = await engineOn(t, kind);
+    const h6 = hostOn(6, "h6");
+    await e.client.heartbeat(h6);
+    await e.client.heartbeat(hostOn(6, "h7", 11));
+    // b is registered at h6 after h6's last beat (a later millisecond), so h6 has not listed it yet.
+    await new Promise((r) => setTimeout(r, 5));
+    const cb = await e.client.allocateCareOf({ hostId: "h6", vmId: "b", homeAddress: "192.0.2.7" });
+    await e.client.registerMigration({ vmId: "b", homeAddress: "192.0.2.7", homeAgent: "192.0.2.2", sourceHostId: "h4", destinationHostId: "h6", careOfIpv4: cb.careOfIpv4, careOfIpv6: cb.careOfIpv6 });
+    const before = await storedState(e.client);
+    const got = await failure(e.client.allocateCareOf({ hostId: "h7", vmId: "b", homeAddress: "192.0.2.7" }));
+    t.is(got.code, status.FAILED_PRECONDITION);
+    t.is(got.reason, "VM_RUNS_AT_SOURCE", "the reason in the mip46-reason trailer");
+    t.regex(got.details, /^vm_id: vm b is bound at host h6 .* and it was bound there after that host's last heartbeat: /);
+    t.is(await storedState(e.client), before, "the refusal changed nothing");
+    // A refusal of another kind carries no reason.
+    const unknown = await failure(e.client.allocateCareOf({ hostId: "h9", vmId: "x", homeAddress: "192.0.2.9" }));
+    t.is(unknown.code, status.FAILED_PRECONDITION);
+    t.is(unknown.reason, undefined);
+    // h6 beats without b (the VM left), a later millisecond than the binding: h7 takes the lease over, the same address.
+    await new Promise((r) => setTimeout(r, 5));
+    await e.client.heartbeat(h6);
+    const taken = await e.client.allocateCareOf({ hostId: "h7", vmId: "b", homeAddress: "192.0.2.7" });
+    t.is(taken.careOfIpv4, cb.careOfIpv4);
+    t.deepEqual((await e.client.listLeases({ holder: "b" })).leases.map((l) => l.hostId), ["h7"]);
+  });
+
   test(`${kind}: one home agent per home network: learned and stored with the first registration, or configured; another one is refused, naming home_agent`, async (t) => {
     const e = await engineOn(t, kind);
     await e.client.heartbeat(hostOn(6, "h6"));
