@@ -25,7 +25,8 @@ if (!(N > 0 && N <= 2_000_000)) throw new Error("--bindings: 1 to 2000000");
 
 /** Address i of the /12 10.(16·block).0.0: homes, pool care-of, translated and host addresses apart. */
 const v4 = (block: number, i: number) => `10.${block * 16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
-const hex = (i: number) => `${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`;
+// Canonical text (RFC 5952), as the engine stores addresses (lib/net/address.ts).
+const hex = (i: number) => (i >> 16 ? `${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}` : (i & 0xffff).toString(16));
 
 function bindings(): BindingRecord[] {
   const out: BindingRecord[] = [];
