@@ -104,8 +104,8 @@ class SlotMap {
   }
 }
 
-/** Entries made from slots, by slot: a holey array (an index, not a hash probe, on the packet path). */
-type Made<E> = (E | undefined)[];
+/** Entries made from slots, by slot: as many as the packet path asked for, not one per rule. */
+type Made<E> = Map<number, E>;
 
 /** `reencap-4in4-to-4in6` (flow 3.1 j): pool IPv4 → rules. */
 export class Reencap4Index {
@@ -113,14 +113,14 @@ export class Reencap4Index {
   private readonly made: Made<Reencap4>;
   constructor(private readonly s: RuleSlots) {
     this.byPool = new SlotMap(s, A, false);
-    this.made = new Array(s.capacity);
+    this.made = new Map();
   }
   add(slot: number): void {
     this.byPool.add(slot);
   }
   remove(slot: number): void {
     this.byPool.remove(slot);
-    this.made[slot] = undefined;
+    this.made.delete(slot);
   }
   flush(): void {
     this.byPool.flush();
@@ -128,7 +128,9 @@ export class Reencap4Index {
   inForce(pool: number): Reencap4 | undefined {
     const slot = this.byPool.last4(pool);
     if (slot < 0) return undefined;
-    return this.made[slot] ?? (this.made[slot] = { key: this.s.keys[slot]!, poolIPv4: this.s.words[slot * STRIDE + A] >>> 0, careOfIPv6: this.s.bytes(slot, B, true) });
+    let e = this.made.get(slot);
+    if (e === undefined) this.made.set(slot, (e = { key: this.s.keys[slot]!, poolIPv4: this.s.words[slot * STRIDE + A] >>> 0, careOfIPv6: this.s.bytes(slot, B, true) }));
+    return e;
   }
   has(pool: number): boolean {
     return this.byPool.last4(pool) >= 0;
@@ -141,14 +143,14 @@ export class Reencap6Index {
   private readonly made: Made<Reencap6>;
   constructor(private readonly s: RuleSlots) {
     this.byCareOf = new SlotMap(s, A, true);
-    this.made = new Array(s.capacity);
+    this.made = new Map();
   }
   add(slot: number): void {
     this.byCareOf.add(slot);
   }
   remove(slot: number): void {
     this.byCareOf.remove(slot);
-    this.made[slot] = undefined;
+    this.made.delete(slot);
   }
   flush(): void {
     this.byCareOf.flush();
@@ -157,7 +159,9 @@ export class Reencap6Index {
   inForce(buf: Uint8Array, off: number): Reencap6 | undefined {
     const slot = this.byCareOf.last6(buf, off);
     if (slot < 0) return undefined;
-    return this.made[slot] ?? (this.made[slot] = { key: this.s.keys[slot]!, careOfIPv6: this.s.bytes(slot, A, true), careOfIPv4: this.s.bytes(slot, B, false) });
+    let e = this.made.get(slot);
+    if (e === undefined) this.made.set(slot, (e = { key: this.s.keys[slot]!, careOfIPv6: this.s.bytes(slot, A, true), careOfIPv4: this.s.bytes(slot, B, false) }));
+    return e;
   }
 }
 

@@ -14,7 +14,7 @@
 // mapping): the common shape straight into the words, everything else through parseRule
 // (rules.ts), so the language accepted and the errors are parseRule's.
 import type { Rule, TunnelType } from "../../lib/rules/rules.js";
-import { fast4Value, fast6Words, formatIPv4, formatIPv6Words } from "./addresses.js";
+import { fast4Value, fast6Words, formatIPv4, formatIPv6Words, isIPv6Text } from "./addresses.js";
 import { parseRule, RuleTableError, type Parsed } from "./rules.js";
 
 /** Rule kinds of a slot (plain numbers: the indexes test them on every add and remove). */
@@ -25,8 +25,10 @@ export const STRIDE = 9;
 export const A = 0;
 export const B = 4;
 const META = 8;
-// meta: bits 0-7 length of A, 8-15 length of B, 16-17 tunnel kind, 18 B present (a peer's inner source).
+// meta: bits 0-7 length of A, 8-15 length of B, 16-17 tunnel kind, 18 B present (a peer's inner
+// source), 19 the vmId is in the key ("vm/<vmId>/...", as the engine makes them), 20-27 its length.
 const HAS_B = 1 << 18;
+const VM_IN_KEY = 1 << 19;
 
 export const TUNNELS: readonly TunnelType[] = ["4in4", "6in6", "4in6", "6in4"];
 const TUNNEL_INDEX = new Map<unknown, number>([["4in4", 0], ["6in6", 1], ["4in6", 2], ["6in4", 3]]);
@@ -39,7 +41,7 @@ export interface RuleImage {
   /** Per rule, in table order. */
   kinds: Uint8Array;
   words: Int32Array;
-  /** JSON of [keys..., vmIds...] ("" for none), in table order. */
+  /** JSON of [keys..., vmIds...] (null for none), in table order. */
   strings: string;
   /** Rules kept as given, by their place in the order. */
   kept: [number, Rule][];
@@ -54,7 +56,8 @@ export class RuleSlots {
   kinds: Uint8Array;
   words: Int32Array;
   keys: (string | undefined)[];
-  vmIds: (string | undefined)[];
+  /** The vmIds not in their rule's key (VM_IN_KEY), by slot. */
+  readonly vmIds = new Map<number, string>();
   /** translation-prefix and encapsulate rules, parsed. */
   readonly parsed = new Map<number, Parsed>();
   /** Bulk-kind rules whose text the words do not give back, as given. */
@@ -70,7 +73,6 @@ export class RuleSlots {
     this.kinds = new Uint8Array(capacity);
     this.words = new Int32Array(capacity * STRIDE);
     this.keys = new Array(capacity);
-    this.vmIds = new Array(capacity);
   }
 
   get size(): number {
@@ -85,19 +87,11 @@ export class RuleSlots {
   static build(rules: readonly Rule[]): RuleSlots {
     if (!Array.isArray(rules)) throw new RuleTableError("rules: must be an array");
     const s = new RuleSlots(Math.max(16, rules.length));
-    // One string per vmId however many rules name it (a VM has 3-5 rules).
-    const interned = new Map<string, string>();
     for (let i = 0; i < rules.length; i++) {
       const slot = s.fill(rules[i]);
       const key = s.keys[slot]!;
       if (s.byKey.has(key)) throw new RuleTableError(`rule ${JSON.stringify(key)}: key: appears twice in the table`);
       s.byKey.set(key, slot);
-      const vm = s.vmIds[slot];
-      if (vm !== undefined) {
-        const same = interned.get(vm);
-        if (same === undefined) interned.set(vm, vm);
-        else s.vmIds[slot] = same;
-      }
     }
     return s;
   }
@@ -141,7 +135,8 @@ export class RuleSlots {
       if (!this.fillFast(slot, rule)) this.fillParsed(slot, rule);
     } catch (e) {
       this.kinds[slot] = Kind.Free;
-      this.keys[slot] = this.vmIds[slot] = undefined;
+      this.keys[slot] = undefined;
+      this.vmIds.delete(slot);
       this.free.push(slot);
       throw e;
     }
@@ -173,7 +168,8 @@ export class RuleSlots {
 
   private clear(slot: number): void {
     this.kinds[slot] = Kind.Free;
-    this.keys[slot] = this.vmIds[slot] = undefined;
+    this.keys[slot] = undefined;
+    this.vmIds.delete(slot);
     this.parsed.delete(slot);
     this.verbatim.delete(slot);
   }
@@ -193,7 +189,6 @@ export class RuleSlots {
     this.kinds = kinds;
     this.words = words;
     this.keys.length = capacity;
-    this.vmIds.length = capacity;
   }
 
   meta(slot: number): number {
@@ -278,8 +273,20 @@ export class RuleSlots {
         return false;
     }
     this.keys[slot] = key;
-    this.vmIds[slot] = r.vmId as string | undefined;
+    const vm = r.vmId as string | undefined;
+    // The engine's keys hold the VM's id ("vm/<vmId>/reencap"): kept once, in the key.
+    if (vm !== undefined && vm.length < 256 && key.charCodeAt(3 + vm.length) === 47 && key.startsWith("vm/") && key.startsWith(vm, 3)) {
+      w[base + META] |= VM_IN_KEY | (vm.length << 20);
+    } else if (vm !== undefined) {
+      this.vmIds.set(slot, vm);
+    }
     return true;
+  }
+
+  /** The vmId of a bulk-kind slot's rule, or undefined. */
+  vmIdOf(slot: number): string | undefined {
+    const meta = this.meta(slot);
+    return (meta & VM_IN_KEY) === 0 ? this.vmIds.get(slot) : this.keys[slot]!.slice(3, 3 + ((meta >> 20) & 0xff));
   }
 
   /** Any other rule: parseRule's result, the bulk kinds into the words (and the rule kept as given). */
@@ -287,7 +294,6 @@ export class RuleSlots {
     const p = parseRule(rule);
     const base = slot * STRIDE;
     this.keys[slot] = p.rule.key;
-    this.vmIds[slot] = undefined;
     switch (p.kind) {
       case "reencap-4in4-to-4in6":
         this.words[base + A] = p.entry.poolIPv4;
@@ -331,14 +337,15 @@ export class RuleSlots {
     const base = slot * STRIDE;
     switch (this.kinds[slot]) {
       case Kind.Reencap4:
-        return { key, kind: "reencap-4in4-to-4in6", poolIPv4: formatIPv4(w[base + A] >>> 0), careOfIPv6: formatIPv6Words(w, base + B), vmId: this.vmIds[slot]! };
+        return { key, kind: "reencap-4in4-to-4in6", poolIPv4: formatIPv4(w[base + A] >>> 0), careOfIPv6: formatIPv6Words(w, base + B), vmId: this.vmIdOf(slot)! };
       case Kind.Reencap6:
-        return { key, kind: "reencap-6in6-to-6in4", careOfIPv6: formatIPv6Words(w, base + A), careOfIPv4: formatIPv4(w[base + B] >>> 0), vmId: this.vmIds[slot]! };
+        return { key, kind: "reencap-6in6-to-6in4", careOfIPv6: formatIPv6Words(w, base + A), careOfIPv4: formatIPv4(w[base + B] >>> 0), vmId: this.vmIdOf(slot)! };
       case Kind.Peer: {
         const t = this.tunnelOf(slot);
         const r: Rule = { key, kind: "tunnel-peer", tunnel: TUNNELS[t], peer: OUTER6[t] ? formatIPv6Words(w, base + A) : formatIPv4(w[base + A] >>> 0) };
         if (this.hasB(slot)) r.innerSource = INNER6[t] ? formatIPv6Words(w, base + B) : formatIPv4(w[base + B] >>> 0);
-        if (this.vmIds[slot] !== undefined) r.vmId = this.vmIds[slot];
+        const vm = this.vmIdOf(slot);
+        if (vm !== undefined) r.vmId = vm;
         return r;
       }
       case Kind.Mapping:
@@ -359,15 +366,15 @@ export class RuleSlots {
     const n = this.byKey.size;
     const kinds = new Uint8Array(new SharedArrayBuffer(Math.max(1, n)), 0, n);
     const words = new Int32Array(new SharedArrayBuffer(Math.max(1, n) * STRIDE * 4), 0, n * STRIDE);
-    const keys: string[] = new Array(n);
-    const vmIds: string[] = new Array(n);
+    const keys: (string | null)[] = new Array(n);
+    const vmIds: (string | null)[] = new Array(n);
     const kept: [number, Rule][] = [];
     let i = 0;
     for (const [key, slot] of this.byKey) {
       kinds[i] = this.kinds[slot];
       words.set(this.words.subarray(slot * STRIDE, slot * STRIDE + STRIDE), i * STRIDE);
       keys[i] = key;
-      vmIds[i] = this.vmIds[slot] ?? "";
+      vmIds[i] = this.vmIds.get(slot) ?? null;
       const k = this.verbatim.get(slot) ?? this.parsed.get(slot)?.rule;
       if (k !== undefined) kept.push([i, k]);
       i++;
@@ -381,11 +388,12 @@ export class RuleSlots {
     const s = new RuleSlots(Math.max(16, n));
     s.kinds.set(image.kinds);
     s.words.set(image.words);
-    const strings = JSON.parse(image.strings) as string[];
+    const strings = JSON.parse(image.strings) as (string | null)[];
     for (let i = 0; i < n; i++) {
-      s.keys[i] = strings[i];
-      s.vmIds[i] = strings[n + i] === "" ? undefined : strings[n + i];
-      s.byKey.set(strings[i], i);
+      s.keys[i] = strings[i]!;
+      const vm = strings[n + i];
+      if (vm !== null) s.vmIds.set(i, vm);
+      s.byKey.set(strings[i]!, i);
     }
     for (const [i, rule] of image.kept) {
       const k = s.kinds[i];
@@ -408,7 +416,7 @@ function v4Text(t: unknown, w: Int32Array, at: number): boolean {
 
 /** An IPv6 address in RFC 5952 form into w[at..at+4]; false for anything else (another form is parseRule's, and kept as given). */
 function v6Text(t: unknown, w: Int32Array, at: number): boolean {
-  return typeof t === "string" && fast6Words(t, w, at) && formatIPv6Words(w, at) === t;
+  return typeof t === "string" && fast6Words(t, w, at) && isIPv6Text(t, w, at);
 }
 
 function toWords(b: Uint8Array, w: Int32Array, at: number): void {

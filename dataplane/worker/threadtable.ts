@@ -1,12 +1,13 @@
 // The rule table as the main thread of a worker with `workers: N` keeps it, and the table
 // messages it posts to the forwarding threads (thread.ts applies them).
 //
-// The main thread forwards nothing, so it keeps no indexes: only the rules' slots (RuleSlots,
-// dataplane/forward/slots.ts: words and keys, no object per rule), to start a dead thread again
-// with the table in force. A snapshot is parsed here once and posted as its image (the words in
-// a SharedArrayBuffer that every thread reads, not a copy per thread; the keys as one string),
-// so no thread parses 400,000 rules' text again: each builds its indexes from the words. Deltas
-// are small and go as rules, each thread parsing its own.
+// The main thread forwards nothing, so it keeps no indexes, not even a table of its own: the
+// last snapshot's image (RuleSlots.image(), dataplane/forward/slots.ts: the rules' words in a
+// SharedArrayBuffer, their keys as one string) and the deltas since, to start a dead thread
+// again with the table in force. A snapshot is parsed here once and posted as that image (the
+// words shared by every thread, not a copy per thread), so no thread parses 400,000 rules'
+// text again: each builds its indexes from the words. Deltas are small and go as rules, each
+// thread parsing its own.
 import type { Rule, RuleTable } from "../../lib/rules/rules.js";
 import { RuleSlots, RuleTableError, type Forwarder, type RuleImage } from "../forward/index.js";
 
@@ -25,12 +26,17 @@ export interface StartTable {
 }
 
 export class ThreadTable {
-  /** The table after every change kept so far; undefined before the first. */
-  private slots: RuleSlots | undefined;
+  /**
+   * The last snapshot as its image, and the deltas since by key (null: removed), folded into a
+   * new image when a thread starts or when they grow to a tenth of the table. Undefined before
+   * the first table.
+   */
+  private image: RuleImage | undefined;
+  private readonly since = new Map<string, Rule | null>();
   revision = -1n;
 
   get held(): boolean {
-    return this.slots !== undefined;
+    return this.image !== undefined;
   }
 
   /**
@@ -39,37 +45,71 @@ export class ThreadTable {
    * resynchronises and the next snapshot replaces them all).
    */
   snapshot(seq: number, table: RuleTable): TableMessage {
-    let slots: RuleSlots;
+    let image: RuleImage;
     try {
-      slots = RuleSlots.build(table.rules);
+      image = RuleSlots.build(table.rules).image();
     } catch (e) {
       if (!(e instanceof RuleTableError)) throw e;
       return { t: "table", seq, kind: "snapshot", revision: table.revision, rules: table.rules };
     }
-    this.slots = slots;
+    this.image = image;
+    this.since.clear();
     this.revision = table.revision;
-    return { t: "table", seq, kind: "image", revision: table.revision, image: slots.image() };
+    return { t: "table", seq, kind: "image", revision: table.revision, image };
   }
 
   /** A delta, kept (not when a rule of it is bad: the threads refuse it too), and its message. */
   delta(seq: number, revision: bigint, updates: Rule[], removes: string[]): TableMessage {
     try {
-      (this.slots ??= new RuleSlots()).applyDelta(updates, removes);
+      // Checked as the threads check it (RuleSlots parses as CompiledRules does), then kept by key.
+      new RuleSlots().applyDelta(updates, []);
+      // Each key at the place of its last change: folded, the updates come last in the order the
+      // threads applied them (the order that decides between equally specific encapsulate rules).
+      for (const k of removes) this.keep(k, null);
+      for (const r of updates) this.keep(r.key, r);
+      this.image ??= new RuleSlots().image();
       this.revision = revision;
+      if (this.since.size > this.image.kinds.length / 10) this.fold();
     } catch (e) {
       if (!(e instanceof RuleTableError)) throw e;
     }
     return { t: "table", seq, kind: "delta", revision, updates, removes };
   }
 
+  private keep(key: string, rule: Rule | null): void {
+    this.since.delete(key);
+    this.since.set(key, rule);
+  }
+
   /** The table in force for a thread that starts, or undefined before any. */
   start(seq: number): StartTable | undefined {
-    return this.slots === undefined ? undefined : { seq, revision: this.revision, image: this.slots.image() };
+    const image = this.current();
+    return image === undefined ? undefined : { seq, revision: this.revision, image };
   }
 
   /** The table in force as one snapshot message (a thread that missed changes while it started). */
   message(seq: number): TableMessage | undefined {
-    return this.slots === undefined ? undefined : { t: "table", seq, kind: "image", revision: this.revision, image: this.slots.image() };
+    const image = this.current();
+    return image === undefined ? undefined : { t: "table", seq, kind: "image", revision: this.revision, image };
+  }
+
+  private current(): RuleImage | undefined {
+    if (this.since.size > 0) this.fold();
+    return this.image;
+  }
+
+  /** The deltas kept since the image, applied to it: a new image. */
+  private fold(): void {
+    const slots = RuleSlots.fromImage(this.image!);
+    const updates: Rule[] = [];
+    const removes: string[] = [];
+    for (const [k, r] of this.since) {
+      if (r === null) removes.push(k);
+      else updates.push(r);
+    }
+    slots.applyDelta(updates, removes);
+    this.image = slots.image();
+    this.since.clear();
   }
 }
 
