@@ -41,8 +41,10 @@ export interface RuleImage {
   /** Per rule, in table order. */
   kinds: Uint8Array;
   words: Int32Array;
-  /** JSON of [keys..., vmIds...] (null for none), in table order. */
-  strings: string;
+  /** JSON of the keys in table order (one string: a list of 400,000 costs each thread's structured clone more). */
+  keys: string;
+  /** The vmIds not in their key, by their place in the order. */
+  vmIds: [number, string][];
   /** Rules kept as given, by their place in the order. */
   kept: [number, Rule][];
 }
@@ -366,20 +368,21 @@ export class RuleSlots {
     const n = this.byKey.size;
     const kinds = new Uint8Array(new SharedArrayBuffer(Math.max(1, n)), 0, n);
     const words = new Int32Array(new SharedArrayBuffer(Math.max(1, n) * STRIDE * 4), 0, n * STRIDE);
-    const keys: (string | null)[] = new Array(n);
-    const vmIds: (string | null)[] = new Array(n);
+    const keys: string[] = new Array(n);
+    const vmIds: [number, string][] = [];
     const kept: [number, Rule][] = [];
     let i = 0;
     for (const [key, slot] of this.byKey) {
       kinds[i] = this.kinds[slot];
       words.set(this.words.subarray(slot * STRIDE, slot * STRIDE + STRIDE), i * STRIDE);
       keys[i] = key;
-      vmIds[i] = this.vmIds.get(slot) ?? null;
+      const vm = this.vmIds.get(slot);
+      if (vm !== undefined) vmIds.push([i, vm]);
       const k = this.verbatim.get(slot) ?? this.parsed.get(slot)?.rule;
       if (k !== undefined) kept.push([i, k]);
       i++;
     }
-    return { kinds, words, strings: JSON.stringify(keys.concat(vmIds)), kept };
+    return { kinds, words, keys: JSON.stringify(keys), vmIds, kept };
   }
 
   /** The table of an image (one that image() made: its rules were checked then), without parsing the bulk kinds again. */
@@ -388,13 +391,9 @@ export class RuleSlots {
     const s = new RuleSlots(Math.max(16, n));
     s.kinds.set(image.kinds);
     s.words.set(image.words);
-    const strings = JSON.parse(image.strings) as (string | null)[];
-    for (let i = 0; i < n; i++) {
-      s.keys[i] = strings[i]!;
-      const vm = strings[n + i];
-      if (vm !== null) s.vmIds.set(i, vm);
-      s.byKey.set(strings[i]!, i);
-    }
+    const keys = JSON.parse(image.keys) as string[];
+    for (let i = 0; i < n; i++) s.byKey.set((s.keys[i] = keys[i]), i);
+    for (const [i, vm] of image.vmIds) s.vmIds.set(i, vm);
     for (const [i, rule] of image.kept) {
       const k = s.kinds[i];
       if (k === Kind.Prefix || k === Kind.Encap) s.parsed.set(i, parseRule(rule));
