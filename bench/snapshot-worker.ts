@@ -5,7 +5,7 @@
 // through a ThreadTable in this thread and a Forwarder in each of N worker threads (no rings:
 // the table's path alone). Prints one JSON line of figures.
 //
-//   node --expose-gc dist/bench-snapshot-worker.mjs CHUNKS-FILE CONFIG-FILE THREADS
+//   node --expose-gc dist/bench-snapshot-worker.mjs CHUNKS-FILE CONFIG-FILE THREADS IDLE-SECONDS
 import { readFileSync } from "node:fs";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { Forwarder, type ForwarderConfig } from "../dataplane/forward/index.js";
@@ -52,7 +52,7 @@ function decode(wire: Uint8Array[]): Rule[] {
 }
 
 async function main(): Promise<void> {
-  const [file, configFile, threadsArg] = process.argv.slice(2);
+  const [file, configFile, threadsArg, idleArg] = process.argv.slice(2);
   const threads = Number(threadsArg);
   const config = JSON.parse(readFileSync(configFile, "utf8")) as ForwarderConfig;
   let wire: Uint8Array[] | undefined = chunks(file);
@@ -83,21 +83,25 @@ async function main(): Promise<void> {
   const appliedMs = performance.now() - t0;
   rules = undefined;
   wire = undefined;
-  const after = await memory();
-  const threadMemory = await Promise.all(workers.map((w) => {
-    const answer = new Promise<{ heapMiB: number; rules: number }>((r) => w.once("message", r));
-    w.postMessage("memory");
-    return answer;
-  }));
-  if (process.env.SNAP_IDLE_MS) await new Promise((r) => setTimeout(r, Number(process.env.SNAP_IDLE_MS)));
-  const processAfter = await memory();
-  if (process.env.SNAP_HEAP) (await import("node:v8")).writeHeapSnapshot(process.env.SNAP_HEAP);
-  if (process.env.SNAP_DEBUG) process.stderr.write(JSON.stringify({ memory: process.memoryUsage(), spaces: (await import("node:v8")).getHeapSpaceStatistics().map((s) => [s.space_name, Math.round(s.space_size / 2 ** 20), Math.round(s.space_used_size / 2 ** 20)]) }) + "\n");
+  // Every thread collects, then this one; the process's RSS after.
+  const measure = async () => {
+    const threads = await Promise.all(workers.map((w) => {
+      const answer = new Promise<{ heapMiB: number; rules: number }>((r) => w.once("message", r));
+      w.postMessage("memory");
+      return answer;
+    }));
+    return { threads, ...(await memory()) };
+  };
+  const after = await measure();
+  // Idle, as a worker is between changes: V8's memory reducer gives back the young generation the apply grew.
+  await new Promise((r) => setTimeout(r, Number(idleArg) * 1000));
+  const idle = await measure();
+  const threadMemory = idle.threads;
   if (forwarder && forwarder.ruleCount !== count) throw new Error("the forwarder holds a different number of rules");
   for (const t of threadMemory) if (t.rules !== count) throw new Error("a thread holds a different number of rules");
   process.stdout.write(JSON.stringify({
     threads, rules: count, decodeMs, keepMs, threadMs, appliedMs,
-    rssBeforeMiB: before.rssMiB, rssMiB: processAfter.rssMiB, mainHeapMiB: after.heapMiB,
+    rssBeforeMiB: before.rssMiB, rssMiB: after.rssMiB, rssIdleMiB: idle.rssMiB, mainHeapMiB: idle.heapMiB,
     threadHeapMiB: threadMemory.map((t) => t.heapMiB),
   }) + "\n");
   for (const w of workers) await w.terminate();

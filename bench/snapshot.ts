@@ -10,7 +10,7 @@
 // documentation ranges and RFC 2544's 198.18.0.0/15 hold), IPv6 from 2001:db8::/32; nothing here
 // is sent: the bench opens no interface.
 //
-//   node --import tsx bench/snapshot.ts [--bindings 100000] [--threads 1,2] [--repeat 1]
+//   node --import tsx bench/snapshot.ts [--bindings 100000] [--threads 1,2] [--repeat 1] [--idle-seconds 10]
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,12 +24,13 @@ import { bindingRules } from "../services/rules/compile.js";
 import { SNAPSHOT_CHUNK } from "../services/rules/push.js";
 import type { BindingRecord } from "../services/store/store.js";
 
-const { values: args } = parseArgs({ options: { bindings: { type: "string", default: "100000" }, threads: { type: "string", default: "1,2" }, repeat: { type: "string", default: "1" } } });
+const { values: args } = parseArgs({ options: { bindings: { type: "string", default: "100000" }, threads: { type: "string", default: "1,2" }, repeat: { type: "string", default: "1" }, "idle-seconds": { type: "string", default: "10" } } });
 const N = Number(args.bindings);
 if (!(N > 0 && N <= 2_000_000)) throw new Error("--bindings: 1 to 2000000");
 const THREADS = args.threads.split(",").map(Number);
 if (!THREADS.every((n) => Number.isInteger(n) && n >= 1 && n <= 64)) throw new Error("--threads: a list of 1 to 64");
 const REPEAT = Number(args.repeat);
+const IDLE = Number(args["idle-seconds"]);
 
 /** Address i of the /12 10.(16·block).0.0: homes, pool care-of, translated and host addresses apart. */
 const v4 = (block: number, i: number) => `10.${block * 16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
@@ -93,11 +94,11 @@ writeFileSync(configFile, JSON.stringify(config));
 const bundle = new URL("../dist/bench-snapshot-worker.mjs", import.meta.url).pathname;
 execFileSync("npx", ["esbuild", new URL("./snapshot-worker.ts", import.meta.url).pathname, "--bundle", "--platform=node", "--format=esm", "--target=node20", "--packages=external", "--log-level=warning", `--outfile=${bundle}`], { stdio: "inherit" });
 
-interface Run { threads: number; rules: number; decodeMs: number; keepMs: number; threadMs: number[]; appliedMs: number; rssBeforeMiB: number; rssMiB: number; mainHeapMiB: number; threadHeapMiB: number[] }
+interface Run { threads: number; rules: number; decodeMs: number; keepMs: number; threadMs: number[]; appliedMs: number; rssBeforeMiB: number; rssMiB: number; rssIdleMiB: number; mainHeapMiB: number; threadHeapMiB: number[] }
 const runs: Run[] = [];
 for (let r = 0; r < REPEAT; r++) {
   for (const threads of THREADS) {
-    runs.push(JSON.parse(execFileSync(process.execPath, ["--expose-gc", ...(process.env.SNAP_NODE_ARGS?.split(" ") ?? []), bundle, chunksFile, configFile, String(threads)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })) as Run);
+    runs.push(JSON.parse(execFileSync(process.execPath, ["--expose-gc", bundle, chunksFile, configFile, String(threads), String(IDLE)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })) as Run);
   }
 }
 rmSync(dir, { recursive: true });
@@ -107,8 +108,8 @@ process.stdout.write([
   `# rule snapshot of ${N} bindings (${runs[0].rules} rules, ${(wireBytes / 2 ** 20).toFixed(0)} MiB on the wire), ${new Date().toISOString()}`,
   `engine: compile the rules ${compileMs} ms, order and encode the snapshot ${encodeMs} ms`,
   "",
-  "| worker threads | decode ms | main thread keeps ms | each thread applies ms | **applied ms** (goal ≤ 1000) | × goal | **RSS MiB** (goal ≤ 200 MB = 191 MiB) | × goal | RSS before the table MiB | heap MiB: main / each thread |",
-  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-  ...runs.map((r) => `| ${r.threads} | ${f(r.decodeMs)} | ${r.threads === 1 ? "" : f(r.keepMs)} | ${r.threads === 1 ? f(r.appliedMs - r.decodeMs) : r.threadMs.map(f).join(" / ")} | **${f(r.appliedMs)}** | ${(r.appliedMs / 1000).toFixed(2)} | **${r.rssMiB}** | ${(r.rssMiB / (200e6 / 2 ** 20)).toFixed(2)} | ${r.rssBeforeMiB} | ${r.mainHeapMiB}${r.threads === 1 ? "" : " / " + r.threadHeapMiB.join(" / ")} |`),
+  `| worker threads | decode ms | main thread keeps ms | each thread applies ms | **applied ms** (goal ≤ 1000) | × goal | RSS MiB just after | **RSS MiB after ${IDLE} s idle** (goal ≤ 200 MB = 191 MiB) | × goal | RSS before the table MiB | heap MiB: main / each thread |`,
+  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+  ...runs.map((r) => `| ${r.threads} | ${f(r.decodeMs)} | ${r.threads === 1 ? "" : f(r.keepMs)} | ${r.threads === 1 ? f(r.appliedMs - r.decodeMs) : r.threadMs.map(f).join(" / ")} | **${f(r.appliedMs)}** | ${(r.appliedMs / 1000).toFixed(2)} | ${r.rssMiB} | **${r.rssIdleMiB}** | ${(r.rssIdleMiB / (200e6 / 2 ** 20)).toFixed(2)} | ${r.rssBeforeMiB} | ${r.mainHeapMiB}${r.threads === 1 ? "" : " / " + r.threadHeapMiB.join(" / ")} |`),
   "",
 ].join("\n"));

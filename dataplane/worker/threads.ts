@@ -11,7 +11,10 @@
 // The main thread forwards no packet. It holds the one rule-sync client and posts every snapshot
 // and delta to every thread, numbered (`seq`) in the order posted; a revision is acknowledged to
 // the engine only when every thread has applied that change (or started since with a table that
-// holds it). It keeps the latest table, so that a thread started again gets the table in force.
+// holds it). It keeps the latest table (threadtable.ts: the last snapshot's image and the deltas
+// since, no table of its own), so that a thread started again gets the table in force. The
+// threads themselves are started, restarted and asked in threadpool.ts; this file wires them to
+// the rule sync, the metrics and the takeover.
 //
 // What the threads learn at run time is shared between them on a BroadcastChannel, each thread
 // applying what the others learned as if it had seen the packet itself:
