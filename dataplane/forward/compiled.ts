@@ -55,13 +55,14 @@ export class CompiledRules {
 
   private static over(revision: bigint, slots: RuleSlots): CompiledRules {
     const c = new CompiledRules(revision, slots);
-    for (const slot of slots.byKey.values()) {
+    const order = slots.byKey.slots();
+    for (const slot of order) {
       const k = slots.kinds[slot];
       if (k === Kind.Mapping) c.eamSlots.add(slot);
       else if (k === Kind.Prefix) c.prefixes.set(slot, (slots.parsed.get(slot) as ParsedOf<"translation-prefix">).prefix);
     }
     c.mapping = c.buildMapping(c.eamSlots, c.prefixes);
-    for (const slot of slots.byKey.values()) c.add(slot);
+    for (const slot of order) c.add(slot);
     c.flush();
     return c;
   }

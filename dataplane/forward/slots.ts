@@ -65,7 +65,7 @@ export class RuleSlots {
   /** Bulk-kind rules whose text the words do not give back, as given. */
   readonly verbatim = new Map<number, Rule>();
   /** Key → slot, in table order (currentRules' order). */
-  readonly byKey = new Map<string, number>();
+  readonly byKey: KeyIndex;
   private top = 0;
   private readonly free: number[] = [];
   /** Released since the last settle: not reused before the indexes dropped them. */
@@ -75,10 +75,11 @@ export class RuleSlots {
     this.kinds = new Uint8Array(capacity);
     this.words = new Int32Array(capacity * STRIDE);
     this.keys = new Array(capacity);
+    this.byKey = new KeyIndex(capacity, this.keys);
   }
 
   get size(): number {
-    return this.byKey.size;
+    return this.byKey.count;
   }
 
   get capacity(): number {
@@ -92,8 +93,8 @@ export class RuleSlots {
     for (let i = 0; i < rules.length; i++) {
       const slot = s.fill(rules[i]);
       const key = s.keys[slot]!;
-      if (s.byKey.has(key)) throw new RuleTableError(`rule ${JSON.stringify(key)}: key: appears twice in the table`);
-      s.byKey.set(key, slot);
+      if (s.byKey.get(key) >= 0) throw new RuleTableError(`rule ${JSON.stringify(key)}: key: appears twice in the table`);
+      s.byKey.add(slot);
     }
     return s;
   }
@@ -127,7 +128,7 @@ export class RuleSlots {
 
   /** The slot of `key`, or -1. */
   slotOf(key: string): number {
-    return this.byKey.get(key) ?? -1;
+    return this.byKey.get(key);
   }
 
   /** Parses `rule` into a new slot, not yet in the table (commit); RuleTableError, with nothing taken, on a bad one. */
@@ -146,7 +147,7 @@ export class RuleSlots {
   }
 
   commit(slot: number): void {
-    this.byKey.set(this.keys[slot]!, slot);
+    this.byKey.add(slot);
   }
 
   /** Gives up a filled slot that was never committed. */
@@ -157,7 +158,7 @@ export class RuleSlots {
 
   /** Takes a committed slot out of the table; it is reused after settle(). */
   release(slot: number): void {
-    this.byKey.delete(this.keys[slot]!);
+    this.byKey.delete(slot);
     this.clear(slot);
     this.released.push(slot);
   }
@@ -191,6 +192,7 @@ export class RuleSlots {
     this.kinds = kinds;
     this.words = words;
     this.keys.length = capacity;
+    this.byKey.grow(capacity);
   }
 
   meta(slot: number): number {
@@ -359,20 +361,21 @@ export class RuleSlots {
 
   rules(): Rule[] {
     const out: Rule[] = [];
-    for (const slot of this.byKey.values()) out.push(this.rule(slot));
+    for (let slot = this.byKey.head; slot >= 0; slot = this.byKey.next[slot]) out.push(this.rule(slot));
     return out;
   }
 
   /** The table as a RuleImage, its words in a SharedArrayBuffer (read, never written, by the threads it is posted to). */
   image(): RuleImage {
-    const n = this.byKey.size;
+    const n = this.byKey.count;
     const kinds = new Uint8Array(new SharedArrayBuffer(Math.max(1, n)), 0, n);
     const words = new Int32Array(new SharedArrayBuffer(Math.max(1, n) * STRIDE * 4), 0, n * STRIDE);
     const keys: string[] = new Array(n);
     const vmIds: [number, string][] = [];
     const kept: [number, Rule][] = [];
     let i = 0;
-    for (const [key, slot] of this.byKey) {
+    for (let slot = this.byKey.head; slot >= 0; slot = this.byKey.next[slot]) {
+      const key = this.keys[slot]!;
       kinds[i] = this.kinds[slot];
       words.set(this.words.subarray(slot * STRIDE, slot * STRIDE + STRIDE), i * STRIDE);
       keys[i] = key;
@@ -392,7 +395,10 @@ export class RuleSlots {
     s.kinds.set(image.kinds);
     s.words.set(image.words);
     const keys = JSON.parse(image.keys) as string[];
-    for (let i = 0; i < n; i++) s.byKey.set((s.keys[i] = keys[i]), i);
+    for (let i = 0; i < n; i++) {
+      s.keys[i] = keys[i];
+      s.byKey.add(i);
+    }
     for (const [i, vm] of image.vmIds) s.vmIds.set(i, vm);
     for (const [i, rule] of image.kept) {
       const k = s.kinds[i];
@@ -402,6 +408,112 @@ export class RuleSlots {
     s.top = n;
     return s;
   }
+}
+
+/**
+ * Key → slot, and the table's order (insertion; a changed rule goes to the end). Hand-written:
+ * open addressing over an Int32Array (the slot + 1; 0 empty, -1 a removed entry) with the
+ * keys compared in RuleSlots.keys, the order a list of slots in two Int32Arrays. A Map of
+ * 400,000 strings cost a snapshot twice the time (its growth is garbage the collector walks
+ * while the decoded rules are still alive) and 12 MB of heap.
+ */
+class KeyIndex {
+  private table = new Int32Array(32);
+  private used = 0;
+  count = 0;
+  head = -1;
+  private tail = -1;
+  next: Int32Array;
+  private prev: Int32Array;
+  private hashes: Int32Array;
+
+  constructor(capacity: number, private readonly keys: (string | undefined)[]) {
+    this.next = new Int32Array(capacity);
+    this.prev = new Int32Array(capacity);
+    this.hashes = new Int32Array(capacity);
+    let size = 32;
+    while (size < capacity * 2) size *= 2;
+    this.table = new Int32Array(size);
+  }
+
+  grow(capacity: number): void {
+    for (const name of ["next", "prev", "hashes"] as const) {
+      const a = new Int32Array(capacity);
+      a.set(this[name]);
+      this[name] = a;
+    }
+  }
+
+  /** The slot of `key`, or -1. */
+  get(key: string): number {
+    const mask = this.table.length - 1;
+    for (let p = hashOf(key) & mask; ; p = (p + 1) & mask) {
+      const e = this.table[p];
+      if (e === 0) return -1;
+      if (e > 0 && this.keys[e - 1] === key) return e - 1;
+    }
+  }
+
+  /** `slot` (its key in keys[slot], not in the index) at the end of the order. */
+  add(slot: number): void {
+    if ((this.used + 1) * 2 > this.table.length) this.rehash();
+    const h = hashOf(this.keys[slot]!);
+    this.hashes[slot] = h;
+    const mask = this.table.length - 1;
+    let p = h & mask;
+    while (this.table[p] !== 0) p = (p + 1) & mask;
+    this.table[p] = slot + 1;
+    this.used++;
+    this.count++;
+    this.prev[slot] = this.tail;
+    this.next[slot] = -1;
+    if (this.tail >= 0) this.next[this.tail] = slot;
+    else this.head = slot;
+    this.tail = slot;
+  }
+
+  /** Takes `slot` (in the index, its key still in keys[slot]) out. */
+  delete(slot: number): void {
+    const mask = this.table.length - 1;
+    let p = this.hashes[slot] & mask;
+    while (this.table[p] !== slot + 1) p = (p + 1) & mask;
+    this.table[p] = -1;
+    this.count--;
+    const before = this.prev[slot], after = this.next[slot];
+    if (before >= 0) this.next[before] = after;
+    else this.head = after;
+    if (after >= 0) this.prev[after] = before;
+    else this.tail = before;
+  }
+
+  /** A table twice the live entries (at least), without the removed ones. */
+  private rehash(): void {
+    let size = 32;
+    while (size < (this.count + 1) * 4) size *= 2;
+    const table = new Int32Array(size);
+    const mask = size - 1;
+    for (let slot = this.head; slot >= 0; slot = this.next[slot]) {
+      let p = this.hashes[slot] & mask;
+      while (table[p] !== 0) p = (p + 1) & mask;
+      table[p] = slot + 1;
+    }
+    this.table = table;
+    this.used = this.count;
+  }
+
+  /** The slots in table order. */
+  slots(): number[] {
+    const out: number[] = [];
+    for (let slot = this.head; slot >= 0; slot = this.next[slot]) out.push(slot);
+    return out;
+  }
+}
+
+/** FNV-1a over the UTF-16 code units. */
+function hashOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  return h;
 }
 
 /** A dotted quad in canonical form into w[at]; false for anything else. */
