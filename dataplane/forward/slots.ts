@@ -11,10 +11,13 @@
 // parsed object, which their index uses anyway.
 //
 // The parse is hand-written for the three bulk kinds (re-encapsulation, tunnel peer, address
-// mapping): the common shape straight into the words, everything else through parseRule
-// (rules.ts), so the language accepted and the errors are parseRule's.
+// mapping) in slotparse.ts: the common shape straight into the words, everything else through
+// parseRule (rules.ts), so the language accepted and the errors are parseRule's. Keys are in a
+// hand-written index too (keyindex.ts).
 import type { Rule, TunnelType } from "../../lib/rules/rules.js";
-import { fast4Value, fast6Words, formatIPv4, formatIPv6Words, isIPv6Text } from "./addresses.js";
+import { formatIPv4, formatIPv6Words } from "./addresses.js";
+import { KeyIndex } from "./keyindex.js";
+import { fillFast, fillParsed } from "./slotparse.js";
 import { parseRule, RuleTableError, type Parsed } from "./rules.js";
 
 /** Rule kinds of a slot (plain numbers: the indexes test them on every add and remove). */
@@ -24,14 +27,14 @@ export const Kind = { Free: 0, Reencap4: 1, Reencap6: 2, Peer: 3, Mapping: 4, Pr
 export const STRIDE = 9;
 export const A = 0;
 export const B = 4;
-const META = 8;
+export const META = 8;
 // meta: bits 0-7 length of A, 8-15 length of B, 16-17 tunnel kind, 18 B present (a peer's inner
 // source), 19 the vmId is in the key ("vm/<vmId>/...", as the engine makes them), 20-27 its length.
-const HAS_B = 1 << 18;
-const VM_IN_KEY = 1 << 19;
+export const HAS_B = 1 << 18;
+export const VM_IN_KEY = 1 << 19;
 
 export const TUNNELS: readonly TunnelType[] = ["4in4", "6in6", "4in6", "6in4"];
-const TUNNEL_INDEX = new Map<unknown, number>([["4in4", 0], ["6in6", 1], ["4in6", 2], ["6in4", 3]]);
+export const TUNNEL_INDEX = new Map<unknown, number>([["4in4", 0], ["6in6", 1], ["4in6", 2], ["6in4", 3]]);
 /** Outer / inner family of each tunnel kind (by TUNNELS index): true = IPv6. */
 export const OUTER6 = [false, true, true, false];
 export const INNER6 = [false, true, false, true];
@@ -49,7 +52,7 @@ export interface RuleImage {
   kept: [number, Rule][];
 }
 
-const KIND_OF: Record<Parsed["kind"], number> = {
+export const KIND_OF: Record<Parsed["kind"], number> = {
   "reencap-4in4-to-4in6": Kind.Reencap4, "reencap-6in6-to-6in4": Kind.Reencap6, "tunnel-peer": Kind.Peer,
   "address-mapping": Kind.Mapping, "translation-prefix": Kind.Prefix, "encapsulate": Kind.Encap,
 };
@@ -135,7 +138,7 @@ export class RuleSlots {
   fill(rule: Rule): number {
     const slot = this.alloc();
     try {
-      if (!this.fillFast(slot, rule)) this.fillParsed(slot, rule);
+      if (!fillFast(this, slot, rule)) fillParsed(this, slot, rule);
     } catch (e) {
       this.kinds[slot] = Kind.Free;
       this.keys[slot] = undefined;
@@ -226,110 +229,10 @@ export class RuleSlots {
     return out;
   }
 
-  /**
-   * The common shape of a bulk-kind rule, its addresses in canonical text (what the words give
-   * back), parsed into the slot; false when it is not that shape (parseRule decides then).
-   */
-  private fillFast(slot: number, rule: Rule): boolean {
-    const r = rule as unknown as Record<string, unknown>;
-    if (typeof r !== "object" || r === null) return false;
-    const key = r.key;
-    if (typeof key !== "string" || key === "") return false;
-    const w = this.words;
-    const base = slot * STRIDE;
-    let fields = 0;
-    // for-in over a plain rule: its field count without allocating, so an extra field goes to the slow path (kept as given).
-    for (const _ in r) fields++;
-    switch (r.kind) {
-      case "reencap-4in4-to-4in6": {
-        if (fields !== 5 || typeof r.vmId !== "string" || !v4Text(r.poolIPv4, w, base + A) || !v6Text(r.careOfIPv6, w, base + B)) return false;
-        w[base + META] = 32 | (128 << 8);
-        this.kinds[slot] = Kind.Reencap4;
-        break;
-      }
-      case "reencap-6in6-to-6in4": {
-        if (fields !== 5 || typeof r.vmId !== "string" || !v6Text(r.careOfIPv6, w, base + A) || !v4Text(r.careOfIPv4, w, base + B)) return false;
-        w[base + META] = 128 | (32 << 8);
-        this.kinds[slot] = Kind.Reencap6;
-        break;
-      }
-      case "tunnel-peer": {
-        const t = TUNNEL_INDEX.get(r.tunnel);
-        if (t === undefined || (r.vmId !== undefined && typeof r.vmId !== "string")) return false;
-        if (fields !== 4 + (r.innerSource !== undefined ? 1 : 0) + (r.vmId !== undefined ? 1 : 0)) return false;
-        if (!(OUTER6[t] ? v6Text(r.peer, w, base + A) : v4Text(r.peer, w, base + A))) return false;
-        let meta = (OUTER6[t] ? 128 : 32) | (t << 16);
-        if (r.innerSource !== undefined) {
-          if (!(INNER6[t] ? v6Text(r.innerSource, w, base + B) : v4Text(r.innerSource, w, base + B))) return false;
-          meta |= ((INNER6[t] ? 128 : 32) << 8) | HAS_B;
-        }
-        w[base + META] = meta;
-        this.kinds[slot] = Kind.Peer;
-        break;
-      }
-      case "address-mapping": {
-        if (fields !== 4 || !v4Text(r.ipv4, w, base + A) || !v6Text(r.ipv6, w, base + B)) return false;
-        w[base + META] = 32 | (128 << 8);
-        this.kinds[slot] = Kind.Mapping;
-        break;
-      }
-      default:
-        return false;
-    }
-    this.keys[slot] = key;
-    const vm = r.vmId as string | undefined;
-    // The engine's keys hold the VM's id ("vm/<vmId>/reencap"): kept once, in the key.
-    if (vm !== undefined && vm.length < 256 && key.charCodeAt(3 + vm.length) === 47 && key.startsWith("vm/") && key.startsWith(vm, 3)) {
-      w[base + META] |= VM_IN_KEY | (vm.length << 20);
-    } else if (vm !== undefined) {
-      this.vmIds.set(slot, vm);
-    }
-    return true;
-  }
-
   /** The vmId of a bulk-kind slot's rule, or undefined. */
   vmIdOf(slot: number): string | undefined {
     const meta = this.meta(slot);
     return (meta & VM_IN_KEY) === 0 ? this.vmIds.get(slot) : this.keys[slot]!.slice(3, 3 + ((meta >> 20) & 0xff));
-  }
-
-  /** Any other rule: parseRule's result, the bulk kinds into the words (and the rule kept as given). */
-  private fillParsed(slot: number, rule: Rule): void {
-    const p = parseRule(rule);
-    const base = slot * STRIDE;
-    this.keys[slot] = p.rule.key;
-    switch (p.kind) {
-      case "reencap-4in4-to-4in6":
-        this.words[base + A] = p.entry.poolIPv4;
-        toWords(p.entry.careOfIPv6, this.words, base + B);
-        this.words[base + META] = 32 | (128 << 8);
-        break;
-      case "reencap-6in6-to-6in4":
-        toWords(p.entry.careOfIPv6, this.words, base + A);
-        toWords(p.entry.careOfIPv4, this.words, base + B);
-        this.words[base + META] = 128 | (32 << 8);
-        break;
-      case "tunnel-peer": {
-        const t = TUNNEL_INDEX.get(p.tunnel)!;
-        toWords(p.peer, this.words, base + A);
-        let meta = (p.peer.length * 8) | (t << 16);
-        if (p.innerSource !== null) {
-          toWords(p.innerSource.prefix, this.words, base + B);
-          meta |= (p.innerSource.length << 8) | HAS_B;
-        }
-        this.words[base + META] = meta;
-        break;
-      }
-      case "address-mapping":
-        this.words[base + A] = p.eam.ipv4;
-        toWords(p.eam.ipv6, this.words, base + B);
-        this.words[base + META] = p.eam.ipv4Length | (p.eam.ipv6Length << 8);
-        break;
-      default:
-        this.parsed.set(slot, p);
-    }
-    if (p.kind !== "translation-prefix" && p.kind !== "encapsulate") this.verbatim.set(slot, rule);
-    this.kinds[slot] = KIND_OF[p.kind];
   }
 
   /** The rule of a slot, as given (or as its canonical text, which is what was given). */
@@ -408,128 +311,4 @@ export class RuleSlots {
     s.top = n;
     return s;
   }
-}
-
-/**
- * Key → slot, and the table's order (insertion; a changed rule goes to the end). Hand-written:
- * open addressing over an Int32Array (the slot + 1; 0 empty, -1 a removed entry) with the
- * keys compared in RuleSlots.keys, the order a list of slots in two Int32Arrays. A Map of
- * 400,000 strings cost a snapshot twice the time (its growth is garbage the collector walks
- * while the decoded rules are still alive) and 12 MB of heap.
- */
-class KeyIndex {
-  private table = new Int32Array(32);
-  private used = 0;
-  count = 0;
-  head = -1;
-  private tail = -1;
-  next: Int32Array;
-  private prev: Int32Array;
-  private hashes: Int32Array;
-
-  constructor(capacity: number, private readonly keys: (string | undefined)[]) {
-    this.next = new Int32Array(capacity);
-    this.prev = new Int32Array(capacity);
-    this.hashes = new Int32Array(capacity);
-    let size = 32;
-    while (size < capacity * 2) size *= 2;
-    this.table = new Int32Array(size);
-  }
-
-  grow(capacity: number): void {
-    for (const name of ["next", "prev", "hashes"] as const) {
-      const a = new Int32Array(capacity);
-      a.set(this[name]);
-      this[name] = a;
-    }
-  }
-
-  /** The slot of `key`, or -1. */
-  get(key: string): number {
-    const mask = this.table.length - 1;
-    for (let p = hashOf(key) & mask; ; p = (p + 1) & mask) {
-      const e = this.table[p];
-      if (e === 0) return -1;
-      if (e > 0 && this.keys[e - 1] === key) return e - 1;
-    }
-  }
-
-  /** `slot` (its key in keys[slot], not in the index) at the end of the order. */
-  add(slot: number): void {
-    if ((this.used + 1) * 2 > this.table.length) this.rehash();
-    const h = hashOf(this.keys[slot]!);
-    this.hashes[slot] = h;
-    const mask = this.table.length - 1;
-    let p = h & mask;
-    while (this.table[p] !== 0) p = (p + 1) & mask;
-    this.table[p] = slot + 1;
-    this.used++;
-    this.count++;
-    this.prev[slot] = this.tail;
-    this.next[slot] = -1;
-    if (this.tail >= 0) this.next[this.tail] = slot;
-    else this.head = slot;
-    this.tail = slot;
-  }
-
-  /** Takes `slot` (in the index, its key still in keys[slot]) out. */
-  delete(slot: number): void {
-    const mask = this.table.length - 1;
-    let p = this.hashes[slot] & mask;
-    while (this.table[p] !== slot + 1) p = (p + 1) & mask;
-    this.table[p] = -1;
-    this.count--;
-    const before = this.prev[slot], after = this.next[slot];
-    if (before >= 0) this.next[before] = after;
-    else this.head = after;
-    if (after >= 0) this.prev[after] = before;
-    else this.tail = before;
-  }
-
-  /** A table twice the live entries (at least), without the removed ones. */
-  private rehash(): void {
-    let size = 32;
-    while (size < (this.count + 1) * 4) size *= 2;
-    const table = new Int32Array(size);
-    const mask = size - 1;
-    for (let slot = this.head; slot >= 0; slot = this.next[slot]) {
-      let p = this.hashes[slot] & mask;
-      while (table[p] !== 0) p = (p + 1) & mask;
-      table[p] = slot + 1;
-    }
-    this.table = table;
-    this.used = this.count;
-  }
-
-  /** The slots in table order. */
-  slots(): number[] {
-    const out: number[] = [];
-    for (let slot = this.head; slot >= 0; slot = this.next[slot]) out.push(slot);
-    return out;
-  }
-}
-
-/** FNV-1a over the UTF-16 code units. */
-function hashOf(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
-  return h;
-}
-
-/** A dotted quad in canonical form into w[at]; false for anything else. */
-function v4Text(t: unknown, w: Int32Array, at: number): boolean {
-  if (typeof t !== "string") return false;
-  const v = fast4Value(t);
-  if (v < 0) return false;
-  w[at] = v;
-  return true;
-}
-
-/** An IPv6 address in RFC 5952 form into w[at..at+4]; false for anything else (another form is parseRule's, and kept as given). */
-function v6Text(t: unknown, w: Int32Array, at: number): boolean {
-  return typeof t === "string" && fast6Words(t, w, at) && isIPv6Text(t, w, at);
-}
-
-function toWords(b: Uint8Array, w: Int32Array, at: number): void {
-  for (let i = 0; i < b.length >> 2; i++) w[at + i] = (b[4 * i] << 24) | (b[4 * i + 1] << 16) | (b[4 * i + 2] << 8) | b[4 * i + 3];
 }

@@ -35,10 +35,6 @@ export class ThreadTable {
   private readonly since = new Map<string, Rule | null>();
   revision = -1n;
 
-  get held(): boolean {
-    return this.image !== undefined;
-  }
-
   /**
    * A snapshot, kept, and its message. One with a bad rule is not kept (every thread refuses
    * it and keeps its table, which a restarted thread then gets too; the sync client
