@@ -62,6 +62,7 @@ async function main(): Promise<void> {
   const before = await memory();
 
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   let rules: Rule[] | undefined = decode(wire);
   const count = rules.length;
   const decodeMs = performance.now() - t0;
@@ -81,6 +82,9 @@ async function main(): Promise<void> {
     (globalThis as { keep?: unknown }).keep = table;
   }
   const appliedMs = performance.now() - t0;
+  const used = process.cpuUsage(cpu0);
+  // CPU of the whole process (every thread) while it applied: the figure the machine's load does not change.
+  const cpuMs = (used.user + used.system) / 1000;
   rules = undefined;
   wire = undefined;
   // Every thread collects, then this one; the process's RSS after.
@@ -100,7 +104,7 @@ async function main(): Promise<void> {
   if (forwarder && forwarder.ruleCount !== count) throw new Error("the forwarder holds a different number of rules");
   for (const t of threadMemory) if (t.rules !== count) throw new Error("a thread holds a different number of rules");
   process.stdout.write(JSON.stringify({
-    threads, rules: count, decodeMs, keepMs, threadMs, appliedMs,
+    threads, rules: count, decodeMs, keepMs, threadMs, appliedMs, cpuMs,
     rssBeforeMiB: before.rssMiB, rssMiB: after.rssMiB, rssIdleMiB: idle.rssMiB, mainHeapMiB: idle.heapMiB,
     threadHeapMiB: threadMemory.map((t) => t.heapMiB),
   }) + "\n");
