@@ -17,6 +17,7 @@ import { PacketState, type Emit } from "./packet.js";
 import { announce } from "./responder.js";
 import { Router } from "./router.js";
 import { CompiledRules } from "./compiled.js";
+import type { RuleImage } from "./slots.js";
 import { refreshTranslator } from "./translation.js";
 
 export type { Emit } from "./packet.js";
@@ -166,6 +167,12 @@ export class Forwarder {
   /** A full snapshot. Throws RuleTableError and keeps the old table when a rule is invalid. */
   replaceRules(table: { revision: bigint; rules: readonly Rule[] }): void {
     this.router.rules = CompiledRules.compile(table.revision, table.rules);
+    refreshTranslator(this.router);
+  }
+
+  /** A full snapshot as another thread's RuleSlots.image() (its rules already checked there); as replaceRules. */
+  replaceRulesImage(revision: bigint, image: RuleImage): void {
+    this.router.rules = CompiledRules.fromImage(revision, image);
     refreshTranslator(this.router);
   }
 

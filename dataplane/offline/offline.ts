@@ -42,16 +42,25 @@ export function runOffline(options: OfflineOptions): OfflineSummary {
 
 /** A rule-table file, read and checked; OfflineTableError naming the file, then the field. */
 export function readOfflineTable(path: string): OfflineTable {
+  return readJsonFile(path, OfflineTableError, parseOfflineTable);
+}
+
+/**
+ * A JSON file, parsed and then read by `read`: an error reading or parsing it, or one of class
+ * `Err` from `read`, is thrown as an `Err` whose message starts with the file's path (the offline
+ * mode's table, the live worker's --table).
+ */
+export function readJsonFile<T>(path: string, Err: new (message: string) => Error, read: (json: unknown) => T): T {
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
-    throw new OfflineTableError(`${path}: ${(e as Error).message}`);
+    throw new Err(`${path}: ${(e as Error).message}`);
   }
   try {
-    return parseOfflineTable(json);
+    return read(json);
   } catch (e) {
-    if (e instanceof OfflineTableError) throw new OfflineTableError(`${path}: ${e.message}`);
+    if (e instanceof Err) throw new Err(`${path}: ${e.message}`);
     throw e;
   }
 }

@@ -2,10 +2,10 @@
 // for labs without an engine: {"revision": 7, "rules": [...]}. An offline-mode table file
 // (dataplane/offline) works too; its "worker" settings are ignored, the live worker takes them
 // from its YAML configuration.
-import { readFileSync } from "node:fs";
 import type { RuleTable } from "../../lib/rules/rules.js";
 import { parseShape, z } from "../../lib/config/schema.js";
 import { checkedRules, REVISION } from "../offline/table.js";
+import { readJsonFile } from "../offline/offline.js";
 
 export class RuleTableFileError extends Error {
   override name = "RuleTableFileError";
@@ -18,13 +18,9 @@ const FILE = z.looseObject({
 });
 
 export function loadRuleTableFile(path: string): RuleTable {
-  let value: unknown;
-  try {
-    value = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new RuleTableFileError(`${path}: ${(e as Error).message}`);
-  }
-  const fail = (m: string) => new RuleTableFileError(`${path}: ${m}`);
-  const file = parseShape(FILE, value, fail, "");
-  return { revision: BigInt(file.revision), rules: checkedRules(file.rules, fail) };
+  return readJsonFile(path, RuleTableFileError, (value) => {
+    const fail = (m: string) => new RuleTableFileError(m);
+    const file = parseShape(FILE, value, fail, "");
+    return { revision: BigInt(file.revision), rules: checkedRules(file.rules, fail) };
+  });
 }

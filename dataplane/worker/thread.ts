@@ -7,7 +7,6 @@
 // {t: "neighbours", id}, {t: "bindings", id}, {t: "stop"}. To it: {t: "ready", tid, seq}, {t: "applied", seq},
 // {t: "refused", seq, error}, {t: "stats", id, stats}, {t: "neighbours", id, neighbours}, {t: "bindings", id, bindings}.
 import { BroadcastChannel, isMainThread, parentPort, workerData } from "node:worker_threads";
-import type { Rule } from "../../lib/rules/rules.js";
 import { Forwarder, type ForwarderConfig } from "../forward/index.js";
 import type { CorrespondentChange } from "../forward/correspondent.js";
 import type { SharedLearn } from "../neighbour/cache.js";
@@ -15,11 +14,7 @@ import { loadRingAddon, RingIo } from "../io/ring.js";
 import type { FramePort, FramePortStats } from "../io/frames.js";
 import { forwardOnPorts, neighbourCounts } from "./ports.js";
 import { handedBindings, handedNeighbours } from "./takeover.js";
-
-/** A table change as posted to the threads, numbered by the main thread in the order it posts them. */
-export type TableMessage =
-  | { t: "table"; seq: number; kind: "snapshot"; revision: bigint; rules: Rule[] }
-  | { t: "table"; seq: number; kind: "delta"; revision: bigint; updates: Rule[]; removes: string[] };
+import { applyTable, type StartTable, type TableMessage } from "./threadtable.js";
 
 export interface ThreadData {
   mip46DataplaneThread: true;
@@ -31,7 +26,7 @@ export interface ThreadData {
   capture: { bufferBytes: number; maxBatch: number };
   tickMs: number;
   /** The table in force when the thread starts (a restarted thread gets the latest), with the seq of the last change in it. */
-  table?: { seq: number; revision: bigint; rules: Rule[] };
+  table?: StartTable;
   seq: number;
   /** Neighbours taken over from the worker this process replaced (--takeover), learned as STALE before the rings open. */
   neighbours?: SharedLearn[];
@@ -64,7 +59,7 @@ export function runThread(data: ThreadData): void {
       correspondentChanged: (correspondent) => channel.postMessage({ correspondent } satisfies Shared),
     },
   });
-  if (data.table) forwarder.replaceRules(data.table);
+  if (data.table) applyTable(forwarder, data.table);
   const now = Date.now();
   for (const l of data.neighbours ?? []) forwarder.learnShared(l, () => undefined, now);
   const ports: FramePort[] = [];
@@ -86,8 +81,7 @@ export function runThread(data: ThreadData): void {
     switch (m.t) {
       case "table":
         try {
-          if (m.kind === "snapshot") forwarder.replaceRules(m);
-          else forwarder.applyDelta(m.revision, m.updates, m.removes);
+          applyTable(forwarder, m);
           port.postMessage({ t: "applied", seq: m.seq });
         } catch (e) {
           // The forwarder changed nothing; the main thread resynchronises with the engine.
