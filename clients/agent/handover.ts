@@ -11,17 +11,19 @@
 // activation and asks again, until the source, which has stopped the VM, no longer lists it (its
 // agent beats at once when the VM's port leaves: departed()).
 // One VM's events are handled in order, different VMs' in parallel.
-import { parseAddress, prefixContains, type Cidr } from "../../lib/net/address.js";
+import type { Cidr } from "../../lib/net/address.js";
 import { ETHERTYPE, parseMac } from "../../dataplane/packet/ethernet.js";
 import { retry as withBackoff, RetryAbortedError } from "../../lib/retry.js";
-import { childController } from "./abort.js";
+import { abortMigration, childController } from "./abort.js";
+import { ActivationWatch, type Watch } from "./activation.js";
+import { refusedWhileSourceLists, SOURCE_RELEASE_WAIT_MS } from "./source.js";
 import { cameHome, type HomeDeps } from "./home.js";
 import type { AgentConfig, VmInventoryEntry } from "./config.js";
 import type { HypervisorEvent } from "./events.js";
 import type { Bridge, PortEvent } from "./hypervisor.js";
 import type { RouteOptimiser } from "./route-optimisation.js";
 import type { ActivationSignal, HandoverTimeline } from "./timeline.js";
-import type { HostSide, Inventory, Visit } from "./visit.js";
+import { inPrefix, type HostSide, type Inventory, type Visit } from "./visit.js";
 
 export interface HandoverDeps extends HomeDeps {
   /** The host's protocol. */
@@ -35,20 +37,6 @@ export interface HandoverDeps extends HomeDeps {
   departed(vm: VmInventoryEntry): void;
 }
 
-/** How long an activated VM's AllocateCareOf is asked again while its source host still lists it. */
-export const SOURCE_RELEASE_WAIT_MS = 30_000;
-
-/**
- * The engine's refusal of a care-of lease held for another host that still runs the VM, as far
- * as the engine knows (services/engine/leases.ts, takeOver): FAILED_PRECONDITION with the trailer
- * `mip46-reason: VM_RUNS_AT_SOURCE` (control.proto, AllocateCareOf). Other FAILED_PRECONDITIONs (a
- * migration prepared at another host, an unknown host) are not this.
- */
-export function refusedWhileSourceLists(e: unknown): boolean {
-  const err = e as { code?: number; metadata?: { get(key: string): unknown[] } };
-  return err.code === 9 && err.metadata?.get("mip46-reason")[0] === "VM_RUNS_AT_SOURCE";
-}
-
 interface RetryOptions {
   /** Also retried (the engine's absence always is). */
   alsoRetry?: (e: unknown) => boolean;
@@ -58,21 +46,12 @@ interface RetryOptions {
   capMs?: number;
 }
 
-/** A VM whose port is here and whose activation signal the agent waits for. */
-interface Watch {
-  vm: VmInventoryEntry;
-  bridge: Bridge;
-  /** The worker interface the signal must come in on (the visitor link, or the uplink for a VM coming home). */
-  ingressIf: number;
-}
-
 export class Handover {
   private readonly cfg: AgentConfig;
   private readonly visits = new Map<string, Visit>();
   /** Where each VM's port is on this host now, by VM id. */
   private readonly where = new Map<string, { bridge: Bridge; port: string; seenAtMs: number }>();
-  /** Activation signals awaited, by the VM's MAC as a 48-bit number. */
-  private readonly watching = new Map<number, Watch>();
+  private readonly stations: ActivationWatch;
   private readonly unknownPorts = new Set<string>();
   /**
    * VMs whose prepare was refused because their source host still lists them (refusedWhileSourceLists),
@@ -89,6 +68,7 @@ export class Handover {
 
   constructor(private readonly deps: HandoverDeps) {
     this.cfg = deps.config;
+    this.stations = new ActivationWatch(deps.worker.forwarder);
     this.uplinkIf = this.cfg.worker.interfaces.findIndex((i) => i.name === this.cfg.network.uplink);
     this.visitorIf = this.cfg.worker.interfaces.findIndex((i) => i.name === this.cfg.network.visitor);
   }
@@ -111,7 +91,7 @@ export class Handover {
 
   /** The VMs that run here: at home, or visiting and active (a VM being prepared still runs at its source). */
   runningHere(): VmInventoryEntry[] {
-    const awaited = new Set([...this.watching.values()].map((w) => w.vm.id));
+    const awaited = this.stations.awaited();
     return this.cfg.vms.filter((v) => this.where.has(v.id) && !awaited.has(v.id) && this.visits.get(v.id)?.phase !== "prepared");
   }
 
@@ -190,24 +170,20 @@ export class Handover {
   // ---------------------------------------------------------------- the activation signal
 
   private watch(w: Watch): void {
-    this.watching.set(macNumber(parseMac(w.vm.mac), 0), w);
-    this.deps.worker.forwarder.watchingStations = true;
+    this.stations.add(w);
   }
 
   private unwatch(vm: VmInventoryEntry): void {
-    this.watching.delete(macNumber(parseMac(vm.mac), 0));
-    this.deps.worker.forwarder.watchingStations = this.watching.size > 0;
+    this.stations.remove(vm);
   }
 
   /** See PrivilegedVmAgent.stationSeen: a frame from an awaited VM's MAC on its link activates it. */
   stationSeen(frame: Uint8Array, ingressIf: number): void {
-    if (frame.length < 14 || this.stopped) return;
-    const w = this.watching.get(macNumber(frame, 6));
-    if (w === undefined || w.ingressIf !== ingressIf) return;
-    const signal: ActivationSignal = ((frame[12] << 8) | frame[13]) === ETHERTYPE.RARP ? "rarp" : "frame";
+    if (this.stopped) return;
+    const seen = this.stations.take(frame, ingressIf);
+    if (seen === undefined) return;
     const atMs = this.now;
-    this.unwatch(w.vm);
-    this.enqueue(w.vm, () => this.activate(w, signal, atMs));
+    this.enqueue(seen.watch.vm, () => this.activate(seen.watch, seen.signal, atMs));
   }
 
   /** Retries a call to the engine while the VM's port stays on `bridge`; undefined once it left. */
@@ -346,7 +322,7 @@ export class Handover {
     t.activation = signal;
     const since = () => this.now - t.seenAtMs;
     try {
-      this.announce(v);
+      this.deps.hostSide.announce(v, this.deps.worker.emit);
       const migration = async () => {
         const reg = await this.retry(vm, "visitor", "RegisterMigration", () => control.registerMigration(this.migrationRequest(v)));
         if (reg === undefined) throw new Error("the VM left before RegisterMigration was answered");
@@ -398,41 +374,8 @@ export class Handover {
     const t: HandoverTimeline = v?.timeline ?? { vmId: vm.id, direction: vm.family === 4 ? "4to6" : "6to4", seenAtMs: this.now, ok: false };
     t.aborted = true;
     t.error = "the VM's port went away before the VM ran here (a cancelled or failed migration)";
-    // The engine may have taken a lease or written rules even where its answer never came: the
-    // abort is sent whatever the agent knows, a few times if the engine is away.
-    try {
-      const r = await withBackoff(() => this.deps.control.abortMigration({ vmId: vm.id, hostId: this.cfg.hostId }), {
-        baseMs: 500, capMs: 8000, maxAttempts: 6, signal: this.deps.signal,
-        // FAILED_PRECONDITION: the engine has the VM bound here (an activation it saw and we did not).
-        retryable: (e) => (e as { code?: number }).code !== 9,
-        onRetry: (e, attempt) => this.deps.log.warn("AbortMigration failed; trying again", { vmId: vm.id, attempt, error: (e as Error).message }),
-      });
-      this.deps.log.info("migration aborted", { vmId: vm.id, released: r.releasedAddresses });
-    } catch (e) {
-      if ((e as { code?: number }).code === 9) this.deps.log.warn("abort refused: the engine has the VM bound at this host", { vmId: vm.id, error: (e as Error).message });
-      else if (!(e instanceof RetryAbortedError)) this.deps.log.warn("AbortMigration failed; giving up", { vmId: vm.id, error: (e as Error).message });
-    }
+    await abortMigration(this.deps.control, this.deps.log, this.deps.signal, this.cfg.hostId, vm.id);
     this.deps.record.record(t);
-  }
-
-  /**
-   * The VM runs here: its care-of address on the uplink is announced as this host's (an
-   * unsolicited Neighbor Advertisement with the Override flag, RFC 4861 §7.2.6; a gratuitous ARP
-   * for an IPv4 address, RFC 5227 §3). A move between two hosts of one network keeps the address
-   * (the network's prefix + the home address, or the same pool address): the engine's worker's
-   * neighbour entry must move to this host. §7.2.6 allows up to MAX_NEIGHBOR_ADVERTISEMENT (3),
-   * RetransTimer (1 s) apart: a second one follows a second later, in case the first was lost.
-   */
-  private announce(v: Visit): void {
-    const { worker } = this.deps;
-    const address = v.vm.family === 4 ? v.careOfIPv6 : v.careOfIPv4;
-    if (!address) return;
-    const send = () => worker.forwarder.announce(this.cfg.network.uplink, address, worker.emit);
-    send();
-    const again = setTimeout(() => {
-      if (!v.ended.signal.aborted) send();
-    }, 1000);
-    v.ended.signal.addEventListener("abort", () => clearTimeout(again), { once: true });
   }
 
   // ---------------------------------------------------------------- renewal
@@ -469,18 +412,4 @@ export class Handover {
     // A VM still being prepared keeps its lease; only one that runs here is registered.
     if (v.phase === "active") await this.deps.registrar.register(v, this.cfg.registration.lifetimeS);
   }
-}
-
-/** Whether an address (text, from the engine) lies in `prefix`; a malformed one does not. */
-export function inPrefix(address: string, prefix: Cidr): boolean {
-  try {
-    return prefixContains(prefix.network.bytes, prefix.length, parseAddress(address, "address").bytes);
-  } catch {
-    return false;
-  }
-}
-
-/** A MAC (6 octets at `off`) as one number: 48 bits fit a double exactly. */
-function macNumber(b: Uint8Array, off: number): number {
-  return ((b[off] << 8) | b[off + 1]) * 0x1_0000_0000 + (((b[off + 2] << 24) | (b[off + 3] << 16) | (b[off + 4] << 8) | b[off + 5]) >>> 0);
 }

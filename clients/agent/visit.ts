@@ -1,7 +1,8 @@
 // A VM visiting this host from the other protocol's network, the host's side of its tunnels
 // (3.1 f, k, l; 3.2 d, k), and how a port is known as a VM's.
+import { parseAddress, prefixContains, type Cidr } from "../../lib/net/address.js";
 import type { Rule } from "../../lib/rules/rules.js";
-import type { Forwarder } from "../../dataplane/forward/index.js";
+import type { Emit, Forwarder } from "../../dataplane/forward/index.js";
 import type { LocalRules } from "../../dataplane/worker/local.js";
 import type { CareOfAddresses } from "../../mobility/index.js";
 import type { AgentConfig, VmInventoryEntry } from "./config.js";
@@ -45,6 +46,25 @@ export class HostSide {
     this.rules.apply(rules);
   }
 
+  /**
+   * The VM runs here: its care-of address on the uplink is announced as this host's (an
+   * unsolicited Neighbor Advertisement with the Override flag, RFC 4861 §7.2.6; a gratuitous ARP
+   * for an IPv4 address, RFC 5227 §3). A move between two hosts of one network keeps the address
+   * (the network's prefix + the home address, or the same pool address): the engine's worker's
+   * neighbour entry must move to this host. §7.2.6 allows up to MAX_NEIGHBOR_ADVERTISEMENT (3),
+   * RetransTimer (1 s) apart: a second one follows a second later, in case the first was lost.
+   */
+  announce(v: Visit, emit: Emit): void {
+    const address = v.vm.family === 4 ? v.careOfIPv6 : v.careOfIPv4;
+    if (!address) return;
+    const send = () => this.forwarder.announce(this.cfg.network.uplink, address, emit);
+    send();
+    const again = setTimeout(() => {
+      if (!v.ended.signal.aborted) send();
+    }, 1000);
+    v.ended.signal.addEventListener("abort", () => clearTimeout(again), { once: true });
+  }
+
   /** Ends the visit and takes its rules away, but for `keep` (the same keys installed anew). */
   remove(v: Visit, keep: string[] = []): void {
     v.ended.abort();
@@ -78,5 +98,14 @@ export class Inventory {
   /** A VM of a hypervisor's domain, by its tap's name or the guest's MAC as the domain XML has it. */
   ofInterface(dev: string | undefined, mac: string): VmInventoryEntry | undefined {
     return (dev === undefined ? undefined : this.byPort.get(dev)) ?? this.byMac.get(mac);
+  }
+}
+
+/** Whether an address (text, from the engine) lies in `prefix`; a malformed one does not. */
+export function inPrefix(address: string, prefix: Cidr): boolean {
+  try {
+    return prefixContains(prefix.network.bytes, prefix.length, parseAddress(address, "address").bytes);
+  } catch {
+    return false;
   }
 }

@@ -13,7 +13,7 @@ import { ICMP6_TYPE } from "../../../dataplane/packet/icmp6.js";
 import { buildNeighborSolicitation, parseNd, solicitedNodeAddress } from "../../../dataplane/packet/nd.js";
 import type { HeartbeatRequest } from "../../../gen/mip46/v1/control.js";
 import { createLogger } from "../../../lib/log.js";
-import { refusedWhileSourceLists } from "../../../clients/agent/handover.js";
+import { refusedWhileSourceLists } from "../../../clients/agent/source.js";
 import {
   CARE_OF4, CARE_OF6, GATEWAY_MAC, HOME, KEY, PV0_MAC, VM_MAC, harness, hex, homeAgent, registrationRequest, replyFrame, settle, until, untilMs,
 } from "./harness.js";
