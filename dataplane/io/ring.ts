@@ -26,8 +26,8 @@ export interface RingAddon {
   close(handle: object): void;
   /** The calling thread's kernel id (gettid): where its CPU time is, in /proc/PID/task/TID/stat. */
   threadId(): number;
-  /** See forwardingScheduling below: [threads made SCHED_BATCH, the caller's slice in ns or 0]. */
-  forwardingScheduling(sliceNs: number): [number, number];
+  /** See forwardingScheduling below: the number of threads made SCHED_BATCH. */
+  forwardingScheduling(): number;
 }
 
 const ADDON = "mip46ring.node";
@@ -63,21 +63,17 @@ export function ringLoadError(): string | undefined {
   return loadError;
 }
 
-/** The forwarding thread's time slice: a tenth of a millisecond, EEVDF's smallest. */
-export const FORWARDING_SLICE_NS = 100_000;
-
 /**
  * Scheduling for the thread that forwards (the addon's forwardingScheduling, ring.c): V8's helper
  * threads, woken by the forwarding thread to compile or collect, preempted it on its own CPU and
  * held a lone frame up to a scheduler tick (bench/README.md, "Issue 12, latency"). Called on the
  * process's main thread, every other thread that exists now becomes SCHED_BATCH (never preempts on
- * wake-up, same share of the CPU); the calling thread asks for a short slice (Linux 6.12 and later).
- * Undefined when the addon did not build (the backend falls back to cap; nothing is changed).
+ * wake-up, same share of the CPU); on another thread nothing changes. Undefined when the addon did
+ * not build (the backend falls back to cap; nothing is changed).
  */
-export function forwardingScheduling(lib = loadRingAddon()): { helpersBatched: number; sliceNs: number } | undefined {
+export function forwardingScheduling(lib = loadRingAddon()): { helpersBatched: number } | undefined {
   if (!lib) return undefined;
-  const [helpersBatched, sliceNs] = lib.forwardingScheduling(FORWARDING_SLICE_NS);
-  return { helpersBatched, sliceNs };
+  return { helpersBatched: lib.forwardingScheduling() };
 }
 
 /** TPACKET2 header (32) + sockaddr_ll (20), aligned, then the Ethernet frame; a power of two ≥ 256. */

@@ -291,7 +291,7 @@ export async function serveWorkerMetrics(registry: Registry, config: WorkerConfi
  * backend (the addon is loaded for it alone on cap). MIP46_DATAPLANE_SCHEDULING=default leaves the
  * kernel's defaults, to measure against (bench/latency.ts). What was done goes in the start log line.
  */
-export function schedulingForForwarding(env = process.env): { helpersBatched: number; sliceNs: number } | "default" | "no addon" {
+export function schedulingForForwarding(env = process.env): { helpersBatched: number } | "default" | "no addon" {
   if (env.MIP46_DATAPLANE_SCHEDULING === "default") return "default";
   return forwardingScheduling() ?? "no addon";
 }

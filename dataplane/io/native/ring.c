@@ -12,10 +12,9 @@
  * the kernel when the handler returns.
  * Injection: sendmmsg(2) of a whole batch on the same socket; EAGAIN / ENOBUFS are counted and
  * the rest of the batch is tried once more, never spun on.
- * Scheduling (forwardingScheduling): the forwarding thread asks for a short time slice and the
- * process's helper threads (V8's compiler and GC workers) are made SCHED_BATCH, so that a helper
- * woken by the forwarding thread never preempts it (sched(7); bench/README.md, "Issue 12,
- * latency").
+ * Scheduling (forwardingScheduling): the process's helper threads (V8's compiler and GC workers)
+ * are made SCHED_BATCH, so that a helper woken by the forwarding thread never preempts it
+ * (sched(7); bench/README.md, "Issue 12, latency").
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -33,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -376,41 +374,21 @@ static napi_value ring_thread_id(napi_env env, napi_callback_info info) {
   return v;
 }
 
-/* forwardingScheduling(sliceNs) -> [helpers made SCHED_BATCH, the calling thread's slice in ns (0: not set)]
+/* forwardingScheduling() -> the number of threads made SCHED_BATCH
  *
  * V8 hands its optimising compiler's jobs (and GC work) to helper threads, and wakes one from the
  * forwarding thread. Woken on the forwarding thread's CPU, a SCHED_OTHER helper preempts it
- * (sleepers come back ahead), and on a machine with an idle second CPU the forwarding thread then
- * sits runnable for up to a scheduler tick (4 ms at HZ=250) before it is moved: a lone frame that
- * arrives then waits that long. A SCHED_BATCH thread keeps its share of the CPU (its nice value is
- * unchanged) but never preempts on wake-up (sched(7)), so the helpers still compile and collect,
- * only no longer in front of a frame. Needs no privilege.
- * - Called on the process's main thread: every other thread of the process that exists now (V8's
- *   platform workers, libuv's pool, Node's own) becomes SCHED_BATCH. Threads started later keep
- *   the policy of their creator. Called on another thread (a forwarding worker thread) it leaves
- *   the others alone: it cannot tell a helper from another forwarding thread.
- * - The calling thread asks for a time slice of sliceNs (sched_setattr's sched_runtime for
- *   SCHED_OTHER, EEVDF's custom slice, Linux 6.12; older kernels ignore it and report 0): with a
- *   short slice it wins the wake-up against tasks with the default slice. */
-/* sched_setattr(2)'s argument (SCHED_ATTR_SIZE_VER0): glibc 2.36 has no declaration, and
- * linux/sched/types.h clashes with <sched.h>. */
-struct ring_sched_attr {
-  uint32_t size, sched_policy;
-  uint64_t sched_flags;
-  int32_t sched_nice;
-  uint32_t sched_priority;
-  uint64_t sched_runtime, sched_deadline, sched_period;
-};
-
+ * (a sleeper comes back ahead), and with the other CPU idle the forwarding thread then sits
+ * runnable until the next load balance, at a scheduler tick (4 ms at HZ=250): a lone frame that
+ * arrives then waits that long. A SCHED_BATCH thread keeps its nice value and its share of the
+ * CPU, so the helpers still compile and collect as fast, but it never preempts on wake-up
+ * (sched(7)). Needs no privilege.
+ * Called on the process's main thread, every other thread of the process that exists now (V8's
+ * platform workers, Node's and libuv's threads) becomes SCHED_BATCH; threads started later take
+ * the policy of their creator. Called on another thread (a forwarding worker thread) it changes
+ * nothing and answers 0: it cannot tell a helper from another forwarding thread. */
 static napi_value ring_forwarding_scheduling(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint32_t slice = 0;
-  if (argc < 1 || napi_get_value_uint32(env, argv[0], &slice) != napi_ok) {
-    napi_throw_type_error(env, NULL, "forwardingScheduling(sliceNs)");
-    return NULL;
-  }
+  (void)info;
   pid_t self = (pid_t)syscall(SYS_gettid);
   uint32_t batched = 0;
   if (self == getpid()) {
@@ -426,27 +404,9 @@ static napi_value ring_forwarding_scheduling(napi_env env, napi_callback_info in
     }
     closedir(d);
   }
-  uint64_t got = 0;
-  if (slice > 0) {
-    struct ring_sched_attr a;
-    memset(&a, 0, sizeof a);
-    a.size = sizeof a;
-    a.sched_policy = SCHED_OTHER;
-    a.sched_nice = getpriority(PRIO_PROCESS, (id_t)self);
-    a.sched_runtime = slice;
-    if (syscall(SYS_sched_setattr, self, &a, 0) == 0) {
-      struct ring_sched_attr b;
-      memset(&b, 0, sizeof b);
-      if (syscall(SYS_sched_getattr, self, &b, sizeof b, 0) == 0) got = b.sched_runtime;
-    }
-  }
-  napi_value out, v;
-  napi_create_array_with_length(env, 2, &out);
+  napi_value v;
   napi_create_uint32(env, batched, &v);
-  napi_set_element(env, out, 0, v);
-  napi_create_double(env, (double)got, &v);
-  napi_set_element(env, out, 1, v);
-  return out;
+  return v;
 }
 
 static napi_value init(napi_env env, napi_value exports) {

@@ -24,16 +24,10 @@ const fromThread = await new Promise<{ answer: unknown; tid: number }>((resolve,
   const w = new Worker(`
     const { parentPort } = require("node:worker_threads");
     const lib = require(${JSON.stringify(ADDON)});
-    parentPort.postMessage({ answer: lib.forwardingScheduling(100000), tid: lib.threadId() });
+    parentPort.postMessage({ answer: lib.forwardingScheduling(), tid: lib.threadId() });
   `, { eval: true });
   w.once("message", (m) => { resolve(m); void w.terminate(); });
   w.once("error", reject);
 });
 const afterThread = policies();
-let badType = "";
-try {
-  lib.forwardingScheduling("soon" as unknown as number);
-} catch (e) {
-  badType = (e as Error).message;
-}
-process.stdout.write(JSON.stringify({ pid: process.pid, before, main, afterMain, fromThread, afterThread, badType }) + "\n");
+process.stdout.write(JSON.stringify({ pid: process.pid, before, main, afterMain, fromThread, afterThread }) + "\n");
