@@ -6,12 +6,12 @@
 // - ceiling: bench/ceiling/forward.c in the middle (the worker's ring I/O in C, no packet work):
 //   what the I/O alone adds;
 // - translate-4to6/BACKEND: the worker in the middle translating 4→6 (RFC 7915 §4);
-// - translate-4to6/ring, default scheduling: the same with MIP46_DATAPLANE_SCHEDULING=default, the
-//   kernel's scheduling for the worker's threads (its V8 helpers not made SCHED_BATCH, no short
-//   slice: dataplane/io/ring.ts forwardingScheduling), what the worker measured before.
+// - translate-4to6/ring, default scheduling (--default-scheduling): the same with
+//   MIP46_DATAPLANE_SCHEDULING=default, the kernel's scheduling for the worker's threads (its V8
+//   helpers not made SCHED_BATCH: dataplane/io/ring.ts forwardingScheduling), as before the fix.
 // "added" is a case's percentile minus the direct one's: what the middle costs. With --repeat N the
-// cases run N times in turn (one table each) and a last table gives each case's added p99 per run
-// and their median: the machine is shared, one run alone says little.
+// cases run N times in turn (one table each) and a last table gives each case's added p50 and p99
+// per run and their medians: the machine is shared, one run alone says little.
 //
 // Each case first sends --warmup datagrams (30,000 at 10 kpps unless told) that are not measured.
 //
