@@ -26,6 +26,8 @@ export interface RingAddon {
   close(handle: object): void;
   /** The calling thread's kernel id (gettid): where its CPU time is, in /proc/PID/task/TID/stat. */
   threadId(): number;
+  /** See forwardingScheduling below: the number of threads made SCHED_BATCH. */
+  forwardingScheduling(): number;
 }
 
 const ADDON = "mip46ring.node";
@@ -59,6 +61,19 @@ export function loadRingAddon(paths = addonCandidates()): RingAddon | undefined 
 }
 export function ringLoadError(): string | undefined {
   return loadError;
+}
+
+/**
+ * Scheduling for the thread that forwards (the addon's forwardingScheduling, ring.c): V8's helper
+ * threads, woken by the forwarding thread to compile or collect, preempted it on its own CPU and
+ * held a lone frame up to a scheduler tick (bench/README.md, "Issue 12, latency"). Called on the
+ * process's main thread, every other thread that exists now becomes SCHED_BATCH (never preempts on
+ * wake-up, same share of the CPU); on another thread nothing changes. Undefined when the addon did
+ * not build (the backend falls back to cap; nothing is changed).
+ */
+export function forwardingScheduling(lib = loadRingAddon()): { helpersBatched: number } | undefined {
+  if (!lib) return undefined;
+  return { helpersBatched: lib.forwardingScheduling() };
 }
 
 /** TPACKET2 header (32) + sockaddr_ll (20), aligned, then the Ethernet frame; a power of two ≥ 256. */

@@ -10,7 +10,7 @@ import { registerBuildInfo, serveMetrics } from "../../lib/metrics/http.js";
 import { Forwarder, parseForwarderConfig, type Emit, type ForwarderConfig, type Intercept, type StationSeen } from "../forward/index.js";
 import { CapIo, interfaceMac } from "../io/cap.js";
 import { formatMac } from "../packet/ethernet.js";
-import { loadRingAddon, ringLoadError, RingIo } from "../io/ring.js";
+import { forwardingScheduling, loadRingAddon, ringLoadError, RingIo } from "../io/ring.js";
 import type { FrameIo, FramePort } from "../io/frames.js";
 import { RuleSyncClient, type RuleSyncOptions } from "../sync/client.js";
 import { forwardOnPorts, neighbourCounts } from "./ports.js";
@@ -120,9 +120,11 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
   };
   let emit: Emit = () => undefined;
   let ticker: NodeJS.Timeout | undefined;
+  let scheduling: ReturnType<typeof schedulingForForwarding> | undefined;
   try {
     if (peer && !fanout) await leave(peer, log, (c) => forwarder.adoptCorrespondent(c));
     openPorts();
+    scheduling = schedulingForForwarding();
     // Forwarding from the first frame the rings hold, before the old worker goes.
     emit = forwardOnPorts(forwarder, ports);
     ticker = setInterval(() => forwarder.tick(Date.now(), emit), config.tickMs);
@@ -146,7 +148,7 @@ export async function runWorker(config: WorkerConfig, log: Logger, options: Work
     bindings: () => handedBindings(forwarder.correspondentBindings()),
   });
   log.info("dataplane started", {
-    workerId: config.workerId, metricsPort: served.metricsPort, interfaces: names, engines: config.engines, backend: io.backend, workers: 1,
+    workerId: config.workerId, metricsPort: served.metricsPort, interfaces: names, engines: config.engines, backend: io.backend, workers: 1, scheduling,
     ...(peer ? { tookOverFrom: peer.pid } : {}),
   });
   return {
@@ -282,6 +284,16 @@ export async function serveWorkerMetrics(registry: Registry, config: WorkerConfi
     await undo();
     throw e;
   }
+}
+
+/**
+ * This thread forwards: its helpers stop preempting it (ring.ts forwardingScheduling), on either
+ * backend (the addon is loaded for it alone on cap). MIP46_DATAPLANE_SCHEDULING=default leaves the
+ * kernel's defaults, to measure against (bench/latency.ts). What was done goes in the start log line.
+ */
+export function schedulingForForwarding(env = process.env): { helpersBatched: number } | "default" | "no addon" {
+  if (env.MIP46_DATAPLANE_SCHEDULING === "default") return "default";
+  return forwardingScheduling() ?? "no addon";
 }
 
 /** The configured backend; `ring` falls back to `cap` (one log line) when its addon did not build. */

@@ -12,16 +12,21 @@
  * the kernel when the handler returns.
  * Injection: sendmmsg(2) of a whole batch on the same socket; EAGAIN / ENOBUFS are counted and
  * the rest of the batch is tried once more, never spun on.
+ * Scheduling (forwardingScheduling): the process's helper threads (V8's compiler and GC workers)
+ * are made SCHED_BATCH, so that a helper woken by the forwarding thread never preempts it
+ * (sched(7); bench/README.md, "Issue 12, latency").
  */
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <uv.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -369,6 +374,41 @@ static napi_value ring_thread_id(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* forwardingScheduling() -> the number of threads made SCHED_BATCH
+ *
+ * V8 hands its optimising compiler's jobs (and GC work) to helper threads, and wakes one from the
+ * forwarding thread. Woken on the forwarding thread's CPU, a SCHED_OTHER helper preempts it
+ * (a sleeper comes back ahead), and with the other CPU idle the forwarding thread then sits
+ * runnable until the next load balance, at a scheduler tick (4 ms at HZ=250): a lone frame that
+ * arrives then waits that long. A SCHED_BATCH thread keeps its nice value and its share of the
+ * CPU, so the helpers still compile and collect as fast, but it never preempts on wake-up
+ * (sched(7)). Needs no privilege.
+ * Called on the process's main thread, every other thread of the process that exists now (V8's
+ * platform workers, Node's and libuv's threads) becomes SCHED_BATCH; threads started later take
+ * the policy of their creator. Called on another thread (a forwarding worker thread) it changes
+ * nothing and answers 0: it cannot tell a helper from another forwarding thread. */
+static napi_value ring_forwarding_scheduling(napi_env env, napi_callback_info info) {
+  (void)info;
+  pid_t self = (pid_t)syscall(SYS_gettid);
+  uint32_t batched = 0;
+  if (self == getpid()) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return throw_errno(env, "/proc/self/task");
+    struct dirent *e;
+    struct sched_param none = { .sched_priority = 0 };
+    while ((e = readdir(d))) {
+      pid_t tid = (pid_t)atoi(e->d_name);
+      if (tid <= 0 || tid == self) continue;
+      /* A thread that ended since readdir: ESRCH, skipped. */
+      if (sched_setscheduler(tid, SCHED_BATCH, &none) == 0) batched++;
+    }
+    closedir(d);
+  }
+  napi_value v;
+  napi_create_uint32(env, batched, &v);
+  return v;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "open", NULL, ring_open, NULL, NULL, NULL, napi_default, NULL },
@@ -376,8 +416,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "stats", NULL, ring_stats, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, ring_close, NULL, NULL, NULL, napi_default, NULL },
     { "threadId", NULL, ring_thread_id, NULL, NULL, NULL, napi_default, NULL },
+    { "forwardingScheduling", NULL, ring_forwarding_scheduling, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, 5, props);
+  napi_define_properties(env, exports, 6, props);
   return exports;
 }
 

@@ -1,8 +1,9 @@
 // capture.backend: `ring` is the default; when its addon is missing (the build failed) the
 // worker falls back to `cap` with one clear log line.
 import test from "ava";
+import { readdirSync, readFileSync } from "node:fs";
 import { parseWorkerConfig } from "../../../dataplane/worker/config.js";
-import { chooseIo } from "../../../dataplane/worker/worker.js";
+import { chooseIo, schedulingForForwarding } from "../../../dataplane/worker/worker.js";
 import { loadRingAddon } from "../../../dataplane/io/ring.js";
 import type { Logger } from "../../../lib/log.js";
 
@@ -37,4 +38,14 @@ test("an addon that is not there is reported, not thrown", (t) => {
   t.is(chooseIo("ring", recordingLog(lines), loadRingAddon).backend, "ring");
   t.is(chooseIo("cap", recordingLog(lines), loadRingAddon).backend, "cap");
   t.is(lines.length, 0);
+});
+
+test("MIP46_DATAPLANE_SCHEDULING=default leaves the kernel's scheduling alone (what bench/latency.ts measures against)", (t) => {
+  const policies = () => readdirSync("/proc/self/task").map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+    return `${tid}:${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38]}`;
+  });
+  const before = policies();
+  t.is(schedulingForForwarding({ MIP46_DATAPLANE_SCHEDULING: "default" }), "default");
+  t.deepEqual(policies(), before, "no thread of this process changed policy");
 });

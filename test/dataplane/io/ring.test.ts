@@ -6,7 +6,28 @@
 // views into the ring gives the bytes it gives when fed copies.
 import test from "ava";
 import { join } from "node:path";
-import { NetnsLab, netnsAvailable } from "../../../harness/netns.js";
+import { NetnsLab, netnsAvailable, run } from "../../../harness/netns.js";
+
+const SCHED_OTHER = 0;
+const SCHED_BATCH = 3;
+
+// The forwarding thread's scheduling (bench/README.md, "Issue 12, latency"): no privilege, no
+// namespace, a process of its own (it changes the policy of every thread of the process).
+test("forwardingScheduling on the main thread makes every other thread SCHED_BATCH and leaves itself SCHED_OTHER; on a worker thread it changes nothing", async (t) => {
+  const { stdout } = await run([process.execPath, "--import", "tsx", SCHEDULING_PROBE], { timeoutMs: 60_000 });
+  const r = JSON.parse(stdout.trim().split("\n").pop()!);
+  const main = String(r.pid);
+  const others = Object.keys(r.before).filter((tid) => tid !== main);
+  t.true(others.length >= 4, "V8's platform workers are there before anything is called");
+  t.true(Object.values(r.before).every((p) => p === SCHED_OTHER), "nothing is batched before the call");
+  t.is(r.afterMain[main], SCHED_OTHER, "the calling thread stays SCHED_OTHER");
+  t.deepEqual(Object.entries(r.afterMain).filter(([tid, p]) => tid !== main && p !== SCHED_BATCH), [], "every other thread is SCHED_BATCH");
+  t.is(r.main.helpersBatched, Object.keys(r.afterMain).length - 1, "the answer counts the threads it batched");
+  t.is(r.fromThread.answer, 0, "on a worker thread: no thread batched");
+  t.is(r.afterThread[String(r.fromThread.tid)], SCHED_OTHER, "a thread started after the call keeps its creator's SCHED_OTHER");
+  t.is(r.afterThread[main], SCHED_OTHER, "the worker thread's call did not batch the main thread");
+  t.deepEqual(Object.entries(r.afterThread).filter(([tid, p]) => tid in r.afterMain && p !== r.afterMain[tid]), [], "and changed no other thread");
+});
 
 // Real packet sockets on veths: root only.
 const live = netnsAvailable() ? test : test.skip;
@@ -17,6 +38,7 @@ const FAULTS_PROBE = join(import.meta.dirname, "ring-faults-probe.ts");
 const FANOUT_PROBE = join(import.meta.dirname, "ring-fanout-probe.ts");
 const PIPELINE_PROBE = join(import.meta.dirname, "ring-pipeline-probe.ts");
 const SENDFULL_PROBE = join(import.meta.dirname, "ring-sendfull-probe.ts");
+const SCHEDULING_PROBE = join(import.meta.dirname, "ring-scheduling-probe.ts");
 
 live("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames left out", async (t) => {
   const lab = NetnsLab.create(t);
