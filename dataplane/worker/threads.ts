@@ -37,7 +37,7 @@ import type { Registry } from "prom-client";
 import type { ThreadStats } from "./thread.js";
 import type { WorkerConfig } from "./config.js";
 import { workerMetrics } from "./metrics.js";
-import { checkedForwarderConfig, findPeer, leave, refuseBeside, serveRunning, startSync } from "./worker.js";
+import { checkedForwarderConfig, findPeer, leave, refuseBeside, schedulingForForwarding, serveRunning, startSync } from "./worker.js";
 import { firstSnapshot, neighboursToLearn } from "./takeover.js";
 import { ForwardingThreads, type ThreadsOptions } from "./threadpool.js";
 
@@ -81,9 +81,14 @@ export async function runThreadedWorker(config: WorkerConfig, log: Logger, optio
     onDelta: (revision, updates, removes) => threads.applyDelta(revision, updates, removes),
     onAck: (revision) => options.onEvent?.({ event: "ack", revision }),
   });
+  let scheduling: ReturnType<typeof schedulingForForwarding> | undefined;
   try {
     if (peer && sync) await synced.wait(config.takeover.syncTimeoutMs);
     if (peer) log.info("neighbours taken over", { from: peer.pid, handed: peer.neighbours.length, learned: neighbours!.length });
+    // The process's helper threads (V8's compiler and GC workers) stop preempting the threads that
+    // forward (ring.ts forwardingScheduling); the forwarding threads, started after by this thread,
+    // keep its normal policy.
+    scheduling = schedulingForForwarding();
     // The threads' rings are in the fanout group: they share the old process's while it still forwards.
     await threads.start();
     if (peer) await leave(peer, log, (c) => threads.adoptCorrespondent(c));
@@ -160,7 +165,7 @@ export async function runThreadedWorker(config: WorkerConfig, log: Logger, optio
   });
   log.info("dataplane started", {
     workerId: config.workerId, metricsPort: served.metricsPort, interfaces: names, engines: config.engines, backend: "ring",
-    workers: config.workers, threads: threads.threads().map((t) => t.tid), ...(peer ? { tookOverFrom: peer.pid } : {}),
+    workers: config.workers, threads: threads.threads().map((t) => t.tid), scheduling, ...(peer ? { tookOverFrom: peer.pid } : {}),
   });
   return {
     threads, registry, metricsPort: served.metricsPort, tookOverFrom: peer?.pid,
