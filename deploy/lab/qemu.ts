@@ -287,7 +287,16 @@ export async function migrate(prefix: string, name: string, to: HostRole, option
     const deadline = Date.now() + 120_000;
     for (;;) {
       info = await src.execute<Record<string, unknown>>("query-migrate");
-      if (["completed", "failed", "cancelled"].includes(String(info.status))) break;
+      if (["completed", "failed", "cancelled"].includes(String(info.status))) {
+        // QEMU sets the status before it writes the figures (total-time, downtime are 0 for a
+        // moment after "completed", seen with QEMU 7.2): a completed migration is read again
+        // until its total time is there, for up to half a second.
+        for (let i = 0; info.status === "completed" && !((info["total-time"] as number) > 0) && i < 50; i++) {
+          await sleep(10);
+          info = await src.execute<Record<string, unknown>>("query-migrate");
+        }
+        break;
+      }
       if (Date.now() > deadline) throw new LabError(`migration of ${name} still ${String(info.status)} after 120 s`);
       await sleep(5);
     }
