@@ -2,7 +2,7 @@
 // server reflection, so generic tools (grpcurl, grpc_cli, buf curl) can list, describe and call the API. With `tls`
 // configured it speaks mutual TLS only and checks every call against the caller's certificate
 // (auth.ts); without it, it speaks plaintext and trusts every caller.
-import { type ServerInterceptor, Server, ServerCredentials, status } from "@grpc/grpc-js";
+import { type ServerInterceptor, Server, ServerCredentials } from "@grpc/grpc-js";
 import type * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
@@ -22,6 +22,7 @@ import { packageRoot } from "../../lib/process/version.js";
 import type { Engine } from "../engine/engine.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import { controlService, SERVICE_NAME } from "./control.js";
+import { STATUS_NAME } from "./status.js";
 import { authInterceptor, type Denial, type LeaseOwners } from "./auth.js";
 import { readTlsFiles, serverCredentials } from "../../lib/tls/tls.js";
 
@@ -141,8 +142,6 @@ export function leaseOwners(engine: Engine): LeaseOwners {
     },
   };
 }
-
-const STATUS_NAME = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === "number").map(([k, v]) => [v, k])) as Record<number, string>;
 
 /** Refused calls count in grpc_server_handled_total like any other, with their status code. */
 function countDenied(metrics: EngineMetrics, d: Denial): void {
