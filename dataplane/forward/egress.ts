@@ -178,7 +178,7 @@ function transmit(r: Router, s: PacketState, port: Port, family: IPFamily, nextH
   const type = family === 4 ? ETHERTYPE.IPV4 : ETHERTYPE.IPV6;
   out[12] = type >> 8;
   out[13] = type & 0xff;
-  const frame = out.subarray(0, ETH + length);
+  const frame = r.outFrames.of(ETH + length);
   const mac = r.neighbours.resolve(port.index, nextHop, 0, family, frame, r.now, s.send);
   if (mac === undefined) return;
   out[0] = mac[0]; out[1] = mac[1]; out[2] = mac[2]; out[3] = mac[3]; out[4] = mac[4]; out[5] = mac[5];

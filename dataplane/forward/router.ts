@@ -4,6 +4,7 @@
 import { read32 } from "../packet/checksum.js";
 import { prefixContainsAt } from "../../lib/net/address.js";
 import { parseMac } from "../packet/ethernet.js";
+import { PrefixViews } from "../packet/views.js";
 import { NeighbourCache } from "../neighbour/cache.js";
 import type { AddressMapping, Translator } from "../translate/index.js";
 import { AddressSet } from "../tunnel/peers.js";
@@ -80,6 +81,8 @@ export class Router {
   /** Output frame: Ethernet header at 0, IP packet at 14; `outIp` is the IP part. */
   readonly out = new Uint8Array(ETH + MAX_IP + 64);
   readonly outIp = this.out.subarray(ETH);
+  /** The frames sent from `out`, as views by length made once each (no allocation per packet). */
+  readonly outFrames = new PrefixViews(this.out);
   /** A next hop taken from the packet being sent (egress.ts), so that none is allocated. */
   readonly nh4 = new Uint8Array(4);
   readonly nh6 = new Uint8Array(16);

@@ -7,6 +7,7 @@ import { IPPROTO, parseIPv4, type IPv4Header } from "../packet/ipv4.js";
 import { IPV6_FRAGMENT_HEADER_LENGTH, IPV6_HEADER_LENGTH, IPV6_MIN_MTU, writeFragmentHeader, writeIPv6Header } from "../packet/ipv6.js";
 import { allocPacket, copyPacket, outputPacket } from "./alloc.js";
 import { fragmentIPv6Payload } from "../packet/fragment.js";
+import { copyBytes } from "../packet/views.js";
 import { icmp4Back, icmp4Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
@@ -118,7 +119,7 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = f
       buf.set(icmp6, at);
       return;
     }
-    buf.set(packet.subarray(ip!.payloadOffset, ip!.payloadOffset + upperLength), at);
+    copyBytes(buf, at, packet, ip!.payloadOffset, upperLength);
     if (!initial) return; // a non-initial fragment has no transport header to update
     // §4.5 option 2: compute the missing UDP checksum.
     if (computeUdp) computeUdpChecksum6(buf, at, upperLength, t.src6, t.dst6);

@@ -7,6 +7,7 @@ import { IPPROTO, IPV4_HEADER_LENGTH, writeIPv4Header } from "../packet/ipv4.js"
 import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, isIPv6ExtensionHeader, parseIPv6, walkIPv6Extensions, type IPv6Chain } from "../packet/ipv6.js";
 import { allocPacket, copyPacket, outputPacket } from "./alloc.js";
 import { fragmentIPv4Payload } from "../packet/fragment.js";
+import { copyBytes } from "../packet/views.js";
 import { icmp6Back, icmp6Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
@@ -159,7 +160,7 @@ export function translateWalked6to4(t: TranslatorState, packet: Uint8Array, chai
       buf.set(icmp4, at);
       return;
     }
-    buf.set(packet.subarray(chain.upperOffset, chain.upperOffset + upperLength), at);
+    copyBytes(buf, at, packet, chain.upperOffset, upperLength);
     // §5.5: TCP and UDP checksums follow the pseudo-header's new addresses (none in a non-initial fragment).
     if (initial) updateTransportChecksum(buf, at, upperLength, chain.upperProtocol, oldSum, newSum);
   }

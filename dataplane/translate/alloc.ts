@@ -2,6 +2,7 @@
 // of its own, which costs about a microsecond in Node 20, more than the rest of a translation;
 // Buffer.allocUnsafe slices a shared pool instead. The memory is not cleared, so every caller
 // writes every byte of what it asks for.
+import type { PrefixViews } from "../packet/views.js";
 
 /** `length` bytes of uninitialised memory; the caller writes all of them. */
 export function allocPacket(length: number): Uint8Array {
@@ -13,8 +14,8 @@ export function allocPacket(length: number): Uint8Array {
  * buffer (TranslatorState.output, the forwarder's frame buffer, so the packet is written once,
  * where it is sent from) when it is given, big enough and not the input's memory; else a new one.
  */
-export function outputPacket(output: Uint8Array | undefined, input: Uint8Array, length: number): Uint8Array {
-  if (output !== undefined && length <= output.length && output.buffer !== input.buffer) return output.subarray(0, length);
+export function outputPacket(output: PrefixViews | undefined, input: Uint8Array, length: number): Uint8Array {
+  if (output !== undefined && length <= output.buf.length && output.buf.buffer !== input.buffer) return output.of(length);
   return allocPacket(length);
 }
 

@@ -2,6 +2,7 @@
 // buffers reused from packet to packet, so translating allocates only its output.
 import type { IPv4Header } from "../packet/ipv4.js";
 import type { IPv6Chain, IPv6Header } from "../packet/ipv6.js";
+import type { PrefixViews } from "../packet/views.js";
 import type { ResolvedConfig } from "./config.js";
 
 export interface TranslatorState {
@@ -18,10 +19,10 @@ export interface TranslatorState {
   readonly innerChain: IPv6Chain;
   /**
    * Where a whole translated packet is written when it fits (alloc.ts outputPacket): the
-   * forwarder's output buffer. The packet returned is then a view of it, valid until the next
-   * translation. Absent: each packet gets a buffer of its own.
+   * forwarder's output buffer, as views of it by length (made once each). The packet returned
+   * is then a view of it, valid until the next translation. Absent: each packet gets a buffer of its own.
    */
-  readonly output: Uint8Array | undefined;
+  readonly output: PrefixViews | undefined;
   /** RFC 7915 §5.1 "Identification": the translator's fragment identification generator. */
   nextIdentification(): number;
 }

@@ -3,6 +3,7 @@
 import { IdentificationCounter } from "../packet/identification.js";
 import { newIPv4Header } from "../packet/ipv4.js";
 import { newIPv6Chain, newIPv6Header, type IPv6Chain } from "../packet/ipv6.js";
+import { PrefixViews } from "../packet/views.js";
 import { translate4to6 } from "./4to6.js";
 import { translate6to4, translateWalked6to4 } from "./6to4.js";
 import { resolveConfig, type ResolvedConfig, type TranslatorConfig } from "./config.js";
@@ -25,7 +26,7 @@ export class Translator implements TranslatorState {
   readonly ip6 = newIPv6Header();
   readonly chain = newIPv6Chain();
   readonly innerChain = newIPv6Chain();
-  readonly output: Uint8Array | undefined;
+  readonly output: PrefixViews | undefined;
   private readonly identification: IdentificationCounter;
 
   /**
@@ -36,7 +37,7 @@ export class Translator implements TranslatorState {
   constructor(config: TranslatorConfig, firstIdentification = 1, output?: Uint8Array, identificationStep = 1) {
     this.cfg = resolveConfig(config);
     this.identification = new IdentificationCounter(16, firstIdentification, identificationStep);
-    this.output = output;
+    this.output = output === undefined ? undefined : new PrefixViews(output);
   }
 
   /** RFC 7915 §5.1 "Identification": a counter, unique per source and destination for 65,536 packets (for 65,536 / step with a step). */
@@ -69,7 +70,7 @@ export class Translator implements TranslatorState {
 
   /** `p`, or a copy of it when it lies in the output buffer. */
   private outside(p: Uint8Array): Uint8Array {
-    return this.output !== undefined && p.buffer === this.output.buffer ? copyPacket(p, 0, p.length) : p;
+    return this.output !== undefined && p.buffer === this.output.buf.buffer ? copyPacket(p, 0, p.length) : p;
   }
 
   /**
