@@ -4,7 +4,7 @@
 import { read32 } from "../packet/checksum.js";
 import { prefixContainsAt } from "../../lib/net/address.js";
 import { parseMac } from "../packet/ethernet.js";
-import { PrefixViews } from "../packet/views.js";
+import { PrefixViews } from "../packet/buffers.js";
 import { NeighbourCache } from "../neighbour/cache.js";
 import type { AddressMapping, Translator } from "../translate/index.js";
 import { AddressSet } from "../tunnel/peers.js";

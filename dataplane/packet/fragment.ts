@@ -1,5 +1,6 @@
-// Fragmentation without reassembly, for the tunnels and the translator. Slow path: one new
-// buffer per fragment.
+// Fragmentation without reassembly, for the tunnels and the translator: a buffer per fragment,
+// from allocPacket (every byte of it written here).
+import { allocPacket, copyBytes } from "./buffers.js";
 import { IPPROTO, setIPv4Checksum, writeIPv4Header, type IPv4Fields } from "./ipv4.js";
 import { IPV6_FRAGMENT_HEADER_LENGTH, IPV6_HEADER_LENGTH, writeFragmentHeader, writeIPv6Header } from "./ipv6.js";
 
@@ -46,12 +47,14 @@ export function fragmentIPv4Packet(packet: Uint8Array, maxSize: number): Uint8Ar
  * a fragment.
  */
 export function fragmentIPv4Payload(payload: Uint8Array, base: Omit<IPv4Fields, "totalLength" | "options" | "dontFragment">, maxSize: number): Uint8Array[] {
-  const header = new Uint8Array(20);
+  const header = allocPacket(20);
   writeIPv4Header(header, 0, { ...base, totalLength: 20, dontFragment: false, moreFragments: false, fragmentOffset: 0 });
-  const pieces = cutIPv4(header, new Uint8Array(0), payload, base.fragmentOffset ?? 0, base.moreFragments ?? false, maxSize);
+  const pieces = cutIPv4(header, NO_OPTIONS, payload, base.fragmentOffset ?? 0, base.moreFragments ?? false, maxSize);
   if (!pieces) throw new RangeError(`an MTU of ${maxSize} leaves no room for IPv4 fragments`);
   return pieces;
 }
+
+const NO_OPTIONS = new Uint8Array(0);
 
 function cutIPv4(firstHeader: Uint8Array, laterOptions: Uint8Array, payload: Uint8Array, firstOffset: number, lastMoreFragments: boolean, maxSize: number): Uint8Array[] | undefined {
   const out: Uint8Array[] = [];
@@ -64,14 +67,14 @@ function cutIPv4(firstHeader: Uint8Array, laterOptions: Uint8Array, payload: Uin
     if (room < 8) return undefined;
     const size = Math.min(room, payload.length - at);
     const last = at + size >= payload.length;
-    const f = new Uint8Array(hl + size);
+    const f = allocPacket(hl + size);
     if (first) f.set(firstHeader, 0);
     else {
       f.set(firstHeader.subarray(0, 20), 0);
       f.set(laterOptions, 20);
       f[0] = 0x40 | (hl >> 2);
     }
-    f.set(payload.subarray(at, at + size), hl);
+    copyBytes(f, hl, payload, at, size);
     f[2] = f.length >> 8;
     f[3] = f.length & 0xff;
     const fo = firstOffset + (at >> 3);
@@ -112,13 +115,13 @@ export function fragmentIPv6Payload(payload: Uint8Array, base: IPv6FragmentBase,
   for (let at = 0; at < payload.length || at === 0; at += chunk) {
     const length = Math.min(chunk, payload.length - at);
     const last = at + length >= payload.length;
-    const p = new Uint8Array(IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH + length);
+    const p = allocPacket(IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH + length);
     writeIPv6Header(p, 0, {
       trafficClass: base.trafficClass, payloadLength: IPV6_FRAGMENT_HEADER_LENGTH + length, nextHeader: IPPROTO.FRAGMENT,
       hopLimit: base.hopLimit, src: base.src, dst: base.dst,
     });
     writeFragmentHeader(p, IPV6_HEADER_LENGTH, base.nextHeader, base.fragmentOffset + (at >> 3), !last || base.moreFragments, base.identification);
-    p.set(payload.subarray(at, at + length), IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH);
+    copyBytes(p, IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH, payload, at, length);
     out.push(p);
     if (last) break;
   }

@@ -7,7 +7,7 @@ import { IPPROTO, parseIPv4, type IPv4Header } from "../packet/ipv4.js";
 import { IPV6_FRAGMENT_HEADER_LENGTH, IPV6_HEADER_LENGTH, IPV6_MIN_MTU, writeFragmentHeader, writeIPv6Header } from "../packet/ipv6.js";
 import { allocPacket, copyPacket, outputPacket } from "./alloc.js";
 import { fragmentIPv6Payload } from "../packet/fragment.js";
-import { copyBytes } from "../packet/views.js";
+import { copyBytes } from "../packet/buffers.js";
 import { icmp4Back, icmp4Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";

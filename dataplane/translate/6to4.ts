@@ -7,7 +7,7 @@ import { IPPROTO, IPV4_HEADER_LENGTH, writeIPv4Header } from "../packet/ipv4.js"
 import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, isIPv6ExtensionHeader, parseIPv6, walkIPv6Extensions, type IPv6Chain } from "../packet/ipv6.js";
 import { allocPacket, copyPacket, outputPacket } from "./alloc.js";
 import { fragmentIPv4Payload } from "../packet/fragment.js";
-import { copyBytes } from "../packet/views.js";
+import { copyBytes } from "../packet/buffers.js";
 import { icmp6Back, icmp6Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";

@@ -1,13 +1,9 @@
-// Buffers for the packets the translator emits. A `new Uint8Array(n)` gets a zeroed ArrayBuffer
-// of its own, which costs about a microsecond in Node 20, more than the rest of a translation;
-// Buffer.allocUnsafe slices a shared pool instead. The memory is not cleared, so every caller
-// writes every byte of what it asks for.
-import type { PrefixViews } from "../packet/views.js";
+// Buffers for the packets the translator emits: in the forwarder's output buffer when they fit,
+// else from allocPacket (dataplane/packet/buffers.ts: uninitialised, so every caller writes every
+// byte of what it asks for).
+import { allocPacket, type PrefixViews } from "../packet/buffers.js";
 
-/** `length` bytes of uninitialised memory; the caller writes all of them. */
-export function allocPacket(length: number): Uint8Array {
-  return Buffer.allocUnsafe(length);
-}
+export { allocPacket };
 
 /**
  * The buffer a whole translated packet of `length` bytes is written to: the caller's output

@@ -2,7 +2,7 @@
 // buffers reused from packet to packet, so translating allocates only its output.
 import type { IPv4Header } from "../packet/ipv4.js";
 import type { IPv6Chain, IPv6Header } from "../packet/ipv6.js";
-import type { PrefixViews } from "../packet/views.js";
+import type { PrefixViews } from "../packet/buffers.js";
 import type { ResolvedConfig } from "./config.js";
 
 export interface TranslatorState {

@@ -3,7 +3,7 @@
 import { IdentificationCounter } from "../packet/identification.js";
 import { newIPv4Header } from "../packet/ipv4.js";
 import { newIPv6Chain, newIPv6Header, type IPv6Chain } from "../packet/ipv6.js";
-import { PrefixViews } from "../packet/views.js";
+import { PrefixViews } from "../packet/buffers.js";
 import { translate4to6 } from "./4to6.js";
 import { translate6to4, translateWalked6to4 } from "./6to4.js";
 import { resolveConfig, type ResolvedConfig, type TranslatorConfig } from "./config.js";

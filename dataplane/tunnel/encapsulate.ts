@@ -1,6 +1,7 @@
 // Encapsulation: one inner IP packet in, one outer IP packet out (RFC 2003 §3, RFC 2473 §3 and
 // §5-§7, RFC 4213 §3). The outer packet is written into the caller's buffer; the fast path
 // allocates only the result object.
+import { allocPacket, copyBytes } from "../packet/buffers.js";
 import { checksumOk, updateChecksum16 } from "../packet/checksum.js";
 import { IPPROTO, IPV4_HEADER_LENGTH, setIPv4Checksum } from "../packet/ipv4.js";
 import { findIPv6Option, IPV6_HEADER_LENGTH, IPV6_MIN_MTU } from "../packet/ipv6.js";
@@ -225,13 +226,14 @@ function tooBig(tunnel: Tunnel, node: TunnelNode, inner: Uint8Array, innerLength
   const invoking = inner.subarray(0, innerLength);
   if (inner[0] >> 4 === 4) {
     if ((inner[6] & 0x40) !== 0) return fragmentationNeeded(node, invoking, room);
-    const copy = inner.slice(0, innerLength);
+    const copy = allocPacket(innerLength);
+    copyBytes(copy, 0, inner, 0, innerLength);
     if (forwarding) decrementHopLimit(copy, 0, 4);
     const pieces = fragmentIPv4Packet(copy, room);
     if (pieces === undefined) return drop("too-big");
     const packets: Uint8Array[] = [];
     for (const piece of pieces) {
-      const o = new Uint8Array(overhead + piece.length);
+      const o = allocPacket(overhead + piece.length);
       writeOuter(tunnel, node, o, piece[1], piece.length, overhead, limit, piece);
       o.set(piece, overhead);
       packets.push(o);
@@ -239,7 +241,7 @@ function tooBig(tunnel: Tunnel, node: TunnelNode, inner: Uint8Array, innerLength
     return { action: "fragments", packets };
   }
   if (innerLength > IPV6_MIN_MTU) return packetTooBig(node, invoking, Math.max(IPV6_MIN_MTU, room));
-  const whole = new Uint8Array(overhead + innerLength);
+  const whole = allocPacket(overhead + innerLength);
   const tos = ((inner[0] & 0x0f) << 4) | (inner[1] >> 4);
   writeOuter(tunnel, node, whole, tos, innerLength, overhead, limit, inner);
   whole.set(invoking, overhead);

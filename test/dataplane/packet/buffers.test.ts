@@ -1,5 +1,5 @@
 import test from "ava";
-import { copyBytes, PrefixViews } from "../../../dataplane/packet/views.js";
+import { copyBytes, PrefixViews } from "../../../dataplane/packet/buffers.js";
 import { patternBytes } from "./fixtures.js";
 
 test("PrefixViews.of(n) is buf[0..n), the same object for the same length, over the buffer's memory", (t) => {
