@@ -2,7 +2,7 @@
 // then the RFC 6052 algorithm. The caller builds one `AddressMapping` per rule-table revision;
 // a lookup is one Map probe per distinct prefix length in the table and allocates nothing, so
 // 100,000 entries cost no more per packet than ten.
-import { embedIPv4, extractIPv4, isRfc6052Length } from "../../lib/net/rfc6052.js";
+import { embedIPv4, extractIPv4At, isRfc6052Length } from "../../lib/net/rfc6052.js";
 import { read32 } from "../packet/checksum.js";
 
 /** An RFC 6052 translation prefix (pref64) at one of the lengths of RFC 6052 §2.2. */
@@ -78,6 +78,8 @@ interface TranslatableEntry {
 interface ResolvedPrefix {
   prefix: Uint8Array;
   length: number;
+  /** The prefix's whole 32-bit words (unsigned), and its bytes past them (40, 48, 56: 1–3). */
+  words: number[];
   ipv4Network: number;
   ipv4Mask: number;
 }
@@ -191,7 +193,9 @@ export class AddressMapping {
       prefix.set(p.prefix.subarray(0, p.length >> 3));
       const ipv4Mask = mask4(p.ipv4Length ?? 0);
       for (const t of p.ipv4Translatable ?? []) this.addTranslatable(t.network, t.length, this.prefixes.length);
-      this.prefixes.push({ prefix, length: p.length, ipv4Mask, ipv4Network: ((p.ipv4Network ?? 0) & ipv4Mask) >>> 0 });
+      const words: number[] = [];
+      for (let w = 0; w < p.length >> 5; w++) words.push(read32(prefix, 4 * w));
+      this.prefixes.push({ prefix, length: p.length, words, ipv4Mask, ipv4Network: ((p.ipv4Network ?? 0) & ipv4Mask) >>> 0 });
     }
   }
 
@@ -337,9 +341,11 @@ export class AddressMapping {
   private prefixIndex(buf: Uint8Array, offset: number): number {
     for (let i = 0; i < this.prefixes.length; i++) {
       const p = this.prefixes[i];
-      // All RFC 6052 lengths are whole bytes.
+      // Word by word, then the bytes past the last whole word (all RFC 6052 lengths are whole bytes).
+      const words = p.words;
       let match = true;
-      for (let b = 0; b < p.length >> 3; b++) if (p.prefix[b] !== buf[offset + b]) { match = false; break; }
+      for (let w = 0; w < words.length; w++) if (read32(buf, offset + 4 * w) !== words[w]) { match = false; break; }
+      for (let b = words.length << 2; match && b < p.length >> 3; b++) if (p.prefix[b] !== buf[offset + b]) match = false;
       if (match) return i;
     }
     return -1;
@@ -347,9 +353,6 @@ export class AddressMapping {
 
   /** RFC 6052 §2.2: the IPv4 address embedded in the IPv6 one by prefix `i` (-1 for none). */
   private extract(i: number, buf: Uint8Array, offset: number): number {
-    if (i < 0) return -1;
-    const s = this.scratch16;
-    for (let b = 0; b < 16; b++) s[b] = buf[offset + b];
-    return read32(extractIPv4(s, this.prefixes[i].length, this.scratch4), 0);
+    return i < 0 ? -1 : extractIPv4At(buf, offset, this.prefixes[i].length);
   }
 }

@@ -47,3 +47,13 @@ export function extractIPv4(address: Uint8Array, length: number, out = new Uint8
   out[3] = address[pos[3]];
   return out;
 }
+
+/**
+ * The IPv4 address carried in the RFC 6052 address at buf[offset..offset+16], as an unsigned
+ * 32-bit number: extractIPv4 without copying the address or the result (the translator's hot
+ * path). The length must be an RFC 6052 one (checked by the caller when it took the prefix).
+ */
+export function extractIPv4At(buf: Uint8Array, offset: number, length: number): number {
+  const pos = OCTET_POSITIONS[length];
+  return ((buf[offset + pos[0]] << 24) | (buf[offset + pos[1]] << 16) | (buf[offset + pos[2]] << 8) | buf[offset + pos[3]]) >>> 0;
+}
