@@ -29,15 +29,21 @@ function copiedIPv4Options(packet: Uint8Array, headerLength: number): Uint8Array
  * RFC 791 §3.2. The packet may itself be a fragment: offsets add to its own and the last piece
  * keeps its MF flag. Returns undefined if `maxSize` leaves no room for 8 bytes of data after a
  * header, or the packet has DF set (callers must not fragment those).
+ * With `headroom`, each fragment is a view that starts `headroom` bytes into a buffer of its own,
+ * so that a tunnel can write its outer header before it without a copy (withHeadroom).
  */
-export function fragmentIPv4Packet(packet: Uint8Array, maxSize: number): Uint8Array[] | undefined {
+export function fragmentIPv4Packet(packet: Uint8Array, maxSize: number, headroom = 0): Uint8Array[] | undefined {
   const headerLength = (packet[0] & 0x0f) << 2;
   const totalLength = (packet[2] << 8) | packet[3];
   const flags = (packet[6] << 8) | packet[7];
   if ((flags & 0x4000) !== 0) return undefined;
-  if (totalLength <= maxSize) return [packet.slice(0, totalLength)];
+  if (totalLength <= maxSize) {
+    const whole = allocPacket(headroom + totalLength).subarray(headroom);
+    copyBytes(whole, 0, packet, 0, totalLength);
+    return [whole];
+  }
   return cutIPv4(packet.subarray(0, headerLength), copiedIPv4Options(packet, headerLength), packet.subarray(headerLength, totalLength),
-    flags & 0x1fff, (flags & 0x2000) !== 0, maxSize);
+    flags & 0x1fff, (flags & 0x2000) !== 0, maxSize, headroom);
 }
 
 /**
@@ -56,7 +62,7 @@ export function fragmentIPv4Payload(payload: Uint8Array, base: Omit<IPv4Fields, 
 
 const NO_OPTIONS = new Uint8Array(0);
 
-function cutIPv4(firstHeader: Uint8Array, laterOptions: Uint8Array, payload: Uint8Array, firstOffset: number, lastMoreFragments: boolean, maxSize: number): Uint8Array[] | undefined {
+function cutIPv4(firstHeader: Uint8Array, laterOptions: Uint8Array, payload: Uint8Array, firstOffset: number, lastMoreFragments: boolean, maxSize: number, headroom = 0): Uint8Array[] | undefined {
   const out: Uint8Array[] = [];
   const laterHeaderLength = 20 + laterOptions.length;
   let at = 0; // next payload byte to send
@@ -67,7 +73,7 @@ function cutIPv4(firstHeader: Uint8Array, laterOptions: Uint8Array, payload: Uin
     if (room < 8) return undefined;
     const size = Math.min(room, payload.length - at);
     const last = at + size >= payload.length;
-    const f = allocPacket(hl + size);
+    const f = headroom === 0 ? allocPacket(hl + size) : allocPacket(headroom + hl + size).subarray(headroom);
     if (first) f.set(firstHeader, 0);
     else {
       f.set(firstHeader.subarray(0, 20), 0);
@@ -86,6 +92,12 @@ function cutIPv4(firstHeader: Uint8Array, laterOptions: Uint8Array, payload: Uin
     at += size;
   }
   return out;
+}
+
+/** The `headroom` bytes before a fragment that fragmentIPv4Packet made with that headroom, and the fragment: one view, no copy. */
+export function withHeadroom(fragment: Uint8Array, headroom: number): Uint8Array {
+  if (fragment.byteOffset < headroom) throw new RangeError(`no ${headroom} bytes before this fragment`);
+  return new Uint8Array(fragment.buffer, fragment.byteOffset - headroom, headroom + fragment.length);
 }
 
 export interface IPv6FragmentBase {

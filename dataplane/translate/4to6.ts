@@ -88,14 +88,26 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = f
 
   // §4.1: without DF, a packet bigger than lowest-ipv6-mtu is fragmented so each IPv6 fragment fits.
   if (!ip.dontFragment && size6 > limit) {
-    const upper = allocPacket(upperLength);
-    writeUpper(upper, 0);
+    // A payload copied as it is (no ICMP rewrite, no UDP checksum to compute) is cut straight from
+    // the packet, and only the first fragment's transport checksum changes; else it is translated
+    // into a buffer of its own first.
+    const asIs = icmp6 === undefined && !computeUdp;
+    let upper = packet.subarray(ip.payloadOffset, ip.payloadOffset + upperLength);
+    if (!asIs) {
+      upper = allocPacket(upperLength);
+      writeUpper(upper, 0);
+    }
     // §4.1: fragments so each IPv6 fragment fits lowest-ipv6-mtu; M and the identification come from the IPv4 packet.
     const packets = fragmentIPv6Payload(upper, {
       trafficClass: ip.tos, hopLimit, src: t.src6, dst: t.dst6, nextHeader,
       fragmentOffset: ip.fragmentOffset, moreFragments: ip.moreFragments, identification: ip.identification,
     }, limit);
-    return packets ? { action: "forward", packets } : drop("malformed");
+    if (packets === undefined) return drop("malformed");
+    // The first fragment holds the whole transport header: a fragment carries at least 1,232 bytes
+    // (lowest-ipv6-mtu is never below 1280, RFC 8200 §5).
+    const first = IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH;
+    if (asIs && initial) updateTransportChecksum(packets[0], first, packets[0].length - first, ip.protocol, srcSum, newSum);
+    return { action: "forward", packets };
   }
 
   const out = outputPacket(t.output, packet, size6);

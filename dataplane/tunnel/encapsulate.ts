@@ -1,13 +1,13 @@
 // Encapsulation: one inner IP packet in, one outer IP packet out (RFC 2003 §3, RFC 2473 §3 and
 // §5-§7, RFC 4213 §3). The outer packet is written into the caller's buffer; the fast path
 // allocates only the result object.
-import { allocPacket, copyBytes } from "../packet/buffers.js";
+import { allocPacket } from "../packet/buffers.js";
 import { checksumOk, updateChecksum16 } from "../packet/checksum.js";
 import { IPPROTO, IPV4_HEADER_LENGTH, setIPv4Checksum } from "../packet/ipv4.js";
 import { findIPv6Option, IPV6_HEADER_LENGTH, IPV6_MIN_MTU } from "../packet/ipv6.js";
 import { encapsulateEcn } from "./ecn.js";
 import { encapsulationLimitProblem, fragmentationNeeded, packetTooBig, timeExceeded4, timeExceeded6 } from "./errors.js";
-import { fragmentIPv4Packet, fragmentOwnIPv6Packet } from "./fragment.js";
+import { fragmentIPv4Packet, fragmentOwnIPv6Packet, withHeadroom } from "./fragment.js";
 import { drop, type TunnelResult } from "./result.js";
 import { DEFAULT_TUNNEL_HOP_LIMIT, encapsulationOverhead, innerFamily, outerFamily, type Tunnel, type TunnelNode } from "./tunnel.js";
 
@@ -226,16 +226,15 @@ function tooBig(tunnel: Tunnel, node: TunnelNode, inner: Uint8Array, innerLength
   const invoking = inner.subarray(0, innerLength);
   if (inner[0] >> 4 === 4) {
     if ((inner[6] & 0x40) !== 0) return fragmentationNeeded(node, invoking, room);
-    const copy = allocPacket(innerLength);
-    copyBytes(copy, 0, inner, 0, innerLength);
-    if (forwarding) decrementHopLimit(copy, 0, 4);
-    const pieces = fragmentIPv4Packet(copy, room);
+    // Each fragment is cut with room for our header before it, and its TTL goes down in the
+    // fragment (the inner packet is not ours to change).
+    const pieces = fragmentIPv4Packet(invoking, room, overhead);
     if (pieces === undefined) return drop("too-big");
     const packets: Uint8Array[] = [];
     for (const piece of pieces) {
-      const o = allocPacket(overhead + piece.length);
+      if (forwarding) decrementHopLimit(piece, 0, 4);
+      const o = withHeadroom(piece, overhead);
       writeOuter(tunnel, node, o, piece[1], piece.length, overhead, limit, piece);
-      o.set(piece, overhead);
       packets.push(o);
     }
     return { action: "fragments", packets };

@@ -3,7 +3,7 @@
 import { fragmentIPv6Payload } from "../packet/fragment.js";
 import { IPV6_HEADER_LENGTH } from "../packet/ipv6.js";
 
-export { fragmentIPv4Packet } from "../packet/fragment.js";
+export { fragmentIPv4Packet, withHeadroom } from "../packet/fragment.js";
 
 /**
  * Splits an IPv6 packet that we built ourselves (a fixed header and no extension header that must

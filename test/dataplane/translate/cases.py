@@ -238,6 +238,23 @@ big6 = raw(IPv6(src=CN6, dst=VM6) / UDP(sport=1000, dport=2000) / (PAY * 11)[:13
 case("§4.1 no DF and bigger than lowest-ipv6-mtu → IPv6 fragments of 1280", "4to6", big4, "forward",
      [IPv6(src=CN6, dst=VM6, hlim=63) / IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=0x777) / Raw(big6[:1232]),
       IPv6(src=CN6, dst=VM6, hlim=63) / IPv6ExtHdrFragment(nh=17, offset=1232 // 8, m=0, id=0x777) / Raw(big6[1232:])])
+# The same for TCP (its checksum in the first fragment follows the addresses), for an echo request
+# (rewritten to ICMPv6 before it is cut) and for UDP without a checksum (§4.5 option 2: computed
+# over the whole datagram before it is cut).
+big4t = IP(src=CN4, dst=POOL4, id=0x778, flags=0) / TCP(sport=1000, dport=2000, flags="A", seq=1) / (PAY * 11)[:1360]
+big6t = raw(IPv6(src=CN6, dst=VM6) / TCP(sport=1000, dport=2000, flags="A", seq=1) / (PAY * 11)[:1360])[40:]
+case("§4.1 no DF, TCP bigger than lowest-ipv6-mtu → IPv6 fragments, the TCP checksum updated in the first", "4to6", big4t, "forward",
+     [IPv6(src=CN6, dst=VM6, hlim=63) / IPv6ExtHdrFragment(nh=6, offset=0, m=1, id=0x778) / Raw(big6t[:1232]),
+      IPv6(src=CN6, dst=VM6, hlim=63) / IPv6ExtHdrFragment(nh=6, offset=1232 // 8, m=0, id=0x778) / Raw(big6t[1232:])])
+big4e = IP(src=CN4, dst=POOL4, id=0x779, flags=0) / ICMP(type=8, id=5, seq=6) / (PAY * 11)[:1372]
+big6e = raw(IPv6(src=CN6, dst=VM6) / ICMPv6EchoRequest(id=5, seq=6, data=(PAY * 11)[:1372]))[40:]
+case("§4.1 §4.2 no DF, echo request bigger than lowest-ipv6-mtu → ICMPv6 echo request in IPv6 fragments", "4to6", big4e, "forward",
+     [IPv6(src=CN6, dst=VM6, hlim=63) / IPv6ExtHdrFragment(nh=58, offset=0, m=1, id=0x779) / Raw(big6e[:1232]),
+      IPv6(src=CN6, dst=VM6, hlim=63) / IPv6ExtHdrFragment(nh=58, offset=1232 // 8, m=0, id=0x779) / Raw(big6e[1232:])])
+big4z = IP(src=CN4, dst=POOL4, id=0x77a, flags=0) / UDP(sport=1000, dport=2000, chksum=0) / (PAY * 11)[:1372]
+case("§4.1 §4.5 no DF, UDP without checksum bigger than lowest-ipv6-mtu → checksum computed, then IPv6 fragments", "4to6", big4z, "forward",
+     [IPv6(src=CN6, dst=VM6, hlim=63) / IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=0x77a) / Raw(big6[:1232]),
+      IPv6(src=CN6, dst=VM6, hlim=63) / IPv6ExtHdrFragment(nh=17, offset=1232 // 8, m=0, id=0x77a) / Raw(big6[1232:])])
 case("§4.1 no DF and lowest-ipv6-mtu 1500 → one packet, no Fragment Header", "4to6", big4, "forward",
      [IPv6(src=CN6, dst=VM6, hlim=63, nh=17) / Raw(big6)], config={"lowestIpv6Mtu": 1500})
 small4 = IP(src=CN4, dst=POOL4, flags=0) / UDP(sport=1, dport=2) / PAY
