@@ -13,3 +13,4 @@ export * from "./mip4.js";
 export * from "./mip6.js";
 export * from "./fragment.js";
 export * from "./options.js";
+export * from "./buffers.js";
