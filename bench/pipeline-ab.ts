@@ -50,7 +50,9 @@ const R1 = parseMac("02:00:00:00:04:10");
 const VMA6 = parseMac("02:00:00:00:06:21");
 const GW6 = parseMac("02:00:00:00:06:aa");
 const payload = new Uint8Array(18).fill(0x6d);
-const udp4 = (src: string, dst: string) => buildUdp4({ src: v4(src), dst: v4(dst), srcPort: 40000, dstPort: 9 }, payload);
+const udp4 = (src: string, dst: string, data = payload) => buildUdp4({ src: v4(src), dst: v4(dst), srcPort: 40000, dstPort: 9 }, data);
+/** A payload that makes the frame 1514 bytes (a 1500-byte IP packet) under `headers` bytes of IP and UDP headers. */
+const fill1500 = (headers: number) => new Uint8Array(1500 - headers).fill(0x6d);
 const udp6 = (src: string, dst: string) => buildUdp6({ src: v6(src), dst: v6(dst), srcPort: 40000, dstPort: 9 }, payload);
 const in4 = (src: string, dst: string, protocol: number, inner: Uint8Array) => buildIPv4Packet({ src: v4(src), dst: v4(dst), protocol, ttl: 64 }, inner);
 const in6 = (src: string, dst: string, nextHeader: number, inner: Uint8Array) => buildIPv6Packet({ src: v6(src), dst: v6(dst), nextHeader, hopLimit: 64 }, inner);
@@ -67,6 +69,11 @@ const CASES: Case[] = [
   { name: "decap-4in6", ingress: 2, frame: buildEthernetFrame(OUR6, VMA6, ETHERTYPE.IPV6, in6("2001:db8:1::c000:201", "2001:db8:1::fe", 4, udp4("192.0.2.1", "203.0.113.9"))) },
   // RFC 2003 §3: r1's IPv4-in-IPv4 to our address, decapsulated and routed.
   { name: "decap-4in4", ingress: 1, frame: buildEthernetFrame(OUR4, R1, ETHERTYPE.IPV4, in4("192.0.2.10", "192.0.2.254", 4, udp4("192.0.2.1", "203.0.113.9"))) },
+  // The same two at 1500 bytes, DF clear: too big once translated (RFC 7915 §4.1, IPv6 fragments of
+  // lowest-ipv6-mtu) or re-encapsulated (the inner packet cut into fragments, each in its own tunnel
+  // packet, tunnel/encapsulate.ts): the fragmentation paths, two frames out per frame in.
+  { name: "translate-4to6@1500", ingress: 1, frame: buildEthernetFrame(OUR4, R1, ETHERTYPE.IPV4, udp4("203.0.113.5", "198.51.100.20", fill1500(28))) },
+  { name: "reencap-4in4-4in6@1500", ingress: 1, frame: buildEthernetFrame(OUR4, R1, ETHERTYPE.IPV4, in4("192.0.2.10", "198.51.100.10", 4, udp4("203.0.113.5", "192.0.2.1", fill1500(48)))) },
   // RFC 8200 / RFC 4443: plain IPv6 routing.
   { name: "route-6", ingress: 2, frame: buildEthernetFrame(OUR6, GW6, ETHERTYPE.IPV6, udp6("2001:db8:1::10", "2001:db8:2::9")) },
 ].filter((c) => !args.only || args.only.split(",").includes(c.name));
@@ -128,7 +135,7 @@ const verdicts = new Map<string, string>();
 for (const c of CASES) {
   const a = outputs(fa, c);
   const b = outputs(fb, c);
-  verdicts.set(c.name, a.length === 0 ? "A sends nothing" : b.length === 0 ? "B sends nothing" : a.join() === b.join() ? "same" : "DIFFERENT");
+  verdicts.set(c.name, a.length === 0 ? "A sends nothing" : b.length === 0 ? "B sends nothing" : a.join() === b.join() ? (a.length > 1 ? `same (${a.length} frames out)` : "same") : "DIFFERENT");
 }
 
 // ---- speed: rounds, alternating which side runs first

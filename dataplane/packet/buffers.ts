@@ -1,15 +1,33 @@
 // Buffers and views for the packet path, made as cheaply as Node allows.
 // - A `new Uint8Array(n)` gets a zeroed ArrayBuffer of its own, which costs about a microsecond
-//   in Node 20, more than the rest of a translation; allocPacket slices Buffer's shared pool
-//   instead (memory not cleared: the caller writes every byte it asks for).
+//   in Node 20, more than the rest of a translation; allocPacket hands out views of a shared
+//   64 KiB slab instead, zeroed once when the slab is made and never handed out twice. Plain
+//   Uint8Arrays, not Buffers (Buffer.allocUnsafe's pool): with Buffers among them, the
+//   pipeline's functions saw two kinds of array and every case got slower, the short ones by 5–10 %
+//   (bench/README.md).
 // - A `subarray` is a new object each time (~30 ns, and the collector's work after: 8 % of the
 //   live worker's busy time went to scavenges, bench/README.md), and the pipeline asks for the
 //   same few views of its output buffer for every packet: PrefixViews makes each once.
 // Kept here, by hand, because no library does this.
 
-/** `length` bytes of uninitialised memory; the caller writes all of them. */
+const SLAB_BYTES = 64 * 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+/**
+ * `length` zeroed bytes for a packet: a view of the current slab, or a buffer of its own above a
+ * quarter of a slab. A view keeps its whole slab alive, so a packet held for long (a queue) is
+ * copied out with `slice()`, as the neighbour cache does.
+ */
 export function allocPacket(length: number): Uint8Array {
-  return Buffer.allocUnsafe(length);
+  if (length > SLAB_BYTES >> 2) return new Uint8Array(length);
+  if (slabUsed + length > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const v = new Uint8Array(slab, slabUsed, length);
+  slabUsed += (length + 7) & ~7;
+  return v;
 }
 
 /** The views buf[0..n) of one buffer, each made once per length and handed out again after. */

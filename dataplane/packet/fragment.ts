@@ -1,5 +1,5 @@
 // Fragmentation without reassembly, for the tunnels and the translator: a buffer per fragment,
-// from allocPacket (every byte of it written here).
+// from allocPacket.
 import { allocPacket, copyBytes } from "./buffers.js";
 import { IPPROTO, setIPv4Checksum, writeIPv4Header, type IPv4Fields } from "./ipv4.js";
 import { IPV6_FRAGMENT_HEADER_LENGTH, IPV6_HEADER_LENGTH, writeFragmentHeader, writeIPv6Header } from "./ipv6.js";

@@ -1,6 +1,5 @@
 // Buffers for the packets the translator emits: in the forwarder's output buffer when they fit,
-// else from allocPacket (dataplane/packet/buffers.ts: uninitialised, so every caller writes every
-// byte of what it asks for).
+// else from allocPacket (dataplane/packet/buffers.ts).
 import { allocPacket, type PrefixViews } from "../packet/buffers.js";
 
 export { allocPacket };

@@ -1,5 +1,5 @@
 import test from "ava";
-import { copyBytes, PrefixViews } from "../../../dataplane/packet/buffers.js";
+import { allocPacket, copyBytes, PrefixViews } from "../../../dataplane/packet/buffers.js";
 import { patternBytes } from "./fixtures.js";
 
 test("PrefixViews.of(n) is buf[0..n), the same object for the same length, over the buffer's memory", (t) => {
@@ -33,4 +33,26 @@ test("copyBytes copies as set(subarray) does, short and long, and leaves the byt
     copyBytes(got, at, src, from, length);
     t.deepEqual(got, want, `from ${from}, ${length} bytes, at ${at}`);
   }
+});
+
+test("allocPacket hands out zeroed plain Uint8Arrays that share no byte, across slabs and above a slab's quarter", (t) => {
+  const taken: Uint8Array[] = [];
+  // 200 KiB in all: several slabs of 64 KiB.
+  for (let i = 0; i < 400; i++) {
+    const p = allocPacket(i % 2 === 0 ? 60 : 1000 + i);
+    t.is(p.length, i % 2 === 0 ? 60 : 1000 + i);
+    t.is(Object.getPrototypeOf(p), Uint8Array.prototype);
+    t.true(p.every((b) => b === 0), `packet ${i} is zeroed`);
+    p.fill(0xa5);
+    taken.push(p);
+  }
+  // Each still holds only what was written into it: none was handed out over another.
+  for (const [i, p] of taken.entries()) {
+    p.fill(i & 0xff);
+  }
+  for (const [i, p] of taken.entries()) t.true(p.every((b) => b === (i & 0xff)), `packet ${i} kept its bytes`);
+  const big = allocPacket(40_000);
+  t.is(big.length, 40_000);
+  t.is(big.byteOffset, 0);
+  t.true(big.every((b) => b === 0));
 });
