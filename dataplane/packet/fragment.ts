@@ -38,7 +38,7 @@ export function fragmentIPv4Packet(packet: Uint8Array, maxSize: number, headroom
   const flags = (packet[6] << 8) | packet[7];
   if ((flags & 0x4000) !== 0) return undefined;
   if (totalLength <= maxSize) {
-    const whole = allocPacket(headroom + totalLength).subarray(headroom);
+    const whole = allocFragment(headroom, totalLength);
     copyBytes(whole, 0, packet, 0, totalLength);
     return [whole];
   }
@@ -73,7 +73,7 @@ function cutIPv4(firstHeader: Uint8Array, laterOptions: Uint8Array, payload: Uin
     if (room < 8) return undefined;
     const size = Math.min(room, payload.length - at);
     const last = at + size >= payload.length;
-    const f = headroom === 0 ? allocPacket(hl + size) : allocPacket(headroom + hl + size).subarray(headroom);
+    const f = allocFragment(headroom, hl + size);
     if (first) f.set(firstHeader, 0);
     else {
       f.set(firstHeader.subarray(0, 20), 0);
@@ -92,6 +92,11 @@ function cutIPv4(firstHeader: Uint8Array, laterOptions: Uint8Array, payload: Uin
     at += size;
   }
   return out;
+}
+
+/** `length` bytes for a fragment, `headroom` bytes into a buffer of their own (withHeadroom gives the whole). */
+function allocFragment(headroom: number, length: number): Uint8Array {
+  return headroom === 0 ? allocPacket(length) : allocPacket(headroom + length).subarray(headroom);
 }
 
 /** The `headroom` bytes before a fragment that fragmentIPv4Packet made with that headroom, and the fragment: one view, no copy. */

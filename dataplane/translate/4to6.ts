@@ -5,9 +5,9 @@ import { buildIcmp6Message } from "../packet/icmp6.js";
 import { fragmentationNeededRest, isIcmp4Error, verifyIcmp4Checksum } from "../packet/icmp4.js";
 import { IPPROTO, parseIPv4, type IPv4Header } from "../packet/ipv4.js";
 import { IPV6_FRAGMENT_HEADER_LENGTH, IPV6_HEADER_LENGTH, IPV6_MIN_MTU, writeFragmentHeader, writeIPv6Header } from "../packet/ipv6.js";
-import { allocPacket, copyPacket, outputPacket } from "./alloc.js";
+import { copyPacket, outputPacket } from "./alloc.js";
 import { fragmentIPv6Payload } from "../packet/fragment.js";
-import { copyBytes } from "../packet/buffers.js";
+import { allocPacket, copyBytes } from "../packet/buffers.js";
 import { icmp4Back, icmp4Untranslatable } from "./icmpErrors.js";
 import { drop, type DropReason, type TranslateResult } from "./result.js";
 import type { TranslatorState } from "./state.js";
@@ -92,11 +92,8 @@ export function translate4to6(t: TranslatorState, packet: Uint8Array, mapped = f
     // the packet, and only the first fragment's transport checksum changes; else it is translated
     // into a buffer of its own first.
     const asIs = icmp6 === undefined && !computeUdp;
-    let upper = packet.subarray(ip.payloadOffset, ip.payloadOffset + upperLength);
-    if (!asIs) {
-      upper = allocPacket(upperLength);
-      writeUpper(upper, 0);
-    }
+    const upper = asIs ? packet.subarray(ip.payloadOffset, ip.payloadOffset + upperLength) : allocPacket(upperLength);
+    if (!asIs) writeUpper(upper, 0);
     // §4.1: fragments so each IPv6 fragment fits lowest-ipv6-mtu; M and the identification come from the IPv4 packet.
     const packets = fragmentIPv6Payload(upper, {
       trafficClass: ip.tos, hopLimit, src: t.src6, dst: t.dst6, nextHeader,

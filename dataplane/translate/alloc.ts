@@ -2,8 +2,6 @@
 // else from allocPacket (dataplane/packet/buffers.ts).
 import { allocPacket, type PrefixViews } from "../packet/buffers.js";
 
-export { allocPacket };
-
 /**
  * The buffer a whole translated packet of `length` bytes is written to: the caller's output
  * buffer (TranslatorState.output, the forwarder's frame buffer, so the packet is written once,
