@@ -144,7 +144,7 @@ export function sendTunnelResult(r: Router, s: PacketState, t: TunnelResult, act
     case "forward": {
       if (route === undefined) return r.drop("internal-error");
       const port = r.ports.get(route.ifIndex)!;
-      if (!inOutput(r, t.packet)) r.outIp.set(t.packet);
+      // With a route, the result is an (re-)encapsulation's: written at r.outIp[0..t.length), where it is sent from.
       r.counters.actions[action]++;
       return transmit(r, s, port, route.nextHop.length === 4 ? 4 : 6, route.nextHop, t.length);
     }
@@ -165,9 +165,9 @@ export function sendTunnelResult(r: Router, s: PacketState, t: TunnelResult, act
   }
 }
 
-/** Whether `pkt` already sits where the frame is sent from (written there by a tunnel or the translator). */
+/** Whether `pkt` already sits where the frame is sent from: a translated packet the translator wrote there (r.outIpViews). */
 function inOutput(r: Router, pkt: Uint8Array): boolean {
-  return pkt.buffer === r.out.buffer && pkt.byteOffset === r.outIp.byteOffset;
+  return r.outIpViews.holds(pkt);
 }
 
 /** The IP packet at outIp[0..length] leaves on `port` towards `nextHop`, now or once resolved. */

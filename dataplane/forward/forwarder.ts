@@ -199,7 +199,7 @@ export class Forwarder {
     s.begin(port, emit);
     try {
       // Our own output buffer coming back in (a caller looping frames) must not be overwritten while read.
-      if (frame.buffer === r.out.buffer) frame = frame.slice();
+      if (r.outFrames.holds(frame)) frame = frame.slice();
       frameIn(r, s, frame);
     } catch {
       r.counters.drops["internal-error"]++;

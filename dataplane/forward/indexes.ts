@@ -348,7 +348,7 @@ export class EncapIndex implements RuleIndex<ParsedOf<"encapsulate">> {
     e.seq = ++this.seq;
     if (e.source.length === 4) {
       this.count4++;
-      if (e.sourceLength === 32) listAdd(this.hosts4, e.source4, e, moreSpecific);
+      if (e.sourceLength === 32) listAdd(this.hosts4, e.source4 | 0, e, moreSpecific);
       else this.nets4 = added(this.nets4, e, moreSpecific);
     } else {
       this.count6++;
@@ -361,7 +361,7 @@ export class EncapIndex implements RuleIndex<ParsedOf<"encapsulate">> {
     const e = p.entry;
     if (e.source.length === 4) {
       this.count4--;
-      if (e.sourceLength === 32) listRemove(this.hosts4, e.source4, e);
+      if (e.sourceLength === 32) listRemove(this.hosts4, e.source4 | 0, e);
       else this.nets4 = removed(this.nets4, e);
     } else {
       this.count6--;
@@ -375,7 +375,7 @@ export class EncapIndex implements RuleIndex<ParsedOf<"encapsulate">> {
    * selectors hold, host sources before prefixes (moreSpecific).
    */
   for4(src: number, dst: number): Encap | undefined {
-    const hosts = this.hosts4.get(src);
+    const hosts = this.hosts4.get(src | 0);
     if (hosts !== undefined) {
       for (let i = 0; i < hosts.length; i++) if (((dst & hosts[i].destinationMask4) >>> 0) === hosts[i].destination4) return hosts[i];
     }

@@ -83,6 +83,11 @@ export class Router {
   readonly outIp = this.out.subarray(ETH);
   /** The frames sent from `out`, as views by length made once each (no allocation per packet). */
   readonly outFrames = new PrefixViews(this.out);
+  /**
+   * The IP packets the translator writes into `outIp`, as views by length: which packet lies in the
+   * output buffer is told by these (PrefixViews.holds), not by `.buffer`, a C++ call in Node 20.
+   */
+  readonly outIpViews = new PrefixViews(this.outIp);
   /** A next hop taken from the packet being sent (egress.ts), so that none is allocated. */
   readonly nh4 = new Uint8Array(4);
   readonly nh6 = new Uint8Array(16);

@@ -38,7 +38,7 @@ function translated(r: Router, s: PacketState, t: TranslateResult, action: Forwa
         if (e !== undefined) {
           r.counters.actions[action]++;
           // The tunnel writes its outer packet into the output buffer: the inner one moves out first.
-          encap6in4(r, s, p.buffer === r.out.buffer ? p.slice() : p, e, false);
+          encap6in4(r, s, r.outIpViews.holds(p) ? p.slice() : p, e, false);
         } else originate(r, s, p, action);
       }
       return;
@@ -70,7 +70,7 @@ export function newTranslator(r: Router, firstIdentification: number): Translato
       sendUntranslatableErrors: s.sendUntranslatableErrors,
       icmp4ErrorMaxBytes: s.icmp4ErrorMaxBytes,
       eamHairpinning: s.eamHairpinning,
-    }, firstIdentification, r.outIp, r.identificationStep);
+    }, firstIdentification, r.outIpViews, r.identificationStep);
   } catch (e) {
     throw new ForwarderConfigError("worker.translator", (e as Error).message);
   }

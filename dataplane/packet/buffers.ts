@@ -32,9 +32,22 @@ export function allocPacket(length: number): Uint8Array {
 
 /** The views buf[0..n) of one buffer, each made once per length and handed out again after. */
 export class PrefixViews {
-  private readonly views: (Uint8Array | undefined)[] = [];
+  /**
+   * By length, one place for every length from the start: an array grown by assignment turns
+   * into a hash table (V8's dictionary elements) once a length leaves a gap of over 1,024 places
+   * (a 1,514-byte frame after 60-byte ones), and every lookup after is a hash probe. 8 bytes a
+   * place: 0.5 MB for the forwarder's 64 KiB output buffer.
+   */
+  private readonly views: (Uint8Array | undefined)[];
 
-  constructor(readonly buf: Uint8Array) {}
+  constructor(readonly buf: Uint8Array) {
+    this.views = new Array<Uint8Array | undefined>(buf.length + 1).fill(undefined);
+  }
+
+  /** Whether `v` is one of the views this has handed out (no `.buffer`: a C++ call in Node 20). */
+  holds(v: Uint8Array): boolean {
+    return this.views[v.length] === v;
+  }
 
   /** buf.subarray(0, n), the same object for the same n; n in 0..buf.length. */
   of(n: number): Uint8Array {

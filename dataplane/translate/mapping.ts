@@ -100,8 +100,10 @@ function masks6(length: number): Uint32Array {
 }
 
 /**
- * A 32-bit hash of the bits of an IPv6 address set in `mask`: a Map keyed by a number needs no
- * string built per packet. Prefixes that collide share a bucket and are told apart by `samePrefix`.
+ * A 32-bit hash of the bits of an IPv6 address set in `mask`, signed: a Map keyed by a number
+ * needs no string built per packet, and a V8 small integer (an unsigned hash above 2^31 would be a
+ * boxed number, hashed in C++ on every probe). Prefixes that collide share a bucket and are told
+ * apart by `samePrefix`.
  */
 function hash6(buf: Uint8Array, offset: number, mask: Uint32Array): number {
   let h = 0x811c9dc5;
@@ -109,7 +111,7 @@ function hash6(buf: Uint8Array, offset: number, mask: Uint32Array): number {
     h = Math.imul(h ^ (read32(buf, offset + 4 * i) & mask[i]), 0x01000193);
     h ^= h >>> 15;
   }
-  return h >>> 0;
+  return h | 0;
 }
 
 function samePrefix(prefix: Uint8Array, buf: Uint8Array, offset: number, mask: Uint32Array): boolean {
@@ -163,8 +165,8 @@ export class AddressMapping {
 
       let m4 = by4.get(e.ipv4Length);
       if (m4 === undefined) by4.set(e.ipv4Length, (m4 = new Map()));
-      if (m4.has(entry.ipv4)) throw new AddressMappingError(`explicit address mapping: ${ipv4Text(entry.ipv4)}/${e.ipv4Length} appears twice`);
-      m4.set(entry.ipv4, entry);
+      if (m4.has(entry.ipv4 | 0)) throw new AddressMappingError(`explicit address mapping: ${ipv4Text(entry.ipv4)}/${e.ipv4Length} appears twice`);
+      m4.set(entry.ipv4 | 0, entry);
 
       let m6 = by6.get(e.ipv6Length);
       if (m6 === undefined) by6.set(e.ipv6Length, (m6 = new Map()));
@@ -278,7 +280,7 @@ export class AddressMapping {
    */
   eam4to6(ipv4: number, out: Uint8Array, offset: number): boolean {
     for (let i = 0; i < this.eam4.length; i++) {
-      const e = this.eam4[i].get((ipv4 & this.eam4Masks[i]) >>> 0);
+      const e = this.eam4[i].get(ipv4 & this.eam4Masks[i]);
       if (e === undefined) continue;
       out.set(e.ipv6, offset);
       // RFC 7757 §3.2: the suffix bits of the IPv4 address follow the IPv6 prefix.

@@ -31,13 +31,14 @@ export class Translator implements TranslatorState {
 
   /**
    * Throws TranslatorConfigError on settings out of range; never afterwards. `output`: where
-   * whole translated packets are written when they fit (TranslatorState.output); the packets
-   * returned are then views of it, valid until the next call.
+   * whole translated packets are written when they fit (TranslatorState.output), or its views
+   * (the forwarder shares its own); the packets returned are then views of it, valid until the
+   * next call. An input may be one of those packets; it must not otherwise overlap `output`.
    */
-  constructor(config: TranslatorConfig, firstIdentification = 1, output?: Uint8Array, identificationStep = 1) {
+  constructor(config: TranslatorConfig, firstIdentification = 1, output?: Uint8Array | PrefixViews, identificationStep = 1) {
     this.cfg = resolveConfig(config);
     this.identification = new IdentificationCounter(16, firstIdentification, identificationStep);
-    this.output = output === undefined ? undefined : new PrefixViews(output);
+    this.output = output === undefined || output instanceof PrefixViews ? output : new PrefixViews(output);
   }
 
   /** RFC 7915 §5.1 "Identification": a counter, unique per source and destination for 65,536 packets (for 65,536 / step with a step). */
@@ -70,7 +71,7 @@ export class Translator implements TranslatorState {
 
   /** `p`, or a copy of it when it lies in the output buffer. */
   private outside(p: Uint8Array): Uint8Array {
-    return this.output !== undefined && p.buffer === this.output.buf.buffer ? copyPacket(p, 0, p.length) : p;
+    return this.output !== undefined && this.output.holds(p) ? copyPacket(p, 0, p.length) : p;
   }
 
   /**

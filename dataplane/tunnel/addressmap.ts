@@ -77,6 +77,7 @@ export class Ipv6Map<T> {
 
 /** A map from IPv4 or IPv6 addresses (given as bytes) to values: IPv4 keys are the address as a number, IPv6 ones an Ipv6Map. */
 export class AddressMap<T> {
+  /** By the address as a signed 32-bit number: a V8 small integer, where an unsigned one above 2^31 is a boxed number the Map hashes in C++. */
   private readonly v4 = new Map<number, T>();
   private readonly v6 = new Ipv6Map<T>();
 
@@ -86,18 +87,18 @@ export class AddressMap<T> {
 
   /** `address` is 4 bytes (IPv4) or 16 bytes (IPv6). */
   set(address: Uint8Array, value: T): void {
-    if (address.length === 4) this.v4.set(read32(address, 0), value);
+    if (address.length === 4) this.v4.set(read32(address, 0) | 0, value);
     else if (address.length === 16) this.v6.set(address, value);
     else throw new RangeError(`an address is 4 or 16 bytes, not ${address.length}`);
   }
 
   delete(address: Uint8Array): boolean {
-    return address.length === 4 ? this.v4.delete(read32(address, 0)) : this.v6.delete(address);
+    return address.length === 4 ? this.v4.delete(read32(address, 0) | 0) : this.v6.delete(address);
   }
 
   /** The value for the address at buf[offset..], 4 or 16 bytes by `family`. */
   get(buf: Uint8Array, offset: number, family: IPFamily): T | undefined {
-    return family === 4 ? this.v4.get(read32(buf, offset)) : this.v6.get(buf, offset);
+    return family === 4 ? this.v4.get(read32(buf, offset) | 0) : this.v6.get(buf, offset);
   }
 
   has(buf: Uint8Array, offset: number, family: IPFamily): boolean {

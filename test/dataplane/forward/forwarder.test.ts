@@ -168,6 +168,29 @@ test("the emitted frame is a view into a reused buffer; the input frame may be r
   t.is(hex(views[0].subarray(14 + 16, 14 + 20)), hex(ip4("203.0.113.10")), "the first view now shows the second packet");
 });
 
+test("a frame emit handed out, passed straight back in, is forwarded as a copy of it would be", (t) => {
+  // The 4→6 translation's frame (69 bytes) is a view of the output buffer. The test writes a
+  // 4in4 frame of the same length into that view and hands the view back: re-encapsulated 4in6,
+  // its outer IPv6 header is written where the inner packet starts, so read in place the inner
+  // packet would be overwritten before it is copied.
+  const f = lab();
+  let view: Uint8Array | undefined;
+  f.processFrame(1, udp4Frame("203.0.113.5", "198.51.100.20"), (_i, frame) => (view = frame));
+  // The home agent's tunnel to the VM's pool address (flow 3.1 j), 69 bytes.
+  const inner = buildUdp4({ src: ip4("203.0.113.5"), dst: ip4("192.0.2.1"), srcPort: 1000, dstPort: 2000, ttl: 64 }, new TextEncoder().encode("payload"));
+  const outer = buildIPv4Packet({ src: ip4("192.0.2.10"), dst: ip4("198.51.100.10"), ttl: 64, protocol: IPPROTO.IPIP }, inner);
+  const again = buildEthernetFrame(MAC.v4, parseMac("02:00:00:00:04:10"), ETHERTYPE.IPV4, outer);
+  t.is(view?.length, again.length);
+  view!.set(again);
+  const looped = collector();
+  f.processFrame(1, view!, looped.emit);
+  const fresh = collector();
+  lab().processFrame(1, again, fresh.emit);
+  t.is(fresh.sent.length, 1);
+  t.is(f.counters.actions["reencap-4in4-4in6"], 1);
+  t.is(hex(looped.sent[0].frame), hex(fresh.sent[0].frame));
+});
+
 test("configuration errors name the field", (t) => {
   const base = labWorker();
   const bad = (mutate: (c: Record<string, any>) => void): string => {

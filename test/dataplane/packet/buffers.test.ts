@@ -18,6 +18,17 @@ test("PrefixViews.of(n) is buf[0..n), the same object for the same length, over 
   t.is(v.of(100).length, 100);
 });
 
+test("PrefixViews.holds is true for the views it handed out, and for no other view of the same memory", (t) => {
+  const buf = new Uint8Array(64);
+  const views = new PrefixViews(buf);
+  const v = views.of(20);
+  t.true(views.holds(v));
+  t.true(views.holds(views.of(0)));
+  t.false(views.holds(buf.subarray(0, 20)), "the same bytes, another object");
+  t.false(views.holds(buf.subarray(0, 30)), "a length it has not handed out");
+  t.false(views.holds(new Uint8Array(20)));
+});
+
 test("PrefixViews.of refuses a length outside the buffer", (t) => {
   const v = new PrefixViews(new Uint8Array(10));
   t.throws(() => v.of(11), { instanceOf: RangeError });
