@@ -182,12 +182,15 @@ export class Forwarder {
     refreshTranslator(this.router);
   }
 
-  processBatch(ingressIf: number, frames: readonly Uint8Array[], count: number, emit: Emit, now?: number): void {
+  /** `packets`: the frames past their Ethernet header, when the caller keeps such views (FrameBatchHandler). */
+  processBatch(ingressIf: number, frames: readonly Uint8Array[], count: number, emit: Emit, now?: number, packets?: readonly Uint8Array[]): void {
     const n = Math.min(count, frames.length);
-    for (let i = 0; i < n; i++) this.processFrame(ingressIf, frames[i], emit, now);
+    if (packets !== undefined && packets.length >= n) for (let i = 0; i < n; i++) this.processFrame(ingressIf, frames[i], emit, now, packets[i]);
+    else for (let i = 0; i < n; i++) this.processFrame(ingressIf, frames[i], emit, now);
   }
 
-  processFrame(ingressIf: number, frame: Uint8Array, emit: Emit, now?: number): void {
+  /** `packet`: frame.subarray(14) when the caller has that view (no view is then made per frame). */
+  processFrame(ingressIf: number, frame: Uint8Array, emit: Emit, now?: number, packet?: Uint8Array): void {
     const r = this.router;
     if (now !== undefined) r.now = now;
     const port = r.ports.get(ingressIf);
@@ -199,8 +202,11 @@ export class Forwarder {
     s.begin(port, emit);
     try {
       // Our own output buffer coming back in (a caller looping frames) must not be overwritten while read.
-      if (r.outFrames.holds(frame)) frame = frame.slice();
-      frameIn(r, s, frame);
+      if (r.outFrames.holds(frame)) {
+        frame = frame.slice();
+        packet = undefined;
+      }
+      frameIn(r, s, frame, packet);
     } catch {
       r.counters.drops["internal-error"]++;
       s.inner = undefined;

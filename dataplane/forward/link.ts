@@ -8,8 +8,8 @@ import { ETH, type PacketState } from "./packet.js";
 import { arp } from "./responder.js";
 import type { Router } from "./router.js";
 
-/** A frame received on `s.port`. */
-export function frameIn(r: Router, s: PacketState, frame: Uint8Array): void {
+/** A frame received on `s.port`; `packet`, when given, is frame.subarray(ETH), a view the caller keeps. */
+export function frameIn(r: Router, s: PacketState, frame: Uint8Array, packet?: Uint8Array): void {
   const port = s.port;
   port.counters.rxPackets++;
   port.counters.rxBytes += frame.length;
@@ -27,9 +27,9 @@ export function frameIn(r: Router, s: PacketState, frame: Uint8Array): void {
   if (type === ETHERTYPE.IPV4) {
     // IP to a link-layer broadcast/multicast is not routed (RFC 1812 §5.3.4 for broadcast).
     if ((frame[0] & 1) !== 0) return r.drop("not-for-us");
-    return ip(r, s, frame.subarray(ETH), 4, false);
+    return ip(r, s, packet ?? frame.subarray(ETH), 4, false);
   }
-  if (type === ETHERTYPE.IPV6) return ip(r, s, frame.subarray(ETH), 6, (frame[0] & 1) !== 0);
+  if (type === ETHERTYPE.IPV6) return ip(r, s, packet ?? frame.subarray(ETH), 6, (frame[0] & 1) !== 0);
   if (type === ETHERTYPE.ARP) return arp(r, s);
   // RFC 903 RARP: no one here answers it; QEMU sends it from a VM's MAC once the VM runs after
   // a live migration, and OVN's activation-strategy=rarp moves a port on it, as the agent does.

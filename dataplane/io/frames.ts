@@ -7,8 +7,11 @@
  * Called with every frame that arrived since the last call (at most one event-loop turn's worth).
  * The frames are views into a buffer the port reuses: they are valid until the handler returns,
  * so a caller that keeps one (a frame queued behind a neighbour resolution) copies it.
+ * `packets`, when the port keeps them: each frame past its 14-byte Ethernet header
+ * (frames[i].subarray(14)), views made once per place in its buffer as the frames are, so the
+ * forwarder makes none per frame.
  */
-export type FrameBatchHandler = (frames: readonly Uint8Array[]) => void;
+export type FrameBatchHandler = (frames: readonly Uint8Array[], packets?: readonly Uint8Array[]) => void;
 
 export interface FramePortStats {
   /** Frames handed to the batch handler. */

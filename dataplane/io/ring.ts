@@ -85,6 +85,8 @@ export function ringFrameSize(mtu: number): number {
   return size;
 }
 
+/** The Ethernet II header: where the packet views (FrameBatchHandler's `packets`) start. */
+const ETH = 14;
 const STAGE_FRAMES = 1024;
 const STAGE_SLOT = 2048;
 
@@ -103,6 +105,9 @@ class RingPort implements FramePort {
    * time is the price of a view per frame at a million frames a second).
    */
   private readonly views: (Uint8Array | undefined)[] = [];
+  /** The same frames past their Ethernet header (FrameBatchHandler's `packets`), kept alike. */
+  private readonly packetViews: Uint8Array[] = [];
+  private readonly packets: Uint8Array[] = [];
   /** Where each of those views starts in the ring (reading `byteOffset` back is a builtin call in Node 20). */
   private readonly viewOffsets: Int32Array;
   private readonly frameSize: number;
@@ -135,6 +140,7 @@ class RingPort implements FramePort {
     const frames = this.frames;
     const desc = this.desc;
     const views = this.views;
+    const packets = this.packets;
     let n = 0;
     for (let i = 0; i < count; i++) {
       const off = desc[2 * i];
@@ -146,21 +152,29 @@ class RingPort implements FramePort {
         view = new Uint8Array(this.ring, off, len);
         views[place] = view;
         this.viewOffsets[place] = off;
+        this.packetViews[place] = new Uint8Array(this.ring, off + ETH, Math.max(0, len - ETH));
       }
-      if (n < frames.length) frames[n] = view;
-      else frames.push(view);
+      if (n < frames.length) {
+        frames[n] = view;
+        packets[n] = this.packetViews[place];
+      } else {
+        frames.push(view);
+        packets.push(this.packetViews[place]);
+      }
       n++;
     }
     frames.length = n;
+    packets.length = n;
     if (n === 0) return;
     this.s.received += n;
     this.s.batches++;
     this.inBatch = true;
     try {
-      this.onBatch?.(frames);
+      this.onBatch?.(frames, packets);
     } finally {
       this.inBatch = false;
       frames.length = 0;
+      packets.length = 0;
       this.flushSends();
     }
   };

@@ -11,8 +11,8 @@ export function forwardOnPorts(forwarder: Forwarder, ports: FramePort[]): Emit {
   // The batch form: what a batch produced leaves on every port in one system call per port.
   const flushing = ports.filter((p) => p.flushSends);
   ports.forEach((port, index) => {
-    port.start((frames) => {
-      forwarder.processBatch(index, frames as Uint8Array[], frames.length, emit, Date.now());
+    port.start((frames, packets) => {
+      forwarder.processBatch(index, frames, frames.length, emit, Date.now(), packets);
       for (const p of flushing) p.flushSends!();
     });
   });

@@ -191,6 +191,20 @@ test("a frame emit handed out, passed straight back in, is forwarded as a copy o
   t.is(hex(looped.sent[0].frame), hex(fresh.sent[0].frame));
 });
 
+test("processBatch with the frames' packet views (as the ring hands them) sends what it sends without them", (t) => {
+  const frames = [udp4Frame("192.0.2.1", "203.0.113.9"), udp6Frame("2001:db8:1::50", "2001:db8:64::cb00:7105"), udp4Frame("203.0.113.5", "198.51.100.20")];
+  const ingress = [1, 2, 1];
+  const run = (withPackets: boolean): string[] => {
+    const f = lab();
+    const c = collector();
+    frames.forEach((frame, i) => f.processBatch(ingress[i], [frame], 1, c.emit, 0, withPackets ? [frame.subarray(14)] : undefined));
+    return c.sent.map((s) => `${s.ifIndex} ${hex(s.frame)}`);
+  };
+  const plain = run(false);
+  t.is(plain.length, 3);
+  t.deepEqual(run(true), plain);
+});
+
 test("configuration errors name the field", (t) => {
   const base = labWorker();
   const bad = (mutate: (c: Record<string, any>) => void): string => {

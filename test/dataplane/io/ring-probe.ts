@@ -13,8 +13,16 @@ const gotB: { len: number; seq: number }[] = [];
 const batchesB: number[] = [];
 // Only our test frames count: the kernel sends IPv6 router solicitations and MLD on ra itself.
 a.start((frames) => { for (const f of frames) if (f[12] === 0x88 && f[13] === 0xb5) gotA.push(f.length); });
-b.start((frames) => {
+// Each frame's packet view (FrameBatchHandler's `packets`): the same memory past the Ethernet header.
+let packetsSeen = 0;
+let packetsBad = 0;
+b.start((frames, packets) => {
   batchesB.push(frames.length);
+  frames.forEach((f, i) => {
+    const p = packets?.[i];
+    packetsSeen += p === undefined ? 0 : 1;
+    if (p === undefined || p.buffer !== f.buffer || p.byteOffset !== f.byteOffset + 14 || p.length !== f.length - 14) packetsBad++;
+  });
   for (const f of frames) if (f[12] === 0x88 && f[13] === 0xb5) gotB.push({ len: f.length, seq: (f[14] << 8) | f[15] });
 });
 function frame(seq: number, len: number): Uint8Array {
@@ -38,6 +46,6 @@ a.send(frame(seq++, 14 + 1500)); // at the ring's MTU
 a.send(frame(seq++, 3000)); // over it
 a.flushSends!();
 await new Promise((r) => setTimeout(r, 300));
-process.stdout.write(JSON.stringify({ gotA, gotB: gotB.length, seqs: gotB.map((g) => g.seq), lens: gotB.map((g) => g.len), batchesB, sent, a: a.stats(), b: b.stats() }) + "\n");
+process.stdout.write(JSON.stringify({ gotA, gotB: gotB.length, seqs: gotB.map((g) => g.seq), lens: gotB.map((g) => g.len), batchesB, packetsSeen, packetsBad, sent, a: a.stats(), b: b.stats() }) + "\n");
 a.close();
 b.close();

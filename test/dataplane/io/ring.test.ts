@@ -40,7 +40,7 @@ const PIPELINE_PROBE = join(import.meta.dirname, "ring-pipeline-probe.ts");
 const SENDFULL_PROBE = join(import.meta.dirname, "ring-sendfull-probe.ts");
 const SCHEDULING_PROBE = join(import.meta.dirname, "ring-scheduling-probe.ts");
 
-live("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames left out", async (t) => {
+live("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames left out, each frame with its packet view", async (t) => {
   const lab = NetnsLab.create(t);
   const ns = await lab.addNamespace("m46io");
   await lab.addVethPair(ns, "ra", ns, "rb", 4000);
@@ -55,6 +55,8 @@ live("batches of 1, 2 and 512 frames, frames at and over the MTU, own frames lef
   t.true(r.b.received >= 516);
   t.true(r.batchesB.some((n: number) => n > 1), "frames that arrive together are handed over together");
   t.is(r.b.captureDrops, 0);
+  t.true(r.packetsSeen >= 516, "every frame came with its view past the Ethernet header");
+  t.is(r.packetsBad, 0, "each packet view is its frame's bytes from offset 14");
 });
 
 // The fault behind the live tests' rare "no packets through the worker": a packet socket opened
