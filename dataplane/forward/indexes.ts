@@ -333,6 +333,7 @@ function moreSpecific(a: Encap, b: Encap): number {
  * by address, the rest (prefixes, "any") in one list; each list most specific first.
  */
 export class EncapIndex implements RuleIndex<ParsedOf<"encapsulate">> {
+  /** By the source as a signed 32-bit number: a V8 small integer, not a boxed one above 2^31. */
   private readonly hosts4 = new Map<number, Encap[]>();
   private readonly hosts6 = new Ipv6Map<Encap[]>();
   private readonly hostLists6 = ipv6Keyed(this.hosts6);

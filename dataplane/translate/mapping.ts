@@ -126,7 +126,7 @@ function ipv4Text(v: number): string {
 }
 
 export class AddressMapping {
-  /** EAM by IPv4 prefix: one Map per prefix length present, longest first (RFC 7757 §3.2). */
+  /** EAM by IPv4 prefix: one Map per prefix length present, longest first (RFC 7757 §3.2), keyed by the network as a signed 32-bit number (a V8 small integer, as in hash6). */
   private readonly eam4Masks: number[];
   private readonly eam4: Map<number, EamEntry>[];
   /** EAM by IPv6 prefix: one Map of hash buckets per prefix length present, longest first. */
