@@ -185,6 +185,7 @@ export class Forwarder {
   /** `packets`: the frames past their Ethernet header, when the caller keeps such views (FrameBatchHandler). */
   processBatch(ingressIf: number, frames: readonly Uint8Array[], count: number, emit: Emit, now?: number, packets?: readonly Uint8Array[]): void {
     const n = Math.min(count, frames.length);
+    // Two loops, not `packets?.[i]` in one: that one measured ~5 % slower (bench/pipeline-ab.ts).
     if (packets !== undefined && packets.length >= n) for (let i = 0; i < n; i++) this.processFrame(ingressIf, frames[i], emit, now, packets[i]);
     else for (let i = 0; i < n; i++) this.processFrame(ingressIf, frames[i], emit, now);
   }

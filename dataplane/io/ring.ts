@@ -17,6 +17,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ETHERNET_HEADER_LENGTH as ETH } from "../packet/ethernet.js";
 import { interfaceMac } from "./cap.js";
 import type { FrameBatchHandler, FrameIo, FramePort, FramePortOptions, FramePortStats } from "./frames.js";
 
@@ -85,8 +86,6 @@ export function ringFrameSize(mtu: number): number {
   return size;
 }
 
-/** The Ethernet II header: where the packet views (FrameBatchHandler's `packets`) start. */
-const ETH = 14;
 const STAGE_FRAMES = 1024;
 const STAGE_SLOT = 2048;
 
@@ -125,7 +124,7 @@ class RingPort implements FramePort {
     const frameSize = ringFrameSize(mtu);
     this.frameSize = frameSize;
     const frameCount = Math.max(64, Math.floor((options.bufferBytes ?? 16 << 20) / frameSize));
-    this.slot = Math.max(STAGE_SLOT, 14 + mtu + 64);
+    this.slot = Math.max(STAGE_SLOT, ETH + mtu + 64);
     this.stage = new Uint8Array(STAGE_FRAMES * this.slot);
     [this.handle, this.ring, this.desc] = lib.open(name, frameSize, frameCount, options.maxBatch ?? 1024, this.ready, options.fanout ?? false);
     this.viewOffsets = new Int32Array(Math.ceil(this.ring.byteLength / frameSize)).fill(-1);
@@ -154,13 +153,8 @@ class RingPort implements FramePort {
         this.viewOffsets[place] = off;
         this.packetViews[place] = new Uint8Array(this.ring, off + ETH, Math.max(0, len - ETH));
       }
-      if (n < frames.length) {
-        frames[n] = view;
-        packets[n] = this.packetViews[place];
-      } else {
-        frames.push(view);
-        packets.push(this.packetViews[place]);
-      }
+      frames[n] = view;
+      packets[n] = this.packetViews[place];
       n++;
     }
     frames.length = n;
@@ -182,7 +176,7 @@ class RingPort implements FramePort {
   send(frame: Uint8Array): boolean {
     if (this.closed) return false;
     const len = frame.length;
-    if (len > this.slot || len < 14) {
+    if (len > this.slot || len < ETH) {
       this.s.sendErrors++;
       return false;
     }

@@ -165,8 +165,9 @@ export class AddressMapping {
 
       let m4 = by4.get(e.ipv4Length);
       if (m4 === undefined) by4.set(e.ipv4Length, (m4 = new Map()));
-      if (m4.has(entry.ipv4 | 0)) throw new AddressMappingError(`explicit address mapping: ${ipv4Text(entry.ipv4)}/${e.ipv4Length} appears twice`);
-      m4.set(entry.ipv4 | 0, entry);
+      const key4 = entry.ipv4 | 0;
+      if (m4.has(key4)) throw new AddressMappingError(`explicit address mapping: ${ipv4Text(entry.ipv4)}/${e.ipv4Length} appears twice`);
+      m4.set(key4, entry);
 
       let m6 = by6.get(e.ipv6Length);
       if (m6 === undefined) by6.set(e.ipv6Length, (m6 = new Map()));
