@@ -3,6 +3,7 @@
 import { EventEmitter } from "node:events";
 import { connect, type Socket } from "node:net";
 import { createInterface } from "node:readline";
+import { retry } from "../../lib/retry.js";
 
 export interface QmpEvent { event: string; data?: Record<string, unknown>; timestamp?: { seconds: number; microseconds: number } }
 
@@ -43,14 +44,19 @@ export class Qmp extends EventEmitter {
     sock.on("error", () => undefined);
   }
 
-  /** Connects, reads the greeting and leaves capabilities negotiation mode. */
+  /**
+   * Connects, reads the greeting and leaves capabilities negotiation mode. A connect that finds
+   * the monitor's listen queue full (EAGAIN on a unix socket: QEMU has not yet taken the last
+   * client's close, as after destinationRefused's polling) is tried again until `timeoutMs`.
+   */
   static async open(path: string, timeoutMs = 5_000): Promise<Qmp> {
-    const sock = await new Promise<Socket>((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const sock = await retry(() => new Promise<Socket>((resolve, reject) => {
       const s = connect(path);
-      const timer = setTimeout(() => { s.destroy(); reject(new QmpError(`QMP ${path}: no connection in ${timeoutMs} ms`)); }, timeoutMs);
+      const timer = setTimeout(() => { s.destroy(); reject(new QmpError(`QMP ${path}: no connection in ${timeoutMs} ms`)); }, Math.max(1, deadline - Date.now()));
       s.once("connect", () => { clearTimeout(timer); resolve(s); });
-      s.once("error", (e) => { clearTimeout(timer); reject(new QmpError(`QMP ${path}: ${e.message}`)); });
-    });
+      s.once("error", (e: NodeJS.ErrnoException) => { clearTimeout(timer); reject(Object.assign(new QmpError(`QMP ${path}: ${e.message}`), { code: e.code })); });
+    }), { baseMs: 10, capMs: 100, deadline, retryable: (e) => (e as { code?: string }).code === "EAGAIN" });
     const greeting = await new Promise<string>((resolve, reject) => {
       let buf = "";
       // QEMU serves one monitor client at a time: a connection left open would lock others out.
